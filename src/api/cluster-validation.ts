@@ -1,0 +1,69 @@
+// Rules for a Cluster that span fields: role counts, networks, versions, what may change.
+import type { FieldCause } from './errors.js';
+import type { ClusterSpec } from './kinds.js';
+import type { Resource } from './meta.js';
+import type { ValidationContext } from './registry.js';
+import { cidrsOverlap, parseCidr, type Cidr } from './cidr.js';
+
+export const DEFAULT_POD_CIDR = '10.244.0.0/16';
+export const DEFAULT_SERVICE_CIDR = '10.96.0.0/16';
+
+export function validateCluster(obj: Resource, old: Resource | undefined, ctx: ValidationContext): FieldCause[] {
+  const spec = obj.spec as ClusterSpec;
+  const causes: FieldCause[] = [];
+  const add = (field: string, message: string) => causes.push({ field, message });
+
+  const names = new Set<string>();
+  let etcd = 0;
+  let controlplane = 0;
+  spec.nodePools.forEach((pool, i) => {
+    if (names.has(pool.name)) add(`spec.nodePools[${i}].name`, `duplicate pool name ${JSON.stringify(pool.name)}`);
+    names.add(pool.name);
+    if (pool.roles.includes('etcd')) etcd += pool.replicas;
+    if (pool.roles.includes('controlplane')) controlplane += pool.replicas;
+  });
+  const etcdPool = spec.nodePools.findIndex((p) => p.roles.includes('etcd'));
+  const cpPool = spec.nodePools.findIndex((p) => p.roles.includes('controlplane'));
+  if (etcd === 0) {
+    add(etcdPool >= 0 ? `spec.nodePools[${etcdPool}].replicas` : 'spec.nodePools', 'the cluster needs at least one etcd member');
+  } else if (etcd % 2 === 0) {
+    add(`spec.nodePools[${etcdPool}].replicas`, `etcd needs an odd member count for a clear quorum; got ${etcd}`);
+  }
+  if (controlplane === 0) {
+    add(cpPool >= 0 ? `spec.nodePools[${cpPool}].replicas` : 'spec.nodePools', 'the cluster needs at least one controlplane machine');
+  }
+
+  if (spec.kubernetesVersion !== undefined && !ctx.kubernetesVersions.includes(spec.kubernetesVersion)) {
+    add('spec.kubernetesVersion', `unsupported version ${spec.kubernetesVersion}; supported: ${ctx.kubernetesVersions.join(', ')}`);
+  }
+
+  const pod = checkCidr(spec.network?.podCIDR, 'spec.network.podCIDR', add);
+  const svc = checkCidr(spec.network?.serviceCIDR, 'spec.network.serviceCIDR', add);
+  if (pod && svc && cidrsOverlap(pod, svc)) {
+    add('spec.network.serviceCIDR', `${spec.network?.serviceCIDR} overlaps the pod CIDR ${spec.network?.podCIDR}`);
+  }
+
+  if (old) {
+    const oldSpec = old.spec as ClusterSpec;
+    if ((oldSpec.provider ?? 'local') !== (spec.provider ?? 'local')) add('spec.provider', 'is immutable');
+    if (JSON.stringify(oldSpec.network ?? {}) !== JSON.stringify(spec.network ?? {})) add('spec.network', 'is immutable');
+    oldSpec.nodePools.forEach((oldPool) => {
+      const i = spec.nodePools.findIndex((p) => p.name === oldPool.name);
+      const pool = spec.nodePools[i];
+      if (pool && JSON.stringify([...pool.roles].sort()) !== JSON.stringify([...oldPool.roles].sort())) {
+        add(`spec.nodePools[${i}].roles`, 'roles of an existing pool are immutable; add a new pool instead');
+      }
+    });
+  }
+  return causes;
+}
+
+function checkCidr(value: string | undefined, field: string, add: (f: string, m: string) => void): Cidr | undefined {
+  if (value === undefined) return parseCidr(field.endsWith('podCIDR') ? DEFAULT_POD_CIDR : DEFAULT_SERVICE_CIDR) as Cidr;
+  const parsed = parseCidr(value);
+  if (typeof parsed === 'string') {
+    add(field, parsed);
+    return undefined;
+  }
+  return parsed;
+}

@@ -1,0 +1,218 @@
+// The schemas of every kind Marina serves. These TypeBox definitions are the single source for
+// request validation, the OpenAPI document and the TypeScript types.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { API_VERSION, Name, ObjectMeta, statusSchema } from './meta.js';
+
+const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 4096 }));
+
+function envelope<S extends TSchema, T extends TSchema>(kind: string, spec: S, status: T, description: string) {
+  return Type.Object(
+    {
+      apiVersion: Type.Literal(API_VERSION),
+      kind: Type.Literal(kind),
+      metadata: ObjectMeta,
+      spec,
+      status: Type.Optional(status),
+    },
+    { additionalProperties: false, $id: kind, description },
+  );
+}
+
+// ---------- User & Project (tenancy) ----------
+
+export const Role = Type.Union(
+  [Type.Literal('admin'), Type.Literal('operator'), Type.Literal('member'), Type.Literal('viewer')],
+  { description: 'admin: everything incl. members; operator: day-2 operations; member: create/change; viewer: read' },
+);
+export type Role = Static<typeof Role>;
+
+export const UserSpec = Type.Object(
+  {
+    displayName: Type.Optional(Type.String({ maxLength: 256 })),
+    platformAdmin: Type.Optional(Type.Boolean({ description: 'may manage users and every project' })),
+  },
+  { additionalProperties: false },
+);
+export const User = envelope('User', UserSpec, statusSchema({}), 'A person or robot that holds API tokens');
+export type User = Static<typeof User>;
+
+export const Member = Type.Object({ user: Name, role: Role }, { additionalProperties: false });
+export const ProjectSpec = Type.Object(
+  {
+    displayName: Type.Optional(Type.String({ maxLength: 256 })),
+    members: Type.Array(Member, { maxItems: 1000, default: [] }),
+  },
+  { additionalProperties: false },
+);
+export const Project = envelope('Project', ProjectSpec, statusSchema({}), 'A tenant: owns clusters and their members');
+export type Project = Static<typeof Project>;
+
+// ---------- Secret ----------
+
+export const SecretSpec = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 253, description: 'e.g. marina.dev/pki, marina.dev/kubeconfig' }),
+    data: Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 1048576 })),
+  },
+  { additionalProperties: false },
+);
+export const Secret = envelope('Secret', SecretSpec, statusSchema({}), 'Sensitive data, encrypted at rest');
+export type Secret = Static<typeof Secret>;
+
+// ---------- Cluster, NodePool, Machine ----------
+
+export const MachineRole = Type.Union([Type.Literal('etcd'), Type.Literal('controlplane'), Type.Literal('worker')]);
+export type MachineRole = Static<typeof MachineRole>;
+
+export const Taint = Type.Object(
+  {
+    key: Type.String({ minLength: 1, maxLength: 316 }),
+    value: Type.Optional(Type.String({ maxLength: 63 })),
+    effect: Type.Union([Type.Literal('NoSchedule'), Type.Literal('PreferNoSchedule'), Type.Literal('NoExecute')]),
+  },
+  { additionalProperties: false },
+);
+export type Taint = Static<typeof Taint>;
+
+export const MachineSpecTemplate = Type.Object(
+  {
+    image: Type.Optional(Type.String({ maxLength: 256, description: 'provider image (OpenStack: Glance image)' })),
+    flavor: Type.Optional(Type.String({ maxLength: 256, description: 'provider size (OpenStack: Nova flavor)' })),
+    network: Type.Optional(Type.String({ maxLength: 256, description: 'provider network (OpenStack: Neutron network)' })),
+    cpu: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, description: 'CPUs reported as Node capacity' })),
+    memoryMiB: Type.Optional(Type.Integer({ minimum: 64, maximum: 16777216, description: 'memory reported as Node capacity' })),
+  },
+  { additionalProperties: false },
+);
+export type MachineSpecTemplate = Static<typeof MachineSpecTemplate>;
+
+export const RuntimeOptions = Type.Object(
+  {
+    maxPods: Type.Optional(Type.Integer({ minimum: 1, maximum: 2500 })),
+  },
+  { additionalProperties: false },
+);
+
+export const NodePoolTemplate = Type.Object(
+  {
+    name: Name,
+    roles: Type.Array(MachineRole, { minItems: 1, maxItems: 3, uniqueItems: true }),
+    replicas: Type.Integer({ minimum: 0, maximum: 500 }),
+    machine: Type.Optional(MachineSpecTemplate),
+    labels: Type.Optional(StringMap),
+    taints: Type.Optional(Type.Array(Taint, { maxItems: 64 })),
+    runtime: Type.Optional(RuntimeOptions),
+  },
+  { additionalProperties: false },
+);
+export type NodePoolTemplate = Static<typeof NodePoolTemplate>;
+
+export const Provider = Type.Union([
+  Type.Literal('local'),
+  Type.Literal('openstack'),
+  Type.Literal('import'),
+  Type.Literal('sim'),
+]);
+export type Provider = Static<typeof Provider>;
+
+export const ClusterSpec = Type.Object(
+  {
+    provider: Type.Optional(Provider),
+    kubernetesVersion: Type.Optional(
+      Type.String({ pattern: '^v[0-9]+\\.[0-9]+\\.[0-9]+$', description: 'one of the toolchain versions; default: newest' }),
+    ),
+    network: Type.Optional(
+      Type.Object(
+        {
+          podCIDR: Type.Optional(Type.String({ description: 'IPv4 CIDR for pods, default 10.244.0.0/16' })),
+          serviceCIDR: Type.Optional(Type.String({ description: 'IPv4 CIDR for services, default 10.96.0.0/16' })),
+          cni: Type.Optional(Type.Union([Type.Literal('none')], { description: 'virtual nodes need no CNI' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    nodePools: Type.Array(NodePoolTemplate, { minItems: 1, maxItems: 32 }),
+  },
+  { additionalProperties: false },
+);
+export type ClusterSpec = Static<typeof ClusterSpec>;
+
+export const CertificateStatus = Type.Object(
+  { name: Type.String(), notAfter: Type.String() },
+  { additionalProperties: false },
+);
+export const PoolSummary = Type.Object(
+  {
+    name: Type.String(),
+    replicas: Type.Integer(),
+    readyReplicas: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+export const ClusterStatus = statusSchema({
+  phase: Type.Optional(
+    Type.Union([Type.Literal('Provisioning'), Type.Literal('Ready'), Type.Literal('Degraded'), Type.Literal('Deleting'), Type.Literal('Failed')]),
+  ),
+  endpoint: Type.Optional(Type.String()),
+  kubernetesVersion: Type.Optional(Type.String()),
+  pools: Type.Optional(Type.Array(PoolSummary)),
+  certificates: Type.Optional(Type.Array(CertificateStatus)),
+});
+export type ClusterStatus = Static<typeof ClusterStatus>;
+export const Cluster = envelope('Cluster', ClusterSpec, ClusterStatus, 'A Kubernetes cluster and its node pools');
+export type Cluster = Static<typeof Cluster>;
+
+export const NodePoolSpec = Type.Object(
+  {
+    cluster: Name,
+    roles: NodePoolTemplate.properties.roles,
+    replicas: NodePoolTemplate.properties.replicas,
+    kubernetesVersion: Type.String(),
+    provider: Provider,
+    machine: Type.Optional(MachineSpecTemplate),
+    labels: Type.Optional(StringMap),
+    taints: Type.Optional(Type.Array(Taint, { maxItems: 64 })),
+    runtime: Type.Optional(RuntimeOptions),
+  },
+  { additionalProperties: false },
+);
+export type NodePoolSpec = Static<typeof NodePoolSpec>;
+export const NodePoolStatus = statusSchema({
+  replicas: Type.Optional(Type.Integer()),
+  readyReplicas: Type.Optional(Type.Integer()),
+  machines: Type.Optional(Type.Array(Type.String())),
+});
+export const NodePool = envelope('NodePool', NodePoolSpec, NodePoolStatus, 'A set of machines with the same roles, managed by its Cluster');
+export type NodePool = Static<typeof NodePool>;
+
+export const MachineSpec = Type.Object(
+  {
+    cluster: Name,
+    pool: Name,
+    roles: NodePoolTemplate.properties.roles,
+    provider: Provider,
+    kubernetesVersion: Type.String(),
+    machine: Type.Optional(MachineSpecTemplate),
+    labels: Type.Optional(StringMap),
+    taints: Type.Optional(Type.Array(Taint, { maxItems: 64 })),
+    runtime: Type.Optional(RuntimeOptions),
+  },
+  { additionalProperties: false },
+);
+export type MachineSpec = Static<typeof MachineSpec>;
+export const MachineStatus = statusSchema({
+  phase: Type.Optional(
+    Type.Union([Type.Literal('Pending'), Type.Literal('Provisioning'), Type.Literal('Running'), Type.Literal('Deleting'), Type.Literal('Failed')]),
+  ),
+  address: Type.Optional(Type.String()),
+  providerID: Type.Optional(Type.String()),
+  nodeName: Type.Optional(Type.String()),
+  nodeReady: Type.Optional(Type.Boolean()),
+  failureReason: Type.Optional(Type.String()),
+  failureMessage: Type.Optional(Type.String()),
+  /** Opaque provider bookkeeping (pids, ports, server ids) that lets Marina re-adopt a machine. */
+  providerStatus: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+export type MachineStatus = Static<typeof MachineStatus>;
+export const Machine = envelope('Machine', MachineSpec, MachineStatus, 'One host (VM, server or local process set) of a pool');
+export type Machine = Static<typeof Machine>;

@@ -1,0 +1,85 @@
+// The kinds Marina serves: where they live (global or per project), how they are named in URLs,
+// their schema, and the semantic checks the schema alone cannot express.
+import type { TSchema } from '@sinclair/typebox';
+import { ApiError, type FieldCause } from './errors.js';
+import { Cluster, Machine, NodePool, Project, Secret, User } from './kinds.js';
+import { API_VERSION, type Resource } from './meta.js';
+import { schemaErrors } from './validate.js';
+import { validateCluster } from './cluster-validation.js';
+
+/** Facts from outside the API package that semantic validation needs. */
+export interface ValidationContext {
+  kubernetesVersions: string[];
+}
+
+export interface KindInfo {
+  kind: string;
+  /** URL segment: /api/v1alpha1/projects/:project/<plural> */
+  plural: string;
+  scope: 'global' | 'project';
+  schema: TSchema;
+  /** Spec-level data is encrypted at rest. */
+  sensitive?: boolean;
+  /** Semantic checks on a schema-valid object; `old` is the stored object on update. */
+  validate?: (obj: Resource, old: Resource | undefined, ctx: ValidationContext) => FieldCause[];
+}
+
+export const KINDS: readonly KindInfo[] = [
+  { kind: 'User', plural: 'users', scope: 'global', schema: User },
+  { kind: 'Project', plural: 'projects', scope: 'global', schema: Project, validate: validateProject },
+  { kind: 'Secret', plural: 'secrets', scope: 'project', schema: Secret, sensitive: true },
+  { kind: 'Cluster', plural: 'clusters', scope: 'project', schema: Cluster, validate: validateCluster },
+  { kind: 'NodePool', plural: 'nodepools', scope: 'project', schema: NodePool },
+  { kind: 'Machine', plural: 'machines', scope: 'project', schema: Machine },
+];
+
+const byKind = new Map(KINDS.map((k) => [k.kind, k]));
+const byPlural = new Map(KINDS.map((k) => [k.plural, k]));
+
+export function kindInfo(kind: string): KindInfo {
+  const info = byKind.get(kind);
+  if (!info) throw ApiError.badRequest(`unknown kind ${JSON.stringify(kind)}; known: ${KINDS.map((k) => k.kind).join(', ')}`, 'kind');
+  return info;
+}
+
+export function kindByPlural(plural: string): KindInfo | undefined {
+  return byPlural.get(plural);
+}
+
+export function findKind(kind: string): KindInfo | undefined {
+  return byKind.get(kind);
+}
+
+/**
+ * Full admission check of a client-supplied object: envelope, schema, then semantic rules.
+ * Throws a 422 ApiError naming every offending field.
+ */
+export function validateObject(obj: unknown, old: Resource | undefined, ctx: ValidationContext): Resource {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+    throw ApiError.badRequest('body must be a JSON or YAML object');
+  }
+  const o = obj as Record<string, unknown>;
+  if (o.apiVersion !== API_VERSION) {
+    throw ApiError.invalidField('apiVersion', `must be ${JSON.stringify(API_VERSION)}, got ${JSON.stringify(o.apiVersion)}`);
+  }
+  const info = typeof o.kind === 'string' ? findKind(o.kind) : undefined;
+  if (!info) {
+    throw ApiError.invalidField('kind', `must be one of ${KINDS.map((k) => k.kind).join(', ')}, got ${JSON.stringify(o.kind)}`);
+  }
+  const causes = schemaErrors(info.schema, obj);
+  if (causes.length > 0) throw ApiError.invalid(causes);
+  const semantic = info.validate?.(obj as Resource, old, ctx) ?? [];
+  if (semantic.length > 0) throw ApiError.invalid(semantic);
+  return obj as Resource;
+}
+
+function validateProject(obj: Resource): FieldCause[] {
+  const spec = obj.spec as { members?: { user: string }[] };
+  const seen = new Set<string>();
+  const causes: FieldCause[] = [];
+  (spec.members ?? []).forEach((m, i) => {
+    if (seen.has(m.user)) causes.push({ field: `spec.members[${i}].user`, message: `duplicate member ${JSON.stringify(m.user)}` });
+    seen.add(m.user);
+  });
+  return causes;
+}

@@ -1,0 +1,150 @@
+// A TCP load balancer for a cluster's API endpoint: TLS passes through untouched (clients verify
+// the apiserver's own certificate), connections go round-robin to backends whose /readyz answers.
+// Marina's own rather than HAProxy so that a fresh machine needs no system package and the
+// backend set can be changed on the fly by the provider.
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { request } from 'node:https';
+
+export interface BalancerOptions {
+  host: string;
+  port: number;
+  backends: string[];
+  /** Path probed over HTTPS on every backend; apiservers serve /readyz to anonymous clients. */
+  healthPath?: string;
+  healthIntervalMs?: number;
+  /** Probe timeout; a backend that does not answer in time counts as down. */
+  healthTimeoutMs?: number;
+  log?: (msg: string) => void;
+}
+
+interface Backend {
+  address: string;
+  host: string;
+  port: number;
+  healthy: boolean;
+}
+
+export function parseHostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  const port = Number(s.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`backend must be host:port, got ${JSON.stringify(s)}`);
+  return { host: s.slice(0, i), port };
+}
+
+export class TcpBalancer {
+  private server?: Server;
+  private backends: Backend[] = [];
+  private next = 0;
+  private timer?: NodeJS.Timeout;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly opts: BalancerOptions) {
+    this.setBackends(opts.backends);
+  }
+
+  /** Replaces the backend set; backends that stay keep their health state. */
+  setBackends(addresses: string[]): void {
+    const old = new Map(this.backends.map((b) => [b.address, b]));
+    this.backends = [...new Set(addresses)].map((address) => old.get(address) ?? { address, ...parseHostPort(address), healthy: false });
+    void this.checkAll();
+  }
+
+  healthyBackends(): string[] {
+    return this.backends.filter((b) => b.healthy).map((b) => b.address);
+  }
+
+  async start(): Promise<void> {
+    this.server = createServer((client) => this.forward(client));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    await this.checkAll();
+    this.timer = setInterval(() => void this.checkAll(), this.opts.healthIntervalMs ?? 2000);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private pick(exclude: Set<string>): Backend | undefined {
+    // Prefer healthy backends; when none is known healthy (e.g. right after start) try any.
+    const candidates = this.backends.filter((b) => !exclude.has(b.address));
+    const pool = candidates.some((b) => b.healthy) ? candidates.filter((b) => b.healthy) : candidates;
+    if (pool.length === 0) return undefined;
+    this.next = (this.next + 1) % pool.length;
+    return pool[this.next];
+  }
+
+  private forward(client: Socket): void {
+    this.sockets.add(client);
+    client.on('close', () => this.sockets.delete(client));
+    client.on('error', () => client.destroy());
+    client.pause();
+    const tried = new Set<string>();
+    const attempt = () => {
+      const backend = this.pick(tried);
+      if (!backend) {
+        client.destroy();
+        return;
+      }
+      tried.add(backend.address);
+      const upstream = connect({ host: backend.host, port: backend.port });
+      this.sockets.add(upstream);
+      upstream.once('connect', () => {
+        upstream.removeAllListeners('error');
+        upstream.on('error', () => client.destroy());
+        client.pipe(upstream);
+        upstream.pipe(client);
+        client.resume();
+      });
+      upstream.once('error', () => {
+        backend.healthy = false;
+        upstream.destroy();
+        attempt();
+      });
+      upstream.on('close', () => {
+        this.sockets.delete(upstream);
+        client.destroy();
+      });
+      client.on('close', () => upstream.destroy());
+    };
+    attempt();
+  }
+
+  private async checkAll(): Promise<void> {
+    await Promise.all(
+      this.backends.map(async (b) => {
+        const healthy = await this.probe(b);
+        if (healthy !== b.healthy) this.opts.log?.(`backend ${b.address} is ${healthy ? 'healthy' : 'down'}`);
+        b.healthy = healthy;
+      }),
+    );
+  }
+
+  private probe(b: Backend): Promise<boolean> {
+    return new Promise((resolve) => {
+      const req = request(
+        {
+          host: b.host,
+          port: b.port,
+          path: this.opts.healthPath ?? '/readyz',
+          method: 'GET',
+          // Only liveness is judged here; the client's own TLS session verifies the server.
+          rejectUnauthorized: false,
+          timeout: this.opts.healthTimeoutMs ?? 1500,
+          agent: false,
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        },
+      );
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(false));
+      req.end();
+    });
+  }
+}

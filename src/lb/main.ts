@@ -1,0 +1,53 @@
+// The endpoint load balancer process of one cluster: `node dist/src/lb/main.js --config lb.json`.
+// The config is re-read on SIGHUP so the provider can change backends without a new address.
+import { readFileSync } from 'node:fs';
+import { TcpBalancer } from './balancer.js';
+
+export interface BalancerConfig {
+  host: string;
+  port: number;
+  backends: string[];
+}
+
+export function readBalancerConfig(path: string): BalancerConfig {
+  const raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<BalancerConfig>;
+  if (typeof raw.host !== 'string' || typeof raw.port !== 'number' || !Array.isArray(raw.backends)) {
+    throw new Error(`${path}: needs host (string), port (number) and backends (array of host:port)`);
+  }
+  return { host: raw.host, port: raw.port, backends: raw.backends.map(String) };
+}
+
+async function main(): Promise<void> {
+  const i = process.argv.indexOf('--config');
+  const configPath = i > 0 ? process.argv[i + 1] : undefined;
+  if (!configPath) {
+    console.error('usage: lb --config <lb.json>');
+    process.exit(2);
+  }
+  const log = (msg: string) => console.log(`${new Date().toISOString()} ${msg}`);
+  const config = readBalancerConfig(configPath);
+  const balancer = new TcpBalancer({ ...config, log });
+  await balancer.start();
+  log(`listening on ${config.host}:${config.port}, backends ${config.backends.join(', ') || '(none)'}`);
+  process.on('SIGHUP', () => {
+    try {
+      const next = readBalancerConfig(configPath);
+      balancer.setBackends(next.backends);
+      log(`reloaded: backends ${next.backends.join(', ') || '(none)'}`);
+    } catch (err) {
+      log(`reload failed, keeping the old backends: ${(err as Error).message}`);
+    }
+  });
+  const shutdown = () => {
+    void balancer.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,3 @@
+export * from './spawn.js';
+export * from './net.js';
+export * from './http.js';

@@ -1,0 +1,137 @@
+// The infrastructure provider contract. Controllers talk to machines and endpoints only through
+// this interface; every provider (local, openstack, import, sim) implements it and passes the
+// shared conformance suite in ./conformance.ts. Controllers never import a provider module: the
+// server wires a ProviderRegistry at start-up.
+//
+// Lifecycle of one machine, driven by the Machine controller:
+//   prepareMachine  → the machine's identity and address exist (local: a loopback IP; OpenStack:
+//                     a Neutron port). Needed first because certificates name the address.
+//   startMachine    → the machine boots with its bootstrap data (local: files + supervised
+//                     processes; OpenStack: a Nova server with cloud-init user-data).
+//   describeMachine → what runs now; `Missing` when the provider has no trace of it.
+//   deleteMachine   → everything the provider created for the machine is gone (idempotent).
+// Every call is idempotent: after a Marina restart the controller simply calls them again and the
+// provider re-adopts what already exists instead of creating a second copy.
+
+export interface MachineRef {
+  project: string;
+  cluster: string;
+  name: string;
+  /** The Machine object's uid: providers tag what they create with it to tell copies apart. */
+  uid: string;
+}
+
+export interface ClusterRef {
+  project: string;
+  name: string;
+  uid: string;
+}
+
+export interface PreparedMachine {
+  /** The address other machines and Marina reach this machine on. */
+  address: string;
+  /** Provider's stable id for the machine, e.g. `local:///<project>/<cluster>/<machine>`. */
+  providerID: string;
+}
+
+/** A file the machine needs before its processes start (certificates, kubeconfigs, configs). */
+export interface BootstrapFile {
+  /** Relative to the machine's root (local: its data directory; OpenStack: /etc/marina). */
+  path: string;
+  content: string;
+  /** Octal file mode; secrets use 0o600. */
+  mode: number;
+}
+
+/** A long-running service of the machine, in start order (etcd before kube-apiserver). */
+export interface BootstrapService {
+  name: string;
+  /** Binary name from the Kubernetes toolchain (etcd, kube-apiserver, ...). */
+  binary: string;
+  /** Arguments; `{root}` is replaced by the machine's root directory. */
+  args: string[];
+  /** HTTPS URL that answers 200 once the service is up (checked with the machine's client cert). */
+  readyUrl?: string;
+}
+
+/** The virtual kubelet's registration, for machines that become Kubernetes Nodes. */
+export interface BootstrapKubelet {
+  nodeName: string;
+  /** Relative path of the node's kubeconfig among the bootstrap files. */
+  kubeconfig: string;
+  labels: Record<string, string>;
+  taints: { key: string; value?: string; effect: string }[];
+  capacity: { cpu: string; memory: string; pods: string };
+  kubeletVersion: string;
+}
+
+/** Everything a machine needs to join its cluster: the provider-neutral "user-data". */
+export interface MachineBootstrap {
+  kubernetesVersion: string;
+  roles: string[];
+  files: BootstrapFile[];
+  services: BootstrapService[];
+  kubelet?: BootstrapKubelet;
+  /** HTTPS client credentials (relative file paths) to check services' readyUrl. */
+  probeTls?: { ca: string; cert: string; key: string };
+}
+
+export type MachineState = 'Provisioning' | 'Running' | 'Failed' | 'Missing';
+
+export interface MachineDescription {
+  state: MachineState;
+  address?: string;
+  providerID?: string;
+  /** Failed only: short machine-readable reason and a message for people. */
+  failureReason?: string;
+  failureMessage?: string;
+  /** The machine's node agent endpoint (health, facts, metrics), when it has one. */
+  agentUrl?: string;
+  /** Provider bookkeeping persisted in Machine.status.providerStatus (pids, server ids). */
+  providerStatus?: Record<string, unknown>;
+}
+
+export interface EndpointDescription {
+  /** https://host:port of the cluster's API load balancer. */
+  url: string;
+  host: string;
+  port: number;
+}
+
+export interface InfrastructureProvider {
+  readonly name: string;
+
+  /** Allocates identity and address; returns the same answer when called again. */
+  prepareMachine(machine: MachineRef): Promise<PreparedMachine>;
+  /** Boots the machine; a machine that already runs with the same uid is left as is. */
+  startMachine(machine: MachineRef, bootstrap: MachineBootstrap): Promise<MachineDescription>;
+  describeMachine(machine: MachineRef): Promise<MachineDescription>;
+  /** Stops and removes everything of the machine; succeeds when it is already gone. */
+  deleteMachine(machine: MachineRef): Promise<void>;
+
+  /**
+   * The cluster's stable API endpoint (a TCP load balancer). Its address is fixed on first call so
+   * certificates can name it; `backends` (host:port of every apiserver) may change on every call.
+   */
+  ensureEndpoint(cluster: ClusterRef, backends: string[]): Promise<EndpointDescription>;
+  deleteEndpoint(cluster: ClusterRef): Promise<void>;
+
+  /** Releases all provider state; running machines keep running (they survive a Marina restart). */
+  close(): Promise<void>;
+}
+
+export interface ProviderRegistry {
+  get(name: string): InfrastructureProvider;
+}
+
+export class ProviderError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+    /** Retrying cannot help (bad machine spec, quota): the Machine goes Failed. */
+    readonly terminal = false,
+  ) {
+    super(message);
+    this.name = 'ProviderError';
+  }
+}

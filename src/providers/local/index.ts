@@ -1,0 +1,307 @@
+// The `local` provider: every machine is a process group on this host, led by a machine agent
+// (src/agent) that supervises the machine's real etcd / Kubernetes binaries and runs its virtual
+// kubelet. Each machine and each cluster endpoint has its own loopback address. All state lives
+// in files under the provider's root, so a restarted Marina re-adopts what still runs.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
+import type {
+  ClusterRef,
+  EndpointDescription,
+  InfrastructureProvider,
+  MachineBootstrap,
+  MachineDescription,
+  MachineRef,
+  PreparedMachine,
+} from '../contract.js';
+import { ProviderError } from '../contract.js';
+import { nextFreeAddress } from './addresses.js';
+
+export const AGENT_PORT = 10250;
+export const ENDPOINT_PORT = 6443;
+
+export interface LocalProviderOptions {
+  /** Root of all machine and endpoint directories, e.g. `<marina data dir>/local`. */
+  root: string;
+  /** Absolute paths of the toolchain binaries for a Kubernetes version. */
+  binaries: (version: string) => Record<string, string>;
+  /** First address of the /16 block machines are allocated from. */
+  addressBase?: string;
+  /** How long a machine may take from start to a healthy agent before it counts as failed. */
+  startTimeoutMs?: number;
+}
+
+interface MachineRecord {
+  uid: string;
+  address: string;
+  pid?: number;
+  startedAt?: string;
+}
+
+interface EndpointRecord {
+  uid: string;
+  address: string;
+  port: number;
+  pid?: number;
+  backends: string[];
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const AGENT_MAIN = resolve(here, '../../agent/main.js');
+const LB_MAIN = resolve(here, '../../lb/main.js');
+
+export class LocalProvider implements InfrastructureProvider {
+  readonly name = 'local';
+  /** Serializes allocation so two machines never get one address. */
+  private allocation: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: LocalProviderOptions) {
+    mkdirSync(opts.root, { recursive: true, mode: 0o700 });
+  }
+
+  machineDir(m: MachineRef): string {
+    return join(this.opts.root, 'machines', m.project, m.cluster, m.name);
+  }
+
+  endpointDir(c: ClusterRef): string {
+    return join(this.opts.root, 'endpoints', c.project, c.name);
+  }
+
+  async prepareMachine(m: MachineRef): Promise<PreparedMachine> {
+    return this.serialized(async () => {
+      const existing = readJson<MachineRecord>(join(this.machineDir(m), 'machine.json'));
+      if (existing && existing.uid === m.uid) return { address: existing.address, providerID: providerId(m) };
+      // A directory of an earlier object with the same name: never adopt it, clear it out first.
+      if (existing) await this.deleteMachine(m);
+      const address = nextFreeAddress(this.usedAddresses(), this.opts.addressBase);
+      mkdirSync(this.machineDir(m), { recursive: true, mode: 0o700 });
+      writeJson(join(this.machineDir(m), 'machine.json'), { uid: m.uid, address } satisfies MachineRecord);
+      return { address, providerID: providerId(m) };
+    });
+  }
+
+  async startMachine(m: MachineRef, bootstrap: MachineBootstrap): Promise<MachineDescription> {
+    const dir = this.machineDir(m);
+    const record = readJson<MachineRecord>(join(dir, 'machine.json'));
+    if (!record || record.uid !== m.uid) throw new ProviderError('NotPrepared', `machine ${m.name} was not prepared`);
+    if (record.pid && this.agentAlive(record.pid, dir)) return this.describeMachine(m);
+
+    let binaries: Record<string, string>;
+    try {
+      binaries = this.opts.binaries(bootstrap.kubernetesVersion);
+    } catch (err) {
+      throw new ProviderError('ToolchainMissing', (err as Error).message, true);
+    }
+    for (const file of bootstrap.files) {
+      const path = join(dir, file.path);
+      if (!path.startsWith(dir + '/')) throw new ProviderError('InvalidBootstrap', `file path ${file.path} leaves the machine directory`, true);
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      writeFileSync(path, file.content, { mode: file.mode });
+    }
+    const sub = (s: string) => s.replaceAll('{root}', dir);
+    const config = {
+      machine: m.name,
+      nodeName: bootstrap.kubelet?.nodeName ?? m.name,
+      address: record.address,
+      dataDir: dir,
+      agentPort: AGENT_PORT,
+      roles: bootstrap.roles,
+      processes: bootstrap.services.map((s) => {
+        const command = binaries[s.binary];
+        if (!command) throw new ProviderError('UnknownBinary', `service ${s.name} needs binary ${s.binary}, not in the toolchain`, true);
+        return {
+          name: s.name,
+          command,
+          args: s.args.map(sub),
+          readyUrl: s.readyUrl,
+          tls: bootstrap.probeTls
+            ? { ca: join(dir, bootstrap.probeTls.ca), cert: join(dir, bootstrap.probeTls.cert), key: join(dir, bootstrap.probeTls.key) }
+            : undefined,
+        };
+      }),
+      kubelet: bootstrap.kubelet
+        ? {
+            kubeconfigPath: join(dir, bootstrap.kubelet.kubeconfig),
+            labels: bootstrap.kubelet.labels,
+            taints: bootstrap.kubelet.taints,
+            capacity: bootstrap.kubelet.capacity,
+            kubeletVersion: bootstrap.kubelet.kubeletVersion,
+          }
+        : undefined,
+    };
+    const configPath = join(dir, 'agent.json');
+    writeJson(configPath, config);
+    const proc = await spawnLogged({
+      command: process.execPath,
+      args: [AGENT_MAIN, '--config', configPath],
+      logFile: join(dir, 'logs', 'agent.out'),
+      unref: true,
+    });
+    writeJson(join(dir, 'machine.json'), { ...record, pid: proc.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
+    return { state: 'Provisioning', address: record.address, providerID: providerId(m), agentUrl: agentUrl(record.address), providerStatus: { pid: proc.pid } };
+  }
+
+  async describeMachine(m: MachineRef): Promise<MachineDescription> {
+    const dir = this.machineDir(m);
+    const record = readJson<MachineRecord>(join(dir, 'machine.json'));
+    if (!record || record.uid !== m.uid) return { state: 'Missing' };
+    const base = { address: record.address, providerID: providerId(m), agentUrl: agentUrl(record.address) };
+    if (!record.pid) return { ...base, state: 'Provisioning', providerStatus: {} };
+    const providerStatus = { pid: record.pid, startedAt: record.startedAt };
+    if (!this.agentAlive(record.pid, dir)) {
+      return { ...base, state: 'Failed', providerStatus, failureReason: 'MachineStopped', failureMessage: `machine agent (pid ${record.pid}) is not running` };
+    }
+    const healthy = await agentHealthy(record.address);
+    if (healthy) return { ...base, state: 'Running', providerStatus };
+    const age = Date.now() - Date.parse(record.startedAt ?? new Date().toISOString());
+    if (age > (this.opts.startTimeoutMs ?? 120_000)) {
+      return { ...base, state: 'Failed', providerStatus, failureReason: 'Unhealthy', failureMessage: `machine agent unhealthy for ${Math.round(age / 1000)}s since start` };
+    }
+    return { ...base, state: 'Provisioning', providerStatus };
+  }
+
+  async deleteMachine(m: MachineRef): Promise<void> {
+    const dir = this.machineDir(m);
+    const record = readJson<MachineRecord>(join(dir, 'machine.json'));
+    if (record?.pid && this.agentAlive(record.pid, dir)) await stopProcessGroup(record.pid, { graceMs: 10_000 });
+    else if (record?.pid && isProcessGroupAlive(record.pid)) await stopProcessGroup(record.pid, { graceMs: 2_000 });
+    rmSync(dir, { recursive: true, force: true });
+    pruneEmptyParents(dir, join(this.opts.root, 'machines'));
+  }
+
+  async ensureEndpoint(c: ClusterRef, backends: string[]): Promise<EndpointDescription> {
+    return this.serialized(async () => {
+      const dir = this.endpointDir(c);
+      const recordPath = join(dir, 'endpoint.json');
+      let record = readJson<EndpointRecord>(recordPath);
+      if (record && record.uid !== c.uid) {
+        await this.deleteEndpoint(c);
+        record = undefined;
+      }
+      if (!record) {
+        const address = nextFreeAddress(this.usedAddresses(), this.opts.addressBase);
+        record = { uid: c.uid, address, port: ENDPOINT_PORT, backends: [] };
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+      }
+      const sorted = [...backends].sort();
+      const configPath = join(dir, 'lb.json');
+      const changed = JSON.stringify(sorted) !== JSON.stringify(record.backends) || !existsSync(configPath);
+      if (changed) writeJson(configPath, { host: record.address, port: record.port, backends: sorted });
+      record.backends = sorted;
+      if (record.pid && this.processAlive(record.pid, configPath)) {
+        if (changed) process.kill(record.pid, 'SIGHUP');
+      } else {
+        const proc = await spawnLogged({
+          command: process.execPath,
+          args: [LB_MAIN, '--config', configPath],
+          logFile: join(dir, 'lb.log'),
+          unref: true,
+        });
+        record.pid = proc.pid;
+      }
+      writeJson(recordPath, record);
+      return { url: `https://${record.address}:${record.port}`, host: record.address, port: record.port };
+    });
+  }
+
+  async deleteEndpoint(c: ClusterRef): Promise<void> {
+    const dir = this.endpointDir(c);
+    const record = readJson<EndpointRecord>(join(dir, 'endpoint.json'));
+    if (record?.pid && isProcessGroupAlive(record.pid) && this.processAlive(record.pid, join(dir, 'lb.json'))) {
+      await stopProcessGroup(record.pid, { graceMs: 5_000 });
+    }
+    rmSync(dir, { recursive: true, force: true });
+    pruneEmptyParents(dir, join(this.opts.root, 'endpoints'));
+  }
+
+  async close(): Promise<void> {
+    await this.allocation;
+  }
+
+  private agentAlive(pid: number, dir: string): boolean {
+    return this.processAlive(pid, join(dir, 'agent.json'));
+  }
+
+  /** A live pid is ours only if its command line names our config file (pids get reused). */
+  private processAlive(pid: number, configPath: string): boolean {
+    if (!isProcessAlive(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(configPath);
+    } catch {
+      return false;
+    }
+  }
+
+  private usedAddresses(): string[] {
+    const used: string[] = [];
+    for (const file of findFiles(join(this.opts.root, 'machines'), 'machine.json', 3)) {
+      const r = readJson<MachineRecord>(file);
+      if (r) used.push(r.address);
+    }
+    for (const file of findFiles(join(this.opts.root, 'endpoints'), 'endpoint.json', 2)) {
+      const r = readJson<EndpointRecord>(file);
+      if (r) used.push(r.address);
+    }
+    return used;
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.allocation.then(fn, fn);
+    this.allocation = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function providerId(m: MachineRef): string {
+  return `local:///${m.project}/${m.cluster}/${m.name}`;
+}
+
+function agentUrl(address: string): string {
+  return `http://${address}:${AGENT_PORT}`;
+}
+
+async function agentHealthy(address: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${agentUrl(address)}/healthz`, { signal: AbortSignal.timeout(2000) });
+    await res.body?.cancel();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeJson(path: string, value: unknown): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2), { mode: 0o600 });
+  // rename is atomic: a crash never leaves a half-written record behind.
+  renameSync(tmp, path);
+}
+
+/** Files named `name` exactly `depth` directories below `root`. */
+function findFiles(root: string, name: string, depth: number): string[] {
+  if (!existsSync(root)) return [];
+  if (depth === 0) return existsSync(join(root, name)) ? [join(root, name)] : [];
+  const out: string[] = [];
+  for (const entry of readdirSync(root, { withFileTypes: true })) {
+    if (entry.isDirectory()) out.push(...findFiles(join(root, entry.name), name, depth - 1));
+  }
+  return out;
+}
+
+/** Removes now-empty project/cluster directories up to (not including) `stop`. */
+function pruneEmptyParents(dir: string, stop: string): void {
+  let parent = dirname(dir);
+  while (parent.startsWith(stop + '/') && existsSync(parent) && readdirSync(parent).length === 0) {
+    rmSync(parent, { recursive: true, force: true });
+    parent = dirname(parent);
+  }
+}

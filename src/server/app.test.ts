@@ -1,0 +1,275 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { API_VERSION } from '../api/meta.js';
+import { ROLES, clusterBody, startTestApi, type TestApi } from '../../test/support/api.js';
+
+const BASE = '/api/v1alpha1';
+let api: TestApi;
+
+before(async () => {
+  api = await startTestApi({ bodyLimit: 64 * 1024 });
+});
+after(async () => {
+  await api?.close();
+});
+
+function req(user: string | undefined, method: string, url: string, payload?: unknown, contentType = 'application/json') {
+  const headers: Record<string, string> = {};
+  if (user) headers.authorization = `Bearer ${api.tokens[user]}`;
+  if (payload !== undefined) headers['content-type'] = contentType;
+  return api.app.inject({
+    method: method as 'GET',
+    url,
+    headers,
+    payload: payload === undefined ? undefined : typeof payload === 'string' ? payload : JSON.stringify(payload),
+  });
+}
+
+describe('authentication', () => {
+  it('rejects a missing token with 401 in the Status shape', async () => {
+    const res = await req(undefined, 'GET', `${BASE}/projects`);
+    assert.equal(res.statusCode, 401);
+    assert.equal(res.json().kind, 'Status');
+    assert.equal(res.json().reason, 'Unauthorized');
+  });
+  it('rejects an unknown token', async () => {
+    const res = await api.app.inject({ method: 'GET', url: `${BASE}/projects`, headers: { authorization: 'Bearer mrn_nope' } });
+    assert.equal(res.statusCode, 401);
+  });
+  it('answers whoami with the roles', async () => {
+    const res = await req('operator', 'GET', `${BASE}/whoami`);
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(res.json().projects, [{ name: 'alpha', role: 'operator' }]);
+  });
+  it('leaves /healthz and /openapi/v3 open', async () => {
+    assert.equal((await api.app.inject({ url: '/healthz' })).statusCode, 200);
+    const doc = (await api.app.inject({ url: '/openapi/v3' })).json();
+    assert.equal(doc.openapi, '3.0.3');
+    assert.ok(doc.paths[`${BASE}/projects/{project}/clusters`].post);
+    assert.equal(doc.components.schemas.Cluster.properties.spec.properties.nodePools.minItems, 1);
+  });
+});
+
+describe('authorization matrix', () => {
+  // Expected outcome per role for each (verb, kind) in the user's own project.
+  const expectations: { verb: string; kind: string; allowed: string[] }[] = [
+    { verb: 'list', kind: 'clusters', allowed: ['viewer', 'member', 'operator', 'admin'] },
+    { verb: 'create', kind: 'clusters', allowed: ['member', 'operator', 'admin'] },
+    { verb: 'list', kind: 'secrets', allowed: ['member', 'operator', 'admin'] },
+    { verb: 'create', kind: 'secrets', allowed: ['member', 'operator', 'admin'] },
+    { verb: 'delete', kind: 'machines', allowed: ['operator', 'admin'] },
+    { verb: 'update', kind: 'projects', allowed: ['admin'] },
+  ];
+  let n = 0;
+  async function attempt(user: string, verb: string, kind: string, project: string) {
+    const name = `obj-${++n}`;
+    const base = `${BASE}/projects/${project}/${kind}`;
+    switch (verb) {
+      case 'list':
+        return req(user, 'GET', base);
+      case 'create':
+        if (kind === 'clusters') return req(user, 'POST', base, clusterBody(name));
+        return req(user, 'POST', base, { apiVersion: API_VERSION, kind: 'Secret', metadata: { name }, spec: { type: 'opaque', data: { a: 'b' } } });
+      case 'delete': {
+        // Seed as the platform admin, then try to delete as the user.
+        await api.store.create({
+          apiVersion: API_VERSION,
+          kind: 'Machine',
+          metadata: { name, project },
+          spec: { cluster: 'c', pool: 'p', roles: ['worker'], provider: 'local', kubernetesVersion: 'v1.36.3' },
+        });
+        return req(user, 'DELETE', `${base}/${name}`);
+      }
+      case 'update': {
+        const current = (await req('platform', 'GET', `${BASE}/projects/${project}`)).json();
+        current.spec.displayName = `changed by ${user}`;
+        return req(user, 'PUT', `${BASE}/projects/${project}`, current);
+      }
+    }
+    throw new Error(verb);
+  }
+
+  for (const { verb, kind, allowed } of expectations) {
+    for (const role of ROLES) {
+      const ok = allowed.includes(role);
+      it(`${role} ${ok ? 'may' : 'may not'} ${verb} ${kind} in its own project`, async () => {
+        const res = await attempt(role, verb, kind, 'alpha');
+        if (ok) assert.ok(res.statusCode < 300, `expected success, got ${res.statusCode} ${res.body}`);
+        else {
+          assert.equal(res.statusCode, 403, res.body);
+          assert.equal(res.json().reason, 'Forbidden');
+        }
+      });
+    }
+    it(`nobody outside sees ${kind} of another project (${verb} → 404)`, async () => {
+      const res = await attempt('outsider', verb, kind, 'alpha');
+      assert.equal(res.statusCode, 404, res.body);
+    });
+    it(`the platform admin may ${verb} ${kind} anywhere`, async () => {
+      const res = await attempt('platform', verb, kind, 'beta');
+      assert.ok(res.statusCode < 300, res.body);
+    });
+  }
+
+  it('lists across projects only what the caller may see', async () => {
+    await req('outsider', 'POST', `${BASE}/projects/beta/clusters`, clusterBody('beta-only'));
+    const mine = (await req('viewer', 'GET', `${BASE}/clusters`)).json();
+    assert.ok(mine.items.length > 0);
+    assert.ok(mine.items.every((c: { metadata: { project: string } }) => c.metadata.project === 'alpha'));
+    const projects = (await req('viewer', 'GET', `${BASE}/projects`)).json();
+    assert.deepEqual(projects.items.map((p: { metadata: { name: string } }) => p.metadata.name), ['alpha']);
+  });
+
+  it('hides users from non-admins but lets everyone read themselves', async () => {
+    assert.equal((await req('member', 'GET', `${BASE}/users/member`)).statusCode, 200);
+    assert.equal((await req('member', 'GET', `${BASE}/users/admin`)).statusCode, 404);
+    assert.equal((await req('member', 'POST', `${BASE}/users`, { apiVersion: API_VERSION, kind: 'User', metadata: { name: 'x' }, spec: {} })).statusCode, 403);
+  });
+
+  it('writes status only for platform admins', async () => {
+    await req('member', 'POST', `${BASE}/projects/alpha/clusters`, clusterBody('status-target'));
+    const current = (await req('member', 'GET', `${BASE}/projects/alpha/clusters/status-target`)).json();
+    const body = { ...current, status: { phase: 'Ready' } };
+    assert.equal((await req('admin', 'PUT', `${BASE}/projects/alpha/clusters/status-target/status`, body)).statusCode, 403);
+    const res = await req('platform', 'PUT', `${BASE}/projects/alpha/clusters/status-target/status`, body);
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().status.phase, 'Ready');
+  });
+});
+
+describe('bad input never changes the store', () => {
+  const cases: { name: string; body: string | object; contentType?: string; code: number; field?: string }[] = [
+    { name: 'malformed JSON', body: '{"apiVersion": ', code: 400 },
+    { name: 'malformed YAML', body: 'kind: [unclosed', contentType: 'application/yaml', code: 400 },
+    { name: 'a JSON array', body: '[1,2]', code: 400 },
+    { name: 'wrong apiVersion', body: { ...clusterBody('c1'), apiVersion: 'v1' }, code: 422, field: 'apiVersion' },
+    { name: 'wrong kind', body: { ...clusterBody('c1'), kind: 'Banana' }, code: 422, field: 'kind' },
+    { name: 'invalid name', body: clusterBody('Not_A_Name'), code: 422, field: 'metadata.name' },
+    { name: 'unknown field', body: { ...clusterBody('c1'), spec: { ...(clusterBody('c1').spec as object), colour: 'blue' } }, code: 422, field: 'spec.colour' },
+    { name: 'even etcd count', body: clusterBody('c1', { nodePools: [{ name: 'e', roles: ['etcd', 'controlplane'], replicas: 2 }] }), code: 422, field: 'spec.nodePools[0].replicas' },
+    { name: 'no control plane', body: clusterBody('c1', { nodePools: [{ name: 'e', roles: ['etcd'], replicas: 1 }] }), code: 422, field: 'spec.nodePools' },
+    { name: 'unknown version', body: clusterBody('c1', { kubernetesVersion: 'v1.99.0' }), code: 422, field: 'spec.kubernetesVersion' },
+    { name: 'malformed CIDR', body: clusterBody('c1', { network: { podCIDR: '10.0.0.0/33' } }), code: 422, field: 'spec.network.podCIDR' },
+    { name: 'overlapping CIDRs', body: clusterBody('c1', { network: { podCIDR: '10.0.0.0/8', serviceCIDR: '10.96.0.0/16' } }), code: 422, field: 'spec.network.serviceCIDR' },
+    { name: 'negative replicas', body: clusterBody('c1', { nodePools: [{ name: 'a', roles: ['etcd', 'controlplane', 'worker'], replicas: -1 }] }), code: 422, field: 'spec.nodePools[0].replicas' },
+    { name: 'oversized body', body: JSON.stringify({ ...clusterBody('c1'), metadata: { name: 'c1', annotations: { big: 'x'.repeat(70 * 1024) } } }), code: 413 },
+    { name: 'project mismatch', body: { ...clusterBody('c1'), metadata: { name: 'c1', project: 'beta' } }, code: 422, field: 'metadata.project' },
+  ];
+  for (const c of cases) {
+    it(`${c.name} → ${c.code}${c.field ? ` naming ${c.field}` : ''}`, async () => {
+      const before = await api.store.currentRevision();
+      const res = await req('member', 'POST', `${BASE}/projects/alpha/clusters`, c.body, c.contentType);
+      assert.equal(res.statusCode, c.code, res.body);
+      const status = res.json();
+      assert.equal(status.kind, 'Status');
+      assert.equal(status.code, c.code);
+      if (c.field) assert.equal(status.field, c.field, res.body);
+      assert.equal(await api.store.currentRevision(), before, 'store changed');
+    });
+  }
+
+  it('accepts YAML bodies', async () => {
+    const yaml = `apiVersion: ${API_VERSION}\nkind: Secret\nmetadata:\n  name: from-yaml\nspec:\n  type: opaque\n  data:\n    k: v\n`;
+    const res = await req('member', 'POST', `${BASE}/projects/alpha/secrets`, yaml, 'application/yaml');
+    assert.equal(res.statusCode, 201, res.body);
+  });
+
+  it('answers a stale resourceVersion with 409 and keeps the object', async () => {
+    const created = (await req('member', 'POST', `${BASE}/projects/alpha/clusters`, clusterBody('stale'))).json();
+    const fresh = structuredClone(created);
+    fresh.metadata.labels = { a: 'b' };
+    assert.equal((await req('member', 'PUT', `${BASE}/projects/alpha/clusters/stale`, fresh)).statusCode, 200);
+    created.metadata.labels = { a: 'c' };
+    const res = await req('member', 'PUT', `${BASE}/projects/alpha/clusters/stale`, created);
+    assert.equal(res.statusCode, 409);
+    assert.equal(res.json().field, 'metadata.resourceVersion');
+    assert.deepEqual((await req('member', 'GET', `${BASE}/projects/alpha/clusters/stale`)).json().metadata.labels, { a: 'b' });
+  });
+
+  it('refuses an existing name with 409', async () => {
+    await req('member', 'POST', `${BASE}/projects/alpha/clusters`, clusterBody('dup'));
+    const res = await req('member', 'POST', `${BASE}/projects/alpha/clusters`, clusterBody('dup'));
+    assert.equal(res.statusCode, 409);
+    assert.equal(res.json().reason, 'AlreadyExists');
+  });
+
+  it('unknown resource types and projects are 404', async () => {
+    assert.equal((await req('platform', 'GET', `${BASE}/projects/alpha/bananas`)).statusCode, 404);
+    assert.equal((await req('platform', 'POST', `${BASE}/projects/nope/clusters`, clusterBody('x'))).statusCode, 404);
+  });
+});
+
+describe('updates, patches and deletes', () => {
+  it('bumps generation on spec changes only', async () => {
+    const c = (await req('member', 'POST', `${BASE}/projects/alpha/clusters`, clusterBody('gen'))).json();
+    assert.equal(c.metadata.generation, 1);
+    const labelled = (await req('member', 'PATCH', `${BASE}/projects/alpha/clusters/gen`, { metadata: { labels: { x: 'y' } } }, 'application/merge-patch+json')).json();
+    assert.equal(labelled.metadata.generation, 1);
+    labelled.spec.nodePools[2].replicas = 4;
+    const scaled = (await req('member', 'PUT', `${BASE}/projects/alpha/clusters/gen`, labelled)).json();
+    assert.equal(scaled.metadata.generation, 2);
+  });
+
+  it('answers 202 while finalizers are pending and refuses spec changes then', async () => {
+    const c = (await req('member', 'POST', `${BASE}/projects/alpha/clusters`, { ...clusterBody('fin'), metadata: { name: 'fin', finalizers: ['test/hold'] } })).json();
+    const del = await req('member', 'DELETE', `${BASE}/projects/alpha/clusters/fin`);
+    assert.equal(del.statusCode, 202);
+    assert.ok(del.json().metadata.deletionTimestamp);
+    const current = (await req('member', 'GET', `${BASE}/projects/alpha/clusters/fin`)).json();
+    current.spec.nodePools[2].replicas = 5;
+    const res = await req('member', 'PUT', `${BASE}/projects/alpha/clusters/fin`, current);
+    assert.equal(res.statusCode, 422);
+    assert.equal(res.json().field, 'spec');
+    assert.equal(c.metadata.name, 'fin');
+    const release = await req('member', 'PATCH', `${BASE}/projects/alpha/clusters/fin`, { metadata: { finalizers: null } }, 'application/merge-patch+json');
+    assert.equal(release.statusCode, 200, release.body);
+    assert.equal((await req('member', 'GET', `${BASE}/projects/alpha/clusters/fin`)).statusCode, 404);
+  });
+
+  it('records every mutation in the audit log', async () => {
+    await req('member', 'POST', `${BASE}/projects/alpha/clusters`, clusterBody('audited'));
+    await req('member', 'DELETE', `${BASE}/projects/alpha/clusters/audited`);
+    const log = (await req('admin', 'GET', `${BASE}/audit?project=alpha`)).json();
+    const mine = log.items.filter((e: { name: string }) => e.name === 'audited');
+    assert.deepEqual(mine.map((e: { verb: string; user: string; code: number }) => [e.verb, e.user, e.code]), [
+      ['delete', 'member', 200],
+      ['create', 'member', 201],
+    ]);
+    assert.equal((await req('member', 'GET', `${BASE}/audit?project=alpha`)).statusCode, 403);
+    assert.equal((await req('outsider', 'GET', `${BASE}/audit?project=alpha`)).statusCode, 404);
+  });
+});
+
+describe('watch', () => {
+  it('streams changes from a resourceVersion and answers 410 when it is too old', async () => {
+    const address = await api.app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const list = (await req('viewer', 'GET', `${BASE}/projects/alpha/secrets`)).json();
+      const controller = new AbortController();
+      const res = await fetch(`${address}${BASE}/projects/alpha/secrets?watch=true&resourceVersion=${list.metadata.resourceVersion}`, {
+        headers: { authorization: `Bearer ${api.tokens.member}` },
+        signal: controller.signal,
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'application/x-ndjson');
+      await req('member', 'POST', `${BASE}/projects/alpha/secrets`, { apiVersion: API_VERSION, kind: 'Secret', metadata: { name: 'watched' }, spec: { type: 'opaque', data: { k: 'v' } } });
+      await req('member', 'DELETE', `${BASE}/projects/alpha/secrets/watched`);
+      const reader = res.body!.getReader();
+      let text = '';
+      while (text.split('\n').filter(Boolean).length < 2) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      controller.abort();
+      const events = text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      assert.deepEqual(events.map((e) => [e.type, e.object.metadata.name]), [
+        ['ADDED', 'watched'],
+        ['DELETED', 'watched'],
+      ]);
+      assert.equal(events[0].object.spec.data.k, 'v');
+    } finally {
+      // The listener closes with the app in after().
+    }
+  });
+});

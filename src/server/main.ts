@@ -1,0 +1,98 @@
+// Starts one Marina: the embedded SQLite store in a data directory, the REST API, and the
+// controllers. On first start it creates the platform admin and prints its token once.
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { API_VERSION } from '../api/meta.js';
+import { loadMatrix } from '../toolchain/versions.js';
+import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/types.js';
+import { buildApp } from './app.js';
+
+export interface ServerOptions {
+  dataDir: string;
+  /** host:port; port 0 picks a free one. */
+  listen: string;
+  logger?: Logger;
+  /** Starts the controllers that act on stored objects; returns their stopper. */
+  startControllers?: (deps: { store: Store; metrics: Registry; logger: Logger; dataDir: string }) => Promise<{ stop(): Promise<void> }>;
+}
+
+export interface RunningServer {
+  url: string;
+  /** Set only on the very first start of a data directory. */
+  adminToken?: string;
+  adminTokenFile: string;
+  close(): Promise<void>;
+}
+
+export function defaultDataDir(): string {
+  if (process.env.MARINA_DATA_DIR) return process.env.MARINA_DATA_DIR;
+  const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(base, 'marina');
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:7443';
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(.*):([0-9]{1,5})$/.exec(listen);
+  if (!m || Number(m[2]) > 65535) throw new Error(`--listen must be HOST:PORT, got ${JSON.stringify(listen)}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const logger = opts.logger ?? pino({ level: process.env.MARINA_LOG_LEVEL ?? 'info' });
+  const { host, port } = parseListen(opts.listen);
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const store = openSqliteStore({ path: join(opts.dataDir, 'marina.db'), encryptionKey: loadOrCreateEncryptionKey(opts.dataDir) });
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+
+  const adminTokenFile = join(opts.dataDir, 'admin-token');
+  const adminToken = await bootstrapAdmin(store, adminTokenFile);
+
+  const matrix = loadMatrix();
+  const { app, close: closeApp } = await buildApp({
+    store,
+    tokens: store.tokens,
+    audit: store.audit,
+    validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes) },
+    metrics,
+    logger: logger.child({ module: 'api' }),
+  });
+  const controllers = opts.startControllers ? await opts.startControllers({ store, metrics, logger, dataDir: opts.dataDir }) : undefined;
+  const address = await app.listen({ host, port });
+  const url = address.replace('[::1]', '127.0.0.1');
+
+  let closed = false;
+  return {
+    url,
+    adminToken,
+    adminTokenFile,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await closeApp();
+      await controllers?.stop();
+      await store.close();
+    },
+  };
+}
+
+/** First start only: the platform admin user and a token for it, also written to a 0600 file. */
+async function bootstrapAdmin(store: ReturnType<typeof openSqliteStore>, tokenFile: string): Promise<string | undefined> {
+  const users = await store.list('User', { limit: 1 });
+  if (users.items.length > 0) return undefined;
+  await store.create({
+    apiVersion: API_VERSION,
+    kind: 'User',
+    metadata: { name: 'admin' },
+    spec: { displayName: 'Platform administrator', platformAdmin: true },
+  });
+  const issued = await store.tokens.issue({ user: 'admin', description: 'bootstrap admin token' });
+  writeFileSync(tokenFile, issued.token + '\n', { mode: 0o600 });
+  chmodSync(tokenFile, 0o600); // the mode above applies only when the file is new
+  return issued.token;
+}

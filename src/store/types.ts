@@ -1,0 +1,203 @@
+// The store contract every backend (SQLite now, a Kubernetes-API-backed store later) fulfils.
+// Semantics follow the Kubernetes API server: a global, monotonically increasing resourceVersion,
+// optimistic concurrency, finalizers, and watch resumable from a resourceVersion.
+import type { ObjectKey, Resource } from '../api/meta.js';
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface WatchEvent {
+  type: WatchEventType;
+  /**
+   * The object after the change; for DELETED, the last state before removal. In every case
+   * `object.metadata.resourceVersion` is the revision of this event (for DELETED: the revision of
+   * the deletion), so it can be used to resume a watch. Each watcher gets its own copy.
+   */
+  object: Resource;
+}
+
+export interface ListOptions {
+  /** Restrict to one project; undefined lists across projects (for controllers). */
+  project?: string;
+  /**
+   * Kubernetes label selector: equality-based `a=b`, `a==b`, `a!=b`, `a`, `!a` and set-based
+   * `a in (x,y)`, `a notin (x)`, comma-separated (all must hold). `a!=b` and `notin` also match
+   * objects without the label, as in Kubernetes. Malformed: 400 ApiError, field `labelSelector`.
+   */
+  labelSelector?: string;
+  /**
+   * Page size (positive integer; 0 or undefined: everything). Items are ordered by (project, name).
+   * Pass the previous page's `continue` to get the next page.
+   */
+  limit?: number;
+  /**
+   * Opaque token from a previous page. Malformed or from another kind: 400, field `continue`;
+   * older than the retained watch history: 410 Gone (start the list again).
+   */
+  continue?: string;
+}
+
+export interface ListResult {
+  items: Resource[];
+  /**
+   * Store revision the list was read at; a watch from it misses nothing. Every page of a paginated
+   * list carries the revision of the FIRST page: later pages show the current state of the objects
+   * after the cursor (not a snapshot), so a watch from this revision may re-deliver changes a later
+   * page already shows, but never misses one. Treat events as upserts/removals (informer style).
+   */
+  resourceVersion: string;
+  /** Opaque token for the next page; absent on the last page. */
+  continue?: string;
+}
+
+export interface WatchOptions {
+  /** Kind to watch; undefined watches every kind. */
+  kind?: string;
+  /** Only objects of this project (global kinds never match a project filter). */
+  project?: string;
+  /**
+   * Same syntax as ListOptions.labelSelector. An event is delivered when the object matches; in
+   * addition, a MODIFIED event whose object LEFT the selector (it matched before the change, not
+   * after) is still delivered as MODIFIED so the watcher learns it is gone from its set (Kubernetes
+   * would send a synthetic DELETED; Marina does not rewrite event types). An object that ENTERS the
+   * selector through an update arrives as MODIFIED, not ADDED: treat MODIFIED as an upsert.
+   */
+  labelSelector?: string;
+  /**
+   * Deliver every change after this revision ("0" or undefined: only changes from now on).
+   * A revision older than the retained history fails with a 410 Gone ApiError, thrown synchronously
+   * by watch(). A revision newer than the store's current revision (the store was reset) also
+   * fails with 410 so the client relists. Malformed: 400, field `resourceVersion`.
+   */
+  resourceVersion?: string;
+}
+
+export interface Watch {
+  /** Stops delivery; no handler call happens after stop() returns. */
+  stop(): void;
+}
+
+export interface DeleteOptions {
+  /** Precondition: fail with 409 unless the stored object has this resourceVersion. */
+  resourceVersion?: string;
+}
+
+export interface DeleteResult {
+  /** The object as it stands after the call: removed, or marked with deletionTimestamp. */
+  object: Resource;
+  /** False when finalizers keep the object (HTTP 202); true when it is gone (HTTP 200). */
+  removed: boolean;
+}
+
+export interface Store {
+  /**
+   * Assigns uid, resourceVersion, generation=1, creationTimestamp; drops deletionTimestamp and any
+   * client-supplied uid/resourceVersion/generation/creationTimestamp. A supplied `status` is kept
+   * (controllers create children together with their status). Project kinds need
+   * `metadata.project`, global kinds must not have one (422 `metadata.project`). 409 if it exists
+   * (also while an object of the same name is still terminating). Unknown kind: 400 `kind`.
+   */
+  create(obj: Resource): Promise<Resource>;
+  get(key: ObjectKey): Promise<Resource | undefined>;
+  list(kind: string, opts?: ListOptions): Promise<ListResult>;
+  /**
+   * Replaces metadata (labels, annotations, finalizers) and spec. `metadata.resourceVersion` is
+   * required and must match (409 otherwise). Status in the argument is ignored. generation is bumped
+   * only when spec changed. An update that empties finalizers of an object being deleted removes it.
+   * uid, creationTimestamp, deletionTimestamp and status are kept from the stored copy. Missing
+   * resourceVersion: 422 `metadata.resourceVersion`; missing object: 404. An update that changes
+   * nothing returns the stored object without a new revision or event. Adding a finalizer to an
+   * object that is being deleted: 422 `metadata.finalizers`. Empty labels/annotations/finalizers
+   * are stored as absent.
+   */
+  update(obj: Resource): Promise<Resource>;
+  /** Replaces only status; same resourceVersion precondition. Unchanged status: no new revision. */
+  updateStatus(obj: Resource): Promise<Resource>;
+  /**
+   * Without finalizers: removes (DELETED event). With finalizers: sets deletionTimestamp once
+   * (MODIFIED event; generation unchanged) and keeps the object; deleting it again is a no-op that
+   * returns it with removed=false. 404 if missing, 409 if the precondition fails.
+   */
+  delete(key: ObjectKey, opts?: DeleteOptions): Promise<DeleteResult>;
+  /**
+   * Handler is called in resourceVersion order, exactly once per change, never concurrently.
+   * Replayed history (resourceVersion given) is delivered after watch() returns (on a microtask, or
+   * earlier from within the next mutation); live events are delivered synchronously from within the
+   * mutation that caused them, so handlers must be quick (hand work off to a queue). A handler may
+   * call the store, including mutations: the nested mutation's event is queued and delivered after
+   * the current handler returns, preserving order. A handler that throws is logged and keeps its
+   * subscription; the store is unaffected.
+   */
+  watch(opts: WatchOptions, handler: (event: WatchEvent) => void): Watch;
+  /** Current revision of the whole store. */
+  currentRevision(): Promise<string>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log and API tokens: stored next to the objects (same database for the SQLite backend).
+
+export interface AuditRecord {
+  /** ISO-8601 time of the request. */
+  time: string;
+  user: string;
+  /** create | update | updateStatus | delete | get | list | watch | ... */
+  verb: string;
+  kind: string;
+  /** Empty for global kinds. */
+  project: string;
+  name: string;
+  generation?: number;
+  resourceVersion?: string;
+  /** HTTP status code of the outcome. */
+  code?: number;
+}
+
+export interface AuditEntry extends AuditRecord {
+  /** Increasing id; newer entries have larger ids. */
+  id: number;
+}
+
+export interface AuditQuery {
+  project?: string;
+  user?: string;
+  kind?: string;
+  /** Default 100, at most 10000. */
+  limit?: number;
+  /** Only entries with id > sinceId (for polling). */
+  sinceId?: number;
+}
+
+export interface AuditLog {
+  append(record: AuditRecord): Promise<AuditEntry>;
+  /** Newest first. */
+  list(query?: AuditQuery): Promise<AuditEntry[]>;
+  /** Deletes entries older than `before` (ISO time) and/or all but the newest `keep`; returns how many. */
+  prune(opts: { before?: string; keep?: number }): Promise<number>;
+}
+
+export interface TokenInfo {
+  id: string;
+  user: string;
+  description?: string;
+  createdAt: string;
+  expiresAt?: string;
+}
+
+export interface IssuedToken {
+  id: string;
+  /** The secret bearer token (`mrn_...`). Shown once: only its SHA-256 is stored. */
+  token: string;
+}
+
+export interface TokenStore {
+  /** `expiresAt`: ISO time after which verify() rejects the token. */
+  issue(opts: { user: string; description?: string; expiresAt?: string }): Promise<IssuedToken>;
+  /** The owner of a valid, unexpired, unrevoked token; undefined otherwise. */
+  verify(token: string): Promise<{ id: string; user: string } | undefined>;
+  /** Metadata only, never the secret; oldest first. */
+  list(user?: string): Promise<TokenInfo[]>;
+  /** True if the token existed. */
+  revoke(id: string): Promise<boolean>;
+  /** Revokes every token of a user (e.g. when the User is deleted); returns how many. */
+  revokeUser(user: string): Promise<number>;
+}

@@ -1,0 +1,3 @@
+export * from './versions.js';
+export * from './resolve.js';
+export * from './install.js';

@@ -1,0 +1,66 @@
+// An API server on an in-memory store for tests: users with roles in two projects, and a token each.
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { API_VERSION, type Resource } from '../../src/api/meta.js';
+import { buildApp } from '../../src/server/app.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+
+export type TestRole = 'viewer' | 'member' | 'operator' | 'admin';
+export const ROLES: TestRole[] = ['viewer', 'member', 'operator', 'admin'];
+
+export interface TestApi {
+  app: FastifyInstance;
+  store: ReturnType<typeof openSqliteStore>;
+  /** Tokens by user name: `platform` (platform admin), `<role>` (that role in project "alpha"), `outsider` (admin of "beta"). */
+  tokens: Record<string, string>;
+  close(): Promise<void>;
+}
+
+export async function startTestApi(opts: { bodyLimit?: number } = {}): Promise<TestApi> {
+  const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32) });
+  const tokens: Record<string, string> = {};
+  const users = ['platform', ...ROLES, 'outsider'];
+  for (const name of users) {
+    await store.create({ apiVersion: API_VERSION, kind: 'User', metadata: { name }, spec: { platformAdmin: name === 'platform' } });
+    tokens[name] = (await store.tokens.issue({ user: name })).token;
+  }
+  await store.create(project('alpha', ROLES.map((role) => ({ user: role, role }))));
+  await store.create(project('beta', [{ user: 'outsider', role: 'admin' }]));
+  const { app, close } = await buildApp({
+    store,
+    tokens: store.tokens,
+    audit: store.audit,
+    validation: { kubernetesVersions: ['v1.36.3', 'v1.35.4'] },
+    bodyLimit: opts.bodyLimit,
+  });
+  await app.ready();
+  return {
+    app,
+    store,
+    tokens,
+    async close() {
+      await close();
+      await store.close();
+    },
+  };
+}
+
+function project(name: string, members: { user: string; role: string }[]): Resource {
+  return { apiVersion: API_VERSION, kind: 'Project', metadata: { name }, spec: { members } };
+}
+
+export function clusterBody(name: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Cluster',
+    metadata: { name },
+    spec: {
+      nodePools: [
+        { name: 'etcd', roles: ['etcd'], replicas: 3 },
+        { name: 'controlplane', roles: ['controlplane'], replicas: 1 },
+        { name: 'workers', roles: ['worker'], replicas: 2 },
+      ],
+      ...overrides,
+    },
+  };
+}
