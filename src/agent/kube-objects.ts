@@ -387,7 +387,7 @@ export function buildPodStatus(pod: Pod, ctx: PodStatusContext): PodStatus {
     return typeof running === 'string' ? running : startTime;
   };
 
-  const initContainerStatuses: ContainerStatus[] = (pod.spec?.initContainers ?? []).map((c) => {
+  const initContainerStatuses: ContainerStatus[] = (pod.spec?.initContainers ?? []).map((c): ContainerStatus => {
     const sidecar = c.restartPolicy === 'Always';
     const base = {
       name: c.name,

@@ -22,7 +22,7 @@ export interface SourceDoc {
  * string `kind` and `metadata.name`.
  */
 export function parseDocuments(text: string, source = '<stdin>'): SourceDoc[] {
-  const docs = parseAllDocuments(text, { prettyErrors: true, maxAliasCount: 100 });
+  const docs = parseAllDocuments(text, { prettyErrors: true });
   const out: SourceDoc[] = [];
   const list = Array.isArray(docs) ? docs : [docs];
   list.forEach((doc, i) => {

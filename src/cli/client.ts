@@ -476,12 +476,12 @@ function parseWatchLine(line: string): WatchEvent {
   } catch {
     throw new MarinaApiError({ kind: 'Status', code: 500, reason: 'InternalError', message: `malformed watch event: ${line.slice(0, 200)}` });
   }
-  const e = ev as Partial<WatchEvent> & { type?: string };
+  const e = ev as { type?: string; object?: unknown };
   if (e.type === 'ERROR' && isStatus(e.object)) throw new MarinaApiError(e.object as unknown as Status);
   if (typeof e.type !== 'string' || typeof e.object !== 'object' || e.object === null) {
     throw new MarinaApiError({ kind: 'Status', code: 500, reason: 'InternalError', message: `malformed watch event: ${line.slice(0, 200)}` });
   }
-  return e as WatchEvent;
+  return e as unknown as WatchEvent;
 }
 
 /** Splits a byte stream into lines (NDJSON); a trailing partial line is yielded at the end. */

@@ -192,16 +192,16 @@ export function formatResources(
   format: OutputFormat,
   kind: string,
   items: Resource[],
-  opts: { single?: boolean; withProject?: boolean; resourceVersion?: string; now?: number } = {},
+  opts: { single?: boolean; withProject?: boolean; resourceVersion?: string; now?: number; listKind?: string } = {},
 ): string {
   switch (format) {
     case 'json':
     case 'yaml': {
-      const doc = opts.single && items.length === 1 ? items[0] : { apiVersion: 'marina.dev/v1alpha1', kind: `${kind}List`, metadata: { resourceVersion: opts.resourceVersion ?? '' }, items };
+      const doc = opts.single && items.length === 1 ? items[0] : { apiVersion: 'marina.dev/v1alpha1', kind: opts.listKind ?? `${kind}List`, metadata: { resourceVersion: opts.resourceVersion ?? '' }, items };
       return format === 'json' ? JSON.stringify(doc, null, 2) + '\n' : toYaml(doc);
     }
     case 'name':
-      return items.map((o) => objectRef(kind, o.metadata.name) + '\n').join('');
+      return items.map((o) => objectRef(o.kind || kind, o.metadata.name) + '\n').join('');
     case 'table':
       if (items.length === 0) return '';
       return formatResourceTable(kind, items, opts);

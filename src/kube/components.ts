@@ -1,6 +1,7 @@
 // Pure builders of the command-line arguments of etcd, kube-apiserver, kube-controller-manager and
 // kube-scheduler. Flag names checked against the --help of etcd v3.6.16 and Kubernetes v1.36.3 /
 // v1.35.4 (see docs/toolchain.md). No I/O here: callers write the files and spawn the processes.
+import { stringify } from 'yaml';
 
 /**
  * Extra flags merged over the generated ones (key without the leading dashes). A key that the
@@ -352,26 +353,34 @@ export function kubeControllerManagerArgs(config: KubeControllerManagerConfig): 
 // ----------------------------------------------------------------------------------------------
 
 export interface KubeSchedulerConfig {
+  /**
+   * Client kubeconfig. v1.36 marks the --kubeconfig flag deprecated (prefer a --config file built with
+   * kubeSchedulerConfiguration()); it still works, and is omitted when configFile is given.
+   */
   kubeconfig: string;
   authenticationKubeconfig?: string;
   authorizationKubeconfig?: string;
   bindAddress: string;
   securePort: number;
-  /** Default true; the lease is kube-system/kube-scheduler. */
+  /** Default true; the lease is kube-system/kube-scheduler. Ignored with configFile (set it in the file). */
   leaderElect?: boolean;
-  /** KubeSchedulerConfiguration file (--config). */
+  /** KubeSchedulerConfiguration file (--config), e.g. written from kubeSchedulerConfiguration(). */
   configFile?: string;
   tlsCertFile?: string;
   tlsPrivateKeyFile?: string;
   featureGates?: Record<string, boolean>;
+  /** Emitted only when set (the flag is deprecated in kube-scheduler). */
   profiling?: boolean;
   verbosity?: number;
   extraArgs?: ExtraArgs;
 }
 
 export function kubeSchedulerArgs(config: KubeSchedulerConfig): string[] {
+  const file = config.configFile;
   const flags = new Flags()
-    .set('kubeconfig', config.kubeconfig)
+    // With --config, the client kubeconfig and leader election come from the file (the flags would be ignored).
+    .set('config', file)
+    .set('kubeconfig', file ? undefined : config.kubeconfig)
     .set('authentication-kubeconfig', config.authenticationKubeconfig ?? config.kubeconfig)
     .set('authorization-kubeconfig', config.authorizationKubeconfig ?? config.kubeconfig)
     .set('authorization-always-allow-paths', ALWAYS_ALLOW_PATHS)
@@ -379,11 +388,31 @@ export function kubeSchedulerArgs(config: KubeSchedulerConfig): string[] {
     .set('secure-port', config.securePort)
     .set('tls-cert-file', config.tlsCertFile)
     .set('tls-private-key-file', config.tlsPrivateKeyFile)
-    .set('config', config.configFile)
-    // With --config, leader election comes from the file (the flag would be ignored).
-    .set('leader-elect', config.configFile ? undefined : (config.leaderElect ?? true))
+    .set('leader-elect', file ? undefined : (config.leaderElect ?? true))
     .set('feature-gates', featureGates(config.featureGates))
-    .set('profiling', config.profiling ?? false)
+    .set('profiling', config.profiling)
     .set('v', config.verbosity);
   return flags.merge(config.extraArgs).toArgs();
+}
+
+export interface KubeSchedulerConfigurationOptions {
+  kubeconfig: string;
+  /** Default true. */
+  leaderElect?: boolean;
+  /** Client QPS/burst towards the API server. */
+  qps?: number;
+  burst?: number;
+}
+
+/** A kubescheduler.config.k8s.io/v1 KubeSchedulerConfiguration document (YAML) for --config. */
+export function kubeSchedulerConfiguration(options: KubeSchedulerConfigurationOptions): string {
+  const clientConnection: Record<string, unknown> = { kubeconfig: options.kubeconfig };
+  if (options.qps !== undefined) clientConnection.qps = options.qps;
+  if (options.burst !== undefined) clientConnection.burst = options.burst;
+  return stringify({
+    apiVersion: 'kubescheduler.config.k8s.io/v1',
+    kind: 'KubeSchedulerConfiguration',
+    clientConnection,
+    leaderElection: { leaderElect: options.leaderElect ?? true },
+  });
 }

@@ -15,6 +15,8 @@ export interface ControlPlanePkiOptions {
   apiServerExtraSANs?: string[];
   /** First IP of the service CIDR (the `kubernetes` Service), default 10.96.0.1. */
   serviceIP?: string;
+  /** Addresses kube-controller-manager / kube-scheduler serve on (SANs of their serving certs). Default [apiServerHost]. */
+  componentHosts?: string[];
   /** Addresses of the etcd members (SANs of the etcd server/peer certificates). Default [apiServerHost]. */
   etcdHosts?: string[];
   /** kubeconfig cluster name, default "marina". */
@@ -47,6 +49,11 @@ export interface ControlPlanePkiFiles {
   etcdPeerKey: string;
   serviceAccountKey: string;
   serviceAccountPub: string;
+  /** Serving certificates of kube-controller-manager and kube-scheduler (signed by the cluster CA). */
+  controllerManagerServingCert: string;
+  controllerManagerServingKey: string;
+  schedulerServingCert: string;
+  schedulerServingKey: string;
   adminKubeconfig: string;
   controllerManagerKubeconfig: string;
   schedulerKubeconfig: string;
@@ -110,8 +117,9 @@ export async function generateControlPlanePki(options: ControlPlanePkiOptions): 
     ]),
   );
   const etcdSANs = splitSANs(uniq(['localhost', '127.0.0.1', ...etcdHosts]));
+  const componentSANs = splitSANs(uniq(['localhost', '127.0.0.1', ...(options.componentHosts ?? [options.apiServerHost])]));
   const leaf = { validityDays, keyAlgorithm };
-  const [apiServer, etcdClient, kubeletClient, frontProxyClient, etcdServer, etcdPeer, admin, kcm, scheduler] =
+  const [apiServer, etcdClient, kubeletClient, frontProxyClient, etcdServer, etcdPeer, admin, kcm, scheduler, kcmServing, schedulerServing] =
     await Promise.all([
       issueCertificate(ca, { commonName: 'kube-apiserver', usage: 'server', ...apiSANs, ...leaf }),
       issueCertificate(etcdCa, { commonName: 'kube-apiserver-etcd-client', usage: 'client', ...leaf }),
@@ -127,6 +135,8 @@ export async function generateControlPlanePki(options: ControlPlanePkiOptions): 
       issueCertificate(ca, { commonName: 'kubernetes-admin', organizations: ['system:masters'], usage: 'client', ...leaf }),
       issueCertificate(ca, { commonName: 'system:kube-controller-manager', usage: 'client', ...leaf }),
       issueCertificate(ca, { commonName: 'system:kube-scheduler', usage: 'client', ...leaf }),
+      issueCertificate(ca, { commonName: 'kube-controller-manager', usage: 'server', ...componentSANs, ...leaf }),
+      issueCertificate(ca, { commonName: 'kube-scheduler', usage: 'server', ...componentSANs, ...leaf }),
     ]);
 
   const p = (name: string): string => join(dir, name);
@@ -151,6 +161,10 @@ export async function generateControlPlanePki(options: ControlPlanePkiOptions): 
     etcdPeerKey: p('etcd/peer.key'),
     serviceAccountKey: p('sa.key'),
     serviceAccountPub: p('sa.pub'),
+    controllerManagerServingCert: p('controller-manager.crt'),
+    controllerManagerServingKey: p('controller-manager.key'),
+    schedulerServingCert: p('scheduler.crt'),
+    schedulerServingKey: p('scheduler.key'),
     adminKubeconfig: p('admin.kubeconfig'),
     controllerManagerKubeconfig: p('controller-manager.kubeconfig'),
     schedulerKubeconfig: p('scheduler.kubeconfig'),
@@ -187,6 +201,10 @@ export async function generateControlPlanePki(options: ControlPlanePkiOptions): 
     [files.etcdPeerKey, etcdPeer.keyPem],
     [files.serviceAccountKey, sa.privateKeyPem],
     [files.serviceAccountPub, sa.publicKeyPem],
+    [files.controllerManagerServingCert, kcmServing.certPem],
+    [files.controllerManagerServingKey, kcmServing.keyPem],
+    [files.schedulerServingCert, schedulerServing.certPem],
+    [files.schedulerServingKey, schedulerServing.keyPem],
     [files.adminKubeconfig, kubeconfig('kubernetes-admin', admin)],
     [files.controllerManagerKubeconfig, kubeconfig('system:kube-controller-manager', kcm)],
     [files.schedulerKubeconfig, kubeconfig('system:kube-scheduler', scheduler)],
@@ -206,6 +224,8 @@ export async function generateControlPlanePki(options: ControlPlanePkiOptions): 
     [files.adminKubeconfig]: admin.notAfter,
     [files.controllerManagerKubeconfig]: kcm.notAfter,
     [files.schedulerKubeconfig]: scheduler.notAfter,
+    [files.controllerManagerServingCert]: kcmServing.notAfter,
+    [files.schedulerServingCert]: schedulerServing.notAfter,
   };
   const notAfter = new Date(Math.min(...Object.values(expiries).map((d) => d.getTime())));
   return { dir, files, ca, etcdCa, frontProxyCa, admin, apiServerURL, notAfter, expiries };

@@ -336,7 +336,12 @@ export class Controller {
     const started = process.hrtime.bigint();
     let outcome: ReconcileResult;
     try {
-      const objectKey = parseKeyString(key);
+      let objectKey: ObjectKey;
+      try {
+        objectKey = parseKeyString(key);
+      } catch (err) {
+        throw new TerminalError(`cannot reconcile malformed key ${JSON.stringify(key)}`, { cause: err });
+      }
       const res = await this.reconciler.reconcile(objectKey, { signal: this.abort.signal, log });
       this.queue.forget(key);
       this.terminal.delete(key);

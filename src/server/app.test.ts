@@ -241,10 +241,27 @@ describe('updates, patches and deletes', () => {
 });
 
 describe('watch', () => {
-  it('streams changes from a resourceVersion and answers 410 when it is too old', async () => {
+  it('answers 410 Gone for a resourceVersion older than the retained history', async () => {
+    const small = await startTestApi({ historyLimit: 5 });
+    try {
+      for (let i = 0; i < 10; i++) {
+        await small.store.create({ apiVersion: API_VERSION, kind: 'Secret', metadata: { name: `s${i}`, project: 'alpha' }, spec: { type: 'opaque', data: {} } });
+      }
+      const res = await small.app.inject({
+        url: `${BASE}/projects/alpha/secrets?watch=true&resourceVersion=1`,
+        headers: { authorization: `Bearer ${small.tokens.member}` },
+      });
+      assert.equal(res.statusCode, 410);
+      assert.equal(res.json().reason, 'Gone');
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('streams changes after a resourceVersion as NDJSON', async () => {
     const address = await api.app.listen({ host: '127.0.0.1', port: 0 });
     try {
-      const list = (await req('viewer', 'GET', `${BASE}/projects/alpha/secrets`)).json();
+      const list = (await req('member', 'GET', `${BASE}/projects/alpha/secrets`)).json();
       const controller = new AbortController();
       const res = await fetch(`${address}${BASE}/projects/alpha/secrets?watch=true&resourceVersion=${list.metadata.resourceVersion}`, {
         headers: { authorization: `Bearer ${api.tokens.member}` },
@@ -262,7 +279,7 @@ describe('watch', () => {
         text += new TextDecoder().decode(value);
       }
       controller.abort();
-      const events = text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      const events = text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.type !== 'BOOKMARK');
       assert.deepEqual(events.map((e) => [e.type, e.object.metadata.name]), [
         ['ADDED', 'watched'],
         ['DELETED', 'watched'],

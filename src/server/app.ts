@@ -1,6 +1,6 @@
 // The REST API: Kubernetes-style resource paths per project and kind, JSON or YAML bodies,
 // streamed watch, one error shape, authorization on every request and an audit trail of changes.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
@@ -45,7 +45,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
   const { store, tokens, audit, validation } = opts;
   const membership = await MembershipIndex.start(store);
   const app = Fastify({
-    logger: opts.logger ?? false,
+    ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     return503OnClosing: true,
   });
@@ -205,6 +205,8 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
     });
     reply.hijack();
     raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+    // Send the headers now: a client waits for them before it does anything else.
+    raw.flushHeaders();
     started = true;
     for (const line of buffered) write(line);
     const heartbeat = setInterval(() => {

@@ -71,7 +71,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', 1), ('revision', 0), ('compacted', 0);
+-- Revision 1 is a genesis revision without an event: a list never returns "0", which watch()
+-- would read as "from now" (a client listing a fresh store would then miss the first changes).
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', 1), ('revision', 1), ('compacted', 1);
 CREATE TABLE IF NOT EXISTS objects (
   kind TEXT NOT NULL, project TEXT NOT NULL, name TEXT NOT NULL,
   uid TEXT NOT NULL, rv INTEGER NOT NULL, json TEXT NOT NULL,

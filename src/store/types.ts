@@ -128,7 +128,10 @@ export interface Store {
    * subscription; the store is unaffected.
    */
   watch(opts: WatchOptions, handler: (event: WatchEvent) => void): Watch;
-  /** Current revision of the whole store. */
+  /**
+   * Current revision of the whole store. Revisions are positive integers (as strings); a new store
+   * starts at "1" without any event, so "0" is never a real revision and always means "now".
+   */
   currentRevision(): Promise<string>;
   close(): Promise<void>;
 }

@@ -16,8 +16,8 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startTestApi(opts: { bodyLimit?: number } = {}): Promise<TestApi> {
-  const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32) });
+export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: number } = {}): Promise<TestApi> {
+  const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32), historyLimit: opts.historyLimit });
   const tokens: Record<string, string> = {};
   const users = ['platform', ...ROLES, 'outsider'];
   for (const name of users) {

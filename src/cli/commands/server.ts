@@ -1,0 +1,41 @@
+// `marina server`: runs the control plane in this process until SIGINT/SIGTERM.
+import { Command } from 'commander';
+import { err, out } from '../session.js';
+
+export function serverCommand(): Command {
+  return new Command('server')
+    .description('run the Marina control plane (REST API, store, controllers)')
+    .option('--data-dir <dir>', 'state directory (default: $MARINA_DATA_DIR or ${XDG_DATA_HOME:-~/.local/share}/marina)')
+    .option('--listen <host:port>', 'address to serve on (default: $MARINA_LISTEN or 127.0.0.1:7443)')
+    .action(async (opts: { dataDir?: string; listen?: string }) => {
+      // Imported lazily: the server pulls in fastify, SQLite and the controllers, which no other
+      // command needs.
+      const { startServer, defaultDataDir, DEFAULT_LISTEN } = await import('../../server/main.js');
+      const dataDir = opts.dataDir ?? defaultDataDir();
+      const listen = opts.listen ?? process.env.MARINA_LISTEN ?? DEFAULT_LISTEN;
+      const server = await startServer({ dataDir, listen });
+      out(`Marina listening on ${server.url}\n`);
+      if (server.adminToken) {
+        out(`bootstrap admin token: ${server.adminToken}\n`);
+        out(`(also written to ${server.adminTokenFile}; log in with: marina login ${server.url} --token-file ${server.adminTokenFile})\n`);
+      }
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (signal: NodeJS.Signals) => {
+          if (stopping) {
+            err(`${signal} again: exiting without a clean shutdown`);
+            process.exit(1);
+          }
+          stopping = true;
+          err(`${signal}: shutting down`);
+          server.close().then(resolve, (e: unknown) => {
+            err(`shutdown failed: ${(e as Error).message}`);
+            process.exitCode = 1;
+            resolve();
+          });
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+}

@@ -1,0 +1,114 @@
+// The shared conformance suite every infrastructure provider passes (run from each provider's own
+// test file). It checks the contract's promises: idempotent calls, re-adoption by a new provider
+// instance (a Marina restart), distinct addresses, stable endpoints and complete clean-up.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { ClusterRef, InfrastructureProvider, MachineBootstrap, MachineDescription, MachineRef } from './contract.js';
+
+export interface ConformanceHarness {
+  /** A provider instance; called again to simulate a restart of Marina on the same state. */
+  newProvider(): InfrastructureProvider;
+  /** The smallest bootstrap that brings a machine of this provider to Running. */
+  minimalBootstrap(machine: MachineRef, address: string): MachineBootstrap;
+  /** Provider-specific proof that nothing of the machine is left (processes, ports, files, VMs). */
+  assertMachineGone(machine: MachineRef, last: MachineDescription): Promise<void>;
+  assertEndpointGone?(cluster: ClusterRef, url: string): Promise<void>;
+  /** Generous: a real provider boots real things. */
+  runningTimeoutMs?: number;
+  cleanup?(): Promise<void>;
+}
+
+export function describeProviderConformance(name: string, harness: ConformanceHarness): void {
+  describe(`provider conformance: ${name}`, () => {
+    const provider = harness.newProvider();
+    const cluster: ClusterRef = { project: 'conformance', name: 'c1', uid: randomUUID() };
+    const machine = (n: string): MachineRef => ({ project: cluster.project, cluster: cluster.name, name: n, uid: randomUUID() });
+    const created: MachineRef[] = [];
+
+    after(async () => {
+      for (const m of created) await provider.deleteMachine(m).catch(() => undefined);
+      await provider.deleteEndpoint(cluster).catch(() => undefined);
+      await provider.close();
+      await harness.cleanup?.();
+    });
+
+    async function waitFor(m: MachineRef, state: string, p = provider): Promise<MachineDescription> {
+      const deadline = Date.now() + (harness.runningTimeoutMs ?? 60_000);
+      let last: MachineDescription;
+      do {
+        last = await p.describeMachine(m);
+        if (last.state === state) return last;
+        assert.notEqual(last.state, 'Failed', `machine failed: ${last.failureReason}: ${last.failureMessage}`);
+        await new Promise((r) => setTimeout(r, 200));
+      } while (Date.now() < deadline);
+      assert.fail(`machine ${m.name} not ${state} in time; last state ${last.state}`);
+    }
+
+    it('reports an unknown machine as Missing', async () => {
+      assert.equal((await provider.describeMachine(machine('never-made'))).state, 'Missing');
+    });
+
+    it('prepares idempotently and gives each machine its own address', async () => {
+      const a = machine('m-a');
+      const b = machine('m-b');
+      created.push(a, b);
+      const first = await provider.prepareMachine(a);
+      const again = await provider.prepareMachine(a);
+      const other = await provider.prepareMachine(b);
+      assert.deepEqual(again, first);
+      assert.notEqual(other.address, first.address);
+      assert.ok(first.providerID.length > 0);
+      await provider.deleteMachine(b);
+      created.splice(created.indexOf(b), 1);
+    });
+
+    it('starts a machine, keeps one copy on a repeated start, and a restarted provider re-adopts it', async () => {
+      const m = machine('m-run');
+      created.push(m);
+      const prepared = await provider.prepareMachine(m);
+      await provider.startMachine(m, harness.minimalBootstrap(m, prepared.address));
+      const running = await waitFor(m, 'Running');
+      assert.equal(running.address, prepared.address);
+      await provider.startMachine(m, harness.minimalBootstrap(m, prepared.address));
+      const again = await provider.describeMachine(m);
+      assert.deepEqual(again.providerStatus, running.providerStatus, 'a second start made a second machine');
+
+      const restarted = harness.newProvider();
+      const adopted = await restarted.describeMachine(m);
+      assert.equal(adopted.state, 'Running');
+      assert.deepEqual(adopted.providerStatus, running.providerStatus);
+      await restarted.close();
+    });
+
+    it('does not adopt a machine of an earlier object with the same name', async () => {
+      const first = created.find((m) => m.name === 'm-run')!;
+      const impostor: MachineRef = { ...first, uid: randomUUID() };
+      assert.equal((await provider.describeMachine(impostor)).state, 'Missing');
+    });
+
+    it('deletes a machine completely, and deleting again succeeds', async () => {
+      const m = created.find((x) => x.name === 'm-run')!;
+      const last = await provider.describeMachine(m);
+      await provider.deleteMachine(m);
+      assert.equal((await provider.describeMachine(m)).state, 'Missing');
+      await harness.assertMachineGone(m, last);
+      await provider.deleteMachine(m);
+      created.splice(created.indexOf(m), 1);
+    });
+
+    it('keeps the endpoint address stable while its backends change, and removes it', async () => {
+      const first = await provider.ensureEndpoint(cluster, ['127.0.0.1:1']);
+      const second = await provider.ensureEndpoint(cluster, ['127.0.0.1:1', '127.0.0.1:2']);
+      const restarted = harness.newProvider();
+      const third = await restarted.ensureEndpoint(cluster, ['127.0.0.1:2']);
+      await restarted.close();
+      assert.equal(second.url, first.url);
+      assert.equal(third.url, first.url);
+      assert.match(first.url, /^https:\/\//);
+      await provider.deleteEndpoint(cluster);
+      await harness.assertEndpointGone?.(cluster, first.url);
+      await provider.deleteEndpoint(cluster);
+    });
+  });
+}
