@@ -165,7 +165,7 @@ download_etcd() { # download_etcd <etcd-version> <out-dir>
   [[ -n "$want" && "$want" == "$got" ]] || { log "sha256 mismatch for $name.$ext: want $want got $got"; return 1; }
   if [[ "$ext" == zip ]]; then (cd "$out" && unzip -q "$name.zip"); else tar -xzf "$out/$name.$ext" -C "$out"; fi
   mv "$out/$name/etcd" "$out/$name/etcdctl" "$out/"
-  rm -rf "$out/$name" "$out/$name.$ext" "$out/etcd-SHA256SUMS"
+  rm -rf "${out:?}/$name" "${out:?}/$name.$ext" "${out:?}/etcd-SHA256SUMS"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -181,10 +181,12 @@ check_go() { # check_go <k8s-version>
     cat >&2 <<EOF
 [toolchain] error: cannot obtain the Kubernetes $1 binaries: the downloads failed and Go is not installed.
   Building from source needs Go >= $need (the 'go' directive of k8s.io/kubernetes@$1) and access to a
-  Go module proxy (GOPROXY, default https://proxy.golang.org). Debian's golang-go package is older
-  than that on bookworm; install Go $need or newer from https://go.dev/dl/ (or backports), put it on
-  PATH, and run this script again. Alternatively point MARINA_BIN_DIR at a directory that already
-  holds etcd, etcdctl, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl.
+  Go module proxy (GOPROXY, default https://proxy.golang.org). 'apt-get install golang-go' is NOT
+  enough on Debian 12 (it gives Go 1.19): install Go $need or newer (https://go.dev/dl/, a newer
+  distribution package, or 'go install golang.org/dl/go<version>@latest' from an older Go), put it on
+  PATH, and run this script again (about 8 minutes and 2 GB of RAM on 2 cores). Alternatively point
+  MARINA_BIN_DIR at a directory that already holds etcd, etcdctl, kube-apiserver,
+  kube-controller-manager, kube-scheduler and kubectl.
 EOF
     exit 1
   fi
@@ -252,7 +254,7 @@ build_k8s() { # build_k8s <k8s-version> <out-dir> <work-dir>
   done
   local b
   for b in "${K8S_BINARIES[@]}"; do
-    (cd "$work" && export CGO_ENABLED=0 && timed_build "$b $kv" \
+    (cd "$work" && CGO_ENABLED=0 timed_build "$b $kv" \
       go build -p "$PARALLELISM" -trimpath -buildvcs=false -tags selinux,notest -ldflags "$ld" \
         -o "$out/$b" "k8s.io/kubernetes/cmd/$b")
   done
@@ -280,7 +282,7 @@ build_etcd() { # build_etcd <etcd-version> <out-dir> <work-dir>
   (cd "$work" && timed_build "etcd module graph (go mod tidy)" go mod tidy)
   local b
   for b in "${ETCD_BINARIES[@]}"; do
-    (cd "$work" && export CGO_ENABLED=0 && timed_build "$b $ev" \
+    (cd "$work" && CGO_ENABLED=0 timed_build "$b $ev" \
       go build -p "$PARALLELISM" -trimpath -buildvcs=false -ldflags "-s -w" -o "$out/$b" "./cmd/$b")
   done
 }
@@ -327,8 +329,11 @@ install_version() { # install_version <k8s-version>
 
   k8s_src="" etcd_src=""
   if [[ "$SOURCE" != build ]]; then
-    if download_k8s "$kv" "$tmp"; then k8s_src=download; fi
-    if download_etcd "$ev" "$tmp"; then etcd_src=download; fi
+    # Each download goes to its own directory and is moved in only when complete.
+    mkdir -p "$tmp/.dl-k8s" "$tmp/.dl-etcd"
+    if download_k8s "$kv" "$tmp/.dl-k8s"; then mv "$tmp/.dl-k8s/"* "$tmp/"; k8s_src=download; fi
+    if download_etcd "$ev" "$tmp/.dl-etcd"; then mv "$tmp/.dl-etcd/"* "$tmp/"; etcd_src=download; fi
+    rm -rf "$tmp/.dl-k8s" "$tmp/.dl-etcd"
   fi
   if [[ -z "$k8s_src" || -z "$etcd_src" ]]; then
     if [[ "$SOURCE" == download ]]; then die "downloads failed and MARINA_TOOLCHAIN_SOURCE=download forbids building"; fi
@@ -377,7 +382,7 @@ main() {
   if [[ $# -eq 0 ]]; then versions=("$(matrix default)"); fi
   for v in "$@"; do
     case "$v" in
-      -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
       *) versions+=("$(normalize_version "$v")") ;;
     esac
   done

@@ -18,6 +18,7 @@ import {
   type WatchEvent,
   type Watcher,
 } from '../kube/client.js';
+import { WorkQueue } from '../runtime/workqueue.js';
 import {
   buildLease,
   buildNode,
@@ -133,10 +134,8 @@ export class VirtualKubelet {
   private nodeWatch: Watcher<Node> | undefined;
   private podWatch: Watcher<Pod> | undefined;
   private ipam: PodIPAllocator | undefined;
-  private readonly podQueue = new Set<string>();
-  private readonly podRetries = new Map<string, number>();
-  private draining = false;
-  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  /** Pod keys to reconcile; failed ones come back with per-key backoff (0.5 s doubling to 30 s). */
+  private readonly podQueue = new WorkQueue({ backoff: { baseDelayMs: 500, maxDelayMs: 30_000 } });
   private readonly aborted: Promise<void>;
   private readonly lastWarn = new Map<string, number>();
 
@@ -151,10 +150,7 @@ export class VirtualKubelet {
     this.statusMs = opts.statusIntervalMs ?? 60_000;
     this.resyncMs = opts.resyncIntervalMs ?? 30_000;
     this.aborted = new Promise((resolve) => this.abort.signal.addEventListener('abort', () => resolve(), { once: true }));
-    this.abort.signal.addEventListener('abort', () => {
-      for (const t of this.retryTimers) clearTimeout(t);
-      this.retryTimers.clear();
-    });
+    this.abort.signal.addEventListener('abort', () => this.podQueue.shutDown(), { once: true });
   }
 
   get nodeName(): string {
@@ -236,6 +232,7 @@ export class VirtualKubelet {
     this.track(this.heartbeatLoop());
     this.track(this.statusLoop());
     this.track(this.resyncLoop());
+    this.track(this.podWorker());
   }
 
   // ------------------------------------------------------------------ registration
@@ -490,7 +487,7 @@ export class VirtualKubelet {
     const uid = pod.metadata.uid ?? key;
     if (ev.type === 'DELETED') {
       this.ipam?.release(uid);
-      this.podRetries.delete(key);
+      this.podQueue.forget(key);
       return;
     }
     if (pod.status?.podIP && !pod.spec?.hostNetwork) this.ipam?.adopt(uid, pod.status.podIP);
@@ -512,40 +509,28 @@ export class VirtualKubelet {
   // ------------------------------------------------------------------ pods
 
   private enqueue(key: string): void {
-    if (this.stopped) return;
     this.podQueue.add(key);
-    if (!this.draining) {
-      this.draining = true;
-      this.track(this.drain());
-    }
   }
 
-  private async drain(): Promise<void> {
-    try {
-      // Pod IPs of existing pods must be known before any is handed out.
-      await Promise.race([this.podWatch?.synced, this.aborted]);
-      while (this.podQueue.size && !this.stopped) {
-        const key = this.podQueue.values().next().value as string;
-        this.podQueue.delete(key);
-        try {
-          await this.reconcilePod(key);
-          this.podRetries.delete(key);
-        } catch (err) {
-          if (this.stopped) break;
-          const n = (this.podRetries.get(key) ?? 0) + 1;
-          this.podRetries.set(key, n);
-          this.warn(`pod:${key}`, err, `updating pod ${key} failed (attempt ${n}); retrying`);
-          const t = setTimeout(() => {
-            this.retryTimers.delete(t);
-            this.enqueue(key);
-          }, Math.min(500 * 2 ** (n - 1), 30_000));
-          this.retryTimers.add(t);
+  /** One worker: pods are few per node and each update is one small request. */
+  private async podWorker(): Promise<void> {
+    // Pod IPs of existing pods must be known (adopted) before any new one is handed out.
+    await Promise.race([this.podWatch?.synced, this.aborted]);
+    for (;;) {
+      const key = await this.podQueue.get();
+      if (key === undefined) return;
+      try {
+        await this.reconcilePod(key);
+        this.podQueue.forget(key);
+      } catch (err) {
+        if (!this.stopped) {
+          const delay = this.podQueue.addRateLimited(key);
+          this.warn('pod', err, `updating pod ${key} failed; retrying in ${delay} ms`);
         }
+      } finally {
+        this.podQueue.done(key);
       }
-    } finally {
-      this.draining = false;
     }
-    if (this.podQueue.size && !this.stopped) this.enqueue(this.podQueue.values().next().value as string);
   }
 
   private async reconcilePod(key: string): Promise<void> {

@@ -3,10 +3,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Resource } from '../api/meta.js';
-import { isConflict, isNotFound, RESOURCES, type MarinaClient, type ResourceRef } from './client.js';
+import { API_VERSION, isConflict, isNotFound, RESOURCES, type MarinaClient, type ResourceRef } from './client.js';
 import { CliError, EXIT } from './errors.js';
-
-export const API_VERSION = 'marina.dev/v1alpha1';
 
 /** One object read from a file, with where it came from for error messages. */
 export interface SourceDoc {

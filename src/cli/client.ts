@@ -8,6 +8,8 @@ import type { FieldCause, Status } from '../api/errors.js';
 import type { Resource } from '../api/meta.js';
 
 export const API_PATH = '/api/v1alpha1';
+/** `apiVersion` of every Marina object (the same as API_VERSION in src/api/meta.ts). */
+export const API_VERSION = 'marina.dev/v1alpha1';
 
 /** Where a kind lives and how it is named in URLs. Mirrors `KINDS` in src/api/registry.ts. */
 export interface ResourceRef {
@@ -368,8 +370,9 @@ export class MarinaClient {
     let delay = opts.retryDelayMs ?? 200;
     const baseDelay = delay;
 
-    const relist = async function* (this: MarinaClient, report: boolean): AsyncGenerator<WatchEvent<T>> {
-      const list = await this.listAll<T>(kind, { project: opts.project, labelSelector: opts.labelSelector, signal: opts.signal });
+    const client = this;
+    async function* relist(report: boolean): AsyncGenerator<WatchEvent<T>> {
+      const list = await client.listAll<T>(kind, { project: opts.project, labelSelector: opts.labelSelector, signal: opts.signal });
       const seen = new Set<string>();
       for (const item of list.items) {
         const k = keyOf(item);
@@ -386,7 +389,7 @@ export class MarinaClient {
         if (report) yield { type: 'DELETED', object: old };
       }
       rv = list.metadata.resourceVersion;
-    }.bind(this);
+    }
 
     if (rv === undefined) yield* relist(opts.initial ?? false);
 

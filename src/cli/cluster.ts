@@ -2,8 +2,7 @@
 // (or gone), printing one line per observed change.
 import type { Condition, Resource } from '../api/meta.js';
 import type { Cluster, ClusterSpec, NodePoolTemplate } from '../api/kinds.js';
-import { isConflict, type MarinaClient, type WatchEvent } from './client.js';
-import { API_VERSION } from './apply.js';
+import { API_VERSION, isConflict, type MarinaClient, type WatchEvent } from './client.js';
 import { CliError, EXIT } from './errors.js';
 import { humanDuration } from './output.js';
 
@@ -113,7 +112,7 @@ function describeCondition(c: Condition): string {
 export class ProgressPrinter {
   private readonly states = new Map<string, ObjState>();
 
-  /** Lines for one event; `label` is `cluster` or `machine`. */
+  /** Lines for one Cluster or Machine event, each starting `cluster NAME` / `machine NAME`. */
   lines(ev: WatchEvent): string[] {
     const obj = ev.object;
     const label = obj.kind.toLowerCase();

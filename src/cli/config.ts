@@ -124,7 +124,7 @@ export function resolveConnection(cfg: CliConfig, flags: ConnectionFlags, env: N
   }
   const server = normalizeServer(flags.server ?? env.MARINA_URL ?? ctx?.server ?? DEFAULT_SERVER);
   // A token from the config belongs to that context's server; do not send it to another one.
-  const ctxToken = ctx && (flags.server ?? env.MARINA_URL) === undefined ? ctx.token : ctx && normalizeServer(ctx.server) === server ? ctx.token : undefined;
+  const ctxToken = ctx && normalizeServer(ctx.server) === server ? ctx.token : undefined;
   return {
     server,
     token: flags.token ?? env.MARINA_TOKEN ?? ctxToken,

@@ -125,7 +125,7 @@ function specLines(kind: string, spec: Rec): string[] {
       return lines;
     }
     default:
-      return yamlBlock(spec);
+      return fieldLines(spec);
   }
 }
 
@@ -133,7 +133,7 @@ function statusLines(kind: string, status: Rec): string[] {
   if (Object.keys(status).length === 0) return ['  <none>'];
   if (kind === 'Cluster') {
     const { pools, certificates, ...rest } = status as { pools?: Rec[]; certificates?: Rec[] } & Rec;
-    const lines = Object.keys(rest).length > 0 ? yamlBlock(rest) : [];
+    const lines = Object.keys(rest).length > 0 ? fieldLines(rest) : [];
     if (pools && pools.length > 0) {
       lines.push('  Pools:');
       lines.push(indent(formatTable(['NAME', 'READY', 'REPLICAS'], pools.map((p) => [String(p.name), String(p.readyReplicas ?? 0), String(p.replicas ?? 0)])), 4));
@@ -146,20 +146,36 @@ function statusLines(kind: string, status: Rec): string[] {
   }
   if (kind === 'Machine') {
     const { providerStatus, ...rest } = status;
-    const lines = yamlBlock(rest);
+    const lines = fieldLines(rest);
     if (providerStatus !== undefined) lines.push(row('Provider Status', kvInline(providerStatus as Rec)));
     return lines;
   }
-  return yamlBlock(status);
+  return fieldLines(status);
+}
+
+/** `kubernetesVersion` → `Kubernetes Version`. */
+export function titleCase(key: string): string {
+  const words = key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/[-_]/g, ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1).replace(/ ([a-z])/g, (_m, c: string) => ` ${c.toUpperCase()}`);
+}
+
+/** Scalars as `  Label: value` rows; objects and arrays as indented YAML under their label. */
+function fieldLines(v: Rec): string[] {
+  if (Object.keys(v).length === 0) return ['  <none>'];
+  const lines: string[] = [];
+  for (const [k, val] of Object.entries(v)) {
+    if (val !== null && typeof val === 'object') {
+      lines.push(`  ${titleCase(k)}:`);
+      lines.push(...toYaml(val).trimEnd().split('\n').map((l) => `    ${l}`));
+    } else {
+      lines.push(row(titleCase(k), val));
+    }
+  }
+  return lines;
 }
 
 function row(label: string, value: unknown): string {
-  return `  ${(label + ':').padEnd(20)}${value === undefined || value === '' ? '<none>' : String(value)}`;
-}
-
-function yamlBlock(v: Rec): string[] {
-  if (Object.keys(v).length === 0) return ['  <none>'];
-  return toYaml(v).trimEnd().split('\n').map((l) => `  ${l}`);
+  return `  ${(label + ':').padEnd(22)}${value === undefined || value === '' ? '<none>' : String(value)}`;
 }
 
 function kv(m: Record<string, string> | undefined): string | undefined {

@@ -104,7 +104,8 @@ function phase(o: Obj): string {
 }
 
 /** `ready/total` summed over pools: status pools when reported, else the spec's replica counts. */
-export function clusterPools(o: Obj): string {
+export function clusterPools(r: Resource): string {
+  const o = r as Obj;
   const pools = (spec(o).nodePools ?? []) as { name: string; replicas: number }[];
   const reported = (status(o).pools ?? []) as { name: string; replicas: number; readyReplicas: number }[];
   const total = pools.reduce((n, p) => n + (p.replicas ?? 0), 0);

@@ -1,6 +1,6 @@
 // The `marina` command tree and the one place where failures become exit codes.
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { accountCommands } from './commands/account.js';
 import { clusterCommand } from './commands/cluster.js';
 import { applyCommand, deleteCommand, describeCommand, getCommand, watchCommand } from './commands/resources.js';
@@ -19,13 +19,19 @@ function packageVersion(): string {
   }
 }
 
+const CONNECTION_OPTIONS = (): Option[] => [
+  new Option('--server <url>', 'server URL (default: MARINA_URL, the current context, or http://127.0.0.1:7443)'),
+  new Option('--token <token>', 'bearer token (default: MARINA_TOKEN or the current context)'),
+  new Option('--context <name>', 'use this context of the CLI config instead of the current one'),
+];
+
 export function buildProgram(): Command {
   const program = new Command('marina')
     .description('Marina: self-hosted managed Kubernetes. Talks to a Marina server over its REST API.')
     .version(packageVersion(), '-V, --version')
-    .option('--server <url>', 'server URL (default: MARINA_URL, the current context, or http://127.0.0.1:7443)')
-    .option('--token <token>', 'bearer token (default: MARINA_TOKEN or the current context)')
-    .option('--context <name>', 'use this context of the CLI config instead of the current one')
+    // Root options only before the subcommand, so `cluster create --version v1.36.3` is the
+    // subcommand's; the connection options are repeated on every leaf command instead.
+    .enablePositionalOptions()
     .addHelpText(
       'after',
       `
@@ -33,6 +39,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict/already exists, 5 in
 6 unauthorized/forbidden, 7 timeout.
 Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
     );
+  for (const o of CONNECTION_OPTIONS()) program.addOption(o);
 
   program.addCommand(serverCommand());
   for (const c of accountCommands()) program.addCommand(c);
@@ -48,6 +55,11 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   const configure = (c: Command) => {
     c.exitOverride();
     c.showHelpAfterError('(add --help for usage)');
+    if (c.commands.length === 0 && c.name() !== 'server' && c.parent?.name() !== 'toolchain') {
+      for (const o of CONNECTION_OPTIONS()) {
+        if (!c.options.some((x) => x.long === o.long)) c.addOption(o);
+      }
+    }
     c.commands.forEach(configure);
   };
   configure(program);

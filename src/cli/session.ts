@@ -19,8 +19,7 @@ export class Session {
 
   /** Session from a command's own and inherited (global) options. */
   static of(cmd: Command): Session {
-    const o = cmd.optsWithGlobals() as ConnectionFlags;
-    return new Session({ server: o.server, token: o.token, context: o.context });
+    return new Session(connectionFlags(cmd));
   }
 
   get client(): MarinaClient {
@@ -38,13 +37,18 @@ export class Session {
 
   /**
    * The project for a project-scoped command: -p, else MARINA_PROJECT / the context's project,
-   * else the caller's only project (asked from whoami). Usage error when it stays ambiguous.
+   * else the caller's only project (from whoami; for a platform admin who is no member anywhere,
+   * the only project there is). Usage error when it stays ambiguous.
    */
   async project(flag: string | undefined): Promise<string> {
     if (flag) return flag;
     if (this.connection.project) return this.connection.project;
     const me = await this.client.whoami();
     if (me.projects.length === 1) return me.projects[0]!.name;
+    if (me.projects.length === 0 && me.platformAdmin) {
+      const all = await this.client.list('Project', { limit: 2 });
+      if (all.items.length === 1 && !all.metadata.continue) return all.items[0]!.metadata.name;
+    }
     const hint = me.projects.length > 0 ? ` (yours: ${me.projects.map((p) => p.name).join(', ')})` : '';
     throw new CliError(`no project given: pass -p PROJECT${hint}, or set a default with \`marina config set-context --project P\``, EXIT.usage);
   }
@@ -53,6 +57,18 @@ export class Session {
   async projectFor(ref: ResourceRef, flag: string | undefined): Promise<string | undefined> {
     return ref.scope === 'project' ? this.project(flag) : undefined;
   }
+}
+
+/** The connection flags are on the root and on every leaf command; the one nearest the leaf wins. */
+export const CONNECTION_FLAGS = ['server', 'token', 'context'] as const;
+
+export function connectionFlags(cmd: Command): ConnectionFlags {
+  const flags: ConnectionFlags = {};
+  for (let c: Command | null = cmd; c; c = c.parent) {
+    const o = c.opts() as ConnectionFlags;
+    for (const k of CONNECTION_FLAGS) if (flags[k] === undefined && typeof o[k] === 'string') flags[k] = o[k];
+  }
+  return flags;
 }
 
 // ---------- flag parsers (commander `argParser`s: throw InvalidArgumentError → exit 2) ----------
@@ -88,7 +104,7 @@ export function parseDuration(v: string): number {
   return Math.round(total);
 }
 
-/** Writes to stdout; a closed pipe (`marina get | head`) ends the process quietly. */
+/** Writes to stdout (main.ts turns a closed pipe, as in `marina get | head`, into a quiet exit). */
 export function out(text: string): void {
   process.stdout.write(text);
 }

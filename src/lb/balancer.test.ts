@@ -19,9 +19,9 @@ before(async () => {
     const address = `127.0.0.1:${port}`;
     ready.set(address, true);
     const server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
-      if (req.url === '/readyz') {
-        res.writeHead(ready.get(address) ? 200 : 500).end(ready.get(address) ? 'ok' : 'not ready');
-      } else res.writeHead(200).end(name);
+      const ok = ready.get(address);
+      const [code, body] = req.url === '/readyz' ? [ok ? 200 : 500, ok ? 'ok' : 'not ready'] : [200, name];
+      res.writeHead(code, { 'content-length': Buffer.byteLength(body) }).end(body);
     });
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     servers.push(server);

@@ -19,7 +19,7 @@ type Labels = Record<string, string>;
 const KINDS = ['Cluster', 'Secret', 'Project'] as const;
 type Kind = (typeof KINDS)[number];
 const PROJECTS = ['p1', 'p2'];
-const NAMES = ['a', 'b', 'c'];
+const NAMES = ['a', 'b'];
 const FINALIZERS = ['f1', 'f2'];
 
 /** Selectors and an independent model predicate for each. */
@@ -40,7 +40,7 @@ interface Key {
 const keyStr = (k: Key) => `${k.kind}/${k.project}/${k.name}`;
 
 const keyArb: fc.Arbitrary<Key> = fc
-  .record({ kind: fc.constantFrom(...KINDS), project: fc.constantFrom(...PROJECTS), name: fc.constantFrom(...NAMES) })
+  .record({ kind: fc.constantFrom('Cluster', 'Cluster', 'Secret', 'Project'), project: fc.constantFrom(...PROJECTS), name: fc.constantFrom(...NAMES) })
   .map((k) => (k.kind === 'Project' ? { ...k, project: '' } : k));
 const labelsArb: fc.Arbitrary<Labels> = fc
   .record({ tier: fc.constantFrom('web', 'db', undefined), env: fc.constantFrom('prod', 'dev', undefined) })
@@ -49,7 +49,7 @@ const specArb = fc.record({ size: fc.integer({ min: 1, max: 2 }), tags: fc.const
   s.tags ? { tags: s.tags, size: s.size } : { size: s.size },
 );
 const statusArb = fc.constantFrom(undefined, { phase: 'A' }, { phase: 'B', observedGeneration: 1 });
-const finalizersArb = fc.subarray(FINALIZERS);
+const finalizersArb = fc.oneof(fc.constant([] as string[]), fc.subarray(FINALIZERS, { minLength: 1 }));
 
 type Op =
   | { op: 'create'; key: Key; labels: Labels; spec: unknown; finalizers: string[]; status: unknown }
@@ -59,7 +59,9 @@ type Op =
   | { op: 'get'; key: Key }
   | { op: 'watch'; kind?: Kind; project?: string; selector?: number; from: number | 'now'; throws: boolean }
   | { op: 'stopWatch'; index: number }
-  | { op: 'list'; kind: Kind; project?: string; selector?: number; limit: number };
+  | { op: 'list'; kind: Kind; project?: string; selector?: number; limit: number }
+  /** Nothing: lets the other writers run first. */
+  | { op: 'yield' };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant('create' as const), key: keyArb, labels: labelsArb, spec: specArb, finalizers: finalizersArb, status: statusArb }) },
@@ -96,11 +98,16 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('stopWatch' as const), index: fc.nat() }) },
   {
-    weight: 1,
-    arbitrary: fc.record(
-      { op: fc.constant('list' as const), kind: fc.constantFrom(...KINDS), project: fc.constantFrom(...PROJECTS), selector: fc.nat(SELECTORS.length - 1), limit: fc.integer({ min: 0, max: 3 }) },
-      { requiredKeys: ['op', 'kind', 'limit'] },
-    ),
+    weight: 2,
+    arbitrary: fc
+      .record({
+        op: fc.constant('list' as const),
+        kind: fc.constantFrom<Kind>('Cluster', 'Cluster', 'Secret', 'Project'),
+        project: fc.constantFrom(undefined, undefined, ...PROJECTS),
+        selector: fc.constantFrom(undefined, undefined, ...SELECTORS.keys()),
+        limit: fc.constantFrom(0, 1, 1, 2),
+      })
+      .map((l) => (l.kind === 'Project' ? { ...l, project: undefined } : l)),
   },
 );
 
@@ -115,7 +122,7 @@ interface ModelEvent {
   type: WatchEventType;
   key: Key;
   object: Resource;
-  /** Labels before the change (MODIFIED). */
+  /** Labels before the change (MODIFIED, and DELETED through an update). */
   oldLabels?: Labels;
 }
 
@@ -182,7 +189,7 @@ class Model {
     next.spec = structuredClone(spec);
     if (deleting && !fin) {
       this.objects.delete(keyStr(key));
-      this.emit('DELETED', key, next);
+      this.emit('DELETED', key, next, cur.metadata.labels ?? {});
     } else {
       this.objects.set(keyStr(key), next);
       this.emit('MODIFIED', key, next, cur.metadata.labels ?? {});
@@ -236,7 +243,7 @@ function eventMatches(f: Filter, e: ModelEvent): boolean {
   if (f.project !== undefined && e.key.project !== f.project) return false;
   if (f.selector === undefined) return true;
   const pred = SELECTORS[f.selector]![1];
-  return pred(e.object.metadata.labels ?? {}) || (e.type === 'MODIFIED' && pred(e.oldLabels ?? {}));
+  return pred(e.object.metadata.labels ?? {}) || (e.oldLabels !== undefined && pred(e.oldLabels));
 }
 
 function objectMatches(f: Filter, o: Resource): boolean {
@@ -246,6 +253,27 @@ function objectMatches(f: Filter, o: Resource): boolean {
 }
 
 // ----- the harness -----------------------------------------------------------------------------
+
+/** Outcome counts over all runs; printed with MARINA_PROP_STATS=1 to check the generators. */
+const stats = new Map<string, number>();
+const count = (what: string) => stats.set(what, (stats.get(what) ?? 0) + 1);
+process.on('exit', () => {
+  if (process.env.MARINA_PROP_STATS) console.error(Object.fromEntries([...stats].sort()));
+});
+
+/** Wraps a handler so that a concurrent (re-entrant) call fails the test. */
+function exclusive<E>(label: string, fn: (e: E) => void): (e: E) => void {
+  let active = false;
+  return (e) => {
+    assert.ok(!active, `${label}: handler called while already running`);
+    active = true;
+    try {
+      fn(e);
+    } finally {
+      active = false;
+    }
+  };
+}
 
 interface WatchRecord {
   filter: Filter;
@@ -275,6 +303,7 @@ async function settle<T>(p: Promise<T>): Promise<{ value: T } | { error: unknown
 }
 
 function checkOutcome(what: string, expected: Outcome, actual: { value: Resource; removed?: boolean } | { error: unknown }, uids: Map<string, string>, key: Key) {
+  count(`${/"op":"(\w+)"/.exec(what)?.[1] ?? what} -> ${'code' in expected ? expected.code : 'ok'}`);
   if ('code' in expected) {
     assert.ok('error' in actual, `${what}: expected ${expected.code}, got success`);
     assert.ok(actual.error instanceof ApiError, `${what}: ${String(actual.error)}`);
@@ -319,10 +348,10 @@ async function run(s: fc.Scheduler, opts: RunOptions): Promise<void> {
           labelSelector: filter.selector === undefined ? undefined : SELECTORS[filter.selector]![0],
           resourceVersion: String(from),
         },
-        (e) => {
+        exclusive(label, (e: WatchEvent) => {
           rec.events.push(e);
           if (throws) throw new Error('handler failure (expected by the test)');
-        },
+        }),
       );
       rec.stop = () => {
         w.stop();
@@ -332,6 +361,7 @@ async function run(s: fc.Scheduler, opts: RunOptions): Promise<void> {
       assert.ok(err instanceof ApiError && err.code === 410, `watch from ${from}: ${String(err)}`);
       // Gone is only allowed when the history limit really was exceeded.
       assert.ok(from < model.rev - opts.historyLimit, `410 for ${from} at revision ${model.rev} with historyLimit ${opts.historyLimit}`);
+      count('watch -> 410');
       return undefined;
     }
     watches.push(rec);
@@ -340,13 +370,13 @@ async function run(s: fc.Scheduler, opts: RunOptions): Promise<void> {
 
   if (opts.reentrant) {
     // A "controller": on ADDED of a web-tier Cluster it writes status from inside the handler.
-    store.watch({ kind: 'Cluster' }, (e) => {
+    store.watch({ kind: 'Cluster' }, exclusive('reentrant', (e: WatchEvent) => {
       if (e.type !== 'ADDED' || e.object.metadata.labels?.tier !== 'web') return;
       const key: Key = { kind: 'Cluster', project: e.object.metadata.project!, name: e.object.metadata.name };
       const expected = model.updateStatus(key, e.object.metadata.resourceVersion!, { phase: 'Seen' });
       const p = store.updateStatus({ ...e.object, status: { phase: 'Seen' } });
-      pending.push(settle(p).then((a) => checkOutcome('reentrant updateStatus', expected, a as never, uids, key)));
-    });
+      pending.push(settle(p).then((a) => checkOutcome('handler updateStatus(reentrant)', expected, a as never, uids, key)));
+    }));
   }
   const all = startWatch({}, 0, false, 'all-from-start')!;
 
@@ -430,8 +460,11 @@ async function run(s: fc.Scheduler, opts: RunOptions): Promise<void> {
           startWatch({ kind: op.kind, project: op.project, selector: op.selector }, from, op.throws, what);
           break;
         }
+        case 'yield':
+          break;
         case 'stopWatch': {
-          const live = watches.filter((r) => r.until === Infinity && r !== all);
+          // Neither the reference watch nor the reconstructions' watches are stopped.
+          const live = watches.filter((r) => r.until === Infinity && r !== all && !r.label.endsWith(' reconstruct'));
           if (live.length > 0) live[op.index % live.length]!.stop!();
           break;
         }
@@ -468,6 +501,7 @@ async function run(s: fc.Scheduler, opts: RunOptions): Promise<void> {
             pages++;
             if (cont) await s.schedule(Promise.resolve(), `w${w}#${i} next page`);
           } while (cont);
+          count(`list items=${rec.state.size} pages=${Math.min(pages, 3)}${pages > 1 && model.rev > rec.listRv ? ' interleaved' : ''}`);
           if (rec.listRv < 0) break;
           assert.ok(rec.listRv >= 1, 'a list never returns revision 0');
           const wr = startWatch(filter, rec.listRv, false, `${what} reconstruct`);
@@ -525,14 +559,15 @@ async function run(s: fc.Scheduler, opts: RunOptions): Promise<void> {
   await store.close();
 }
 
-const writersArb = (maxOps: number) => fc.array(fc.array(opArb, { maxLength: maxOps }), { minLength: 2, maxLength: 4 });
+const writersArb = (maxOps: number) =>
+  fc.array(fc.array(opArb, { minLength: 3, maxLength: maxOps, size: 'max' }), { minLength: 2, maxLength: 4 });
 
 test('random interleaved writers match the model; watches and list+watch are exact', async () => {
   await fc.assert(
     fc.asyncProperty(fc.scheduler(), writersArb(25), fc.boolean(), async (s, writers, reentrant) => {
       await run(s, { historyLimit: 10000, writers, reentrant });
     }),
-    { numRuns: 150 },
+    { numRuns: 150, includeErrorInReport: true },
   );
 });
 
@@ -541,6 +576,31 @@ test('with a tiny history: 410 Gone only below the retained window, otherwise ex
     fc.asyncProperty(fc.scheduler(), writersArb(30), fc.integer({ min: 1, max: 6 }), async (s, writers, historyLimit) => {
       await run(s, { historyLimit, writers, reentrant: false });
     }),
-    { numRuns: 80 },
+    { numRuns: 80, includeErrorInReport: true },
+  );
+});
+
+test('paginated lists interleaved with writes: list + watch from the list revision is exact', async () => {
+  const clusterOnly = opArb
+    .filter((op) => op.op !== 'list' && op.op !== 'watch')
+    .map((op): Op => ('key' in op ? { ...op, key: { kind: 'Cluster', project: op.key.project || 'p2', name: op.key.name } } : op));
+  const pager: fc.Arbitrary<Op> = fc.record({
+    op: fc.constant('list' as const),
+    kind: fc.constant<Kind>('Cluster'),
+    project: fc.constantFrom(undefined, undefined, 'p1'),
+    selector: fc.constantFrom(undefined, undefined, 0, 1),
+    limit: fc.constantFrom(1, 2),
+  });
+  const writers = fc
+    .tuple(
+      fc.array(fc.oneof({ weight: 1, arbitrary: pager }, { weight: 2, arbitrary: fc.constant<Op>({ op: 'yield' }) }), { minLength: 6, maxLength: 20, size: 'max' }),
+      fc.array(fc.array(clusterOnly, { minLength: 4, maxLength: 20, size: 'max' }), { minLength: 2, maxLength: 3 }),
+    )
+    .map(([p, ws]) => [p, ...ws]);
+  await fc.assert(
+    fc.asyncProperty(fc.scheduler(), writers, async (s, ws) => {
+      await run(s, { historyLimit: 10000, writers: ws, reentrant: false });
+    }),
+    { numRuns: 60, includeErrorInReport: true },
   );
 });

@@ -372,6 +372,38 @@ describe('watch', () => {
     await s.close();
   });
 
+  test('retention boundary: every revision within historyLimit resumes exactly; 410 only below it', async () => {
+    for (const historyLimit of [1, 2, 3, 7, 150]) {
+      const s = openTestStore({ historyLimit });
+      for (let i = 0; i < 400; i++) {
+        await s.create(cluster('p', `o${i}`));
+        const rev = Number(await s.currentRevision());
+        if (i % 37 !== 0 && i < 395) continue;
+        let firstOk: number | undefined;
+        for (let from = 1; from <= rev; from++) {
+          let events: string[] | undefined;
+          try {
+            const w = collect(s, { resourceVersion: String(from) });
+            await flush();
+            w.watch.stop();
+            events = w.events.map((e) => e.object.metadata.resourceVersion!);
+          } catch (err) {
+            assert.ok(err instanceof ApiError && err.code === 410);
+            assert.equal(firstOk, undefined, 'no 410 above a resumable revision');
+            assert.ok(from < rev - historyLimit, `410 at ${from} within the last ${historyLimit} of ${rev}`);
+            continue;
+          }
+          firstOk ??= from;
+          const want = Array.from({ length: rev - from }, (_, k) => String(from + k + 1));
+          assert.deepEqual(events, want, `resume from ${from} at ${rev} (historyLimit ${historyLimit})`);
+        }
+        // Retention stays within the documented window: historyLimit .. historyLimit + 1%.
+        assert.ok(firstOk! >= rev - historyLimit - Math.max(1, Math.floor(historyLimit / 100)) || firstOk === 1, `kept too much: ${firstOk} at ${rev}`);
+      }
+      await s.close();
+    }
+  });
+
   test('a throwing handler is logged and does not break the store or other watchers', async () => {
     const logger = countingLogger();
     const s = openTestStore({ logger });

@@ -82,7 +82,7 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE TABLE IF NOT EXISTS events (
   rv INTEGER PRIMARY KEY, kind TEXT NOT NULL, project TEXT NOT NULL, name TEXT NOT NULL,
   type TEXT NOT NULL, json TEXT NOT NULL,
-  old_labels TEXT -- MODIFIED only, when the labels changed: the labels before (selector watches)
+  old_labels TEXT -- when an update changed the labels: the labels before (for selector watches)
 );
 CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, user TEXT NOT NULL, verb TEXT NOT NULL,
@@ -121,7 +121,7 @@ interface Change {
   key: ObjectKey;
   /** Plaintext object, metadata.resourceVersion === String(rev). */
   object: Resource;
-  /** Labels before the change, when a MODIFIED change altered them. */
+  /** Labels before the change, when an update altered them (MODIFIED, or DELETED by finalizer removal). */
   oldLabels?: Labels;
   /** Set by persist(): the plaintext JSON delivered to watchers. */
   plain?: string;
@@ -346,7 +346,7 @@ class SqliteStoreImpl implements SqliteStore {
         finalizers: md.finalizers,
       }, inc.spec, cur.status);
       const type: WatchEventType = cm.deletionTimestamp && !md.finalizers ? 'DELETED' : 'MODIFIED';
-      const oldLabels = type === 'MODIFIED' && !jsonEqual(cm.labels, md.labels) ? (cm.labels ?? {}) : undefined;
+      const oldLabels = !jsonEqual(cm.labels, md.labels) ? (cm.labels ?? {}) : undefined;
       return { result: object, change: { rev, type, info, key, object, oldLabels } };
     });
   }
@@ -432,7 +432,7 @@ class SqliteStoreImpl implements SqliteStore {
         if (w.selector) {
           object = JSON.parse(row.json) as Resource;
           const oldLabels = row.old_labels === null ? undefined : (JSON.parse(row.old_labels) as Labels);
-          if (!matchesSelector(w.selector, row.type, object.metadata.labels, oldLabels)) continue;
+          if (!matchesSelector(w.selector, object.metadata.labels, oldLabels)) continue;
         }
         let json = row.json;
         if (info.sensitive) {
@@ -529,7 +529,7 @@ class SqliteStoreImpl implements SqliteStore {
       w.lastRv = c.rev;
       if (w.kind !== undefined && w.kind !== c.key.kind) continue;
       if (w.project !== undefined && w.project !== c.key.project) continue;
-      if (w.selector && !matchesSelector(w.selector, c.type, labels, c.oldLabels)) continue;
+      if (w.selector && !matchesSelector(w.selector, labels, c.oldLabels)) continue;
       w.pending.push({ type: c.type, json: c.plain! });
       if (!w.queued) {
         w.queued = true;
@@ -668,8 +668,12 @@ function stringMap(v: unknown, field: string): Labels | undefined {
   return Object.keys(v).length > 0 ? (v as Labels) : undefined;
 }
 
-function matchesSelector(sel: LabelSelector, type: WatchEventType, labels: Labels | undefined, oldLabels: Labels | undefined): boolean {
-  return sel.matches(labels) || (type === 'MODIFIED' && oldLabels !== undefined && sel.matches(oldLabels));
+/**
+ * A selector watch gets an event when the object matches after the change or matched before it
+ * (so it learns that an object left its set, including a DELETED whose update also changed labels).
+ */
+function matchesSelector(sel: LabelSelector, labels: Labels | undefined, oldLabels: Labels | undefined): boolean {
+  return sel.matches(labels) || (oldLabels !== undefined && sel.matches(oldLabels));
 }
 
 function aadOf(key: ObjectKey): string {

@@ -55,11 +55,13 @@ export interface WatchOptions {
   /** Only objects of this project (global kinds never match a project filter). */
   project?: string;
   /**
-   * Same syntax as ListOptions.labelSelector. An event is delivered when the object matches; in
-   * addition, a MODIFIED event whose object LEFT the selector (it matched before the change, not
-   * after) is still delivered as MODIFIED so the watcher learns it is gone from its set (Kubernetes
-   * would send a synthetic DELETED; Marina does not rewrite event types). An object that ENTERS the
-   * selector through an update arrives as MODIFIED, not ADDED: treat MODIFIED as an upsert.
+   * Same syntax as ListOptions.labelSelector. An event is delivered when the object matches after
+   * the change OR matched before it. So a MODIFIED event whose object LEFT the selector is still
+   * delivered, as MODIFIED with the new (non-matching) labels, so the watcher learns it is gone from
+   * its set (Kubernetes would send a synthetic DELETED; Marina does not rewrite event types), and an
+   * update that changes labels and removes the last finalizer still yields the DELETED. An object
+   * that ENTERS the selector through an update arrives as MODIFIED, not ADDED: treat MODIFIED as an
+   * upsert and drop objects whose labels no longer match.
    */
   labelSelector?: string;
   /**

@@ -3,8 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import type { Project, Role, User } from '../../api/kinds.js';
-import { MarinaClient, resourceRef } from '../client.js';
-import { API_VERSION } from '../apply.js';
+import { API_VERSION, MarinaClient, resourceRef } from '../client.js';
 import { parseKeyValues } from '../cluster.js';
 import {
   configPath,
@@ -19,7 +18,7 @@ import {
 import { about, CliError, EXIT } from '../errors.js';
 import { objectRef } from '../kinds.js';
 import { formatTable, parseOutputFormat } from '../output.js';
-import { collect, err, intArg, out, parseDuration, Session, USER_AGENT } from '../session.js';
+import { collect, connectionFlags, err, intArg, out, parseDuration, Session, USER_AGENT } from '../session.js';
 import { getObjects, outputOption, projectOption } from './resources.js';
 
 /** Prints `v` as JSON or YAML, or calls `table()` for the human form. */
@@ -40,7 +39,7 @@ export function loginCommand(): Command {
     .option('--project <project>', 'default project for this context')
     .addHelpText('after', '\nThe token comes from --token, --token-file or MARINA_TOKEN. `--context NAME` also names the context.')
     .action(async (url: string | undefined, opts: { tokenFile?: string; name?: string; project?: string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as { server?: string; token?: string; context?: string };
+      const g = connectionFlags(cmd);
       const server = normalizeServer(url ?? g.server ?? process.env.MARINA_URL ?? 'http://127.0.0.1:7443');
       let token = g.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, 'utf8').trim() : undefined) ?? process.env.MARINA_TOKEN;
       if (!token) throw new CliError('login needs a token: --token T, --token-file PATH or MARINA_TOKEN', EXIT.usage);
@@ -65,7 +64,7 @@ export function logoutCommand(): Command {
     .description('forget the token of a context (default: the current one)')
     .argument('[context]', 'context name')
     .action((name: string | undefined, _opts: unknown, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as { context?: string };
+      const g = connectionFlags(cmd);
       const path = configPath();
       const cfg = loadConfig(path);
       const target = name ?? g.context ?? cfg['current-context'];
@@ -117,14 +116,13 @@ export function configCommand(): Command {
     .argument('[name]')
     .option('--project <project>', 'default project ("" clears it)')
     .option('--server <url>', 'server URL')
-    .action((name: string | undefined, opts: { project?: string; server?: string }, sub: Command) => {
+    .action((name: string | undefined, opts: { project?: string; server?: string }) => {
       const path = configPath();
       const cfg = loadConfig(path);
       const target = name ?? cfg['current-context'];
       const ctx = target ? findContext(cfg, target) : undefined;
       if (!ctx) throw new CliError(target ? `no context ${JSON.stringify(target)}` : 'no current context; run `marina login`', EXIT.notFound);
-      // --server is also a global flag, which commander hands to the root command.
-      const server = opts.server ?? (sub.optsWithGlobals() as { server?: string }).server;
+      const server = opts.server;
       if (opts.project !== undefined) {
         if (opts.project === '') delete ctx.project;
         else ctx.project = opts.project;

@@ -9,7 +9,7 @@ import { about, CliError, EXIT } from '../errors.js';
 import { objectRef } from '../kinds.js';
 import { humanDuration } from '../output.js';
 import { collect, err, intArg, out, parseDuration, Session } from '../session.js';
-import { deleteOne, getObjects, outputOption, projectOption } from './resources.js';
+import { deleteOne, eachName, getObjects, outputOption, projectOption } from './resources.js';
 
 const CLUSTER = resourceRef('Cluster');
 
@@ -240,9 +240,9 @@ export function clusterCommand(): Command {
     .action(async (names: string[], opts: { project?: string; wait?: boolean; timeout: number; ignoreNotFound?: boolean }, sub: Command) => {
       const s = Session.of(sub);
       const project = await s.project(opts.project);
-      for (const name of names) {
-        await interruptible(`the deletion of cluster "${name}" continues`, (signal) => deleteOne(s.client, CLUSTER, name, project, { ...opts, signal }));
-      }
+      await eachName(names, (name) =>
+        interruptible(`the deletion of cluster "${name}" continues`, (signal) => deleteOne(s.client, CLUSTER, name, project, { ...opts, signal })),
+      );
     });
 
   return cmd;

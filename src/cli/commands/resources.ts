@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { Resource } from '../../api/meta.js';
-import { isNotFound, type MarinaClient, type ResourceRef, type WatchEvent } from '../client.js';
+import { isNotFound, RESOURCES, type MarinaClient, type ResourceRef, type WatchEvent } from '../client.js';
 import { applyObject, applyOrder, prepareObject, readSources } from '../apply.js';
 import { followCluster } from '../cluster.js';
 import { describeResource } from '../describe.js';
@@ -22,7 +22,7 @@ export function projectOption(): Option {
 }
 
 /** Runs per-name work, printing each failure, and fails with the first failure's exit code. */
-async function eachName(names: string[], fn: (name: string) => Promise<void>): Promise<void> {
+export async function eachName(names: string[], fn: (name: string) => Promise<void>): Promise<void> {
   let first: number | undefined;
   for (const name of names) {
     try {
@@ -292,7 +292,7 @@ export function applyCommand(): Command {
       const s = Session.of(cmd);
       // Ask for the default project only when some object needs one.
       let project = opts.project ?? s.connection.project;
-      const needsProject = docs.some((d) => (d.object.metadata as { project?: string }).project === undefined && ['Secret', 'Cluster', 'NodePool', 'Machine'].includes(d.object.kind));
+      const needsProject = docs.some((d) => d.object.metadata.project === undefined && RESOURCES.some((r) => r.kind === d.object.kind && r.scope === 'project'));
       if (!project && needsProject) project = await s.project(undefined);
       const prepared = docs.map((d) => ({ doc: d, obj: prepareObject(d, project) }));
       let first: number | undefined;

@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { isProcessAlive } from '../proc/spawn.js';
+import { findFreePort } from '../proc/net.js';
+import { ProcessSupervisor } from './supervisor.js';
+
+const log = pino({ level: 'silent' });
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('processes start in order, each after the previous is ready; output goes to <logDir>/<name>.log', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sup-'));
+  const port = await findFreePort('127.0.0.1');
+  // "web" only starts listening after 400 ms; "after" must not start before that.
+  const server = `setTimeout(() => require('http').createServer((q, s) => s.end('ok')).listen(${port}, '127.0.0.1', () => console.log('listening')), 400)`;
+  const sup = new ProcessSupervisor(
+    [
+      { name: 'web', command: process.execPath, args: ['-e', server], readyUrl: `http://127.0.0.1:${port}/` },
+      { name: 'after', command: '/bin/sh', args: ['-c', 'echo "after started at $(date +%s%N)"; exec sleep 1000'] },
+    ],
+    { logDir: join(dir, 'logs'), log, probeIntervalMs: 50 },
+  );
+  const t0 = Date.now();
+  const pids: number[] = [];
+  try {
+    await sup.start();
+    assert.ok(Date.now() - t0 >= 400, 'waited for readiness');
+    const ps = sup.processes();
+    assert.deepEqual(ps.map((p) => [p.name, p.state, p.ready]), [
+      ['web', 'running', true],
+      ['after', 'running', true],
+    ]);
+    pids.push(...ps.map((p) => p.pid!));
+    assert.ok(sup.allRunning());
+    await new Promise((r) => setTimeout(r, 100));
+    assert.match(await readFile(join(dir, 'logs', 'web.log'), 'utf8'), /listening/);
+    assert.match(await readFile(join(dir, 'logs', 'after.log'), 'utf8'), /after started/);
+  } finally {
+    await sup.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual(sup.processes().map((p) => p.state), ['stopped', 'stopped']);
+  for (const pid of pids) assert.ok(!isProcessAlive(pid), `pid ${pid} left behind`);
+});
+
+test('a crashing process is restarted with backoff and its restarts counted', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sup-'));
+  const sup = new ProcessSupervisor([{ name: 'flaky', command: '/bin/sh', args: ['-c', 'echo run; exit 3'] }], {
+    logDir: dir,
+    log,
+    backoff: { initialMs: 50, maxMs: 200 },
+  });
+  try {
+    void sup.start();
+    await until(() => (sup.processes()[0]?.restarts ?? 0) >= 3, 5000, 'three restarts');
+    const p = sup.processes()[0]!;
+    assert.equal(p.lastExit?.code, 3);
+    const lines = (await readFile(join(dir, 'flaky.log'), 'utf8')).trim().split('\n');
+    assert.ok(lines.length >= 3);
+  } finally {
+    await sup.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+  const restarts = sup.processes()[0]!.restarts;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(sup.processes()[0]!.restarts, restarts, 'no restart after stop');
+});
+
+test('a missing binary is reported and retried, never crashing the supervisor', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sup-'));
+  const sup = new ProcessSupervisor([{ name: 'ghost', command: '/nonexistent/bin', args: [] }], { logDir: dir, log, backoff: { initialMs: 30, maxMs: 60 } });
+  try {
+    void sup.start();
+    await until(() => (sup.processes()[0]?.restarts ?? 0) >= 2, 3000, 'retries');
+    assert.match(sup.processes()[0]!.lastError ?? '', /ENOENT/);
+    assert.ok(!sup.allRunning());
+  } finally {
+    await sup.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('stop sends SIGKILL to a process that ignores SIGTERM after the grace period', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sup-'));
+  const sup = new ProcessSupervisor(
+    [{ name: 'stubborn', command: '/bin/sh', args: ['-c', "trap '' TERM; echo ready; while :; do sleep 0.05; done"] }],
+    { logDir: dir, log, stopGraceMs: 300 },
+  );
+  try {
+    await sup.start();
+    await new Promise((r) => setTimeout(r, 100)); // let the shell install its trap
+    const pid = sup.processes()[0]!.pid!;
+    const t0 = Date.now();
+    await sup.stop();
+    assert.ok(Date.now() - t0 >= 300);
+    assert.equal(sup.processes()[0]!.lastExit?.signal, 'SIGKILL');
+    assert.ok(!isProcessAlive(pid));
+  } finally {
+    await sup.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,3 @@
+// Provider-neutral computation of what a cluster and each of its machines need.
+export * from './clusterPki.js';
+export * from './machine.js';

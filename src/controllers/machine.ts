@@ -1,0 +1,559 @@
+// The Machine controller boots one machine through its provider once the cluster is ready for
+// it, watches it come up, keeps its Node's labels and taints in sync, and takes it apart again.
+//
+// Gates, checked before the machine is started (status.phase Pending, condition Bootstrapped=False
+// with the reason it waits for):
+//   every machine   the cluster's PKI Secret and API endpoint exist
+//   etcd            the oldest etcd machine of a cluster in which no etcd member ever started
+//                   bootstraps a new etcd cluster alone; every later one is first added through a
+//                   healthy member (`member add`, unless a member with its peer URL already exists:
+//                   added before a restart) and then starts as `existing` with the member list
+//   controlplane    (without etcd on the same machine) a healthy etcd quorum with every etcd
+//                   member the spec asks for, so --etcd-servers names them all
+//   worker          kube-apiserver answers /readyz through the endpoint
+//
+// Phases: Pending (gated) → Provisioning (started) → Running (provider says Running and, for
+// machines with a kubelet, the Node was Ready) ; Failed (terminal provider error, or a Running
+// machine the provider lost) ; Deleting.
+//
+// Deletion: Nodes are cordoned, drained through the eviction API (PodDisruptionBudgets hold;
+// bounded by the drain timeout) and deleted; etcd members are removed when the remaining members
+// keep a healthy quorum; then the provider deletes the machine. When the whole cluster is being
+// deleted none of that is worth doing: the provider just deletes the machine.
+import { isDeepStrictEqual } from 'node:util';
+import type { Cluster, Machine, Taint } from '../api/kinds.js';
+import type { ObjectKey } from '../api/meta.js';
+import {
+  buildMachineBootstrap,
+  etcdClientURL,
+  etcdPeerURL,
+  hasKubelet,
+  nodeLabels,
+  nodeTaints,
+  type EtcdBootstrap,
+} from '../bootstrap/machine.js';
+import type { ClusterPki } from '../bootstrap/clusterPki.js';
+import { quorumHealthy } from '../etcd/client.js';
+import {
+  ProviderError,
+  type EndpointDescription,
+  type InfrastructureProvider,
+  type MachineDescription,
+} from '../providers/contract.js';
+import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
+import { getCondition, setCondition, type ConditionInput } from '../runtime/conditions.js';
+import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
+import {
+  byAge,
+  clusterMachines,
+  errorMessage,
+  FINALIZER_MACHINE,
+  getCluster,
+  hasRole,
+  isDeleting,
+  isStarted,
+  kubernetesVersionOf,
+  machineRef,
+  type Shared,
+} from './common.js';
+import type { KubeApi, KubeNode, KubePod, KubeTaint } from './connections.js';
+
+type Status = NonNullable<Machine['status']>;
+
+/** Annotations on the Node recording what Marina set, so removals can be told from others' additions. */
+export const ANNOTATION_MANAGED_LABELS = 'marina.dev/managed-labels';
+export const ANNOTATION_MANAGED_TAINTS = 'marina.dev/managed-taints';
+
+type Gate =
+  | { open: true; pki: ClusterPki; endpoint: EndpointDescription; etcd?: EtcdBootstrap }
+  | { open: false; reason: string; message: string };
+
+const closed = (reason: string, message: string): Gate => ({ open: false, reason, message });
+
+function endpointFromUrl(url: string): EndpointDescription {
+  const u = new URL(url);
+  return { url, host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 443) };
+}
+
+/** etcd machines of the cluster that were started and have an address (member candidates). */
+function startedEtcd(machines: Machine[], except: string): Machine[] {
+  return machines.filter((m) => m.metadata.name !== except && hasRole(m, 'etcd') && isStarted(m) && m.status?.address);
+}
+
+/** Desired etcd member count from the cluster spec. */
+function desiredEtcdMembers(cluster: Cluster): number {
+  return cluster.spec.nodePools.filter((p) => p.roles.includes('etcd')).reduce((n, p) => n + p.replicas, 0);
+}
+
+const taintId = (t: { key: string; effect: string }): string => `${t.key}:${t.effect}`;
+
+/**
+ * The merge patch that makes a Node carry `labels` and `taints`, removing what Marina set before
+ * (per the managed-* annotations) and no longer wants, and keeping everything others set (e.g.
+ * the node-lifecycle controller's not-ready taints). undefined when the Node is already in sync.
+ */
+export function nodeSyncPatch(node: KubeNode, labels: Record<string, string>, taints: Taint[]): Record<string, unknown> | undefined {
+  const ann = node.metadata.annotations ?? {};
+  const have = node.metadata.labels ?? {};
+  const prevLabels = (ann[ANNOTATION_MANAGED_LABELS] ?? '').split(',').filter(Boolean);
+  const labelPatch: Record<string, string | null> = {};
+  for (const [k, v] of Object.entries(labels)) if (have[k] !== v) labelPatch[k] = v;
+  for (const k of prevLabels) if (!(k in labels) && k in have) labelPatch[k] = null;
+
+  let prevTaints: string[] = [];
+  try {
+    prevTaints = JSON.parse(ann[ANNOTATION_MANAGED_TAINTS] ?? '[]') as string[];
+  } catch {
+    prevTaints = [];
+  }
+  const current = node.spec?.taints ?? [];
+  const wanted = new Map(taints.map((t) => [taintId(t), t]));
+  const next: KubeTaint[] = [];
+  for (const t of current) {
+    const id = taintId(t);
+    if (wanted.has(id)) {
+      const w = wanted.get(id)!;
+      next.push(w.value !== undefined ? { ...t, value: w.value } : (({ value: _v, ...rest }) => rest)(t));
+      wanted.delete(id);
+    } else if (!prevTaints.includes(id)) {
+      next.push(t);
+    }
+  }
+  for (const t of wanted.values()) next.push({ key: t.key, ...(t.value !== undefined ? { value: t.value } : {}), effect: t.effect });
+
+  const managedLabels = Object.keys(labels).sort().join(',');
+  const managedTaints = JSON.stringify(taints.map(taintId).sort());
+  const taintsChanged = !isDeepStrictEqual(JSON.parse(JSON.stringify(next)), JSON.parse(JSON.stringify(current)));
+  const annChanged = ann[ANNOTATION_MANAGED_LABELS] !== managedLabels || ann[ANNOTATION_MANAGED_TAINTS] !== managedTaints;
+  if (Object.keys(labelPatch).length === 0 && !taintsChanged && !annChanged) return undefined;
+  const patch: Record<string, unknown> = {
+    metadata: {
+      resourceVersion: node.metadata.resourceVersion,
+      labels: labelPatch,
+      annotations: { [ANNOTATION_MANAGED_LABELS]: managedLabels, [ANNOTATION_MANAGED_TAINTS]: managedTaints },
+    },
+  };
+  if (taintsChanged) patch.spec = { taints: next };
+  return patch;
+}
+
+/** Pods a drain evicts: not DaemonSet-managed, not static (mirror) pods, not finished. */
+export function podsToEvict(pods: KubePod[]): KubePod[] {
+  return pods.filter(
+    (p) =>
+      !(p.metadata.ownerReferences ?? []).some((o) => o.kind === 'DaemonSet') &&
+      !p.metadata.annotations?.['kubernetes.io/config.mirror'] &&
+      p.status?.phase !== 'Succeeded' &&
+      p.status?.phase !== 'Failed',
+  );
+}
+
+export class MachineReconciler implements Reconciler {
+  constructor(private readonly s: Shared) {}
+
+  reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
+    return reconcileObject<Machine>(
+      this.s.store,
+      key,
+      { finalizer: FINALIZER_MACHINE, reconcile: (m) => this.ensure(m), finalize: (m) => this.finalize(m) },
+      ctx,
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // reconcile
+
+  private async ensure(machine: Machine): Promise<Outcome<Status>> {
+    const gen = machine.metadata.generation;
+    const status: Status = { ...(machine.status ?? {}) };
+    const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
+    const poll = this.s.timing.machinePollMs;
+    if (status.phase === 'Failed') return { status }; // stays failed until healing replaces it
+
+    const project = machine.metadata.project ?? '';
+    const cluster = await getCluster(this.s.store, project, machine.spec.cluster);
+    if (!cluster) {
+      status.phase ??= 'Pending';
+      set({ type: 'Bootstrapped', status: 'False', reason: 'ClusterNotFound', message: `cluster ${machine.spec.cluster} does not exist` });
+      return { status, requeueAfterMs: this.s.timing.poolPollMs };
+    }
+
+    let provider: InfrastructureProvider;
+    try {
+      provider = this.s.providers.get(machine.spec.provider);
+    } catch (err) {
+      return this.failed(status, gen, 'UnknownProvider', errorMessage(err));
+    }
+    const ref = machineRef(machine);
+
+    let desc: MachineDescription;
+    try {
+      if (!status.address) {
+        const prepared = await provider.prepareMachine(ref);
+        status.address = prepared.address;
+        status.providerID = prepared.providerID;
+      }
+      desc = await provider.describeMachine(ref);
+      if (desc.state === 'Missing') {
+        if (status.phase === 'Running') {
+          return this.failed(status, gen, 'MachineMissing', 'the provider no longer knows this machine');
+        }
+        const gate = await this.gate(cluster, machine, status.address);
+        if (!gate.open) {
+          status.phase = 'Pending';
+          set({ type: 'Bootstrapped', status: 'False', reason: gate.reason, message: gate.message });
+          return { status, requeueAfterMs: poll };
+        }
+        const bootstrap = await buildMachineBootstrap({
+          cluster,
+          machine,
+          address: status.address,
+          endpoint: gate.endpoint,
+          pki: gate.pki,
+          ...(gate.etcd ? { etcd: gate.etcd } : {}),
+          kubernetesVersion: machine.spec.kubernetesVersion || kubernetesVersionOf(cluster, this.s.defaultKubernetesVersion),
+        });
+        this.s.log.info({ machine: machine.metadata.name, roles: machine.spec.roles, etcd: gate.etcd?.state }, 'starting machine');
+        desc = await provider.startMachine(ref, bootstrap);
+      }
+    } catch (err) {
+      if (err instanceof ProviderError && err.terminal) return this.failed(status, gen, err.reason, err.message);
+      status.phase ??= 'Pending';
+      set({
+        type: 'InfrastructureReady',
+        status: 'False',
+        reason: err instanceof ProviderError ? err.reason : 'Error',
+        message: errorMessage(err),
+      });
+      return { status, error: err };
+    }
+    set({ type: 'Bootstrapped', status: 'True', reason: 'Started', message: 'the provider was asked to start the machine' });
+    return this.observe(cluster, machine, status, desc);
+  }
+
+  private failed(status: Status, gen: number | undefined, reason: string, message: string): Outcome<Status> {
+    status.phase = 'Failed';
+    status.failureReason = reason;
+    status.failureMessage = message;
+    status.conditions = setCondition(status.conditions, { type: 'InfrastructureReady', status: 'False', reason, message }, gen);
+    return { status };
+  }
+
+  /** Records what the provider and the cluster's API say about a started machine. */
+  private async observe(cluster: Cluster, machine: Machine, status: Status, desc: MachineDescription): Promise<Outcome<Status>> {
+    const gen = machine.metadata.generation;
+    const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
+    if (desc.address) status.address = desc.address;
+    if (desc.providerID) status.providerID = desc.providerID;
+    if (desc.providerStatus) status.providerStatus = desc.providerStatus;
+
+    if (desc.state === 'Failed') {
+      return this.failed(status, gen, desc.failureReason ?? 'MachineFailed', desc.failureMessage ?? 'the provider reports the machine failed');
+    }
+    const infraUp = desc.state === 'Running';
+    set(
+      infraUp
+        ? { type: 'InfrastructureReady', status: 'True', reason: 'Running', message: 'the machine and its services are up' }
+        : { type: 'InfrastructureReady', status: 'False', reason: desc.state, message: `the provider reports ${desc.state}` },
+    );
+
+    let nodeOk = true;
+    if (hasKubelet(machine)) {
+      const nodeName = machine.metadata.name;
+      status.nodeName = nodeName;
+      nodeOk = false;
+      if (infraUp) {
+        const node = await this.observeNode(cluster, machine, nodeName);
+        if (node.ready !== undefined) status.nodeReady = node.ready;
+        set(node.condition);
+        nodeOk = node.ready === true;
+      } else {
+        set({ type: 'NodeReady', status: 'False', reason: 'MachineNotRunning', message: 'waiting for the machine' });
+      }
+    }
+    status.phase = infraUp && (nodeOk || status.phase === 'Running') ? 'Running' : 'Provisioning';
+    const settled = infraUp && nodeOk;
+    return { status, requeueAfterMs: settled ? this.s.timing.machineReadyPollMs : this.s.timing.machinePollMs };
+  }
+
+  private async observeNode(
+    cluster: Cluster,
+    machine: Machine,
+    nodeName: string,
+  ): Promise<{ ready?: boolean; condition: ConditionInput }> {
+    try {
+      const kube = await this.s.connections.kube(cluster);
+      if (!kube) return { condition: { type: 'NodeReady', status: 'Unknown', reason: 'NoKubeconfig', message: 'the cluster has no admin kubeconfig yet' } };
+      const node = await kube.getNode(nodeName);
+      if (!node) return { ready: false, condition: { type: 'NodeReady', status: 'False', reason: 'NodeNotRegistered', message: `Node ${nodeName} does not exist yet` } };
+      const patch = nodeSyncPatch(node, nodeLabels(machine), nodeTaints(machine));
+      if (patch) await kube.patchNode(nodeName, patch);
+      const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+      const isReady = ready?.status === 'True';
+      return {
+        ready: isReady,
+        condition: {
+          type: 'NodeReady',
+          status: isReady ? 'True' : ready?.status === 'False' ? 'False' : 'Unknown',
+          reason: ready?.reason ?? 'NoReadyCondition',
+          message: ready?.message ?? `Node ${nodeName} reports no Ready condition yet`,
+        },
+      };
+    } catch (err) {
+      return { condition: { type: 'NodeReady', status: 'Unknown', reason: 'APIUnreachable', message: errorMessage(err) } };
+    }
+  }
+
+  /** Whether the machine may start now, and with which etcd membership. */
+  private async gate(cluster: Cluster, machine: Machine, address: string): Promise<Gate> {
+    if (isDeleting(cluster)) return closed('ClusterDeleting', 'the cluster is being deleted');
+    const pki = await this.s.secrets.pki(cluster);
+    if (!pki) return closed('WaitingForPKI', 'the cluster PKI does not exist yet');
+    if (!cluster.status?.endpoint) return closed('WaitingForEndpoint', 'the cluster API endpoint does not exist yet');
+    const endpoint = endpointFromUrl(cluster.status.endpoint);
+    const isEtcd = hasRole(machine, 'etcd');
+    const isCP = hasRole(machine, 'controlplane');
+    const name = machine.metadata.name;
+    let etcd: EtcdBootstrap | undefined;
+
+    if (isEtcd || isCP) {
+      const machines = await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name);
+      const started = startedEtcd(machines, name);
+      if (isEtcd) {
+        const r = await this.etcdGate(cluster, machine, address, machines, started);
+        if ('open' in r) return r;
+        etcd = r;
+      } else {
+        if (started.length === 0) return closed('WaitingForEtcd', 'no etcd member has started yet');
+        try {
+          const api = await this.s.connections.etcd(cluster, started.map((m) => etcdClientURL(m.status!.address!)));
+          if (!api) return closed('WaitingForPKI', 'the cluster PKI does not exist yet');
+          const health = await api.memberHealth();
+          if (!quorumHealthy(health)) {
+            return closed('WaitingForEtcdQuorum', `${health.filter((m) => m.healthy).length}/${health.length} etcd members healthy`);
+          }
+          const want = desiredEtcdMembers(cluster);
+          const up = health.filter((m) => m.healthy && m.clientURLs.length > 0);
+          if (up.length < want) return closed('WaitingForEtcdMembers', `${up.length}/${want} etcd members are up`);
+          etcd = { initialCluster: [], state: 'existing', clientURLs: up.flatMap((m) => m.clientURLs.slice(0, 1)) };
+        } catch (err) {
+          return closed('EtcdUnreachable', errorMessage(err));
+        }
+      }
+    }
+
+    if (hasKubelet(machine) && !isCP) {
+      try {
+        const kube = await this.s.connections.kube(cluster);
+        if (!kube) return closed('WaitingForControlPlane', 'the cluster has no admin kubeconfig yet');
+        const r = await kube.readyz();
+        if (!r.ok) return closed('WaitingForControlPlane', `kube-apiserver is not ready: ${r.message}`.slice(0, 32768));
+      } catch (err) {
+        return closed('WaitingForControlPlane', errorMessage(err));
+      }
+    }
+    return { open: true, pki, endpoint, ...(etcd ? { etcd } : {}) };
+  }
+
+  /** Bootstrap or join etcd; returns the membership to start with, or a closed gate. */
+  private async etcdGate(
+    cluster: Cluster,
+    machine: Machine,
+    address: string,
+    machines: Machine[],
+    started: Machine[],
+  ): Promise<EtcdBootstrap | Extract<Gate, { open: false }>> {
+    const name = machine.metadata.name;
+    const peerURL = etcdPeerURL(address);
+    if (started.length === 0) {
+      // Nobody started yet: the oldest waiting etcd machine founds the cluster, alone.
+      const first = machines.filter((m) => hasRole(m, 'etcd') && !isDeleting(m) && !isStarted(m)).sort(byAge)[0];
+      if (first && first.metadata.name !== name) {
+        return { open: false, reason: 'WaitingForFirstEtcdMember', message: `etcd machine ${first.metadata.name} founds the etcd cluster` };
+      }
+      return { initialCluster: [{ name, peerURL }], state: 'new', clientURLs: [etcdClientURL(address)] };
+    }
+    try {
+      const api = await this.s.connections.etcd(cluster, started.map((m) => etcdClientURL(m.status!.address!)));
+      if (!api) return { open: false, reason: 'WaitingForPKI', message: 'the cluster PKI does not exist yet' };
+      let members = await api.memberList();
+      const self = members.find((m) => m.peerURLs.includes(peerURL));
+      if (!self) {
+        // Join one at a time, and only into a fully healthy cluster: a new voting member raises
+        // the quorum before it has started.
+        const unstarted = members.find((m) => !m.name || m.clientURLs.length === 0);
+        if (unstarted) return { open: false, reason: 'EtcdMemberJoining', message: `etcd member ${unstarted.peerURLs.join(',')} is still joining` };
+        const health = await api.memberHealth(members);
+        const sick = health.filter((m) => !m.healthy);
+        if (sick.length > 0) {
+          return { open: false, reason: 'EtcdUnhealthy', message: `etcd member ${sick.map((m) => m.name).join(', ')} unhealthy: ${sick[0]!.error ?? ''}` };
+        }
+        this.s.log.info({ machine: name, peerURL }, 'adding etcd member');
+        members = (await api.memberAdd([peerURL])).members;
+      }
+      const byPeer = new Map(machines.filter((m) => m.status?.address).map((m) => [etcdPeerURL(m.status!.address!), m.metadata.name]));
+      const initialCluster = members.map((m) => ({
+        name: m.peerURLs.includes(peerURL) ? name : m.name || byPeer.get(m.peerURLs[0] ?? '') || '',
+        peerURL: m.peerURLs[0] ?? '',
+      }));
+      const anonymous = initialCluster.find((m) => !m.name || !m.peerURL);
+      if (anonymous) return { open: false, reason: 'EtcdMemberJoining', message: `etcd member ${anonymous.peerURL} has no name yet` };
+      return {
+        initialCluster,
+        state: 'existing',
+        clientURLs: members.flatMap((m) => m.clientURLs.slice(0, 1)),
+      };
+    } catch (err) {
+      return { open: false, reason: 'EtcdUnreachable', message: errorMessage(err) };
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // finalize
+
+  private async finalize(machine: Machine): Promise<Outcome<Status>> {
+    const gen = machine.metadata.generation;
+    const status: Status = { ...(machine.status ?? {}), phase: 'Deleting' };
+    const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
+    const project = machine.metadata.project ?? '';
+    const cluster = await getCluster(this.s.store, project, machine.spec.cluster);
+    const clusterGoing = !cluster || isDeleting(cluster);
+
+    if (cluster && !clusterGoing && isStarted(machine)) {
+      if (hasKubelet(machine)) {
+        const drained = await this.drain(cluster, machine, status);
+        if (!drained) return { status, requeueAfterMs: this.s.timing.machinePollMs };
+      }
+      if (hasRole(machine, 'etcd') && machine.status?.address) {
+        const left = await this.leaveEtcd(cluster, machine, status);
+        if (!left) return { status, requeueAfterMs: this.s.timing.machinePollMs };
+      }
+    }
+
+    try {
+      const provider = this.s.providers.get(machine.spec.provider);
+      await provider.deleteMachine(machineRef(machine));
+    } catch (err) {
+      set({ type: 'InfrastructureReady', status: 'False', reason: err instanceof ProviderError ? err.reason : 'DeleteFailed', message: errorMessage(err) });
+      return { status, error: err };
+    }
+    return { done: true };
+  }
+
+  /**
+   * Cordon, evict, delete the Node. Returns true when the machine may go on (drained, or the drain
+   * timed out, which the Drained condition records).
+   */
+  private async drain(cluster: Cluster, machine: Machine, status: Status): Promise<boolean> {
+    const gen = machine.metadata.generation;
+    const nodeName = status.nodeName ?? machine.metadata.name;
+    const prev = getCondition(status.conditions, 'Drained');
+    if (prev?.status === 'True') return true;
+    const startedAt = prev?.lastTransitionTime && prev.reason === 'Draining' ? Date.parse(prev.lastTransitionTime) : Date.now();
+    const timedOut = Date.now() - startedAt >= this.s.timing.drainTimeoutMs;
+    const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
+
+    let kube: KubeApi | undefined;
+    let remaining: KubePod[] = [];
+    let problem = '';
+    try {
+      kube = await this.s.connections.kube(cluster);
+      if (!kube) {
+        problem = 'no admin kubeconfig';
+      } else {
+        const node = await kube.getNode(nodeName);
+        if (node) {
+          if (!node.spec?.unschedulable) await kube.patchNode(nodeName, { spec: { unschedulable: true } });
+          remaining = podsToEvict(await kube.podsOnNode(nodeName));
+          const blocked: string[] = [];
+          for (const p of remaining) {
+            if (p.metadata.deletionTimestamp) continue;
+            const r = await kube.evictPod(p.metadata.namespace, p.metadata.name);
+            if (r === 'blocked') blocked.push(`${p.metadata.namespace}/${p.metadata.name}`);
+          }
+          if (blocked.length > 0) problem = `PodDisruptionBudget blocks eviction of ${blocked.join(', ')}`;
+        }
+      }
+    } catch (err) {
+      problem = errorMessage(err);
+    }
+
+    if (kube && remaining.length === 0 && !problem) {
+      try {
+        await kube.deleteNode(nodeName);
+        set({ type: 'Drained', status: 'True', reason: 'Drained', message: `Node ${nodeName} drained and deleted` });
+        return true;
+      } catch (err) {
+        problem = errorMessage(err);
+      }
+    }
+    if (timedOut) {
+      try {
+        await kube?.deleteNode(nodeName);
+      } catch {
+        /* best effort: the cluster API may be down */
+      }
+      set({
+        type: 'Drained',
+        status: 'True',
+        reason: 'DrainTimeout',
+        message: `gave up draining after ${Math.round(this.s.timing.drainTimeoutMs / 1000)} s: ${remaining.length} pods left${problem ? `; ${problem}` : ''}`.slice(0, 32768),
+      });
+      return true;
+    }
+    set({
+      type: 'Drained',
+      status: 'False',
+      reason: 'Draining',
+      message: `${remaining.length} pods left on ${nodeName}${problem ? `; ${problem}` : ''}`.slice(0, 32768),
+    });
+    // lastTransitionTime of Drained=False/Draining marks the start of the drain (it only moves on a flip).
+    return false;
+  }
+
+  /** Removes the machine's etcd member if the rest keeps a healthy quorum. True when it is out. */
+  private async leaveEtcd(cluster: Cluster, machine: Machine, status: Status): Promise<boolean> {
+    const gen = machine.metadata.generation;
+    const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
+    if (getCondition(status.conditions, 'EtcdMemberRemoved')?.status === 'True') return true;
+    const peerURL = etcdPeerURL(machine.status!.address!);
+    const machines = await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name);
+    // Ask the others first; the leaving member may already be down.
+    const endpoints = [
+      ...startedEtcd(machines, machine.metadata.name).map((m) => etcdClientURL(m.status!.address!)),
+      etcdClientURL(machine.status!.address!),
+    ];
+    try {
+      const api = await this.s.connections.etcd(cluster, endpoints);
+      if (!api) throw new Error('the cluster has no PKI');
+      const members = await api.memberList();
+      const self = members.find((m) => m.peerURLs.includes(peerURL));
+      if (!self) {
+        set({ type: 'EtcdMemberRemoved', status: 'True', reason: 'NotAMember', message: `${peerURL} is not an etcd member` });
+        return true;
+      }
+      const rest = members.filter((m) => m.id !== self.id);
+      if (rest.length === 0) {
+        set({ type: 'EtcdMemberRemoved', status: 'False', reason: 'LastMember', message: 'the last etcd member of a live cluster is not removed' });
+        return false;
+      }
+      const health = await api.memberHealth(rest);
+      if (!quorumHealthy(health)) {
+        set({
+          type: 'EtcdMemberRemoved',
+          status: 'False',
+          reason: 'QuorumAtRisk',
+          message: `only ${health.filter((m) => m.healthy).length}/${health.length} remaining members are healthy`,
+        });
+        return false;
+      }
+      this.s.log.info({ machine: machine.metadata.name, member: self.id }, 'removing etcd member');
+      await api.memberRemove(self.id);
+      set({ type: 'EtcdMemberRemoved', status: 'True', reason: 'Removed', message: `member ${self.id} removed` });
+      return true;
+    } catch (err) {
+      set({ type: 'EtcdMemberRemoved', status: 'False', reason: 'EtcdUnreachable', message: errorMessage(err) });
+      return false;
+    }
+  }
+}

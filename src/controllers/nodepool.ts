@@ -1,0 +1,259 @@
+// The NodePool controller keeps exactly `spec.replicas` Machines for a pool and passes label /
+// taint changes on to them.
+//
+// etcd pools change membership one member at a time: a new etcd Machine is created only when
+// every etcd Machine of the cluster (all pools) is Running, no member is leaving and the etcd
+// quorum is healthy; a member is removed only when no other is leaving and the remaining members
+// still hold a healthy quorum. Other pools scale in one step.
+import { isDeepStrictEqual } from 'node:util';
+import type { Cluster, Machine, NodePool, NodePoolSpec } from '../api/kinds.js';
+import { API_VERSION, type ObjectKey } from '../api/meta.js';
+import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
+import { quorumHealthy } from '../etcd/client.js';
+import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
+import { setCondition, type ConditionInput } from '../runtime/conditions.js';
+import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
+import {
+  byAge,
+  clusterMachines,
+  deleteIfExists,
+  errorMessage,
+  FINALIZER_NODEPOOL,
+  getCluster,
+  hasRole,
+  isDeleting,
+  isMachineReady,
+  isStarted,
+  LABEL_CLUSTER,
+  LABEL_NODEPOOL,
+  LABEL_POOL,
+  listAll,
+  machineName,
+  type Shared,
+} from './common.js';
+
+type Status = NonNullable<NodePool['status']>;
+type Decision = { ok: true } | { ok: false; reason: string; message: string };
+
+/** The pool's template name (Machine.spec.pool). */
+export function poolTemplateName(pool: NodePool): string {
+  return pool.metadata.labels?.[LABEL_POOL] ?? pool.metadata.name;
+}
+
+/** Scale-in order: machines that are not ready go first, then the newest. */
+export function scaleInOrder(machines: Machine[]): Machine[] {
+  return [...machines].sort((a, b) => {
+    const ra = isMachineReady(a) ? 1 : 0;
+    const rb = isMachineReady(b) ? 1 : 0;
+    if (ra !== rb) return ra - rb;
+    return byAge(b, a);
+  });
+}
+
+/** The Machine fields a pool owns and passes on to its existing Machines. */
+function propagated(spec: NodePoolSpec): Pick<Machine['spec'], 'labels' | 'taints'> {
+  const out: Pick<Machine['spec'], 'labels' | 'taints'> = {};
+  if (spec.labels && Object.keys(spec.labels).length > 0) out.labels = spec.labels;
+  if (spec.taints && spec.taints.length > 0) out.taints = spec.taints;
+  return out;
+}
+
+const json = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
+
+export class NodePoolReconciler implements Reconciler {
+  constructor(private readonly s: Shared) {}
+
+  reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
+    return reconcileObject<NodePool>(
+      this.s.store,
+      key,
+      { finalizer: FINALIZER_NODEPOOL, reconcile: (p) => this.ensure(p), finalize: (p) => this.finalize(p) },
+      ctx,
+    );
+  }
+
+  private async poolMachines(pool: NodePool): Promise<Machine[]> {
+    const items = await listAll<Machine>(this.s.store, 'Machine', {
+      project: pool.metadata.project ?? '',
+      labelSelector: `${LABEL_NODEPOOL}=${pool.metadata.name}`,
+    });
+    return items.filter((m) => m.spec.cluster === pool.spec.cluster).sort(byAge);
+  }
+
+  private async ensure(pool: NodePool): Promise<Outcome<Status>> {
+    const project = pool.metadata.project ?? '';
+    const gen = pool.metadata.generation;
+    const status: Status = { ...(pool.status ?? {}) };
+    const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
+
+    const cluster = await getCluster(this.s.store, project, pool.spec.cluster);
+    const machines = await this.poolMachines(pool);
+    await this.propagate(pool, machines);
+
+    const desired = pool.spec.replicas;
+    let active = machines.filter((m) => !isDeleting(m));
+    let scaled: ConditionInput;
+    if (!cluster || isDeleting(cluster)) {
+      scaled = { type: 'Scaled', status: 'False', reason: cluster ? 'ClusterDeleting' : 'ClusterNotFound', message: 'not scaling' };
+    } else if (active.length < desired) {
+      const decision = hasRole(pool, 'etcd') ? await this.etcdScaleOut(cluster) : ({ ok: true } as Decision);
+      if (decision.ok) {
+        const count = hasRole(pool, 'etcd') ? 1 : desired - active.length;
+        for (let i = 0; i < count; i++) active.push(await this.createMachine(pool));
+        scaled = { type: 'Scaled', status: 'False', reason: 'ScalingOut', message: `${active.length}/${desired} machines` };
+      } else {
+        scaled = { type: 'Scaled', status: 'False', reason: decision.reason, message: decision.message };
+      }
+    } else if (active.length > desired) {
+      const order = scaleInOrder(active);
+      let victims: Machine[] = [];
+      let decision: Decision = { ok: true };
+      if (hasRole(pool, 'etcd')) {
+        decision = await this.etcdScaleIn(cluster, order[0]!);
+        if (decision.ok) victims = [order[0]!];
+      } else {
+        victims = order.slice(0, active.length - desired);
+      }
+      for (const v of victims) await deleteIfExists(this.s.store, { kind: 'Machine', project, name: v.metadata.name });
+      const gone = new Set(victims.map((v) => v.metadata.name));
+      active = active.filter((m) => !gone.has(m.metadata.name));
+      scaled = decision.ok
+        ? { type: 'Scaled', status: 'False', reason: 'ScalingIn', message: `${active.length}/${desired} machines` }
+        : { type: 'Scaled', status: 'False', reason: decision.reason, message: decision.message };
+    } else {
+      scaled = { type: 'Scaled', status: 'True', reason: 'Scaled', message: `${desired} machines` };
+    }
+    set(scaled);
+
+    const ready = active.filter(isMachineReady);
+    status.replicas = active.length;
+    status.readyReplicas = ready.length;
+    status.machines = active.map((m) => m.metadata.name).sort();
+    const notReady = active.filter((m) => !isMachineReady(m));
+    const allReady = active.length === desired && notReady.length === 0;
+    set(
+      allReady
+        ? { type: 'Ready', status: 'True', reason: 'Ready', message: `${ready.length}/${desired} machines ready` }
+        : {
+            type: 'Ready',
+            status: 'False',
+            reason: 'MachinesNotReady',
+            message: `${ready.length}/${desired} machines ready${notReady.length ? `; waiting for ${notReady.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'})`).join(', ')}` : ''}`.slice(0, 32768),
+          },
+    );
+    return { status, requeueAfterMs: allReady && scaled.status === 'True' ? undefined : this.s.timing.poolPollMs };
+  }
+
+  /** Passes the pool's labels and taints on to its machines (their controller syncs the Nodes). */
+  private async propagate(pool: NodePool, machines: Machine[]): Promise<void> {
+    const want = propagated(pool.spec);
+    for (const m of machines) {
+      if (isDeleting(m)) continue;
+      const have = { labels: m.spec.labels, taints: m.spec.taints };
+      if (isDeepStrictEqual(json(have), json({ labels: want.labels, taints: want.taints }))) continue;
+      const spec: Machine['spec'] = { ...m.spec };
+      delete spec.labels;
+      delete spec.taints;
+      Object.assign(spec, want);
+      await this.s.store.update({ ...m, spec });
+    }
+  }
+
+  private async createMachine(pool: NodePool): Promise<Machine> {
+    const template = poolTemplateName(pool);
+    const spec: Machine['spec'] = {
+      cluster: pool.spec.cluster,
+      pool: template,
+      roles: [...pool.spec.roles],
+      provider: pool.spec.provider,
+      kubernetesVersion: pool.spec.kubernetesVersion,
+    };
+    if (pool.spec.machine) spec.machine = pool.spec.machine;
+    if (pool.spec.runtime) spec.runtime = pool.spec.runtime;
+    Object.assign(spec, propagated(pool.spec));
+    const machine: Machine = {
+      apiVersion: API_VERSION,
+      kind: 'Machine',
+      metadata: {
+        name: machineName(pool.spec.cluster, template),
+        project: pool.metadata.project,
+        labels: { [LABEL_CLUSTER]: pool.spec.cluster, [LABEL_POOL]: template, [LABEL_NODEPOOL]: pool.metadata.name },
+      },
+      spec,
+      status: { phase: 'Pending' },
+    };
+    this.s.log.info({ pool: pool.metadata.name, machine: machine.metadata.name }, 'creating machine');
+    return (await this.s.store.create(machine)) as Machine;
+  }
+
+  /** May one more etcd member be created now? */
+  private async etcdScaleOut(cluster: Cluster): Promise<Decision> {
+    const etcdMachines = (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
+    if (etcdMachines.length === 0) return { ok: true };
+    const leaving = etcdMachines.find(isDeleting);
+    if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
+    const pending = etcdMachines.find((m) => m.status?.phase !== 'Running');
+    if (pending) {
+      return { ok: false, reason: 'WaitingForEtcdMember', message: `waiting for etcd machine ${pending.metadata.name} to be Running (${pending.status?.phase ?? 'Pending'})` };
+    }
+    return this.etcdQuorum(cluster, etcdMachines, undefined);
+  }
+
+  /** May `victim` (an etcd machine) be removed now? */
+  private async etcdScaleIn(cluster: Cluster, victim: Machine): Promise<Decision> {
+    const etcdMachines = (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
+    const leaving = etcdMachines.find((m) => isDeleting(m) && m.metadata.name !== victim.metadata.name);
+    if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
+    // A member that never started holds no data: removing it cannot hurt.
+    if (!isStarted(victim) || !victim.status?.address) return { ok: true };
+    return this.etcdQuorum(cluster, etcdMachines, victim);
+  }
+
+  /** A healthy quorum among the members, the leaving one (if any) not counted. */
+  private async etcdQuorum(cluster: Cluster, etcdMachines: Machine[], leaving: Machine | undefined): Promise<Decision> {
+    const endpoints = etcdMachines.filter((m) => m.status?.address && isStarted(m)).map((m) => etcdClientURL(m.status!.address!));
+    try {
+      const etcd = await this.s.connections.etcd(cluster, endpoints);
+      if (!etcd) return { ok: false, reason: 'WaitingForPKI', message: 'the cluster has no PKI yet' };
+      const health = await etcd.memberHealth();
+      const unstarted = health.find((m) => !m.name || m.clientURLs.length === 0);
+      if (!leaving && unstarted) return { ok: false, reason: 'EtcdMemberJoining', message: `etcd member ${unstarted.peerURLs.join(',')} has not started yet` };
+      const leavingPeer = leaving?.status?.address ? etcdPeerURL(leaving.status.address) : undefined;
+      const remaining = health.filter((m) => !leavingPeer || !m.peerURLs.includes(leavingPeer));
+      if (leaving && remaining.length === 0) return { ok: false, reason: 'LastEtcdMember', message: 'the last etcd member cannot be removed' };
+      if (!quorumHealthy(remaining)) {
+        const healthy = remaining.filter((m) => m.healthy).length;
+        return { ok: false, reason: 'EtcdQuorumUnhealthy', message: `${healthy}/${remaining.length} etcd members healthy${leaving ? ' without the leaving one' : ''}` };
+      }
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, reason: 'EtcdUnreachable', message: errorMessage(err) };
+    }
+  }
+
+  private async finalize(pool: NodePool): Promise<Outcome<Status>> {
+    const project = pool.metadata.project ?? '';
+    const status: Status = { ...(pool.status ?? {}) };
+    const machines = await this.poolMachines(pool);
+    if (machines.length === 0) return { done: true };
+    const cluster = await getCluster(this.s.store, project, pool.spec.cluster);
+    const clusterGoing = !cluster || isDeleting(cluster);
+    const active = machines.filter((m) => !isDeleting(m));
+    if (hasRole(pool, 'etcd') && !clusterGoing) {
+      // Removing an etcd pool from a live cluster: one member at a time.
+      if (active.length === machines.length) {
+        const victim = scaleInOrder(active)[0]!;
+        const decision = await this.etcdScaleIn(cluster, victim);
+        if (decision.ok) await deleteIfExists(this.s.store, { kind: 'Machine', project, name: victim.metadata.name });
+      }
+    } else {
+      for (const m of active) await deleteIfExists(this.s.store, { kind: 'Machine', project, name: m.metadata.name });
+    }
+    status.conditions = setCondition(
+      status.conditions,
+      { type: 'Ready', status: 'False', reason: 'Deleting', message: `waiting for ${machines.length} machines to be deleted` },
+      pool.metadata.generation,
+    );
+    return { status, requeueAfterMs: this.s.timing.deletePollMs };
+  }
+}

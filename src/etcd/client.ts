@@ -1,0 +1,321 @@
+// A small etcd v3 client over the JSON gRPC gateway (POST /v3/...), with mTLS on node:https. It
+// covers what cluster management needs: membership (list/add/remove/promote), per-member status
+// and health.
+//
+// etcd member and cluster IDs are uint64: they do not fit a JS number (2^53). The gateway encodes
+// them as JSON strings (proto3 JSON mapping), and this client keeps them as strings end to end;
+// should a server ever send them as bare numbers, the response parser quotes long integer
+// literals before JSON.parse so no precision is lost.
+import https from 'node:https';
+
+export interface EtcdClientOptions {
+  /** Client URLs of members to talk to, e.g. https://127.0.10.2:2379. Tried in order, failing over. */
+  endpoints: string[];
+  /** PEM of the etcd CA (verifies the members' serving certificates). */
+  ca: string | Buffer;
+  /** Client certificate + key PEM signed by the etcd CA. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** Per-request timeout (default 5 s). */
+  timeoutMs?: number;
+}
+
+export interface EtcdMember {
+  /** uint64 as a decimal string. */
+  id: string;
+  /** Empty until the member has started. */
+  name: string;
+  peerURLs: string[];
+  /** Empty until the member has started. */
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+export interface EtcdStatus {
+  version: string;
+  /** uint64 as a decimal string: the member that answered. */
+  memberId: string;
+  clusterId: string;
+  /** Leader's member id ("0" or "" when there is none). */
+  leader: string;
+  dbSize: number;
+  raftIndex: string;
+  raftTerm: string;
+  isLearner: boolean;
+  errors: string[];
+}
+
+export interface EtcdHealth {
+  health: boolean;
+  reason: string;
+}
+
+export interface MemberHealth extends EtcdMember {
+  healthy: boolean;
+  /** Why not healthy (error or reason reported by the member). */
+  error?: string;
+}
+
+/** A failed call: `status` 0 when no HTTP response came back; `code` is the gRPC code when the gateway sent one. */
+export class EtcdError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'EtcdError';
+  }
+
+  /** No response at all (connection refused, TLS failure, timeout). */
+  get network(): boolean {
+    return this.status === 0;
+  }
+}
+
+/** Members needed for a quorum among `n` voting members. */
+export function quorumSize(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+/**
+ * Whether enough voting members are healthy for a quorum. Learners do not vote and are ignored;
+ * an empty list has no quorum.
+ */
+export function quorumHealthy(members: readonly { healthy: boolean; isLearner?: boolean }[]): boolean {
+  const voting = members.filter((m) => !m.isLearner);
+  if (voting.length === 0) return false;
+  return voting.filter((m) => m.healthy).length >= quorumSize(voting.length);
+}
+
+/**
+ * JSON.parse that keeps integers of 16 or more digits (beyond Number.MAX_SAFE_INTEGER's range) as
+ * strings. Only literals outside JSON strings are touched.
+ */
+export function parseJsonKeepingBigInts(text: string): unknown {
+  const quoted = text.replace(/("(?:[^"\\]|\\.)*")|(?<![\w.+-])(-?\d{16,})(?=\s*[,}\]])/g, (m, str: string | undefined, num: string | undefined) =>
+    str !== undefined ? str : `"${num}"`,
+  );
+  return JSON.parse(quoted);
+}
+
+type Json = Record<string, unknown>;
+
+function idString(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new Error(`etcd id ${v} lost precision`);
+    return String(v);
+  }
+  return '0';
+}
+
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+function toMember(raw: unknown): EtcdMember {
+  const m = (raw ?? {}) as Json;
+  return {
+    id: idString(m.ID ?? m.id),
+    name: typeof m.name === 'string' ? m.name : '',
+    peerURLs: strings(m.peerURLs),
+    clientURLs: strings(m.clientURLs),
+    isLearner: m.isLearner === true,
+  };
+}
+
+function toNumber(v: unknown): number {
+  const n = typeof v === 'string' ? Number(v) : typeof v === 'number' ? v : 0;
+  return Number.isFinite(n) ? n : 0;
+}
+
+interface RawResponse {
+  status: number;
+  body: string;
+}
+
+export class EtcdClient {
+  private endpointList: string[];
+  private preferred = 0;
+  private readonly agent: https.Agent;
+  private readonly timeoutMs: number;
+
+  constructor(opts: EtcdClientOptions) {
+    this.endpointList = normalizeEndpoints(opts.endpoints);
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.agent = new https.Agent({ keepAlive: true, maxFreeSockets: 2, ca: opts.ca, cert: opts.cert, key: opts.key });
+  }
+
+  get endpoints(): readonly string[] {
+    return this.endpointList;
+  }
+
+  /** Replaces the endpoints used for cluster-wide calls (members come and go). */
+  setEndpoints(endpoints: string[]): void {
+    const next = normalizeEndpoints(endpoints);
+    if (next.join(',') !== this.endpointList.join(',')) {
+      this.endpointList = next;
+      this.preferred = 0;
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  // ---------- cluster-wide calls (any member answers) ----------
+
+  async memberList(): Promise<EtcdMember[]> {
+    const res = (await this.call('/v3/cluster/member/list', { linearizable: true })) as Json;
+    return (Array.isArray(res.members) ? res.members : []).map(toMember);
+  }
+
+  /**
+   * Adds a member by its peer URLs (it must then start with `--initial-cluster-state=existing`).
+   * If a retried request finds the peer URL already registered, the existing member is returned.
+   */
+  async memberAdd(peerURLs: string[], opts: { isLearner?: boolean } = {}): Promise<{ member: EtcdMember; members: EtcdMember[] }> {
+    try {
+      const res = (await this.call('/v3/cluster/member/add', { peerURLs, isLearner: opts.isLearner === true })) as Json;
+      return { member: toMember(res.member), members: (Array.isArray(res.members) ? res.members : []).map(toMember) };
+    } catch (err) {
+      if (err instanceof EtcdError && /peer ?URLs? already exists/i.test(err.message)) {
+        const members = await this.memberList();
+        const member = members.find((m) => m.peerURLs.some((u) => peerURLs.includes(u)));
+        if (member) return { member, members };
+      }
+      throw err;
+    }
+  }
+
+  /** Removes a member by id (a decimal string); returns the remaining members. */
+  async memberRemove(id: string): Promise<EtcdMember[]> {
+    if (typeof id !== 'string' || !/^[0-9]+$/.test(id)) throw new TypeError(`etcd member id must be a decimal string, got ${JSON.stringify(id)}`);
+    const res = (await this.call('/v3/cluster/member/remove', { ID: id })) as Json;
+    return (Array.isArray(res.members) ? res.members : []).map(toMember);
+  }
+
+  /** Promotes a learner that has caught up with the leader. */
+  async memberPromote(id: string): Promise<EtcdMember[]> {
+    if (typeof id !== 'string' || !/^[0-9]+$/.test(id)) throw new TypeError(`etcd member id must be a decimal string, got ${JSON.stringify(id)}`);
+    const res = (await this.call('/v3/cluster/member/promote', { ID: id })) as Json;
+    return (Array.isArray(res.members) ? res.members : []).map(toMember);
+  }
+
+  // ---------- per-member calls ----------
+
+  /** Maintenance status of the member at `endpoint` (default: the first endpoint that answers). */
+  async status(endpoint?: string): Promise<EtcdStatus> {
+    const res = (endpoint ? await this.callAt(endpoint, '/v3/maintenance/status', {}) : await this.call('/v3/maintenance/status', {})) as Json;
+    const header = (res.header ?? {}) as Json;
+    return {
+      version: typeof res.version === 'string' ? res.version : '',
+      memberId: idString(header.member_id),
+      clusterId: idString(header.cluster_id),
+      leader: idString(res.leader),
+      dbSize: toNumber(res.dbSize),
+      raftIndex: idString(res.raftIndex),
+      raftTerm: idString(res.raftTerm),
+      isLearner: res.isLearner === true,
+      errors: strings(res.errors),
+    };
+  }
+
+  /**
+   * GET /health of one member: true when it is part of a cluster with a leader that serves a
+   * linearizable read (so it reflects quorum, not only the process).
+   */
+  async health(endpoint: string): Promise<EtcdHealth> {
+    const res = await this.request(endpoint, 'GET', '/health', undefined);
+    let parsed: Json = {};
+    try {
+      parsed = parseJsonKeepingBigInts(res.body) as Json;
+    } catch {
+      /* not JSON: unhealthy below */
+    }
+    const health = res.status === 200 && (parsed.health === 'true' || parsed.health === true);
+    return { health, reason: typeof parsed.reason === 'string' && parsed.reason ? parsed.reason : health ? '' : `HTTP ${res.status}` };
+  }
+
+  /** /health of every member (in parallel). Members that have not started are unhealthy. */
+  async memberHealth(members?: EtcdMember[]): Promise<MemberHealth[]> {
+    const list = members ?? (await this.memberList());
+    return Promise.all(
+      list.map(async (m): Promise<MemberHealth> => {
+        const url = m.clientURLs[0];
+        if (!url) return { ...m, healthy: false, error: 'not started' };
+        try {
+          const h = await this.health(url);
+          return h.health ? { ...m, healthy: true } : { ...m, healthy: false, error: h.reason };
+        } catch (err) {
+          return { ...m, healthy: false, error: (err as Error).message };
+        }
+      }),
+    );
+  }
+
+  // ---------- transport ----------
+
+  /** POST to the preferred endpoint, failing over to the others on network errors. */
+  private async call(path: string, body: unknown): Promise<unknown> {
+    const n = this.endpointList.length;
+    if (n === 0) throw new EtcdError(`etcd ${path}: no endpoints`, 0);
+    let last: unknown;
+    for (let i = 0; i < n; i++) {
+      const idx = (this.preferred + i) % n;
+      const endpoint = this.endpointList[idx]!;
+      try {
+        const out = await this.callAt(endpoint, path, body);
+        this.preferred = idx;
+        return out;
+      } catch (err) {
+        last = err;
+        if (!(err instanceof EtcdError) || !err.network) throw err;
+      }
+    }
+    throw last;
+  }
+
+  private async callAt(endpoint: string, path: string, body: unknown): Promise<unknown> {
+    const res = await this.request(endpoint, 'POST', path, JSON.stringify(body));
+    let parsed: unknown;
+    try {
+      parsed = res.body ? parseJsonKeepingBigInts(res.body) : {};
+    } catch (err) {
+      throw new EtcdError(`etcd ${endpoint}${path}: HTTP ${res.status}: undecodable body ${res.body.slice(0, 200)}`, res.status, undefined, { cause: err });
+    }
+    if (res.status < 200 || res.status >= 300) {
+      const e = (parsed ?? {}) as Json;
+      const message = typeof e.message === 'string' ? e.message : typeof e.error === 'string' ? e.error : res.body.slice(0, 300);
+      throw new EtcdError(`etcd ${endpoint}${path}: ${message}`, res.status, typeof e.code === 'number' ? e.code : undefined);
+    }
+    return parsed;
+  }
+
+  private request(endpoint: string, method: 'GET' | 'POST', path: string, body: string | undefined): Promise<RawResponse> {
+    const url = new URL(path, endpoint.endsWith('/') ? endpoint : `${endpoint}/`);
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string | number> = { accept: 'application/json' };
+      if (body !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = Buffer.byteLength(body);
+      }
+      const req = https.request(url, { method, agent: this.agent, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', (err) => reject(new EtcdError(`etcd ${url.origin}${path}: ${err.message}`, 0, undefined, { cause: err })));
+      });
+      req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no response within ${this.timeoutMs} ms`)));
+      req.on('error', (err) => reject(new EtcdError(`etcd ${url.origin}${path}: ${err.message}`, 0, undefined, { cause: err })));
+      req.end(body);
+    });
+  }
+}
+
+function normalizeEndpoints(endpoints: string[]): string[] {
+  return [...new Set(endpoints.map((e) => e.replace(/\/+$/, '')))];
+}

@@ -1,0 +1,371 @@
+// An in-test infrastructure provider and in-test cluster internals (etcd membership, a Kubernetes
+// API with Nodes and Pods) for the controller integration tests. The provider records every call;
+// the etcd fake enforces what real etcd enforces (a joining member must have been added first;
+// one unstarted member at a time; membership changes need a quorum) and the API fake enforces
+// NodeRestriction's label rule on kubelet registration.
+import type { Cluster, Machine } from '../../src/api/kinds.js';
+import type { Store } from '../../src/store/types.js';
+import { isKubeletSettableLabel } from '../../src/bootstrap/machine.js';
+import { EtcdError, quorumHealthy, quorumSize, type EtcdMember, type MemberHealth } from '../../src/etcd/client.js';
+import type {
+  ClusterConnections,
+  EtcdApi,
+  EvictionResult,
+  KubeApi,
+  KubeNode,
+  KubePod,
+} from '../../src/controllers/connections.js';
+import {
+  ProviderError,
+  type ClusterRef,
+  type EndpointDescription,
+  type InfrastructureProvider,
+  type MachineBootstrap,
+  type MachineDescription,
+  type MachineRef,
+  type PreparedMachine,
+  type ProviderRegistry,
+} from '../../src/providers/contract.js';
+
+export interface Call {
+  op: 'prepare' | 'start' | 'describe' | 'delete' | 'ensureEndpoint' | 'deleteEndpoint';
+  name: string;
+  detail?: string;
+}
+
+interface FakeMachine {
+  ref: MachineRef;
+  address: string;
+  started: boolean;
+  running: boolean;
+  describesUntilRunning: number;
+  bootstrap?: MachineBootstrap;
+}
+
+interface Member {
+  id: string;
+  name: string;
+  peerURL: string;
+  clientURL: string;
+  started: boolean;
+  machine: string;
+}
+
+interface ClusterSim {
+  members: Member[];
+  nodes: Map<string, KubeNode>;
+  pods: KubePod[];
+  backends: string[];
+  endpoint?: EndpointDescription;
+  nextRv: number;
+  /** Node names kubelets registered with forbidden labels (NodeRestriction violations). */
+  violations: string[];
+}
+
+const argOf = (args: string[], name: string): string | undefined =>
+  args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+
+export class FakeWorld {
+  readonly calls: Call[] = [];
+  /** Everything in order: provider calls and notes pushed by tests. */
+  readonly timeline: string[] = [];
+  readonly machines = new Map<string, FakeMachine>();
+  readonly clusters = new Map<string, ClusterSim>();
+  readonly etcdOps: string[] = [];
+  /** Broken invariants (a real etcd / provider would have refused): tests assert this stays empty. */
+  readonly errors: string[] = [];
+  /** Machines whose startMachine fails terminally. */
+  readonly failStart = new Set<string>();
+  /** Boot delay in describe calls. */
+  bootDescribes = 1;
+  private nextIp = 1;
+  private nextEndpoint = 1;
+  private nextMemberId = 18_000_000_000_000_000_000n;
+
+  constructor(private readonly store: Store) {}
+
+  sim(cluster: string): ClusterSim {
+    let s = this.clusters.get(cluster);
+    if (!s) {
+      s = { members: [], nodes: new Map(), pods: [], backends: [], nextRv: 1, violations: [] };
+      this.clusters.set(cluster, s);
+    }
+    return s;
+  }
+
+  private record(op: Call['op'], name: string, detail?: string): void {
+    this.calls.push({ op, name, ...(detail ? { detail } : {}) });
+    this.timeline.push(`${op} ${name}${detail ? ` ${detail}` : ''}`);
+  }
+
+  callsOf(op: Call['op']): Call[] {
+    return this.calls.filter((c) => c.op === op);
+  }
+
+  // ---------------- provider ----------------
+
+  readonly provider: InfrastructureProvider = {
+    name: 'test',
+    prepareMachine: async (ref: MachineRef): Promise<PreparedMachine> => {
+      this.record('prepare', ref.name);
+      let m = this.machines.get(ref.name);
+      if (!m) {
+        const n = this.nextIp++;
+        m = { ref, address: `127.1.${Math.floor(n / 250)}.${(n % 250) + 2}`, started: false, running: false, describesUntilRunning: 0 };
+        this.machines.set(ref.name, m);
+      }
+      return { address: m.address, providerID: `test:///${ref.project}/${ref.cluster}/${ref.name}` };
+    },
+    startMachine: async (ref: MachineRef, bootstrap: MachineBootstrap): Promise<MachineDescription> => {
+      const m = this.machines.get(ref.name);
+      if (!m) throw new ProviderError('NotPrepared', `machine ${ref.name} was not prepared`);
+      if (this.failStart.has(ref.name)) {
+        this.record('start', ref.name, 'failed');
+        throw new ProviderError('BadFlavor', `flavor of ${ref.name} does not exist`, true);
+      }
+      if (m.started) return this.describe(m);
+      const etcd = bootstrap.services.find((s) => s.name === 'etcd');
+      this.record('start', ref.name, etcd ? `etcd:${argOf(etcd.args, 'initial-cluster-state')}` : bootstrap.roles.join('+'));
+      const sim = this.sim(ref.cluster);
+      if (etcd) {
+        const state = argOf(etcd.args, 'initial-cluster-state');
+        const peerURL = argOf(etcd.args, 'initial-advertise-peer-urls')!;
+        const clientURL = argOf(etcd.args, 'advertise-client-urls')!;
+        const name = argOf(etcd.args, 'name')!;
+        if (state === 'new') {
+          if (sim.members.length > 0) throw this.broken(`etcd ${name} bootstraps a new cluster although members exist`);
+          sim.members.push({ id: String(this.nextMemberId++), name, peerURL, clientURL, started: true, machine: ref.name });
+        } else {
+          const member = sim.members.find((x) => x.peerURL === peerURL);
+          if (!member) throw this.broken(`etcd ${name} joins without member add`);
+          const initial = argOf(etcd.args, 'initial-cluster')!.split(',').sort();
+          const expected = sim.members.map((x) => `${x === member ? name : x.name}=${x.peerURL}`).sort();
+          if (initial.join(',') !== expected.join(',')) throw this.broken(`etcd ${name}: initial cluster ${initial} != ${expected}`);
+          Object.assign(member, { name, clientURL, started: true, machine: ref.name });
+        }
+      }
+      m.started = true;
+      m.bootstrap = bootstrap;
+      m.describesUntilRunning = this.bootDescribes;
+      return this.describe(m);
+    },
+    describeMachine: async (ref: MachineRef): Promise<MachineDescription> => {
+      this.calls.push({ op: 'describe', name: ref.name });
+      const m = this.machines.get(ref.name);
+      if (!m || !m.started) return { state: 'Missing' };
+      if (!m.running && m.describesUntilRunning-- <= 0) m.running = true;
+      return this.describe(m);
+    },
+    deleteMachine: async (ref: MachineRef): Promise<void> => {
+      this.record('delete', ref.name);
+      const m = this.machines.get(ref.name);
+      if (!m) return;
+      this.machines.delete(ref.name);
+      // Its etcd process is gone; the membership stays until someone removes it.
+      const sim = this.clusters.get(ref.cluster);
+      const member = sim?.members.find((x) => x.machine === ref.name);
+      if (member) member.started = false;
+    },
+    ensureEndpoint: async (cluster: ClusterRef, backends: string[]): Promise<EndpointDescription> => {
+      const sim = this.sim(cluster.name);
+      if (!sim.endpoint) {
+        this.record('ensureEndpoint', cluster.name, 'created');
+        const host = `127.2.0.${this.nextEndpoint++}`;
+        sim.endpoint = { url: `https://${host}:6443`, host, port: 6443 };
+      }
+      sim.backends = [...backends];
+      return sim.endpoint;
+    },
+    deleteEndpoint: async (cluster: ClusterRef): Promise<void> => {
+      this.record('deleteEndpoint', cluster.name);
+      const sim = this.clusters.get(cluster.name);
+      if (sim) sim.endpoint = undefined;
+    },
+    close: async () => undefined,
+  };
+
+  private broken(message: string): Error {
+    this.errors.push(message);
+    return new Error(message);
+  }
+
+  private describe(m: FakeMachine): MachineDescription {
+    return { state: m.running ? 'Running' : 'Provisioning', address: m.address, providerID: `test:///${m.ref.project}/${m.ref.cluster}/${m.ref.name}` };
+  }
+
+  readonly registry: ProviderRegistry = {
+    get: (name: string) => {
+      if (name !== 'local' && name !== 'sim') throw new Error(`unknown provider ${name}`);
+      return this.provider;
+    },
+  };
+
+  // ---------------- etcd ----------------
+
+  private runningMember(x: Member): boolean {
+    return x.started && (this.machines.get(x.machine)?.started ?? false);
+  }
+
+  private hasQuorum(sim: ClusterSim): boolean {
+    return sim.members.filter((x) => this.runningMember(x)).length >= quorumSize(sim.members.length);
+  }
+
+  private toMember(x: Member): EtcdMember {
+    return { id: x.id, name: x.started ? x.name : '', peerURLs: [x.peerURL], clientURLs: x.started ? [x.clientURL] : [], isLearner: false };
+  }
+
+  etcdApi(cluster: string, endpoints: string[]): EtcdApi {
+    const sim = this.sim(cluster);
+    const reachable = () => {
+      if (!sim.members.some((x) => this.runningMember(x) && endpoints.includes(x.clientURL))) {
+        throw new EtcdError(`etcd ${endpoints.join(',')}: connect ECONNREFUSED`, 0);
+      }
+    };
+    return {
+      memberList: async () => {
+        reachable();
+        return sim.members.map((x) => this.toMember(x));
+      },
+      memberAdd: async (peerURLs: string[]) => {
+        reachable();
+        if (!this.hasQuorum(sim)) throw new EtcdError('etcdserver: request timed out', 503);
+        if (sim.members.some((x) => peerURLs.includes(x.peerURL))) throw new EtcdError('etcdserver: Peer URLs already exists', 400, 9);
+        const started = sim.members.filter((x) => x.started).length;
+        const total = sim.members.length + 1;
+        if (!(started === 1 && total === 2) && started < quorumSize(total)) {
+          throw new EtcdError('etcdserver: re-configuration failed due to not enough started members', 400, 9);
+        }
+        const member: Member = { id: String(this.nextMemberId++), name: '', peerURL: peerURLs[0]!, clientURL: '', started: false, machine: '' };
+        sim.members.push(member);
+        this.etcdOps.push(`add ${member.peerURL}`);
+        this.timeline.push(`etcd add ${member.peerURL}`);
+        return { member: this.toMember(member), members: sim.members.map((x) => this.toMember(x)) };
+      },
+      memberRemove: async (id: string) => {
+        reachable();
+        if (typeof id !== 'string') throw new Error('member id must be a string');
+        if (!this.hasQuorum(sim)) throw new EtcdError('etcdserver: request timed out', 503);
+        const i = sim.members.findIndex((x) => x.id === id);
+        if (i < 0) throw new EtcdError('etcdserver: member not found', 404, 5);
+        const [gone] = sim.members.splice(i, 1);
+        this.etcdOps.push(`remove ${gone!.name}`);
+        this.timeline.push(`etcd remove ${gone!.name}`);
+        return sim.members.map((x) => this.toMember(x));
+      },
+      memberHealth: async (members?: EtcdMember[]): Promise<MemberHealth[]> => {
+        const list = members ?? (reachable(), sim.members.map((x) => this.toMember(x)));
+        const quorum = this.hasQuorum(sim);
+        return list.map((m) => {
+          const x = sim.members.find((y) => y.id === m.id);
+          const healthy = !!x && this.runningMember(x) && quorum;
+          return { ...m, healthy, ...(healthy ? {} : { error: x && this.runningMember(x) ? 'no quorum' : 'unreachable' }) };
+        });
+      },
+    };
+  }
+
+  // ---------------- Kubernetes API ----------------
+
+  /** The API answers when the endpoint has a backend whose control-plane machine runs. */
+  apiUp(cluster: string): boolean {
+    const sim = this.sim(cluster);
+    if (!sim.endpoint || !this.hasQuorum(sim)) return false;
+    return [...this.machines.values()].some(
+      (m) => m.ref.cluster === cluster && m.running && m.bootstrap?.roles.includes('controlplane') && sim.backends.includes(`${m.address}:6443`),
+    );
+  }
+
+  /** Kubelets of running machines register (with their bootstrap labels/taints) once the API is up. */
+  private registerNodes(cluster: string): void {
+    const sim = this.sim(cluster);
+    if (!this.apiUp(cluster)) return;
+    for (const m of this.machines.values()) {
+      const k = m.bootstrap?.kubelet;
+      if (m.ref.cluster !== cluster || !m.running || !k || sim.nodes.has(k.nodeName)) continue;
+      if (Object.keys(k.labels).some((l) => !isKubeletSettableLabel(l))) sim.violations.push(k.nodeName);
+      sim.nodes.set(k.nodeName, {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: k.nodeName, resourceVersion: String(sim.nextRv++), labels: { ...k.labels }, annotations: {} },
+        spec: { taints: k.taints.map((t) => ({ ...t })) },
+        status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'virtual kubelet is posting ready status' }] },
+      });
+    }
+  }
+
+  kubeApi(cluster: string): KubeApi {
+    const sim = this.sim(cluster);
+    const up = () => {
+      if (!this.apiUp(cluster)) throw new Error(`connect ECONNREFUSED ${sim.endpoint?.url ?? 'no endpoint'}`);
+      this.registerNodes(cluster);
+    };
+    return {
+      readyz: async () => (this.apiUp(cluster) ? { ok: true, message: 'ok' } : { ok: false, message: 'connect ECONNREFUSED' }),
+      getNode: async (name) => {
+        up();
+        const n = sim.nodes.get(name);
+        return n ? (structuredClone(n) as KubeNode) : undefined;
+      },
+      patchNode: async (name, patch) => {
+        up();
+        const n = sim.nodes.get(name);
+        if (!n) throw new Error(`nodes "${name}" not found`);
+        const p = patch as { metadata?: { resourceVersion?: string; labels?: Record<string, string | null>; annotations?: Record<string, string | null> }; spec?: Record<string, unknown> };
+        if (p.metadata?.resourceVersion && p.metadata.resourceVersion !== n.metadata.resourceVersion) throw new Error('Conflict: the object has been modified');
+        for (const field of ['labels', 'annotations'] as const) {
+          for (const [k, v] of Object.entries(p.metadata?.[field] ?? {})) {
+            const target = (n.metadata[field] ??= {});
+            if (v === null) delete target[k];
+            else target[k] = v;
+          }
+        }
+        if (p.spec) n.spec = { ...n.spec, ...(p.spec as KubeNode['spec']) };
+        n.metadata.resourceVersion = String(sim.nextRv++);
+      },
+      deleteNode: async (name) => {
+        up();
+        sim.nodes.delete(name);
+        this.timeline.push(`node delete ${name}`);
+      },
+      podsOnNode: async (name) => {
+        up();
+        return sim.pods.filter((p) => p.spec?.nodeName === name).map((p) => structuredClone(p) as KubePod);
+      },
+      evictPod: async (namespace, name): Promise<EvictionResult> => {
+        up();
+        const i = sim.pods.findIndex((p) => p.metadata.namespace === namespace && p.metadata.name === name);
+        if (i < 0) return 'gone';
+        if (sim.pods[i]!.metadata.annotations?.['test/pdb'] === 'block') return 'blocked';
+        sim.pods.splice(i, 1);
+        this.timeline.push(`evict ${namespace}/${name}`);
+        return 'evicted';
+      },
+    };
+  }
+
+  readonly connections: ClusterConnections = {
+    etcd: async (cluster: Cluster, endpoints: string[]) => {
+      const pki = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-pki` });
+      return pki ? this.etcdApi(cluster.metadata.name, endpoints) : undefined;
+    },
+    kube: async (cluster: Cluster) => {
+      const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
+      return secret ? this.kubeApi(cluster.metadata.name) : undefined;
+    },
+    forget: (cluster) => {
+      this.timeline.push(`forget ${cluster.name}`);
+    },
+    close: async () => undefined,
+  };
+
+  etcdQuorum(cluster: string): boolean {
+    return quorumHealthy(this.sim(cluster).members.map((x) => ({ healthy: this.runningMember(x) })));
+  }
+
+  /** Machine names that received a startMachine call. */
+  started(): string[] {
+    return this.callsOf('start').map((c) => c.name);
+  }
+}
+
+export type { Machine };
