@@ -7,6 +7,10 @@ import { pino } from 'pino';
 import { isProcessAlive } from '../proc/spawn.js';
 import { findFreePort } from '../proc/net.js';
 import { ProcessSupervisor } from './supervisor.js';
+import https from 'node:https';
+import { writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { createCA, issueCertificate } from '../pki/index.js';
 
 const log = pino({ level: 'silent' });
 
@@ -107,6 +111,46 @@ test('stop sends SIGKILL to a process that ignores SIGTERM after the grace perio
     assert.ok(!isProcessAlive(pid));
   } finally {
     await sup.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('https readiness probes use the configured CA and client certificate (mTLS, like etcd /health)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sup-'));
+  const ca = await createCA({ commonName: 'ca' });
+  const srv = await issueCertificate(ca, { commonName: 'etcd', usage: 'server', ipAddresses: ['127.0.0.1'] });
+  const client = await issueCertificate(ca, { commonName: 'probe', usage: 'client' });
+  await writeFile(join(dir, 'ca.crt'), ca.certPem);
+  await writeFile(join(dir, 'c.crt'), client.certPem);
+  await writeFile(join(dir, 'c.key'), client.keyPem);
+  let calls = 0;
+  const server = https.createServer({ cert: srv.certPem, key: srv.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: true }, (_req, res) => {
+    calls++;
+    res.writeHead(calls < 3 ? 503 : 200);
+    res.end(calls < 3 ? 'not yet' : '{"health":"true"}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  const sup = new ProcessSupervisor(
+    [
+      {
+        name: 'etcd',
+        command: '/bin/sh',
+        args: ['-c', 'exec sleep 1000'],
+        readyUrl: `https://127.0.0.1:${port}/health`,
+        tls: { ca: join(dir, 'ca.crt'), cert: join(dir, 'c.crt'), key: join(dir, 'c.key') },
+      },
+    ],
+    { logDir: dir, log, probeIntervalMs: 20 },
+  );
+  try {
+    await sup.start();
+    assert.equal(calls, 3, 'polled until 200');
+    assert.equal(sup.processes()[0]!.ready, true);
+  } finally {
+    await sup.stop();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
     await rm(dir, { recursive: true, force: true });
   }
 });

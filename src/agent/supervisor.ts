@@ -6,11 +6,12 @@
 // src/proc's spawnLogged is not used because it always detaches (a new process group per child),
 // which would let children survive when Marina kills the agent's group.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
 import { httpsRequest } from '../proc/http.js';
-import type { AgentProcessConfig } from './config.js';
+import type { AgentProcessConfig, AgentProcessTLS } from './config.js';
 import type { KubeletLog } from './virtual-kubelet.js';
 
 export type ProcessState = 'pending' | 'running' | 'backoff' | 'stopping' | 'stopped';
@@ -38,16 +39,16 @@ export interface SupervisorOptions {
   probeIntervalMs?: number;
 }
 
-interface TlsMaterial {
-  ca: Buffer;
-  cert: Buffer;
-  key: Buffer;
-}
-
-/** One probe of a readiness URL: true on HTTP 200. */
-async function probe(url: string, tls: TlsMaterial | undefined): Promise<boolean> {
+/**
+ * One probe of a readiness URL: true on HTTP 200. TLS files are read at every probe, so rotated
+ * certificates are picked up without restarting the agent.
+ */
+async function probe(url: string, tls: AgentProcessTLS | undefined): Promise<boolean> {
   if (url.startsWith('https:')) {
-    const res = await httpsRequest(url, { ...(tls ?? {}), requestTimeoutMs: 2000 });
+    const material = tls
+      ? await Promise.all([readFile(tls.ca), readFile(tls.cert), readFile(tls.key)]).then(([ca, cert, key]) => ({ ca, cert, key }))
+      : {};
+    const res = await httpsRequest(url, { ...material, requestTimeoutMs: 2000 });
     return res.status === 200;
   }
   return new Promise((resolve, reject) => {
@@ -73,16 +74,12 @@ class Managed {
   exited: Promise<void> = Promise.resolve();
   /** Resolves when the current incarnation became ready or exited. */
   readiness: Promise<boolean> = Promise.resolve(false);
-  readonly tls: TlsMaterial | undefined;
 
   constructor(
     readonly spec: AgentProcessConfig,
     initialBackoff: number,
   ) {
     this.backoffMs = initialBackoff;
-    this.tls = spec.tls
-      ? { ca: readFileSync(spec.tls.ca), cert: readFileSync(spec.tls.cert), key: readFileSync(spec.tls.key) }
-      : undefined;
   }
 
   info(): ProcessInfo {
@@ -207,7 +204,7 @@ export class ProcessSupervisor {
     let last = '';
     while (alive() && !this.stopping) {
       try {
-        if (await probe(url, p.tls)) {
+        if (await probe(url, p.spec.tls)) {
           if (!alive()) return false;
           p.ready = true;
           this.log.info({ process: p.spec.name, url, afterMs: Date.now() - (p.startedAtMs ?? Date.now()) }, 'process ready');

@@ -417,18 +417,17 @@ export class MachineReconciler implements Reconciler {
     const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
     const project = machine.metadata.project ?? '';
     const cluster = await getCluster(this.s.store, project, machine.spec.cluster);
-    const clusterGoing = !cluster || isDeleting(cluster);
+    // When the whole cluster goes, draining, leaving etcd and deleting Nodes is wasted effort.
+    const live = cluster !== undefined && !isDeleting(cluster) && isStarted(machine);
+    const again = { status, requeueAfterMs: this.s.timing.machinePollMs };
 
-    if (cluster && !clusterGoing && isStarted(machine)) {
-      if (hasKubelet(machine)) {
-        const drained = await this.drain(cluster, machine, status);
-        if (!drained) return { status, requeueAfterMs: this.s.timing.machinePollMs };
-      }
-      if (hasRole(machine, 'etcd') && machine.status?.address) {
-        const left = await this.leaveEtcd(cluster, machine, status);
-        if (!left) return { status, requeueAfterMs: this.s.timing.machinePollMs };
-      }
+    if (live && hasKubelet(machine)) {
+      const drain = await this.drain(cluster, machine, status);
+      if (drain === 'draining') return again;
+      // Persist the give-up before going on, so the record survives the Machine.
+      if (drain === 'timedOut') return { status, requeueAfterMs: 1 };
     }
+    if (live && hasRole(machine, 'etcd') && machine.status?.address && !(await this.leaveEtcd(cluster, machine, status))) return again;
 
     try {
       const provider = this.s.providers.get(machine.spec.provider);
@@ -437,78 +436,86 @@ export class MachineReconciler implements Reconciler {
       set({ type: 'InfrastructureReady', status: 'False', reason: err instanceof ProviderError ? err.reason : 'DeleteFailed', message: errorMessage(err) });
       return { status, error: err };
     }
+    // The Node goes last: with the kubelet stopped nothing registers it again.
+    if (live && hasKubelet(machine) && !(await this.deleteNode(cluster, machine, status))) return again;
     return { done: true };
   }
 
   /**
-   * Cordon, evict, delete the Node. Returns true when the machine may go on (drained, or the drain
-   * timed out, which the Drained condition records).
+   * Cordons the Node and evicts its pods through the eviction API: `drained` when no pod is left,
+   * `timedOut` when the drain timeout passed (both set Drained=True, with the reason saying which),
+   * `draining` otherwise.
    */
-  private async drain(cluster: Cluster, machine: Machine, status: Status): Promise<boolean> {
+  private async drain(cluster: Cluster, machine: Machine, status: Status): Promise<'drained' | 'timedOut' | 'draining'> {
     const gen = machine.metadata.generation;
     const nodeName = status.nodeName ?? machine.metadata.name;
     const prev = getCondition(status.conditions, 'Drained');
-    if (prev?.status === 'True') return true;
-    const startedAt = prev?.lastTransitionTime && prev.reason === 'Draining' ? Date.parse(prev.lastTransitionTime) : Date.now();
-    const timedOut = Date.now() - startedAt >= this.s.timing.drainTimeoutMs;
+    if (prev?.status === 'True') return 'drained';
+    // lastTransitionTime of Drained=False marks the start of the drain (it only moves on a flip).
+    const startedAt = prev?.lastTransitionTime ? Date.parse(prev.lastTransitionTime) : Date.now();
     const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
 
-    let kube: KubeApi | undefined;
     let remaining: KubePod[] = [];
     let problem = '';
     try {
-      kube = await this.s.connections.kube(cluster);
+      const kube = await this.s.connections.kube(cluster);
+      const node = kube ? await kube.getNode(nodeName) : undefined;
       if (!kube) {
-        problem = 'no admin kubeconfig';
-      } else {
-        const node = await kube.getNode(nodeName);
-        if (node) {
-          if (!node.spec?.unschedulable) await kube.patchNode(nodeName, { spec: { unschedulable: true } });
-          remaining = podsToEvict(await kube.podsOnNode(nodeName));
-          const blocked: string[] = [];
-          for (const p of remaining) {
-            if (p.metadata.deletionTimestamp) continue;
-            const r = await kube.evictPod(p.metadata.namespace, p.metadata.name);
-            if (r === 'blocked') blocked.push(`${p.metadata.namespace}/${p.metadata.name}`);
-          }
-          if (blocked.length > 0) problem = `PodDisruptionBudget blocks eviction of ${blocked.join(', ')}`;
+        problem = 'the cluster has no admin kubeconfig';
+      } else if (node) {
+        if (!node.spec?.unschedulable) await kube.patchNode(nodeName, { spec: { unschedulable: true } });
+        remaining = podsToEvict(await kube.podsOnNode(nodeName));
+        const blocked: string[] = [];
+        for (const p of remaining) {
+          if (p.metadata.deletionTimestamp) continue;
+          const r = await kube.evictPod(p.metadata.namespace, p.metadata.name);
+          if (r === 'blocked') blocked.push(`${p.metadata.namespace}/${p.metadata.name}`);
         }
+        if (blocked.length > 0) problem = `PodDisruptionBudget blocks eviction of ${blocked.join(', ')}`;
+        // Evicted pods are gone once their kubelet confirms the deletion: the next look tells.
       }
     } catch (err) {
       problem = errorMessage(err);
     }
 
-    if (kube && remaining.length === 0 && !problem) {
-      try {
-        await kube.deleteNode(nodeName);
-        set({ type: 'Drained', status: 'True', reason: 'Drained', message: `Node ${nodeName} drained and deleted` });
-        return true;
-      } catch (err) {
-        problem = errorMessage(err);
-      }
+    if (!problem && remaining.length === 0) {
+      set({ type: 'Drained', status: 'True', reason: 'Drained', message: `Node ${nodeName} cordoned and drained` });
+      return 'drained';
     }
-    if (timedOut) {
-      try {
-        await kube?.deleteNode(nodeName);
-      } catch {
-        /* best effort: the cluster API may be down */
-      }
+    if (Date.now() - startedAt >= this.s.timing.drainTimeoutMs) {
       set({
         type: 'Drained',
         status: 'True',
         reason: 'DrainTimeout',
         message: `gave up draining after ${Math.round(this.s.timing.drainTimeoutMs / 1000)} s: ${remaining.length} pods left${problem ? `; ${problem}` : ''}`.slice(0, 32768),
       });
-      return true;
+      this.s.log.warn({ machine: machine.metadata.name, pods: remaining.length, problem }, 'drain timed out; deleting the machine anyway');
+      return 'timedOut';
     }
-    set({
-      type: 'Drained',
-      status: 'False',
-      reason: 'Draining',
-      message: `${remaining.length} pods left on ${nodeName}${problem ? `; ${problem}` : ''}`.slice(0, 32768),
-    });
-    // lastTransitionTime of Drained=False/Draining marks the start of the drain (it only moves on a flip).
-    return false;
+    set({ type: 'Drained', status: 'False', reason: 'Draining', message: `${remaining.length} pods left on ${nodeName}${problem ? `; ${problem}` : ''}`.slice(0, 32768) });
+    return 'draining';
+  }
+
+  /** Deletes the machine's Node; gives up (recorded) after the drain timeout when the API is unreachable. */
+  private async deleteNode(cluster: Cluster, machine: Machine, status: Status): Promise<boolean> {
+    const gen = machine.metadata.generation;
+    const nodeName = status.nodeName ?? machine.metadata.name;
+    const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
+    try {
+      const kube = await this.s.connections.kube(cluster);
+      if (!kube) return true;
+      await kube.deleteNode(nodeName);
+      return true;
+    } catch (err) {
+      const prev = getCondition(status.conditions, 'NodeDeleted');
+      const since = prev?.lastTransitionTime ? Date.parse(prev.lastTransitionTime) : Date.now();
+      if (Date.now() - since >= this.s.timing.drainTimeoutMs) {
+        this.s.log.warn({ err, machine: machine.metadata.name }, 'giving up deleting the Node');
+        return true;
+      }
+      set({ type: 'NodeDeleted', status: 'False', reason: 'APIUnreachable', message: errorMessage(err) });
+      return false;
+    }
   }
 
   /** Removes the machine's etcd member if the rest keeps a healthy quorum. True when it is out. */

@@ -176,10 +176,11 @@ test('CRUD calls use the right verbs, paths, query, content types and bearer tok
 
 test('argument mistakes are caught before any request', async () => {
   const c = new KubeClient({ server: 'http://127.0.0.1:1' });
-  assert.throws(() => c.get(Resources.pods, 'p'), /namespace is required/);
-  assert.throws(() => c.patch(Resources.nodes, 'n', {}, { type: 'apply' }), /fieldManager/);
-  assert.throws(() => c.patch(Resources.nodes, 'n', {}, { type: 'json' }), /array/);
-  assert.throws(() => c.replace(Resources.nodes, { metadata: {} }), /metadata.name/);
+  await assert.rejects(c.get(Resources.pods, 'p'), /namespace is required/);
+  await assert.rejects(c.patch(Resources.nodes, 'n', {}, { type: 'apply' }), /fieldManager/);
+  await assert.rejects(c.patch(Resources.nodes, 'n', {}, { type: 'json' }), /array/);
+  await assert.rejects(c.replace(Resources.nodes, { metadata: {} }), /metadata.name/);
+  await assert.rejects(c.delete(Resources.pods, 'p'), TypeError);
   c.close();
 });
 

@@ -283,7 +283,7 @@ export interface KubeClientOptions {
   maxSockets?: number;
 }
 
-type Query = Record<string, string | number | boolean | undefined>;
+export type Query = Record<string, string | number | boolean | undefined>;
 
 export interface GetOptions {
   namespace?: string;
@@ -584,13 +584,13 @@ export class KubeClient {
     return namespace;
   }
 
-  get<T extends KubeObject = KubeObject>(res: ResourceType, name: string, opts: GetOptions = {}): Promise<T> {
+  async get<T extends KubeObject = KubeObject>(res: ResourceType, name: string, opts: GetOptions = {}): Promise<T> {
     const path = resourcePath(res, { namespace: this.ns(res, opts.namespace, 'get'), name, subresource: opts.subresource });
     return this.request<T>({ method: 'GET', path, query: { resourceVersion: opts.resourceVersion } });
   }
 
   /** One page; follow `metadata.continue` yourself or use listAll. Without `namespace`, all namespaces. */
-  list<T extends KubeObject = KubeObject>(res: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {
+  async list<T extends KubeObject = KubeObject>(res: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {
     const path = resourcePath(res, { namespace: opts.namespace });
     return this.request<KubeList<T>>({
       method: 'GET',
@@ -626,13 +626,13 @@ export class KubeClient {
   }
 
   /** POST. The namespace defaults to `obj.metadata.namespace`. */
-  create<T extends KubeObject>(res: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
+  async create<T extends KubeObject>(res: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
     const path = resourcePath(res, { namespace: this.ns(res, opts.namespace ?? obj.metadata?.namespace, 'create') });
     return this.request<T>({ method: 'POST', path, query: this.writeQuery(opts), body: obj });
   }
 
   /** PUT of the whole object (or a subresource such as `status`); name and namespace come from obj. */
-  replace<T extends KubeObject>(res: ResourceType, obj: T, opts: WriteOptions & { subresource?: string } = {}): Promise<T> {
+  async replace<T extends KubeObject>(res: ResourceType, obj: T, opts: WriteOptions & { subresource?: string } = {}): Promise<T> {
     const name = obj.metadata?.name;
     if (!name) throw new TypeError(`replace ${res.kind}: metadata.name is required`);
     const path = resourcePath(res, {
@@ -647,7 +647,7 @@ export class KubeClient {
    * PATCH. `type`: `merge` (RFC 7386), `strategic` (built-in kinds only), `json` (RFC 6902 array),
    * `apply` (server-side apply: `fieldManager` required, `force` to take over conflicting fields).
    */
-  patch<T extends KubeObject = KubeObject>(res: ResourceType, name: string, patch: unknown, opts: PatchOptions): Promise<T> {
+  async patch<T extends KubeObject = KubeObject>(res: ResourceType, name: string, patch: unknown, opts: PatchOptions): Promise<T> {
     if (opts.type === 'apply' && !opts.fieldManager) throw new TypeError('server-side apply needs a fieldManager');
     if (opts.type === 'json' && !Array.isArray(patch)) throw new TypeError('a JSON patch is an array of operations');
     const path = resourcePath(res, { namespace: this.ns(res, opts.namespace, 'patch'), name, subresource: opts.subresource });
@@ -657,7 +657,7 @@ export class KubeClient {
   }
 
   /** Server-side apply of a whole (partial) object: name/namespace from obj. */
-  apply<T extends KubeObject>(
+  async apply<T extends KubeObject>(
     res: ResourceType,
     obj: T,
     opts: { fieldManager: string; force?: boolean; namespace?: string; subresource?: string; dryRun?: boolean },
@@ -672,7 +672,7 @@ export class KubeClient {
    * DELETE. Returns the object (when deletion is deferred by finalizers or a grace period) or a
    * Status. Preconditions make it fail with 409 if the uid/resourceVersion no longer match.
    */
-  delete(res: ResourceType, name: string, opts: DeleteOptions = {}): Promise<KubeObject | KubeStatus> {
+  async delete(res: ResourceType, name: string, opts: DeleteOptions = {}): Promise<KubeObject | KubeStatus> {
     const path = resourcePath(res, { namespace: this.ns(res, opts.namespace, 'delete'), name });
     const body: Record<string, unknown> = { apiVersion: 'v1', kind: 'DeleteOptions' };
     if (opts.gracePeriodSeconds !== undefined) body.gracePeriodSeconds = opts.gracePeriodSeconds;
@@ -726,11 +726,6 @@ export class KubeClient {
       request.end();
     });
     return { request, response };
-  }
-
-  /** @internal */
-  static errorFromStream(status: number, headers: http.IncomingHttpHeaders, body: Buffer): KubeError {
-    return errorFromResponse(status, headers, body);
   }
 }
 
@@ -882,7 +877,7 @@ class ListWatch<T extends KubeObject> implements Watcher<T> {
       if (res.statusCode !== 200) {
         const chunks: Buffer[] = [];
         for await (const c of res) chunks.push(c as Buffer);
-        throw KubeClient.errorFromStream(res.statusCode ?? 0, res.headers, Buffer.concat(chunks));
+        throw errorFromResponse(res.statusCode ?? 0, res.headers, Buffer.concat(chunks));
       }
       this.markSynced();
       const decoder = new StringDecoder('utf8');

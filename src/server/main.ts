@@ -8,16 +8,17 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { API_VERSION } from '../api/meta.js';
 import { loadMatrix } from '../toolchain/versions.js';
 import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
-import type { Store } from '../store/types.js';
+import { startControllers } from '../controllers/index.js';
 import { buildApp } from './app.js';
+import { buildProviderRegistry } from './providers.js';
 
 export interface ServerOptions {
   dataDir: string;
   /** host:port; port 0 picks a free one. */
   listen: string;
   logger?: Logger;
-  /** Starts the controllers that act on stored objects; returns their stopper. */
-  startControllers?: (deps: { store: Store; metrics: Registry; logger: Logger; dataDir: string }) => Promise<{ stop(): Promise<void> }>;
+  /** Run the controllers (default true); false serves the API alone. */
+  controllers?: boolean;
 }
 
 export interface RunningServer {
@@ -62,7 +63,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     metrics,
     logger: logger.child({ module: 'api' }),
   });
-  const controllers = opts.startControllers ? await opts.startControllers({ store, metrics, logger, dataDir: opts.dataDir }) : undefined;
+  const providers = buildProviderRegistry(opts.dataDir);
+  const controllers =
+    opts.controllers === false
+      ? undefined
+      : await startControllers({ store, providers, metrics, logger: logger.child({ module: 'controllers' }), defaultKubernetesVersion: matrix.default });
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
 
@@ -76,12 +81,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       closed = true;
       await closeApp();
       await controllers?.stop();
+      await providers.close();
       await store.close();
     },
   };
 }
 
-/** First start only: the platform admin user and a token for it, also written to a 0600 file. */
+/** First start only: the platform admin, the `default` project, and an admin token (also in a 0600 file). */
 async function bootstrapAdmin(store: ReturnType<typeof openSqliteStore>, tokenFile: string): Promise<string | undefined> {
   const users = await store.list('User', { limit: 1 });
   if (users.items.length > 0) return undefined;
@@ -90,6 +96,13 @@ async function bootstrapAdmin(store: ReturnType<typeof openSqliteStore>, tokenFi
     kind: 'User',
     metadata: { name: 'admin' },
     spec: { displayName: 'Platform administrator', platformAdmin: true },
+  });
+  // A first project so that a newcomer can create a cluster right away.
+  await store.create({
+    apiVersion: API_VERSION,
+    kind: 'Project',
+    metadata: { name: 'default' },
+    spec: { displayName: 'Default project', members: [{ user: 'admin', role: 'admin' }] },
   });
   const issued = await store.tokens.issue({ user: 'admin', description: 'bootstrap admin token' });
   writeFileSync(tokenFile, issued.token + '\n', { mode: 0o600 });

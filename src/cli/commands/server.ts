@@ -7,13 +7,14 @@ export function serverCommand(): Command {
     .description('run the Marina control plane (REST API, store, controllers)')
     .option('--data-dir <dir>', 'state directory (default: $MARINA_DATA_DIR or ${XDG_DATA_HOME:-~/.local/share}/marina)')
     .option('--listen <host:port>', 'address to serve on (default: $MARINA_LISTEN or 127.0.0.1:7443)')
-    .action(async (opts: { dataDir?: string; listen?: string }) => {
+    .option('--no-controllers', 'serve the API only; nothing acts on the stored objects')
+    .action(async (opts: { dataDir?: string; listen?: string; controllers: boolean }) => {
       // Imported lazily: the server pulls in fastify, SQLite and the controllers, which no other
       // command needs.
       const { startServer, defaultDataDir, DEFAULT_LISTEN } = await import('../../server/main.js');
       const dataDir = opts.dataDir ?? defaultDataDir();
       const listen = opts.listen ?? process.env.MARINA_LISTEN ?? DEFAULT_LISTEN;
-      const server = await startServer({ dataDir, listen });
+      const server = await startServer({ dataDir, listen, controllers: opts.controllers });
       out(`Marina listening on ${server.url}\n`);
       if (server.adminToken) {
         out(`bootstrap admin token: ${server.adminToken}\n`);

@@ -1,0 +1,417 @@
+// The Cluster, NodePool and Machine controllers together, on the real SQLite store, with an
+// in-test provider and in-test cluster internals (see fakes.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import type { Cluster, Machine, NodePool, Secret } from '../../src/api/kinds.js';
+import { API_VERSION, type Resource } from '../../src/api/meta.js';
+import { startControllers, type RunningControllers } from '../../src/controllers/index.js';
+import { parseKubeconfig } from '../../src/kube/client.js';
+import { getCondition } from '../../src/runtime/conditions.js';
+import { waitFor } from '../../src/runtime/test-helpers.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import type { Store } from '../../src/store/types.js';
+import { FakeWorld } from './fakes.js';
+
+const P = 'p1';
+const FAST = {
+  clusterPollMs: 40,
+  clusterReadyPollMs: 400,
+  poolPollMs: 40,
+  machinePollMs: 25,
+  machineReadyPollMs: 400,
+  deletePollMs: 25,
+  drainTimeoutMs: 400,
+  remoteCallTimeoutMs: 500,
+};
+
+interface Env {
+  store: Store;
+  world: FakeWorld;
+  /** Every Machine event as the store emitted it. */
+  machineEvents: { type: string; machine: Machine }[];
+  start(): Promise<RunningControllers>;
+  close(): Promise<void>;
+}
+
+async function env(): Promise<Env> {
+  const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32) });
+  const world = new FakeWorld(store);
+  const machineEvents: Env['machineEvents'] = [];
+  const running = new Set<string>();
+  const watch = store.watch({ kind: 'Machine' }, (ev) => {
+    const m = ev.object as Machine;
+    machineEvents.push({ type: ev.type, machine: m });
+    if (ev.type === 'ADDED') world.timeline.push(`added ${m.metadata.name}`);
+    if (ev.type === 'DELETED') world.timeline.push(`removed ${m.metadata.name}`);
+    if (m.status?.phase === 'Running' && !running.has(m.metadata.name)) {
+      running.add(m.metadata.name);
+      world.timeline.push(`running ${m.metadata.name}`);
+    }
+  });
+  const controllers: RunningControllers[] = [];
+  return {
+    store,
+    world,
+    machineEvents,
+    async start() {
+      const c = await startControllers({
+        store,
+        providers: world.registry,
+        metrics: new Registry(),
+        logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+        defaultKubernetesVersion: 'v1.36.3',
+        timing: FAST,
+        connections: world.connections,
+        resyncPeriodMs: 0,
+      });
+      controllers.push(c);
+      return c;
+    },
+    async close() {
+      for (const c of controllers) await c.stop();
+      watch.stop();
+      await store.close();
+    },
+  };
+}
+
+function clusterObj(name: string, workers = 2, etcd = 3): Cluster {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Cluster',
+    metadata: { name, project: P },
+    spec: {
+      provider: 'local',
+      nodePools: [
+        { name: 'etcd', roles: ['etcd'], replicas: etcd },
+        { name: 'cp', roles: ['controlplane'], replicas: 1 },
+        {
+          name: 'workers',
+          roles: ['worker'],
+          replicas: workers,
+          labels: { tier: 'web' },
+          taints: [{ key: 'dedicated', value: 'web', effect: 'NoSchedule' }],
+          machine: { cpu: 8 },
+        },
+      ],
+    },
+  };
+}
+
+async function get<T extends Resource>(store: Store, kind: string, name: string): Promise<T | undefined> {
+  return (await store.get({ kind, project: P, name })) as T | undefined;
+}
+
+async function list<T extends Resource>(store: Store, kind: string, cluster?: string): Promise<T[]> {
+  const r = await store.list(kind, { project: P, ...(cluster ? { labelSelector: `marina.dev/cluster=${cluster}` } : {}) });
+  return r.items as T[];
+}
+
+async function waitReady(store: Store, name: string, timeoutMs = 15_000): Promise<Cluster> {
+  let last: Cluster | undefined;
+  await waitFor(
+    async () => {
+      last = await get<Cluster>(store, 'Cluster', name);
+      return last?.status?.phase === 'Ready';
+    },
+    `cluster ${name} Ready`,
+    timeoutMs,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status)}`);
+  });
+  return last!;
+}
+
+async function setWorkers(store: Store, name: string, replicas: number, labels?: Record<string, string>): Promise<void> {
+  for (;;) {
+    const c = (await get<Cluster>(store, 'Cluster', name))!;
+    const pools = c.spec.nodePools.map((p) => (p.name === 'workers' ? { ...p, replicas, ...(labels ? { labels } : {}) } : p));
+    try {
+      await store.update({ ...c, spec: { ...c.spec, nodePools: pools } });
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409) throw err;
+    }
+  }
+}
+
+async function waitPool(store: Store, name: string, replicas: number): Promise<NodePool> {
+  let pool: NodePool | undefined;
+  await waitFor(
+    async () => {
+      pool = await get<NodePool>(store, 'NodePool', name);
+      const machines = (await list<Machine>(store, 'Machine')).filter((m) => m.metadata.labels?.['marina.dev/nodepool'] === name);
+      return pool?.status?.readyReplicas === replicas && pool.status.replicas === replicas && machines.length === replicas;
+    },
+    `pool ${name} at ${replicas} ready replicas`,
+    15_000,
+  );
+  return pool!;
+}
+
+const idx = (timeline: string[], entry: string): number => {
+  const i = timeline.findIndex((t) => t === entry || t.startsWith(`${entry} `));
+  assert.ok(i >= 0, `timeline has ${entry}: ${timeline.join(' | ')}`);
+  return i;
+};
+
+test('a cluster provisions in order, scales 2→4→1 with drains, follows label changes, and deletes completely', async () => {
+  const e = await env();
+  try {
+    await e.start();
+    await e.store.create(clusterObj('demo'));
+    const cluster = await waitReady(e.store, 'demo');
+
+    // ----- finalizers, status, secrets -----
+    assert.deepEqual(cluster.metadata.finalizers, ['marina.dev/cluster']);
+    for (const t of ['PKIReady', 'EndpointReady', 'EtcdReady', 'ControlPlaneReady', 'PoolsReady', 'Ready']) {
+      const c = getCondition(cluster.status?.conditions, t);
+      assert.equal(c?.status, 'True', `${t}: ${JSON.stringify(c)}`);
+      assert.equal(c?.observedGeneration, cluster.metadata.generation);
+      assert.ok(c?.reason);
+    }
+    assert.equal(cluster.status?.kubernetesVersion, 'v1.36.3');
+    assert.match(cluster.status?.endpoint ?? '', /^https:\/\/127\.2\.0\.\d+:6443$/);
+    assert.deepEqual(cluster.status?.certificates?.map((c) => c.name), ['ca', 'etcd-ca', 'front-proxy-ca', 'admin']);
+    assert.deepEqual(cluster.status?.pools, [
+      { name: 'etcd', replicas: 3, readyReplicas: 3 },
+      { name: 'cp', replicas: 1, readyReplicas: 1 },
+      { name: 'workers', replicas: 2, readyReplicas: 2 },
+    ]);
+    const pki = await get<Secret>(e.store, 'Secret', 'demo-pki');
+    assert.equal(pki?.spec.type, 'marina.dev/pki');
+    assert.match(pki?.spec.data['ca.crt'] ?? '', /BEGIN CERTIFICATE/);
+    const admin = await get<Secret>(e.store, 'Secret', 'demo-admin-kubeconfig');
+    assert.equal(parseKubeconfig(admin!.spec.data.kubeconfig!).server, cluster.status?.endpoint);
+
+    // ----- NodePools and Machines -----
+    const pools = await list<NodePool>(e.store, 'NodePool', 'demo');
+    assert.deepEqual(pools.map((p) => p.metadata.name).sort(), ['demo-cp', 'demo-etcd', 'demo-workers']);
+    for (const p of pools) {
+      assert.deepEqual(p.metadata.finalizers, ['marina.dev/nodepool']);
+      assert.equal(p.spec.kubernetesVersion, 'v1.36.3');
+      assert.equal(p.spec.provider, 'local');
+      assert.equal(p.metadata.labels?.['marina.dev/cluster'], 'demo');
+    }
+    const machines = await list<Machine>(e.store, 'Machine', 'demo');
+    assert.equal(machines.length, 6);
+    for (const m of machines) {
+      assert.match(m.metadata.name, new RegExp(`^demo-${m.spec.pool}-[a-z0-9]{5}$`));
+      assert.equal(m.metadata.labels?.['marina.dev/pool'], m.spec.pool);
+      assert.equal(m.metadata.labels?.['marina.dev/cluster'], 'demo');
+      assert.deepEqual(m.metadata.finalizers, ['marina.dev/machine']);
+      assert.equal(m.status?.phase, 'Running');
+      assert.match(m.status?.providerID ?? '', /^test:\/\/\//);
+      assert.equal(getCondition(m.status?.conditions, 'InfrastructureReady')?.status, 'True');
+    }
+    const workers = machines.filter((m) => m.spec.pool === 'workers');
+    for (const w of workers) {
+      assert.equal(w.status?.nodeReady, true);
+      assert.equal(w.status?.nodeName, w.metadata.name);
+      assert.deepEqual(w.spec.labels, { tier: 'web' });
+    }
+    assert.ok(!machines.some((m) => m.spec.pool === 'etcd' && m.status?.nodeName), 'etcd-only machines have no Node');
+
+    // ----- the order of things -----
+    const tl = e.world.timeline;
+    const etcd = machines.filter((m) => m.spec.pool === 'etcd').sort((a, b) => idx(tl, `added ${a.metadata.name}`) - idx(tl, `added ${b.metadata.name}`));
+    const [e1, e2, e3] = etcd.map((m) => m.metadata.name) as [string, string, string];
+    assert.equal(e.world.callsOf('start').find((c) => c.name === e1)?.detail, 'etcd:new');
+    for (const [prev, next] of [[e1, e2], [e2, e3]] as const) {
+      assert.ok(idx(tl, `added ${next}`) > idx(tl, `running ${prev}`), `${next} is created only after ${prev} runs`);
+      const nextAddr = etcd.find((m) => m.metadata.name === next)!.status!.address!;
+      assert.ok(idx(tl, `etcd add https://${nextAddr}:2380`) < idx(tl, `start ${next}`), `${next} is added before it starts`);
+      assert.equal(e.world.callsOf('start').find((c) => c.name === next)?.detail, 'etcd:existing');
+    }
+    assert.equal(e.world.etcdOps.length, 2, 'two member adds');
+    const cp = machines.find((m) => m.spec.pool === 'cp')!.metadata.name;
+    assert.ok(idx(tl, `start ${cp}`) > idx(tl, `start ${e3}`), 'the control plane waits for every etcd member');
+    for (const w of workers) assert.ok(idx(tl, `start ${w.metadata.name}`) > idx(tl, `start ${cp}`), 'workers wait for the control plane');
+    assert.deepEqual(e.world.errors, []);
+
+    // ----- Nodes carry labels and taints -----
+    const sim = e.world.sim('demo');
+    assert.deepEqual(sim.violations, [], 'kubelets registered only with labels NodeRestriction allows');
+    const wnode = sim.nodes.get(workers[0]!.metadata.name)!;
+    assert.equal(wnode.metadata.labels?.tier, 'web');
+    assert.equal(wnode.metadata.labels?.['node-role.kubernetes.io/worker'], '');
+    assert.equal(wnode.metadata.labels?.['marina.dev/pool'], 'workers');
+    assert.deepEqual(wnode.spec?.taints, [{ key: 'dedicated', value: 'web', effect: 'NoSchedule' }]);
+    const cpnode = sim.nodes.get(cp)!;
+    assert.equal(cpnode.metadata.labels?.['node-role.kubernetes.io/control-plane'], '');
+    assert.deepEqual(cpnode.spec?.taints, [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }]);
+    const boot = e.world.machines.get(workers[0]!.metadata.name)!.bootstrap!;
+    assert.equal(boot.kubelet?.capacity.cpu, '8');
+
+    // ----- scale out 2 → 4 -----
+    await setWorkers(e.store, 'demo', 4);
+    await waitPool(e.store, 'demo-workers', 4);
+    const four = (await list<Machine>(e.store, 'Machine', 'demo')).filter((m) => m.spec.pool === 'workers');
+    assert.equal(four.length, 4);
+    await waitReady(e.store, 'demo');
+
+    // Pods on every worker; one is protected by a PodDisruptionBudget that never allows eviction.
+    const byAge = [...four].sort((a, b) => (a.metadata.creationTimestamp! < b.metadata.creationTimestamp! ? -1 : a.metadata.creationTimestamp! > b.metadata.creationTimestamp! ? 1 : a.metadata.name < b.metadata.name ? -1 : 1));
+    for (const m of four) {
+      sim.pods.push({ metadata: { name: `web-${m.metadata.name}`, namespace: 'default' }, spec: { nodeName: m.metadata.name }, status: { phase: 'Running' } });
+      sim.pods.push({
+        metadata: { name: `ds-${m.metadata.name}`, namespace: 'kube-system', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'ds', uid: 'u' }] },
+        spec: { nodeName: m.metadata.name },
+        status: { phase: 'Running' },
+      });
+    }
+    const newest = byAge[3]!.metadata.name;
+    sim.pods.push({ metadata: { name: 'guarded', namespace: 'default', annotations: { 'test/pdb': 'block' } }, spec: { nodeName: newest }, status: { phase: 'Running' } });
+
+    // ----- scale in 4 → 1: the newest go, drained -----
+    await setWorkers(e.store, 'demo', 1);
+    await waitPool(e.store, 'demo-workers', 1);
+    const left = (await list<Machine>(e.store, 'Machine', 'demo')).filter((m) => m.spec.pool === 'workers');
+    assert.deepEqual(left.map((m) => m.metadata.name), [byAge[0]!.metadata.name], 'the oldest worker stays');
+    for (const gone of byAge.slice(1)) {
+      const n = gone.metadata.name;
+      assert.ok(tl.includes(`evict default/web-${n}`), `pod on ${n} evicted`);
+      assert.ok(!tl.includes(`evict kube-system/ds-${n}`), 'DaemonSet pods are not evicted');
+      assert.ok(idx(tl, `node delete ${n}`) > idx(tl, `delete ${n}`), `Node ${n} is deleted once its machine (and kubelet) is gone`);
+      assert.ok(!sim.nodes.has(n));
+    }
+    const lastDrain = e.machineEvents
+      .filter((ev) => ev.machine.metadata.name === newest)
+      .map((ev) => getCondition(ev.machine.status?.conditions, 'Drained'))
+      .filter((c) => c !== undefined)
+      .at(-1);
+    assert.equal(lastDrain?.reason, 'DrainTimeout', 'a PDB-blocked drain gives up after the drain timeout');
+    assert.match(lastDrain?.message ?? '', /PodDisruptionBudget blocks eviction of default\/guarded/);
+
+    // ----- label change reaches the machine and its Node -----
+    await setWorkers(e.store, 'demo', 1, { tier: 'api' });
+    await waitFor(() => sim.nodes.get(left[0]!.metadata.name)?.metadata.labels?.tier === 'api', 'node label follows the pool');
+    assert.equal((await get<Machine>(e.store, 'Machine', left[0]!.metadata.name))?.spec.labels?.tier, 'api');
+
+    // ----- delete: nothing left, every machine deleted through the provider -----
+    const created = new Set(e.machineEvents.filter((ev) => ev.type === 'ADDED').map((ev) => ev.machine.metadata.name));
+    await e.store.delete({ kind: 'Cluster', project: P, name: 'demo' });
+    await waitFor(async () => (await get(e.store, 'Cluster', 'demo')) === undefined, 'cluster gone', 15_000);
+    assert.deepEqual(await list(e.store, 'NodePool'), []);
+    assert.deepEqual(await list(e.store, 'Machine'), []);
+    assert.deepEqual(await list(e.store, 'Secret'), []);
+    assert.deepEqual(new Set(e.world.callsOf('delete').map((c) => c.name)), created);
+    assert.deepEqual(e.world.callsOf('deleteEndpoint').map((c) => c.name), ['demo']);
+    assert.equal(e.world.machines.size, 0);
+    assert.ok(tl.includes('forget demo'), 'cached cluster clients are released');
+    assert.deepEqual(e.world.errors, []);
+  } finally {
+    await e.close();
+  }
+});
+
+test('a cluster deleted while provisioning goes away cleanly', async () => {
+  const e = await env();
+  try {
+    await e.start();
+    await e.store.create(clusterObj('early'));
+    // Wait until the first etcd member started, then delete.
+    await waitFor(() => e.world.started().length >= 1, 'first machine started');
+    await e.store.delete({ kind: 'Cluster', project: P, name: 'early' });
+    await waitFor(async () => (await get(e.store, 'Cluster', 'early')) === undefined, 'cluster gone', 10_000);
+    const created = new Set(e.machineEvents.filter((ev) => ev.type === 'ADDED').map((ev) => ev.machine.metadata.name));
+    assert.ok(created.size >= 1);
+    assert.deepEqual(await list(e.store, 'Machine'), []);
+    assert.deepEqual(await list(e.store, 'NodePool'), []);
+    assert.deepEqual(await list(e.store, 'Secret'), []);
+    assert.deepEqual(new Set(e.world.callsOf('delete').map((c) => c.name)), created);
+    assert.deepEqual(e.world.callsOf('deleteEndpoint').map((c) => c.name), ['early']);
+    assert.equal(e.world.machines.size, 0);
+
+    // Deleting before anything was created at all also works.
+    await e.store.create(clusterObj('instant'));
+    await e.store.delete({ kind: 'Cluster', project: P, name: 'instant' });
+    await waitFor(async () => (await get(e.store, 'Cluster', 'instant')) === undefined, 'instant cluster gone', 10_000);
+    assert.deepEqual(await list(e.store, 'Machine'), []);
+    assert.deepEqual(e.world.errors, []);
+  } finally {
+    await e.close();
+  }
+});
+
+test('restarting the controllers mid-provisioning converges without duplicate machines', async () => {
+  const e = await env();
+  try {
+    e.world.bootDescribes = 3;
+    const first = await e.start();
+    await e.store.create(clusterObj('phoenix'));
+    await waitFor(async () => (await list<Machine>(e.store, 'Machine', 'phoenix')).filter((m) => m.spec.pool === 'etcd').length >= 2, 'second etcd machine');
+    await first.stop();
+    const before = (await list<Machine>(e.store, 'Machine', 'phoenix')).map((m) => m.metadata.name);
+
+    await e.start();
+    await waitReady(e.store, 'phoenix');
+    const after = await list<Machine>(e.store, 'Machine', 'phoenix');
+    assert.equal(after.length, 6);
+    for (const n of before) assert.ok(after.some((m) => m.metadata.name === n), `${n} survived the restart`);
+    const added = e.machineEvents.filter((ev) => ev.type === 'ADDED').map((ev) => ev.machine.metadata.name);
+    assert.equal(added.length, 6, `no duplicate machines: ${added.join(', ')}`);
+    const starts = e.world.started();
+    assert.equal(new Set(starts).size, starts.length, 'each machine started once');
+    assert.equal(e.world.etcdOps.filter((o) => o.startsWith('add')).length, 2, 'each joining member added once');
+    assert.deepEqual(e.world.errors, []);
+  } finally {
+    await e.close();
+  }
+});
+
+test('etcd scales in one member at a time and keeps quorum', async () => {
+  const e = await env();
+  try {
+    await e.start();
+    await e.store.create(clusterObj('quorum', 0, 3));
+    await waitReady(e.store, 'quorum');
+    const from = e.machineEvents.length;
+    const c = (await get<Cluster>(e.store, 'Cluster', 'quorum'))!;
+    await e.store.update({ ...c, spec: { ...c.spec, nodePools: c.spec.nodePools.map((p) => (p.name === 'etcd' ? { ...p, replicas: 1 } : p)) } });
+    await waitPool(e.store, 'quorum-etcd', 1);
+    // Replay the Machine events: how many etcd machines were terminating at the same time?
+    const leaving = new Set<string>();
+    let maxLeaving = 0;
+    for (const ev of e.machineEvents.slice(from)) {
+      if (ev.machine.spec.pool !== 'etcd') continue;
+      if (ev.type === 'DELETED') leaving.delete(ev.machine.metadata.name);
+      else if (ev.machine.metadata.deletionTimestamp) leaving.add(ev.machine.metadata.name);
+      maxLeaving = Math.max(maxLeaving, leaving.size);
+    }
+    assert.equal(maxLeaving, 1, 'never two etcd members leaving at once');
+    assert.equal(e.world.sim('quorum').members.length, 1);
+    assert.deepEqual(e.world.etcdOps.filter((o) => o.startsWith('remove')).length, 2);
+    assert.ok(e.world.etcdQuorum('quorum'));
+    await waitReady(e.store, 'quorum');
+    assert.deepEqual(e.world.errors, []);
+  } finally {
+    await e.close();
+  }
+});
+
+test('a terminal provider error fails the machine with its reason', async () => {
+  const e = await env();
+  try {
+    await e.start();
+    await e.store.create(clusterObj('broken', 1));
+    let worker: Machine | undefined;
+    await waitFor(async () => {
+      worker = (await list<Machine>(e.store, 'Machine', 'broken')).find((m) => m.spec.pool === 'workers');
+      return worker !== undefined;
+    }, 'worker machine');
+    e.world.failStart.add(worker!.metadata.name);
+    await waitFor(async () => (await get<Machine>(e.store, 'Machine', worker!.metadata.name))?.status?.phase === 'Failed', 'machine Failed', 15_000);
+    const m = (await get<Machine>(e.store, 'Machine', worker!.metadata.name))!;
+    assert.equal(m.status?.failureReason, 'BadFlavor');
+    assert.match(m.status?.failureMessage ?? '', /flavor/);
+    const c = (await get<Cluster>(e.store, 'Cluster', 'broken'))!;
+    assert.notEqual(c.status?.phase, 'Ready');
+    assert.equal(getCondition(c.status?.conditions, 'PoolsReady')?.status, 'False');
+  } finally {
+    await e.close();
+  }
+});
