@@ -268,6 +268,11 @@ test('NodeRestriction without labeler credentials: node registers, the role labe
     await until('heartbeating', () => k.heartbeating());
     assert.deepEqual(k.state().pendingLabels, ['node-role.kubernetes.io/worker']);
     assert.equal(api.nodes.get('n1')?.metadata.labels?.['node-role.kubernetes.io/worker'], undefined);
+    // Marina's controllers apply it with admin credentials: no longer pending.
+    const n = structuredClone(api.nodes.get('n1')!);
+    n.metadata.labels = { ...n.metadata.labels, 'node-role.kubernetes.io/worker': '' };
+    api.put('nodes', n, 'MODIFIED');
+    await until('not pending', () => k.state().pendingLabels === undefined);
   } finally {
     await teardown();
   }

@@ -129,7 +129,8 @@ export class VirtualKubelet {
   private lastStatusMs: number | undefined;
   private heartbeatFailures = 0;
   private lastError: string | undefined;
-  private pendingLabels: Record<string, string> = {};
+  /** Labels NodeRestriction keeps the kubelet from setting itself (applied via the labeler, if any). */
+  private restrictedLabels: Record<string, string> = {};
 
   private nodeWatch: Watcher<Node> | undefined;
   private podWatch: Watcher<Pod> | undefined;
@@ -197,7 +198,7 @@ export class VirtualKubelet {
     if (this.lastHeartbeatMs !== undefined) s.lastHeartbeat = new Date(this.lastHeartbeatMs).toISOString();
     if (this.lastStatusMs !== undefined) s.lastStatusUpdate = new Date(this.lastStatusMs).toISOString();
     if (this.ipam) s.podCIDR = this.ipam.cidr;
-    const pending = Object.keys(this.pendingLabels);
+    const pending = Object.keys(this.pendingLabels());
     if (pending.length) s.pendingLabels = pending;
     if (this.lastError) s.lastError = this.lastError;
     return s;
@@ -321,12 +322,24 @@ export class VirtualKubelet {
     }
   }
 
+  /** Wanted labels the Node (as last seen) does not carry with the wanted value. */
+  private missingLabels(want: Record<string, string>): Record<string, string> {
+    const have = this.node?.metadata.labels ?? {};
+    return Object.fromEntries(Object.entries(want).filter(([k, v]) => have[k] !== v));
+  }
+
+  /**
+   * Restricted labels still missing. Derived from the Node as last seen, so labels someone else
+   * applies (Marina's controllers with admin credentials) stop counting as pending.
+   */
+  private pendingLabels(): Record<string, string> {
+    return this.missingLabels(this.restrictedLabels);
+  }
+
   /** Adds configured labels the Node lacks (never removes any). Restricted ones go through the labeler. */
   private async ensureLabels(own: Record<string, string>, restricted: Record<string, string>): Promise<void> {
-    const have = this.node?.metadata.labels ?? {};
-    const missing = (want: Record<string, string>) => Object.fromEntries(Object.entries(want).filter(([k, v]) => have[k] !== v));
-    const mOwn = missing(own);
-    const mRestricted = missing(restricted);
+    this.restrictedLabels = restricted;
+    const mOwn = this.missingLabels(own);
     if (Object.keys(mOwn).length) {
       try {
         this.node = await this.client.patch<Node>(Resources.nodes, this.id.nodeName, { metadata: { labels: mOwn } }, { type: 'merge' });
@@ -334,21 +347,19 @@ export class VirtualKubelet {
         this.warn('labels', err, 'could not update Node labels');
       }
     }
-    this.pendingLabels = mRestricted;
-    if (Object.keys(mRestricted).length) await this.applyRestrictedLabels();
+    const pending = Object.keys(this.pendingLabels());
+    if (pending.length && !this.labeler) {
+      this.log.info({ labels: pending }, 'labels a kubelet may not set on itself are left to Marina (no labelerKubeconfigPath)');
+    }
+    await this.applyRestrictedLabels();
   }
 
   private async applyRestrictedLabels(): Promise<void> {
-    const labels = this.pendingLabels;
-    if (!Object.keys(labels).length) return;
-    if (!this.labeler) {
-      this.warn('labels', new Error(Object.keys(labels).join(', ')), 'labels a kubelet may not set on itself stay unapplied (no labelerKubeconfigPath)');
-      return;
-    }
+    const labels = this.pendingLabels();
+    if (!Object.keys(labels).length || !this.labeler) return;
     try {
       // Precondition on uid so a stale labeler never touches a different Node of the same name.
-      await this.labeler.patch(Resources.nodes, this.id.nodeName, { metadata: { uid: this.nodeUID, labels } }, { type: 'merge' });
-      this.pendingLabels = {};
+      this.node = await this.labeler.patch<Node>(Resources.nodes, this.id.nodeName, { metadata: { uid: this.nodeUID, labels } }, { type: 'merge' });
     } catch (err) {
       this.warn('labels', err, 'applying restricted Node labels failed; will retry');
     }
@@ -416,7 +427,7 @@ export class VirtualKubelet {
     let retry = 500;
     while (!this.stopped) {
       const ok = await this.updateNodeStatus();
-      if (ok && Object.keys(this.pendingLabels).length && this.labeler) await this.applyRestrictedLabels();
+      if (ok) await this.applyRestrictedLabels();
       if (ok) retry = 500;
       await this.statusWaker.wait(ok ? this.statusMs : retry, this.abort.signal);
       if (!ok) retry = Math.min(retry * 2, 10_000);
@@ -425,11 +436,14 @@ export class VirtualKubelet {
     }
   }
 
-  /** Posts the full Ready status (merge patch of the status subresource). Never throws. */
+  /**
+   * Posts the full Ready status as a strategic merge patch of the status subresource (conditions
+   * merge by type, so conditions owned by others survive). Never throws.
+   */
   async updateNodeStatus(): Promise<boolean> {
     const status = buildNodeStatus(this.id, this.node?.status, metaTime());
     try {
-      this.node = await this.client.patch<Node>(Resources.nodes, this.id.nodeName, { status }, { type: 'merge', subresource: 'status' });
+      this.node = await this.client.patch<Node>(Resources.nodes, this.id.nodeName, { status }, { type: 'strategic', subresource: 'status' });
       this.lastStatusMs = Date.now();
       return true;
     } catch (err) {

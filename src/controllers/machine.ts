@@ -41,7 +41,7 @@ import {
   type MachineDescription,
 } from '../providers/contract.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
-import { getCondition, setCondition, type ConditionInput } from '../runtime/conditions.js';
+import { getCondition, isTrue, setCondition, type ConditionInput } from '../runtime/conditions.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import {
   byAge,
@@ -193,11 +193,18 @@ export class MachineReconciler implements Reconciler {
         status.address = prepared.address;
         status.providerID = prepared.providerID;
       }
-      desc = await provider.describeMachine(ref);
-      if (desc.state === 'Missing') {
-        if (status.phase === 'Running') {
-          return this.failed(status, gen, 'MachineMissing', 'the provider no longer knows this machine');
-        }
+      // Whether the machine was started is Marina's own record (Bootstrapped): a provider may
+      // describe a prepared-but-not-started machine as Provisioning. startMachine is idempotent,
+      // so a start whose record was lost (crash) is simply repeated.
+      const started = isTrue(status.conditions, 'Bootstrapped');
+      desc = started ? await provider.describeMachine(ref) : { state: 'Missing' };
+      if (started && desc.state === 'Missing') {
+        if (status.phase === 'Running') return this.failed(status, gen, 'MachineMissing', 'the provider no longer knows this machine');
+        set({ type: 'Bootstrapped', status: 'False', reason: 'MachineMissing', message: 'the provider lost the machine before it ran; starting it again' });
+        status.phase = 'Pending';
+        return { status, requeueAfterMs: poll };
+      }
+      if (!started) {
         const gate = await this.gate(cluster, machine, status.address);
         if (!gate.open) {
           status.phase = 'Pending';

@@ -152,7 +152,9 @@ export class FakeWorld {
     describeMachine: async (ref: MachineRef): Promise<MachineDescription> => {
       this.calls.push({ op: 'describe', name: ref.name });
       const m = this.machines.get(ref.name);
-      if (!m || !m.started) return { state: 'Missing' };
+      if (!m) return { state: 'Missing' };
+      // Like the local provider: prepared but not started is Provisioning, not Missing.
+      if (!m.started) return { state: 'Provisioning', address: m.address };
       if (!m.running && m.describesUntilRunning-- <= 0) m.running = true;
       return this.describe(m);
     },
