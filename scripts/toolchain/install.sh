@@ -184,7 +184,7 @@ check_go() { # check_go <k8s-version>
   Go module proxy (GOPROXY, default https://proxy.golang.org). 'apt-get install golang-go' is NOT
   enough on Debian 12 (it gives Go 1.19): install Go $need or newer (https://go.dev/dl/, a newer
   distribution package, or 'go install golang.org/dl/go<version>@latest' from an older Go), put it on
-  PATH, and run this script again (about 8 minutes and 2 GB of RAM on 2 cores). Alternatively point
+  PATH, and run this script again (8-17 minutes and ~2 GB of RAM on 2 cores). Alternatively point
   MARINA_BIN_DIR at a directory that already holds etcd, etcdctl, kube-apiserver,
   kube-controller-manager, kube-scheduler and kubectl.
 EOF

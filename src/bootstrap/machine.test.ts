@@ -93,7 +93,7 @@ test('etcd-only machine: server/peer certs name its IP, args carry TLS and the i
   assert.equal(a.get('peer-client-cert-auth'), 'true');
   assert.equal(a.get('trusted-ca-file'), `{root}/${PATHS.etcdCaCert}`);
   assert.equal(a.get('data-dir'), `{root}/${PATHS.etcdDataDir}`);
-  assert.equal(b.services[0]!.readyUrl, 'https://127.0.20.2:2379/health');
+  assert.equal(b.services[0]!.readyUrl, 'https://127.0.20.2:2379/health?serializable=true');
   // The probe identity comes from the etcd CA, which etcd's client-cert-auth demands.
   assert.deepEqual(b.probeTls, { ca: PATHS.probeCa, cert: PATHS.probeCert, key: PATHS.probeKey });
   assert.equal(certificateInfo(file(b, PATHS.probeCert)).issuer, (await pki()).etcdCa.cert.subject);

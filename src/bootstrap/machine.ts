@@ -296,9 +296,11 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
         initialClusterState: etcd.state,
         initialClusterToken: `marina-${cluster.metadata.uid ?? clusterName}`,
       }),
-      // On a combined etcd + control-plane machine the probe identity is a cluster-CA client
-      // (for /readyz), which etcd would refuse; kube-apiserver's /readyz includes etcd anyway.
-      ...(isControlPlane ? {} : { readyUrl: `${etcdClientURL(address)}/health` }),
+      // serializable: the member itself serves (a joining learner has no say in the cluster's
+      // health yet; the Machine controller promotes it and checks the quorum). On a combined
+      // etcd + control-plane machine the probe identity is a cluster-CA client (for /readyz),
+      // which etcd would refuse; kube-apiserver's /readyz includes etcd anyway.
+      ...(isControlPlane ? {} : { readyUrl: `${etcdClientURL(address)}/health?serializable=true` }),
     });
   }
 

@@ -41,7 +41,6 @@ import {
   hasRole,
   isConflictOrExists,
   isDeleting,
-  isInfrastructureReady,
   isStarted,
   kubernetesVersionOf,
   LABEL_CLUSTER,
@@ -105,9 +104,12 @@ export class ClusterReconciler implements Reconciler {
       clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name),
     ]);
 
-    // Endpoint: the load balancer in front of every control-plane machine whose apiserver is up.
+    // Endpoint: the load balancer in front of every started control-plane machine. The balancer
+    // health-checks /readyz itself; waiting for the machine to be Running here would deadlock,
+    // since a machine's kubelet registers through this very endpoint before the machine counts
+    // as Running.
     const backends = machines
-      .filter((m) => hasRole(m, 'controlplane') && !isDeleting(m) && isInfrastructureReady(m) && m.status?.address)
+      .filter((m) => hasRole(m, 'controlplane') && !isDeleting(m) && isStarted(m) && m.status?.address)
       .map((m) => `${m.status!.address}:${APISERVER_PORT}`)
       .sort();
     let endpoint: EndpointDescription | undefined;
@@ -129,13 +131,17 @@ export class ClusterReconciler implements Reconciler {
     status.pools = poolSummary.summary;
 
     // Admin kubeconfig (needs the endpoint's address).
-    let adminNotAfter: Date | undefined;
-    if (endpoint) adminNotAfter = await this.ensureAdminKubeconfig(cluster, endpoint, pki);
-    status.certificates = [...caExpiries(pki), ...(adminNotAfter ? [{ name: 'admin', notAfter: adminNotAfter.toISOString() }] : [])];
+    const previousAdmin = (status.certificates ?? []).find((c) => c.name === 'admin');
+    const admin = endpoint ? { name: 'admin', notAfter: (await this.ensureAdminKubeconfig(cluster, endpoint, pki)).toISOString() } : previousAdmin;
+    status.certificates = [...caExpiries(pki), ...(admin ? [admin] : [])];
 
     // Health.
-    set(await this.etcdCondition(cluster, machines));
-    set(await this.controlPlaneCondition(cluster, endpoint !== undefined));
+    const [etcdReady, controlPlaneReady] = await Promise.all([
+      this.etcdCondition(cluster, machines),
+      this.controlPlaneCondition(cluster, endpoint !== undefined),
+    ]);
+    set(etcdReady);
+    set(controlPlaneReady);
     set(
       poolSummary.ready
         ? { type: 'PoolsReady', status: 'True', reason: 'Ready', message: poolSummary.message }

@@ -6,6 +6,7 @@ import { isApiError } from '../api/errors.js';
 import type { Cluster, Machine, MachineRole, NodePool } from '../api/kinds.js';
 import { keyString, NAME_MAX, type ObjectKey, type Resource } from '../api/meta.js';
 import { LABEL_CLUSTER, LABEL_POOL } from '../bootstrap/machine.js';
+import { EtcdError } from '../etcd/client.js';
 import type { ClusterRef, MachineRef, ProviderRegistry } from '../providers/contract.js';
 import { getCondition, isTrue } from '../runtime/conditions.js';
 import type { ListOptions, Store } from '../store/types.js';
@@ -132,11 +133,6 @@ export function isStarted(m: Machine): boolean {
   return isTrue(m.status?.conditions, 'Bootstrapped') || m.status?.phase === 'Running';
 }
 
-/** The provider reports the machine Running (its services answered their ready URLs). */
-export function isInfrastructureReady(m: Machine): boolean {
-  return isTrue(m.status?.conditions, 'InfrastructureReady');
-}
-
 /** Counted as ready by its pool: Running, and its Node (if it has one) Ready. */
 export function isMachineReady(m: Machine): boolean {
   return m.status?.phase === 'Running' && m.status.nodeReady !== false;
@@ -194,6 +190,11 @@ export async function deleteIfExists(store: Store, key: ObjectKey): Promise<void
 
 export function isConflictOrExists(err: unknown): boolean {
   return isApiError(err) && err.code === 409;
+}
+
+/** Condition reason for a failed etcd call: no answer at all, or an answer that said no. */
+export function etcdFailureReason(err: unknown): 'EtcdUnreachable' | 'EtcdRefused' {
+  return err instanceof EtcdError && !err.network ? 'EtcdRefused' : 'EtcdUnreachable';
 }
 
 export function errorMessage(err: unknown): string {

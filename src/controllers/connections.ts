@@ -15,8 +15,10 @@ import type { Store } from '../store/types.js';
 
 export interface EtcdApi {
   memberList(): Promise<EtcdMember[]>;
-  memberAdd(peerURLs: string[]): Promise<{ member: EtcdMember; members: EtcdMember[] }>;
+  memberAdd(peerURLs: string[], opts?: { isLearner?: boolean }): Promise<{ member: EtcdMember; members: EtcdMember[] }>;
   memberRemove(id: string): Promise<EtcdMember[]>;
+  /** Makes a learner that caught up with the leader a voting member. */
+  memberPromote(id: string): Promise<EtcdMember[]>;
   /** /health of every member (unstarted members are unhealthy). */
   memberHealth(members?: EtcdMember[]): Promise<MemberHealth[]>;
 }
@@ -129,9 +131,13 @@ export interface LiveConnectionsOptions {
   log?: Logger;
 }
 
+/** Marina's etcd client certificate lives this long and is renewed a day before it ends. */
+const ETCD_CLIENT_CERT_DAYS = 30;
+const RENEW_BEFORE_MS = 24 * 3600 * 1000;
+
 interface Entry {
   clusterUid: string;
-  etcd?: { caPem: string; client: EtcdClient };
+  etcd?: { caPem: string; notAfter: number; client: EtcdClient };
   kube?: { kubeconfig: string; client: KubeClient; api: KubeApi; nodes?: Watcher<KubeNode> };
 }
 
@@ -161,11 +167,12 @@ export class LiveConnections implements ClusterConnections {
     const pki = await this.opts.secrets.pki(cluster);
     if (!pki) return undefined;
     const e = this.entry(cluster);
-    if (!e.etcd || e.etcd.caPem !== pki.etcdCa.certPem) {
+    if (!e.etcd || e.etcd.caPem !== pki.etcdCa.certPem || e.etcd.notAfter - Date.now() < RENEW_BEFORE_MS) {
       e.etcd?.client.close();
-      const cert = await issueCertificate(pki.etcdCa, { commonName: 'marina-controller', usage: 'client', validityDays: 30 });
+      const cert = await issueCertificate(pki.etcdCa, { commonName: 'marina-controller', usage: 'client', validityDays: ETCD_CLIENT_CERT_DAYS });
       e.etcd = {
         caPem: pki.etcdCa.certPem,
+        notAfter: cert.notAfter.getTime(),
         client: new EtcdClient({ endpoints, ca: pki.etcdCa.certPem, cert: cert.certPem, key: cert.keyPem, timeoutMs: this.timeoutMs }),
       };
     }

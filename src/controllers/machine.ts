@@ -5,21 +5,31 @@
 // with the reason it waits for):
 //   every machine   the cluster's PKI Secret and API endpoint exist
 //   etcd            the oldest etcd machine of a cluster in which no etcd member ever started
-//                   bootstraps a new etcd cluster alone; every later one is first added through a
-//                   healthy member (`member add`, unless a member with its peer URL already exists:
-//                   added before a restart) and then starts as `existing` with the member list
+//                   bootstraps a new etcd cluster alone; every later one is first added as a
+//                   learner through a healthy member (`member add`, unless a member with its peer
+//                   URL already exists: added before a restart), only when every member is healthy
+//                   and none is still joining, then starts as `existing` with the member list; once
+//                   its services run it is promoted to a voting member (EtcdMember condition).
+//                   A learner does not count for the quorum, so a cluster never loses its quorum
+//                   while a member boots (a plain voting add of the 2nd member would)
 //   controlplane    (without etcd on the same machine) a healthy etcd quorum with every etcd
 //                   member the spec asks for, so --etcd-servers names them all
 //   worker          kube-apiserver answers /readyz through the endpoint
 //
-// Phases: Pending (gated) → Provisioning (started) → Running (provider says Running and, for
-// machines with a kubelet, the Node was Ready) ; Failed (terminal provider error, or a Running
-// machine the provider lost) ; Deleting.
+// Whether a machine was started is Marina's own record (condition Bootstrapped=True): the
+// provider's description cannot tell prepared from started. startMachine is idempotent, so a
+// start whose record was lost in a crash is simply repeated (the etcd member is then found by its
+// peer URL and not added twice).
 //
-// Deletion: Nodes are cordoned, drained through the eviction API (PodDisruptionBudgets hold;
-// bounded by the drain timeout) and deleted; etcd members are removed when the remaining members
-// keep a healthy quorum; then the provider deletes the machine. When the whole cluster is being
-// deleted none of that is worth doing: the provider just deletes the machine.
+// Phases: Pending (gated) → Provisioning (started) → Running (provider says Running, the etcd
+// member votes, and for machines with a kubelet the Node was Ready) ; Failed (terminal provider
+// error, or a Running machine the provider lost) ; Deleting.
+//
+// Deletion: Nodes are cordoned and drained through the eviction API (PodDisruptionBudgets hold;
+// bounded by the drain timeout, recorded as Drained=True/DrainTimeout); etcd members are removed
+// when the remaining members keep a healthy quorum; the provider deletes the machine; then the
+// Node is deleted (after the kubelet is gone, so nothing re-registers it). When the whole cluster
+// is being deleted none of that is worth doing: the provider just deletes the machine.
 import { isDeepStrictEqual } from 'node:util';
 import type { Cluster, Machine, Taint } from '../api/kinds.js';
 import type { ObjectKey } from '../api/meta.js';
@@ -47,6 +57,7 @@ import {
   byAge,
   clusterMachines,
   errorMessage,
+  etcdFailureReason,
   FINALIZER_MACHINE,
   getCluster,
   hasRole,
@@ -278,9 +289,45 @@ export class MachineReconciler implements Reconciler {
         set({ type: 'NodeReady', status: 'False', reason: 'MachineNotRunning', message: 'waiting for the machine' });
       }
     }
-    status.phase = infraUp && (nodeOk || status.phase === 'Running') ? 'Running' : 'Provisioning';
-    const settled = infraUp && nodeOk;
+    // A joining etcd member starts as a learner; it counts once it is a voting member.
+    const memberOk = !hasRole(machine, 'etcd') || !infraUp || (await this.ensureVotingMember(cluster, machine, status));
+    status.phase = infraUp && memberOk && (nodeOk || status.phase === 'Running') ? 'Running' : 'Provisioning';
+    const settled = infraUp && nodeOk && memberOk;
     return { status, requeueAfterMs: settled ? this.s.timing.machineReadyPollMs : this.s.timing.machinePollMs };
+  }
+
+  /**
+   * Promotes the machine's etcd member once the learner caught up. True when it is a voting
+   * member (recorded in the EtcdMember condition, so this runs until it first succeeds).
+   */
+  private async ensureVotingMember(cluster: Cluster, machine: Machine, status: Status): Promise<boolean> {
+    const gen = machine.metadata.generation;
+    const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
+    if (isTrue(status.conditions, 'EtcdMember')) return true;
+    const address = status.address!;
+    const peerURL = etcdPeerURL(address);
+    try {
+      const machines = await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name);
+      // The others first: a learner serves no membership calls.
+      const endpoints = [...startedEtcd(machines, machine.metadata.name).map((m) => etcdClientURL(m.status!.address!)), etcdClientURL(address)];
+      const api = await this.s.connections.etcd(cluster, endpoints);
+      if (!api) throw new Error('the cluster has no PKI');
+      const self = (await api.memberList()).find((m) => m.peerURLs.includes(peerURL));
+      if (!self) {
+        set({ type: 'EtcdMember', status: 'False', reason: 'NotAMember', message: `${peerURL} is not in the member list` });
+        return false;
+      }
+      if (self.isLearner) {
+        this.s.log.info({ machine: machine.metadata.name, member: self.id }, 'promoting etcd learner');
+        await api.memberPromote(self.id);
+      }
+      set({ type: 'EtcdMember', status: 'True', reason: 'Voting', message: `member ${self.id}` });
+      return true;
+    } catch (err) {
+      // Typically "can only promote a learner member which is in sync with leader": try again.
+      set({ type: 'EtcdMember', status: 'False', reason: 'Joining', message: errorMessage(err) });
+      return false;
+    }
   }
 
   private async observeNode(
@@ -340,11 +387,11 @@ export class MachineReconciler implements Reconciler {
             return closed('WaitingForEtcdQuorum', `${health.filter((m) => m.healthy).length}/${health.length} etcd members healthy`);
           }
           const want = desiredEtcdMembers(cluster);
-          const up = health.filter((m) => m.healthy && m.clientURLs.length > 0);
+          const up = health.filter((m) => m.healthy && !m.isLearner && m.clientURLs.length > 0);
           if (up.length < want) return closed('WaitingForEtcdMembers', `${up.length}/${want} etcd members are up`);
           etcd = { initialCluster: [], state: 'existing', clientURLs: up.flatMap((m) => m.clientURLs.slice(0, 1)) };
         } catch (err) {
-          return closed('EtcdUnreachable', errorMessage(err));
+          return closed(etcdFailureReason(err), errorMessage(err));
         }
       }
     }
@@ -386,17 +433,18 @@ export class MachineReconciler implements Reconciler {
       let members = await api.memberList();
       const self = members.find((m) => m.peerURLs.includes(peerURL));
       if (!self) {
-        // Join one at a time, and only into a fully healthy cluster: a new voting member raises
-        // the quorum before it has started.
-        const unstarted = members.find((m) => !m.name || m.clientURLs.length === 0);
-        if (unstarted) return { open: false, reason: 'EtcdMemberJoining', message: `etcd member ${unstarted.peerURLs.join(',')} is still joining` };
+        // Join one at a time, into a fully healthy cluster, as a learner: it does not count for
+        // the quorum until it caught up and is promoted (see ensureVotingMember), so the cluster
+        // never waits for a member that is still starting.
+        const joining = members.find((m) => m.isLearner || !m.name || m.clientURLs.length === 0);
+        if (joining) return { open: false, reason: 'EtcdMemberJoining', message: `etcd member ${joining.name || joining.peerURLs.join(',')} is still joining` };
         const health = await api.memberHealth(members);
         const sick = health.filter((m) => !m.healthy);
         if (sick.length > 0) {
           return { open: false, reason: 'EtcdUnhealthy', message: `etcd member ${sick.map((m) => m.name).join(', ')} unhealthy: ${sick[0]!.error ?? ''}` };
         }
-        this.s.log.info({ machine: name, peerURL }, 'adding etcd member');
-        members = (await api.memberAdd([peerURL])).members;
+        this.s.log.info({ machine: name, peerURL }, 'adding etcd learner');
+        members = (await api.memberAdd([peerURL], { isLearner: true })).members;
       }
       const byPeer = new Map(machines.filter((m) => m.status?.address).map((m) => [etcdPeerURL(m.status!.address!), m.metadata.name]));
       const initialCluster = members.map((m) => ({
@@ -411,7 +459,7 @@ export class MachineReconciler implements Reconciler {
         clientURLs: members.flatMap((m) => m.clientURLs.slice(0, 1)),
       };
     } catch (err) {
-      return { open: false, reason: 'EtcdUnreachable', message: errorMessage(err) };
+      return { open: false, reason: etcdFailureReason(err), message: errorMessage(err) };
     }
   }
 
@@ -566,7 +614,7 @@ export class MachineReconciler implements Reconciler {
       set({ type: 'EtcdMemberRemoved', status: 'True', reason: 'Removed', message: `member ${self.id} removed` });
       return true;
     } catch (err) {
-      set({ type: 'EtcdMemberRemoved', status: 'False', reason: 'EtcdUnreachable', message: errorMessage(err) });
+      set({ type: 'EtcdMemberRemoved', status: 'False', reason: etcdFailureReason(err), message: errorMessage(err) });
       return false;
     }
   }

@@ -2,9 +2,10 @@
 // taint changes on to them.
 //
 // etcd pools change membership one member at a time: a new etcd Machine is created only when
-// every etcd Machine of the cluster (all pools) is Running, no member is leaving and the etcd
-// quorum is healthy; a member is removed only when no other is leaving and the remaining members
-// still hold a healthy quorum. Other pools scale in one step.
+// every etcd Machine of the cluster (all pools) is Running (its member promoted to voter), no
+// member is leaving or joining and the etcd quorum is healthy; a member is removed only when no
+// other is leaving and the remaining members still hold a healthy quorum. Other pools scale in one
+// step. Scale-in removes machines that are not ready first, then the newest.
 import { isDeepStrictEqual } from 'node:util';
 import type { Cluster, Machine, NodePool, NodePoolSpec } from '../api/kinds.js';
 import { API_VERSION, type ObjectKey } from '../api/meta.js';
@@ -18,6 +19,7 @@ import {
   clusterMachines,
   deleteIfExists,
   errorMessage,
+  etcdFailureReason,
   FINALIZER_NODEPOOL,
   getCluster,
   hasRole,
@@ -216,8 +218,8 @@ export class NodePoolReconciler implements Reconciler {
       const etcd = await this.s.connections.etcd(cluster, endpoints);
       if (!etcd) return { ok: false, reason: 'WaitingForPKI', message: 'the cluster has no PKI yet' };
       const health = await etcd.memberHealth();
-      const unstarted = health.find((m) => !m.name || m.clientURLs.length === 0);
-      if (!leaving && unstarted) return { ok: false, reason: 'EtcdMemberJoining', message: `etcd member ${unstarted.peerURLs.join(',')} has not started yet` };
+      const joining = health.find((m) => m.isLearner || !m.name || m.clientURLs.length === 0);
+      if (!leaving && joining) return { ok: false, reason: 'EtcdMemberJoining', message: `etcd member ${joining.name || joining.peerURLs.join(',')} is still joining` };
       const leavingPeer = leaving?.status?.address ? etcdPeerURL(leaving.status.address) : undefined;
       const remaining = health.filter((m) => !leavingPeer || !m.peerURLs.includes(leavingPeer));
       if (leaving && remaining.length === 0) return { ok: false, reason: 'LastEtcdMember', message: 'the last etcd member cannot be removed' };
@@ -227,7 +229,7 @@ export class NodePoolReconciler implements Reconciler {
       }
       return { ok: true };
     } catch (err) {
-      return { ok: false, reason: 'EtcdUnreachable', message: errorMessage(err) };
+      return { ok: false, reason: etcdFailureReason(err), message: errorMessage(err) };
     }
   }
 

@@ -17,8 +17,10 @@ interface FakeMember {
   clientURLs: string[];
 }
 
-async function fakeEtcd(opts: { numbers?: boolean } = {}) {
-  const ca = await createCA({ commonName: 'etcd-ca' });
+type CA = Awaited<ReturnType<typeof createCA>>;
+
+async function fakeEtcd(opts: { numbers?: boolean; learner?: boolean; ca?: CA } = {}) {
+  const ca = opts.ca ?? (await createCA({ commonName: 'etcd-ca' }));
   const server = await issueCertificate(ca, { commonName: 'etcd', usage: 'server', ipAddresses: ['127.0.0.1'] });
   const client = await issueCertificate(ca, { commonName: 'marina', usage: 'client' });
   const stranger = await issueCertificate(await createCA({ commonName: 'other' }), { commonName: 'x', usage: 'client' });
@@ -46,6 +48,7 @@ async function fakeEtcd(opts: { numbers?: boolean } = {}) {
           case '/health':
             return send(healthy ? 200 : 503, { health: String(healthy), reason: healthy ? '' : 'RAFT NO LEADER' });
           case '/v3/cluster/member/list':
+            if (opts.learner) return send(503, { error: 'etcdserver: rpc not supported for learner', code: 14, message: 'etcdserver: rpc not supported for learner' });
             return send(200, { header, members });
           case '/v3/cluster/member/add': {
             const { peerURLs } = JSON.parse(body) as { peerURLs: string[] };
@@ -77,6 +80,7 @@ async function fakeEtcd(opts: { numbers?: boolean } = {}) {
   members[0]!.clientURLs = [url];
   return {
     url,
+    ca,
     members,
     requests,
     setHealthy: (h: boolean) => (healthy = h),
@@ -166,6 +170,25 @@ test('health, member health and fail-over to the next endpoint', async () => {
   } finally {
     c.close();
     await etcd.close();
+  }
+});
+
+test('calls fail over from a learner (which serves no membership calls) to a voting member', async () => {
+  const voter = await fakeEtcd();
+  const learner = await fakeEtcd({ learner: true, ca: voter.ca });
+  const c = voter.client([learner.url, voter.url]);
+  try {
+    assert.equal((await c.memberList()).length, 1);
+    assert.equal(learner.requests.length, 1, 'the learner was asked first');
+    const onlyLearner = voter.client([learner.url]);
+    await assert.rejects(onlyLearner.memberList(), (err: unknown) => err instanceof EtcdError && err.memberUnavailable && !err.network);
+    onlyLearner.close();
+    // A semantic error is final: no fail-over hides it.
+    await assert.rejects(c.memberRemove('42'), (err: unknown) => err instanceof EtcdError && !err.memberUnavailable);
+  } finally {
+    c.close();
+    await voter.close();
+    await learner.close();
   }
 });
 

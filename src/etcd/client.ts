@@ -72,6 +72,14 @@ export class EtcdError extends Error {
   get network(): boolean {
     return this.status === 0;
   }
+
+  /**
+   * This member cannot serve the call but another may: no response, a learner (which serves
+   * no cluster-wide requests), or gRPC Unavailable (code 14: stopping, no leader).
+   */
+  get memberUnavailable(): boolean {
+    return this.network || this.code === 14 || /not supported for learner|no leader/i.test(this.message);
+  }
 }
 
 /** Members needed for a quorum among `n` voting members. */
@@ -259,7 +267,7 @@ export class EtcdClient {
 
   // ---------- transport ----------
 
-  /** POST to the preferred endpoint, failing over to the others on network errors. */
+  /** POST to the preferred endpoint, failing over to the others when a member cannot serve it. */
   private async call(path: string, body: unknown): Promise<unknown> {
     const n = this.endpointList.length;
     if (n === 0) throw new EtcdError(`etcd ${path}: no endpoints`, 0);
@@ -273,7 +281,7 @@ export class EtcdClient {
         return out;
       } catch (err) {
         last = err;
-        if (!(err instanceof EtcdError) || !err.network) throw err;
+        if (!(err instanceof EtcdError) || !err.memberUnavailable) throw err;
       }
     }
     throw last;

@@ -567,7 +567,7 @@ test('random interleaved writers match the model; watches and list+watch are exa
     fc.asyncProperty(fc.scheduler(), writersArb(25), fc.boolean(), async (s, writers, reentrant) => {
       await run(s, { historyLimit: 10000, writers, reentrant });
     }),
-    { numRuns: 150, includeErrorInReport: true },
+    { numRuns: 100, includeErrorInReport: true },
   );
 });
 
@@ -576,7 +576,7 @@ test('with a tiny history: 410 Gone only below the retained window, otherwise ex
     fc.asyncProperty(fc.scheduler(), writersArb(30), fc.integer({ min: 1, max: 6 }), async (s, writers, historyLimit) => {
       await run(s, { historyLimit, writers, reentrant: false });
     }),
-    { numRuns: 80, includeErrorInReport: true },
+    { numRuns: 50, includeErrorInReport: true },
   );
 });
 
@@ -601,6 +601,6 @@ test('paginated lists interleaved with writes: list + watch from the list revisi
     fc.asyncProperty(fc.scheduler(), writers, async (s, ws) => {
       await run(s, { historyLimit: 10000, writers: ws, reentrant: false });
     }),
-    { numRuns: 60, includeErrorInReport: true },
+    { numRuns: 50, includeErrorInReport: true },
   );
 });

@@ -13,7 +13,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { ApiError } from '../api/errors.js';
 import { API_VERSION, type ObjectKey, type ObjectMeta, type Resource } from '../api/meta.js';
-import { kindInfo, type KindInfo } from '../api/registry.js';
+import { findKind, kindInfo, type KindInfo } from '../api/registry.js';
 import { decryptJson, encryptJson, isEncryptedField, KEY_BYTES } from './crypto.js';
 import { parseLabelSelector, type LabelSelector } from './selector.js';
 import type {
@@ -267,15 +267,13 @@ class SqliteStoreImpl implements SqliteStore {
     let more = false;
     let last: ObjectRow | undefined;
     for (const row of this.stmt<ObjectRow>(sql).iterate(...args)) {
-      if (selector) {
-        const labels = (JSON.parse(row.json) as Resource).metadata.labels;
-        if (!selector.matches(labels)) continue;
-      }
+      const obj = JSON.parse(row.json) as Resource;
+      if (selector && !selector.matches(obj.metadata.labels)) continue;
       if (limit > 0 && items.length === limit) {
         more = true;
         break;
       }
-      items.push(this.decode(info, row));
+      items.push(info.sensitive ? this.decrypt(info, row, obj) : obj);
       last = row;
     }
     const result: ListResult = { items, resourceVersion: String(listRev) };
@@ -427,7 +425,7 @@ class SqliteStoreImpl implements SqliteStore {
       }
       sql += ' ORDER BY rv';
       for (const row of this.stmt<EventRow>(sql).iterate(...args)) {
-        const info = kindInfo(row.kind);
+        const info = findKind(row.kind);
         let object: Resource | undefined;
         if (w.selector) {
           object = JSON.parse(row.json) as Resource;
@@ -435,7 +433,7 @@ class SqliteStoreImpl implements SqliteStore {
           if (!matchesSelector(w.selector, object.metadata.labels, oldLabels)) continue;
         }
         let json = row.json;
-        if (info.sensitive) {
+        if (info?.sensitive) {
           object ??= JSON.parse(row.json) as Resource;
           json = JSON.stringify(this.decrypt(info, row, object));
         }
@@ -578,8 +576,7 @@ class SqliteStoreImpl implements SqliteStore {
 
   private decode(info: KindInfo, row: ObjectRow): Resource {
     const obj = JSON.parse(row.json) as Resource;
-    if (info.sensitive) obj.spec = this.decrypt(info, row, obj).spec;
-    return obj;
+    return info.sensitive ? this.decrypt(info, row, obj) : obj;
   }
 
   private decrypt(info: KindInfo, row: ObjectRow, obj: Resource): Resource {

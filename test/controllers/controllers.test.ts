@@ -224,9 +224,10 @@ test('a cluster provisions in order, scales 2→4→1 with drains, follows label
       assert.ok(idx(tl, `added ${next}`) > idx(tl, `running ${prev}`), `${next} is created only after ${prev} runs`);
       const nextAddr = etcd.find((m) => m.metadata.name === next)!.status!.address!;
       assert.ok(idx(tl, `etcd add https://${nextAddr}:2380`) < idx(tl, `start ${next}`), `${next} is added before it starts`);
+      assert.ok(idx(tl, `etcd promote ${next}`) < idx(tl, `running ${next}`), `${next} is promoted from learner before it counts as Running`);
       assert.equal(e.world.callsOf('start').find((c) => c.name === next)?.detail, 'etcd:existing');
     }
-    assert.equal(e.world.etcdOps.length, 2, 'two member adds');
+    assert.deepEqual(e.world.etcdOps.map((o) => o.split(' ').slice(0, 2).join(' ')), ['add learner', 'promote ' + e2, 'add learner', 'promote ' + e3]);
     const cp = machines.find((m) => m.spec.pool === 'cp')!.metadata.name;
     assert.ok(idx(tl, `start ${cp}`) > idx(tl, `start ${e3}`), 'the control plane waits for every etcd member');
     for (const w of workers) assert.ok(idx(tl, `start ${w.metadata.name}`) > idx(tl, `start ${cp}`), 'workers wait for the control plane');
@@ -357,6 +358,7 @@ test('restarting the controllers mid-provisioning converges without duplicate ma
     const starts = e.world.started();
     assert.equal(new Set(starts).size, starts.length, 'each machine started once');
     assert.equal(e.world.etcdOps.filter((o) => o.startsWith('add')).length, 2, 'each joining member added once');
+    assert.equal(e.world.etcdOps.filter((o) => o.startsWith('promote')).length, 2, 'each joining member promoted once');
     assert.deepEqual(e.world.errors, []);
   } finally {
     await e.close();

@@ -49,6 +49,7 @@ interface Member {
   clientURL: string;
   started: boolean;
   machine: string;
+  isLearner: boolean;
 }
 
 interface ClusterSim {
@@ -134,7 +135,7 @@ export class FakeWorld {
         const name = argOf(etcd.args, 'name')!;
         if (state === 'new') {
           if (sim.members.length > 0) throw this.broken(`etcd ${name} bootstraps a new cluster although members exist`);
-          sim.members.push({ id: String(this.nextMemberId++), name, peerURL, clientURL, started: true, machine: ref.name });
+          sim.members.push({ id: String(this.nextMemberId++), name, peerURL, clientURL, started: true, machine: ref.name, isLearner: false });
         } else {
           const member = sim.members.find((x) => x.peerURL === peerURL);
           if (!member) throw this.broken(`etcd ${name} joins without member add`);
@@ -209,37 +210,42 @@ export class FakeWorld {
   }
 
   private hasQuorum(sim: ClusterSim): boolean {
-    return sim.members.filter((x) => this.runningMember(x)).length >= quorumSize(sim.members.length);
+    const voting = sim.members.filter((x) => !x.isLearner);
+    return voting.filter((x) => this.runningMember(x)).length >= quorumSize(voting.length);
   }
 
   private toMember(x: Member): EtcdMember {
-    return { id: x.id, name: x.started ? x.name : '', peerURLs: [x.peerURL], clientURLs: x.started ? [x.clientURL] : [], isLearner: false };
+    return { id: x.id, name: x.started ? x.name : '', peerURLs: [x.peerURL], clientURLs: x.started ? [x.clientURL] : [], isLearner: x.isLearner };
   }
 
   etcdApi(cluster: string, endpoints: string[]): EtcdApi {
     const sim = this.sim(cluster);
+    // Like EtcdClient: any running voting member among the endpoints answers; learners serve
+    // no membership calls ("rpc not supported for learner").
     const reachable = () => {
-      if (!sim.members.some((x) => this.runningMember(x) && endpoints.includes(x.clientURL))) {
-        throw new EtcdError(`etcd ${endpoints.join(',')}: connect ECONNREFUSED`, 0);
-      }
+      const up = sim.members.filter((x) => this.runningMember(x) && endpoints.includes(x.clientURL));
+      if (up.length === 0) throw new EtcdError(`etcd ${endpoints.join(',')}: connect ECONNREFUSED`, 0);
+      if (up.every((x) => x.isLearner)) throw new EtcdError('etcdserver: rpc not supported for learner', 503, 14);
     };
     return {
       memberList: async () => {
         reachable();
         return sim.members.map((x) => this.toMember(x));
       },
-      memberAdd: async (peerURLs: string[]) => {
+      memberAdd: async (peerURLs: string[], opts?: { isLearner?: boolean }) => {
+        const isLearner = opts?.isLearner === true;
         reachable();
         if (!this.hasQuorum(sim)) throw new EtcdError('etcdserver: request timed out', 503);
         if (sim.members.some((x) => peerURLs.includes(x.peerURL))) throw new EtcdError('etcdserver: Peer URLs already exists', 400, 9);
-        const started = sim.members.filter((x) => x.started).length;
-        const total = sim.members.length + 1;
-        if (!(started === 1 && total === 2) && started < quorumSize(total)) {
+        const started = sim.members.filter((x) => x.started && !x.isLearner).length;
+        const total = sim.members.filter((x) => !x.isLearner).length + 1;
+        if (sim.members.some((x) => x.isLearner) && isLearner) throw new EtcdError('etcdserver: too many learner members in cluster', 400, 9);
+        if (!isLearner && !(started === 1 && total === 2) && started < quorumSize(total)) {
           throw new EtcdError('etcdserver: re-configuration failed due to not enough started members', 400, 9);
         }
-        const member: Member = { id: String(this.nextMemberId++), name: '', peerURL: peerURLs[0]!, clientURL: '', started: false, machine: '' };
+        const member: Member = { id: String(this.nextMemberId++), name: '', peerURL: peerURLs[0]!, clientURL: '', started: false, machine: '', isLearner };
         sim.members.push(member);
-        this.etcdOps.push(`add ${member.peerURL}`);
+        this.etcdOps.push(`add${isLearner ? ' learner' : ''} ${member.peerURL}`);
         this.timeline.push(`etcd add ${member.peerURL}`);
         return { member: this.toMember(member), members: sim.members.map((x) => this.toMember(x)) };
       },
@@ -253,6 +259,18 @@ export class FakeWorld {
         this.etcdOps.push(`remove ${gone!.name}`);
         this.timeline.push(`etcd remove ${gone!.name}`);
         return sim.members.map((x) => this.toMember(x));
+      },
+      memberPromote: async (id: string) => {
+        reachable();
+        if (!this.hasQuorum(sim)) throw new EtcdError('etcdserver: request timed out', 503);
+        const x = sim.members.find((y) => y.id === id);
+        if (!x) throw new EtcdError('etcdserver: member not found', 404, 5);
+        if (!x.isLearner) throw new EtcdError('etcdserver: can only promote a learner member', 400, 9);
+        if (!this.runningMember(x)) throw new EtcdError('etcdserver: can only promote a learner member which is in sync with leader', 400, 9);
+        x.isLearner = false;
+        this.etcdOps.push(`promote ${x.name}`);
+        this.timeline.push(`etcd promote ${x.name}`);
+        return sim.members.map((y) => this.toMember(y));
       },
       memberHealth: async (members?: EtcdMember[]): Promise<MemberHealth[]> => {
         const list = members ?? (reachable(), sim.members.map((x) => this.toMember(x)));
