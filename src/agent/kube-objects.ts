@@ -3,6 +3,9 @@
 import { createHash } from 'node:crypto';
 import { formatIPv4, parseCidr, parseIPv4 } from '../api/cidr.js';
 import type { KubeObject, ObjectMeta, OwnerReference } from '../kube/client.js';
+import { kubeletMaySetLabel } from '../kube/node-labels.js';
+
+export { kubeletMaySetLabel };
 
 // ---------------------------------------------------------------------------------------------
 // Minimal shapes of the core objects we touch
@@ -135,42 +138,6 @@ export function roleLabels(roles: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const r of roles) out[`node-role.kubernetes.io/${ROLE_LABEL_NAMES[r] ?? r}`] = '';
   return out;
-}
-
-const KUBELET_LABELS = new Set([
-  'kubernetes.io/hostname',
-  'topology.kubernetes.io/zone',
-  'topology.kubernetes.io/region',
-  'failure-domain.beta.kubernetes.io/zone',
-  'failure-domain.beta.kubernetes.io/region',
-  'beta.kubernetes.io/instance-type',
-  'node.kubernetes.io/instance-type',
-  'kubernetes.io/os',
-  'kubernetes.io/arch',
-  'beta.kubernetes.io/os',
-  'beta.kubernetes.io/arch',
-]);
-
-function labelNamespace(key: string): string {
-  const i = key.indexOf('/');
-  return i < 0 ? '' : key.slice(0, i);
-}
-
-/**
- * Whether the NodeRestriction admission plugin lets a kubelet set this label on its own Node
- * (mirrors plugin/pkg/admission/noderestriction getForbiddenLabels in Kubernetes 1.36):
- * `node-role.kubernetes.io/*` and other unknown kubernetes.io / k8s.io labels are forbidden.
- */
-export function kubeletMaySetLabel(key: string): boolean {
-  const ns = labelNamespace(key);
-  if (ns === 'node-restriction.kubernetes.io' || ns.endsWith('.node-restriction.kubernetes.io')) return false;
-  const isK8s = ns === 'kubernetes.io' || ns.endsWith('.kubernetes.io') || ns === 'k8s.io' || ns.endsWith('.k8s.io');
-  if (!isK8s) return true;
-  if (KUBELET_LABELS.has(key)) return true;
-  for (const allowed of ['kubelet.kubernetes.io', 'node.kubernetes.io']) {
-    if (ns === allowed || ns.endsWith(`.${allowed}`)) return true;
-  }
-  return false;
 }
 
 export function splitLabels(labels: Record<string, string>): { own: Record<string, string>; restricted: Record<string, string> } {

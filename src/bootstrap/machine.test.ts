@@ -8,7 +8,6 @@ import { generateClusterPki, type ClusterPki } from './clusterPki.js';
 import {
   buildAdminKubeconfig,
   buildMachineBootstrap,
-  isKubeletSettableLabel,
   nodeLabels,
   nodeTaints,
   PATHS,
@@ -246,15 +245,6 @@ test('control-plane machine without etcd data is refused', async () => {
     buildMachineBootstrap({ cluster: cluster(), machine: machine('m', ['controlplane']), address: '127.0.0.9', endpoint, pki: await pki(), kubernetesVersion: 'v1.36.3' }),
     /etcd bootstrap data is required/,
   );
-});
-
-test('isKubeletSettableLabel follows NodeRestriction', () => {
-  for (const k of ['gpu', 'example.com/x', 'kubernetes.io/hostname', 'node.kubernetes.io/pool', 'topology.kubernetes.io/zone', 'kubelet.kubernetes.io/a']) {
-    assert.ok(isKubeletSettableLabel(k), k);
-  }
-  for (const k of ['node-role.kubernetes.io/worker', 'node-restriction.kubernetes.io/x', 'foo.k8s.io/y', 'kubernetes.io/role']) {
-    assert.ok(!isKubeletSettableLabel(k), k);
-  }
 });
 
 test('admin kubeconfig: endpoint server, cluster CA, system:masters client certificate', async () => {

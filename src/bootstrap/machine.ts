@@ -28,6 +28,7 @@ import type {
   MachineBootstrap,
 } from '../providers/contract.js';
 import type { ClusterPki } from './clusterPki.js';
+import { kubeletMaySetLabel } from '../kube/node-labels.js';
 
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
@@ -143,46 +144,6 @@ export function nodeTaints(machine: Machine): Taint[] {
     }
   }
   return taints;
-}
-
-const KUBELET_LABELS = new Set([
-  'kubernetes.io/hostname',
-  'kubernetes.io/arch',
-  'kubernetes.io/os',
-  'beta.kubernetes.io/arch',
-  'beta.kubernetes.io/os',
-  'beta.kubernetes.io/instance-type',
-  'node.kubernetes.io/instance-type',
-  'failure-domain.beta.kubernetes.io/region',
-  'failure-domain.beta.kubernetes.io/zone',
-  'topology.kubernetes.io/region',
-  'topology.kubernetes.io/zone',
-]);
-
-function labelNamespace(key: string): string {
-  const slash = key.indexOf('/');
-  return slash < 0 ? '' : key.slice(0, slash);
-}
-
-/**
- * Whether a kubelet may set this label on its own Node under the NodeRestriction admission plugin
- * (plugin/pkg/admission/noderestriction): labels in the kubernetes.io / k8s.io namespaces are
- * reserved except the well-known kubelet ones and the kubelet.kubernetes.io / node.kubernetes.io
- * namespaces; node-restriction.kubernetes.io is always reserved. Marina applies the other labels
- * (e.g. node-role.kubernetes.io/*) itself with admin credentials.
- */
-export function isKubeletSettableLabel(key: string): boolean {
-  const ns = labelNamespace(key);
-  if (ns === 'node-restriction.kubernetes.io' || ns.endsWith('.node-restriction.kubernetes.io')) return false;
-  const k8s = ns === 'kubernetes.io' || ns.endsWith('.kubernetes.io') || ns === 'k8s.io' || ns.endsWith('.k8s.io');
-  if (!k8s) return true;
-  if (KUBELET_LABELS.has(key)) return true;
-  return (
-    ns === 'kubelet.kubernetes.io' ||
-    ns.endsWith('.kubelet.kubernetes.io') ||
-    ns === 'node.kubernetes.io' ||
-    ns.endsWith('.node.kubernetes.io')
-  );
 }
 
 function formatMemory(mib: number): string {
@@ -424,7 +385,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
       }),
       true,
     );
-    const labels = Object.fromEntries(Object.entries(nodeLabels(machine)).filter(([k]) => isKubeletSettableLabel(k)));
+    const labels = Object.fromEntries(Object.entries(nodeLabels(machine)).filter(([k]) => kubeletMaySetLabel(k)));
     kubeletSpec = {
       nodeName,
       kubeconfig: PATHS.kubeletKubeconfig,

@@ -5,7 +5,7 @@
 // NodeRestriction's label rule on kubelet registration.
 import type { Cluster, Machine } from '../../src/api/kinds.js';
 import type { Store } from '../../src/store/types.js';
-import { isKubeletSettableLabel } from '../../src/bootstrap/machine.js';
+import { kubeletMaySetLabel } from '../../src/kube/node-labels.js';
 import { EtcdError, quorumHealthy, quorumSize, type EtcdMember, type MemberHealth } from '../../src/etcd/client.js';
 import type {
   ClusterConnections,
@@ -302,7 +302,7 @@ export class FakeWorld {
     for (const m of this.machines.values()) {
       const k = m.bootstrap?.kubelet;
       if (m.ref.cluster !== cluster || !m.running || !k || sim.nodes.has(k.nodeName)) continue;
-      if (Object.keys(k.labels).some((l) => !isKubeletSettableLabel(l))) sim.violations.push(k.nodeName);
+      if (Object.keys(k.labels).some((l) => !kubeletMaySetLabel(l))) sim.violations.push(k.nodeName);
       sim.nodes.set(k.nodeName, {
         apiVersion: 'v1',
         kind: 'Node',
