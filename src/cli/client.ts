@@ -57,31 +57,9 @@ export interface WhoAmI {
   projects: { name: string; role: string }[];
 }
 
-export interface TokenInfo {
-  id: string;
-  user: string;
-  description?: string;
-  createdAt?: string;
-  expiresAt?: string;
-}
-
-export interface IssuedToken {
-  id: string;
-  token: string;
-}
-
-export interface AuditEntry {
-  id: number;
-  time: string;
-  user: string;
-  verb: string;
-  kind: string;
-  project: string;
-  name: string;
-  generation?: number;
-  resourceVersion?: string;
-  code?: number;
-}
+// Token and audit shapes are the server's own; the CLI reads them as they are.
+import type { AuditEntry, IssuedToken, TokenInfo } from '../store/types.js';
+export type { AuditEntry, IssuedToken, TokenInfo };
 
 /** An error answer of the API (the server's `Status` body, or one synthesized from the response). */
 export class MarinaApiError extends Error {
