@@ -216,3 +216,115 @@ export const MachineStatus = statusSchema({
 export type MachineStatus = Static<typeof MachineStatus>;
 export const Machine = envelope('Machine', MachineSpec, MachineStatus, 'One host (VM, server or local process set) of a pool');
 export type Machine = Static<typeof Machine>;
+
+// ---------- Alert & NotificationChannel (monitoring) ----------
+
+export const Severity = Type.Union([Type.Literal('critical'), Type.Literal('warning'), Type.Literal('info')], {
+  description: 'critical: act now; warning: act soon; info: for the record',
+});
+export type Severity = Static<typeof Severity>;
+
+/** PascalCase rule names, e.g. NodeProvisioningSlow; they become the `alertname` label. */
+export const AlertRuleName = Type.String({
+  pattern: '^[A-Z][A-Za-z0-9]*$',
+  minLength: 1,
+  maxLength: 63,
+  description: 'the rule that raised the alert, PascalCase (e.g. NodeProvisioningSlow, ComponentUnhealthy, HealingHeldBack)',
+});
+
+export const AlertState = Type.Union([Type.Literal('firing'), Type.Literal('resolved')]);
+export type AlertState = Static<typeof AlertState>;
+
+export const AlertSpec = Type.Object(
+  {
+    rule: AlertRuleName,
+    severity: Severity,
+    cluster: Type.Optional(Name),
+    labels: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 1024 }), {
+        maxProperties: 32,
+        description: 'identifying labels (Prometheus label names); with rule, project and cluster they make the fingerprint',
+      }),
+    ),
+    annotations: Type.Object(
+      {
+        summary: Type.String({ minLength: 1, maxLength: 1024 }),
+        description: Type.Optional(Type.String({ maxLength: 16384 })),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type AlertSpec = Static<typeof AlertSpec>;
+
+export const NotificationOutcome = Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')], {
+  description: 'pending: will be retried at nextAttemptAt; delivered: the receiver answered 2xx; failed: gave up',
+});
+export type NotificationOutcome = Static<typeof NotificationOutcome>;
+
+/** One alert state (of one firing episode) sent to one channel. */
+export const NotificationRecord = Type.Object(
+  {
+    channel: Name,
+    state: AlertState,
+    /** startsAt of the episode this notification belongs to (an alert may fire again later). */
+    startsAt: Type.String(),
+    outcome: NotificationOutcome,
+    attempts: Type.Integer({ minimum: 0 }),
+    /** Time of the last attempt. */
+    at: Type.String(),
+    nextAttemptAt: Type.Optional(Type.String()),
+    /** HTTP status code of the last attempt, when the receiver answered. */
+    code: Type.Optional(Type.Integer()),
+    /** Error of the last failed attempt. */
+    error: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  { additionalProperties: false },
+);
+export type NotificationRecord = Static<typeof NotificationRecord>;
+
+export const AlertStatus = statusSchema({
+  state: Type.Optional(AlertState),
+  startsAt: Type.Optional(Type.String()),
+  endsAt: Type.Optional(Type.String()),
+  lastEvaluatedAt: Type.Optional(Type.String()),
+  fingerprint: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16}$' })),
+  /** Delivery log, bounded: the current episode's records plus the newest older ones. */
+  notifications: Type.Optional(Type.Array(NotificationRecord, { maxItems: 200 })),
+});
+export type AlertStatus = Static<typeof AlertStatus>;
+export const Alert = envelope('Alert', AlertSpec, AlertStatus, 'A condition Marina noticed, firing or resolved; written by Marina, delivered to notification channels');
+export type Alert = Static<typeof Alert>;
+
+export const ChannelType = Type.Union([Type.Literal('webhook'), Type.Literal('slack')], {
+  description: 'webhook: Alertmanager webhook payload (version 4); slack: Slack-compatible incoming webhook',
+});
+export type ChannelType = Static<typeof ChannelType>;
+
+export const NotificationChannelSpec = Type.Object(
+  {
+    type: ChannelType,
+    url: Type.String({ minLength: 1, maxLength: 2048, description: 'http or https URL the notifications are POSTed to' }),
+    sendResolved: Type.Optional(Type.Boolean({ default: true, description: 'also notify when an alert resolves (default true)' })),
+    rules: Type.Optional(Type.Array(AlertRuleName, { minItems: 1, maxItems: 64, uniqueItems: true, description: 'only these rules (default: all)' })),
+    minSeverity: Type.Optional(Severity),
+  },
+  { additionalProperties: false },
+);
+export type NotificationChannelSpec = Static<typeof NotificationChannelSpec>;
+export const NotificationChannelStatus = statusSchema({
+  delivered: Type.Optional(Type.Integer({ minimum: 0 })),
+  failedAttempts: Type.Optional(Type.Integer({ minimum: 0 })),
+  lastDeliveredAt: Type.Optional(Type.String()),
+  lastFailedAt: Type.Optional(Type.String()),
+  lastError: Type.Optional(Type.String({ maxLength: 1024 })),
+});
+export type NotificationChannelStatus = Static<typeof NotificationChannelStatus>;
+export const NotificationChannel = envelope(
+  'NotificationChannel',
+  NotificationChannelSpec,
+  NotificationChannelStatus,
+  'Where the alerts of a project are delivered (webhook in the Alertmanager format, or Slack)',
+);
+export type NotificationChannel = Static<typeof NotificationChannel>;

@@ -2,10 +2,11 @@
 // their schema, and the semantic checks the schema alone cannot express.
 import type { TSchema } from '@sinclair/typebox';
 import { ApiError, type FieldCause } from './errors.js';
-import { Cluster, Machine, NodePool, Project, Secret, User } from './kinds.js';
+import { Alert, Cluster, Machine, NodePool, NotificationChannel, Project, Secret, User } from './kinds.js';
 import { API_VERSION, type Resource } from './meta.js';
 import { schemaErrors } from './validate.js';
 import { validateCluster } from './cluster-validation.js';
+import { validateAlert, validateNotificationChannel } from './alert-validation.js';
 
 /** Facts from outside the API package that semantic validation needs. */
 export interface ValidationContext {
@@ -31,6 +32,9 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'Cluster', plural: 'clusters', scope: 'project', schema: Cluster, validate: validateCluster },
   { kind: 'NodePool', plural: 'nodepools', scope: 'project', schema: NodePool },
   { kind: 'Machine', plural: 'machines', scope: 'project', schema: Machine },
+  { kind: 'Alert', plural: 'alerts', scope: 'project', schema: Alert, validate: validateAlert },
+  // Webhook URLs often carry a secret (Slack's do): encrypted at rest like Secrets.
+  { kind: 'NotificationChannel', plural: 'notificationchannels', scope: 'project', schema: NotificationChannel, sensitive: true, validate: validateNotificationChannel },
 ];
 
 const byKind = new Map(KINDS.map((k) => [k.kind, k]));

@@ -25,6 +25,8 @@ export const RESOURCES: readonly ResourceRef[] = [
   { kind: 'Cluster', plural: 'clusters', scope: 'project' },
   { kind: 'NodePool', plural: 'nodepools', scope: 'project' },
   { kind: 'Machine', plural: 'machines', scope: 'project' },
+  { kind: 'Alert', plural: 'alerts', scope: 'project' },
+  { kind: 'NotificationChannel', plural: 'notificationchannels', scope: 'project' },
 ];
 
 /** A kind name (`Cluster`) or a ref. Unknown kind names are an error. */

@@ -1,7 +1,7 @@
 // `marina describe`: one object, for people. Metadata, a spec summary, status and conditions.
 import { stringify as toYaml } from 'yaml';
 import type { Condition, Resource } from '../api/meta.js';
-import { age, formatTable } from './output.js';
+import { age, channelEndpoint, formatTable } from './output.js';
 
 type Rec = Record<string, unknown>;
 
@@ -124,6 +124,11 @@ function specLines(kind: string, spec: Rec): string[] {
       for (const k of keys) lines.push(`    ${k}: ${Buffer.byteLength(data[k] ?? '', 'utf8')} bytes`);
       return lines;
     }
+    case 'NotificationChannel': {
+      // The URL's path often is the secret (Slack): `-o yaml` shows it to those who may read it.
+      const { url, ...rest } = spec;
+      return [row('Url', channelEndpoint(url)), ...(Object.keys(rest).length > 0 ? fieldLines(rest) : [])];
+    }
     default:
       return fieldLines(spec);
   }
@@ -141,6 +146,32 @@ function statusLines(kind: string, status: Rec): string[] {
     if (certificates && certificates.length > 0) {
       lines.push('  Certificates:');
       lines.push(indent(formatTable(['NAME', 'NOT AFTER'], certificates.map((c) => [String(c.name), String(c.notAfter)])), 4));
+    }
+    return lines;
+  }
+  if (kind === 'Alert') {
+    const { notifications, ...rest } = status as { notifications?: Rec[] } & Rec;
+    const lines = Object.keys(rest).length > 0 ? fieldLines(rest) : [];
+    lines.push('  Notifications:');
+    if (!notifications || notifications.length === 0) lines.push('    <none>');
+    else {
+      lines.push(
+        indent(
+          formatTable(
+            ['CHANNEL', 'STATE', 'OUTCOME', 'ATTEMPTS', 'AT', 'NEXT', 'ERROR'],
+            notifications.map((n) => [
+              String(n.channel),
+              String(n.state),
+              String(n.outcome),
+              String(n.attempts),
+              String(n.at),
+              n.nextAttemptAt ? String(n.nextAttemptAt) : '-',
+              oneLine(String(n.error ?? '')) || '-',
+            ]),
+          ),
+          4,
+        ),
+      );
     }
     return lines;
   }

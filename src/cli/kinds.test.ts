@@ -21,6 +21,8 @@ test('kinds resolve from singular, plural, short forms and any case', () => {
     ['machine', 'Machine'], ['machines', 'Machine'], ['m', 'Machine'],
     ['project', 'Project'], ['projects', 'Project'], ['proj', 'Project'],
     ['user', 'User'], ['users', 'User'], ['secret', 'Secret'], ['secrets', 'Secret'],
+    ['alert', 'Alert'], ['alerts', 'Alert'], ['al', 'Alert'],
+    ['notificationchannel', 'NotificationChannel'], ['NotificationChannels', 'NotificationChannel'], ['channel', 'NotificationChannel'], ['nc', 'NotificationChannel'],
   ];
   for (const [input, kind] of cases) assert.equal(resolveKind(input).kind, kind, input);
   assert.equal(resolveKind('np').plural, 'nodepools');

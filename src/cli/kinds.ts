@@ -9,6 +9,8 @@ const SHORT: Record<string, string[]> = {
   Cluster: ['cl'],
   NodePool: ['np', 'pool', 'pools'],
   Machine: ['m', 'mach'],
+  Alert: ['al'],
+  NotificationChannel: ['channel', 'channels', 'nc'],
 };
 
 const ALIASES = new Map<string, ResourceRef>();

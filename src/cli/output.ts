@@ -156,7 +156,50 @@ const COLUMNS: Record<string, Column[]> = {
     { header: 'DATA', value: (o) => String(Object.keys((spec(o).data ?? {}) as object).length) },
     AGE,
   ],
+  Alert: [
+    NAME,
+    { header: 'CLUSTER', value: (o) => str(spec(o).cluster) },
+    { header: 'RULE', value: (o) => str(spec(o).rule) },
+    { header: 'SEVERITY', value: (o) => str(spec(o).severity) },
+    { header: 'STATE', value: (o) => str(status(o).state) },
+    { header: 'STARTED', value: (o, now) => ago(status(o).startsAt, now) },
+    { header: 'ENDED', value: (o, now) => (status(o).state === 'resolved' ? ago(status(o).endsAt, now) : '-') },
+    { header: 'SUMMARY', value: (o) => oneLine((spec(o).annotations as { summary?: string } | undefined)?.summary) },
+  ],
+  NotificationChannel: [
+    NAME,
+    { header: 'TYPE', value: (o) => str(spec(o).type) },
+    { header: 'ENDPOINT', value: (o) => channelEndpoint(spec(o).url) },
+    { header: 'RULES', value: (o) => (Array.isArray(spec(o).rules) ? list(spec(o).rules) : '<all>') },
+    { header: 'MIN-SEVERITY', value: (o) => str(spec(o).minSeverity ?? 'info') },
+    { header: 'RESOLVED', value: (o) => (spec(o).sendResolved === false ? 'no' : 'yes') },
+    { header: 'DELIVERED', value: (o) => String(Number(status(o).delivered ?? 0)) },
+    { header: 'FAILED', value: (o) => String(Number(status(o).failedAttempts ?? 0)) },
+    AGE,
+  ],
 };
+
+/** Where a channel posts, without the path and credentials (Slack URLs carry a secret). */
+export function channelEndpoint(url: unknown): string {
+  if (typeof url !== 'string') return NONE;
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname && u.pathname !== '/' ? '/...' : ''}`;
+  } catch {
+    return '<invalid>';
+  }
+}
+
+/** `12m ago`, or `-` without a time. */
+function ago(t: unknown, now: number): string {
+  return typeof t === 'string' && t ? `${age(t, now)} ago` : '-';
+}
+
+function oneLine(v: unknown, max = 80): string {
+  const t = typeof v === 'string' ? v.replace(/\s+/g, ' ').trim() : '';
+  if (!t) return NONE;
+  return t.length > max ? `${t.slice(0, max - 3)}...` : t;
+}
 
 function machineNode(o: Obj): string {
   const s = status(o);

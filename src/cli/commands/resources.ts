@@ -51,7 +51,7 @@ interface GetOpts {
 export function getCommand(): Command {
   return new Command('get')
     .description('list objects of a kind, or show some by name')
-    .argument('<kind>', 'cluster|nodepool|machine|project|user|secret (singular, plural or short: cl, np, m); KIND/NAME works too')
+    .argument('<kind>', 'cluster|nodepool|machine|project|user|secret|alert|channel (singular, plural or short: cl, np, m); KIND/NAME works too')
     .argument('[names...]', 'object names')
     .addOption(outputOption())
     .addOption(projectOption())
