@@ -7,10 +7,10 @@
 //   EndpointReady     the provider's load balancer exists (status.endpoint)
 //   EtcdReady         a quorum of etcd members answers /health
 //   ControlPlaneReady kube-apiserver answers /readyz through the endpoint (admin credentials)
-//   PoolsReady        every NodePool has all its replicas ready
+//   PoolsReady        every NodePool has all its replicas ready and no removed machine left
 //   Ready             all of the above
 import { isDeepStrictEqual } from 'node:util';
-import type { Cluster, ClusterStatus, NodePool, NodePoolSpec, NodePoolTemplate, Secret } from '../api/kinds.js';
+import type { Cluster, ClusterStatus, Machine, NodePool, NodePoolSpec, NodePoolTemplate, Secret } from '../api/kinds.js';
 import { API_VERSION, type ObjectKey } from '../api/meta.js';
 import {
   caExpiries,
@@ -127,7 +127,7 @@ export class ClusterReconciler implements Reconciler {
     }
 
     // NodePools follow spec.nodePools.
-    const poolSummary = await this.ensurePools(cluster, pools, version);
+    const poolSummary = await this.ensurePools(cluster, pools, machines, version);
     status.pools = poolSummary.summary;
 
     // Admin kubeconfig (needs the endpoint's address).
@@ -214,6 +214,7 @@ export class ClusterReconciler implements Reconciler {
   private async ensurePools(
     cluster: Cluster,
     existing: NodePool[],
+    machines: Machine[],
     version: string,
   ): Promise<{ summary: NonNullable<Status['pools']>; ready: boolean; message: string }> {
     const project = cluster.metadata.project ?? '';
@@ -254,8 +255,11 @@ export class ClusterReconciler implements Reconciler {
       }
       const ready = pool.status?.readyReplicas ?? 0;
       summary.push({ name: t.name, replicas: t.replicas, readyReplicas: ready });
-      const settled = ready === t.replicas && (pool.status?.replicas ?? 0) === t.replicas;
-      if (!settled) waiting.push(`${t.name} ${ready}/${t.replicas}`);
+      // A scale-in is done when the removed machines are gone (drained, Node deleted), not when
+      // they are merely marked for deletion: the pool's replica counts leave them out at once.
+      const leaving = machines.filter((m) => m.spec.pool === t.name && isDeleting(m)).length;
+      const settled = ready === t.replicas && (pool.status?.replicas ?? 0) === t.replicas && leaving === 0;
+      if (!settled) waiting.push(`${t.name} ${ready}/${t.replicas}${leaving > 0 ? ` (${leaving} being removed)` : ''}`);
     }
     return {
       summary,

@@ -343,9 +343,9 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
     const { info, key } = target(req.params);
     authorizeWrite(p, 'delete', info, key);
     if (info.kind === 'Project') {
-      const children = await Promise.all(['Cluster', 'Secret'].map((k) => store.list(k, { project: key.name, limit: 1 })));
+      const children = await Promise.all(['Cluster', 'Secret', 'NotificationChannel'].map((k) => store.list(k, { project: key.name, limit: 1 })));
       if (children.some((c) => c.items.length > 0)) {
-        throw new ApiError(409, 'Conflict', `project ${key.name} still has clusters or secrets; delete them first`, [{ field: 'metadata.name', message: 'project not empty' }]);
+        throw new ApiError(409, 'Conflict', `project ${key.name} still has clusters, secrets or notification channels; delete them first`, [{ field: 'metadata.name', message: 'project not empty' }]);
       }
     }
     const result = await store.delete(key, { resourceVersion: req.query.resourceVersion });

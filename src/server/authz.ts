@@ -1,8 +1,11 @@
 // Who may do what. Roles are ranked: every role can do what the roles below it can.
-//   viewer   — read everything in the project except secrets
+//   viewer   — read everything in the project except secrets and notification channels
 //   member   — create, change and delete clusters; read secrets and kubeconfigs
 //   operator — day-2 operations on machines and pools (replace a node, tune a pool)
-//   admin    — the project itself: its members and its deletion
+//   admin    — the project itself: its members and its deletion; its notification channels
+// Alerts are written by Marina (controllers); users read them (viewer+), only platform admins
+// write them through the API. Notification channels hold webhook URLs, which often carry a secret:
+// members read them, admins change them.
 // Platform admins (User.spec.platformAdmin) may do everything, in every project. Status is
 // written by Marina's own controllers; through the API only platform admins may write it.
 import type { Role } from '../api/kinds.js';
@@ -37,6 +40,10 @@ export function requiredRole(verb: Verb, kind: string): Role | undefined {
     case 'NodePool':
     case 'Machine':
       return read ? 'viewer' : 'operator';
+    case 'Alert':
+      return read ? 'viewer' : undefined;
+    case 'NotificationChannel':
+      return read ? 'member' : 'admin';
     default:
       return read ? 'viewer' : 'admin';
   }

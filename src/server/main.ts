@@ -9,6 +9,7 @@ import { API_VERSION } from '../api/meta.js';
 import { loadMatrix } from '../toolchain/versions.js';
 import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
 import { startControllers } from '../controllers/index.js';
+import { startAlerting } from '../alerts/index.js';
 import { buildApp } from './app.js';
 import { buildProviderRegistry } from './providers.js';
 
@@ -68,8 +69,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     opts.controllers === false
       ? undefined
       : await startControllers({ store, providers, metrics, logger: logger.child({ module: 'controllers' }), defaultKubernetesVersion: matrix.default });
+  // Alerting (issue 5): the notifier controller, and the AlertManager that evaluators raise alerts
+  // through. Runs with the controllers; backlinks in notifications point at this server.
+  let externalURL: string | undefined;
+  const alerting =
+    opts.controllers === false
+      ? undefined
+      : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
+  externalURL = url;
 
   let closed = false;
   return {
@@ -81,6 +90,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       closed = true;
       await closeApp();
       await controllers?.stop();
+      await alerting?.stop();
       await providers.close();
       await store.close();
     },

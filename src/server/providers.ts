@@ -2,13 +2,32 @@
 // controllers receive the registry and see only the contract.
 import { join } from 'node:path';
 import { ApiError } from '../api/errors.js';
+import { parseIPv4 } from '../api/cidr.js';
 import type { InfrastructureProvider, ProviderRegistry } from '../providers/contract.js';
 import { LocalProvider } from '../providers/local/index.js';
+import { DEFAULT_ADDRESS_BASE } from '../providers/local/addresses.js';
 import { resolveToolchain } from '../toolchain/resolve.js';
+
+/**
+ * First address of the /16 the local provider allocates machine and endpoint addresses from:
+ * `$MARINA_LOCAL_ADDRESS_BASE`, default 127.77.0.0. Two Marinas on one host need different blocks.
+ */
+export function localAddressBase(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.MARINA_LOCAL_ADDRESS_BASE?.trim();
+  if (!base) return DEFAULT_ADDRESS_BASE;
+  const n = parseIPv4(base);
+  if (n === undefined || n >>> 24 !== 127 || n % 65536 !== 0) {
+    throw new Error(`MARINA_LOCAL_ADDRESS_BASE must be the first address of a loopback /16 such as 127.77.0.0, got ${JSON.stringify(base)}`);
+  }
+  return base;
+}
 
 export function buildProviderRegistry(dataDir: string): ProviderRegistry & { close(): Promise<void> } {
   const providers = new Map<string, InfrastructureProvider>([
-    ['local', new LocalProvider({ root: join(dataDir, 'local'), binaries: (version) => resolveToolchain(version).paths })],
+    [
+      'local',
+      new LocalProvider({ root: join(dataDir, 'local'), addressBase: localAddressBase(), binaries: (version) => resolveToolchain(version).paths }),
+    ],
   ]);
   return {
     get(name: string): InfrastructureProvider {

@@ -268,8 +268,20 @@ test('a cluster provisions in order, scales 2→4→1 with drains, follows label
     sim.pods.push({ metadata: { name: 'guarded', namespace: 'default', annotations: { 'test/pdb': 'block' } }, spec: { nodeName: newest }, status: { phase: 'Running' } });
 
     // ----- scale in 4 → 1: the newest go, drained -----
+    // The cluster counts as scaled (PoolsReady at the new generation) only once the removed
+    // machines are gone, not as soon as they are marked for deletion.
+    const poolsReady = e.store.watch({ kind: 'Cluster' }, (ev) => {
+      const c = ev.object as Cluster;
+      const gen = c.metadata.generation ?? 0;
+      if (ev.type !== 'DELETED' && c.status?.observedGeneration === gen && getCondition(c.status?.conditions, 'PoolsReady')?.status === 'True') {
+        tl.push(`pools ready ${c.metadata.name} gen ${gen}`);
+      }
+    });
     await setWorkers(e.store, 'demo', 1);
+    const scaledGen = (await get<Cluster>(e.store, 'Cluster', 'demo'))!.metadata.generation!;
     await waitPool(e.store, 'demo-workers', 1);
+    await waitReady(e.store, 'demo');
+    poolsReady.stop();
     const left = (await list<Machine>(e.store, 'Machine', 'demo')).filter((m) => m.spec.pool === 'workers');
     assert.deepEqual(left.map((m) => m.metadata.name), [byAge[0]!.metadata.name], 'the oldest worker stays');
     for (const gone of byAge.slice(1)) {
@@ -277,6 +289,7 @@ test('a cluster provisions in order, scales 2→4→1 with drains, follows label
       assert.ok(tl.includes(`evict default/web-${n}`), `pod on ${n} evicted`);
       assert.ok(!tl.includes(`evict kube-system/ds-${n}`), 'DaemonSet pods are not evicted');
       assert.ok(idx(tl, `node delete ${n}`) > idx(tl, `delete ${n}`), `Node ${n} is deleted once its machine (and kubelet) is gone`);
+      assert.ok(idx(tl, `pools ready demo gen ${scaledGen}`) > idx(tl, `removed ${n}`), `the cluster is not scaled while ${n} is still being removed`);
       assert.ok(!sim.nodes.has(n));
     }
     const lastDrain = e.machineEvents

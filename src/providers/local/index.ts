@@ -37,6 +37,8 @@ interface MachineRecord {
   address: string;
   pid?: number;
   startedAt?: string;
+  /** When this agent first answered /healthz: from then on, an unhealthy agent is not a failed start. */
+  healthyAt?: string;
 }
 
 interface EndpointRecord {
@@ -138,7 +140,7 @@ export class LocalProvider implements InfrastructureProvider {
       logFile: join(dir, 'logs', 'agent.out'),
       unref: true,
     });
-    writeJson(join(dir, 'machine.json'), { ...record, pid: proc.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
+    writeJson(join(dir, 'machine.json'), { uid: record.uid, address: record.address, pid: proc.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
     return { state: 'Provisioning', address: record.address, providerID: providerId(m), agentUrl: agentUrl(record.address), providerStatus: { pid: proc.pid } };
   }
 
@@ -153,7 +155,14 @@ export class LocalProvider implements InfrastructureProvider {
       return { ...base, state: 'Failed', providerStatus, failureReason: 'MachineStopped', failureMessage: `machine agent (pid ${record.pid}) is not running` };
     }
     const healthy = await agentHealthy(record.address);
-    if (healthy) return { ...base, state: 'Running', providerStatus };
+    if (healthy) {
+      if (!record.healthyAt) this.noteHealthy(dir, record);
+      return { ...base, state: 'Running', providerStatus };
+    }
+    // Once healthy, a machine whose agent reports a problem (a process restarting, the kubelet
+    // missing heartbeats while the API is away) is not running right now, but it did not fail to
+    // start: only a machine that never turns healthy within the start timeout is Failed.
+    if (record.healthyAt) return { ...base, state: 'Provisioning', providerStatus };
     const age = Date.now() - Date.parse(record.startedAt ?? new Date().toISOString());
     if (age > (this.opts.startTimeoutMs ?? 120_000)) {
       return { ...base, state: 'Failed', providerStatus, failureReason: 'Unhealthy', failureMessage: `machine agent unhealthy for ${Math.round(age / 1000)}s since start` };
@@ -217,6 +226,14 @@ export class LocalProvider implements InfrastructureProvider {
 
   async close(): Promise<void> {
     await this.allocation;
+  }
+
+  /** Records the first healthy answer of the current agent (unless a restart replaced it meanwhile). */
+  private noteHealthy(dir: string, seen: MachineRecord): void {
+    const path = join(dir, 'machine.json');
+    const current = readJson<MachineRecord>(path);
+    if (!current || current.uid !== seen.uid || current.pid !== seen.pid || current.healthyAt) return;
+    writeJson(path, { ...current, healthyAt: new Date().toISOString() } satisfies MachineRecord);
   }
 
   private agentAlive(pid: number, dir: string): boolean {

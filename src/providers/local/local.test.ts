@@ -1,4 +1,6 @@
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,4 +29,45 @@ describeProviderConformance('local', {
     assert.equal(existsSync(newProvider().endpointDir(cluster)), false, 'endpoint directory left behind');
   },
   cleanup: async () => rmSync(root, { recursive: true, force: true }),
+});
+
+describe('local provider: a machine that was healthy once is never a failed start', () => {
+  const root2 = mkdtempSync(join(tmpdir(), 'marina-local-provider-health-'));
+  const provider = new LocalProvider({ root: root2, addressBase: '127.78.128.0', binaries: () => ({}), startTimeoutMs: 3000 });
+  const m = { project: 'p', cluster: 'c', name: 'was-healthy', uid: randomUUID() };
+  let pid: number | undefined;
+
+  after(async () => {
+    if (pid) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
+    }
+    await provider.deleteMachine(m).catch(() => undefined);
+    rmSync(root2, { recursive: true, force: true });
+  });
+
+  it('reports an unhealthy agent as Provisioning after the start timeout, and Running again once it recovers', async () => {
+    const prepared = await provider.prepareMachine(m);
+    const started = await provider.startMachine(m, { kubernetesVersion: 'v0.0.0', roles: [], files: [], services: [] });
+    pid = started.providerStatus?.pid as number;
+    const waitState = async (want: string) => {
+      for (let i = 0; i < 150; i++) {
+        const d = await provider.describeMachine(m);
+        if (d.state === want) return d;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.fail(`machine not ${want} in time`);
+    };
+    await waitState('Running');
+    await new Promise((r) => setTimeout(r, 3500)); // past the start timeout
+    process.kill(pid, 'SIGSTOP'); // the agent stops answering /healthz
+    const d = await provider.describeMachine(m);
+    assert.equal(d.state, 'Provisioning', `${d.failureReason}: ${d.failureMessage}`);
+    assert.equal(d.address, prepared.address);
+    process.kill(pid, 'SIGCONT');
+    await waitState('Running');
+  });
 });
