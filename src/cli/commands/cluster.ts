@@ -52,6 +52,25 @@ async function interruptible(note: string, fn: (signal: AbortSignal) => Promise<
   }
 }
 
+/** Follows a cluster until it is Ready at (at least) the generation of `cluster`, printing progress. */
+function waitUntilReady(s: Session, project: string, cluster: Cluster, timeoutMs: number, start: number, note: string): Promise<void> {
+  return interruptible(note, (signal) =>
+    followCluster({
+      client: s.client,
+      project,
+      name: cluster.metadata.name,
+      until: 'ready',
+      initial: cluster,
+      resourceVersion: cluster.metadata.resourceVersion,
+      minGeneration: cluster.metadata.generation ?? 1,
+      timeoutMs,
+      start,
+      print: (l) => out(`${l}\n`),
+      signal,
+    }),
+  );
+}
+
 export function clusterCommand(): Command {
   const cmd = new Command('cluster').alias('clusters').description('create, inspect, scale and delete clusters');
 
@@ -105,21 +124,7 @@ export function clusterCommand(): Command {
       const created = await about({ kind: 'Cluster', name }, () => s.client.create<Cluster>(cluster));
       out(`${objectRef('Cluster', name)} created in project ${project}\n`);
       if (!opts.wait) return;
-      await interruptible(`cluster "${name}" keeps provisioning; follow it with \`marina get cluster ${name} -p ${project} -w\``, (signal) =>
-        followCluster({
-          client: s.client,
-          project,
-          name,
-          until: 'ready',
-          initial: created,
-          resourceVersion: created.metadata.resourceVersion,
-          minGeneration: created.metadata.generation ?? 1,
-          timeoutMs: opts.timeout,
-          start,
-          print: (l) => out(`${l}\n`),
-          signal,
-        }),
-      );
+      await waitUntilReady(s, project, created, opts.timeout, start, `cluster "${name}" keeps provisioning; follow it with \`marina get cluster ${name} -p ${project} -w\``);
       out(`cluster "${name}" is Ready (${humanDuration(Date.now() - start)}); kubeconfig: marina cluster kubeconfig ${name} -p ${project}\n`);
     });
 
@@ -182,21 +187,7 @@ export function clusterCommand(): Command {
         ? `${objectRef('Cluster', name)} unchanged (pool ${opts.pool} already has ${from} replicas)\n`
         : `${objectRef('Cluster', name)} scaled (pool ${opts.pool}: ${from} → ${opts.replicas})\n`);
       if (!opts.wait) return;
-      await interruptible(`the scale-out continues; follow it with \`marina get cluster ${name} -p ${project} -w\``, (signal) =>
-        followCluster({
-          client: s.client,
-          project,
-          name,
-          until: 'ready',
-          initial: cluster,
-          resourceVersion: cluster.metadata.resourceVersion,
-          minGeneration: cluster.metadata.generation ?? 0,
-          timeoutMs: opts.timeout,
-          start,
-          print: (l) => out(`${l}\n`),
-          signal,
-        }),
-      );
+      await waitUntilReady(s, project, cluster, opts.timeout, start, `the scale-out continues; follow it with \`marina get cluster ${name} -p ${project} -w\``);
       out(`cluster "${name}" is Ready (${humanDuration(Date.now() - start)})\n`);
     });
 
@@ -211,21 +202,7 @@ export function clusterCommand(): Command {
       const s = Session.of(sub);
       const project = await s.project(opts.project);
       const cluster = await about({ kind: 'Cluster', name }, () => s.client.get<Cluster>(CLUSTER, name, project));
-      await interruptible('nothing was changed', (signal) =>
-        followCluster({
-          client: s.client,
-          project,
-          name,
-          until: 'ready',
-          initial: cluster,
-          resourceVersion: cluster.metadata.resourceVersion,
-          minGeneration: cluster.metadata.generation ?? 0,
-          timeoutMs: opts.timeout,
-          start,
-          print: (l) => out(`${l}\n`),
-          signal,
-        }),
-      );
+      await waitUntilReady(s, project, cluster, opts.timeout, start, 'nothing was changed');
       out(`cluster "${name}" is Ready\n`);
     });
 
