@@ -34,11 +34,12 @@ import { buildCluster } from '../src/cli/cluster.js';
 import { startControllers, type RunningControllers } from '../src/controllers/index.js';
 import { isProcessGroupAlive } from '../src/proc/index.js';
 import { LocalProvider } from '../src/providers/local/index.js';
-import { API_PREFIX, buildApp } from '../src/server/app.js';
+import { buildApp } from '../src/server/app.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import type { Watch } from '../src/store/types.js';
 import { resolveToolchain } from '../src/toolchain/resolve.js';
 import { defaultVersion } from '../src/toolchain/versions.js';
+import { apiRequest } from '../test/support/marina.js';
 
 const execFileAsync = promisify(execFile);
 const { values } = parseArgs({
@@ -214,21 +215,7 @@ let closeAll: (() => Promise<void>) | undefined;
 const startedGroups = new Set<number>();
 const liveClusters = new Set<string>();
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-  const res = await fetch(`${url}${API_PREFIX}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text };
-}
+const api = (method: string, path: string, body?: unknown) => apiRequest(url, token, method, path, body);
 
 async function kubectl(kubeconfig: string, ...args: string[]): Promise<string> {
   const { stdout } = await execFileAsync(

@@ -19,7 +19,14 @@ import {
   kubeControllerManagerArgs,
   kubeSchedulerArgs,
 } from '../kube/components.js';
-import { buildKubeconfig, type CertificateAuthority, issueCertificate, type IssuedCertificate } from '../pki/index.js';
+import {
+  buildKubeconfig,
+  type CertificateAuthority,
+  issueCertificate,
+  type IssuedCertificate,
+  KUBERNETES_SERVICE_NAMES,
+  sanList,
+} from '../pki/index.js';
 import type {
   BootstrapFile,
   BootstrapKubelet,
@@ -228,7 +235,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
   // ---------- etcd ----------
   if (isEtcd) {
     const etcd = input.etcd!;
-    const sans = { dnsNames: ['localhost', machine.metadata.name], ipAddresses: uniq([address, '127.0.0.1']) };
+    const sans = sanList(['localhost', machine.metadata.name, address, '127.0.0.1']);
     const [server, peer] = await Promise.all([
       issue(pki.etcdCa, { commonName: `${machine.metadata.name}-etcd-server`, usage: 'both', ...sans }),
       issue(pki.etcdCa, { commonName: `${machine.metadata.name}-etcd-peer`, usage: 'both', ...sans }),
@@ -271,19 +278,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     const etcdServers = uniq([...(isEtcd ? [etcdClientURL(address)] : []), ...etcd.clientURLs]);
     if (etcdServers.length === 0) throw new Error(`machine ${machine.metadata.name}: no etcd client URLs for kube-apiserver`);
     const svcCIDR = serviceCIDR(cluster);
-    const apiSANs = splitSANs(
-      uniq([
-        endpoint.host,
-        address,
-        kubernetesServiceIP(cluster),
-        'kubernetes',
-        'kubernetes.default',
-        'kubernetes.default.svc',
-        'kubernetes.default.svc.cluster.local',
-        'localhost',
-        '127.0.0.1',
-      ]),
-    );
+    const apiSANs = sanList([endpoint.host, address, kubernetesServiceIP(cluster), ...KUBERNETES_SERVICE_NAMES, 'localhost', '127.0.0.1']);
     const ownServer = apiServerURL(address);
     const [apiServer, etcdClient, kubeletClient, frontProxyClient, kcm, scheduler] = await Promise.all([
       issue(pki.ca, { commonName: 'kube-apiserver', usage: 'server', ...apiSANs }),
@@ -453,7 +448,3 @@ function uniq(xs: string[]): string[] {
   return [...new Set(xs)];
 }
 
-function splitSANs(values: string[]): { dnsNames: string[]; ipAddresses: string[] } {
-  const isIp = (v: string) => /^[0-9.]+$/.test(v) || v.includes(':');
-  return { dnsNames: values.filter((v) => !isIp(v)), ipAddresses: values.filter(isIp) };
-}

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { type CertificateAuthority, createCA, issueCertificate, type IssuedCertificate } from './certs.js';
 import { createServiceAccountKeyPair, type KeyAlgorithm } from './keys.js';
 import { buildKubeconfig } from './kubeconfig.js';
+import { KUBERNETES_SERVICE_NAMES, sanList } from './sans.js';
 
 export interface ControlPlanePkiOptions {
   /** Output directory (created with mode 0700). */
@@ -74,15 +75,6 @@ export interface ControlPlanePki {
   expiries: Record<string, Date>;
 }
 
-function splitSANs(values: string[]): { dnsNames: string[]; ipAddresses: string[] } {
-  const ip = /^[0-9.]+$|:/;
-  return {
-    dnsNames: values.filter((v) => !ip.test(v)),
-    ipAddresses: values.filter((v) => ip.test(v)),
-  };
-}
-
-const uniq = (xs: string[]): string[] => [...new Set(xs)];
 
 /** Generates and writes the PKI of one control plane. */
 export async function generateControlPlanePki(options: ControlPlanePkiOptions): Promise<ControlPlanePki> {
@@ -103,21 +95,18 @@ export async function generateControlPlanePki(options: ControlPlanePkiOptions): 
     createServiceAccountKeyPair(keyAlgorithm),
   ]);
 
-  const apiSANs = splitSANs(
-    uniq([
-      'kubernetes',
-      'kubernetes.default',
-      'kubernetes.default.svc',
-      'kubernetes.default.svc.cluster.local',
+  const apiSANs = sanList(
+    [
+      ...KUBERNETES_SERVICE_NAMES,
       'localhost',
       '127.0.0.1',
       serviceIP,
       options.apiServerHost,
       ...(options.apiServerExtraSANs ?? []),
-    ]),
+    ],
   );
-  const etcdSANs = splitSANs(uniq(['localhost', '127.0.0.1', ...etcdHosts]));
-  const componentSANs = splitSANs(uniq(['localhost', '127.0.0.1', ...(options.componentHosts ?? [options.apiServerHost])]));
+  const etcdSANs = sanList((['localhost', '127.0.0.1', ...etcdHosts]));
+  const componentSANs = sanList((['localhost', '127.0.0.1', ...(options.componentHosts ?? [options.apiServerHost])]));
   const leaf = { validityDays, keyAlgorithm };
   const [apiServer, etcdClient, kubeletClient, frontProxyClient, etcdServer, etcdPeer, admin, kcm, scheduler, kcmServing, schedulerServing] =
     await Promise.all([

@@ -19,7 +19,7 @@ export interface Principal {
   user: string;
   platformAdmin: boolean;
   /** Role per project the user is a member of. */
-  roles: Map<string, Role>;
+  roles: ReadonlyMap<string, Role>;
   tokenId?: string;
 }
 

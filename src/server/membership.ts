@@ -10,6 +10,8 @@ interface ProjectSpecLike {
 
 export class MembershipIndex {
   private byProject = new Map<string, Map<string, Role>>();
+  /** Derived from byProject on every change: requests look roles up per user, writes are rare. */
+  private byUser = new Map<string, Map<string, Role>>();
   private watch?: Watch;
 
   private constructor(private readonly store: Store) {}
@@ -27,20 +29,24 @@ export class MembershipIndex {
   private apply(project: Resource, deleted: boolean): void {
     if (deleted) {
       this.byProject.delete(project.metadata.name);
-      return;
+    } else {
+      const members = new Map<string, Role>();
+      for (const m of (project.spec as ProjectSpecLike).members ?? []) members.set(m.user, m.role);
+      this.byProject.set(project.metadata.name, members);
     }
-    const members = new Map<string, Role>();
-    for (const m of (project.spec as ProjectSpecLike).members ?? []) members.set(m.user, m.role);
-    this.byProject.set(project.metadata.name, members);
+    this.byUser = new Map();
+    for (const [name, members] of this.byProject) {
+      for (const [user, role] of members) {
+        let roles = this.byUser.get(user);
+        if (!roles) this.byUser.set(user, (roles = new Map()));
+        roles.set(name, role);
+      }
+    }
   }
 
-  rolesOf(user: string): Map<string, Role> {
-    const roles = new Map<string, Role>();
-    for (const [project, members] of this.byProject) {
-      const role = members.get(user);
-      if (role) roles.set(project, role);
-    }
-    return roles;
+  /** The user's role per project; callers must not change the map. */
+  rolesOf(user: string): ReadonlyMap<string, Role> {
+    return this.byUser.get(user) ?? new Map();
   }
 
   stop(): void {

@@ -17,10 +17,11 @@ import { API_VERSION } from '../../src/api/meta.js';
 import { startControllers, type RunningControllers } from '../../src/controllers/index.js';
 import { isPortListening } from '../../src/proc/index.js';
 import { LocalProvider } from '../../src/providers/local/index.js';
-import { API_PREFIX, buildApp } from '../../src/server/app.js';
+import { buildApp } from '../../src/server/app.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { findToolchain } from '../../src/toolchain/resolve.js';
 import { defaultVersion } from '../../src/toolchain/versions.js';
+import { apiRequest, waitUntil } from '../support/marina.js';
 
 const execFileAsync = promisify(execFile);
 const version = defaultVersion();
@@ -52,20 +53,6 @@ function processesUnder(dir: string): number[] {
   return pids;
 }
 
-async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 describe('e2e: a local cluster from create to delete', { skip, timeout: 600_000 }, () => {
   let dir = '';
@@ -76,21 +63,8 @@ describe('e2e: a local cluster from create to delete', { skip, timeout: 600_000 
   const machineAddresses = new Set<string>();
   let endpointHost = '';
 
-  const api = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> => {
-    const res = await fetch(`${url}${API_PREFIX}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, json, text };
-  };
+  const api = (method: string, path: string, body?: unknown) => apiRequest(url, token, method, path, body);
+
   const kubectl = async (...args: string[]): Promise<string> => {
     assert.ok(found.ok);
     const { stdout } = await execFileAsync(found.toolchain.paths.kubectl, ['--kubeconfig', kubeconfig, ...args], { timeout: 30_000 });

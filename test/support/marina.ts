@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { isProcessAlive, isProcessGroupAlive, isPortListening, tailFile } from '../../src/proc/index.js';
 import type { ResolvedToolchain } from '../../src/toolchain/resolve.js';
+import { API_PREFIX } from '../../src/server/app.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -415,4 +416,28 @@ export async function teardown(o: { tmp: string; dataDir: string; cli?: Cli; ser
   } finally {
     rmSync(o.tmp, { recursive: true, force: true });
   }
+}
+
+export interface ApiResponse {
+  status: number;
+  // Callers read whatever the API answered; shapes are asserted where used.
+  json: any;
+  text: string;
+}
+
+/** One call to a Marina API under API_PREFIX, with the body as JSON (if any). */
+export async function apiRequest(url: string, token: string, method: string, path: string, body?: unknown): Promise<ApiResponse> {
+  const res = await fetch(`${url}${API_PREFIX}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text };
 }
