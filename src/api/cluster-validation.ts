@@ -4,6 +4,7 @@ import type { ClusterSpec } from './kinds.js';
 import type { Resource } from './meta.js';
 import type { ValidationContext } from './registry.js';
 import { cidrsOverlap, parseCidr, type Cidr } from './cidr.js';
+import { isCriticalRole, resolveHealth } from './healing-policy.js';
 
 export const DEFAULT_POD_CIDR = '10.244.0.0/16';
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/16';
@@ -32,6 +33,8 @@ export function validateCluster(obj: Resource, old: Resource | undefined, ctx: V
   if (controlplane === 0) {
     add(cpPool >= 0 ? `spec.nodePools[${cpPool}].replicas` : 'spec.nodePools', 'the cluster needs at least one controlplane machine');
   }
+
+  causes.push(...validateHealing(spec));
 
   if (spec.kubernetesVersion !== undefined && !ctx.kubernetesVersions.includes(spec.kubernetesVersion)) {
     add('spec.kubernetesVersion', `unsupported version ${spec.kubernetesVersion}; supported: ${ctx.kubernetesVersions.join(', ')}`);
@@ -66,4 +69,34 @@ function checkCidr(value: string | undefined, field: string, add: (f: string, m:
     return undefined;
   }
   return parsed;
+}
+
+/** Healing thresholds that cannot work: percentages over 100, timeouts no check could ever observe. */
+function validateHealing(spec: ClusterSpec): FieldCause[] {
+  const causes: FieldCause[] = [];
+  const health = resolveHealth(spec.health);
+  const interval = health.intervalSeconds;
+  if (health.metricsIntervalSeconds < interval) {
+    causes.push({ field: 'spec.health.metricsIntervalSeconds', message: `must be at least spec.health.intervalSeconds (${interval})` });
+  }
+  spec.nodePools.forEach((pool, i) => {
+    const h = pool.healing;
+    if (!h) return;
+    const at = `spec.nodePools[${i}].healing`;
+    if (typeof h.maxInFlight === 'string') {
+      const pct = Number(h.maxInFlight.slice(0, -1));
+      if (pct < 1 || pct > 100) causes.push({ field: `${at}.maxInFlight`, message: `must be between 1% and 100%; got ${h.maxInFlight}` });
+    }
+    if (isCriticalRole(pool.roles) && h.maxInFlight !== undefined && h.maxInFlight !== 1) {
+      // Anything else would let two etcd members or apiservers be replaced at once.
+      causes.push({ field: `${at}.maxInFlight`, message: 'etcd and controlplane machines are replaced one at a time; omit maxInFlight or set it to 1' });
+    }
+    for (const f of ['unhealthyTimeoutSeconds', 'startupTimeoutSeconds'] as const) {
+      const v = h[f];
+      if (v !== undefined && v < interval) {
+        causes.push({ field: `${at}.${f}`, message: `${v} s is shorter than the health check interval spec.health.intervalSeconds (${interval} s)` });
+      }
+    }
+  });
+  return causes;
 }

@@ -93,6 +93,54 @@ export const RuntimeOptions = Type.Object(
   { additionalProperties: false },
 );
 
+/** Auto-healing of a pool's machines. Defaults: on, startup 600 s, unhealthy 60 s, 40 % in flight (1 for etcd/controlplane). */
+export const HealingPolicy = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean({ description: 'replace unhealthy machines automatically (default true)' })),
+    startupTimeoutSeconds: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 86400, description: 'a machine not Running this long after it was started is replaced (default 600)' }),
+    ),
+    unhealthyTimeoutSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 86400,
+        description: 'a machine whose Node is NotReady/Unknown or whose agent is unreachable this long is replaced (default 60); a machine its provider reports failed is replaced at once',
+      }),
+    ),
+    maxInFlight: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 500 }), Type.String({ pattern: '^[0-9]{1,3}%$' })], {
+        description: 'storm guard: at most this many machines (or this percentage of the pool, at least 1) are being replaced at once (default 40%); etcd and controlplane pools: always 1',
+      }),
+    ),
+    drainTimeoutSeconds: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 86400, description: 'upper bound for draining a replaced Node through the eviction API (default 60)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type HealingPolicy = Static<typeof HealingPolicy>;
+
+/** How often Marina checks a cluster, and when slow provisioning raises an alert. */
+export const HealthPolicy = Type.Object(
+  {
+    intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'simple checks (readyz, agents, Nodes, etcd health) every this many seconds (default 10)' })),
+    metricsIntervalSeconds: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 3600, description: 'advanced checks (Prometheus metrics of etcd, apiservers, agents) every this many seconds (default 60)' }),
+    ),
+    nodeProvisioningAlertSeconds: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 604800, description: 'alert NodeProvisioningSlow when a machine is not Running after this long (default 600)' }),
+    ),
+    clusterProvisioningAlertSeconds: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 604800, description: 'alert ClusterProvisioningSlow when a new cluster is not Ready after this long (default 1200)' }),
+    ),
+    certificateExpiryAlertDays: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 3650, description: 'alert CertificateNearExpiry when a certificate ends within this many days (default 30)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type HealthPolicy = Static<typeof HealthPolicy>;
+
 export const NodePoolTemplate = Type.Object(
   {
     name: Name,
@@ -102,6 +150,7 @@ export const NodePoolTemplate = Type.Object(
     labels: Type.Optional(StringMap),
     taints: Type.Optional(Type.Array(Taint, { maxItems: 64 })),
     runtime: Type.Optional(RuntimeOptions),
+    healing: Type.Optional(HealingPolicy),
   },
   { additionalProperties: false },
 );
@@ -132,6 +181,7 @@ export const ClusterSpec = Type.Object(
       ),
     ),
     nodePools: Type.Array(NodePoolTemplate, { minItems: 1, maxItems: 32 }),
+    health: Type.Optional(HealthPolicy),
   },
   { additionalProperties: false },
 );
@@ -149,6 +199,17 @@ export const PoolSummary = Type.Object(
   },
   { additionalProperties: false },
 );
+export const HealthSummary = Type.Object(
+  {
+    healthy: Type.Boolean(),
+    /** Failing checks, e.g. `agent/demo-workers-x1y2z: timeout after 2000 ms` (at most 20). */
+    failing: Type.Array(Type.String(), { maxItems: 20 }),
+    nodesReady: Type.Integer(),
+    nodesTotal: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+export type HealthSummary = Static<typeof HealthSummary>;
 export const ClusterStatus = statusSchema({
   phase: Type.Optional(
     Type.Union([Type.Literal('Provisioning'), Type.Literal('Ready'), Type.Literal('Degraded'), Type.Literal('Deleting'), Type.Literal('Failed')]),
@@ -157,6 +218,8 @@ export const ClusterStatus = statusSchema({
   kubernetesVersion: Type.Optional(Type.String()),
   pools: Type.Optional(Type.Array(PoolSummary)),
   certificates: Type.Optional(Type.Array(CertificateStatus)),
+  /** Summary of the newest health check (details: GET .../clusters/{name}/health). */
+  health: Type.Optional(HealthSummary),
 });
 export type ClusterStatus = Static<typeof ClusterStatus>;
 export const Cluster = envelope('Cluster', ClusterSpec, ClusterStatus, 'A Kubernetes cluster and its node pools');
@@ -173,14 +236,29 @@ export const NodePoolSpec = Type.Object(
     labels: Type.Optional(StringMap),
     taints: Type.Optional(Type.Array(Taint, { maxItems: 64 })),
     runtime: Type.Optional(RuntimeOptions),
+    healing: Type.Optional(HealingPolicy),
   },
   { additionalProperties: false },
 );
 export type NodePoolSpec = Static<typeof NodePoolSpec>;
+/** One machine the pool replaced, newest last (bounded). */
+export const Remediation = Type.Object(
+  {
+    machine: Type.String(),
+    reason: Type.String(),
+    message: Type.String(),
+    at: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type Remediation = Static<typeof Remediation>;
 export const NodePoolStatus = statusSchema({
   replicas: Type.Optional(Type.Integer()),
   readyReplicas: Type.Optional(Type.Integer()),
+  /** Machines whose health checks pass (Healthy=True). */
+  healthyReplicas: Type.Optional(Type.Integer()),
   machines: Type.Optional(Type.Array(Type.String())),
+  remediations: Type.Optional(Type.Array(Remediation, { maxItems: 50 })),
 });
 export const NodePool = envelope('NodePool', NodePoolSpec, NodePoolStatus, 'A set of machines with the same roles, managed by its Cluster');
 export type NodePool = Static<typeof NodePool>;
@@ -196,6 +274,8 @@ export const MachineSpec = Type.Object(
     labels: Type.Optional(StringMap),
     taints: Type.Optional(Type.Array(Taint, { maxItems: 64 })),
     runtime: Type.Optional(RuntimeOptions),
+    /** Upper bound for draining this machine's Node before it is deleted anyway (from its pool's healing policy). */
+    drainTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400 })),
   },
   { additionalProperties: false },
 );
@@ -208,6 +288,8 @@ export const MachineStatus = statusSchema({
   providerID: Type.Optional(Type.String()),
   nodeName: Type.Optional(Type.String()),
   nodeReady: Type.Optional(Type.Boolean()),
+  /** The machine agent's base URL (health, facts, metrics), as the provider reports it. */
+  agentURL: Type.Optional(Type.String()),
   failureReason: Type.Optional(Type.String()),
   failureMessage: Type.Optional(Type.String()),
   /** Opaque provider bookkeeping (pids, ports, server ids) that lets Marina re-adopt a machine. */

@@ -10,7 +10,8 @@
 //   PoolsReady        every NodePool has all its replicas ready and no removed machine left
 //   Ready             all of the above
 import { isDeepStrictEqual } from 'node:util';
-import type { Cluster, ClusterStatus, Machine, NodePool, NodePoolSpec, NodePoolTemplate, Secret } from '../api/kinds.js';
+import type { HealthReport } from '../health/types.js';
+import type { Cluster, ClusterStatus, HealthSummary, Machine, NodePool, NodePoolSpec, NodePoolTemplate, Secret } from '../api/kinds.js';
 import { API_VERSION, type ObjectKey } from '../api/meta.js';
 import {
   caExpiries,
@@ -50,6 +51,20 @@ import {
   providerName,
   type Shared,
 } from './common.js';
+
+/** The summary of a health report kept in Cluster.status.health. */
+export function healthSummary(report: HealthReport): HealthSummary {
+  const failing = [
+    ...report.checks.filter((c) => !c.ok).map((c) => `${c.component}${c.machine ? `/${c.machine}` : ''}: ${c.message}`),
+    ...report.nodes.flatMap((n) => n.problems.map((p) => `node/${n.name}: ${p.type}=${p.status}${p.reason ? ` (${p.reason})` : ''}`)),
+  ];
+  return {
+    healthy: report.healthy,
+    failing: failing.slice(0, 20).map((f) => f.slice(0, 256)),
+    nodesReady: report.nodes.filter((n) => n.ready === 'True').length,
+    nodesTotal: report.nodes.length,
+  };
+}
 
 /** Rotate the admin certificate when less than this much validity is left. */
 const ADMIN_CERT_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
@@ -147,6 +162,18 @@ export class ClusterReconciler implements Reconciler {
         ? { type: 'PoolsReady', status: 'True', reason: 'Ready', message: poolSummary.message }
         : { type: 'PoolsReady', status: 'False', reason: 'Scaling', message: poolSummary.message },
     );
+    // The health checker's newest report (it runs on its own schedule and wakes this reconciler
+    // when the summary changes). Healthy is informational: Ready keeps meaning "serves its API
+    // and has its machines", so one flaky scheduler does not turn a cluster Degraded.
+    const report = this.s.health?.get(cluster.metadata.project ?? '', cluster.metadata.name);
+    if (report) {
+      status.health = healthSummary(report);
+      set(
+        report.healthy
+          ? { type: 'Healthy', status: 'True', reason: 'ChecksPassing', message: `all checks pass; ${status.health.nodesReady}/${status.health.nodesTotal} Nodes Ready` }
+          : { type: 'Healthy', status: 'False', reason: 'ChecksFailing', message: status.health.failing.join('; ').slice(0, 32768) || 'the Nodes could not be listed' },
+      );
+    }
     return this.finish(cluster, status);
   }
 
@@ -208,6 +235,7 @@ export class ClusterReconciler implements Reconciler {
     if (t.labels) spec.labels = t.labels;
     if (t.taints) spec.taints = t.taints;
     if (t.runtime) spec.runtime = t.runtime;
+    if (t.healing) spec.healing = t.healing;
     return spec;
   }
 

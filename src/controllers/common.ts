@@ -11,6 +11,8 @@ import type { ClusterRef, MachineRef, ProviderRegistry } from '../providers/cont
 import { getCondition, isTrue } from '../runtime/conditions.js';
 import type { ListOptions, Store } from '../store/types.js';
 import type { ClusterConnections, ClusterSecrets } from './connections.js';
+import type { HealthRegistry } from '../health/registry.js';
+import type { AlertSink } from '../alerts/manager.js';
 
 export { LABEL_CLUSTER, LABEL_POOL };
 /** On Machines: the name of the NodePool object that owns them. */
@@ -66,6 +68,10 @@ export interface Shared {
   timing: Timing;
   defaultKubernetesVersion: string;
   log: Logger;
+  /** Newest health report per cluster (the health checker's); absent in tests that don't check. */
+  health?: HealthRegistry;
+  /** Where healing reports HealingHeldBack. */
+  alerts?: AlertSink;
 }
 
 // ---------- names ----------

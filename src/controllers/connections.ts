@@ -9,6 +9,7 @@ import { loadClusterPkiFromSecretData, pkiSecretName, type ClusterPki } from '..
 import { EtcdClient, type EtcdMember, type MemberHealth } from '../etcd/client.js';
 import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type OwnerReference, type Watcher } from '../kube/client.js';
 import { issueCertificate } from '../pki/index.js';
+import { APISERVER_PORT } from '../bootstrap/machine.js';
 import type { Store } from '../store/types.js';
 
 // ---------- what controllers need ----------
@@ -21,6 +22,8 @@ export interface EtcdApi {
   memberPromote(id: string): Promise<EtcdMember[]>;
   /** /health of every member (unstarted members are unhealthy). */
   memberHealth(members?: EtcdMember[]): Promise<MemberHealth[]>;
+  /** Prometheus text of the member at `endpoint` (a client URL). */
+  metrics(endpoint: string): Promise<string>;
 }
 
 export interface KubeTaint {
@@ -38,7 +41,14 @@ export interface KubeNode extends KubeObject {
     annotations?: Record<string, string>;
   };
   spec?: { taints?: KubeTaint[]; unschedulable?: boolean };
-  status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+  status?: { conditions?: { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }[] };
+}
+
+/** The parts of a coordination.k8s.io Lease a leader-election check reads. */
+export interface LeaseInfo {
+  holderIdentity?: string;
+  renewTime?: string;
+  leaseDurationSeconds?: number;
 }
 
 export interface KubePod extends KubeObject {
@@ -67,6 +77,16 @@ export interface KubeApi {
   podsOnNode(name: string): Promise<KubePod[]>;
   /** policy/v1 eviction: `blocked` when a PodDisruptionBudget refuses (429). */
   evictPod(namespace: string, name: string): Promise<EvictionResult>;
+  listNodes(): Promise<KubeNode[]>;
+  /** undefined when the Lease does not exist. */
+  getLease(namespace: string, name: string): Promise<LeaseInfo | undefined>;
+}
+
+/** One control-plane machine's own kube-apiserver, addressed directly (not through the endpoint). */
+export interface ApiServerProbe {
+  readyz(): Promise<{ ok: boolean; message: string }>;
+  /** Prometheus text of /metrics. */
+  metrics(): Promise<string>;
 }
 
 export interface ClusterConnections {
@@ -74,6 +94,8 @@ export interface ClusterConnections {
   etcd(cluster: Cluster, endpoints: string[]): Promise<EtcdApi | undefined>;
   /** undefined while the cluster has no admin kubeconfig. Talks through the cluster endpoint. */
   kube(cluster: Cluster): Promise<KubeApi | undefined>;
+  /** undefined while the cluster has no admin kubeconfig. `address`: the machine's address. */
+  apiserverAt(cluster: Cluster, address: string): Promise<ApiServerProbe | undefined>;
   /** Closes what is cached for the cluster. */
   forget(cluster: { project: string; name: string }): void;
   close(): Promise<void>;
@@ -139,6 +161,8 @@ interface Entry {
   clusterUid: string;
   etcd?: { caPem: string; notAfter: number; client: EtcdClient };
   kube?: { kubeconfig: string; client: KubeClient; api: KubeApi; nodes?: Watcher<KubeNode> };
+  /** Direct clients of each control-plane machine's apiserver, by address. */
+  apiservers?: { kubeconfig: string; byAddress: Map<string, { client: KubeClient; probe: ApiServerProbe }> };
 }
 
 export class LiveConnections implements ClusterConnections {
@@ -195,12 +219,57 @@ export class LiveConnections implements ClusterConnections {
     return e.kube.api;
   }
 
+  async apiserverAt(cluster: Cluster, address: string): Promise<ApiServerProbe | undefined> {
+    if (this.closed) throw new Error('connections closed');
+    const kubeconfig = await this.opts.secrets.adminKubeconfig(cluster);
+    if (!kubeconfig) return undefined;
+    const e = this.entry(cluster);
+    if (!e.apiservers || e.apiservers.kubeconfig !== kubeconfig) {
+      this.closeApiservers(e);
+      e.apiservers = { kubeconfig, byAddress: new Map() };
+    }
+    let hit = e.apiservers.byAddress.get(address);
+    if (!hit) {
+      const conn = parseKubeconfig(kubeconfig);
+      const host = address.includes(':') ? `[${address}]` : address;
+      // The admin credentials are valid on every apiserver; each serving certificate names its
+      // machine's address, so TLS verification holds without the endpoint.
+      const client = new KubeClient({ ...conn, server: `https://${host}:${APISERVER_PORT}` }, { timeoutMs: this.timeoutMs, userAgent: 'marina-health' });
+      const readyz = async (): Promise<{ ok: boolean; message: string }> => {
+        try {
+          const body = await client.request<unknown>({ method: 'GET', path: '/readyz' });
+          return { ok: true, message: typeof body === 'string' ? body.trim() : 'ok' };
+        } catch (err) {
+          return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${err.message}` : String(err) };
+        }
+      };
+      const metrics = async (): Promise<string> => String(await client.request<unknown>({ method: 'GET', path: '/metrics', timeoutMs: Math.max(this.timeoutMs, 10_000) }));
+      hit = { client, probe: { readyz, metrics } };
+      e.apiservers.byAddress.set(address, hit);
+    }
+    return hit.probe;
+  }
+
+  /** Drops direct apiserver clients of machines no longer in `addresses`. */
+  pruneApiservers(cluster: { project: string; name: string }, addresses: Iterable<string>): void {
+    const e = this.entries.get(cacheKey(cluster));
+    if (!e?.apiservers) return;
+    const keep = new Set(addresses);
+    for (const [addr, hit] of e.apiservers.byAddress) {
+      if (!keep.has(addr)) {
+        hit.client.close();
+        e.apiservers.byAddress.delete(addr);
+      }
+    }
+  }
+
   forget(cluster: { project: string; name: string }): void {
     const key = cacheKey(cluster);
     const e = this.entries.get(key);
     if (!e) return;
     e.etcd?.client.close();
     this.closeKube(e);
+    this.closeApiservers(e);
     this.entries.delete(key);
     this.opts.secrets.forget(cluster);
   }
@@ -211,6 +280,11 @@ export class LiveConnections implements ClusterConnections {
       const [project, name] = key.split('/') as [string, string];
       this.forget({ project, name });
     }
+  }
+
+  private closeApiservers(e: Entry): void {
+    for (const hit of e.apiservers?.byAddress.values() ?? []) hit.client.close();
+    e.apiservers = undefined;
   }
 
   private closeKube(e: Entry): void {
@@ -265,6 +339,16 @@ export class LiveConnections implements ClusterConnections {
       podsOnNode: async (name) => {
         const list = await client.listAll<KubePod>(Resources.pods, { fieldSelector: `spec.nodeName=${name}` });
         return list.items;
+      },
+      listNodes: async () => (await client.listAll<KubeNode>(Resources.nodes)).items,
+      getLease: async (namespace, name) => {
+        try {
+          const lease = await client.get<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { namespace });
+          return lease.spec ?? {};
+        } catch (err) {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        }
       },
       evictPod: async (namespace, name) => {
         try {

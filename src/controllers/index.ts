@@ -10,7 +10,12 @@ import { Controller } from '../runtime/controller.js';
 import { ControllerManager } from '../runtime/manager.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
 import type { Store } from '../store/types.js';
-import { ClusterReconciler } from './cluster.js';
+import { isDeepStrictEqual } from 'node:util';
+import type { AlertSink } from '../alerts/manager.js';
+import { HealthChecker } from '../health/controller.js';
+import { HealthRegistry } from '../health/registry.js';
+import type { SeriesStore } from '../store/types.js';
+import { ClusterReconciler, healthSummary } from './cluster.js';
 import {
   clusterKey,
   ClusterIndex,
@@ -29,7 +34,9 @@ import { NodePoolReconciler } from './nodepool.js';
 
 export * from './common.js';
 export * from './connections.js';
-export { ClusterReconciler } from './cluster.js';
+export { ClusterReconciler, healthSummary } from './cluster.js';
+export { planHealing, isHealthy, type HealingPlan, type Candidate } from './healing.js';
+export { machineHealth } from './machine.js';
 export { NodePoolReconciler, poolTemplateName, scaleInOrder } from './nodepool.js';
 export { MachineReconciler, nodeSyncPatch, podsToEvict } from './machine.js';
 
@@ -44,14 +51,22 @@ export interface ControllerDeps {
   timing?: Partial<Timing>;
   /** How controllers reach into clusters; default: real etcd / Kubernetes clients. */
   connections?: ClusterConnections;
-  /** Concurrent reconciles per controller (default cluster 2, nodepool 2, machine 4). */
-  workers?: { cluster?: number; nodepool?: number; machine?: number };
+  /** Concurrent reconciles per controller (default cluster 2, nodepool 2, machine 4, health 4). */
+  workers?: { cluster?: number; nodepool?: number; machine?: number; health?: number };
   /** Full relist period of each controller (default 5 min). */
   resyncPeriodMs?: number;
+  /** Where the health checker keeps each cluster's 24-hour series (none: no series). */
+  series?: SeriesStore;
+  /** Where health, provisioning and healing alerts go (none: no alerts). */
+  alerts?: AlertSink;
+  /** Per-probe timeout of the health checker (default 2 s). */
+  healthProbeTimeoutMs?: number;
 }
 
 export interface RunningControllers {
   manager: ControllerManager;
+  /** The newest health report of every cluster. */
+  health: HealthRegistry;
   stop(): Promise<void>;
 }
 
@@ -74,6 +89,7 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
       log: log.child({ component: 'cluster-connections' }),
       onNodeEvent: (project, _cluster, nodeName) => machineController?.enqueue({ kind: 'Machine', project, name: nodeName }),
     });
+  const health = new HealthRegistry();
   const shared = (name: string): Shared => ({
     store: deps.store,
     providers: deps.providers,
@@ -82,6 +98,8 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
     timing,
     defaultKubernetesVersion: deps.defaultKubernetesVersion,
     log: log.child({ controller: name }),
+    health,
+    ...(deps.alerts ? { alerts: deps.alerts } : {}),
   });
   const machines = new ClusterIndex();
   const pools = new ClusterIndex();
@@ -151,12 +169,39 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
     ],
   });
 
-  const manager = new ControllerManager([clusterController, nodePoolController, machineController]);
+  // The health checker writes no status: it wakes the objects whose conditions its report moves.
+  const healthController = new Controller({
+    ...common,
+    name: 'health',
+    kind: 'Cluster',
+    reconciler: new HealthChecker({
+      store: deps.store,
+      ...(deps.series ? { series: deps.series } : {}),
+      connections,
+      registry: health,
+      ...(deps.alerts ? { alerts: deps.alerts } : {}),
+      log: log.child({ controller: 'health' }),
+      ...(deps.healthProbeTimeoutMs !== undefined ? { probeTimeoutMs: deps.healthProbeTimeoutMs } : {}),
+      onReport: (report, previous) => {
+        const ck = clusterKey(report.project, report.cluster);
+        if (!previous || !isDeepStrictEqual(healthSummary(report), healthSummary(previous))) clusterController.enqueue(ck);
+        for (const c of report.checks) {
+          if (c.component !== 'agent' || !c.machine) continue;
+          const before = previous?.checks.find((p) => p.component === 'agent' && p.machine === c.machine);
+          if (!before || before.reachable !== c.reachable) machineController!.enqueue({ kind: 'Machine', project: report.project, name: c.machine });
+        }
+      },
+    }),
+    workers: deps.workers?.health ?? 4,
+  });
+
+  const manager = new ControllerManager([clusterController, nodePoolController, machineController, healthController]);
   await manager.start();
   log.info({ timing }, 'cluster controllers started');
   let stopping: Promise<void> | undefined;
   return {
     manager,
+    health,
     stop() {
       stopping ??= (async () => {
         await manager.stop();

@@ -68,6 +68,7 @@ import {
   type Shared,
 } from './common.js';
 import type { KubeApi, KubeNode, KubePod, KubeTaint } from './connections.js';
+import type { ComponentCheck } from '../health/types.js';
 
 type Status = NonNullable<Machine['status']>;
 
@@ -148,6 +149,32 @@ export function nodeSyncPatch(node: KubeNode, labels: Record<string, string>, ta
   return patch;
 }
 
+/**
+ * The Healthy condition of a machine. Only signals that replacing the machine can fix count:
+ * the provider reports it failed, its agent does not answer at all, or the cluster's API (which
+ * answers) says its Node is not Ready. An agent that answers with a problem (a restarting
+ * process, a kubelet cut off from an API that is down) is alive and is not judged unhealthy, so a
+ * control-plane outage never makes the workers look broken.
+ */
+export function machineHealth(machine: Machine, status: Status, agent: (ComponentCheck & { at: string }) | undefined): ConditionInput {
+  const prev = getCondition(status.conditions, 'Healthy');
+  const cameUp = status.phase === 'Running' || (prev !== undefined && prev.reason !== 'Provisioning');
+  if (status.phase === 'Failed') {
+    return { type: 'Healthy', status: 'False', reason: 'MachineFailed', message: `${status.failureReason ?? 'Failed'}: ${status.failureMessage ?? ''}`.slice(0, 32768) };
+  }
+  if (!cameUp) return { type: 'Healthy', status: 'Unknown', reason: 'Provisioning', message: 'the machine has not been running yet' };
+  if (agent && agent.reachable === false) {
+    return { type: 'Healthy', status: 'False', reason: 'AgentUnreachable', message: `machine agent: ${agent.message}`.slice(0, 32768) };
+  }
+  if (hasKubelet(machine)) {
+    const node = getCondition(status.conditions, 'NodeReady');
+    if (node && node.status !== 'True' && node.reason !== 'APIUnreachable' && node.reason !== 'MachineNotRunning') {
+      return { type: 'Healthy', status: 'False', reason: 'NodeNotReady', message: `Node ${status.nodeName ?? machine.metadata.name}: ${node.reason}: ${node.message}`.slice(0, 32768) };
+    }
+  }
+  return { type: 'Healthy', status: 'True', reason: 'Healthy', message: 'running; agent and Node healthy' };
+}
+
 /** Pods a drain evicts: not DaemonSet-managed, not static (mirror) pods, not finished. */
 export function podsToEvict(pods: KubePod[]): KubePod[] {
   return pods.filter(
@@ -166,13 +193,21 @@ export class MachineReconciler implements Reconciler {
     return reconcileObject<Machine>(
       this.s.store,
       key,
-      { finalizer: FINALIZER_MACHINE, reconcile: (m) => this.ensure(m), finalize: (m) => this.finalize(m) },
+      { finalizer: FINALIZER_MACHINE, reconcile: async (m) => this.withHealth(m, await this.ensure(m)), finalize: (m) => this.finalize(m) },
       ctx,
     );
   }
 
   // ------------------------------------------------------------------------------------------
   // reconcile
+
+  /** Adds the Healthy condition (what the pool's auto-healing reads) to a reconcile's outcome. */
+  private withHealth(machine: Machine, outcome: Outcome<Status>): Outcome<Status> {
+    const status = outcome.status ?? machine.status ?? {};
+    const agent = this.s.health?.agentCheck(machine.metadata.project ?? '', machine.spec.cluster, machine.metadata.name);
+    status.conditions = setCondition(status.conditions, machineHealth(machine, status, agent), machine.metadata.generation);
+    return { ...outcome, status };
+  }
 
   private async ensure(machine: Machine): Promise<Outcome<Status>> {
     const gen = machine.metadata.generation;
@@ -264,6 +299,7 @@ export class MachineReconciler implements Reconciler {
     if (desc.address) status.address = desc.address;
     if (desc.providerID) status.providerID = desc.providerID;
     if (desc.providerStatus) status.providerStatus = desc.providerStatus;
+    if (desc.agentUrl) status.agentURL = desc.agentUrl;
 
     if (desc.state === 'Failed') {
       return this.failed(status, gen, desc.failureReason ?? 'MachineFailed', desc.failureMessage ?? 'the provider reports the machine failed');
@@ -510,16 +546,28 @@ export class MachineReconciler implements Reconciler {
     const startedAt = prev?.lastTransitionTime ? Date.parse(prev.lastTransitionTime) : Date.now();
     const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
 
+    // A machine known to be dead (failed, or unhealthy when it was removed) has no kubelet to
+    // confirm its pods' deletion: once evicted (their controllers then create replacements
+    // elsewhere) they count as gone, the way `kubectl drain` treats an unreachable node. And when
+    // the cluster's API is down as well (the only control-plane machine died) there is nothing to
+    // drain through: waiting would only delay the replacement that brings the API back.
+    const dead = machine.status?.phase === 'Failed' || getCondition(machine.status?.conditions, 'Healthy')?.status === 'False';
+    const timeoutMs = machine.spec.drainTimeoutSeconds !== undefined ? machine.spec.drainTimeoutSeconds * 1000 : this.s.timing.drainTimeoutMs;
     let remaining: KubePod[] = [];
     let problem = '';
     try {
       const kube = await this.s.connections.kube(cluster);
+      if (dead && kube && !(await kube.readyz()).ok) {
+        set({ type: 'Drained', status: 'True', reason: 'APIUnavailable', message: `Node ${nodeName} not drained: the machine is dead and the cluster's API does not answer` });
+        return 'drained';
+      }
       const node = kube ? await kube.getNode(nodeName) : undefined;
       if (!kube) {
         problem = 'the cluster has no admin kubeconfig';
       } else if (node) {
         if (!node.spec?.unschedulable) await kube.patchNode(nodeName, { spec: { unschedulable: true } });
         remaining = podsToEvict(await kube.podsOnNode(nodeName));
+        if (dead) remaining = remaining.filter((p) => !p.metadata.deletionTimestamp);
         const blocked: string[] = [];
         for (const p of remaining) {
           if (p.metadata.deletionTimestamp) continue;
@@ -537,12 +585,12 @@ export class MachineReconciler implements Reconciler {
       set({ type: 'Drained', status: 'True', reason: 'Drained', message: `Node ${nodeName} cordoned and drained` });
       return 'drained';
     }
-    if (Date.now() - startedAt >= this.s.timing.drainTimeoutMs) {
+    if (Date.now() - startedAt >= timeoutMs) {
       set({
         type: 'Drained',
         status: 'True',
         reason: 'DrainTimeout',
-        message: `gave up draining after ${Math.round(this.s.timing.drainTimeoutMs / 1000)} s: ${remaining.length} pods left${problem ? `; ${problem}` : ''}`.slice(0, 32768),
+        message: `gave up draining after ${Math.round(timeoutMs / 1000)} s: ${remaining.length} pods left${problem ? `; ${problem}` : ''}`.slice(0, 32768),
       });
       this.s.log.warn({ machine: machine.metadata.name, pods: remaining.length, problem }, 'drain timed out; deleting the machine anyway');
       return 'timedOut';

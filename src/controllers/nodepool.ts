@@ -34,6 +34,9 @@ import {
   type Shared,
 } from './common.js';
 
+import { isHealthy, planHealing, type Candidate, type HealingPlan } from './healing.js';
+import { RULES } from '../alerts/manager.js';
+
 type Status = NonNullable<NodePool['status']>;
 type Decision = { ok: true } | { ok: false; reason: string; message: string };
 
@@ -94,6 +97,11 @@ export class NodePoolReconciler implements Reconciler {
 
     const desired = pool.spec.replicas;
     let active = machines.filter((m) => !isDeleting(m));
+    const healing = cluster && !isDeleting(cluster) ? await this.heal(cluster, pool, active, status) : undefined;
+    if (healing) {
+      const gone = new Set(healing.victims.map((v) => v.machine.metadata.name));
+      active = active.filter((m) => !gone.has(m.metadata.name));
+    }
     let scaled: ConditionInput;
     if (!cluster || isDeleting(cluster)) {
       scaled = { type: 'Scaled', status: 'False', reason: cluster ? 'ClusterDeleting' : 'ClusterNotFound', message: 'not scaling' };
@@ -143,7 +151,74 @@ export class NodePoolReconciler implements Reconciler {
             message: `${ready.length}/${desired} machines ready${notReady.length ? `; waiting for ${notReady.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'})`).join(', ')}` : ''}`.slice(0, 32768),
           },
     );
-    return { status, requeueAfterMs: allReady && scaled.status === 'True' ? undefined : this.s.timing.poolPollMs };
+    status.healthyReplicas = active.filter(isHealthy).length;
+    let requeueAfterMs = allReady && scaled.status === 'True' ? undefined : this.s.timing.poolPollMs;
+    if (healing?.nextCheckAtMs !== undefined) {
+      const untilDue = Math.max(50, healing.nextCheckAtMs - Date.now());
+      requeueAfterMs = requeueAfterMs === undefined ? untilDue : Math.min(requeueAfterMs, untilDue);
+    }
+    if (healing && healing.heldBack.length > 0) requeueAfterMs = Math.min(requeueAfterMs ?? this.s.timing.poolPollMs, this.s.timing.poolPollMs);
+    return { status, ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) };
+  }
+
+  /**
+   * Auto-healing: deletes the machines the plan picks (the scale logic then creates their
+   * replacements, keeping the pool's labels and taints), records them, and reports what the
+   * guard holds back as the HealingHeldBack condition and alert. etcd members are replaced only
+   * while the others keep a healthy quorum without the one removed, one at a time.
+   */
+  private async heal(cluster: Cluster, pool: NodePool, active: Machine[], status: Status): Promise<HealingPlan> {
+    const project = pool.metadata.project ?? '';
+    const gen = pool.metadata.generation;
+    const plan = planHealing(pool, active, Date.now());
+    const victims: Candidate[] = [];
+    for (const v of plan.victims) {
+      if (hasRole(pool, 'etcd')) {
+        const decision = await this.etcdScaleIn(cluster, v.machine);
+        if (!decision.ok) {
+          plan.heldBack.unshift(v);
+          plan.heldReason = 'EtcdQuorumAtRisk';
+          plan.heldMessage = `${decision.reason}: ${decision.message}`;
+          continue;
+        }
+      }
+      victims.push(v);
+    }
+    plan.victims = victims;
+    const now = new Date().toISOString();
+    for (const v of victims) {
+      this.s.log.warn({ pool: pool.metadata.name, machine: v.machine.metadata.name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
+      await deleteIfExists(this.s.store, { kind: 'Machine', project, name: v.machine.metadata.name });
+      status.remediations = [...(status.remediations ?? []), { machine: v.machine.metadata.name, reason: v.reason, message: v.message.slice(0, 1024), at: now }].slice(-50);
+    }
+    const held = plan.heldBack;
+    status.conditions = setCondition(
+      status.conditions,
+      held.length > 0
+        ? {
+            type: 'HealingHeldBack',
+            status: 'True',
+            reason: plan.heldReason ?? 'HeldBack',
+            message: `${held.length} unhealthy machines wait for replacement (${held.map((c) => c.machine.metadata.name).join(', ')}): ${plan.heldMessage ?? ''}`.slice(0, 32768),
+          }
+        : { type: 'HealingHeldBack', status: 'False', reason: victims.length > 0 ? 'Replacing' : 'NothingHeldBack', message: victims.length > 0 ? `replacing ${victims.map((v) => v.machine.metadata.name).join(', ')}` : 'no unhealthy machine is waiting' },
+      gen,
+    );
+    await this.s.alerts?.sync(
+      { project, cluster: cluster.metadata.name, source: `healing.${pool.metadata.name}` },
+      held.length > 0
+        ? [
+            {
+              rule: RULES.HealingHeldBack,
+              severity: 'warning',
+              labels: { pool: poolTemplateName(pool) },
+              summary: `auto-healing of pool ${poolTemplateName(pool)} is held back: ${held.length} unhealthy machines wait`,
+              description: `${plan.heldReason}: ${plan.heldMessage ?? ''}; waiting: ${held.map((c) => `${c.machine.metadata.name} (${c.reason}: ${c.message})`).join('; ')}`.slice(0, 16384),
+            },
+          ]
+        : [],
+    );
+    return plan;
   }
 
   /** Passes the pool's labels and taints on to its machines (their controller syncs the Nodes). */
@@ -172,6 +247,7 @@ export class NodePoolReconciler implements Reconciler {
     };
     if (pool.spec.machine) spec.machine = pool.spec.machine;
     if (pool.spec.runtime) spec.runtime = pool.spec.runtime;
+    if (pool.spec.healing?.drainTimeoutSeconds !== undefined) spec.drainTimeoutSeconds = pool.spec.healing.drainTimeoutSeconds;
     Object.assign(spec, propagated(pool.spec));
     const machine: Machine = {
       apiVersion: API_VERSION,
@@ -237,7 +313,10 @@ export class NodePoolReconciler implements Reconciler {
     const project = pool.metadata.project ?? '';
     const status: Status = { ...(pool.status ?? {}) };
     const machines = await this.poolMachines(pool);
-    if (machines.length === 0) return { done: true };
+    if (machines.length === 0) {
+      await this.s.alerts?.sync({ project, cluster: pool.spec.cluster, source: `healing.${pool.metadata.name}` }, []);
+      return { done: true };
+    }
     const cluster = await getCluster(this.s.store, project, pool.spec.cluster);
     const clusterGoing = !cluster || isDeleting(cluster);
     const active = machines.filter((m) => !isDeleting(m));

@@ -265,6 +265,14 @@ export class EtcdClient {
     );
   }
 
+  /** Prometheus text of one member's /metrics (served on the client URL, mTLS like every call). */
+  async metrics(endpoint: string): Promise<string> {
+    const base = endpoint.replace(/\/+$/, '');
+    const res = await this.request(base, 'GET', '/metrics', undefined);
+    if (res.status !== 200) throw new EtcdError(`etcd ${base}/metrics: HTTP ${res.status}`, res.status);
+    return res.body;
+  }
+
   // ---------- transport ----------
 
   /** POST to the preferred endpoint, failing over to the others when a member cannot serve it. */

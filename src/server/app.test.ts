@@ -152,6 +152,13 @@ describe('bad input never changes the store', () => {
     { name: 'malformed CIDR', body: clusterBody('c1', { network: { podCIDR: '10.0.0.0/33' } }), code: 422, field: 'spec.network.podCIDR' },
     { name: 'overlapping CIDRs', body: clusterBody('c1', { network: { podCIDR: '10.0.0.0/8', serviceCIDR: '10.96.0.0/16' } }), code: 422, field: 'spec.network.serviceCIDR' },
     { name: 'negative replicas', body: clusterBody('c1', { nodePools: [{ name: 'a', roles: ['etcd', 'controlplane', 'worker'], replicas: -1 }] }), code: 422, field: 'spec.nodePools[0].replicas' },
+    { name: 'negative unhealthy timeout', body: clusterBody('c1', { nodePools: [{ name: 'a', roles: ['etcd', 'controlplane', 'worker'], replicas: 1, healing: { unhealthyTimeoutSeconds: -5 } }] }), code: 422, field: 'spec.nodePools[0].healing.unhealthyTimeoutSeconds' },
+    { name: 'guard over 100%', body: clusterBody('c1', { nodePools: [{ name: 'e', roles: ['etcd', 'controlplane'], replicas: 1 }, { name: 'w', roles: ['worker'], replicas: 3, healing: { maxInFlight: '150%' } }] }), code: 422, field: 'spec.nodePools[1].healing.maxInFlight' },
+    { name: 'guard 0%', body: clusterBody('c1', { nodePools: [{ name: 'e', roles: ['etcd', 'controlplane'], replicas: 1 }, { name: 'w', roles: ['worker'], replicas: 3, healing: { maxInFlight: '0%' } }] }), code: 422, field: 'spec.nodePools[1].healing.maxInFlight' },
+    { name: 'guard of 2 on etcd', body: clusterBody('c1', { nodePools: [{ name: 'e', roles: ['etcd', 'controlplane'], replicas: 3, healing: { maxInFlight: 2 } }] }), code: 422, field: 'spec.nodePools[0].healing.maxInFlight' },
+    { name: 'timeout shorter than the check interval', body: clusterBody('c1', { health: { intervalSeconds: 30 }, nodePools: [{ name: 'e', roles: ['etcd', 'controlplane', 'worker'], replicas: 1, healing: { unhealthyTimeoutSeconds: 10 } }] }), code: 422, field: 'spec.nodePools[0].healing.unhealthyTimeoutSeconds' },
+    { name: 'startup timeout shorter than the check interval', body: clusterBody('c1', { health: { intervalSeconds: 30 }, nodePools: [{ name: 'e', roles: ['etcd', 'controlplane', 'worker'], replicas: 1, healing: { startupTimeoutSeconds: 5 } }] }), code: 422, field: 'spec.nodePools[0].healing.startupTimeoutSeconds' },
+    { name: 'zero check interval', body: clusterBody('c1', { health: { intervalSeconds: 0 } }), code: 422, field: 'spec.health.intervalSeconds' },
     { name: 'oversized body', body: JSON.stringify({ ...clusterBody('c1'), metadata: { name: 'c1', annotations: { big: 'x'.repeat(70 * 1024) } } }), code: 413 },
     { name: 'project mismatch', body: { ...clusterBody('c1'), metadata: { name: 'c1', project: 'beta' } }, code: 422, field: 'metadata.project' },
   ];

@@ -7,7 +7,9 @@ import type { Logger } from 'pino';
 import { ApiError, isApiError } from '../api/errors.js';
 import { API_VERSION, VERSION, type ObjectKey, type Resource } from '../api/meta.js';
 import { kindByPlural, validateObject, type KindInfo, type ValidationContext } from '../api/registry.js';
-import type { AuditLog, Store, TokenStore } from '../store/types.js';
+import type { AuditLog, SeriesStore, Store, TokenStore } from '../store/types.js';
+import { seriesKey } from '../health/controller.js';
+import type { ClusterHealth, HealthReport, HealthSample } from '../health/types.js';
 import { decide, type Principal, type Verb } from './authz.js';
 import { MembershipIndex } from './membership.js';
 import { applyMergePatch } from './merge-patch.js';
@@ -27,6 +29,11 @@ export interface AppOptions {
   metrics?: Registry;
   logger?: Logger | false;
   bodyLimit?: number;
+  /** Health reports and series for GET .../clusters/{name}/health (read at request time). */
+  health?: {
+    latest(project: string, cluster: string): HealthReport | undefined;
+    series?: SeriesStore;
+  };
 }
 
 declare module 'fastify' {
@@ -380,6 +387,33 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
     void reply.type('application/yaml');
     return kubeconfig;
   });
+
+  app.get<{ Params: { project: string; name: string }; Querystring: { since?: string } }>(
+    `${API_PREFIX}/projects/:project/clusters/:name/health`,
+    async (req): Promise<ClusterHealth> => {
+      const p = principal(req);
+      const { project, name } = req.params;
+      authorize(p, 'get', 'Cluster', project, name);
+      const cluster = await store.get({ kind: 'Cluster', project, name });
+      if (!cluster) throw ApiError.notFound('Cluster', name);
+      let since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
+      if (req.query.since !== undefined) {
+        const t = Date.parse(req.query.since);
+        if (!/^\d{4}-\d{2}-\d{2}T/.test(req.query.since) || !Number.isFinite(t)) {
+          throw ApiError.badRequest(`since must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got ${JSON.stringify(req.query.since)}`, 'since');
+        }
+        since = new Date(t).toISOString();
+      }
+      const series = opts.health?.series ? await opts.health.series.range(seriesKey(project, name), since) : [];
+      return {
+        kind: 'ClusterHealth',
+        project,
+        cluster: name,
+        latest: opts.health?.latest(project, name) ?? null,
+        samples: series.map((s) => s.sample as HealthSample),
+      };
+    },
+  );
 
   // ---------- helpers bound to this app ----------
 

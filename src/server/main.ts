@@ -63,19 +63,28 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes) },
     metrics,
     logger: logger.child({ module: 'api' }),
+    health: { latest: (project, cluster) => controllers?.health.get(project, cluster), series: store.series },
   });
   const providers = buildProviderRegistry(opts.dataDir);
-  const controllers =
-    opts.controllers === false
-      ? undefined
-      : await startControllers({ store, providers, metrics, logger: logger.child({ module: 'controllers' }), defaultKubernetesVersion: matrix.default });
-  // Alerting (issue 5): the notifier controller, and the AlertManager that evaluators raise alerts
-  // through. Runs with the controllers; backlinks in notifications point at this server.
+  // Alerting first: the controllers (health checks, healing) raise alerts through its manager.
+  // Backlinks in notifications point at this server.
   let externalURL: string | undefined;
   const alerting =
     opts.controllers === false
       ? undefined
       : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
+  const controllers =
+    opts.controllers === false
+      ? undefined
+      : await startControllers({
+          store,
+          providers,
+          metrics,
+          logger: logger.child({ module: 'controllers' }),
+          defaultKubernetesVersion: matrix.default,
+          series: store.series,
+          ...(alerting ? { alerts: alerting.manager } : {}),
+        });
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
   externalURL = url;

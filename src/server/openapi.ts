@@ -119,6 +119,37 @@ export function buildOpenApi(): Json {
       responses: { '200': { description: 'admin kubeconfig', content: { 'application/yaml': { schema: { type: 'string' } } } } },
     },
   };
+  paths[`/api/${VERSION}/projects/{project}/clusters/{name}/health`] = {
+    get: {
+      operationId: 'readClusterHealth',
+      description: 'the newest health report and the samples of the last 24 hours (see src/health/types.ts: ClusterHealth)',
+      parameters: [
+        { name: 'project', in: 'path', required: true, schema: { type: 'string' } },
+        { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+        { name: 'since', in: 'query', required: false, schema: { type: 'string', format: 'date-time' }, description: 'only samples after this time (default: 24 hours ago)' },
+      ],
+      responses: {
+        '200': {
+          description: 'ClusterHealth',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['kind', 'project', 'cluster', 'latest', 'samples'],
+                properties: {
+                  kind: { type: 'string', enum: ['ClusterHealth'] },
+                  project: { type: 'string' },
+                  cluster: { type: 'string' },
+                  latest: { type: 'object', nullable: true, description: 'HealthReport: checks, nodes, metrics; null before the first check' },
+                  samples: { type: 'array', items: { type: 'object', description: 'HealthSample' } },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  };
   return {
     openapi: '3.0.3',
     info: { title: 'Marina API', version: VERSION, description: 'Managed Kubernetes clusters for private clouds' },

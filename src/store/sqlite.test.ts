@@ -584,6 +584,26 @@ describe('persistence and encryption at rest', () => {
   });
 });
 
+describe('series', () => {
+  test('append keeps samples by age and count, range reads them in time order, drop removes one series', async () => {
+    const s = openTestStore();
+    const t = (m: number) => new Date(Date.UTC(2026, 0, 1, 0, m)).toISOString();
+    for (let m = 0; m < 10; m++) await s.series.append('a', t(m), { m }, { retainSince: t(m - 5), maxPoints: 100 });
+    // age bound: only samples at or after t(4) (retainSince of the last append) remain
+    assert.deepEqual((await s.series.range('a', t(-1))).map((x) => (x.sample as { m: number }).m), [4, 5, 6, 7, 8, 9]);
+    // count bound
+    await s.series.append('a', t(10), { m: 10 }, { retainSince: t(0), maxPoints: 3 });
+    assert.deepEqual((await s.series.range('a', t(-1))).map((x) => x.time), [t(8), t(9), t(10)]);
+    // range is exclusive of `since`; other series are untouched
+    await s.series.append('b', t(1), { other: true }, { retainSince: t(0), maxPoints: 3 });
+    assert.deepEqual((await s.series.range('a', t(9))).map((x) => x.time), [t(10)]);
+    assert.equal(await s.series.drop('a'), 3);
+    assert.deepEqual(await s.series.range('a', t(-1)), []);
+    assert.equal((await s.series.range('b', t(-1))).length, 1);
+    await s.close();
+  });
+});
+
 describe('audit log', () => {
   test('append, list newest first with filters, sinceId, limit and prune', async () => {
     const s = openTestStore();

@@ -29,6 +29,7 @@ import type {
   Store,
   TokenInfo,
   TokenStore,
+  SeriesStore,
   Watch,
   WatchEvent,
   WatchEventType,
@@ -61,6 +62,8 @@ export interface SqliteStore extends Store {
   readonly audit: AuditLog;
   /** API tokens in the same database. */
   readonly tokens: TokenStore;
+  /** Bounded time series (health samples) in the same database. */
+  readonly series: SeriesStore;
 }
 
 export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
@@ -96,6 +99,8 @@ CREATE TABLE IF NOT EXISTS tokens (
   created_at TEXT NOT NULL, expires_at TEXT
 );
 CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user);
+CREATE TABLE IF NOT EXISTS series (series TEXT NOT NULL, time TEXT NOT NULL, json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS series_by_time ON series (series, time);
 `;
 
 interface ObjectRow {
@@ -152,6 +157,7 @@ const REV_RE = /^\d{1,15}$/;
 class SqliteStoreImpl implements SqliteStore {
   readonly audit: AuditLog;
   readonly tokens: TokenStore;
+  readonly series: SeriesStore;
 
   private readonly db: Database.Database;
   private readonly key: Buffer;
@@ -222,6 +228,7 @@ class SqliteStoreImpl implements SqliteStore {
     const check = () => this.assertOpen();
     this.audit = new SqliteAuditLog(db, check);
     this.tokens = new SqliteTokenStore(db, check);
+    this.series = new SqliteSeriesStore(db, check);
   }
 
   // ----- reads ---------------------------------------------------------------------------------
@@ -733,6 +740,50 @@ function decodeContinue(s: string, kind: string, currentRev: number): ContinueTo
   }
   if (c.k !== kind) throw ApiError.badRequest(`continue token belongs to a list of ${c.k}, not ${kind}`, 'continue');
   return c;
+}
+
+// ----- time series -----------------------------------------------------------------------------
+
+class SqliteSeriesStore implements SeriesStore {
+  private readonly stmts;
+
+  constructor(
+    db: Database.Database,
+    private readonly check: () => void,
+  ) {
+    this.stmts = {
+      insert: db.prepare<[string, string, string]>('INSERT INTO series (series, time, json) VALUES (?, ?, ?)'),
+      pruneAge: db.prepare<[string, string]>('DELETE FROM series WHERE series = ? AND time < ?'),
+      // rowid order is insertion order; keeping the newest N by rowid avoids sorting by time.
+      pruneCount: db.prepare<[string, string, number]>(
+        'DELETE FROM series WHERE series = ? AND rowid <= (SELECT rowid FROM series WHERE series = ? ORDER BY rowid DESC LIMIT 1 OFFSET ?)',
+      ),
+      range: db.prepare<[string, string], { time: string; json: string }>('SELECT time, json FROM series WHERE series = ? AND time > ? ORDER BY time, rowid'),
+      drop: db.prepare<[string]>('DELETE FROM series WHERE series = ?'),
+    };
+    this.tx = db.transaction((series: string, time: string, json: string, retainSince: string, maxPoints: number) => {
+      this.stmts.insert.run(series, time, json);
+      this.stmts.pruneAge.run(series, retainSince);
+      this.stmts.pruneCount.run(series, series, maxPoints);
+    });
+  }
+
+  private readonly tx: (series: string, time: string, json: string, retainSince: string, maxPoints: number) => void;
+
+  async append(series: string, time: string, sample: unknown, bounds: { retainSince: string; maxPoints: number }): Promise<void> {
+    this.check();
+    this.tx(series, time, JSON.stringify(sample), bounds.retainSince, Math.max(1, Math.floor(bounds.maxPoints)));
+  }
+
+  async range(series: string, since: string): Promise<{ time: string; sample: unknown }[]> {
+    this.check();
+    return this.stmts.range.all(series, since).map((r) => ({ time: r.time, sample: JSON.parse(r.json) as unknown }));
+  }
+
+  async drop(series: string): Promise<number> {
+    this.check();
+    return this.stmts.drop.run(series).changes;
+  }
 }
 
 // ----- audit log -------------------------------------------------------------------------------

@@ -180,6 +180,19 @@ export interface AuditLog {
   prune(opts: { before?: string; keep?: number }): Promise<number>;
 }
 
+/**
+ * Small time series beside the objects (e.g. a cluster's health samples): append-only per series
+ * key, bounded by age and count, read back by time range.
+ */
+export interface SeriesStore {
+  /** Appends a sample, then drops the series' samples older than `retainSince` and beyond the newest `maxPoints`. */
+  append(series: string, time: string, sample: unknown, bounds: { retainSince: string; maxPoints: number }): Promise<void>;
+  /** Samples with time > since, oldest first. */
+  range(series: string, since: string): Promise<{ time: string; sample: unknown }[]>;
+  /** Deletes a whole series (its owner is gone); returns how many samples. */
+  drop(series: string): Promise<number>;
+}
+
 export interface TokenInfo {
   id: string;
   user: string;

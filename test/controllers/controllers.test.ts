@@ -412,7 +412,9 @@ test('a terminal provider error fails the machine with its reason', async () => 
   const e = await env();
   try {
     await e.start();
-    await e.store.create(clusterObj('broken', 1));
+    const obj = clusterObj('broken', 1);
+    obj.spec.nodePools[2]!.healing = { enabled: false };
+    await e.store.create(obj);
     let worker: Machine | undefined;
     await waitFor(async () => {
       worker = (await list<Machine>(e.store, 'Machine', 'broken')).find((m) => m.spec.pool === 'workers');
@@ -426,6 +428,45 @@ test('a terminal provider error fails the machine with its reason', async () => 
     const c = (await get<Cluster>(e.store, 'Cluster', 'broken'))!;
     assert.notEqual(c.status?.phase, 'Ready');
     assert.equal(getCondition(c.status?.conditions, 'PoolsReady')?.status, 'False');
+    // Healing is off for the pool: the failure is held back, visibly.
+    await waitFor(async () => {
+      const pool = await get<NodePool>(e.store, 'NodePool', 'broken-workers');
+      const held = getCondition(pool?.status?.conditions, 'HealingHeldBack');
+      return held?.status === 'True' && held.reason === 'HealingDisabled';
+    }, 'HealingHeldBack=True (HealingDisabled)');
+    assert.equal((await get<Machine>(e.store, 'Machine', worker!.metadata.name))?.status?.phase, 'Failed');
+  } finally {
+    await e.close();
+  }
+});
+
+test('auto-healing replaces a failed machine once, keeping labels and taints', async () => {
+  const e = await env();
+  try {
+    await e.start();
+    await e.store.create(clusterObj('heal', 2));
+    let victim: Machine | undefined;
+    await waitFor(async () => {
+      victim = (await list<Machine>(e.store, 'Machine', 'heal')).find((m) => m.spec.pool === 'workers');
+      return victim !== undefined;
+    }, 'worker machine');
+    e.world.failStart.add(victim!.metadata.name);
+    await waitFor(async () => {
+      const pool = await get<NodePool>(e.store, 'NodePool', 'heal-workers');
+      return (pool?.status?.remediations ?? []).some((r) => r.machine === victim!.metadata.name);
+    }, 'remediation recorded', 15_000);
+    await waitFor(async () => (await get<Cluster>(e.store, 'Cluster', 'heal'))?.status?.phase === 'Ready', 'cluster Ready after healing', 20_000);
+    const pool = (await get<NodePool>(e.store, 'NodePool', 'heal-workers'))!;
+    assert.equal(pool.status?.remediations?.length, 1, 'one failure, one replacement');
+    assert.equal(pool.status?.remediations?.[0]?.reason, 'MachineFailed');
+    const workers = (await list<Machine>(e.store, 'Machine', 'heal')).filter((m) => m.spec.pool === 'workers');
+    assert.equal(workers.length, 2);
+    assert.ok(!workers.some((m) => m.metadata.name === victim!.metadata.name));
+    for (const w of workers) {
+      assert.deepEqual(w.spec.labels, { tier: 'web' });
+      assert.deepEqual(w.spec.taints, [{ key: 'dedicated', value: 'web', effect: 'NoSchedule' }]);
+    }
+    assert.equal(getCondition(pool.status?.conditions, 'HealingHeldBack')?.status, 'False');
   } finally {
     await e.close();
   }

@@ -228,6 +228,11 @@ export class FakeWorld {
       if (up.every((x) => x.isLearner)) throw new EtcdError('etcdserver: rpc not supported for learner', 503, 14);
     };
     return {
+      metrics: async (endpoint: string) => {
+        const x = sim.members.find((m) => m.clientURL === endpoint && this.runningMember(m));
+        if (!x) throw new EtcdError(`etcd ${endpoint}/metrics: connect ECONNREFUSED`, 0);
+        return `etcd_server_has_leader 1\netcd_server_is_leader 0\netcd_mvcc_db_total_size_in_bytes 20480\n`;
+      },
       memberList: async () => {
         reachable();
         return sim.members.map((x) => this.toMember(x));
@@ -321,6 +326,14 @@ export class FakeWorld {
     };
     return {
       readyz: async () => (this.apiUp(cluster) ? { ok: true, message: 'ok' } : { ok: false, message: 'connect ECONNREFUSED' }),
+      listNodes: async () => {
+        up();
+        return [...sim.nodes.values()].map((n) => structuredClone(n) as KubeNode);
+      },
+      getLease: async (_namespace, name) => {
+        up();
+        return { holderIdentity: `${name}-leader`, renewTime: new Date().toISOString(), leaseDurationSeconds: 15 };
+      },
       getNode: async (name) => {
         up();
         const n = sim.nodes.get(name);
@@ -371,6 +384,18 @@ export class FakeWorld {
     kube: async (cluster: Cluster) => {
       const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
       return secret ? this.kubeApi(cluster.metadata.name) : undefined;
+    },
+    apiserverAt: async (cluster: Cluster, _address: string) => {
+      const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
+      if (!secret) return undefined;
+      const name = cluster.metadata.name;
+      return {
+        readyz: async () => (this.apiUp(name) ? { ok: true, message: 'ok' } : { ok: false, message: 'connect ECONNREFUSED' }),
+        metrics: async () => {
+          if (!this.apiUp(name)) throw new Error('connect ECONNREFUSED');
+          return 'apiserver_current_inflight_requests{request_kind="readOnly"} 1\n';
+        },
+      };
     },
     forget: (cluster) => {
       this.timeline.push(`forget ${cluster.name}`);

@@ -1,0 +1,123 @@
+// The health checker: a reconciler over Clusters that checks each cluster every
+// spec.health.intervalSeconds, keeps the newest report in the HealthRegistry, appends a sample to
+// the cluster's 24-hour series on every advanced (metrics) pass, and syncs the alerts of the
+// `health` and `provisioning` evaluators. It writes no object status itself: `onReport` tells the
+// wiring which objects to look at again, and their own reconcilers turn the report into conditions.
+import type { Logger } from 'pino';
+import { resolveHealth } from '../api/healing-policy.js';
+import type { Cluster, Machine } from '../api/kinds.js';
+import type { ObjectKey } from '../api/meta.js';
+import type { AlertSink } from '../alerts/manager.js';
+import { clusterMachines } from '../controllers/common.js';
+import type { ClusterConnections } from '../controllers/connections.js';
+import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
+import type { SeriesStore, Store } from '../store/types.js';
+import { checkCluster, emptyScrapeState, type ScrapeState } from './checks.js';
+import { hasBeenReady, healthAlerts, provisioningAlerts, sampleOf } from './evaluate.js';
+import type { HealthRegistry } from './registry.js';
+import type { HealthReport } from './types.js';
+
+/** Samples older than this leave the series. */
+export const SERIES_RETENTION_MS = 24 * 3600 * 1000;
+
+export function seriesKey(project: string, cluster: string): string {
+  return `health/${project}/${cluster}`;
+}
+
+export interface HealthCheckerDeps {
+  store: Store;
+  series?: SeriesStore;
+  connections: ClusterConnections;
+  registry: HealthRegistry;
+  alerts?: AlertSink;
+  log: Logger;
+  /** Per-probe timeout (default 2 s; never longer than the cluster's interval). */
+  probeTimeoutMs?: number;
+  /** Called after each pass with the new and the previous report. */
+  onReport?: (report: HealthReport, previous: HealthReport | undefined, machines: Machine[]) => void;
+  now?: () => number;
+}
+
+interface ClusterState {
+  uid: string;
+  lastAt: number;
+  lastScrapeAt: number;
+  scrape: ScrapeState;
+}
+
+export class HealthChecker implements Reconciler {
+  private readonly state = new Map<string, ClusterState>();
+  private readonly now: () => number;
+
+  constructor(private readonly d: HealthCheckerDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  async reconcile(key: ObjectKey): Promise<Result> {
+    const k = `${key.project}/${key.name}`;
+    const cluster = (await this.d.store.get(key)) as Cluster | undefined;
+    if (!cluster || cluster.metadata.deletionTimestamp) {
+      await this.forget(key.project ?? '', key.name);
+      return;
+    }
+    const policy = resolveHealth(cluster.spec.health);
+    const intervalMs = policy.intervalSeconds * 1000;
+    const now = this.now();
+    let st = this.state.get(k);
+    if (st && st.uid !== cluster.metadata.uid) st = undefined;
+    // Cluster events arrive far more often than checks are due; a pass runs only on schedule.
+    if (st && now - st.lastAt < intervalMs - 20) return { requeueAfterMs: intervalMs - (now - st.lastAt) };
+    if (!st) {
+      st = { uid: cluster.metadata.uid ?? '', lastAt: 0, lastScrapeAt: 0, scrape: emptyScrapeState() };
+      this.state.set(k, st);
+    }
+    const scrape = now - st.lastScrapeAt >= policy.metricsIntervalSeconds * 1000 - 20;
+    st.lastAt = now;
+    if (scrape) st.lastScrapeAt = now;
+
+    const project = cluster.metadata.project ?? '';
+    const machines = await clusterMachines(this.d.store, project, cluster.metadata.name);
+    const report = await checkCluster({
+      cluster,
+      machines,
+      connections: this.d.connections,
+      timeoutMs: Math.min(this.d.probeTimeoutMs ?? 2000, intervalMs),
+      scrape,
+      state: st.scrape,
+      now: this.now,
+    });
+    // The cluster may have gone while the probes ran: do not resurrect its alerts or series.
+    const current = (await this.d.store.get(key)) as Cluster | undefined;
+    if (!current || current.metadata.deletionTimestamp || current.metadata.uid !== cluster.metadata.uid) {
+      await this.forget(project, cluster.metadata.name);
+      return;
+    }
+    const previous = this.d.registry.get(project, cluster.metadata.name);
+    this.d.registry.set(report);
+    if (scrape && this.d.series) {
+      await this.d.series.append(seriesKey(project, cluster.metadata.name), report.at, sampleOf(report), {
+        retainSince: new Date(now - SERIES_RETENTION_MS).toISOString(),
+        maxPoints: Math.ceil(SERIES_RETENTION_MS / (policy.metricsIntervalSeconds * 1000)) + 10,
+      });
+    }
+    if (this.d.alerts) {
+      const scope = { project, cluster: cluster.metadata.name };
+      // Before the cluster was first Ready, failing components are provisioning, not incidents:
+      // the provisioning watchdog speaks for that phase.
+      await this.d.alerts.sync({ ...scope, source: 'health' }, hasBeenReady(current) ? healthAlerts(report, current, policy, now) : []);
+      await this.d.alerts.sync({ ...scope, source: 'provisioning' }, provisioningAlerts(current, machines, policy, now));
+    }
+    this.d.onReport?.(report, previous, machines);
+    return { requeueAfterMs: Math.max(50, intervalMs - (this.now() - now)) };
+  }
+
+  private async forget(project: string, cluster: string): Promise<void> {
+    this.state.delete(`${project}/${cluster}`);
+    this.d.registry.forget(project, cluster);
+    await this.d.series?.drop(seriesKey(project, cluster));
+    if (this.d.alerts) {
+      await this.d.alerts.sync({ project, cluster, source: 'health' }, []);
+      await this.d.alerts.sync({ project, cluster, source: 'provisioning' }, []);
+    }
+  }
+}
