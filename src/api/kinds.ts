@@ -288,6 +288,8 @@ export const MachineStatus = statusSchema({
   providerID: Type.Optional(Type.String()),
   nodeName: Type.Optional(Type.String()),
   nodeReady: Type.Optional(Type.Boolean()),
+  /** Control-plane machines: the etcd client URLs their kube-apiserver was started with. */
+  etcdServers: Type.Optional(Type.Array(Type.String(), { maxItems: 64 })),
   /** The machine agent's base URL (health, facts, metrics), as the provider reports it. */
   agentURL: Type.Optional(Type.String()),
   failureReason: Type.Optional(Type.String()),

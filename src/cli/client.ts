@@ -4,6 +4,7 @@
 //   const c = new MarinaClient({ server: 'http://127.0.0.1:7443', token });
 //   const list = await c.listAll('Cluster', { project: 'demo' });
 //   for await (const ev of c.watchResumable('Machine', { project: 'demo', signal })) ...
+import type { ClusterHealth } from '../health/types.js';
 import type { FieldCause, Status } from '../api/errors.js';
 import type { Resource } from '../api/meta.js';
 
@@ -408,6 +409,12 @@ export class MarinaClient {
 
   whoami(): Promise<WhoAmI> {
     return this.request('GET', `${API_PATH}/whoami`);
+  }
+
+  /** The newest health report and the last 24 hours of samples of a cluster. */
+  clusterHealth(project: string, cluster: string, since?: string): Promise<ClusterHealth> {
+    const q = since ? `?since=${encodeURIComponent(since)}` : '';
+    return this.request('GET', `${this.path('Cluster', { project, name: cluster, subresource: 'health' })}${q}`);
   }
 
   kubeconfig(project: string, cluster: string): Promise<string> {

@@ -19,7 +19,7 @@ import { isMachineReady } from './common.js';
 
 export interface Candidate {
   machine: Machine;
-  reason: 'MachineFailed' | 'Unhealthy' | 'StartupTimeout';
+  reason: 'MachineFailed' | 'Unhealthy' | 'StartupTimeout' | 'EtcdEndpointsStale';
   message: string;
   /** Since when it is bad (ms); failed machines sort first, then the longest bad. */
   sinceMs: number;
@@ -51,8 +51,12 @@ export function isHealthy(m: Machine): boolean {
   return isMachineReady(m) && getCondition(m.status?.conditions, 'Healthy')?.status !== 'False';
 }
 
-/** `active`: the pool's machines that are not being deleted. */
-export function planHealing(pool: NodePool, active: Machine[], nowMs: number): HealingPlan {
+/**
+ * `active`: the pool's machines that are not being deleted. `stale`: machines that work but must
+ * be replaced anyway (a control plane whose kube-apiserver knows too few live etcd members),
+ * with why; they go after the broken ones, under the same guard.
+ */
+export function planHealing(pool: NodePool, active: Machine[], nowMs: number, stale: ReadonlyMap<string, string> = new Map()): HealingPlan {
   const policy = resolveHealing(pool.spec.healing);
   const desired = pool.spec.replicas;
   const candidates: Candidate[] = [];
@@ -88,9 +92,15 @@ export function planHealing(pool: NodePool, active: Machine[], nowMs: number): H
       } else later(due);
     }
   }
-  candidates.sort((a, b) => (a.reason === 'MachineFailed' ? 0 : 1) - (b.reason === 'MachineFailed' ? 0 : 1) || a.sinceMs - b.sinceMs);
+  const rank = (c: Candidate) => (c.reason === 'MachineFailed' ? 0 : c.reason === 'EtcdEndpointsStale' ? 2 : 1);
+  for (const m of active) {
+    const why = stale.get(m.metadata.name);
+    if (why && !candidates.some((c) => c.machine === m)) candidates.push({ machine: m, reason: 'EtcdEndpointsStale', message: why, sinceMs: nowMs });
+  }
+  candidates.sort((a, b) => rank(a) - rank(b) || a.sinceMs - b.sinceMs);
 
-  const healthy = active.filter(isHealthy).length;
+  // A stale machine is healthy and a candidate: count it once, as a candidate.
+  const healthy = active.filter((m) => isHealthy(m) && !stale.has(m.metadata.name)).length;
   const budget = maxInFlight(policy, desired, pool.spec.roles);
   const inFlight = Math.max(0, desired - healthy - candidates.length);
   const plan: HealingPlan = { policy, victims: [], heldBack: [], healthy, inFlight, budget };

@@ -267,6 +267,14 @@ export class MachineReconciler implements Reconciler {
           kubernetesVersion: machine.spec.kubernetesVersion || kubernetesVersionOf(cluster, this.s.defaultKubernetesVersion),
         });
         this.s.log.info({ machine: machine.metadata.name, roles: machine.spec.roles, etcd: gate.etcd?.state }, 'starting machine');
+        // kube-apiserver's etcd client never learns about members added later: remember whom it
+        // was told about, so the control-plane pool can refresh it before they are all replaced.
+        const etcdServers = bootstrap.services
+          .find((svc) => svc.name === 'kube-apiserver')
+          ?.args.find((a) => a.startsWith('--etcd-servers='))
+          ?.slice('--etcd-servers='.length)
+          .split(',');
+        if (etcdServers) status.etcdServers = etcdServers;
         desc = await provider.startMachine(ref, bootstrap);
       }
     } catch (err) {

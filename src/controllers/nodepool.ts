@@ -12,7 +12,7 @@ import { API_VERSION, type ObjectKey } from '../api/meta.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
 import { quorumHealthy } from '../etcd/client.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
-import { setCondition, type ConditionInput } from '../runtime/conditions.js';
+import { getCondition, setCondition, type ConditionInput } from '../runtime/conditions.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import {
   byAge,
@@ -152,6 +152,17 @@ export class NodePoolReconciler implements Reconciler {
           },
     );
     status.healthyReplicas = active.filter(isHealthy).length;
+    const unhealthy = active.filter((m) => getCondition(m.status?.conditions, 'Healthy')?.status === 'False');
+    set(
+      unhealthy.length === 0
+        ? { type: 'Healthy', status: 'True', reason: 'MachinesHealthy', message: `${status.healthyReplicas}/${active.length} machines healthy, none failing` }
+        : {
+            type: 'Healthy',
+            status: 'False',
+            reason: 'MachinesUnhealthy',
+            message: unhealthy.map((m) => `${m.metadata.name}: ${getCondition(m.status?.conditions, 'Healthy')?.reason}`).join(', ').slice(0, 32768),
+          },
+    );
     let requeueAfterMs = allReady && scaled.status === 'True' ? undefined : this.s.timing.poolPollMs;
     if (healing?.nextCheckAtMs !== undefined) {
       const untilDue = Math.max(50, healing.nextCheckAtMs - Date.now());
@@ -170,7 +181,7 @@ export class NodePoolReconciler implements Reconciler {
   private async heal(cluster: Cluster, pool: NodePool, active: Machine[], status: Status): Promise<HealingPlan> {
     const project = pool.metadata.project ?? '';
     const gen = pool.metadata.generation;
-    const plan = planHealing(pool, active, Date.now());
+    const plan = planHealing(pool, active, Date.now(), hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await this.staleControlPlanes(cluster, active) : undefined);
     const victims: Candidate[] = [];
     for (const v of plan.victims) {
       if (hasRole(pool, 'etcd')) {
@@ -262,6 +273,38 @@ export class NodePoolReconciler implements Reconciler {
     };
     this.s.log.info({ pool: pool.metadata.name, machine: machine.metadata.name }, 'creating machine');
     return (await this.s.store.create(machine)) as Machine;
+  }
+
+  /**
+   * Control-plane machines whose kube-apiserver knows fewer than two live etcd members (it was
+   * started before the others joined, and its etcd client never learns about new members): after
+   * one more etcd replacement it would know none. Replacing such a machine (one at a time, under
+   * the guard) starts an apiserver with the current member list. Only while every etcd member is
+   * up and voting: a membership change in progress settles first.
+   */
+  private async staleControlPlanes(cluster: Cluster, active: Machine[]): Promise<Map<string, string>> {
+    const stale = new Map<string, string>();
+    const known = active.filter((m) => m.status?.phase === 'Running' && m.status.etcdServers);
+    if (known.length === 0) return stale;
+    const etcdMachines = (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
+    if (etcdMachines.some((m) => isDeleting(m) || m.status?.phase !== 'Running')) return stale;
+    try {
+      const etcd = await this.s.connections.etcd(cluster, etcdMachines.map((m) => etcdClientURL(m.status!.address!)));
+      if (!etcd) return stale;
+      const members = await etcd.memberList();
+      if (members.some((m) => m.isLearner || m.clientURLs.length === 0)) return stale;
+      const live = new Set(members.flatMap((m) => m.clientURLs));
+      const want = Math.min(2, live.size);
+      for (const m of known) {
+        const reachable = m.status!.etcdServers!.filter((u) => live.has(u));
+        if (reachable.length < want) {
+          stale.set(m.metadata.name, `kube-apiserver knows ${reachable.length} of the ${live.size} current etcd members (${m.status!.etcdServers!.join(', ')})`);
+        }
+      }
+    } catch {
+      /* etcd unreachable: nothing to judge by */
+    }
+    return stale;
   }
 
   /** May one more etcd member be created now? */

@@ -6,6 +6,7 @@ import type { Cluster, Machine } from '../api/kinds.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
 import type { ApiServerProbe, ClusterConnections, KubeApi, KubeNode } from '../controllers/connections.js';
 import { hasRole, isDeleting, isStarted } from '../controllers/common.js';
+import { hasComeUp } from './evaluate.js';
 import { extractAgent, extractApiServer, extractEtcd } from './prom.js';
 import type { ClusterMetrics, ComponentCheck, HealthReport, NodeHealth } from './types.js';
 
@@ -35,9 +36,12 @@ export interface CheckInput {
 /** Pressure conditions that are a problem when True (Ready is a problem when not True). */
 const PRESSURE = new Set(['MemoryPressure', 'DiskPressure', 'PIDPressure', 'NetworkUnavailable']);
 
-/** The machines a check looks at: started, with an address, not being removed. */
+/**
+ * The machines a check looks at: up once (a booting machine is the provisioning watchdog's and
+ * the startup timeout's business, not an incident), with an address, not being removed.
+ */
 export function checkedMachines(machines: Machine[]): Machine[] {
-  return machines.filter((m) => isStarted(m) && m.status?.address && !isDeleting(m));
+  return machines.filter((m) => isStarted(m) && hasComeUp(m) && m.status?.address && !isDeleting(m));
 }
 
 export async function checkCluster(input: CheckInput): Promise<HealthReport> {

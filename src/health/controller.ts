@@ -93,6 +93,8 @@ export class HealthChecker implements Reconciler {
       return;
     }
     const previous = this.d.registry.get(project, cluster.metadata.name);
+    // Between scrapes the newest metrics stay in the report, so readers always see them.
+    if (!report.metrics && previous?.metrics) report.metrics = previous.metrics;
     this.d.registry.set(report);
     if (scrape && this.d.series) {
       await this.d.series.append(seriesKey(project, cluster.metadata.name), report.at, sampleOf(report), {

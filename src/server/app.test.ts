@@ -1,6 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { API_VERSION } from '../api/meta.js';
+import { seriesKey } from '../health/controller.js';
+import type { HealthReport } from '../health/types.js';
+import { openSqliteStore } from '../store/sqlite.js';
 import { ROLES, clusterBody, startTestApi, type TestApi } from '../../test/support/api.js';
 
 const BASE = '/api/v1alpha1';
@@ -294,6 +298,42 @@ describe('watch', () => {
       assert.equal(events[0].object.spec.data.k, 'v');
     } finally {
       // The listener closes with the app in after().
+    }
+  });
+});
+
+describe('cluster health', () => {
+  it('answers the newest report and the samples after `since`, to viewers; 404 for unknown clusters, 400 for a bad since', async () => {
+    const reports = new Map<string, HealthReport>();
+    const series = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32) }).series;
+    const api = await startTestApi({ health: { latest: (p, c) => reports.get(`${p}/${c}`), series } });
+    try {
+      const get = (user: string, path: string) =>
+        api.app.inject({ method: 'GET', url: `${BASE}/projects/alpha/clusters/${path}`, headers: { authorization: `Bearer ${api.tokens[user]}` } });
+      assert.equal((await api.app.inject({ method: 'POST', url: `${BASE}/projects/alpha/clusters`, headers: { authorization: `Bearer ${api.tokens.member}` }, payload: clusterBody('h') })).statusCode, 201);
+      let res = await get('viewer', 'h/health');
+      assert.equal(res.statusCode, 200, res.body);
+      assert.deepEqual(res.json(), { kind: 'ClusterHealth', project: 'alpha', cluster: 'h', latest: null, samples: [] });
+
+      const t = (s: number) => new Date(Date.now() - s * 1000).toISOString();
+      reports.set('alpha/h', { project: 'alpha', cluster: 'h', at: t(0), durationMs: 5, healthy: true, checks: [{ component: 'endpoint', ok: true, message: 'ok' }], nodes: [] });
+      for (const s of [7200, 60, 30]) {
+        await series.append(seriesKey('alpha', 'h'), t(s), { t: t(s), healthy: true, failedChecks: 0, nodesReady: 1, nodesTotal: 1 }, { retainSince: t(86400), maxPoints: 100 });
+      }
+      res = await get('viewer', 'h/health');
+      assert.equal(res.json().latest.checks[0].component, 'endpoint');
+      assert.equal(res.json().samples.length, 3);
+      res = await get('viewer', `h/health?since=${encodeURIComponent(t(120))}`);
+      assert.equal(res.json().samples.length, 2);
+
+      res = await get('viewer', 'h/health?since=yesterday');
+      assert.equal(res.statusCode, 400);
+      assert.equal(res.json().field, 'since');
+      assert.equal((await get('viewer', 'nope/health')).statusCode, 404);
+      const outsider = await api.app.inject({ method: 'GET', url: `${BASE}/projects/alpha/clusters/h/health`, headers: { authorization: `Bearer ${api.tokens.outsider}` } });
+      assert.equal(outsider.statusCode, 404, "another project's cluster is not acknowledged");
+    } finally {
+      await api.close();
     }
   });
 });

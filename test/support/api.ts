@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
-import { buildApp } from '../../src/server/app.js';
+import { buildApp, type AppOptions } from '../../src/server/app.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 
 export type TestRole = 'viewer' | 'member' | 'operator' | 'admin';
@@ -16,7 +16,7 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: number } = {}): Promise<TestApi> {
+export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: number; health?: AppOptions['health'] } = {}): Promise<TestApi> {
   const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32), historyLimit: opts.historyLimit });
   const tokens: Record<string, string> = {};
   const users = ['platform', ...ROLES, 'outsider'];
@@ -32,6 +32,7 @@ export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: nu
     audit: store.audit,
     validation: { kubernetesVersions: ['v1.36.3', 'v1.35.4'] },
     bodyLimit: opts.bodyLimit,
+    ...(opts.health ? { health: opts.health } : {}),
   });
   await app.ready();
   return {

@@ -7,7 +7,7 @@ import { parseDocuments, prepareObject } from '../apply.js';
 import { buildCluster, followCluster, parseKeyValues, scalePool } from '../cluster.js';
 import { about, CliError, EXIT } from '../errors.js';
 import { objectRef } from '../kinds.js';
-import { humanDuration } from '../output.js';
+import { formatTable, humanDuration } from '../output.js';
 import { collect, err, intArg, out, parseDuration, Session } from '../session.js';
 import { deleteOne, eachName, getObjects, outputOption, projectOption } from './resources.js';
 
@@ -166,6 +166,36 @@ export function clusterCommand(): Command {
         err(`kubeconfig of cluster "${name}" written to ${opts.outputFile}`);
       } else {
         out(kubeconfig.endsWith('\n') ? kubeconfig : `${kubeconfig}\n`);
+      }
+    });
+
+  cmd
+    .command('health')
+    .description("show a cluster's newest health check: components, Nodes and metrics")
+    .argument('<name>')
+    .addOption(projectOption())
+    .addOption(new Option('-o, --output <format>', 'table or json').default('table').choices(['table', 'json']))
+    .action(async (name: string, opts: { project?: string; output: string }, sub: Command) => {
+      const s = Session.of(sub);
+      const project = await s.project(opts.project);
+      const h = await about({ kind: 'Cluster', name }, () => s.client.clusterHealth(project, name));
+      if (opts.output === 'json') return out(`${JSON.stringify(h, null, 2)}\n`);
+      const r = h.latest;
+      if (!r) return out(`cluster "${name}": no health check has finished yet\n`);
+      out(`cluster "${name}" ${r.healthy ? 'healthy' : 'UNHEALTHY'} (checked ${humanDuration(Date.now() - Date.parse(r.at))} ago in ${r.durationMs} ms)\n\n`);
+      out(formatTable(['COMPONENT', 'MACHINE', 'OK', 'LATENCY', 'MESSAGE'], r.checks.map((c) => [c.component, c.machine ?? '-', c.ok ? 'yes' : 'NO', c.latencyMs !== undefined ? `${c.latencyMs}ms` : '-', c.message.slice(0, 80)])));
+      out('\n');
+      out(formatTable(['NODE', 'READY', 'PROBLEMS'], r.nodes.map((n) => [n.name, n.ready, n.problems.map((p) => `${p.type}=${p.status}${p.reason ? ` (${p.reason})` : ''}`).join(', ') || '-'])));
+      const m = r.metrics;
+      if (m) {
+        out('\n');
+        const mib = (b: number) => `${Math.round(b / 1048576)}Mi`;
+        const rows = [
+          ...m.etcd.map((e) => [`etcd/${e.machine}`, `leader=${e.isLeader ? 'self' : e.hasLeader ? 'yes' : 'NONE'} db=${mib(e.dbSizeBytes)} fsync-p99=${e.walFsyncP99Seconds !== undefined ? `${(e.walFsyncP99Seconds * 1000).toFixed(1)}ms` : '-'} leader-changes=${e.leaderChangesTotal}`]),
+          ...m.apiservers.map((a) => [`apiserver/${a.machine}`, `p99=${a.requestP99Seconds !== undefined ? `${(a.requestP99Seconds * 1000).toFixed(1)}ms` : '-'} inflight=${a.inflightRequests}`]),
+          ...m.machines.map((u) => [`machine/${u.machine}`, `cpu=${u.cpuCores !== undefined ? u.cpuCores.toFixed(2) : '-'} rss=${mib(u.rssBytes)} disk=${mib(u.diskUsedBytes)}`]),
+        ];
+        out(formatTable(['METRICS', `AT ${m.at}`], rows));
       }
     });
 
