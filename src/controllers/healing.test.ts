@@ -83,6 +83,19 @@ describe('planHealing', () => {
     assert.equal(plan3.heldBack.length, 0);
   });
 
+  it('more machines unreachable at once than the guard allows look like a partition: none replaced, confirmed failures still are', () => {
+    const ms = [machine('healthy'), machine({ unhealthyFor: 90 }), machine({ unhealthyFor: 90 }), machine({ unhealthyFor: 90 }), machine('failed')];
+    const plan = planHealing(pool(5, ['worker'], { maxInFlight: '40%' }), ms, NOW);
+    assert.equal(plan.heldReason, 'TooManyUnhealthy');
+    assert.deepEqual(plan.victims.map((v) => v.reason), ['MachineFailed']);
+    assert.equal(plan.heldBack.length, 3);
+    assert.match(plan.heldMessage ?? '', /partition/);
+    // Within the guard, unreachable machines are replaced as usual.
+    const two = planHealing(pool(5, ['worker'], { maxInFlight: '40%' }), [machine('healthy'), machine('healthy'), machine('healthy'), machine({ unhealthyFor: 90 }), machine({ unhealthyFor: 90 })], NOW);
+    assert.equal(two.victims.length, 2);
+    assert.equal(two.heldReason, undefined);
+  });
+
   it('etcd and controlplane pools replace one machine at a time whatever the guard says', () => {
     const ms = [machine('failed'), machine('failed'), machine('healthy')];
     const plan = planHealing(pool(3, ['etcd']), ms, NOW);

@@ -10,8 +10,9 @@
 // has `healthy` healthy ones plus `candidates` known-bad ones is already busy with
 // desired − healthy − candidates machines (being removed, or replacements still booting); only
 // maxInFlight minus that many candidates are replaced now. So 3 failures in a pool of 5 with a 40 %
-// guard replace 2 at first and the third once those are healthy, and a scale-out in progress holds
-// healing back until its machines are up.
+// guard replace 2 at first and the third once one of those is healthy, and a scale-out in progress
+// holds healing back until its machines are up. More machines unreachable / NotReady at once than
+// the guard allows are not replaced at all (a partition, not broken machines).
 import { maxInFlight, resolveHealing, type ResolvedHealing } from '../api/healing-policy.js';
 import type { Machine, NodePool } from '../api/kinds.js';
 import { getCondition, isTrue } from '../runtime/conditions.js';
@@ -112,10 +113,20 @@ export function planHealing(pool: NodePool, active: Machine[], nowMs: number, st
     plan.heldMessage = 'auto-healing is disabled for this pool (healing.enabled: false)';
     return plan;
   }
+  // More machines unreachable or NotReady at once than the guard allows looks like a network
+  // partition (between Marina and the machines, or inside the cluster), not like that many broken
+  // machines: replacing them would not help and could take the whole pool down (Gardener's
+  // incident). Those wait for a person; failures the provider confirms are still replaced.
+  const unconfirmed = candidates.filter((c) => c.reason === 'Unhealthy');
+  const partitioned = unconfirmed.length > budget;
+  const eligible = partitioned ? candidates.filter((c) => c.reason !== 'Unhealthy') : candidates;
   const allowed = Math.max(0, budget - inFlight);
-  plan.victims = candidates.slice(0, allowed);
-  plan.heldBack = candidates.slice(allowed);
-  if (plan.heldBack.length > 0) {
+  plan.victims = eligible.slice(0, allowed);
+  plan.heldBack = candidates.filter((c) => !plan.victims.includes(c));
+  if (partitioned) {
+    plan.heldReason = 'TooManyUnhealthy';
+    plan.heldMessage = `${unconfirmed.length} machines are unreachable or NotReady at once, more than the storm guard allows (${budget}): this looks like a network partition, not broken machines; replace them by hand (delete the Machines) if they are really gone`;
+  } else if (plan.heldBack.length > 0) {
     plan.heldReason = 'MaxInFlight';
     plan.heldMessage = `storm guard: at most ${budget} of ${desired} machines are replaced at once (healing.maxInFlight ${policy.maxInFlight}); ${inFlight + plan.victims.length} in flight`;
   }
