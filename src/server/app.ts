@@ -14,6 +14,7 @@ import { decide, type Principal, type Verb } from './authz.js';
 import { MembershipIndex } from './membership.js';
 import { applyMergePatch } from './merge-patch.js';
 import { buildOpenApi } from './openapi.js';
+import { registerConsole } from './console.js';
 
 export const API_PREFIX = `/api/${VERSION}`;
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -34,6 +35,8 @@ export interface AppOptions {
     latest(project: string, cluster: string): HealthReport | undefined;
     series?: SeriesStore;
   };
+  /** Directory of the built web console (default dist/console); false serves no console. */
+  consoleDir?: string | false;
 }
 
 declare module 'fastify' {
@@ -414,6 +417,8 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
       };
     },
   );
+
+  if (opts.consoleDir !== false) await registerConsole(app, opts.consoleDir);
 
   // ---------- helpers bound to this app ----------
 
