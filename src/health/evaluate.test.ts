@@ -60,9 +60,14 @@ describe('healthAlerts', () => {
     assert.match(alerts[0]!.description ?? '', /ECONNREFUSED/);
   });
 
-  it('a Degraded cluster raises ClusterConditionUnhealthy', () => {
-    const alerts = healthAlerts(report(), cluster('Degraded'), policy, NOW);
-    assert.deepEqual(alerts.map((a) => a.rule), ['ClusterConditionUnhealthy']);
+  it('a Degraded cluster raises ClusterConditionUnhealthy per lost core condition, not for pools that scale', () => {
+    const degraded = cluster('Degraded');
+    degraded.status!.conditions!.push({ type: 'ControlPlaneReady', status: 'False', reason: 'Unreachable', message: 'connect ECONNREFUSED', lastTransitionTime: ago(5) });
+    const alerts = healthAlerts(report(), degraded, policy, NOW);
+    assert.deepEqual(alerts.map((a) => [a.rule, a.labels]), [['ClusterConditionUnhealthy', { condition: 'ControlPlaneReady' }]]);
+    const scaling = cluster('Degraded');
+    scaling.status!.conditions!.push({ type: 'PoolsReady', status: 'False', reason: 'Scaling', message: 'waiting for workers 2/3', lastTransitionTime: ago(5) });
+    assert.deepEqual(healthAlerts(report(), scaling, policy, NOW), []);
   });
 
   it('certificates within the window raise CertificateNearExpiry, critical in the last week', () => {

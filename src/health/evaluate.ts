@@ -10,6 +10,9 @@ import type { ComponentCheck, HealthReport, HealthSample } from './types.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
+/** The Cluster conditions whose loss makes the cluster itself unhealthy. */
+const CORE_CONDITIONS = ['PKIReady', 'EndpointReady', 'EtcdReady', 'ControlPlaneReady'] as const;
+
 /** Components without which the cluster's API stops: their failure is critical. */
 const CRITICAL: ReadonlySet<ComponentCheck['component']> = new Set(['endpoint', 'etcd']);
 
@@ -46,15 +49,20 @@ export function healthAlerts(report: HealthReport, cluster: Cluster, policy: Res
       });
     }
   }
-  const ready = getCondition(cluster.status?.conditions, 'Ready');
-  if (cluster.status?.phase === 'Degraded' && ready && ready.status !== 'True') {
-    out.push({
-      rule: RULES.ClusterConditionUnhealthy,
-      severity: 'critical',
-      labels: { condition: 'Ready' },
-      summary: `cluster ${cluster.metadata.name} is degraded: ${ready.reason ?? 'not ready'}`,
-      description: ready.message ?? '',
-    });
+  // A cluster that was Ready and lost a core part. Pools that are scaling or replacing machines
+  // (PoolsReady=False) are normal operation: the machines' own alerts speak for real trouble.
+  if (cluster.status?.phase === 'Degraded') {
+    for (const type of CORE_CONDITIONS) {
+      const c = getCondition(cluster.status.conditions, type);
+      if (!c || c.status === 'True') continue;
+      out.push({
+        rule: RULES.ClusterConditionUnhealthy,
+        severity: 'critical',
+        labels: { condition: type },
+        summary: `cluster ${cluster.metadata.name} is degraded: ${type}=${c.status} (${c.reason ?? 'no reason'})`,
+        description: c.message ?? '',
+      });
+    }
   }
   for (const cert of cluster.status?.certificates ?? []) {
     const left = Date.parse(cert.notAfter) - nowMs;

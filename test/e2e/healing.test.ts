@@ -204,15 +204,16 @@ describe('e2e: health checks, alerts and auto-healing under real failures', { sk
     });
   });
 
-  /** Kills one etcd follower; returns once it is replaced, with the survivors probed throughout. */
-  async function killEtcdFollower(): Promise<{ victim: string; probes: number; unhealthy: string[] }> {
+  /** Kills one etcd follower among `among`; returns once it is replaced, with the survivors probed throughout. */
+  async function killEtcdFollower(among: ReadonlySet<string>): Promise<{ victim: string; probes: number; unhealthy: string[] }> {
     const etcd = (await machines()).filter((m) => m.spec.pool === 'etcd');
     const endpointOf = (m: MachineJson) => `https://${m.status!.address!}:2379`;
     const certDir = machineRecords(dataDir).find((r) => r.name === etcd[0]!.metadata.name)!.dir;
     // Kill a follower: a leader's death would add an election (a second or two without a leader)
     // that is not a loss of quorum but looks like one to a health probe.
     const status = JSON.parse(await etcdctl(toolchain!, certDir, etcd.map(endpointOf), ['endpoint', 'status', '-w', 'json'])) as { Endpoint: string; Status: { leader: string; header: { member_id: string } } }[];
-    const follower = status.find((s) => s.Status.leader !== s.Status.header.member_id)!;
+    const follower = status.find((s) => s.Status.leader !== s.Status.header.member_id && among.has(etcd.find((m) => endpointOf(m) === s.Endpoint)?.metadata.name ?? ''));
+    assert.ok(follower, `a follower among ${[...among].join(', ')}: ${JSON.stringify(status)}`);
     const victim = etcd.find((m) => endpointOf(m) === follower.Endpoint)!;
     const survivors = etcd.filter((m) => m !== victim);
     const survivorDir = machineRecords(dataDir).find((r) => r.name === survivors[0]!.metadata.name)!.dir;
@@ -248,7 +249,10 @@ describe('e2e: health checks, alerts and auto-healing under real failures', { sk
 
   it('kill -9 of an etcd member, twice: replaced one at a time, the survivors healthy throughout, data intact, the apiserver refreshed', async () => {
     const [cp] = pick(await machines(), 'cp');
-    const first = await killEtcdFollower();
+    // Both victims are members the control plane's apiserver was started with.
+    const original = new Set(pick(await machines(), 'etcd'));
+    const first = await killEtcdFollower(original);
+    original.delete(first.victim);
     assert.ok(first.probes >= 3, `the survivors were probed (${first.probes} times)`);
     assert.deepEqual(first.unhealthy, [], 'the surviving members answered healthy at every probe: quorum was never lost');
     assert.equal((await k('get', 'configmap', 'before', '-o', 'jsonpath={.data.written}')).trim(), 'before-the-chaos');
@@ -256,7 +260,7 @@ describe('e2e: health checks, alerts and auto-healing under real failures', { sk
 
     // A second replacement would leave the apiserver knowing one live member (its etcd client
     // never learns new ones): Marina replaces the control plane with one that knows them all.
-    const second = await killEtcdFollower();
+    const second = await killEtcdFollower(original);
     assert.deepEqual(second.unhealthy, [], 'quorum never lost during the second replacement either');
     await waitUntil('the control plane refreshed', 90_000, async () => ((await remediations('cp')).some((r) => r.machine === cp && r.reason === 'EtcdEndpointsStale') ? true : undefined));
     await settled('a refreshed control plane').catch((e: Error) => assert.fail(fail(e.message)));

@@ -76,7 +76,7 @@ export class LocalProvider implements InfrastructureProvider {
       if (existing && existing.uid === m.uid) return { address: existing.address, providerID: providerId(m) };
       // A directory of an earlier object with the same name: never adopt it, clear it out first.
       if (existing) await this.deleteMachine(m);
-      const address = nextFreeAddress(this.usedAddresses(), this.opts.addressBase);
+      const address = this.allocate();
       mkdirSync(this.machineDir(m), { recursive: true, mode: 0o700 });
       writeJson(join(this.machineDir(m), 'machine.json'), { uid: m.uid, address } satisfies MachineRecord);
       return { address, providerID: providerId(m) };
@@ -189,7 +189,7 @@ export class LocalProvider implements InfrastructureProvider {
         record = undefined;
       }
       if (!record) {
-        const address = nextFreeAddress(this.usedAddresses(), this.opts.addressBase);
+        const address = this.allocate();
         record = { uid: c.uid, address, port: ENDPOINT_PORT, backends: [] };
         mkdirSync(dir, { recursive: true, mode: 0o700 });
       }
@@ -248,6 +248,20 @@ export class LocalProvider implements InfrastructureProvider {
     } catch {
       return false;
     }
+  }
+
+  /** A free address after the previous allocation (called inside serialized()). */
+  private allocate(): string {
+    const lastFile = join(this.opts.root, 'last-address');
+    let after: string | undefined;
+    try {
+      after = readFileSync(lastFile, 'utf8').trim();
+    } catch {
+      after = undefined;
+    }
+    const address = nextFreeAddress(this.usedAddresses(), this.opts.addressBase, after);
+    writeFileSync(lastFile, `${address}\n`, { mode: 0o600 });
+    return address;
   }
 
   private usedAddresses(): string[] {
