@@ -11,6 +11,8 @@ import { validateAlert, validateNotificationChannel } from './alert-validation.j
 /** Facts from outside the API package that semantic validation needs. */
 export interface ValidationContext {
   kubernetesVersions: string[];
+  /** The version a cluster that names none gets (default: the first of kubernetesVersions). */
+  defaultKubernetesVersion?: string;
 }
 
 export interface KindInfo {

@@ -411,6 +411,11 @@ export class MarinaClient {
     return this.request('GET', `${API_PATH}/whoami`);
   }
 
+  /** The Kubernetes versions this Marina accepts, and the one clusters get by default. */
+  kubernetesVersions(): Promise<{ kind: 'KubernetesVersionList'; default: string | null; versions: string[] }> {
+    return this.request('GET', `${API_PATH}/kubernetesversions`);
+  }
+
   /** The newest health report and the last 24 hours of samples of a cluster. */
   clusterHealth(project: string, cluster: string, since?: string): Promise<ClusterHealth> {
     const q = since ? `?since=${encodeURIComponent(since)}` : '';

@@ -337,3 +337,12 @@ describe('cluster health', () => {
     }
   });
 });
+
+describe('kubernetes versions', () => {
+  it('lists what spec.kubernetesVersion accepts and the default, to any signed-in user', async () => {
+    const res = await api.app.inject({ method: 'GET', url: `${BASE}/kubernetesversions`, headers: { authorization: `Bearer ${api.tokens.outsider}` } });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(res.json(), { kind: 'KubernetesVersionList', default: 'v1.36.3', versions: ['v1.36.3', 'v1.35.4'] });
+    assert.equal((await api.app.inject({ method: 'GET', url: `${BASE}/kubernetesversions` })).statusCode, 401);
+  });
+});

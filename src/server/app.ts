@@ -110,6 +110,13 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
     };
   });
 
+  // What spec.kubernetesVersion accepts, so forms can offer a choice instead of a 422.
+  app.get(`${API_PREFIX}/kubernetesversions`, async () => ({
+    kind: 'KubernetesVersionList',
+    default: validation.defaultKubernetesVersion ?? validation.kubernetesVersions[0] ?? null,
+    versions: validation.kubernetesVersions,
+  }));
+
   app.post(`${API_PREFIX}/tokens`, async (req, reply) => {
     const p = principal(req);
     const body = (req.body ?? {}) as { user?: unknown; description?: unknown; expiresAt?: unknown };

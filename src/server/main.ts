@@ -60,7 +60,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     store,
     tokens: store.tokens,
     audit: store.audit,
-    validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes) },
+    validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
     metrics,
     logger: logger.child({ module: 'api' }),
     health: { latest: (project, cluster) => controllers?.health.get(project, cluster), series: store.series },

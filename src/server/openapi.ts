@@ -119,6 +119,25 @@ export function buildOpenApi(): Json {
       responses: { '200': { description: 'admin kubeconfig', content: { 'application/yaml': { schema: { type: 'string' } } } } },
     },
   };
+  paths[`/api/${VERSION}/kubernetesversions`] = {
+    get: {
+      operationId: 'listKubernetesVersions',
+      responses: {
+        '200': {
+          description: 'the Kubernetes versions spec.kubernetesVersion accepts, and the default',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['kind', 'default', 'versions'],
+                properties: { kind: { type: 'string', enum: ['KubernetesVersionList'] }, default: { type: 'string', nullable: true }, versions: { type: 'array', items: { type: 'string' } } },
+              },
+            },
+          },
+        },
+      },
+    },
+  };
   paths[`/api/${VERSION}/projects/{project}/clusters/{name}/health`] = {
     get: {
       operationId: 'readClusterHealth',

@@ -1,4 +1,4 @@
-import { useRef, useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { buildCluster, clusterFormFields, defaultClusterForm, newPool, ROLES, type ClusterForm, type PoolForm } from '../../../src/console-lib/cluster-form.js';
 import { formErrors, NO_ERRORS, type FormErrors } from '../../../src/console-lib/form-errors.js';
 import { SingleFlight } from '../../../src/console-lib/single-flight.js';
@@ -18,6 +18,17 @@ export function CreateClusterPage({ project }: { project: string }) {
   const guard = useRef(new SingleFlight());
   const formEl = useRef<HTMLFormElement>(null);
   const fe = errors.fields;
+  const [versions, setVersions] = useState<{ default: string | null; versions: string[] }>({ default: null, versions: [] });
+  useEffect(() => {
+    let live = true;
+    client
+      .kubernetesVersions()
+      .then((v) => live && setVersions(v))
+      .catch(() => undefined); // suggestions only: the field still takes free text
+    return () => {
+      live = false;
+    };
+  }, [client]);
 
   /** Edits a field and drops the API's message about it (it may no longer hold). */
   const edit = (field: string, change: (f: ClusterForm) => ClusterForm) => {
@@ -89,10 +100,18 @@ export function CreateClusterPage({ project }: { project: string }) {
               onChange={(e) => edit('spec.kubernetesVersion', (f) => ({ ...f, kubernetesVersion: e.target.value }))}
               autoComplete="off"
               spellCheck={false}
+              list="c-versions"
               {...fieldProps(FORM, 'spec.kubernetesVersion', fe, 'c-version-help')}
             />
+            <datalist id="c-versions">
+              {versions.versions.map((v) => (
+                <option key={v} value={v} />
+              ))}
+            </datalist>
             <p id="c-version-help" className="help">
-              For example v1.36.3; empty: the newest version this Marina supports.
+              {versions.versions.length > 0
+                ? `Supported: ${versions.versions.join(', ')}; empty: ${versions.default ?? 'the newest'}.`
+                : 'For example v1.36.3; empty: the newest version this Marina supports.'}
             </p>
             <FieldError form={FORM} field="spec.kubernetesVersion" errors={fe} />
           </div>
