@@ -73,7 +73,19 @@ export function validateObject(obj: unknown, old: Resource | undefined, ctx: Val
     throw ApiError.invalidField('kind', `must be one of ${KINDS.map((k) => k.kind).join(', ')}, got ${JSON.stringify(o.kind)}`);
   }
   const causes = schemaErrors(info.schema, obj);
-  if (causes.length > 0) throw ApiError.invalid(causes);
+  if (causes.length > 0) {
+    // Report the cross-field problems in the same answer when the rules can judge this shape, so a
+    // form shows every error at once instead of in two rounds. Rules written for valid objects may
+    // trip over an invalid one: then the schema errors alone are the answer.
+    let semantic: FieldCause[] = [];
+    try {
+      semantic = info.validate?.(obj as Resource, old, ctx) ?? [];
+    } catch {
+      semantic = [];
+    }
+    const seen = new Set(causes.map((c) => c.field));
+    throw ApiError.invalid([...causes, ...semantic.filter((c) => !seen.has(c.field))]);
+  }
   const semantic = info.validate?.(obj as Resource, old, ctx) ?? [];
   if (semantic.length > 0) throw ApiError.invalid(semantic);
   return obj as Resource;

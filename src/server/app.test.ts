@@ -346,3 +346,15 @@ describe('kubernetes versions', () => {
     assert.equal((await api.app.inject({ method: 'GET', url: `${BASE}/kubernetesversions` })).statusCode, 401);
   });
 });
+
+describe('validation in one round', () => {
+  it('a body with a schema error and a cross-field error gets both causes in one 422', async () => {
+    const body = clusterBody('both', { network: { podCIDR: '10.0.0.0/33' }, nodePools: [{ name: 'a', roles: ['etcd', 'controlplane', 'worker'], replicas: -1 }] });
+    const res = await api.app.inject({ method: 'POST', url: `${BASE}/projects/alpha/clusters`, headers: { authorization: `Bearer ${api.tokens.member}` }, payload: body });
+    assert.equal(res.statusCode, 422);
+    const fields = (res.json().causes as { field: string }[]).map((c) => c.field);
+    assert.ok(fields.includes('spec.nodePools[0].replicas'), fields.join());
+    assert.ok(fields.includes('spec.network.podCIDR'), fields.join());
+    assert.equal(res.json().field, 'spec.nodePools[0].replicas', 'the first cause names the schema error');
+  });
+});
