@@ -101,6 +101,16 @@ export interface ClusterConnections {
   close(): Promise<void>;
 }
 
+/** GET /readyz: never throws; a failure's message says what answered (or did not). */
+async function readyz(client: KubeClient): Promise<{ ok: boolean; message: string }> {
+  try {
+    const body = await client.request<unknown>({ method: 'GET', path: '/readyz' });
+    return { ok: true, message: typeof body === 'string' ? body.trim() : 'ok' };
+  } catch (err) {
+    return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${err.message}` : String(err) };
+  }
+}
+
 // ---------- cluster secrets, parsed once per revision ----------
 
 const cacheKey = (c: { project: string; name: string }): string => `${c.project}/${c.name}`;
@@ -235,16 +245,8 @@ export class LiveConnections implements ClusterConnections {
       // The admin credentials are valid on every apiserver; each serving certificate names its
       // machine's address, so TLS verification holds without the endpoint.
       const client = new KubeClient({ ...conn, server: `https://${host}:${APISERVER_PORT}` }, { timeoutMs: this.timeoutMs, userAgent: 'marina-health' });
-      const readyz = async (): Promise<{ ok: boolean; message: string }> => {
-        try {
-          const body = await client.request<unknown>({ method: 'GET', path: '/readyz' });
-          return { ok: true, message: typeof body === 'string' ? body.trim() : 'ok' };
-        } catch (err) {
-          return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${err.message}` : String(err) };
-        }
-      };
       const metrics = async (): Promise<string> => String(await client.request<unknown>({ method: 'GET', path: '/metrics', timeoutMs: Math.max(this.timeoutMs, 10_000) }));
-      hit = { client, probe: { readyz, metrics } };
+      hit = { client, probe: { readyz: () => readyz(client), metrics } };
       e.apiservers.byAddress.set(address, hit);
     }
     return hit.probe;
@@ -310,13 +312,9 @@ export class LiveConnections implements ClusterConnections {
     const client = kube.client;
     return {
       readyz: async () => {
-        try {
-          const body = await client.request<unknown>({ method: 'GET', path: '/readyz' });
-          this.watchNodes(cluster, kube);
-          return { ok: true, message: typeof body === 'string' ? body.trim() : 'ok' };
-        } catch (err) {
-          return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${err.message}` : String(err) };
-        }
+        const r = await readyz(client);
+        if (r.ok) this.watchNodes(cluster, kube);
+        return r;
       },
       getNode: async (name) => {
         try {
