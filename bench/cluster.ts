@@ -22,7 +22,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
@@ -40,6 +40,7 @@ import type { Watch } from '../src/store/types.js';
 import { resolveToolchain } from '../src/toolchain/resolve.js';
 import { defaultVersion } from '../src/toolchain/versions.js';
 import { apiRequest } from '../test/support/marina.js';
+import { allStats, GIB, groupMembers, killRecordedGroups, load, median, MIB, readJson, sec, selfTicks, systemBusyTicks, table, type ProcStat } from './support.js';
 
 const execFileAsync = promisify(execFile);
 const { values } = parseArgs({
@@ -68,8 +69,6 @@ const PROJECT = 'bench';
 const CONTROL_PLANES = 1;
 const WORKERS = 2;
 const CLK = clockTicksPerSecond();
-const GIB = 2 ** 30;
-const MIB = 2 ** 20;
 
 const version = defaultVersion();
 const toolchain = resolveToolchain(version);
@@ -79,14 +78,6 @@ const toolchain = resolveToolchain(version);
 
 const mib = (b: number): string => `${Math.round(b / MIB)}`;
 const gib = (b: number): string => (b / GIB).toFixed(2);
-const sec = (ms: number | undefined): string => (ms === undefined || Number.isNaN(ms) ? 'n/a' : (ms / 1000).toFixed(1));
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
 function memAvailable(): number {
   const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
@@ -95,46 +86,9 @@ function memTotal(): number {
   const m = /MemTotal:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
 }
-function table(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
-  for (const r of rows) console.log(line(r));
-}
 
 // ---------------------------------------------------------------------------------------------
 // /proc
-
-interface ProcStat {
-  pid: number;
-  ppid: number;
-  pgrp: number;
-  comm: string;
-  /** utime + stime in clock ticks */
-  ticks: number;
-}
-
-function readStat(pid: number): ProcStat | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const close = s.lastIndexOf(')');
-    const comm = s.slice(s.indexOf('(') + 1, close);
-    const f = s.slice(close + 2).split(' ');
-    return { pid, ppid: Number(f[1]), pgrp: Number(f[2]), comm, ticks: Number(f[11]) + Number(f[12]) };
-  } catch {
-    return undefined;
-  }
-}
-
-function allStats(): ProcStat[] {
-  const out: ProcStat[] = [];
-  for (const e of readdirSync('/proc')) if (/^\d+$/.test(e)) {
-    const s = readStat(Number(e));
-    if (s) out.push(s);
-  }
-  return out;
-}
 
 interface Mem {
   /** resident set size */
@@ -168,39 +122,6 @@ function memOf(pid: number): Mem | undefined {
     /* gone */
   }
   return undefined;
-}
-
-/** The process group led by `leader` plus all descendants of `leader`. */
-function groupMembers(leader: number, stats: ProcStat[]): ProcStat[] {
-  const found = new Map<number, ProcStat>();
-  const children = new Map<number, ProcStat[]>();
-  for (const s of stats) {
-    if (s.pgrp === leader) found.set(s.pid, s);
-    (children.get(s.ppid) ?? children.set(s.ppid, []).get(s.ppid)!).push(s);
-  }
-  const queue = [leader];
-  while (queue.length) {
-    const p = queue.pop()!;
-    for (const c of children.get(p) ?? []) if (!found.has(c.pid)) {
-      found.set(c.pid, c);
-      queue.push(c.pid);
-    }
-  }
-  return [...found.values()];
-}
-
-/** System-wide busy CPU ticks (all cores) from /proc/stat. */
-function systemBusyTicks(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal
-  return f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
-}
-
-/** CPU ticks of this process and of its reaped children (the kubectl runs). */
-function selfTicks(): number {
-  const s = readFileSync('/proc/self/stat', 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -484,14 +405,6 @@ interface Member {
   role: Role | 'endpoint';
   pid: number;
   address: string;
-}
-
-function readJson<T>(path: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
 }
 
 async function clusterMembers(cluster: string): Promise<Member[]> {
@@ -855,47 +768,6 @@ async function fitPhase(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // cleanup
 
-/** Last resort: SIGKILL the process groups the provider started for us (recorded pids only). */
-function killRecordedGroups(): number[] {
-  for (const sub of ['machines', 'endpoints']) {
-    const walk = (d: string, depth: number): void => {
-      if (!existsSync(d)) return;
-      for (const e of readdirSync(d, { withFileTypes: true })) {
-        if (!e.isDirectory()) continue;
-        const p = join(d, e.name);
-        if (depth === 0) {
-          for (const f of ['machine.json', 'endpoint.json']) {
-            const pid = readJson<{ pid?: number }>(join(p, f))?.pid;
-            if (pid) startedGroups.add(pid);
-          }
-        } else walk(p, depth - 1);
-      }
-    };
-    walk(join(root, sub), sub === 'machines' ? 2 : 1);
-  }
-  const killed: number[] = [];
-  const stats = allStats();
-  for (const pgid of startedGroups) {
-    if (!isProcessGroupAlive(pgid)) continue;
-    // pgids are not reused while a member lives; check one member is ours anyway.
-    const ours = stats.filter((s) => s.pgrp === pgid).some((s) => {
-      try {
-        return readFileSync(`/proc/${s.pid}/cmdline`, 'utf8').includes(dir);
-      } catch {
-        return false;
-      }
-    });
-    if (!ours) continue;
-    try {
-      process.kill(-pgid, 'SIGKILL');
-      killed.push(pgid);
-    } catch {
-      /* gone */
-    }
-  }
-  return killed;
-}
-
 let cleaning: Promise<void> | undefined;
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
@@ -906,7 +778,7 @@ function cleanup(): Promise<void> {
       }
       await closeAll?.().catch((err) => console.error(`close failed: ${String(err)}`));
     } finally {
-      const killed = killRecordedGroups();
+      const killed = killRecordedGroups(root, dir, startedGroups);
       if (killed.length) {
         console.error(`cleanup: SIGKILLed leftover process groups ${killed.join(', ')}`);
         await sleep(500);
