@@ -319,14 +319,26 @@ export class EtcdClient {
         headers['content-type'] = 'application/json';
         headers['content-length'] = Buffer.byteLength(body);
       }
+      // One deadline for the whole call. req.setTimeout only watches a socket once it is
+      // connected, so a connect that hangs (a member starting up, its accept queue full) would
+      // outlast it by seconds and hold up every reconcile that asks the cluster's etcd.
+      const deadline = setTimeout(() => req.destroy(new Error(`no response within ${this.timeoutMs} ms`)), this.timeoutMs);
       const req = https.request(url, { method, agent: this.agent, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', (err) => reject(new EtcdError(`etcd ${url.origin}${path}: ${err.message}`, 0, undefined, { cause: err })));
+        res.on('end', () => {
+          clearTimeout(deadline);
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', (err) => {
+          clearTimeout(deadline);
+          reject(new EtcdError(`etcd ${url.origin}${path}: ${err.message}`, 0, undefined, { cause: err }));
+        });
       });
-      req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no response within ${this.timeoutMs} ms`)));
-      req.on('error', (err) => reject(new EtcdError(`etcd ${url.origin}${path}: ${err.message}`, 0, undefined, { cause: err })));
+      req.on('error', (err) => {
+        clearTimeout(deadline);
+        reject(new EtcdError(`etcd ${url.origin}${path}: ${err.message}`, 0, undefined, { cause: err }));
+      });
       req.end(body);
     });
   }

@@ -541,6 +541,17 @@ export class KubeClient {
       r.setTimeout(timeout, () =>
         r.destroy(new KubeError(0, 'ClientTimeout', `${req.method} ${req.path}: no response within ${timeout} ms`)),
       );
+      // setTimeout above watches the socket only once it is connected: bound the connect too (a
+      // peer whose accept queue is full leaves a connect hanging for seconds).
+      const connecting = setTimeout(
+        () => r.destroy(new KubeError(0, 'ClientTimeout', `${req.method} ${req.path}: no connection within ${timeout} ms`)),
+        timeout,
+      );
+      r.on('socket', (sock) => {
+        if (!sock.connecting) clearTimeout(connecting);
+        else sock.once('connect', () => clearTimeout(connecting));
+      });
+      r.on('close', () => clearTimeout(connecting));
       r.on('error', (e) => reject(Object.assign(e, { reused: r.reusedSocket })));
       r.end(payload);
     });
