@@ -38,6 +38,9 @@ import { isHealthy, planHealing, type Candidate, type HealingPlan } from './heal
 import { RULES } from '../alerts/manager.js';
 
 type Status = NonNullable<NodePool['status']>;
+
+/** On a surge machine: the name of the (working) machine it is brought up to replace. */
+export const ANNOTATION_REPLACES = 'marina.dev/replaces';
 type Decision = { ok: true } | { ok: false; reason: string; message: string };
 
 /** The pool's template name (Machine.spec.pool). */
@@ -95,13 +98,17 @@ export class NodePoolReconciler implements Reconciler {
     const machines = await this.poolMachines(pool);
     await this.propagate(pool, machines);
 
-    const desired = pool.spec.replicas;
     let active = machines.filter((m) => !isDeleting(m));
     const healing = cluster && !isDeleting(cluster) ? await this.heal(cluster, pool, active, status) : undefined;
     if (healing) {
       const gone = new Set(healing.victims.map((v) => v.machine.metadata.name));
       active = active.filter((m) => !gone.has(m.metadata.name));
     }
+    // A surge machine (see heal) stands in for one still running: it is counted on top of the
+    // spec until the one it replaces is gone, so scale-in does not take it away again.
+    const names = new Set(active.map((m) => m.metadata.name));
+    const surging = active.filter((m) => names.has(m.metadata.annotations?.[ANNOTATION_REPLACES] ?? '')).length;
+    const desired = pool.spec.replicas + surging;
     let scaled: ConditionInput;
     if (!cluster || isDeleting(cluster)) {
       scaled = { type: 'Scaled', status: 'False', reason: cluster ? 'ClusterDeleting' : 'ClusterNotFound', message: 'not scaling' };
@@ -136,8 +143,9 @@ export class NodePoolReconciler implements Reconciler {
     set(scaled);
 
     const ready = active.filter(isMachineReady);
-    status.replicas = active.length;
-    status.readyReplicas = ready.length;
+    status.replicas = active.length - surging;
+    // A surge machine and the one it replaces are one replica.
+    status.readyReplicas = Math.min(ready.length, pool.spec.replicas);
     status.machines = active.map((m) => m.metadata.name).sort();
     const notReady = active.filter((m) => !isMachineReady(m));
     const allReady = active.length === desired && notReady.length === 0;
@@ -197,11 +205,25 @@ export class NodePoolReconciler implements Reconciler {
     }
     plan.victims = victims;
     const now = new Date().toISOString();
+    const deleted: Candidate[] = [];
     for (const v of victims) {
+      if (v.reason === 'EtcdEndpointsStale') {
+        // The machine works: bring its replacement up first (a surge), then remove it, so a
+        // cluster with a single control plane keeps its API throughout.
+        const surge = active.find((m) => m.metadata.annotations?.[ANNOTATION_REPLACES] === v.machine.metadata.name);
+        if (!surge) {
+          this.s.log.warn({ pool: pool.metadata.name, machine: v.machine.metadata.name, message: v.message }, 'auto-healing: surging a replacement');
+          await this.createMachine(pool, { [ANNOTATION_REPLACES]: v.machine.metadata.name });
+          continue;
+        }
+        if (!isHealthy(surge)) continue;
+      }
       this.s.log.warn({ pool: pool.metadata.name, machine: v.machine.metadata.name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
       await deleteIfExists(this.s.store, { kind: 'Machine', project, name: v.machine.metadata.name });
       status.remediations = [...(status.remediations ?? []), { machine: v.machine.metadata.name, reason: v.reason, message: v.message.slice(0, 1024), at: now }].slice(-50);
+      deleted.push(v);
     }
+    plan.victims = deleted;
     const held = plan.heldBack;
     status.conditions = setCondition(
       status.conditions,
@@ -247,7 +269,7 @@ export class NodePoolReconciler implements Reconciler {
     }
   }
 
-  private async createMachine(pool: NodePool): Promise<Machine> {
+  private async createMachine(pool: NodePool, annotations?: Record<string, string>): Promise<Machine> {
     const template = poolTemplateName(pool);
     const spec: Machine['spec'] = {
       cluster: pool.spec.cluster,
@@ -267,6 +289,7 @@ export class NodePoolReconciler implements Reconciler {
         name: machineName(pool.spec.cluster, template),
         project: pool.metadata.project,
         labels: { [LABEL_CLUSTER]: pool.spec.cluster, [LABEL_POOL]: template, [LABEL_NODEPOOL]: pool.metadata.name },
+        ...(annotations ? { annotations } : {}),
       },
       spec,
       status: { phase: 'Pending' },

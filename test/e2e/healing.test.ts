@@ -6,7 +6,7 @@
 //   worker killed         → replaced and Ready, its pods rescheduled, its Node gone
 //   etcd member killed    → replaced one at a time; the survivors answer healthy throughout;
 //                           a key written before is read after; after the second replacement
-//                           the control plane is replaced with one that knows the new members
+//                           the control plane is replaced (surge first) with one that knows them
 //   only control plane    → replaced; the API answers again with the data intact
 //   a node that flaps     → not replaced when it recovers within the unhealthy timeout; replaced
 //                           exactly once when it does not, even though it comes back meanwhile
@@ -262,8 +262,14 @@ describe('e2e: health checks, alerts and auto-healing under real failures', { sk
     // never learns new ones): Marina replaces the control plane with one that knows them all.
     const second = await killEtcdFollower(original);
     assert.deepEqual(second.unhealthy, [], 'quorum never lost during the second replacement either');
-    await waitUntil('the control plane refreshed', 90_000, async () => ((await remediations('cp')).some((r) => r.machine === cp && r.reason === 'EtcdEndpointsStale') ? true : undefined));
-    await settled('a refreshed control plane').catch((e: Error) => assert.fail(fail(e.message)));
+    const refreshed = await waitUntil('the control plane refreshed', 90_000, async () => (await remediations('cp')).find((r) => r.machine === cp && r.reason === 'EtcdEndpointsStale'));
+    const after = await settled('a refreshed control plane').catch((e: Error) => assert.fail(fail(e.message)));
+    // The working control plane was removed only once its replacement was up (a surge), so a
+    // single-control-plane cluster kept its API.
+    const successor = after.find((m) => m.spec.pool === 'cp')! as MachineJson & { metadata: { annotations?: Record<string, string> } };
+    assert.equal(successor.metadata.annotations?.['marina.dev/replaces'], cp);
+    const upSince = cond(successor.status?.conditions, 'Healthy')?.lastTransitionTime ?? '';
+    assert.ok(Date.parse(upSince) <= Date.parse(refreshed.at), `the successor was healthy (${upSince}) before ${cp} was removed (${refreshed.at})`);
     await waitUntil('the API through the endpoint', 60_000, async () => ((await k('get', '--raw', '/readyz').catch(() => '')).trim() === 'ok' ? true : undefined));
     assert.equal((await k('get', 'configmap', 'before', '-o', 'jsonpath={.data.written}')).trim(), 'before-the-chaos');
   });
