@@ -40,7 +40,7 @@ import type { Watch } from '../src/store/types.js';
 import { resolveToolchain } from '../src/toolchain/resolve.js';
 import { defaultVersion } from '../src/toolchain/versions.js';
 import { apiRequest } from '../test/support/marina.js';
-import { allStats, GIB, groupMembers, killRecordedGroups, load, median, MIB, readJson, sec, selfTicks, systemBusyTicks, table, type ProcStat } from './support.js';
+import { allStats, GIB, groupMembers, killRecordedGroups, load, reportLeftovers, median, MIB, readJson, sec, selfTicks, systemBusyTicks, table, type ProcStat } from './support.js';
 
 const execFileAsync = promisify(execFile);
 const { values } = parseArgs({
@@ -783,14 +783,7 @@ function cleanup(): Promise<void> {
         console.error(`cleanup: SIGKILLed leftover process groups ${killed.join(', ')}`);
         await sleep(500);
       }
-      const alive = [...startedGroups].filter((p) => isProcessGroupAlive(p));
-      const leftDirs = ['machines', 'endpoints'].flatMap((s) => (existsSync(join(root, s)) ? readdirSync(join(root, s)).map((e) => join(s, e)) : []));
-      rmSync(dir, { recursive: true, force: true });
-      console.log(
-        `\nleftovers: ${startedGroups.size} process groups started in total, ${alive.length} alive${alive.length ? ` (${alive.join(', ')})` : ''}; ` +
-          `provider dirs left before removal: ${leftDirs.length ? leftDirs.join(', ') : 'none'}; temp dir ${existsSync(dir) ? 'STILL EXISTS' : 'removed'}`,
-      );
-      if (alive.length || leftDirs.length || existsSync(dir)) process.exitCode = 1;
+      reportLeftovers(root, dir, startedGroups, '\n');
     }
   })();
   return cleaning;

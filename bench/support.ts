@@ -1,7 +1,7 @@
 // Small helpers shared by the local-cluster benchmarks (bench/cluster.ts, bench/healing.ts):
 // formatting, /proc readings, and the last-resort cleanup that SIGKILLs only the process groups a
 // run's provider recorded under that run's own temp dir.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { isProcessGroupAlive } from '../src/proc/index.js';
@@ -153,4 +153,19 @@ export function killRecordedGroups(root: string, dir: string, startedGroups: Set
     }
   }
   return killed;
+}
+
+/**
+ * After cleanup: removes the run's temp dir and prints what was left (process groups still alive,
+ * provider directories the deletes did not remove). Sets a failing exit code if anything was.
+ */
+export function reportLeftovers(root: string, dir: string, startedGroups: Set<number>, prefix = ''): void {
+  const alive = [...startedGroups].filter((p) => isProcessGroupAlive(p));
+  const leftDirs = ['machines', 'endpoints'].flatMap((s) => (existsSync(join(root, s)) ? readdirSync(join(root, s)).map((e) => join(s, e)) : []));
+  rmSync(dir, { recursive: true, force: true });
+  console.log(
+    `${prefix}leftovers: ${startedGroups.size} process groups started in total, ${alive.length} alive${alive.length ? ` (${alive.join(', ')})` : ''}; ` +
+      `provider dirs left before removal: ${leftDirs.length ? leftDirs.join(', ') : 'none'}; temp dir ${existsSync(dir) ? 'STILL EXISTS' : 'removed'}`,
+  );
+  if (alive.length || leftDirs.length || existsSync(dir)) process.exitCode = 1;
 }
