@@ -310,22 +310,16 @@ export class NodePoolReconciler implements Reconciler {
     const known = active.filter((m) => m.status?.phase === 'Running' && m.status.etcdServers);
     if (known.length === 0) return stale;
     const etcdMachines = (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
-    if (etcdMachines.some((m) => isDeleting(m) || m.status?.phase !== 'Running')) return stale;
-    try {
-      const etcd = await this.s.connections.etcd(cluster, etcdMachines.map((m) => etcdClientURL(m.status!.address!)));
-      if (!etcd) return stale;
-      const members = await etcd.memberList();
-      if (members.some((m) => m.isLearner || m.clientURLs.length === 0)) return stale;
-      const live = new Set(members.flatMap((m) => m.clientURLs));
-      const want = Math.min(2, live.size);
-      for (const m of known) {
-        const reachable = m.status!.etcdServers!.filter((u) => live.has(u));
-        if (reachable.length < want) {
-          stale.set(m.metadata.name, `kube-apiserver knows ${reachable.length} of the ${live.size} current etcd members (${m.status!.etcdServers!.join(', ')})`);
-        }
+    if (etcdMachines.some((m) => isDeleting(m) || m.status?.phase !== 'Running' || !m.status.address)) return stale;
+    // A Running etcd machine is a voting member (its Machine turns Running only once promoted), so
+    // the store tells the current members without asking etcd on every reconcile of the pool.
+    const live = new Set(etcdMachines.map((m) => etcdClientURL(m.status!.address!)));
+    const want = Math.min(2, live.size);
+    for (const m of known) {
+      const reachable = m.status!.etcdServers!.filter((u) => live.has(u));
+      if (reachable.length < want) {
+        stale.set(m.metadata.name, `kube-apiserver knows ${reachable.length} of the ${live.size} current etcd members (${m.status!.etcdServers!.join(', ')})`);
       }
-    } catch {
-      /* etcd unreachable: nothing to judge by */
     }
     return stale;
   }

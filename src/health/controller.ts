@@ -47,6 +47,8 @@ interface ClusterState {
 
 export class HealthChecker implements Reconciler {
   private readonly state = new Map<string, ClusterState>();
+  /** Deleting clusters (key/uid) already let go of; dropped when the object is gone. */
+  private readonly forgotten = new Set<string>();
   private readonly now: () => number;
 
   constructor(private readonly d: HealthCheckerDeps) {
@@ -57,7 +59,12 @@ export class HealthChecker implements Reconciler {
     const k = `${key.project}/${key.name}`;
     const cluster = (await this.d.store.get(key)) as Cluster | undefined;
     if (!cluster || cluster.metadata.deletionTimestamp) {
-      await this.forget(key.project ?? '', key.name);
+      // A deleting cluster changes status every second or so: let go of it once, not each time.
+      const uid = cluster?.metadata.uid ?? '';
+      if (!this.forgotten.has(`${k}/${uid}`)) {
+        await this.forget(key.project ?? '', key.name);
+        if (cluster) this.forgotten.add(`${k}/${uid}`);
+      }
       return;
     }
     const policy = resolveHealth(cluster.spec.health);
@@ -114,7 +121,9 @@ export class HealthChecker implements Reconciler {
   }
 
   private async forget(project: string, cluster: string): Promise<void> {
-    this.state.delete(`${project}/${cluster}`);
+    const k = `${project}/${cluster}`;
+    this.state.delete(k);
+    for (const f of this.forgotten) if (f.startsWith(`${k}/`)) this.forgotten.delete(f);
     this.d.registry.forget(project, cluster);
     await this.d.series?.drop(seriesKey(project, cluster));
     if (this.d.alerts) {
