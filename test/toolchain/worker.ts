@@ -268,7 +268,7 @@ export async function startRealWorker(o: WorkerOptions): Promise<RealWorker> {
       const containerd = byName('containerd');
       if (containerd) await stopProcessGroup(containerd.pid, { graceMs: 10_000 }).catch(() => undefined);
       await killSubtree(cgroupRoot);
-      for (const p of procs) await p.exited;
+      await Promise.race([Promise.all(procs.map((p) => p.exited)), sleep(10_000)]);
       if (await linkExists(bridge)) await execFileAsync('ip', ['link', 'del', bridge]).catch(() => undefined);
       for (const dir of cgroupDirs(cgroupRoot)) {
         try {
