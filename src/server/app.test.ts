@@ -48,7 +48,7 @@ describe('authentication', () => {
   it('leaves /healthz and /openapi/v3 open', async () => {
     assert.equal((await api.app.inject({ url: '/healthz' })).statusCode, 200);
     const doc = (await api.app.inject({ url: '/openapi/v3' })).json();
-    assert.equal(doc.openapi, '3.0.3');
+    assert.equal(doc.openapi, '3.1.0');
     assert.ok(doc.paths[`${BASE}/projects/{project}/clusters`].post);
     assert.equal(doc.components.schemas.Cluster.properties.spec.properties.nodePools.minItems, 1);
   });
