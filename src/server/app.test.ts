@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { API_VERSION } from '../api/meta.js';
+import { API_VERSION, type Resource } from '../api/meta.js';
 import { seriesKey } from '../health/controller.js';
 import type { HealthReport } from '../health/types.js';
 import { openSqliteStore } from '../store/sqlite.js';
@@ -439,5 +439,28 @@ describe('misrouted resource paths say where to look', () => {
     assert.equal(inProject.statusCode, 400);
     assert.match(inProject.json().message, /not a project resource/);
     assert.equal((await req(undefined, 'GET', `${BASE}/projects/alpha/bananas`)).statusCode, 401, 'authentication comes first');
+  });
+});
+
+describe('the typed client speaks this API', () => {
+  it('creates, reads, lists, patches and deletes; reads whoami, versions, health, tokens and the audit log', async () => {
+    const member = api.client('member');
+    const created = await member.create(clusterBody('via-client') as unknown as Resource, 'alpha');
+    assert.equal(created.metadata.project, 'alpha');
+    assert.equal((await member.get('Cluster', 'via-client', 'alpha')).metadata.uid, created.metadata.uid);
+    const list = await member.listAll('Cluster', { project: 'alpha', limit: 2 });
+    assert.ok(list.items.some((c) => c.metadata.name === 'via-client'));
+    const patched = await member.patch('Cluster', 'via-client', 'alpha', { metadata: { labels: { via: 'client' } } });
+    assert.deepEqual(patched.metadata.labels, { via: 'client' });
+    await assert.rejects(member.kubeconfig('alpha', 'via-client'), (err: Error & { code?: number }) => err.code === 409);
+    assert.deepEqual((await member.clusterHealth('alpha', 'via-client')).samples, []);
+    assert.deepEqual((await member.whoami()).projects, [{ name: 'alpha', role: 'member' }]);
+    assert.deepEqual((await member.kubernetesVersions()).versions, ['v1.36.3', 'v1.35.4']);
+    const token = await member.createToken({ description: 'client' });
+    assert.ok((await member.listTokens()).some((t) => t.id === token.id));
+    await member.revokeToken(token.id);
+    assert.equal((await member.delete('Cluster', 'via-client', 'alpha')).removed, true);
+    assert.ok((await api.client('admin').audit({ project: 'alpha', limit: 5 })).some((e) => e.name === 'via-client'));
+    await assert.rejects(api.client('outsider').get('Cluster', 'via-client', 'alpha'), (err: Error & { code?: number }) => err.code === 404);
   });
 });
