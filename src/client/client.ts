@@ -9,17 +9,13 @@ import type { Status } from '../api/errors.js';
 import type { Resource } from '../api/meta.js';
 import type { ClusterHealth } from '../health/types.js';
 import type { AuditEntry, IssuedToken, TokenInfo } from '../store/types.js';
+import type { WhoAmI } from '../server/schemas.js';
 import { MarinaApiError, MarinaConnectionError, errorFromResponse, isNotFound, isStatus } from './errors.js';
 import { ndjsonLines, parseWatchLine, type WatchEvent } from './ndjson.js';
 import { API_PATH, requireProject, resourcePath, resourceRef, type KindLike, type ResourceList, type ResourceRef } from './resources.js';
 
-export type { AuditEntry, IssuedToken, TokenInfo };
+export type { AuditEntry, IssuedToken, TokenInfo, WhoAmI };
 
-export interface WhoAmI {
-  user: string;
-  platformAdmin: boolean;
-  projects: { name: string; role: string }[];
-}
 
 export interface ClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:7443`. */

@@ -18,7 +18,6 @@ import { probeRoutes } from './routes/probes.js';
 import { resourceRoutes } from './routes/resources.js';
 import { tokenRoutes } from './routes/tokens.js';
 
-export { API_PREFIX };
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
 export interface AppOptions {

@@ -12,7 +12,6 @@ import {
   AuditEntry,
   AuditList,
   ClusterHealth,
-  Done,
   IssuedToken,
   IssueTokenRequest,
   KubernetesVersionList,
@@ -38,7 +37,6 @@ const COMPONENTS: TSchema[] = [
   AuditEntry,
   AuditList,
   ClusterHealth,
-  Done,
   ...KINDS.flatMap((info) => [info.schema, ...kindSchemas(info)]),
 ];
 

@@ -24,7 +24,7 @@ export const Status = Type.Object(
     field: Type.Optional(Type.String({ description: 'the first offending field or parameter, e.g. spec.nodePools[0].replicas or limit' })),
     causes: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
   },
-  { $id: 'Status', description: 'The answer to every failed request (modelled on Kubernetes metav1.Status)' },
+  { $id: 'Status', description: 'The answer to every failed request, and to a delete that has no object to return (modelled on Kubernetes metav1.Status)' },
 );
 
 /** What each status code means wherever it is documented. */
@@ -164,9 +164,6 @@ export const ClusterHealth = Type.Object(
 );
 
 export const Kubeconfig = Type.String({ description: 'the admin kubeconfig (YAML)' });
-
-/** `{kind: Status, code: 200}` for deletes that answer no object. */
-export const Done = Type.Object({ kind: Type.Literal('Status'), code: Type.Integer(), reason: Type.String(), message: Type.String() }, { $id: 'Done' });
 
 export const WatchEvent = Type.Object(
   {

@@ -95,6 +95,8 @@ test('the API keeps its OpenAPI contract under Schemathesis', { timeout: RUN_TIM
             PATH: process.env.PATH,
             HOME: tmp,
             PYTHONPATH: SCRIPTS,
+            // Nothing written into the clone.
+            PYTHONDONTWRITEBYTECODE: '1',
             SCHEMATHESIS_HOOKS: 'hooks',
             MARINA_FUZZ_USER: FUZZ_USER,
             MARINA_FUZZ_TOKEN_ID: token.id,

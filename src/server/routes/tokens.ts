@@ -7,7 +7,7 @@ import { schemaErrors } from '../../api/validate.js';
 import type { AuditLog, Store, TokenStore } from '../../store/types.js';
 import { principal } from '../auth.js';
 import { decideAccess } from '../authz.js';
-import { Done, IssuedToken, IssueTokenRequest, TokenList, TokenParams, errorResponses } from '../schemas.js';
+import { IssuedToken, IssueTokenRequest, Status, TokenList, TokenParams, errorResponses } from '../schemas.js';
 
 export interface TokenRouteOptions {
   store: Store;
@@ -66,7 +66,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
       summary: 'Revoke a token',
       tags,
       params: TokenParams,
-      response: { 200: Type.Ref(Done.$id!, { description: 'revoked' }), ...errorResponses(401, 404) },
+      response: { 200: Type.Ref(Status.$id!, { description: 'revoked' }), ...errorResponses(401, 404) },
     },
     config: {
       access: async (req) => {
