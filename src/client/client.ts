@@ -1,6 +1,6 @@
 // A small, dependency-free client for Marina's REST API, built on the global `fetch` (Node 20,
 // browsers): the CLI, the web console, the benchmarks and the tests all use it. Browser-safe by
-// rule: no `node:` import and nothing outside src/client but types (client-boundary.test.ts).
+// rule: no `node:` import and nothing from outside src/client but types (resources.test.ts checks).
 //
 //   const c = new MarinaClient({ server: 'http://127.0.0.1:7443', token });
 //   const list = await c.listAll('Cluster', { project: 'demo' });
@@ -15,7 +15,6 @@ import { ndjsonLines, parseWatchLine, type WatchEvent } from './ndjson.js';
 import { API_PATH, requireProject, resourcePath, resourceRef, type KindLike, type ResourceList, type ResourceRef } from './resources.js';
 
 export type { AuditEntry, IssuedToken, TokenInfo, WhoAmI };
-
 
 export interface ClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:7443`. */

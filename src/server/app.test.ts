@@ -387,6 +387,12 @@ describe('query parameters are held to their schema', () => {
     assert.equal(res.json().field, 'since');
   });
 
+  it('a since with a lower-case t and z is RFC 3339 too', async () => {
+    await req('member', 'POST', `${BASE}/projects/alpha/clusters`, clusterBody('since-lower'));
+    const res = await req('viewer', 'GET', `${BASE}/projects/alpha/clusters/since-lower/health?since=2026-01-02t15:04:05z`);
+    assert.equal(res.statusCode, 200, res.body);
+  });
+
   it('the audit log limit is an integer', async () => {
     const res = await req('admin', 'GET', `${BASE}/audit?project=alpha&limit=many`);
     assert.equal(res.statusCode, 400);

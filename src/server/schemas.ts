@@ -9,7 +9,12 @@ import type { KindInfo } from '../api/registry.js';
 
 /** RFC 3339 date-time (the `date-time` format of JSON Schema), as every timestamp in the API. */
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
-if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => RFC3339.test(v) && Number.isFinite(Date.parse(v)));
+
+/** Milliseconds since the epoch of an RFC 3339 date-time (which allows a lower-case t and z). */
+export function parseDateTime(v: string): number {
+  return RFC3339.test(v) ? Date.parse(v.toUpperCase()) : NaN;
+}
+if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => Number.isFinite(parseDateTime(v)));
 
 export const DateTime = (description: string) => Type.String({ format: 'date-time', description });
 

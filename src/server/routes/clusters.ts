@@ -8,7 +8,7 @@ import { seriesKey } from '../../health/controller.js';
 import type { ClusterHealth, HealthReport, HealthSample } from '../../health/types.js';
 import type { AuditLog, SeriesStore, Store } from '../../store/types.js';
 import { principal } from '../auth.js';
-import { ClusterHealth as ClusterHealthSchema, HealthQuery, Kubeconfig, ProjectNameParams, errorResponses } from '../schemas.js';
+import { ClusterHealth as ClusterHealthSchema, HealthQuery, Kubeconfig, ProjectNameParams, errorResponses, parseDateTime } from '../schemas.js';
 
 /** Health reports and series for GET .../clusters/{name}/health (read at request time). */
 export interface HealthSource {
@@ -74,7 +74,7 @@ export const clusterRoutes: FastifyPluginAsync<ClusterRouteOptions> = async (app
     handler: async (req): Promise<ClusterHealth> => {
       const { project, name } = req.params;
       if (!(await store.get({ kind: 'Cluster', project, name }))) throw ApiError.notFound('Cluster', name);
-      const since = new Date(req.query.since === undefined ? Date.now() - DAY_MS : Date.parse(req.query.since)).toISOString();
+      const since = new Date(req.query.since === undefined ? Date.now() - DAY_MS : parseDateTime(req.query.since)).toISOString();
       const series = health?.series ? await health.series.range(seriesKey(project, name), since) : [];
       return {
         kind: 'ClusterHealth',

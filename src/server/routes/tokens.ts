@@ -7,7 +7,7 @@ import { schemaErrors } from '../../api/validate.js';
 import type { AuditLog, Store, TokenStore } from '../../store/types.js';
 import { principal } from '../auth.js';
 import { decideAccess } from '../authz.js';
-import { IssuedToken, IssueTokenRequest, Status, TokenList, TokenParams, errorResponses } from '../schemas.js';
+import { IssuedToken, IssueTokenRequest, Status, TokenList, TokenParams, errorResponses, parseDateTime } from '../schemas.js';
 
 export interface TokenRouteOptions {
   store: Store;
@@ -37,7 +37,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
       if (causes.length > 0) throw ApiError.invalid(causes);
       const user = body.user ?? p.user;
       if (!(await store.get({ kind: 'User', project: '', name: user }))) throw ApiError.invalidField('user', `no user ${JSON.stringify(user)}`);
-      const expiresAt = body.expiresAt === undefined ? undefined : new Date(body.expiresAt).toISOString();
+      const expiresAt = body.expiresAt === undefined ? undefined : new Date(parseDateTime(body.expiresAt)).toISOString();
       const issued = await tokens.issue({ user, description: body.description, expiresAt });
       await audit.append({ time: new Date().toISOString(), user: p.user, verb: 'create', kind: 'Token', project: '', name: issued.id, code: 201 });
       void reply.code(201);
