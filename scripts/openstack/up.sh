@@ -282,10 +282,10 @@ EOF
 # records, status transitions) but creates no VMs, ports or haproxy configs. The worker's flows
 # still sign a server certificate for each amphora, hence the throwaway CA.
 OCT_CA="$S/data/octavia"
-if [ ! -e "$OCT_CA/ca.pem" ]; then
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=marina-octavia-test-ca" \
-    -keyout "$OCT_CA/ca.key" -out "$OCT_CA/ca.pem" 2>/dev/null
-fi
+# Octavia's local certificate generator always passes the passphrase, so the key is encrypted.
+OCT_CA_PASS=$(openssl rand -hex 16)
+openssl req -x509 -newkey rsa:2048 -days 30 -subj "/CN=marina-octavia-test-ca" -passout "pass:$OCT_CA_PASS" \
+  -keyout "$OCT_CA/ca.key" -out "$OCT_CA/ca.pem" 2>/dev/null
 cat > "$E/octavia/octavia.conf" <<EOF
 [DEFAULT]
 $(common_default octavia)
@@ -312,7 +312,7 @@ loadbalancer_topology = SINGLE
 cert_generator = local_cert_generator
 ca_certificate = $OCT_CA/ca.pem
 ca_private_key = $OCT_CA/ca.key
-ca_private_key_passphrase =
+ca_private_key_passphrase = $OCT_CA_PASS
 server_certs_key_passphrase = $(openssl rand -hex 16)
 [haproxy_amphora]
 server_ca = $OCT_CA/ca.pem
