@@ -5,7 +5,7 @@
 //   fixtures.mjs services KEYSTONE_V3 ADMIN_PASSWORD SERVICE_PASSWORD ENDPOINTS_JSON
 //     the service project and user every service authenticates with, and the catalog
 //     (endpoints are replaced on every start: the address differs per run)
-//   fixtures.mjs tenant KEYSTONE_V3 ADMIN_PASSWORD COMPUTES DATA_DIR
+//   fixtures.mjs tenant KEYSTONE_V3 ADMIN_PASSWORD COMPUTES
 //     waits for the compute hosts and agents, then creates the "marina" project, its user and
 //     application credential, flavors, a public image, a network and subnet, and quotas;
 //     prints them as JSON on stdout
@@ -105,7 +105,7 @@ async function services(servicePassword, endpointsJson) {
   }
 }
 
-async function tenant(computes, dataDir) {
+async function tenant(computes) {
   const admin = await passwordToken('admin', adminPassword, 'admin');
   const token = admin.token;
   const url = (type) => admin.body.catalog.find((s) => s.type === type).endpoints.find((e) => e.interface === 'public').url;
@@ -201,14 +201,13 @@ async function tenant(computes, dataDir) {
     subnet: { id: subnet.id, cidr: subnet.cidr },
     computeHosts: hosts,
     quotas,
-    dataDir,
   };
 }
 
 if (mode === 'services') {
   await services(rest[0], rest[1]);
 } else if (mode === 'tenant') {
-  const out = await tenant(Number(rest[0]), rest[1]);
+  const out = await tenant(Number(rest[0]));
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 } else {
   console.error('usage: fixtures.mjs services|tenant ...');

@@ -75,7 +75,7 @@ log "address $H, state $S"
 # Template key: the versions of everything that shapes the databases, plus this script's
 # migration recipe version (bump TEMPLATE_RECIPE when the migration steps below change).
 # ---------------------------------------------------------------------------------------------
-TEMPLATE_RECIPE=1
+TEMPLATE_RECIPE=3
 pkg_versions=$(dpkg-query -W -f='${Package}=${Version}\n' python3-keystone python3-nova python3-placement \
   python3-neutron python3-glance python3-octavia mariadb-server 2>/dev/null | sort)
 KEY=$(printf 'recipe=%s\n%s\n' "$TEMPLATE_RECIPE" "$pkg_versions" | sha256sum | cut -c1-16)
@@ -89,9 +89,8 @@ if [ -e "$TEMPLATE/secrets.env" ] && [ -z "${MARINA_OPENSTACK_NO_TEMPLATE:-}" ];
   # shellcheck disable=SC1091
   . "$TEMPLATE/secrets.env"
 else
-  DB_PASSWORD=$(openssl rand -hex 16); ADMIN_PASSWORD=$(openssl rand -hex 16)
+  DB_PASSWORD=$(openssl rand -hex 16); ADMIN_PASSWORD=$(openssl rand -hex 16); SERVICE_PASSWORD=$(openssl rand -hex 16)
 fi
-SERVICE_PASSWORD=$(openssl rand -hex 16)
 DB="mysql+pymysql://openstack:$DB_PASSWORD@$H:$P_DB"
 MQ="rabbit://guest:guest@$H:$P_MQ/"
 KS="http://$H:$P_KEYSTONE"
@@ -137,6 +136,10 @@ key_repository = $S/data/keystone/fernet-keys
 key_repository = $S/data/keystone/credential-keys
 [cache]
 enabled = false
+[identity]
+# bcrypt's minimum cost: every password and application-credential check is hashed, and the
+# default (12) costs a quarter of a CPU second each on this machine.
+password_hash_rounds = 4
 EOF
 
 cat > "$E/placement/placement.conf" <<EOF
@@ -299,6 +302,8 @@ enabled_provider_drivers = amphora:'Amphora with no-op compute/network/amphora d
 connection = $DB/octavia
 [controller_worker]
 workers = 1
+# Read when the (no-op) compute driver "boots" an amphora: its config-drive files.
+client_ca = $OCT_CA/ca.pem
 amphora_driver = amphora_noop_driver
 compute_driver = compute_noop_driver
 network_driver = network_noop_driver
@@ -365,7 +370,11 @@ sql() { mariadb --no-defaults -uroot --socket="$S/run/mysqld.sock" "$@"; }
 uwsgi_app() { # NAME PORT WSGI_FILE ENV=VALUE
   start "$1" env "$4" uwsgi --plugins python3 --http-socket "$H:$2" --wsgi-file "$3" \
     --master --processes 1 --threads 8 --enable-threads --lazy-apps --die-on-term --need-app \
-    --buffer-size 65535 --logto "$S/log/$1.uwsgi.log"
+    --buffer-size 65535 --logto "$S/log/$1.uwsgi.log" \
+    --add-header 'Connection: close'
+  # uwsgi's plain http-socket closes every connection after one response without saying so;
+  # keystoneauth's pooled connections then fail with "Remote end closed connection" (a 503 from
+  # the calling service's auth middleware). The header makes clients open a new one each time.
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -431,44 +440,54 @@ migrate() {
   log "migrations done"
 }
 
-if [ -d "$TEMPLATE/mysql" ] && [ -z "${MARINA_OPENSTACK_NO_TEMPLATE:-}" ]; then
-  log "databases from template $TEMPLATE"
-  cp -a --reflink=auto "$TEMPLATE/mysql" "$S/data/mysql"
-  cp -a "$TEMPLATE/keystone/." "$S/data/keystone/"
-  start_mariadb
-else
-  migrate
-  if [ -z "${MARINA_OPENSTACK_NO_TEMPLATE:-}" ]; then
-    # A clean shutdown makes the datadir copyable; the template appears atomically (rename).
-    stop_mariadb
-    mkdir -p "$CACHE_ROOT"
-    tmp=$(mktemp -d "$CACHE_ROOT/.tmp.XXXXXX")
-    cp -a "$S/data/mysql" "$tmp/mysql"
-    mkdir -p "$tmp/keystone"; cp -a "$S/data/keystone/." "$tmp/keystone/"
-    printf 'DB_PASSWORD=%s\nADMIN_PASSWORD=%s\n' "$DB_PASSWORD" "$ADMIN_PASSWORD" > "$tmp/secrets.env"
-    printf '%s\n' "$pkg_versions" > "$tmp/packages.txt"
-    if mv -T "$tmp" "$TEMPLATE" 2>/dev/null; then log "template saved: $TEMPLATE"; else rm -rf "$tmp"; fi
-    start_mariadb
-  fi
-fi
-
-# ---------------------------------------------------------------------------------------------
-# Keystone first (everything else authenticates against it), then the catalog and service user
-# ---------------------------------------------------------------------------------------------
-uwsgi_app keystone "$P_KEYSTONE" /usr/bin/keystone-wsgi-public "OS_KEYSTONE_CONFIG_DIR=$E/keystone"
-wait_for rabbitmq 90 tcp_up "$H" "$P_MQ"
-wait_for keystone 90 http_up "$KS/v3"
-log "keystone up"
-
 ENDPOINTS_JSON=$(cat <<EOF
 {"keystone": "$KS/v3", "placement": "http://$H:$P_PLACEMENT", "nova": "http://$H:$P_NOVA/v2.1",
  "neutron": "http://$H:$P_NEUTRON", "glance": "http://$H:$P_GLANCE", "octavia": "http://$H:$P_OCTAVIA"}
 EOF
 )
-node "$SCRIPT_DIR/fixtures.mjs" services "$KS/v3" "$ADMIN_PASSWORD" "$SERVICE_PASSWORD" "$ENDPOINTS_JSON" >&2
+start_keystone() {
+  uwsgi_app keystone "$P_KEYSTONE" /usr/bin/keystone-wsgi-public "OS_KEYSTONE_CONFIG_DIR=$E/keystone"
+}
+
+if [ -d "$TEMPLATE/mysql" ] && [ -z "${MARINA_OPENSTACK_NO_TEMPLATE:-}" ]; then
+  log "databases from template $TEMPLATE"
+  cp -a --reflink=auto "$TEMPLATE/mysql" "$S/data/mysql"
+  cp -a "$TEMPLATE/keystone/." "$S/data/keystone/"
+  start_mariadb
+  # The template's catalog points at the address of the run that made it: re-point it (Keystone
+  # runs without a cache, so it reads these rows as they are).
+  jq -r 'to_entries[] | "\(.key) \(.value)"' <<<"$ENDPOINTS_JSON" | while read -r name url; do
+    echo "UPDATE endpoint e JOIN service s ON e.service_id = s.id SET e.url = '$url' WHERE JSON_VALUE(s.extra, '\$.name') = '$name';"
+  done | sql keystone
+  start_keystone
+else
+  migrate
+  # The catalog, the service project and user are part of the template too (Keystone's API is
+  # slow while a dozen services start beside it: ~40 calls took 30 s).
+  start_keystone
+  wait_for keystone 120 http_up "$KS/v3"
+  node "$SCRIPT_DIR/fixtures.mjs" services "$KS/v3" "$ADMIN_PASSWORD" "$SERVICE_PASSWORD" "$ENDPOINTS_JSON" >&2
+  log "catalog and service user created"
+  if [ -z "${MARINA_OPENSTACK_NO_TEMPLATE:-}" ]; then
+    # A clean shutdown makes the datadir copyable; the template appears atomically (rename).
+    stop_recorded "$S/run/keystone.pid"
+    stop_mariadb
+    mkdir -p "$CACHE_ROOT"
+    tmp=$(mktemp -d "$CACHE_ROOT/.tmp.XXXXXX")
+    cp -a "$S/data/mysql" "$tmp/mysql"
+    mkdir -p "$tmp/keystone"; cp -a "$S/data/keystone/." "$tmp/keystone/"
+    printf 'DB_PASSWORD=%s\nADMIN_PASSWORD=%s\nSERVICE_PASSWORD=%s\n' "$DB_PASSWORD" "$ADMIN_PASSWORD" "$SERVICE_PASSWORD" > "$tmp/secrets.env"
+    printf '%s\n' "$pkg_versions" > "$tmp/packages.txt"
+    if mv -T "$tmp" "$TEMPLATE" 2>/dev/null; then log "template saved: $TEMPLATE"; else rm -rf "$tmp"; fi
+    start_mariadb
+    start_keystone
+  fi
+fi
 
 # ---------------------------------------------------------------------------------------------
-# The other services, all at once
+# Services. Everything that needs only the database and the bus at start starts now, beside
+# Keystone (already starting). nova-compute starts once Keystone answers: it calls Placement
+# (through Keystone) while starting, and exits if it cannot.
 # ---------------------------------------------------------------------------------------------
 uwsgi_app placement "$P_PLACEMENT" /usr/bin/placement-api "OS_PLACEMENT_CONFIG_DIR=$E/placement"
 start nova-api nova-api --config-file "$E/nova/nova.conf"
@@ -479,11 +498,17 @@ start glance-api glance-api --config-file "$E/glance/glance-api.conf"
 start octavia-api octavia-api --config-file "$E/octavia/octavia.conf" --log-file "$S/log/octavia-api.log"
 start octavia-worker octavia-worker --config-file "$E/octavia/octavia.conf" --log-file "$S/log/octavia-worker.log"
 for i in $(seq 1 "$COMPUTES"); do
+  start "neutron-agent-$i" neutron-linuxbridge-agent --config-file "$E/neutron/neutron.conf" \
+    --config-file "$E/neutron/agent-$i.conf"
+done
+
+wait_for keystone 120 http_up "$KS/v3"
+log "keystone up"
+wait_for rabbitmq 90 tcp_up "$H" "$P_MQ"
+for i in $(seq 1 "$COMPUTES"); do
   # python3-nova's entry point (see install.sh for why there is no nova-compute package)
   start "nova-compute-$i" "$PY" -c 'import sys; from nova.cmd.compute import main; sys.argv[0] = "nova-compute"; sys.exit(main())' \
     --config-file "$E/nova/nova.conf" --config-file "$E/nova/compute-$i.conf"
-  start "neutron-agent-$i" neutron-linuxbridge-agent --config-file "$E/neutron/neutron.conf" \
-    --config-file "$E/neutron/agent-$i.conf"
 done
 
 wait_for placement 120 http_up "http://$H:$P_PLACEMENT/"
@@ -499,7 +524,7 @@ c.channel().queue_declare("octavia_prov", passive=True)' "$H:$P_MQ"
 log "APIs answer"
 
 # Tenant fixtures; waits for the fake hypervisors, the agents and the Octavia worker.
-node "$SCRIPT_DIR/fixtures.mjs" tenant "$KS/v3" "$ADMIN_PASSWORD" "$COMPUTES" "$S/data" > "$S/fixtures.json"
+node "$SCRIPT_DIR/fixtures.mjs" tenant "$KS/v3" "$ADMIN_PASSWORD" "$COMPUTES" > "$S/fixtures.json"
 jq -n --slurpfile f "$S/fixtures.json" --argjson ep "$ENDPOINTS_JSON" \
   --arg state "$S" --arg address "$H" --arg admin "$ADMIN_PASSWORD" --arg template "$TEMPLATE" \
   --argjson started "$START_TS" --argjson ready "$(date +%s)" \
