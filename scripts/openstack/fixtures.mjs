@@ -3,12 +3,12 @@
 // up.sh, plain fetch, no dependencies):
 //
 //   fixtures.mjs services KEYSTONE_V3 ADMIN_PASSWORD SERVICE_PASSWORD ENDPOINTS_JSON
-//     the service project and user every service authenticates with, and the catalog
-//     (endpoints are replaced on every start: the address differs per run)
+//     Keystone only (runs once per database template): the service project and user every
+//     service authenticates with, the catalog, and the "marina" project with its user and
+//     application credential; prints the latter as JSON on stdout
 //   fixtures.mjs tenant KEYSTONE_V3 ADMIN_PASSWORD COMPUTES
-//     waits for the compute hosts and agents, then creates the "marina" project, its user and
-//     application credential, flavors, a public image, a network and subnet, and quotas;
-//     prints them as JSON on stdout
+//     every start: flavors, a public image, the marina network and subnet, quotas; then waits
+//     for the compute hosts and agents; prints them as JSON on stdout
 import { randomBytes } from 'node:crypto';
 
 const [mode, keystone, adminPassword, ...rest] = process.argv.slice(2);
@@ -71,16 +71,16 @@ async function poll(what, timeoutMs, fn) {
 async function services(servicePassword, endpointsJson) {
   const endpoints = JSON.parse(endpointsJson);
   const { token } = await passwordToken('admin', adminPassword, 'admin');
-  const project = await findOrCreate(`${keystone}/projects`, 'project', 'service', { name: 'service', domain_id: 'default' }, token);
-  let user = (await call('GET', `${keystone}/users?name=marina-service`, { token })).json.users[0];
-  if (user) {
-    await call('PATCH', `${keystone}/users/${user.id}`, { token, body: { user: { password: servicePassword } } });
+  const serviceProject = await findOrCreate(`${keystone}/projects`, 'project', 'service', { name: 'service', domain_id: 'default' }, token);
+  let serviceUser = (await call('GET', `${keystone}/users?name=marina-service`, { token })).json.users[0];
+  if (serviceUser) {
+    await call('PATCH', `${keystone}/users/${serviceUser.id}`, { token, body: { user: { password: servicePassword } } });
   } else {
-    user = (await call('POST', `${keystone}/users`, {
-      token, body: { user: { name: 'marina-service', domain_id: 'default', password: servicePassword, default_project_id: project.id } },
+    serviceUser = (await call('POST', `${keystone}/users`, {
+      token, body: { user: { name: 'marina-service', domain_id: 'default', password: servicePassword, default_project_id: serviceProject.id } },
     })).json.user;
   }
-  for (const role of ['admin', 'service']) await grant(project.id, user.id, role, token);
+  for (const role of ['admin', 'service']) await grant(serviceProject.id, serviceUser.id, role, token);
 
   const catalog = [
     ['identity', 'keystone', endpoints.keystone],
@@ -103,18 +103,6 @@ async function services(servicePassword, endpointsJson) {
       });
     }
   }
-}
-
-async function tenant(computes) {
-  const admin = await passwordToken('admin', adminPassword, 'admin');
-  const token = admin.token;
-  const url = (type) => admin.body.catalog.find((s) => s.type === type).endpoints.find((e) => e.interface === 'public').url;
-  const nova = url('compute');
-  const neutron = url('network');
-  const glance = url('image');
-  const octavia = url('load-balancer');
-  const novaHeaders = { 'OpenStack-API-Version': 'compute 2.88' };
-
   // The marina project and user, with the roles Nova/Neutron/Glance (member) and Octavia
   // (load-balancer_member) check for.
   const project = await findOrCreate(`${keystone}/projects`, 'project', 'marina', { name: 'marina', domain_id: 'default' }, token);
@@ -133,6 +121,25 @@ async function tenant(computes) {
   const appCred = (await call('POST', `${keystone}/users/${user.id}/application_credentials`, {
     token: userToken, body: { application_credential: { name: appCredName, description: 'Marina test control plane' } },
   })).json.application_credential;
+
+  return {
+    project: { id: project.id, name: project.name, domain: 'Default' },
+    user: { id: user.id, name: 'marina', password },
+    applicationCredential: { id: appCred.id, name: appCredName, secret: appCred.secret },
+  };
+}
+
+async function tenant(computes) {
+  const admin = await passwordToken('admin', adminPassword, 'admin');
+  const token = admin.token;
+  const url = (type) => admin.body.catalog.find((s) => s.type === type).endpoints.find((e) => e.interface === 'public').url;
+  const nova = url('compute');
+  const neutron = url('network');
+  const glance = url('image');
+  const octavia = url('load-balancer');
+  const novaHeaders = { 'OpenStack-API-Version': 'compute 2.88' };
+  const project = (await call('GET', `${keystone}/projects?name=marina`, { token })).json.projects[0];
+  if (!project) throw new Error('project marina missing (made by the services step)');
 
   const flavorSpecs = [
     { name: 'm1.small', vcpus: 1, ram: 2048, disk: 10 },
@@ -192,9 +199,6 @@ async function tenant(computes) {
   });
 
   return {
-    project: { id: project.id, name: project.name, domain: 'Default' },
-    user: { id: user.id, name: 'marina', password },
-    applicationCredential: { id: appCred.id, name: appCredName, secret: appCred.secret },
     flavors,
     image: { id: image.id, name: image.name, size: image.size, status: image.status },
     network: { id: network.id, name: network.name },
@@ -205,7 +209,8 @@ async function tenant(computes) {
 }
 
 if (mode === 'services') {
-  await services(rest[0], rest[1]);
+  const out = await services(rest[0], rest[1]);
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 } else if (mode === 'tenant') {
   const out = await tenant(Number(rest[0]));
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

@@ -75,7 +75,7 @@ log "address $H, state $S"
 # Template key: the versions of everything that shapes the databases, plus this script's
 # migration recipe version (bump TEMPLATE_RECIPE when the migration steps below change).
 # ---------------------------------------------------------------------------------------------
-TEMPLATE_RECIPE=3
+TEMPLATE_RECIPE=4
 pkg_versions=$(dpkg-query -W -f='${Package}=${Version}\n' python3-keystone python3-nova python3-placement \
   python3-neutron python3-glance python3-octavia mariadb-server 2>/dev/null | sort)
 KEY=$(printf 'recipe=%s\n%s\n' "$TEMPLATE_RECIPE" "$pkg_versions" | sha256sum | cut -c1-16)
@@ -212,7 +212,8 @@ bind_host = $H
 bind_port = $P_NEUTRON
 core_plugin = ml2
 auth_strategy = keystone
-api_workers = 1
+# The API in the main process (0), one RPC worker process (the least Neutron allows).
+api_workers = 0
 rpc_workers = 1
 rpc_state_report_workers = 1
 notify_nova_on_port_status_changes = false
@@ -261,7 +262,8 @@ cat > "$E/glance/glance-api.conf" <<EOF
 log_file = $S/log/glance.log
 bind_host = $H
 bind_port = $P_GLANCE
-workers = 1
+# 0: serve in the main process, no forked workers.
+workers = 0
 enabled_backends = local:file
 [glance_store]
 default_backend = local
@@ -453,21 +455,23 @@ if [ -d "$TEMPLATE/mysql" ] && [ -z "${MARINA_OPENSTACK_NO_TEMPLATE:-}" ]; then
   log "databases from template $TEMPLATE"
   cp -a --reflink=auto "$TEMPLATE/mysql" "$S/data/mysql"
   cp -a "$TEMPLATE/keystone/." "$S/data/keystone/"
+  cp "$TEMPLATE/identity.json" "$S/identity.json"
+  start_keystone   # the slowest to import; it needs the database only per request
   start_mariadb
   # The template's catalog points at the address of the run that made it: re-point it (Keystone
   # runs without a cache, so it reads these rows as they are).
   jq -r 'to_entries[] | "\(.key) \(.value)"' <<<"$ENDPOINTS_JSON" | while read -r name url; do
     echo "UPDATE endpoint e JOIN service s ON e.service_id = s.id SET e.url = '$url' WHERE JSON_VALUE(s.extra, '\$.name') = '$name';"
   done | sql keystone
-  start_keystone
 else
   migrate
-  # The catalog, the service project and user are part of the template too (Keystone's API is
-  # slow while a dozen services start beside it: ~40 calls took 30 s).
+  # The catalog, the service user and Marina's project, user and application credential are
+  # part of the template too: Keystone's API is slow while a dozen services start beside it
+  # (~0.5 s a call; the ~50 calls took 30 s).
   start_keystone
   wait_for keystone 120 http_up "$KS/v3"
-  node "$SCRIPT_DIR/fixtures.mjs" services "$KS/v3" "$ADMIN_PASSWORD" "$SERVICE_PASSWORD" "$ENDPOINTS_JSON" >&2
-  log "catalog and service user created"
+  node "$SCRIPT_DIR/fixtures.mjs" services "$KS/v3" "$ADMIN_PASSWORD" "$SERVICE_PASSWORD" "$ENDPOINTS_JSON" > "$S/identity.json"
+  log "catalog, service user and marina project created"
   if [ -z "${MARINA_OPENSTACK_NO_TEMPLATE:-}" ]; then
     # A clean shutdown makes the datadir copyable; the template appears atomically (rename).
     stop_recorded "$S/run/keystone.pid"
@@ -476,6 +480,7 @@ else
     tmp=$(mktemp -d "$CACHE_ROOT/.tmp.XXXXXX")
     cp -a "$S/data/mysql" "$tmp/mysql"
     mkdir -p "$tmp/keystone"; cp -a "$S/data/keystone/." "$tmp/keystone/"
+    cp "$S/identity.json" "$tmp/identity.json"
     printf 'DB_PASSWORD=%s\nADMIN_PASSWORD=%s\nSERVICE_PASSWORD=%s\n' "$DB_PASSWORD" "$ADMIN_PASSWORD" "$SERVICE_PASSWORD" > "$tmp/secrets.env"
     printf '%s\n' "$pkg_versions" > "$tmp/packages.txt"
     if mv -T "$tmp" "$TEMPLATE" 2>/dev/null; then log "template saved: $TEMPLATE"; else rm -rf "$tmp"; fi
@@ -525,12 +530,12 @@ log "APIs answer"
 
 # Tenant fixtures; waits for the fake hypervisors, the agents and the Octavia worker.
 node "$SCRIPT_DIR/fixtures.mjs" tenant "$KS/v3" "$ADMIN_PASSWORD" "$COMPUTES" > "$S/fixtures.json"
-jq -n --slurpfile f "$S/fixtures.json" --argjson ep "$ENDPOINTS_JSON" \
+jq -n --slurpfile i "$S/identity.json" --slurpfile f "$S/fixtures.json" --argjson ep "$ENDPOINTS_JSON" \
   --arg state "$S" --arg address "$H" --arg admin "$ADMIN_PASSWORD" --arg template "$TEMPLATE" \
   --argjson started "$START_TS" --argjson ready "$(date +%s)" \
   '{stateDir: $state, address: $address, region: "RegionOne", endpoints: $ep,
     admin: {username: "admin", password: $admin, projectName: "admin", domain: "Default"},
-    template: $template, startSeconds: ($ready - $started)} + $f[0]' > "$S/openstack.json"
+    template: $template, startSeconds: ($ready - $started)} + $i[0] + $f[0]' > "$S/openstack.json"
 touch "$S/run/up.done"
 log "control plane ready in $(( $(date +%s) - START_TS ))s"
 cat "$S/openstack.json"
