@@ -13,6 +13,8 @@ import { randomBytes } from 'node:crypto';
 
 const [mode, keystone, adminPassword, ...rest] = process.argv.slice(2);
 const REGION = 'RegionOne';
+const t0 = Date.now();
+const progress = (msg) => console.error(`[fixtures +${Math.round((Date.now() - t0) / 1000)}s] ${msg}`);
 
 async function call(method, url, { token, body, raw, headers = {}, ok = [200, 201, 202, 204] } = {}) {
   const init = { method, headers: { ...headers } };
@@ -141,50 +143,70 @@ async function tenant(computes) {
   const project = (await call('GET', `${keystone}/projects?name=marina`, { token })).json.projects[0];
   if (!project) throw new Error('project marina missing (made by the services step)');
 
-  const flavorSpecs = [
-    { name: 'm1.small', vcpus: 1, ram: 2048, disk: 10 },
-    { name: 'm1.medium', vcpus: 2, ram: 4096, disk: 20 },
-    { name: 'm1.large', vcpus: 4, ram: 8192, disk: 40 },
-  ];
-  const haveFlavors = (await call('GET', `${nova}/flavors/detail?is_public=None`, { token, headers: novaHeaders })).json.flavors;
-  const flavors = [];
-  for (const spec of flavorSpecs) {
-    const f = haveFlavors.find((x) => x.name === spec.name)
-      ?? (await call('POST', `${nova}/flavors`, { token, headers: novaHeaders, body: { flavor: spec } })).json.flavor;
-    flavors.push({ id: f.id, name: f.name, vcpus: f.vcpus, ram: f.ram, disk: f.disk });
-  }
-
-  // A tiny public image: Nova's fake driver never reads it, but Glance stores and checksums it.
-  const imageName = 'marina-test-image';
-  let image = (await call('GET', `${glance}/v2/images?name=${imageName}`, { token })).json.images.find((i) => i.status === 'active');
-  if (!image) {
-    image = (await call('POST', `${glance}/v2/images`, {
-      token, body: { name: imageName, disk_format: 'raw', container_format: 'bare', visibility: 'public', min_disk: 1, os_distro: 'debian' },
-    })).json;
-    await call('PUT', `${glance}/v2/images/${image.id}/file`, {
-      token, raw: randomBytes(4096), headers: { 'Content-Type': 'application/octet-stream' },
-    });
-    image = (await call('GET', `${glance}/v2/images/${image.id}`, { token })).json;
-  }
-
-  // The project's network and subnet (addresses are Neutron's bookkeeping only: no traffic).
-  let network = (await call('GET', `${neutron}/v2.0/networks?name=marina-net&project_id=${project.id}`, { token })).json.networks[0];
-  network ??= (await call('POST', `${neutron}/v2.0/networks`, {
-    token, body: { network: { name: 'marina-net', project_id: project.id } },
-  })).json.network;
-  let subnet = (await call('GET', `${neutron}/v2.0/subnets?network_id=${network.id}`, { token })).json.subnets[0];
-  subnet ??= (await call('POST', `${neutron}/v2.0/subnets`, {
-    token, body: { subnet: { name: 'marina-subnet', network_id: network.id, project_id: project.id, ip_version: 4, cidr: '192.0.2.0/24' } },
-  })).json.subnet;
-
   const quotas = {
     compute: { instances: 20, cores: 64, ram: 131072, server_groups: 10, server_group_members: 10 },
     network: { network: 10, subnet: 10, port: 100, security_group: 20, security_group_rule: 200 },
     loadBalancer: { load_balancer: 5, listener: 20, pool: 20, member: 100, healthmonitor: 20 },
   };
-  await call('PUT', `${nova}/os-quota-sets/${project.id}`, { token, headers: novaHeaders, body: { quota_set: quotas.compute } });
-  await call('PUT', `${neutron}/v2.0/quotas/${project.id}`, { token, body: { quota: quotas.network } });
-  await call('PUT', `${octavia}/v2/lbaas/quotas/${project.id}`, { token, body: { quota: quotas.loadBalancer } });
+
+  // One chain per service, run side by side: each service's first request waits on Keystone
+  // (its own service token, then validating ours), which is slow while everything starts.
+  const computeChain = async () => {
+    const flavorSpecs = [
+      { name: 'm1.small', vcpus: 1, ram: 2048, disk: 10 },
+      { name: 'm1.medium', vcpus: 2, ram: 4096, disk: 20 },
+      { name: 'm1.large', vcpus: 4, ram: 8192, disk: 40 },
+    ];
+    const have = (await call('GET', `${nova}/flavors/detail?is_public=None`, { token, headers: novaHeaders })).json.flavors;
+    const flavors = [];
+    for (const spec of flavorSpecs) {
+      const f = have.find((x) => x.name === spec.name)
+        ?? (await call('POST', `${nova}/flavors`, { token, headers: novaHeaders, body: { flavor: spec } })).json.flavor;
+      flavors.push({ id: f.id, name: f.name, vcpus: f.vcpus, ram: f.ram, disk: f.disk });
+    }
+    await call('PUT', `${nova}/os-quota-sets/${project.id}`, { token, headers: novaHeaders, body: { quota_set: quotas.compute } });
+    progress('flavors, compute quotas');
+    return flavors;
+  };
+
+  // A tiny public image: Nova's fake driver never reads it, but Glance stores and checksums it.
+  const imageChain = async () => {
+    const imageName = 'marina-test-image';
+    let image = (await call('GET', `${glance}/v2/images?name=${imageName}`, { token })).json.images.find((i) => i.status === 'active');
+    if (!image) {
+      image = (await call('POST', `${glance}/v2/images`, {
+        token, body: { name: imageName, disk_format: 'raw', container_format: 'bare', visibility: 'public', min_disk: 1, os_distro: 'debian' },
+      })).json;
+      await call('PUT', `${glance}/v2/images/${image.id}/file`, {
+        token, raw: randomBytes(4096), headers: { 'Content-Type': 'application/octet-stream' },
+      });
+      image = (await call('GET', `${glance}/v2/images/${image.id}`, { token })).json;
+    }
+    progress('image');
+    return image;
+  };
+
+  // The project's network and subnet (addresses are Neutron's bookkeeping only: no traffic).
+  const networkChain = async () => {
+    let network = (await call('GET', `${neutron}/v2.0/networks?name=marina-net&project_id=${project.id}`, { token })).json.networks[0];
+    network ??= (await call('POST', `${neutron}/v2.0/networks`, {
+      token, body: { network: { name: 'marina-net', project_id: project.id } },
+    })).json.network;
+    let subnet = (await call('GET', `${neutron}/v2.0/subnets?network_id=${network.id}`, { token })).json.subnets[0];
+    subnet ??= (await call('POST', `${neutron}/v2.0/subnets`, {
+      token, body: { subnet: { name: 'marina-subnet', network_id: network.id, project_id: project.id, ip_version: 4, cidr: '192.0.2.0/24' } },
+    })).json.subnet;
+    await call('PUT', `${neutron}/v2.0/quotas/${project.id}`, { token, body: { quota: quotas.network } });
+    progress('network, subnet, network quotas');
+    return { network, subnet };
+  };
+
+  const lbQuota = async () => {
+    await call('PUT', `${octavia}/v2/lbaas/quotas/${project.id}`, { token, body: { quota: quotas.loadBalancer } });
+    progress('load-balancer quotas');
+  };
+
+  const [flavors, image, { network, subnet }] = await Promise.all([computeChain(), imageChain(), networkChain(), lbQuota()]);
 
   // Every fake hypervisor up (nova-compute registered, resource provider with inventory) and
   // every compute host's linuxbridge agent alive (so Neutron can bind ports there).
@@ -193,6 +215,7 @@ async function tenant(computes) {
     const up = hv.filter((h) => h.state === 'up' && h.status === 'enabled');
     return up.length >= computes ? up.map((h) => h.service.host).sort() : undefined;
   });
+  progress('hypervisors up');
   await poll(`${computes} linuxbridge agents`, 180_000, async () => {
     const agents = (await call('GET', `${neutron}/v2.0/agents?agent_type=Linux%20bridge%20agent`, { token })).json.agents;
     return agents.filter((a) => a.alive).length >= computes;
