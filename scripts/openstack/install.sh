@@ -25,7 +25,7 @@ PACKAGES=(
   octavia-api octavia-worker
   rabbitmq-server mariadb-server python3-pymysql
   uwsgi-core uwsgi-plugin-python3
-  iproute2 openssl curl
+  iproute2 openssl curl jq
 )
 
 log() { printf '[openstack-install] %s\n' "$*" >&2; }

@@ -75,7 +75,7 @@ log "address $H, state $S"
 # Template key: the versions of everything that shapes the databases, plus this script's
 # migration recipe version (bump TEMPLATE_RECIPE when the migration steps below change).
 # ---------------------------------------------------------------------------------------------
-TEMPLATE_RECIPE=4
+TEMPLATE_RECIPE=5
 pkg_versions=$(dpkg-query -W -f='${Package}=${Version}\n' python3-keystone python3-nova python3-placement \
   python3-neutron python3-glance python3-octavia mariadb-server 2>/dev/null | sort)
 KEY=$(printf 'recipe=%s\n%s\n' "$TEMPLATE_RECIPE" "$pkg_versions" | sha256sum | cut -c1-16)
@@ -171,10 +171,6 @@ heal_instance_info_cache_interval = -1
 auth_strategy = keystone
 [wsgi]
 api_paste_config = $E/nova/api-paste.ini
-[api_database]
-connection = $DB/nova_api
-[database]
-connection = $DB/nova
 [conductor]
 workers = 1
 [scheduler]
@@ -191,6 +187,15 @@ $(service_auth keystone_authtoken)
 $(service_auth placement)
 $(service_auth neutron)
 EOF
+# The databases only for the services that use them: nova-compute must not see them (with
+# [api_database] set it tries cross-cell queries and logs "No DB access allowed in nova-compute").
+cat > "$E/nova/nova-db.conf" <<EOF
+[api_database]
+connection = $DB/nova_api
+[database]
+connection = $DB/nova
+EOF
+NOVA_DB=(--config-file "$E/nova/nova.conf" --config-file "$E/nova/nova-db.conf")
 for i in $(seq 1 "$COMPUTES"); do
   mkdir -p "$S/data/nova-compute-$i"
   cat > "$E/nova/compute-$i.conf" <<EOF
@@ -426,13 +431,13 @@ migrate() {
   # The cell mappings hold URL templates, filled from nova.conf at run time, so the template
   # works on any address and port.
   run_chain nova bash -c "
-    nova-manage --config-file '$E/nova/nova.conf' api_db sync
-    nova-manage --config-file '$E/nova/nova.conf' cell_v2 map_cell0 \
+    nova-manage --config-file '$E/nova/nova.conf' --config-file '$E/nova/nova-db.conf' api_db sync
+    nova-manage --config-file '$E/nova/nova.conf' --config-file '$E/nova/nova-db.conf' cell_v2 map_cell0 \
       --database_connection '{scheme}://{username}:{password}@{hostname}:{port}/nova_cell0?{query}'
-    nova-manage --config-file '$E/nova/nova.conf' cell_v2 create_cell --name cell1 \
+    nova-manage --config-file '$E/nova/nova.conf' --config-file '$E/nova/nova-db.conf' cell_v2 create_cell --name cell1 \
       --database_connection '{scheme}://{username}:{password}@{hostname}:{port}/nova?{query}' \
       --transport-url '{scheme}://{username}:{password}@{hostname}:{port}/{path}'
-    nova-manage --config-file '$E/nova/nova.conf' db sync"
+    nova-manage --config-file '$E/nova/nova.conf' --config-file '$E/nova/nova-db.conf' db sync"
   run_chain neutron neutron-db-manage --config-file "$E/neutron/neutron.conf" upgrade heads
   run_chain glance glance-manage --config-file "$E/glance/glance-api.conf" db_sync
   run_chain octavia octavia-db-manage --config-file "$E/octavia/octavia.conf" upgrade head
@@ -495,9 +500,9 @@ fi
 # (through Keystone) while starting, and exits if it cannot.
 # ---------------------------------------------------------------------------------------------
 uwsgi_app placement "$P_PLACEMENT" /usr/bin/placement-api "OS_PLACEMENT_CONFIG_DIR=$E/placement"
-start nova-api nova-api --config-file "$E/nova/nova.conf"
-start nova-conductor nova-conductor --config-file "$E/nova/nova.conf" --log-file "$S/log/nova-conductor.log"
-start nova-scheduler nova-scheduler --config-file "$E/nova/nova.conf" --log-file "$S/log/nova-scheduler.log"
+start nova-api nova-api "${NOVA_DB[@]}"
+start nova-conductor nova-conductor "${NOVA_DB[@]}" --log-file "$S/log/nova-conductor.log"
+start nova-scheduler nova-scheduler "${NOVA_DB[@]}" --log-file "$S/log/nova-scheduler.log"
 start neutron-server neutron-server --config-file "$E/neutron/neutron.conf"
 start glance-api glance-api --config-file "$E/glance/glance-api.conf"
 start octavia-api octavia-api --config-file "$E/octavia/octavia.conf" --log-file "$S/log/octavia-api.log"
@@ -509,13 +514,13 @@ done
 
 wait_for keystone 120 http_up "$KS/v3"
 log "keystone up"
-wait_for rabbitmq 90 tcp_up "$H" "$P_MQ"
 for i in $(seq 1 "$COMPUTES"); do
   # python3-nova's entry point (see install.sh for why there is no nova-compute package)
   start "nova-compute-$i" "$PY" -c 'import sys; from nova.cmd.compute import main; sys.argv[0] = "nova-compute"; sys.exit(main())' \
     --config-file "$E/nova/nova.conf" --config-file "$E/nova/compute-$i.conf"
 done
 
+wait_for rabbitmq 90 tcp_up "$H" "$P_MQ"
 wait_for placement 120 http_up "http://$H:$P_PLACEMENT/"
 wait_for nova-api 180 http_up "http://$H:$P_NOVA/"
 wait_for neutron-server 180 http_up "http://$H:$P_NEUTRON/"

@@ -81,6 +81,7 @@ describe('OpenStack control plane (real Zed services from Debian)', { skip: skip
     });
     assert.equal(bad.status, 401);
     assert.equal(bad.body.error.code, 401);
+    assert.equal(bad.body.error.title, 'Unauthorized');
     assert.equal(bad.body.error.message, 'The request you have made requires authentication.');
   });
 
