@@ -356,9 +356,9 @@ start() { # NAME COMMAND... — own process group (setsid), pid recorded
   setsid "$@" >"$S/log/$name.out" 2>&1 </dev/null &
   echo $! > "$S/run/$name.pid"
 }
-alive_or_die() { # NAME
+alive_or_die() { # NAME — the group, not the leader: a wrapper script may have exec'd or exited
   local pid; pid=$(cat "$S/run/$1.pid")
-  kill -0 "$pid" 2>/dev/null && return 0
+  kill -0 -- "-$pid" 2>/dev/null && return 0
   tail -n 30 "$S/log/$1.out" "$S/log/$1.log" 2>/dev/null >&2 || true
   die "$1 exited during start"
 }
