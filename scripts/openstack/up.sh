@@ -304,7 +304,7 @@ bind_host = $H
 bind_port = $P_OCTAVIA
 auth_strategy = keystone
 default_provider_driver = amphora
-enabled_provider_drivers = amphora:'Amphora with no-op compute/network/amphora drivers',noop_driver:'No-op provider'
+enabled_provider_drivers = amphora:Amphora with no-op compute/network/amphora drivers,noop_driver:No-op provider (nothing ever leaves PENDING_*)
 [database]
 connection = $DB/octavia
 [controller_worker]
