@@ -13,11 +13,12 @@
 // of SHA-256 over the sorted identity labels) names the object (`<rule-kebab>-<fingerprint>`), so
 // raising the same alert again finds the same object. Severity and annotations are not part of the
 // identity: they are updated in place.
-import { isDeepStrictEqual } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { isApiError } from '../api/errors.js';
 import type { Alert, AlertSpec, AlertStatus, Severity } from '../api/kinds.js';
+import { jsonEqual } from '../api/json.js';
 import { API_VERSION, type Resource } from '../api/meta.js';
+import { LABEL_CLUSTER } from '../api/wellknown.js';
 import { validateObject } from '../api/registry.js';
 import type { Store } from '../store/types.js';
 import { alertName, fingerprint, type AlertIdentity } from './fingerprint.js';
@@ -25,8 +26,6 @@ import { alertName, fingerprint, type AlertIdentity } from './fingerprint.js';
 /** Labels on every Alert object, for label selectors (`marina get alerts -l ...`). */
 export const LABEL_ALERT_SOURCE = 'marina.dev/alert-source';
 export const LABEL_ALERT_RULE = 'marina.dev/alert-rule';
-/** The same key the cluster controllers put on a cluster's objects. */
-export const LABEL_ALERT_CLUSTER = 'marina.dev/cluster';
 
 /** Rule names Marina's own evaluators use (any PascalCase name is accepted). */
 export const RULES = {
@@ -125,7 +124,7 @@ export class AlertManager {
       result.firing.push(alert.metadata.name);
       if (opened) result.opened.push(alert.metadata.name);
     }
-    const selector = [`${LABEL_ALERT_SOURCE}=${scope.source}`, scope.cluster ? `${LABEL_ALERT_CLUSTER}=${scope.cluster}` : `!${LABEL_ALERT_CLUSTER}`].join(',');
+    const selector = [`${LABEL_ALERT_SOURCE}=${scope.source}`, scope.cluster ? `${LABEL_CLUSTER}=${scope.cluster}` : `!${LABEL_CLUSTER}`].join(',');
     for (const a of await this.listAlerts(scope.project, selector)) {
       if (a.status?.state !== 'firing' || (a.spec.cluster ?? undefined) !== scope.cluster) continue;
       if (a.status.fingerprint && wanted.has(a.status.fingerprint)) continue;
@@ -161,7 +160,7 @@ export class AlertManager {
    */
   async resolveAll(filter: { project: string; cluster?: string; source?: string }): Promise<string[]> {
     const sel: string[] = [];
-    if (filter.cluster) sel.push(`${LABEL_ALERT_CLUSTER}=${filter.cluster}`);
+    if (filter.cluster) sel.push(`${LABEL_CLUSTER}=${filter.cluster}`);
     if (filter.source) sel.push(`${LABEL_ALERT_SOURCE}=${filter.source}`);
     const resolved: string[] = [];
     for (const a of await this.listAlerts(filter.project, sel.join(','))) {
@@ -180,7 +179,7 @@ export class AlertManager {
     const spec: AlertSpec = { rule: input.rule, severity: input.severity, labels: { ...(input.labels ?? {}) }, annotations };
     if (id.cluster) spec.cluster = id.cluster;
     const labels: Record<string, string> = { [LABEL_ALERT_SOURCE]: source, [LABEL_ALERT_RULE]: input.rule };
-    if (id.cluster) labels[LABEL_ALERT_CLUSTER] = id.cluster;
+    if (id.cluster) labels[LABEL_CLUSTER] = id.cluster;
     const obj = {
       apiVersion: API_VERSION,
       kind: 'Alert',
@@ -209,7 +208,7 @@ export class AlertManager {
         }
         let obj = current;
         const labels = { ...current.metadata.labels, ...desired.metadata.labels };
-        if (!sameJson(current.spec, desired.spec) || !sameJson(current.metadata.labels ?? {}, labels)) {
+        if (!jsonEqual(current.spec, desired.spec) || !jsonEqual(current.metadata.labels ?? {}, labels)) {
           obj = (await this.store.update({ ...current, spec: desired.spec, metadata: { ...current.metadata, labels } } as Resource)) as Alert;
         }
         const st: AlertStatus = obj.status ?? {};
@@ -270,10 +269,6 @@ function checkSource(source: string): void {
 /** Optimistic-concurrency conflicts and create races: read again and retry. */
 function retryable(err: unknown): boolean {
   return isApiError(err) && err.code === 409;
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  return isDeepStrictEqual(JSON.parse(JSON.stringify(a ?? null)), JSON.parse(JSON.stringify(b ?? null)));
 }
 
 /** What evaluators (health checks, healing, provisioning watchdogs) need: depend on this, not the class. */

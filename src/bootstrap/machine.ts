@@ -10,7 +10,9 @@
 // (the provider substitutes the root directory).
 import { nthAddress, parseCidr } from '../api/cidr.js';
 import { DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR } from '../api/cluster-validation.js';
-import type { Cluster, Machine, MachineRole, Taint } from '../api/kinds.js';
+import type { Cluster, Machine, Taint } from '../api/kinds.js';
+import { hasKubelet, hasRole } from '../api/machines.js';
+import { CONTROL_PLANE_TAINT, LABEL_CLUSTER, LABEL_MACHINE, LABEL_POOL, ROLE_LABELS } from '../api/wellknown.js';
 import {
   etcdArgs,
   type EtcdMember,
@@ -42,18 +44,6 @@ export const ETCD_PEER_PORT = 2380;
 export const APISERVER_PORT = 6443;
 export const KCM_PORT = 10257;
 export const SCHEDULER_PORT = 10259;
-
-export const LABEL_CLUSTER = 'marina.dev/cluster';
-export const LABEL_POOL = 'marina.dev/pool';
-export const LABEL_MACHINE = 'marina.dev/machine';
-export const CONTROL_PLANE_TAINT: Taint = { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' };
-
-/** Node-role label of each Marina role (kubectl's ROLES column reads `node-role.kubernetes.io/*`). */
-export const ROLE_LABELS: Record<MachineRole, string> = {
-  etcd: 'node-role.kubernetes.io/etcd',
-  controlplane: 'node-role.kubernetes.io/control-plane',
-  worker: 'node-role.kubernetes.io/worker',
-};
 
 export const DEFAULT_CPU = 4;
 export const DEFAULT_MEMORY_MIB = 8192;
@@ -116,15 +106,6 @@ export function kubernetesServiceIP(cluster: Cluster): string {
   const cidr = parseCidr(serviceCIDR(cluster));
   if (typeof cidr === 'string') throw new Error(`cluster ${cluster.metadata.name}: spec.network.serviceCIDR: ${cidr}`);
   return nthAddress(cidr, 1);
-}
-
-export function hasRole(machine: Pick<Machine, 'spec'>, role: MachineRole): boolean {
-  return machine.spec.roles.includes(role);
-}
-
-/** Machines with a control plane or worker role run a kubelet and become Nodes; etcd-only ones do not. */
-export function hasKubelet(machine: Pick<Machine, 'spec'>): boolean {
-  return hasRole(machine, 'controlplane') || hasRole(machine, 'worker');
 }
 
 /** Every label Marina wants on the machine's Node. */

@@ -9,15 +9,16 @@
 //   ControlPlaneReady kube-apiserver answers /readyz through the endpoint (admin credentials)
 //   PoolsReady        every NodePool has all its replicas ready and no removed machine left
 //   Ready             all of the above
-import { isDeepStrictEqual } from 'node:util';
+import { getCondition, setCondition, type ConditionInput } from '../api/conditions.js';
+import { hasRole, isStarted } from '../api/machines.js';
+import { adminKubeconfigSecretName, FINALIZER_CLUSTER, LABEL_CLUSTER, LABEL_POOL, pkiSecretName, SECRET_TYPE_KUBECONFIG, SECRET_TYPE_PKI } from '../api/wellknown.js';
 import type { HealthReport } from '../health/types.js';
 import type { Cluster, ClusterStatus, HealthSummary, Machine, NodePool, NodePoolSpec, NodePoolTemplate, Secret } from '../api/kinds.js';
-import { API_VERSION, type ObjectKey } from '../api/meta.js';
+import { jsonEqual } from '../api/json.js';
+import { API_VERSION, isDeleting, type ObjectKey } from '../api/meta.js';
 import {
   caExpiries,
   generateClusterPki,
-  PKI_SECRET_TYPE,
-  pkiSecretName,
   pkiToSecretData,
   type ClusterPki,
 } from '../bootstrap/clusterPki.js';
@@ -27,25 +28,16 @@ import { parseKubeconfig } from '../kube/client.js';
 import type { EndpointDescription, InfrastructureProvider } from '../providers/contract.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
 import { TerminalError } from '../runtime/controller.js';
-import { getCondition, setCondition, type ConditionInput } from '../runtime/conditions.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { quorumHealthy } from '../etcd/client.js';
 import {
-  ADMIN_KUBECONFIG_SECRET_TYPE,
-  adminKubeconfigSecretName,
   clusterMachines,
   clusterNodePools,
   clusterRef,
   deleteIfExists,
   errorMessage,
-  FINALIZER_CLUSTER,
-  hasRole,
   isConflictOrExists,
-  isDeleting,
-  isStarted,
   kubernetesVersionOf,
-  LABEL_CLUSTER,
-  LABEL_POOL,
   listAll,
   nodePoolName,
   providerName,
@@ -212,7 +204,7 @@ export class ClusterReconciler implements Reconciler {
         project: cluster.metadata.project,
         labels: { [LABEL_CLUSTER]: cluster.metadata.name },
       },
-      spec: { type: PKI_SECRET_TYPE, data: pkiToSecretData(pki) },
+      spec: { type: SECRET_TYPE_PKI, data: pkiToSecretData(pki) },
     };
     try {
       await this.s.store.create(secret);
@@ -278,7 +270,7 @@ export class ClusterReconciler implements Reconciler {
           summary.push({ name: t.name, replicas: t.replicas, readyReplicas: 0 });
           continue;
         }
-      } else if (!isDeepStrictEqual(JSON.parse(JSON.stringify(pool.spec)), JSON.parse(JSON.stringify(spec)))) {
+      } else if (!jsonEqual(pool.spec, spec)) {
         pool = (await this.s.store.update({ ...pool, spec })) as NodePool;
       }
       const ready = pool.status?.readyReplicas ?? 0;
@@ -316,7 +308,7 @@ export class ClusterReconciler implements Reconciler {
       }
     }
     const admin = await buildAdminKubeconfig({ clusterName: cluster.metadata.name, endpointUrl: endpoint.url, pki });
-    const spec = { type: ADMIN_KUBECONFIG_SECRET_TYPE, data: { kubeconfig: admin.kubeconfig } };
+    const spec = { type: SECRET_TYPE_KUBECONFIG, data: { kubeconfig: admin.kubeconfig } };
     if (existing) {
       await this.s.store.update({ ...existing, spec });
     } else {

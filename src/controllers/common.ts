@@ -3,30 +3,15 @@
 import { createHash, randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isApiError } from '../api/errors.js';
-import type { Cluster, Machine, MachineRole, NodePool } from '../api/kinds.js';
-import { keyString, NAME_MAX, type ObjectKey, type Resource } from '../api/meta.js';
-import { LABEL_CLUSTER, LABEL_POOL } from '../bootstrap/machine.js';
+import type { Cluster, Machine, NodePool } from '../api/kinds.js';
+import { isDeleting, keyString, NAME_MAX, type ObjectKey, type Resource } from '../api/meta.js';
+import { LABEL_CLUSTER } from '../api/wellknown.js';
 import { EtcdError } from '../etcd/client.js';
 import type { ClusterRef, MachineRef, ProviderRegistry } from '../providers/contract.js';
-import { getCondition, isTrue } from '../runtime/conditions.js';
 import type { ListOptions, Store } from '../store/types.js';
 import type { ClusterConnections, ClusterSecrets } from './connections.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { AlertSink } from '../alerts/manager.js';
-
-export { LABEL_CLUSTER, LABEL_POOL };
-/** On Machines: the name of the NodePool object that owns them. */
-export const LABEL_NODEPOOL = 'marina.dev/nodepool';
-
-export const FINALIZER_CLUSTER = 'marina.dev/cluster';
-export const FINALIZER_NODEPOOL = 'marina.dev/nodepool';
-export const FINALIZER_MACHINE = 'marina.dev/machine';
-
-export const ADMIN_KUBECONFIG_SECRET_TYPE = 'marina.dev/kubeconfig';
-
-export function adminKubeconfigSecretName(cluster: string): string {
-  return `${cluster}-admin-kubeconfig`;
-}
 
 /** How often controllers look again; tests shrink these. */
 export interface Timing {
@@ -116,44 +101,12 @@ export function machineRef(machine: Machine): MachineRef {
   };
 }
 
-export function isDeleting(obj: Resource): boolean {
-  return obj.metadata.deletionTimestamp !== undefined;
-}
-
-export function hasRole(obj: Machine | NodePool, role: MachineRole): boolean {
-  return obj.spec.roles.includes(role);
-}
-
 export function providerName(cluster: Cluster): string {
   return cluster.spec.provider ?? 'local';
 }
 
 export function kubernetesVersionOf(cluster: Cluster, fallback: string): string {
   return cluster.spec.kubernetesVersion ?? fallback;
-}
-
-// ---------- machine state ----------
-
-/** The provider was asked to boot this machine (its processes / server may exist). */
-export function isStarted(m: Machine): boolean {
-  return isTrue(m.status?.conditions, 'Bootstrapped') || m.status?.phase === 'Running';
-}
-
-/** Counted as ready by its pool: Running, and its Node (if it has one) Ready. */
-export function isMachineReady(m: Machine): boolean {
-  return m.status?.phase === 'Running' && m.status.nodeReady !== false;
-}
-
-/** Oldest first: creationTimestamp, then name. */
-export function byAge(a: Resource, b: Resource): number {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
-}
-
-export function conditionReason(obj: Resource & { status?: { conditions?: Parameters<typeof getCondition>[0] } }, type: string): string | undefined {
-  return getCondition(obj.status?.conditions, type)?.reason;
 }
 
 // ---------- store helpers ----------

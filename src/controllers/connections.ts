@@ -5,12 +5,16 @@
 // their own ClusterConnections.
 import type { Logger } from 'pino';
 import type { Cluster, Secret } from '../api/kinds.js';
-import { loadClusterPkiFromSecretData, pkiSecretName, type ClusterPki } from '../bootstrap/clusterPki.js';
+import { pkiSecretName } from '../api/wellknown.js';
+import { loadClusterPkiFromSecretData, type ClusterPki } from '../bootstrap/clusterPki.js';
 import { EtcdClient, type EtcdMember, type MemberHealth } from '../etcd/client.js';
 import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type OwnerReference, type Watcher } from '../kube/client.js';
 import { issueCertificate } from '../pki/index.js';
 import { APISERVER_PORT } from '../bootstrap/machine.js';
 import type { Store } from '../store/types.js';
+import type { Node as KubeNode, Pod as KubePod } from '../kube/objects.js';
+
+export type { KubeNode, KubePod };
 
 // ---------- what controllers need ----------
 
@@ -26,41 +30,11 @@ export interface EtcdApi {
   metrics(endpoint: string): Promise<string>;
 }
 
-export interface KubeTaint {
-  key: string;
-  value?: string;
-  effect: string;
-  timeAdded?: string;
-}
-
-export interface KubeNode extends KubeObject {
-  metadata: {
-    name: string;
-    resourceVersion?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-  };
-  spec?: { taints?: KubeTaint[]; unschedulable?: boolean };
-  status?: { conditions?: { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }[] };
-}
-
 /** The parts of a coordination.k8s.io Lease a leader-election check reads. */
 export interface LeaseInfo {
   holderIdentity?: string;
   renewTime?: string;
   leaseDurationSeconds?: number;
-}
-
-export interface KubePod extends KubeObject {
-  metadata: {
-    name: string;
-    namespace: string;
-    annotations?: Record<string, string>;
-    ownerReferences?: OwnerReference[];
-    deletionTimestamp?: string;
-  };
-  spec?: { nodeName?: string };
-  status?: { phase?: string };
 }
 
 export type EvictionResult = 'evicted' | 'blocked' | 'gone';

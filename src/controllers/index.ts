@@ -1,6 +1,8 @@
 // Wires the Cluster, NodePool and Machine controllers with their secondary watches into one
 // ControllerManager. The server calls startControllers once the store is open and the provider
 // registry is built, and stop() on shutdown (before closing the store).
+import { hasRole } from '../api/machines.js';
+import { LABEL_CLUSTER, LABEL_NODEPOOL } from '../api/wellknown.js';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Cluster, Machine, NodePool } from '../api/kinds.js';
@@ -20,9 +22,6 @@ import {
   clusterKey,
   ClusterIndex,
   DEFAULT_TIMING,
-  hasRole,
-  LABEL_CLUSTER,
-  LABEL_NODEPOOL,
   listAll,
   nodePoolName,
   type Shared,

@@ -30,14 +30,16 @@
 // when the remaining members keep a healthy quorum; the provider deletes the machine; then the
 // Node is deleted (after the kubelet is gone, so nothing re-registers it). When the whole cluster
 // is being deleted none of that is worth doing: the provider just deletes the machine.
-import { isDeepStrictEqual } from 'node:util';
+import { getCondition, isTrue, setCondition, type ConditionInput } from '../api/conditions.js';
+import { hasComeUp, hasKubelet, hasRole, isStarted } from '../api/machines.js';
+import { jsonEqual } from '../api/json.js';
+import { byAge, isDeleting, type ObjectKey } from '../api/meta.js';
+import { ANNOTATION_MANAGED_LABELS, ANNOTATION_MANAGED_TAINTS, ANNOTATION_MIRROR_POD, FINALIZER_MACHINE } from '../api/wellknown.js';
 import type { Cluster, Machine, Taint } from '../api/kinds.js';
-import type { ObjectKey } from '../api/meta.js';
 import {
   buildMachineBootstrap,
   etcdClientURL,
   etcdPeerURL,
-  hasKubelet,
   nodeLabels,
   nodeTaints,
   type EtcdBootstrap,
@@ -51,30 +53,21 @@ import {
   type MachineDescription,
 } from '../providers/contract.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
-import { getCondition, isTrue, setCondition, type ConditionInput } from '../runtime/conditions.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import {
-  byAge,
   clusterMachines,
   errorMessage,
   etcdFailureReason,
-  FINALIZER_MACHINE,
   getCluster,
-  hasRole,
-  isDeleting,
-  isStarted,
   kubernetesVersionOf,
   machineRef,
   type Shared,
 } from './common.js';
-import type { KubeApi, KubeNode, KubePod, KubeTaint } from './connections.js';
+import type { Node as KubeNode, Pod as KubePod, Taint as KubeTaint } from '../kube/objects.js';
+import type { KubeApi } from './connections.js';
 import type { ComponentCheck } from '../health/types.js';
 
 type Status = NonNullable<Machine['status']>;
-
-/** Annotations on the Node recording what Marina set, so removals can be told from others' additions. */
-export const ANNOTATION_MANAGED_LABELS = 'marina.dev/managed-labels';
-export const ANNOTATION_MANAGED_TAINTS = 'marina.dev/managed-taints';
 
 type Gate =
   | { open: true; pki: ClusterPki; endpoint: EndpointDescription; etcd?: EtcdBootstrap }
@@ -135,7 +128,7 @@ export function nodeSyncPatch(node: KubeNode, labels: Record<string, string>, ta
 
   const managedLabels = Object.keys(labels).sort().join(',');
   const managedTaints = JSON.stringify(taints.map(taintId).sort());
-  const taintsChanged = !isDeepStrictEqual(JSON.parse(JSON.stringify(next)), JSON.parse(JSON.stringify(current)));
+  const taintsChanged = !jsonEqual(next, current);
   const annChanged = ann[ANNOTATION_MANAGED_LABELS] !== managedLabels || ann[ANNOTATION_MANAGED_TAINTS] !== managedTaints;
   if (Object.keys(labelPatch).length === 0 && !taintsChanged && !annChanged) return undefined;
   const patch: Record<string, unknown> = {
@@ -157,8 +150,7 @@ export function nodeSyncPatch(node: KubeNode, labels: Record<string, string>, ta
  * control-plane outage never makes the workers look broken.
  */
 export function machineHealth(machine: Machine, status: Status, agent: (ComponentCheck & { at: string }) | undefined): ConditionInput {
-  const prev = getCondition(status.conditions, 'Healthy');
-  const cameUp = status.phase === 'Running' || (prev !== undefined && prev.reason !== 'Provisioning');
+  const cameUp = hasComeUp({ status });
   if (status.phase === 'Failed') {
     return { type: 'Healthy', status: 'False', reason: 'MachineFailed', message: `${status.failureReason ?? 'Failed'}: ${status.failureMessage ?? ''}`.slice(0, 32768) };
   }
@@ -180,7 +172,7 @@ export function podsToEvict(pods: KubePod[]): KubePod[] {
   return pods.filter(
     (p) =>
       !(p.metadata.ownerReferences ?? []).some((o) => o.kind === 'DaemonSet') &&
-      !p.metadata.annotations?.['kubernetes.io/config.mirror'] &&
+      !p.metadata.annotations?.[ANNOTATION_MIRROR_POD] &&
       p.status?.phase !== 'Succeeded' &&
       p.status?.phase !== 'Failed',
   );

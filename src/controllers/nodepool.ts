@@ -6,29 +6,22 @@
 // member is leaving or joining and the etcd quorum is healthy; a member is removed only when no
 // other is leaving and the remaining members still hold a healthy quorum. Other pools scale in one
 // step. Scale-in removes machines that are not ready first, then the newest.
-import { isDeepStrictEqual } from 'node:util';
+import { getCondition, setCondition, type ConditionInput } from '../api/conditions.js';
+import { hasRole, isMachineReady, isStarted } from '../api/machines.js';
+import { ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL } from '../api/wellknown.js';
 import type { Cluster, Machine, NodePool, NodePoolSpec } from '../api/kinds.js';
-import { API_VERSION, type ObjectKey } from '../api/meta.js';
+import { jsonEqual } from '../api/json.js';
+import { API_VERSION, byAge, isDeleting, type ObjectKey } from '../api/meta.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
 import { quorumHealthy } from '../etcd/client.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
-import { getCondition, setCondition, type ConditionInput } from '../runtime/conditions.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import {
-  byAge,
   clusterMachines,
   deleteIfExists,
   errorMessage,
   etcdFailureReason,
-  FINALIZER_NODEPOOL,
   getCluster,
-  hasRole,
-  isDeleting,
-  isMachineReady,
-  isStarted,
-  LABEL_CLUSTER,
-  LABEL_NODEPOOL,
-  LABEL_POOL,
   listAll,
   machineName,
   type Shared,
@@ -39,8 +32,6 @@ import { RULES } from '../alerts/manager.js';
 
 type Status = NonNullable<NodePool['status']>;
 
-/** On a surge machine: the name of the (working) machine it is brought up to replace. */
-export const ANNOTATION_REPLACES = 'marina.dev/replaces';
 type Decision = { ok: true } | { ok: false; reason: string; message: string };
 
 /** The pool's template name (Machine.spec.pool). */
@@ -65,8 +56,6 @@ function propagated(spec: NodePoolSpec): Pick<Machine['spec'], 'labels' | 'taint
   if (spec.taints && spec.taints.length > 0) out.taints = spec.taints;
   return out;
 }
-
-const json = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
 
 export class NodePoolReconciler implements Reconciler {
   constructor(private readonly s: Shared) {}
@@ -260,7 +249,7 @@ export class NodePoolReconciler implements Reconciler {
     for (const m of machines) {
       if (isDeleting(m)) continue;
       const have = { labels: m.spec.labels, taints: m.spec.taints };
-      if (isDeepStrictEqual(json(have), json({ labels: want.labels, taints: want.taints }))) continue;
+      if (jsonEqual(have, { labels: want.labels, taints: want.taints })) continue;
       const spec: Machine['spec'] = { ...m.spec };
       delete spec.labels;
       delete spec.taints;

@@ -5,8 +5,9 @@
 import type { Cluster, Machine } from '../api/kinds.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
 import type { ApiServerProbe, ClusterConnections, KubeApi, KubeNode } from '../controllers/connections.js';
-import { hasRole, isDeleting, isStarted } from '../controllers/common.js';
-import { hasComeUp } from './evaluate.js';
+import { hasComeUp, hasRole, isStarted } from '../api/machines.js';
+import { isDeleting } from '../api/meta.js';
+import { LABEL_MACHINE } from '../api/wellknown.js';
 import { extractAgent, extractApiServer, extractEtcd } from './prom.js';
 import type { ClusterMetrics, ComponentCheck, HealthReport, NodeHealth } from './types.js';
 
@@ -217,7 +218,7 @@ function nodeHealthOf(node: KubeNode): NodeHealth {
   const status = ready?.status === 'True' || ready?.status === 'False' ? ready.status : 'Unknown';
   return {
     name: node.metadata.name,
-    machine: node.metadata.labels?.['marina.dev/machine'] ?? node.metadata.name,
+    machine: node.metadata.labels?.[LABEL_MACHINE] ?? node.metadata.name,
     ready: status,
     problems,
     ...(node.spec?.unschedulable ? { unschedulable: true } : {}),

@@ -13,6 +13,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
@@ -412,17 +413,8 @@ interface RawResponse {
   body: Buffer;
 }
 
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+/** Waits `ms`, or less when `signal` aborts (then it resolves: the caller checks whether it stopped). */
+const pause = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, undefined, { signal }).catch(() => undefined);
 
 function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer): KubeError {
   const retryAfterHeader = Number(headers['retry-after']);
@@ -811,7 +803,7 @@ class ListWatch<T extends KubeObject> implements Watcher<T> {
           delay = initial;
           continue;
         }
-        await sleep(delay, this.abort.signal);
+        await pause(delay, this.abort.signal);
         delay = Math.min(delay * 2, max);
       } catch (err) {
         if (this.stopped) break;
@@ -821,7 +813,7 @@ class ListWatch<T extends KubeObject> implements Watcher<T> {
           continue;
         }
         this.report(err);
-        await sleep(delay * (0.75 + Math.random() / 2), this.abort.signal);
+        await pause(delay * (0.75 + Math.random() / 2), this.abort.signal);
         delay = Math.min(delay * 2, max);
       }
     }

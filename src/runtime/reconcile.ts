@@ -9,8 +9,8 @@
 //
 // Every write carries the resourceVersion that was read, so a concurrent change fails with 409;
 // the error propagates and the Controller retries the key with backoff against the fresh state.
-import { isDeepStrictEqual } from 'node:util';
 import { isApiError } from '../api/errors.js';
+import { jsonEqual } from '../api/json.js';
 import type { ObjectKey, Resource } from '../api/meta.js';
 import type { Store } from '../store/types.js';
 import type { ReconcileContext, Result } from './controller.js';
@@ -131,7 +131,7 @@ export function desiredStatus(obj: Resource, status: unknown): Record<string, un
 
 /** Deep equality as stored JSON: key order and `undefined` members do not matter. */
 export function statusEqual(a: unknown, b: unknown): boolean {
-  return isDeepStrictEqual(toJson(a ?? {}), toJson(b ?? {}));
+  return jsonEqual(a ?? {}, b ?? {});
 }
 
 function toJson(v: unknown): unknown {

@@ -126,11 +126,6 @@ export function resolveToolchain(version: string = defaultVersion(), options: Re
   return found.toolchain;
 }
 
-/** Path of one binary (throws ToolchainMissingError if the version is incomplete). */
-export function resolveBinary(name: BinaryName, version: string = defaultVersion(), options: ResolveOptions = {}): string {
-  return resolveToolchain(version, options).paths[name];
-}
-
 /** Extracts `vX.Y.Z…` from a binary's version output (`Kubernetes v1.36.3`, `etcd Version: 3.6.16`). */
 export function parseReportedVersion(output: string): string | undefined {
   const m = /(\d+\.\d+\.\d+[^\s,]*)/.exec(output.split('\n')[0] ?? '');

@@ -9,7 +9,7 @@ import type { Cluster, Machine, NodePool, Secret } from '../../src/api/kinds.js'
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
 import { startControllers, type RunningControllers } from '../../src/controllers/index.js';
 import { parseKubeconfig } from '../../src/kube/client.js';
-import { getCondition } from '../../src/runtime/conditions.js';
+import { getCondition } from '../../src/api/conditions.js';
 import { waitFor } from '../../src/runtime/test-helpers.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';

@@ -15,6 +15,7 @@ import type {
   KubeNode,
   KubePod,
 } from '../../src/controllers/connections.js';
+import type { Taint as KubeTaint } from '../../src/kube/objects.js';
 import {
   ProviderError,
   type ClusterRef,
@@ -312,7 +313,7 @@ export class FakeWorld {
         apiVersion: 'v1',
         kind: 'Node',
         metadata: { name: k.nodeName, resourceVersion: String(sim.nextRv++), labels: { ...k.labels }, annotations: {} },
-        spec: { taints: k.taints.map((t) => ({ ...t })) },
+        spec: { taints: k.taints.map((t) => ({ ...t, effect: t.effect as KubeTaint['effect'] })) },
         status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'virtual kubelet is posting ready status' }] },
       });
     }
