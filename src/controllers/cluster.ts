@@ -9,10 +9,11 @@
 //   ControlPlaneReady kube-apiserver answers /readyz through the endpoint (admin credentials)
 //   PoolsReady        every NodePool has all its replicas ready and no removed machine left
 //   Ready             all of the above
+import { clusterMachines, clusterNodePools, typed } from '../store/typed.js';
 import { getCondition, setCondition, type ConditionInput } from '../api/conditions.js';
 import { hasRole, isStarted } from '../api/machines.js';
 import { adminKubeconfigSecretName, FINALIZER_CLUSTER, LABEL_CLUSTER, LABEL_POOL, pkiSecretName, SECRET_TYPE_KUBECONFIG, SECRET_TYPE_PKI } from '../api/wellknown.js';
-import type { HealthReport } from '../health/types.js';
+import { healthSummary } from '../health/evaluate.js';
 import type { Cluster, ClusterStatus, HealthSummary, Machine, NodePool, NodePoolSpec, NodePoolTemplate, Secret } from '../api/kinds.js';
 import { jsonEqual } from '../api/json.js';
 import { API_VERSION, isDeleting, type ObjectKey } from '../api/meta.js';
@@ -31,32 +32,14 @@ import { TerminalError } from '../runtime/controller.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { quorumHealthy } from '../etcd/client.js';
 import {
-  clusterMachines,
-  clusterNodePools,
   clusterRef,
-  deleteIfExists,
   errorMessage,
   isConflictOrExists,
   kubernetesVersionOf,
-  listAll,
   nodePoolName,
   providerName,
   type Shared,
 } from './common.js';
-
-/** The summary of a health report kept in Cluster.status.health. */
-export function healthSummary(report: HealthReport): HealthSummary {
-  const failing = [
-    ...report.checks.filter((c) => !c.ok).map((c) => `${c.component}${c.machine ? `/${c.machine}` : ''}: ${c.message}`),
-    ...report.nodes.flatMap((n) => n.problems.map((p) => `node/${n.name}: ${p.type}=${p.status}${p.reason ? ` (${p.reason})` : ''}`)),
-  ];
-  return {
-    healthy: report.healthy,
-    failing: failing.slice(0, 20).map((f) => f.slice(0, 256)),
-    nodesReady: report.nodes.filter((n) => n.ready === 'True').length,
-    nodesTotal: report.nodes.length,
-  };
-}
 
 /** Rotate the admin certificate when less than this much validity is left. */
 const ADMIN_CERT_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
@@ -243,7 +226,7 @@ export class ClusterReconciler implements Reconciler {
     for (const p of existing) {
       const tname = p.metadata.labels?.[LABEL_POOL];
       if (tname && wanted.has(tname) && !isDeleting(p)) byTemplate.set(tname, p);
-      else if (!isDeleting(p)) await deleteIfExists(this.s.store, { kind: 'NodePool', project, name: p.metadata.name });
+      else if (!isDeleting(p)) await typed(this.s.store, 'NodePool').deleteIfExists(project, p.metadata.name);
     }
     const summary: NonNullable<Status['pools']> = [];
     const waiting: string[] = [];
@@ -373,9 +356,9 @@ export class ClusterReconciler implements Reconciler {
     const gen = cluster.metadata.generation;
 
     const [pools, machines] = await Promise.all([clusterNodePools(this.s.store, project, name), clusterMachines(this.s.store, project, name)]);
-    for (const p of pools) if (!isDeleting(p)) await deleteIfExists(this.s.store, { kind: 'NodePool', project, name: p.metadata.name });
+    for (const p of pools) if (!isDeleting(p)) await typed(this.s.store, 'NodePool').deleteIfExists(project, p.metadata.name);
     // Machines whose pool is already gone (or never had one) are deleted directly.
-    for (const m of machines) if (!isDeleting(m)) await deleteIfExists(this.s.store, { kind: 'Machine', project, name: m.metadata.name });
+    for (const m of machines) if (!isDeleting(m)) await typed(this.s.store, 'Machine').deleteIfExists(project, m.metadata.name);
     if (pools.length > 0 || machines.length > 0) {
       status.conditions = setCondition(
         status.conditions,
@@ -393,9 +376,9 @@ export class ClusterReconciler implements Reconciler {
       return { status, error: err };
     }
 
-    const secrets = await listAll<Secret>(this.s.store, 'Secret', { project, labelSelector: `${LABEL_CLUSTER}=${name}` });
+    const secrets = await typed(this.s.store, 'Secret').list({ project, labelSelector: `${LABEL_CLUSTER}=${name}` });
     const names = new Set([...secrets.map((s) => s.metadata.name), pkiSecretName(name), adminKubeconfigSecretName(name)]);
-    for (const n of names) await deleteIfExists(this.s.store, { kind: 'Secret', project, name: n });
+    for (const n of names) await typed(this.s.store, 'Secret').deleteIfExists(project, n);
     this.s.connections.forget({ project, name });
     this.s.secrets.forget({ project, name });
     return { done: true };

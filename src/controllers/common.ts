@@ -8,8 +8,9 @@ import { isDeleting, keyString, NAME_MAX, type ObjectKey, type Resource } from '
 import { LABEL_CLUSTER } from '../api/wellknown.js';
 import { EtcdError } from '../etcd/client.js';
 import type { ClusterRef, MachineRef, ProviderRegistry } from '../providers/contract.js';
-import type { ListOptions, Store } from '../store/types.js';
-import type { ClusterConnections, ClusterSecrets } from './connections.js';
+import type { Store } from '../store/types.js';
+import type { ClusterConnections } from '../clusteraccess/access.js';
+import type { ClusterSecrets } from '../clusteraccess/secrets.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { AlertSink } from '../alerts/manager.js';
 
@@ -109,43 +110,7 @@ export function kubernetesVersionOf(cluster: Cluster, fallback: string): string 
   return cluster.spec.kubernetesVersion ?? fallback;
 }
 
-// ---------- store helpers ----------
-
-/** Every object of a kind matching the options (all pages). */
-export async function listAll<T extends Resource>(store: Store, kind: string, opts: Omit<ListOptions, 'limit' | 'continue'>): Promise<T[]> {
-  const out: T[] = [];
-  let cont: string | undefined;
-  do {
-    const page = await store.list(kind, { ...opts, limit: 500, continue: cont });
-    out.push(...(page.items as T[]));
-    cont = page.continue;
-  } while (cont);
-  return out;
-}
-
-export async function clusterMachines(store: Store, project: string, cluster: string): Promise<Machine[]> {
-  const items = await listAll<Machine>(store, 'Machine', { project, labelSelector: `${LABEL_CLUSTER}=${cluster}` });
-  return items.filter((m) => m.spec.cluster === cluster);
-}
-
-export async function clusterNodePools(store: Store, project: string, cluster: string): Promise<NodePool[]> {
-  const items = await listAll<NodePool>(store, 'NodePool', { project, labelSelector: `${LABEL_CLUSTER}=${cluster}` });
-  return items.filter((p) => p.spec.cluster === cluster);
-}
-
-export async function getCluster(store: Store, project: string, name: string): Promise<Cluster | undefined> {
-  return (await store.get(clusterKey(project, name))) as Cluster | undefined;
-}
-
-/** store.delete that treats "already gone" as success. */
-export async function deleteIfExists(store: Store, key: ObjectKey): Promise<void> {
-  try {
-    await store.delete(key);
-  } catch (err) {
-    if (isApiError(err) && err.code === 404) return;
-    throw err;
-  }
-}
+// ---------- errors ----------
 
 export function isConflictOrExists(err: unknown): boolean {
   return isApiError(err) && err.code === 409;

@@ -30,6 +30,7 @@
 // when the remaining members keep a healthy quorum; the provider deletes the machine; then the
 // Node is deleted (after the kubelet is gone, so nothing re-registers it). When the whole cluster
 // is being deleted none of that is worth doing: the provider just deletes the machine.
+import { clusterMachines, typed } from '../store/typed.js';
 import { getCondition, isTrue, setCondition, type ConditionInput } from '../api/conditions.js';
 import { hasComeUp, hasKubelet, hasRole, isStarted } from '../api/machines.js';
 import { jsonEqual } from '../api/json.js';
@@ -55,16 +56,14 @@ import {
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import {
-  clusterMachines,
   errorMessage,
   etcdFailureReason,
-  getCluster,
   kubernetesVersionOf,
   machineRef,
   type Shared,
 } from './common.js';
 import type { Node as KubeNode, Pod as KubePod, Taint as KubeTaint } from '../kube/objects.js';
-import type { KubeApi } from './connections.js';
+import type { KubeApi } from '../clusteraccess/access.js';
 import type { ComponentCheck } from '../health/types.js';
 
 type Status = NonNullable<Machine['status']>;
@@ -209,7 +208,7 @@ export class MachineReconciler implements Reconciler {
     if (status.phase === 'Failed') return { status }; // stays failed until healing replaces it
 
     const project = machine.metadata.project ?? '';
-    const cluster = await getCluster(this.s.store, project, machine.spec.cluster);
+    const cluster = await typed(this.s.store, 'Cluster').get(project, machine.spec.cluster);
     if (!cluster) {
       status.phase ??= 'Pending';
       set({ type: 'Bootstrapped', status: 'False', reason: 'ClusterNotFound', message: `cluster ${machine.spec.cluster} does not exist` });
@@ -507,7 +506,7 @@ export class MachineReconciler implements Reconciler {
     const status: Status = { ...(machine.status ?? {}), phase: 'Deleting' };
     const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
     const project = machine.metadata.project ?? '';
-    const cluster = await getCluster(this.s.store, project, machine.spec.cluster);
+    const cluster = await typed(this.s.store, 'Cluster').get(project, machine.spec.cluster);
     // When the whole cluster goes, draining, leaving etcd and deleting Nodes is wasted effort.
     const live = cluster !== undefined && !isDeleting(cluster) && isStarted(machine);
     const again = { status, requeueAfterMs: this.s.timing.machinePollMs };

@@ -6,6 +6,7 @@
 // member is leaving or joining and the etcd quorum is healthy; a member is removed only when no
 // other is leaving and the remaining members still hold a healthy quorum. Other pools scale in one
 // step. Scale-in removes machines that are not ready first, then the newest.
+import { clusterMachines, typed } from '../store/typed.js';
 import { getCondition, setCondition, type ConditionInput } from '../api/conditions.js';
 import { hasRole, isMachineReady, isStarted } from '../api/machines.js';
 import { ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL } from '../api/wellknown.js';
@@ -17,12 +18,8 @@ import { quorumHealthy } from '../etcd/client.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import {
-  clusterMachines,
-  deleteIfExists,
   errorMessage,
   etcdFailureReason,
-  getCluster,
-  listAll,
   machineName,
   type Shared,
 } from './common.js';
@@ -70,7 +67,7 @@ export class NodePoolReconciler implements Reconciler {
   }
 
   private async poolMachines(pool: NodePool): Promise<Machine[]> {
-    const items = await listAll<Machine>(this.s.store, 'Machine', {
+    const items = await typed(this.s.store, 'Machine').list({
       project: pool.metadata.project ?? '',
       labelSelector: `${LABEL_NODEPOOL}=${pool.metadata.name}`,
     });
@@ -83,7 +80,7 @@ export class NodePoolReconciler implements Reconciler {
     const status: Status = { ...(pool.status ?? {}) };
     const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
 
-    const cluster = await getCluster(this.s.store, project, pool.spec.cluster);
+    const cluster = await typed(this.s.store, 'Cluster').get(project, pool.spec.cluster);
     const machines = await this.poolMachines(pool);
     await this.propagate(pool, machines);
 
@@ -120,7 +117,7 @@ export class NodePoolReconciler implements Reconciler {
       } else {
         victims = order.slice(0, active.length - desired);
       }
-      for (const v of victims) await deleteIfExists(this.s.store, { kind: 'Machine', project, name: v.metadata.name });
+      for (const v of victims) await typed(this.s.store, 'Machine').deleteIfExists(project, v.metadata.name);
       const gone = new Set(victims.map((v) => v.metadata.name));
       active = active.filter((m) => !gone.has(m.metadata.name));
       scaled = decision.ok
@@ -208,7 +205,7 @@ export class NodePoolReconciler implements Reconciler {
         if (!isHealthy(surge)) continue;
       }
       this.s.log.warn({ pool: pool.metadata.name, machine: v.machine.metadata.name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
-      await deleteIfExists(this.s.store, { kind: 'Machine', project, name: v.machine.metadata.name });
+      await typed(this.s.store, 'Machine').deleteIfExists(project, v.machine.metadata.name);
       status.remediations = [...(status.remediations ?? []), { machine: v.machine.metadata.name, reason: v.reason, message: v.message.slice(0, 1024), at: now }].slice(-50);
       deleted.push(v);
     }
@@ -366,7 +363,7 @@ export class NodePoolReconciler implements Reconciler {
       await this.s.alerts?.sync({ project, cluster: pool.spec.cluster, source: `healing.${pool.metadata.name}` }, []);
       return { done: true };
     }
-    const cluster = await getCluster(this.s.store, project, pool.spec.cluster);
+    const cluster = await typed(this.s.store, 'Cluster').get(project, pool.spec.cluster);
     const clusterGoing = !cluster || isDeleting(cluster);
     const active = machines.filter((m) => !isDeleting(m));
     if (hasRole(pool, 'etcd') && !clusterGoing) {
@@ -374,10 +371,10 @@ export class NodePoolReconciler implements Reconciler {
       if (active.length === machines.length) {
         const victim = scaleInOrder(active)[0]!;
         const decision = await this.etcdScaleIn(cluster, victim);
-        if (decision.ok) await deleteIfExists(this.s.store, { kind: 'Machine', project, name: victim.metadata.name });
+        if (decision.ok) await typed(this.s.store, 'Machine').deleteIfExists(project, victim.metadata.name);
       }
     } else {
-      for (const m of active) await deleteIfExists(this.s.store, { kind: 'Machine', project, name: m.metadata.name });
+      for (const m of active) await typed(this.s.store, 'Machine').deleteIfExists(project, m.metadata.name);
     }
     status.conditions = setCondition(
       status.conditions,

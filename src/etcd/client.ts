@@ -56,6 +56,19 @@ export interface MemberHealth extends EtcdMember {
   error?: string;
 }
 
+/** What Marina asks of a cluster's etcd; EtcdClient is the real one, tests bring their own. */
+export interface EtcdApi {
+  memberList(): Promise<EtcdMember[]>;
+  memberAdd(peerURLs: string[], opts?: { isLearner?: boolean }): Promise<{ member: EtcdMember; members: EtcdMember[] }>;
+  memberRemove(id: string): Promise<EtcdMember[]>;
+  /** Makes a learner that caught up with the leader a voting member. */
+  memberPromote(id: string): Promise<EtcdMember[]>;
+  /** /health of every member (unstarted members are unhealthy). */
+  memberHealth(members?: EtcdMember[]): Promise<MemberHealth[]>;
+  /** Prometheus text of the member at `endpoint` (a client URL). */
+  metrics(endpoint: string): Promise<string>;
+}
+
 /** A failed call: `status` 0 when no HTTP response came back; `code` is the gRPC code when the gateway sent one. */
 export class EtcdError extends Error {
   constructor(
@@ -145,7 +158,7 @@ interface RawResponse {
   body: string;
 }
 
-export class EtcdClient {
+export class EtcdClient implements EtcdApi {
   private endpointList: string[];
   private preferred = 0;
   private readonly agent: https.Agent;

@@ -4,7 +4,9 @@
 // apiserver's /metrics (megabytes of text) costs far more than the simple probes.
 import type { Cluster, Machine } from '../api/kinds.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
-import type { ApiServerProbe, ClusterConnections, KubeApi, KubeNode } from '../controllers/connections.js';
+import type { ApiServerProbe, ClusterConnections, KubeApi } from '../clusteraccess/access.js';
+import { agentHealth, agentMetrics } from '../clusteraccess/agents.js';
+import type { Node as KubeNode } from '../kube/objects.js';
 import { hasComeUp, hasRole, isStarted } from '../api/machines.js';
 import { isDeleting } from '../api/meta.js';
 import { LABEL_MACHINE } from '../api/wellknown.js';
@@ -149,11 +151,6 @@ async function checkEtcd(input: CheckInput, etcds: Machine[]): Promise<Component
   }
 }
 
-interface AgentHealthBody {
-  ok?: boolean;
-  processes?: { name: string; state: string; ready: boolean; restarts: number; lastError?: string }[];
-}
-
 /** Services whose process state (as the agent reports it) is checked per machine. */
 const PROCESS_COMPONENTS = new Set(['kube-controller-manager', 'kube-scheduler']);
 
@@ -163,10 +160,9 @@ async function checkAgent(m: Machine, timeoutMs: number): Promise<{ machine: Mac
   const t0 = Date.now();
   if (!url) return { machine: m, check: { component: 'agent', machine: name, ok: false, message: 'the provider reports no agent URL' }, processChecks: [] };
   try {
-    const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
-    const body = (await res.json().catch(() => ({}))) as AgentHealthBody;
+    const res = await agentHealth(url, { timeoutMs });
     const latencyMs = Date.now() - t0;
-    const processes = body.processes ?? [];
+    const processes = res.processes;
     const down = processes.filter((p) => p.state !== 'running' || !p.ready);
     const processChecks = processes
       .filter((p) => PROCESS_COMPONENTS.has(p.name))
@@ -266,9 +262,9 @@ async function scrape(
         const url = machine.status?.agentURL;
         if (!url || !check.ok) return undefined;
         try {
-          const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(input.timeoutMs) });
-          if (res.status !== 200) return undefined;
-          const r = extractAgent(machine.metadata.name, await res.text(), state.agents.get(machine.metadata.name), now());
+          const text = await agentMetrics(url, { timeoutMs: input.timeoutMs });
+          if (text === undefined) return undefined;
+          const r = extractAgent(machine.metadata.name, text, state.agents.get(machine.metadata.name), now());
           state.agents.set(machine.metadata.name, r.state);
           return r.metrics;
         } catch {

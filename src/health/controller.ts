@@ -5,12 +5,13 @@
 // wiring which objects to look at again, and their own reconcilers turn the report into conditions.
 import type { Logger } from 'pino';
 import { resolveHealth } from '../api/healing-policy.js';
-import type { Cluster, Machine } from '../api/kinds.js';
+import type { Machine } from '../api/kinds.js';
 import type { ObjectKey } from '../api/meta.js';
 import type { AlertSink } from '../alerts/manager.js';
-import { clusterMachines } from '../controllers/common.js';
-import type { ClusterConnections } from '../controllers/connections.js';
-import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
+import type { ClusterConnections } from '../clusteraccess/access.js';
+import { Controller, type Reconciler, type Result } from '../runtime/controller.js';
+import type { RuntimeMetrics } from '../runtime/metrics.js';
+import { clusterMachines, typed } from '../store/typed.js';
 import type { SeriesStore, Store } from '../store/types.js';
 import { checkCluster, emptyScrapeState, type ScrapeState } from './checks.js';
 import { hasBeenReady, healthAlerts, provisioningAlerts, sampleOf } from './evaluate.js';
@@ -50,14 +51,16 @@ export class HealthChecker implements Reconciler {
   /** Deleting clusters (key/uid) already let go of; dropped when the object is gone. */
   private readonly forgotten = new Set<string>();
   private readonly now: () => number;
+  private readonly clusters;
 
   constructor(private readonly d: HealthCheckerDeps) {
     this.now = d.now ?? Date.now;
+    this.clusters = typed(d.store, 'Cluster');
   }
 
   async reconcile(key: ObjectKey): Promise<Result> {
     const k = `${key.project}/${key.name}`;
-    const cluster = (await this.d.store.get(key)) as Cluster | undefined;
+    const cluster = await this.clusters.get(key.project, key.name);
     if (!cluster || cluster.metadata.deletionTimestamp) {
       // A deleting cluster changes status every second or so: let go of it once, not each time.
       const uid = cluster?.metadata.uid ?? '';
@@ -94,7 +97,7 @@ export class HealthChecker implements Reconciler {
       now: this.now,
     });
     // The cluster may have gone while the probes ran: do not resurrect its alerts or series.
-    const current = (await this.d.store.get(key)) as Cluster | undefined;
+    const current = await this.clusters.get(key.project, key.name);
     if (!current || current.metadata.deletionTimestamp || current.metadata.uid !== cluster.metadata.uid) {
       await this.forget(project, cluster.metadata.name);
       return;
@@ -131,4 +134,30 @@ export class HealthChecker implements Reconciler {
       await this.d.alerts.sync({ project, cluster, source: 'provisioning' }, []);
     }
   }
+}
+
+export interface HealthChecksOptions extends Omit<HealthCheckerDeps, 'log'> {
+  logger: Logger;
+  metrics?: RuntimeMetrics;
+  /** Clusters checked at once (default 4). */
+  workers?: number;
+  resyncPeriodMs?: number;
+  stopGracePeriodMs?: number;
+}
+
+/** Runs the health checker as a controller over Clusters, started; stop() it on shutdown. */
+export async function startHealthChecks(opts: HealthChecksOptions): Promise<Controller> {
+  const controller = new Controller({
+    name: 'health',
+    kind: 'Cluster',
+    store: opts.store,
+    reconciler: new HealthChecker({ ...opts, log: opts.logger.child({ controller: 'health' }) }),
+    workers: opts.workers ?? 4,
+    logger: opts.logger,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.resyncPeriodMs !== undefined ? { resyncPeriodMs: opts.resyncPeriodMs } : {}),
+    ...(opts.stopGracePeriodMs !== undefined ? { stopGracePeriodMs: opts.stopGracePeriodMs } : {}),
+  });
+  await controller.start();
+  return controller;
 }

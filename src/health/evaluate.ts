@@ -2,7 +2,7 @@
 // the complete set of alerts each evaluator currently sees. Pure functions: the caller hands the
 // result to AlertManager.sync, which opens, keeps and resolves Alert objects level-based.
 import type { ResolvedHealth } from '../api/healing-policy.js';
-import type { Cluster, Machine } from '../api/kinds.js';
+import type { Cluster, HealthSummary, Machine } from '../api/kinds.js';
 import type { AlertInput } from '../alerts/manager.js';
 import { RULES } from '../alerts/manager.js';
 import { getCondition } from '../api/conditions.js';
@@ -148,3 +148,17 @@ export function sampleOf(report: HealthReport): HealthSample {
 }
 
 const round = (x: number): number => Math.round(x * 1000) / 1000;
+
+/** The summary of a health report kept in Cluster.status.health. */
+export function healthSummary(report: HealthReport): HealthSummary {
+  const failing = [
+    ...report.checks.filter((c) => !c.ok).map((c) => `${c.component}${c.machine ? `/${c.machine}` : ''}: ${c.message}`),
+    ...report.nodes.flatMap((n) => n.problems.map((p) => `node/${n.name}: ${p.type}=${p.status}${p.reason ? ` (${p.reason})` : ''}`)),
+  ];
+  return {
+    healthy: report.healthy,
+    failing: failing.slice(0, 20).map((f) => f.slice(0, 256)),
+    nodesReady: report.nodes.filter((n) => n.ready === 'True').length,
+    nodesTotal: report.nodes.length,
+  };
+}

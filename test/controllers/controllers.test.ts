@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Cluster, Machine, NodePool, Secret } from '../../src/api/kinds.js';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
-import { startControllers, type RunningControllers } from '../../src/controllers/index.js';
+import { startControlLoops, type RunningControlLoops } from '../../src/server/control-loops.js';
 import { parseKubeconfig } from '../../src/kube/client.js';
 import { getCondition } from '../../src/api/conditions.js';
 import { waitFor } from '../../src/runtime/test-helpers.js';
@@ -32,7 +32,7 @@ interface Env {
   world: FakeWorld;
   /** Every Machine event as the store emitted it. */
   machineEvents: { type: string; machine: Machine }[];
-  start(): Promise<RunningControllers>;
+  start(): Promise<RunningControlLoops>;
   close(): Promise<void>;
 }
 
@@ -51,20 +51,20 @@ async function env(): Promise<Env> {
       world.timeline.push(`running ${m.metadata.name}`);
     }
   });
-  const controllers: RunningControllers[] = [];
+  const controllers: RunningControlLoops[] = [];
   return {
     store,
     world,
     machineEvents,
     async start() {
-      const c = await startControllers({
+      const c = await startControlLoops({
         store,
         providers: world.registry,
         metrics: new Registry(),
         logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
         defaultKubernetesVersion: 'v1.36.3',
         timing: FAST,
-        connections: world.connections,
+        access: world.connections,
         resyncPeriodMs: 0,
       });
       controllers.push(c);

@@ -7,15 +7,9 @@ import type { Cluster, Machine } from '../../src/api/kinds.js';
 import type { Store } from '../../src/store/types.js';
 import { kubeletMaySetLabel } from '../../src/kube/node-labels.js';
 import { EtcdError, quorumHealthy, quorumSize, type EtcdMember, type MemberHealth } from '../../src/etcd/client.js';
-import type {
-  ClusterConnections,
-  EtcdApi,
-  EvictionResult,
-  KubeApi,
-  KubeNode,
-  KubePod,
-} from '../../src/controllers/connections.js';
-import type { Taint as KubeTaint } from '../../src/kube/objects.js';
+import type { ClusterConnections, EvictionResult, KubeApi } from '../../src/clusteraccess/access.js';
+import type { EtcdApi } from '../../src/etcd/client.js';
+import type { Node as KubeNode, Pod as KubePod, Taint as KubeTaint } from '../../src/kube/objects.js';
 import {
   ProviderError,
   type ClusterRef,

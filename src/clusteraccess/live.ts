@@ -1,79 +1,19 @@
-// How controllers reach *into* a cluster: its etcd members (membership, health) and its
-// Kubernetes API (readiness, Nodes, draining). Controllers use the narrow EtcdApi / KubeApi
-// interfaces below; LiveConnections implements them with the real clients and caches one of
-// each per cluster (closed when the cluster is deleted or the controllers stop). Tests substitute
-// their own ClusterConnections.
+// The real ClusterConnections: one etcd client (with a short-lived client certificate from the
+// cluster's etcd CA), one Kubernetes client through the endpoint and one per control-plane
+// machine's apiserver, cached per cluster and closed when the cluster is deleted or Marina stops.
+// Once a cluster's API answers, a Node watch wakes the Machine of every Node that changes.
 import type { Logger } from 'pino';
-import type { Cluster, Secret } from '../api/kinds.js';
-import { pkiSecretName } from '../api/wellknown.js';
-import { loadClusterPkiFromSecretData, type ClusterPki } from '../bootstrap/clusterPki.js';
-import { EtcdClient, type EtcdMember, type MemberHealth } from '../etcd/client.js';
-import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type OwnerReference, type Watcher } from '../kube/client.js';
-import { issueCertificate } from '../pki/index.js';
+import type { Cluster } from '../api/kinds.js';
 import { APISERVER_PORT } from '../bootstrap/machine.js';
-import type { Store } from '../store/types.js';
-import type { Node as KubeNode, Pod as KubePod } from '../kube/objects.js';
+import { EtcdClient, type EtcdApi } from '../etcd/client.js';
+import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type Watcher } from '../kube/client.js';
+import type { Node, Pod } from '../kube/objects.js';
+import { issueCertificate } from '../pki/index.js';
+import type { ApiServerProbe, ClusterConnections, KubeApi, LeaseInfo } from './access.js';
+import type { ClusterSecrets } from './secrets.js';
 
-export type { KubeNode, KubePod };
-
-// ---------- what controllers need ----------
-
-export interface EtcdApi {
-  memberList(): Promise<EtcdMember[]>;
-  memberAdd(peerURLs: string[], opts?: { isLearner?: boolean }): Promise<{ member: EtcdMember; members: EtcdMember[] }>;
-  memberRemove(id: string): Promise<EtcdMember[]>;
-  /** Makes a learner that caught up with the leader a voting member. */
-  memberPromote(id: string): Promise<EtcdMember[]>;
-  /** /health of every member (unstarted members are unhealthy). */
-  memberHealth(members?: EtcdMember[]): Promise<MemberHealth[]>;
-  /** Prometheus text of the member at `endpoint` (a client URL). */
-  metrics(endpoint: string): Promise<string>;
-}
-
-/** The parts of a coordination.k8s.io Lease a leader-election check reads. */
-export interface LeaseInfo {
-  holderIdentity?: string;
-  renewTime?: string;
-  leaseDurationSeconds?: number;
-}
-
-export type EvictionResult = 'evicted' | 'blocked' | 'gone';
-
-export interface KubeApi {
-  /** GET /readyz. */
-  readyz(): Promise<{ ok: boolean; message: string }>;
-  /** undefined when the Node does not exist. */
-  getNode(name: string): Promise<KubeNode | undefined>;
-  /** JSON merge patch; include metadata.resourceVersion for optimistic concurrency. */
-  patchNode(name: string, patch: Record<string, unknown>): Promise<void>;
-  /** Succeeds when the Node is already gone. */
-  deleteNode(name: string): Promise<void>;
-  podsOnNode(name: string): Promise<KubePod[]>;
-  /** policy/v1 eviction: `blocked` when a PodDisruptionBudget refuses (429). */
-  evictPod(namespace: string, name: string): Promise<EvictionResult>;
-  listNodes(): Promise<KubeNode[]>;
-  /** undefined when the Lease does not exist. */
-  getLease(namespace: string, name: string): Promise<LeaseInfo | undefined>;
-}
-
-/** One control-plane machine's own kube-apiserver, addressed directly (not through the endpoint). */
-export interface ApiServerProbe {
-  readyz(): Promise<{ ok: boolean; message: string }>;
-  /** Prometheus text of /metrics. */
-  metrics(): Promise<string>;
-}
-
-export interface ClusterConnections {
-  /** undefined while the cluster has no PKI secret. `endpoints`: etcd client URLs to use. */
-  etcd(cluster: Cluster, endpoints: string[]): Promise<EtcdApi | undefined>;
-  /** undefined while the cluster has no admin kubeconfig. Talks through the cluster endpoint. */
-  kube(cluster: Cluster): Promise<KubeApi | undefined>;
-  /** undefined while the cluster has no admin kubeconfig. `address`: the machine's address. */
-  apiserverAt(cluster: Cluster, address: string): Promise<ApiServerProbe | undefined>;
-  /** Closes what is cached for the cluster. */
-  forget(cluster: { project: string; name: string }): void;
-  close(): Promise<void>;
-}
+const cacheKey = (c: { project: string; name: string }): string => `${c.project}/${c.name}`;
+const refOf = (cluster: Cluster) => ({ project: cluster.metadata.project ?? '', name: cluster.metadata.name });
 
 /** GET /readyz: never throws; a failure's message says what answered (or did not). */
 async function readyz(client: KubeClient): Promise<{ ok: boolean; message: string }> {
@@ -84,49 +24,6 @@ async function readyz(client: KubeClient): Promise<{ ok: boolean; message: strin
     return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${err.message}` : String(err) };
   }
 }
-
-// ---------- cluster secrets, parsed once per revision ----------
-
-const cacheKey = (c: { project: string; name: string }): string => `${c.project}/${c.name}`;
-const refOf = (cluster: Cluster) => ({ project: cluster.metadata.project ?? '', name: cluster.metadata.name });
-
-/** Reads a cluster's PKI and admin kubeconfig Secrets, keeping the parsed PKI per Secret revision. */
-export class ClusterSecrets {
-  private readonly pkis = new Map<string, { uid: string; rv: string; pki: Promise<ClusterPki> }>();
-
-  constructor(private readonly store: Store) {}
-
-  async pki(cluster: Cluster): Promise<ClusterPki | undefined> {
-    const project = cluster.metadata.project ?? '';
-    const secret = (await this.store.get({ kind: 'Secret', project, name: pkiSecretName(cluster.metadata.name) })) as Secret | undefined;
-    const key = cacheKey(refOf(cluster));
-    if (!secret) {
-      this.pkis.delete(key);
-      return undefined;
-    }
-    const uid = secret.metadata.uid ?? '';
-    const rv = secret.metadata.resourceVersion ?? '';
-    let entry = this.pkis.get(key);
-    if (!entry || entry.uid !== uid || entry.rv !== rv) {
-      entry = { uid, rv, pki: loadClusterPkiFromSecretData(secret.spec.data) };
-      this.pkis.set(key, entry);
-      entry.pki.catch(() => this.pkis.delete(key));
-    }
-    return entry.pki;
-  }
-
-  async adminKubeconfig(cluster: Cluster): Promise<string | undefined> {
-    const project = cluster.metadata.project ?? '';
-    const secret = (await this.store.get({ kind: 'Secret', project, name: `${cluster.metadata.name}-admin-kubeconfig` })) as Secret | undefined;
-    return secret?.spec.data.kubeconfig;
-  }
-
-  forget(cluster: { project: string; name: string }): void {
-    this.pkis.delete(cacheKey(cluster));
-  }
-}
-
-// ---------- the real thing ----------
 
 export interface LiveConnectionsOptions {
   secrets: ClusterSecrets;
@@ -144,7 +41,7 @@ const RENEW_BEFORE_MS = 24 * 3600 * 1000;
 interface Entry {
   clusterUid: string;
   etcd?: { caPem: string; notAfter: number; client: EtcdClient };
-  kube?: { kubeconfig: string; client: KubeClient; api: KubeApi; nodes?: Watcher<KubeNode> };
+  kube?: { kubeconfig: string; client: KubeClient; api: KubeApi; nodes?: Watcher<Node> };
   /** Direct clients of each control-plane machine's apiserver, by address. */
   apiservers?: { kubeconfig: string; byAddress: Map<string, { client: KubeClient; probe: ApiServerProbe }> };
 }
@@ -275,7 +172,7 @@ export class LiveConnections implements ClusterConnections {
     if (kube.nodes || !onNodeEvent || this.closed) return;
     const project = cluster.metadata.project ?? '';
     const name = cluster.metadata.name;
-    kube.nodes = kube.client.watch<KubeNode>(Resources.nodes, {
+    kube.nodes = kube.client.watch<Node>(Resources.nodes, {
       backoff: { initialMs: 500, maxMs: 5000 },
       onEvent: (ev) => onNodeEvent(project, name, ev.object.metadata.name),
       onError: (err) => this.opts.log?.debug({ err, cluster: `${project}/${name}` }, 'node watch interrupted'),
@@ -292,7 +189,7 @@ export class LiveConnections implements ClusterConnections {
       },
       getNode: async (name) => {
         try {
-          return await client.get<KubeNode>(Resources.nodes, name);
+          return await client.get<Node>(Resources.nodes, name);
         } catch (err) {
           if (isNotFound(err)) return undefined;
           throw err;
@@ -309,10 +206,10 @@ export class LiveConnections implements ClusterConnections {
         }
       },
       podsOnNode: async (name) => {
-        const list = await client.listAll<KubePod>(Resources.pods, { fieldSelector: `spec.nodeName=${name}` });
+        const list = await client.listAll<Pod>(Resources.pods, { fieldSelector: `spec.nodeName=${name}` });
         return list.items;
       },
-      listNodes: async () => (await client.listAll<KubeNode>(Resources.nodes)).items,
+      listNodes: async () => (await client.listAll<Node>(Resources.nodes)).items,
       getLease: async (namespace, name) => {
         try {
           const lease = await client.get<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { namespace });
