@@ -15,7 +15,6 @@ import { hasKubelet, hasRole } from '../api/machines.js';
 import { CONTROL_PLANE_TAINT, LABEL_CLUSTER, LABEL_MACHINE, LABEL_POOL, ROLE_LABELS } from '../api/wellknown.js';
 import {
   etcdArgs,
-  type EtcdMember,
   hostPort,
   kubeApiServerArgs,
   kubeControllerManagerArgs,
@@ -36,6 +35,7 @@ import type {
   EndpointDescription,
   MachineBootstrap,
 } from '../providers/contract.js';
+import type { JoinPlan } from '../etcd/membership.js';
 import type { ClusterPki } from './clusterPki.js';
 import { kubeletMaySetLabel } from '../kube/node-labels.js';
 
@@ -146,15 +146,6 @@ export function nodeCapacity(machine: Machine): BootstrapKubelet['capacity'] {
   };
 }
 
-export interface EtcdBootstrap {
-  /** Every member the new member should know, itself included (`--initial-cluster`). */
-  initialCluster: EtcdMember[];
-  /** `new`: the first member of a fresh cluster; `existing`: joins after `member add`. */
-  state: 'new' | 'existing';
-  /** Client URLs of the etcd members (kube-apiserver's `--etcd-servers`). */
-  clientURLs: string[];
-}
-
 export interface MachineBootstrapInput {
   cluster: Cluster;
   machine: Machine;
@@ -162,8 +153,8 @@ export interface MachineBootstrapInput {
   address: string;
   endpoint: EndpointDescription;
   pki: ClusterPki;
-  /** Required for machines with the etcd or controlplane role. */
-  etcd?: EtcdBootstrap;
+  /** Required for machines with the etcd or controlplane role: how etcd starts (see src/etcd/membership.ts). */
+  etcd?: JoinPlan;
   kubernetesVersion: string;
   /** Validity of the machine's leaf certificates (default 365 days). */
   validityDays?: number;

@@ -23,14 +23,15 @@ import {
   pkiToSecretData,
   type ClusterPki,
 } from '../bootstrap/clusterPki.js';
-import { APISERVER_PORT, buildAdminKubeconfig, etcdClientURL } from '../bootstrap/machine.js';
+import { APISERVER_PORT, buildAdminKubeconfig } from '../bootstrap/machine.js';
 import { certificateNotAfter } from '../pki/index.js';
 import { parseKubeconfig } from '../kube/client.js';
 import type { EndpointDescription, InfrastructureProvider } from '../providers/contract.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
 import { TerminalError } from '../runtime/controller.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
-import { quorumHealthy } from '../etcd/client.js';
+import { etcdMembership, startedEtcdMachines } from '../clusteraccess/etcd.js';
+import { quorumSummary } from '../etcd/membership.js';
 import {
   clusterRef,
   errorMessage,
@@ -310,23 +311,15 @@ export class ClusterReconciler implements Reconciler {
     return admin.notAfter;
   }
 
-  private async etcdCondition(cluster: Cluster, machines: Awaited<ReturnType<typeof clusterMachines>>): Promise<ConditionInput> {
-    const endpoints = machines
-      .filter((m) => hasRole(m, 'etcd') && isStarted(m) && m.status?.address)
-      .map((m) => etcdClientURL(m.status!.address!));
-    if (endpoints.length === 0) return { type: 'EtcdReady', status: 'False', reason: 'NoMembers', message: 'no etcd machine has started yet' };
+  private async etcdCondition(cluster: Cluster, machines: Machine[]): Promise<ConditionInput> {
+    if (startedEtcdMachines(machines).length === 0) return { type: 'EtcdReady', status: 'False', reason: 'NoMembers', message: 'no etcd machine has started yet' };
     try {
-      const etcd = await this.s.connections.etcd(cluster, endpoints);
-      if (!etcd) return { type: 'EtcdReady', status: 'False', reason: 'NoPKI', message: 'no PKI' };
-      const health = await etcd.memberHealth();
-      const healthy = health.filter((m) => m.healthy).length;
-      const message = `${healthy}/${health.length} members healthy${health
-        .filter((m) => !m.healthy)
-        .map((m) => `; ${m.name || m.peerURLs[0]}: ${m.error ?? 'unhealthy'}`)
-        .join('')}`;
-      return quorumHealthy(health)
-        ? { type: 'EtcdReady', status: 'True', reason: healthy === health.length ? 'Healthy' : 'QuorumHealthy', message }
-        : { type: 'EtcdReady', status: 'False', reason: 'QuorumLost', message };
+      const membership = await etcdMembership(this.s.connections, cluster, machines);
+      if (!membership) return { type: 'EtcdReady', status: 'False', reason: 'NoPKI', message: 'no PKI' };
+      const sum = quorumSummary(await membership.health());
+      return sum.quorum
+        ? { type: 'EtcdReady', status: 'True', reason: sum.allHealthy ? 'Healthy' : 'QuorumHealthy', message: sum.message }
+        : { type: 'EtcdReady', status: 'False', reason: 'QuorumLost', message: sum.message };
     } catch (err) {
       return { type: 'EtcdReady', status: 'False', reason: 'Unreachable', message: errorMessage(err) };
     }

@@ -6,7 +6,6 @@ import { isApiError } from '../api/errors.js';
 import type { Cluster, Machine, NodePool } from '../api/kinds.js';
 import { isDeleting, keyString, NAME_MAX, type ObjectKey, type Resource } from '../api/meta.js';
 import { LABEL_CLUSTER } from '../api/wellknown.js';
-import { EtcdError } from '../etcd/client.js';
 import type { ClusterRef, MachineRef, ProviderRegistry } from '../providers/contract.js';
 import type { Store } from '../store/types.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
@@ -114,11 +113,6 @@ export function kubernetesVersionOf(cluster: Cluster, fallback: string): string 
 
 export function isConflictOrExists(err: unknown): boolean {
   return isApiError(err) && err.code === 409;
-}
-
-/** Condition reason for a failed etcd call: no answer at all, or an answer that said no. */
-export function etcdFailureReason(err: unknown): 'EtcdUnreachable' | 'EtcdRefused' {
-  return err instanceof EtcdError && !err.network ? 'EtcdRefused' : 'EtcdUnreachable';
 }
 
 export function errorMessage(err: unknown): string {

@@ -43,10 +43,10 @@ import {
   etcdPeerURL,
   nodeLabels,
   nodeTaints,
-  type EtcdBootstrap,
 } from '../bootstrap/machine.js';
 import type { ClusterPki } from '../bootstrap/clusterPki.js';
-import { quorumHealthy } from '../etcd/client.js';
+import { failureReason, foundingPlan, type JoinPlan } from '../etcd/membership.js';
+import { etcdMembership, startedEtcdMachines } from '../clusteraccess/etcd.js';
 import {
   ProviderError,
   type EndpointDescription,
@@ -57,7 +57,6 @@ import type { ReconcileContext, Reconciler, Result } from '../runtime/controller
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import {
   errorMessage,
-  etcdFailureReason,
   kubernetesVersionOf,
   machineRef,
   type Shared,
@@ -69,7 +68,7 @@ import type { ComponentCheck } from '../health/types.js';
 type Status = NonNullable<Machine['status']>;
 
 type Gate =
-  | { open: true; pki: ClusterPki; endpoint: EndpointDescription; etcd?: EtcdBootstrap }
+  | { open: true; pki: ClusterPki; endpoint: EndpointDescription; etcd?: JoinPlan }
   | { open: false; reason: string; message: string };
 
 const closed = (reason: string, message: string): Gate => ({ open: false, reason, message });
@@ -77,11 +76,6 @@ const closed = (reason: string, message: string): Gate => ({ open: false, reason
 function endpointFromUrl(url: string): EndpointDescription {
   const u = new URL(url);
   return { url, host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 443) };
-}
-
-/** etcd machines of the cluster that were started and have an address (member candidates). */
-function startedEtcd(machines: Machine[], except: string): Machine[] {
-  return machines.filter((m) => m.metadata.name !== except && hasRole(m, 'etcd') && isStarted(m) && m.status?.address);
 }
 
 /** Desired etcd member count from the cluster spec. */
@@ -339,23 +333,18 @@ export class MachineReconciler implements Reconciler {
     const gen = machine.metadata.generation;
     const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
     if (isTrue(status.conditions, 'EtcdMember')) return true;
-    const address = status.address!;
-    const peerURL = etcdPeerURL(address);
+    const peerURL = etcdPeerURL(status.address!);
     try {
       const machines = await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name);
       // The others first: a learner serves no membership calls.
-      const endpoints = [...startedEtcd(machines, machine.metadata.name).map((m) => etcdClientURL(m.status!.address!)), etcdClientURL(address)];
-      const api = await this.s.connections.etcd(cluster, endpoints);
-      if (!api) throw new Error('the cluster has no PKI');
-      const self = (await api.memberList()).find((m) => m.peerURLs.includes(peerURL));
-      if (!self) {
+      const membership = await etcdMembership(this.s.connections, cluster, machines, { last: { ...machine, status } });
+      if (!membership) throw new Error('the cluster has no PKI');
+      const self = await membership.promote(peerURL);
+      if (self.member === 'absent') {
         set({ type: 'EtcdMember', status: 'False', reason: 'NotAMember', message: `${peerURL} is not in the member list` });
         return false;
       }
-      if (self.isLearner) {
-        this.s.log.info({ machine: machine.metadata.name, member: self.id }, 'promoting etcd learner');
-        await api.memberPromote(self.id);
-      }
+      if (self.promoted) this.s.log.info({ machine: machine.metadata.name, member: self.id }, 'promoted etcd learner');
       set({ type: 'EtcdMember', status: 'True', reason: 'Voting', message: `member ${self.id}` });
       return true;
     } catch (err) {
@@ -403,11 +392,11 @@ export class MachineReconciler implements Reconciler {
     const isEtcd = hasRole(machine, 'etcd');
     const isCP = hasRole(machine, 'controlplane');
     const name = machine.metadata.name;
-    let etcd: EtcdBootstrap | undefined;
+    let etcd: JoinPlan | undefined;
 
     if (isEtcd || isCP) {
       const machines = await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name);
-      const started = startedEtcd(machines, name);
+      const started = startedEtcdMachines(machines, name);
       if (isEtcd) {
         const r = await this.etcdGate(cluster, machine, address, machines, started);
         if ('open' in r) return r;
@@ -415,18 +404,13 @@ export class MachineReconciler implements Reconciler {
       } else {
         if (started.length === 0) return closed('WaitingForEtcd', 'no etcd member has started yet');
         try {
-          const api = await this.s.connections.etcd(cluster, started.map((m) => etcdClientURL(m.status!.address!)));
-          if (!api) return closed('WaitingForPKI', 'the cluster PKI does not exist yet');
-          const health = await api.memberHealth();
-          if (!quorumHealthy(health)) {
-            return closed('WaitingForEtcdQuorum', `${health.filter((m) => m.healthy).length}/${health.length} etcd members healthy`);
-          }
-          const want = desiredEtcdMembers(cluster);
-          const up = health.filter((m) => m.healthy && !m.isLearner && m.clientURLs.length > 0);
-          if (up.length < want) return closed('WaitingForEtcdMembers', `${up.length}/${want} etcd members are up`);
-          etcd = { initialCluster: [], state: 'existing', clientURLs: up.flatMap((m) => m.clientURLs.slice(0, 1)) };
+          const membership = await etcdMembership(this.s.connections, cluster, started);
+          if (!membership) return closed('WaitingForPKI', 'the cluster PKI does not exist yet');
+          const members = await membership.apiserverMembers(desiredEtcdMembers(cluster));
+          if (!members.ok) return closed(members.reason, members.message);
+          etcd = { initialCluster: [], state: 'existing', clientURLs: members.clientURLs };
         } catch (err) {
-          return closed(etcdFailureReason(err), errorMessage(err));
+          return closed(failureReason(err), errorMessage(err));
         }
       }
     }
@@ -451,50 +435,29 @@ export class MachineReconciler implements Reconciler {
     address: string,
     machines: Machine[],
     started: Machine[],
-  ): Promise<EtcdBootstrap | Extract<Gate, { open: false }>> {
-    const name = machine.metadata.name;
-    const peerURL = etcdPeerURL(address);
+  ): Promise<JoinPlan | Extract<Gate, { open: false }>> {
+    const self = { name: machine.metadata.name, peerURL: etcdPeerURL(address), clientURL: etcdClientURL(address) };
     if (started.length === 0) {
       // Nobody started yet: the oldest waiting etcd machine founds the cluster, alone.
       const first = machines.filter((m) => hasRole(m, 'etcd') && !isDeleting(m) && !isStarted(m)).sort(byAge)[0];
-      if (first && first.metadata.name !== name) {
+      if (first && first.metadata.name !== self.name) {
         return { open: false, reason: 'WaitingForFirstEtcdMember', message: `etcd machine ${first.metadata.name} founds the etcd cluster` };
       }
-      return { initialCluster: [{ name, peerURL }], state: 'new', clientURLs: [etcdClientURL(address)] };
+      return foundingPlan(self);
     }
     try {
-      const api = await this.s.connections.etcd(cluster, started.map((m) => etcdClientURL(m.status!.address!)));
-      if (!api) return { open: false, reason: 'WaitingForPKI', message: 'the cluster PKI does not exist yet' };
-      let members = await api.memberList();
-      const self = members.find((m) => m.peerURLs.includes(peerURL));
-      if (!self) {
-        // Join one at a time, into a fully healthy cluster, as a learner: it does not count for
-        // the quorum until it caught up and is promoted (see ensureVotingMember), so the cluster
-        // never waits for a member that is still starting.
-        const joining = members.find((m) => m.isLearner || !m.name || m.clientURLs.length === 0);
-        if (joining) return { open: false, reason: 'EtcdMemberJoining', message: `etcd member ${joining.name || joining.peerURLs.join(',')} is still joining` };
-        const health = await api.memberHealth(members);
-        const sick = health.filter((m) => !m.healthy);
-        if (sick.length > 0) {
-          return { open: false, reason: 'EtcdUnhealthy', message: `etcd member ${sick.map((m) => m.name).join(', ')} unhealthy: ${sick[0]!.error ?? ''}` };
-        }
-        this.s.log.info({ machine: name, peerURL }, 'adding etcd learner');
-        members = (await api.memberAdd([peerURL], { isLearner: true })).members;
-      }
-      const byPeer = new Map(machines.filter((m) => m.status?.address).map((m) => [etcdPeerURL(m.status!.address!), m.metadata.name]));
-      const initialCluster = members.map((m) => ({
-        name: m.peerURLs.includes(peerURL) ? name : m.name || byPeer.get(m.peerURLs[0] ?? '') || '',
-        peerURL: m.peerURLs[0] ?? '',
-      }));
-      const anonymous = initialCluster.find((m) => !m.name || !m.peerURL);
-      if (anonymous) return { open: false, reason: 'EtcdMemberJoining', message: `etcd member ${anonymous.peerURL} has no name yet` };
-      return {
-        initialCluster,
-        state: 'existing',
-        clientURLs: members.flatMap((m) => m.clientURLs.slice(0, 1)),
-      };
+      const membership = await etcdMembership(this.s.connections, cluster, started);
+      if (!membership) return { open: false, reason: 'WaitingForPKI', message: 'the cluster PKI does not exist yet' };
+      // Join one at a time, into a fully healthy cluster, as a learner: it does not count for the
+      // quorum until it caught up and is promoted (see ensureVotingMember), so the cluster never
+      // waits for a member that is still starting.
+      const names = new Map(machines.filter((m) => m.status?.address).map((m) => [etcdPeerURL(m.status!.address!), m.metadata.name]));
+      const plan = await membership.join(self, names);
+      if (!plan.ok) return { open: false, reason: plan.reason, message: plan.message };
+      if (plan.added) this.s.log.info({ machine: self.name, peerURL: self.peerURL }, 'added etcd learner');
+      return { initialCluster: plan.initialCluster, state: plan.state, clientURLs: plan.clientURLs };
     } catch (err) {
-      return { open: false, reason: etcdFailureReason(err), message: errorMessage(err) };
+      return { open: false, reason: failureReason(err), message: errorMessage(err) };
     }
   }
 
@@ -627,41 +590,24 @@ export class MachineReconciler implements Reconciler {
     if (getCondition(status.conditions, 'EtcdMemberRemoved')?.status === 'True') return true;
     const peerURL = etcdPeerURL(machine.status!.address!);
     const machines = await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name);
-    // Ask the others first; the leaving member may already be down.
-    const endpoints = [
-      ...startedEtcd(machines, machine.metadata.name).map((m) => etcdClientURL(m.status!.address!)),
-      etcdClientURL(machine.status!.address!),
-    ];
     try {
-      const api = await this.s.connections.etcd(cluster, endpoints);
-      if (!api) throw new Error('the cluster has no PKI');
-      const members = await api.memberList();
-      const self = members.find((m) => m.peerURLs.includes(peerURL));
-      if (!self) {
+      // Ask the others first; the leaving member may already be down.
+      const membership = await etcdMembership(this.s.connections, cluster, machines, { last: machine });
+      if (!membership) throw new Error('the cluster has no PKI');
+      const left = await membership.leave(peerURL);
+      if (left.member === 'absent') {
         set({ type: 'EtcdMemberRemoved', status: 'True', reason: 'NotAMember', message: `${peerURL} is not an etcd member` });
         return true;
       }
-      const rest = members.filter((m) => m.id !== self.id);
-      if (rest.length === 0) {
-        set({ type: 'EtcdMemberRemoved', status: 'False', reason: 'LastMember', message: 'the last etcd member of a live cluster is not removed' });
+      if (left.member === 'present') {
+        set({ type: 'EtcdMemberRemoved', status: 'False', reason: left.reason, message: left.message });
         return false;
       }
-      const health = await api.memberHealth(rest);
-      if (!quorumHealthy(health)) {
-        set({
-          type: 'EtcdMemberRemoved',
-          status: 'False',
-          reason: 'QuorumAtRisk',
-          message: `only ${health.filter((m) => m.healthy).length}/${health.length} remaining members are healthy`,
-        });
-        return false;
-      }
-      this.s.log.info({ machine: machine.metadata.name, member: self.id }, 'removing etcd member');
-      await api.memberRemove(self.id);
-      set({ type: 'EtcdMemberRemoved', status: 'True', reason: 'Removed', message: `member ${self.id} removed` });
+      this.s.log.info({ machine: machine.metadata.name, member: left.id }, 'removed etcd member');
+      set({ type: 'EtcdMemberRemoved', status: 'True', reason: 'Removed', message: `member ${left.id} removed` });
       return true;
     } catch (err) {
-      set({ type: 'EtcdMemberRemoved', status: 'False', reason: etcdFailureReason(err), message: errorMessage(err) });
+      set({ type: 'EtcdMemberRemoved', status: 'False', reason: failureReason(err), message: errorMessage(err) });
       return false;
     }
   }

@@ -14,12 +14,12 @@ import type { Cluster, Machine, NodePool, NodePoolSpec } from '../api/kinds.js';
 import { jsonEqual } from '../api/json.js';
 import { API_VERSION, byAge, isDeleting, type ObjectKey } from '../api/meta.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
-import { quorumHealthy } from '../etcd/client.js';
+import { etcdMembership } from '../clusteraccess/etcd.js';
+import { failureReason, type EtcdMembership } from '../etcd/membership.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import {
   errorMessage,
-  etcdFailureReason,
   machineName,
   type Shared,
 } from './common.js';
@@ -320,7 +320,7 @@ export class NodePoolReconciler implements Reconciler {
     if (pending) {
       return { ok: false, reason: 'WaitingForEtcdMember', message: `waiting for etcd machine ${pending.metadata.name} to be Running (${pending.status?.phase ?? 'Pending'})` };
     }
-    return this.etcdQuorum(cluster, etcdMachines, undefined);
+    return this.etcdDecision(cluster, etcdMachines, (m) => m.mayGrow());
   }
 
   /** May `victim` (an etcd machine) be removed now? */
@@ -329,29 +329,19 @@ export class NodePoolReconciler implements Reconciler {
     const leaving = etcdMachines.find((m) => isDeleting(m) && m.metadata.name !== victim.metadata.name);
     if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
     // A member that never started holds no data: removing it cannot hurt.
-    if (!isStarted(victim) || !victim.status?.address) return { ok: true };
-    return this.etcdQuorum(cluster, etcdMachines, victim);
+    const address = victim.status?.address;
+    if (!isStarted(victim) || !address) return { ok: true };
+    return this.etcdDecision(cluster, etcdMachines, (m) => m.mayRemove(etcdPeerURL(address)));
   }
 
-  /** A healthy quorum among the members, the leaving one (if any) not counted. */
-  private async etcdQuorum(cluster: Cluster, etcdMachines: Machine[], leaving: Machine | undefined): Promise<Decision> {
-    const endpoints = etcdMachines.filter((m) => m.status?.address && isStarted(m)).map((m) => etcdClientURL(m.status!.address!));
+  /** Asks the cluster's etcd (through its started members) for a membership decision. */
+  private async etcdDecision(cluster: Cluster, etcdMachines: Machine[], decide: (m: EtcdMembership) => Promise<Decision>): Promise<Decision> {
     try {
-      const etcd = await this.s.connections.etcd(cluster, endpoints);
-      if (!etcd) return { ok: false, reason: 'WaitingForPKI', message: 'the cluster has no PKI yet' };
-      const health = await etcd.memberHealth();
-      const joining = health.find((m) => m.isLearner || !m.name || m.clientURLs.length === 0);
-      if (!leaving && joining) return { ok: false, reason: 'EtcdMemberJoining', message: `etcd member ${joining.name || joining.peerURLs.join(',')} is still joining` };
-      const leavingPeer = leaving?.status?.address ? etcdPeerURL(leaving.status.address) : undefined;
-      const remaining = health.filter((m) => !leavingPeer || !m.peerURLs.includes(leavingPeer));
-      if (leaving && remaining.length === 0) return { ok: false, reason: 'LastEtcdMember', message: 'the last etcd member cannot be removed' };
-      if (!quorumHealthy(remaining)) {
-        const healthy = remaining.filter((m) => m.healthy).length;
-        return { ok: false, reason: 'EtcdQuorumUnhealthy', message: `${healthy}/${remaining.length} etcd members healthy${leaving ? ' without the leaving one' : ''}` };
-      }
-      return { ok: true };
+      const membership = await etcdMembership(this.s.connections, cluster, etcdMachines);
+      if (!membership) return { ok: false, reason: 'WaitingForPKI', message: 'the cluster has no PKI yet' };
+      return await decide(membership);
     } catch (err) {
-      return { ok: false, reason: etcdFailureReason(err), message: errorMessage(err) };
+      return { ok: false, reason: failureReason(err), message: errorMessage(err) };
     }
   }
 

@@ -6,6 +6,8 @@ import type { Cluster, Machine } from '../api/kinds.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
 import type { ApiServerProbe, ClusterConnections, KubeApi } from '../clusteraccess/access.js';
 import { agentHealth, agentMetrics } from '../clusteraccess/agents.js';
+import { etcdEndpoints, etcdMembership } from '../clusteraccess/etcd.js';
+import { findMember } from '../etcd/membership.js';
 import type { Node as KubeNode } from '../kube/objects.js';
 import { hasComeUp, hasRole, isStarted } from '../api/machines.js';
 import { isDeleting } from '../api/meta.js';
@@ -130,12 +132,12 @@ async function checkEtcd(input: CheckInput, etcds: Machine[]): Promise<Component
   if (etcds.length === 0) return [];
   const t0 = Date.now();
   try {
-    const api = await input.connections.etcd(input.cluster, etcds.map((m) => etcdClientURL(m.status!.address!)));
-    if (!api) return etcds.map((m) => ({ component: 'etcd', machine: m.metadata.name, ok: false, message: 'the cluster has no PKI' }));
-    const health = await api.memberHealth();
+    const membership = await etcdMembership(input.connections, input.cluster, etcds);
+    if (!membership) return etcds.map((m) => ({ component: 'etcd', machine: m.metadata.name, ok: false, message: 'the cluster has no PKI' }));
+    const health = await membership.health();
     const latencyMs = Date.now() - t0;
     return etcds.map((m): ComponentCheck => {
-      const member = health.find((h) => h.peerURLs.includes(etcdPeerURL(m.status!.address!)));
+      const member = findMember(health, etcdPeerURL(m.status!.address!));
       if (!member) return { component: 'etcd', machine: m.metadata.name, ok: false, message: 'not a member of the etcd cluster', latencyMs };
       return {
         component: 'etcd',
@@ -230,7 +232,7 @@ async function scrape(
 ): Promise<ClusterMetrics> {
   const { state } = input;
   const at = new Date(now()).toISOString();
-  const etcdApi = etcds.length > 0 ? await input.connections.etcd(input.cluster, etcds.map((m) => etcdClientURL(m.status!.address!))).catch(() => undefined) : undefined;
+  const etcdApi = etcds.length > 0 ? await input.connections.etcd(input.cluster, etcdEndpoints(etcds)).catch(() => undefined) : undefined;
   const [etcd, apis, machines] = await Promise.all([
     Promise.all(
       etcds.map(async (m) => {

@@ -6,7 +6,8 @@
 import type { Cluster, Machine } from '../../src/api/kinds.js';
 import type { Store } from '../../src/store/types.js';
 import { kubeletMaySetLabel } from '../../src/kube/node-labels.js';
-import { EtcdError, quorumHealthy, quorumSize, type EtcdMember, type MemberHealth } from '../../src/etcd/client.js';
+import { EtcdError, type EtcdMember, type MemberHealth } from '../../src/etcd/client.js';
+import { quorumHealthy, quorumSize } from '../../src/etcd/membership.js';
 import type { ClusterConnections, EvictionResult, KubeApi } from '../../src/clusteraccess/access.js';
 import type { EtcdApi } from '../../src/etcd/client.js';
 import type { Node as KubeNode, Pod as KubePod, Taint as KubeTaint } from '../../src/kube/objects.js';
