@@ -15,28 +15,39 @@ export interface LeaseInfo {
 
 export type EvictionResult = 'evicted' | 'blocked' | 'gone';
 
+/** Every call takes the caller's AbortSignal (a reconcile's): a stop of Marina ends it at once. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface Readiness {
+  ok: boolean;
+  /** What answered (or did not), for people. */
+  message: string;
+}
+
 export interface KubeApi {
-  /** GET /readyz. */
-  readyz(): Promise<{ ok: boolean; message: string }>;
+  /** GET /readyz; never throws. */
+  readyz(opts?: CallOptions): Promise<Readiness>;
   /** undefined when the Node does not exist. */
-  getNode(name: string): Promise<Node | undefined>;
+  getNode(name: string, opts?: CallOptions): Promise<Node | undefined>;
   /** JSON merge patch; include metadata.resourceVersion for optimistic concurrency. */
-  patchNode(name: string, patch: Record<string, unknown>): Promise<void>;
+  patchNode(name: string, patch: Record<string, unknown>, opts?: CallOptions): Promise<void>;
   /** Succeeds when the Node is already gone. */
-  deleteNode(name: string): Promise<void>;
-  podsOnNode(name: string): Promise<Pod[]>;
+  deleteNode(name: string, opts?: CallOptions): Promise<void>;
+  podsOnNode(name: string, opts?: CallOptions): Promise<Pod[]>;
   /** policy/v1 eviction: `blocked` when a PodDisruptionBudget refuses (429). */
-  evictPod(namespace: string, name: string): Promise<EvictionResult>;
-  listNodes(): Promise<Node[]>;
+  evictPod(namespace: string, name: string, opts?: CallOptions): Promise<EvictionResult>;
+  listNodes(opts?: CallOptions): Promise<Node[]>;
   /** undefined when the Lease does not exist. */
-  getLease(namespace: string, name: string): Promise<LeaseInfo | undefined>;
+  getLease(namespace: string, name: string, opts?: CallOptions): Promise<LeaseInfo | undefined>;
 }
 
 /** One control-plane machine's own kube-apiserver, addressed directly (not through the endpoint). */
 export interface ApiServerProbe {
-  readyz(): Promise<{ ok: boolean; message: string }>;
+  readyz(opts?: CallOptions): Promise<Readiness>;
   /** Prometheus text of /metrics. */
-  metrics(): Promise<string>;
+  metrics(opts?: CallOptions): Promise<string>;
 }
 
 export interface ClusterConnections {

@@ -9,16 +9,16 @@ import { EtcdClient, type EtcdApi } from '../etcd/client.js';
 import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type Watcher } from '../kube/client.js';
 import type { Node, Pod } from '../kube/objects.js';
 import { issueCertificate } from '../pki/index.js';
-import type { ApiServerProbe, ClusterConnections, KubeApi, LeaseInfo } from './access.js';
+import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, Readiness } from './access.js';
 import type { ClusterSecrets } from './secrets.js';
 
 const cacheKey = (c: { project: string; name: string }): string => `${c.project}/${c.name}`;
 const refOf = (cluster: Cluster) => ({ project: cluster.metadata.project ?? '', name: cluster.metadata.name });
 
 /** GET /readyz: never throws; a failure's message says what answered (or did not). */
-async function readyz(client: KubeClient): Promise<{ ok: boolean; message: string }> {
+async function readyz(client: KubeClient, opts: CallOptions = {}): Promise<Readiness> {
   try {
-    const body = await client.request<unknown>({ method: 'GET', path: '/readyz' });
+    const body = await client.request<unknown>({ method: 'GET', path: '/readyz', signal: opts.signal });
     return { ok: true, message: typeof body === 'string' ? body.trim() : 'ok' };
   } catch (err) {
     return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${err.message}` : String(err) };
@@ -93,8 +93,7 @@ export class LiveConnections implements ClusterConnections {
     if (!e.kube || e.kube.kubeconfig !== kubeconfig) {
       this.closeKube(e);
       const client = new KubeClient(parseKubeconfig(kubeconfig), { timeoutMs: this.timeoutMs, userAgent: 'marina-controllers' });
-      const kube: NonNullable<Entry['kube']> = { kubeconfig, client, api: undefined as unknown as KubeApi };
-      kube.api = this.adapt(cluster, kube);
+      const kube: NonNullable<Entry['kube']> = { kubeconfig, client, api: this.adapt(client, () => this.watchNodes(cluster, kube)) };
       e.kube = kube;
     }
     return e.kube.api;
@@ -116,8 +115,9 @@ export class LiveConnections implements ClusterConnections {
       // The admin credentials are valid on every apiserver; each serving certificate names its
       // machine's address, so TLS verification holds without the endpoint.
       const client = new KubeClient({ ...conn, server: `https://${host}:${APISERVER_PORT}` }, { timeoutMs: this.timeoutMs, userAgent: 'marina-health' });
-      const metrics = async (): Promise<string> => String(await client.request<unknown>({ method: 'GET', path: '/metrics', timeoutMs: Math.max(this.timeoutMs, 10_000) }));
-      hit = { client, probe: { readyz: () => readyz(client), metrics } };
+      const metrics = async (opts: CallOptions = {}): Promise<string> =>
+        String(await client.request<unknown>({ method: 'GET', path: '/metrics', timeoutMs: Math.max(this.timeoutMs, 10_000), signal: opts.signal }));
+      hit = { client, probe: { readyz: (opts) => readyz(client, opts), metrics } };
       e.apiservers.byAddress.set(address, hit);
     }
     return hit.probe;
@@ -179,49 +179,49 @@ export class LiveConnections implements ClusterConnections {
     });
   }
 
-  private adapt(cluster: Cluster, kube: NonNullable<Entry['kube']>): KubeApi {
-    const client = kube.client;
+  /** The KubeApi over `client`; `onReady` runs whenever /readyz answers ok. */
+  private adapt(client: KubeClient, onReady: () => void): KubeApi {
     return {
-      readyz: async () => {
-        const r = await readyz(client);
-        if (r.ok) this.watchNodes(cluster, kube);
+      readyz: async (opts) => {
+        const r = await readyz(client, opts);
+        if (r.ok) onReady();
         return r;
       },
-      getNode: async (name) => {
+      getNode: async (name, opts = {}) => {
         try {
-          return await client.get<Node>(Resources.nodes, name);
+          return await client.get<Node>(Resources.nodes, name, opts);
         } catch (err) {
           if (isNotFound(err)) return undefined;
           throw err;
         }
       },
-      patchNode: async (name, patch) => {
-        await client.patch(Resources.nodes, name, patch, { type: 'merge', fieldManager: 'marina' });
+      patchNode: async (name, patch, opts = {}) => {
+        await client.patch(Resources.nodes, name, patch, { ...opts, type: 'merge', fieldManager: 'marina' });
       },
-      deleteNode: async (name) => {
+      deleteNode: async (name, opts = {}) => {
         try {
-          await client.delete(Resources.nodes, name);
+          await client.delete(Resources.nodes, name, opts);
         } catch (err) {
           if (!isNotFound(err)) throw err;
         }
       },
-      podsOnNode: async (name) => {
-        const list = await client.listAll<Pod>(Resources.pods, { fieldSelector: `spec.nodeName=${name}` });
+      podsOnNode: async (name, opts = {}) => {
+        const list = await client.listAll<Pod>(Resources.pods, { ...opts, fieldSelector: `spec.nodeName=${name}` });
         return list.items;
       },
-      listNodes: async () => (await client.listAll<Node>(Resources.nodes)).items,
-      getLease: async (namespace, name) => {
+      listNodes: async (opts = {}) => (await client.listAll<Node>(Resources.nodes, opts)).items,
+      getLease: async (namespace, name, opts = {}) => {
         try {
-          const lease = await client.get<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { namespace });
+          const lease = await client.get<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { ...opts, namespace });
           return lease.spec ?? {};
         } catch (err) {
           if (isNotFound(err)) return undefined;
           throw err;
         }
       },
-      evictPod: async (namespace, name) => {
+      evictPod: async (namespace, name, opts = {}) => {
         try {
-          await client.evict(namespace, name);
+          await client.evict(namespace, name, opts);
           return 'evicted';
         } catch (err) {
           if (isNotFound(err)) return 'gone';

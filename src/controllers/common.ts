@@ -1,9 +1,8 @@
 // Names, labels, timing and small store helpers shared by the Cluster, NodePool and Machine
 // controllers.
 import { createHash, randomInt } from 'node:crypto';
-import type { Logger } from 'pino';
 import { isApiError } from '../api/errors.js';
-import type { Cluster, Machine, NodePool } from '../api/kinds.js';
+import type { Cluster, Machine, NodePool, Provider } from '../api/kinds.js';
 import { isDeleting, keyString, NAME_MAX, type ObjectKey, type Resource } from '../api/meta.js';
 import { LABEL_CLUSTER } from '../api/wellknown.js';
 import type { ClusterRef, MachineRef, ProviderRegistry } from '../providers/contract.js';
@@ -52,7 +51,6 @@ export interface Shared {
   secrets: ClusterSecrets;
   timing: Timing;
   defaultKubernetesVersion: string;
-  log: Logger;
   /** Newest health report per cluster (the health checker's); absent in tests that don't check. */
   health?: HealthRegistry;
   /** Where healing reports HealingHeldBack. */
@@ -101,7 +99,7 @@ export function machineRef(machine: Machine): MachineRef {
   };
 }
 
-export function providerName(cluster: Cluster): string {
+export function providerName(cluster: Cluster): Provider {
   return cluster.spec.provider ?? 'local';
 }
 

@@ -4,10 +4,10 @@
 // every new health report, so they can look again at what the report moved.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Cluster, Machine, NodePool } from '../api/kinds.js';
+import type { Machine, NodePool } from '../api/kinds.js';
 import { jsonEqual } from '../api/json.js';
 import { hasRole } from '../api/machines.js';
-import type { ObjectKey, Resource } from '../api/meta.js';
+import type { ObjectKey } from '../api/meta.js';
 import { LABEL_CLUSTER, LABEL_NODEPOOL } from '../api/wellknown.js';
 import type { AlertSink } from '../alerts/manager.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
@@ -16,7 +16,7 @@ import { healthSummary } from '../health/evaluate.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { HealthReport } from '../health/types.js';
 import type { ProviderRegistry } from '../providers/contract.js';
-import { Controller } from '../runtime/controller.js';
+import { Controller, type WatchSpec } from '../runtime/controller.js';
 import { ControllerManager } from '../runtime/manager.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
 import { typed } from '../store/typed.js';
@@ -62,15 +62,56 @@ export interface RunningControllers {
 
 export const DEFAULT_STOP_GRACE_MS = 10_000;
 
-function clusterOf(obj: Resource): ObjectKey[] {
-  const spec = obj.spec as { cluster?: string } | undefined;
-  return spec?.cluster ? [clusterKey(obj.metadata.project ?? '', spec.cluster)] : [];
+/** The Cluster a NodePool or Machine belongs to. */
+function clusterOf(obj: NodePool | Machine): ObjectKey[] {
+  return [clusterKey(obj.metadata.project ?? '', obj.spec.cluster)];
+}
+
+/** A Cluster looks again when its pools, machines or Secrets change. */
+const clusterWatches: WatchSpec[] = [
+  { kind: 'NodePool', mapTo: clusterOf },
+  { kind: 'Machine', mapTo: clusterOf },
+  { kind: 'Secret', mapTo: (s) => (s.metadata.labels?.[LABEL_CLUSTER] ? [clusterKey(s.metadata.project ?? '', s.metadata.labels[LABEL_CLUSTER])] : []) },
+];
+
+/** A NodePool looks again when its machines change, and when its cluster's spec does. */
+function nodePoolWatches(pools: ClusterIndex): WatchSpec[] {
+  return [
+    // Remember every pool's cluster (primary events come through the primary stream).
+    { kind: 'NodePool', mapTo: (p) => (pools.note(p), []) },
+    {
+      kind: 'Machine',
+      mapTo: (m) => {
+        const own = m.metadata.labels?.[LABEL_NODEPOOL];
+        const keys: ObjectKey[] = own ? [{ kind: 'NodePool', project: m.metadata.project ?? '', name: own }] : [];
+        // An etcd member's progress may unblock the etcd pools of the whole cluster.
+        if (hasRole(m, 'etcd')) keys.push(...pools.keys(m.metadata.project ?? '', m.spec.cluster));
+        return keys;
+      },
+    },
+    {
+      kind: 'Cluster',
+      mapTo: (c) => {
+        const project = c.metadata.project ?? '';
+        const named = c.spec.nodePools.map((t) => ({ kind: 'NodePool', project, name: nodePoolName(c.metadata.name, t.name) }));
+        return [...named, ...pools.keys(project, c.metadata.name)];
+      },
+    },
+  ];
+}
+
+/** Cluster status changes (endpoint, ControlPlaneReady...) re-open the gates of its machines. */
+function machineWatches(machines: ClusterIndex): WatchSpec[] {
+  return [
+    { kind: 'Machine', mapTo: (m) => (machines.note(m), []) },
+    { kind: 'Cluster', mapTo: (c) => machines.keys(c.metadata.project ?? '', c.metadata.name) },
+  ];
 }
 
 export async function startControllers(deps: ControllerDeps): Promise<RunningControllers> {
   const log = deps.logger;
   const timing: Timing = { ...DEFAULT_TIMING, ...deps.timing };
-  const shared = (name: string): Shared => ({
+  const shared: Shared = {
     store: deps.store,
     providers: deps.providers,
     connections: deps.access,
@@ -79,8 +120,7 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
     defaultKubernetesVersion: deps.defaultKubernetesVersion,
     ...(deps.health ? { health: deps.health } : {}),
     ...(deps.alerts ? { alerts: deps.alerts } : {}),
-    log: log.child({ controller: name }),
-  });
+  };
   const machines = new ClusterIndex();
   const pools = new ClusterIndex();
   // Seed the indexes; watch events keep them current from here on.
@@ -93,86 +133,23 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
     resyncPeriodMs: deps.resyncPeriodMs,
     stopGracePeriodMs: deps.stopGracePeriodMs ?? DEFAULT_STOP_GRACE_MS,
   };
-
-  const clusterController = new Controller({
-    ...common,
-    name: 'cluster',
-    kind: 'Cluster',
-    reconciler: new ClusterReconciler(shared('cluster')),
-    workers: deps.workers?.cluster ?? 2,
-    watches: [
-      { kind: 'NodePool', mapTo: clusterOf },
-      { kind: 'Machine', mapTo: clusterOf },
-      {
-        kind: 'Secret',
-        mapTo: (s) => {
-          const c = s.metadata.labels?.[LABEL_CLUSTER];
-          return c ? [clusterKey(s.metadata.project ?? '', c)] : [];
-        },
-      },
-    ],
-  });
-
-  const nodePoolController = new Controller({
-    ...common,
-    name: 'nodepool',
-    kind: 'NodePool',
-    reconciler: new NodePoolReconciler(shared('nodepool')),
-    workers: deps.workers?.nodepool ?? 2,
-    watches: [
-      // Remember every pool's cluster (primary events come through the primary stream).
-      { kind: 'NodePool', mapTo: (p) => (pools.note(p as NodePool), []) },
-      {
-        kind: 'Machine',
-        mapTo: (obj) => {
-          const m = obj as Machine;
-          const own = m.metadata.labels?.[LABEL_NODEPOOL];
-          const keys: ObjectKey[] = own ? [{ kind: 'NodePool', project: m.metadata.project ?? '', name: own }] : [];
-          // An etcd member's progress may unblock the etcd pools of the whole cluster.
-          if (hasRole(m, 'etcd')) keys.push(...pools.keys(m.metadata.project ?? '', m.spec.cluster));
-          return keys;
-        },
-      },
-      {
-        kind: 'Cluster',
-        mapTo: (obj) => {
-          const c = obj as Cluster;
-          const project = c.metadata.project ?? '';
-          const named = c.spec.nodePools.map((t) => ({ kind: 'NodePool', project, name: nodePoolName(c.metadata.name, t.name) }));
-          return [...named, ...pools.keys(project, c.metadata.name)];
-        },
-      },
-    ],
-  });
-
-  const machineController = new Controller({
-    ...common,
-    name: 'machine',
-    kind: 'Machine',
-    reconciler: new MachineReconciler(shared('machine')),
-    workers: deps.workers?.machine ?? 4,
-    watches: [
-      { kind: 'Machine', mapTo: (m) => (machines.note(m as Machine), []) },
-      // Cluster status changes (endpoint, ControlPlaneReady...) re-open the gates of its machines.
-      { kind: 'Cluster', mapTo: (c) => machines.keys(c.metadata.project ?? '', c.metadata.name) },
-    ],
-  });
-
-  const manager = new ControllerManager([clusterController, nodePoolController, machineController]);
+  const workers = { cluster: 2, nodepool: 2, machine: 4, ...deps.workers };
+  const cluster = new Controller({ ...common, name: 'cluster', kind: 'Cluster', reconciler: new ClusterReconciler(shared), workers: workers.cluster, watches: clusterWatches });
+  const nodePool = new Controller({ ...common, name: 'nodepool', kind: 'NodePool', reconciler: new NodePoolReconciler(shared), workers: workers.nodepool, watches: nodePoolWatches(pools) });
+  const machine = new Controller({ ...common, name: 'machine', kind: 'Machine', reconciler: new MachineReconciler(shared), workers: workers.machine, watches: machineWatches(machines) });
+  const manager = new ControllerManager([cluster, nodePool, machine]);
   await manager.start();
   log.info({ timing }, 'cluster controllers started');
-  const byKind: Record<string, Controller> = { Cluster: clusterController, NodePool: nodePoolController, Machine: machineController };
+  const byKind: Record<string, Controller> = { Cluster: cluster, NodePool: nodePool, Machine: machine };
   return {
     manager,
     enqueue: (key) => byKind[key.kind]?.enqueue(key),
     onHealthReport(report, previous) {
-      if (!previous || !jsonEqual(healthSummary(report), healthSummary(previous))) {
-        clusterController.enqueue(clusterKey(report.project, report.cluster));
-      }
+      if (!previous || !jsonEqual(healthSummary(report), healthSummary(previous))) cluster.enqueue(clusterKey(report.project, report.cluster));
       for (const c of report.checks) {
         if (c.component !== 'agent' || !c.machine) continue;
         const before = previous?.checks.find((p) => p.component === 'agent' && p.machine === c.machine);
-        if (!before || before.reachable !== c.reachable) machineController.enqueue({ kind: 'Machine', project: report.project, name: c.machine });
+        if (!before || before.reachable !== c.reachable) machine.enqueue({ kind: 'Machine', project: report.project, name: c.machine });
       }
     },
     stop: () => manager.stop(),

@@ -36,6 +36,8 @@ export interface CheckInput {
   scrape: boolean;
   state: ScrapeState;
   now?: () => number;
+  /** Aborts every probe (Marina is stopping). */
+  signal?: AbortSignal;
 }
 
 /** Pressure conditions that are a problem when True (Ready is a problem when not True). */
@@ -53,6 +55,7 @@ export async function checkCluster(input: CheckInput): Promise<HealthReport> {
   const now = input.now ?? Date.now;
   const started = now();
   const { cluster, connections } = input;
+  const opts = { signal: input.signal };
   const machines = checkedMachines(input.machines);
   const cps = machines.filter((m) => hasRole(m, 'controlplane'));
   const etcds = machines.filter((m) => hasRole(m, 'etcd'));
@@ -67,20 +70,20 @@ export async function checkCluster(input: CheckInput): Promise<HealthReport> {
   const [endpoint, apiservers, etcdChecks, agents, nodes] = await Promise.all([
     timed('endpoint', undefined, async () => {
       if (!kube) return { ok: false, message: 'the cluster has no admin kubeconfig yet' };
-      return kube.readyz();
+      return kube.readyz(opts);
     }),
     Promise.all(
       cps.map(async (m) => {
         const probe = await connections.apiserverAt(cluster, m.status!.address!).catch(() => undefined);
-        return { machine: m, probe, check: await timed('apiserver', m.metadata.name, async () => (probe ? probe.readyz() : { ok: false, message: 'no admin kubeconfig yet' })) };
+        return { machine: m, probe, check: await timed('apiserver', m.metadata.name, async () => (probe ? probe.readyz(opts) : { ok: false, message: 'no admin kubeconfig yet' })) };
       }),
     ),
     checkEtcd(input, etcds),
-    Promise.all(machines.map((m) => checkAgent(m, input.timeoutMs))),
+    Promise.all(machines.map((m) => checkAgent(m, input.timeoutMs, input.signal))),
     (async (): Promise<KubeNode[] | undefined> => {
       if (!kube) return undefined;
       try {
-        return await kube.listNodes();
+        return await kube.listNodes(opts);
       } catch {
         return undefined;
       }
@@ -92,7 +95,7 @@ export async function checkCluster(input: CheckInput): Promise<HealthReport> {
   // Leader election leases: a fresh lease means some controller-manager / scheduler is working.
   // Without a reachable API there is nothing to ask (the endpoint check already fails).
   if (kube && endpoint.ok && cps.length > 0) {
-    checks.push(...(await Promise.all(['kube-controller-manager', 'kube-scheduler'].map((n) => checkLease(kube!, n as LeaseComponent, now())))));
+    checks.push(...(await Promise.all(['kube-controller-manager', 'kube-scheduler'].map((n) => checkLease(kube!, n as LeaseComponent, now(), input.signal)))));
   }
 
   const nodeHealth = nodes ? nodes.map(nodeHealthOf) : [];
@@ -132,7 +135,7 @@ async function checkEtcd(input: CheckInput, etcds: Machine[]): Promise<Component
   if (etcds.length === 0) return [];
   const t0 = Date.now();
   try {
-    const membership = await etcdMembership(input.connections, input.cluster, etcds);
+    const membership = await etcdMembership(input.connections, input.cluster, etcds, { signal: input.signal });
     if (!membership) return etcds.map((m) => ({ component: 'etcd', machine: m.metadata.name, ok: false, message: 'the cluster has no PKI' }));
     const health = await membership.health();
     const latencyMs = Date.now() - t0;
@@ -156,13 +159,13 @@ async function checkEtcd(input: CheckInput, etcds: Machine[]): Promise<Component
 /** Services whose process state (as the agent reports it) is checked per machine. */
 const PROCESS_COMPONENTS = new Set(['kube-controller-manager', 'kube-scheduler']);
 
-async function checkAgent(m: Machine, timeoutMs: number): Promise<{ machine: Machine; check: ComponentCheck; processChecks: ComponentCheck[] }> {
+async function checkAgent(m: Machine, timeoutMs: number, signal: AbortSignal | undefined): Promise<{ machine: Machine; check: ComponentCheck; processChecks: ComponentCheck[] }> {
   const name = m.metadata.name;
   const url = m.status?.agentURL;
   const t0 = Date.now();
   if (!url) return { machine: m, check: { component: 'agent', machine: name, ok: false, message: 'the provider reports no agent URL' }, processChecks: [] };
   try {
-    const res = await agentHealth(url, { timeoutMs });
+    const res = await agentHealth(url, { timeoutMs, ...(signal ? { signal } : {}) });
     const latencyMs = Date.now() - t0;
     const processes = res.processes;
     const down = processes.filter((p) => p.state !== 'running' || !p.ready);
@@ -192,9 +195,9 @@ async function checkAgent(m: Machine, timeoutMs: number): Promise<{ machine: Mac
 
 type LeaseComponent = 'kube-controller-manager' | 'kube-scheduler';
 
-async function checkLease(kube: KubeApi, component: LeaseComponent, nowMs: number): Promise<ComponentCheck> {
+async function checkLease(kube: KubeApi, component: LeaseComponent, nowMs: number, signal: AbortSignal | undefined): Promise<ComponentCheck> {
   return timed(component, undefined, async () => {
-    const lease = await kube.getLease('kube-system', component);
+    const lease = await kube.getLease('kube-system', component, { signal });
     if (!lease) return { ok: false, message: 'no leader: the kube-system lease does not exist' };
     const renewed = lease.renewTime ? Date.parse(lease.renewTime) : NaN;
     const duration = (lease.leaseDurationSeconds ?? 15) * 1000;
@@ -238,7 +241,7 @@ async function scrape(
       etcds.map(async (m) => {
         if (!etcdApi) return undefined;
         try {
-          const text = await etcdApi.metrics(etcdClientURL(m.status!.address!));
+          const text = await etcdApi.metrics(etcdClientURL(m.status!.address!), { signal: input.signal });
           const r = extractEtcd(m.metadata.name, text, state.etcd.get(m.metadata.name));
           state.etcd.set(m.metadata.name, r.state);
           return r.metrics;
@@ -251,7 +254,7 @@ async function scrape(
       apiservers.map(async ({ machine, probe }) => {
         if (!probe) return undefined;
         try {
-          const r = extractApiServer(machine.metadata.name, await probe.metrics(), state.apiservers.get(machine.metadata.name));
+          const r = extractApiServer(machine.metadata.name, await probe.metrics({ signal: input.signal }), state.apiservers.get(machine.metadata.name));
           state.apiservers.set(machine.metadata.name, r.state);
           return r.metrics;
         } catch {
@@ -264,7 +267,7 @@ async function scrape(
         const url = machine.status?.agentURL;
         if (!url || !check.ok) return undefined;
         try {
-          const text = await agentMetrics(url, { timeoutMs: input.timeoutMs });
+          const text = await agentMetrics(url, { timeoutMs: input.timeoutMs, ...(input.signal ? { signal: input.signal } : {}) });
           if (text === undefined) return undefined;
           const r = extractAgent(machine.metadata.name, text, state.agents.get(machine.metadata.name), now());
           state.agents.set(machine.metadata.name, r.state);

@@ -75,6 +75,8 @@ export class FakeWorld {
   readonly failStart = new Set<string>();
   /** Boot delay in describe calls. */
   bootDescribes = 1;
+  /** The API endpoint new clusters get (default: a fresh loopback address, port 6443). */
+  endpointURL?: string;
   private nextIp = 1;
   private nextEndpoint = 1;
   private nextMemberId = 18_000_000_000_000_000_000n;
@@ -169,8 +171,8 @@ export class FakeWorld {
       const sim = this.sim(cluster.name);
       if (!sim.endpoint) {
         this.record('ensureEndpoint', cluster.name, 'created');
-        const host = `127.2.0.${this.nextEndpoint++}`;
-        sim.endpoint = { url: `https://${host}:6443`, host, port: 6443 };
+        const url = new URL(this.endpointURL ?? `https://127.2.0.${this.nextEndpoint++}:6443`);
+        sim.endpoint = { url: url.origin, host: url.hostname, port: Number(url.port) };
       }
       sim.backends = [...backends];
       return sim.endpoint;

@@ -11,10 +11,10 @@ export interface BlackHole {
   port: number;
   /** Connections accepted so far. */
   readonly accepted: number;
-  /** Resolves once a connection is open (at least one accepted and not closed). */
-  connected(): Promise<void>;
-  /** Resolves once every accepted connection was closed by its client. */
-  allClosed(): Promise<void>;
+  /** Resolves once a connection is open; rejects after `timeoutMs` (default 10 s). */
+  connected(timeoutMs?: number): Promise<void>;
+  /** Resolves once every accepted connection was closed by its client; rejects after `timeoutMs` (default 10 s). */
+  allClosed(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -27,13 +27,23 @@ export async function blackHole(): Promise<BlackHole> {
     waiters = [];
     for (const f of w) f();
   };
-  const until = async (cond: () => boolean) => {
-    while (!cond()) await new Promise<void>((r) => waiters.push(r));
+  const until = async (cond: () => boolean, what: string, timeoutMs = 10_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!cond()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`black hole: no ${what} within ${timeoutMs} ms (accepted ${accepted}, open ${open.size})`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        waiters.push(() => (clearTimeout(t), r()));
+      });
+    }
   };
   const server = createServer((sock) => {
     accepted++;
     open.add(sock);
     sock.on('error', () => undefined);
+    // Read (and drop) what comes: that is how the end of the connection is noticed.
+    sock.resume();
     sock.on('close', () => {
       open.delete(sock);
       wake();
@@ -50,8 +60,8 @@ export async function blackHole(): Promise<BlackHole> {
     get accepted() {
       return accepted;
     },
-    connected: () => until(() => open.size > 0),
-    allClosed: () => until(() => accepted > 0 && open.size === 0),
+    connected: (timeoutMs) => until(() => open.size > 0, 'connection', timeoutMs),
+    allClosed: (timeoutMs) => until(() => accepted > 0 && open.size === 0, 'close of every connection', timeoutMs),
     close: async () => {
       for (const s of open) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
