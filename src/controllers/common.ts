@@ -1,10 +1,9 @@
-// Names, labels, timing and small store helpers shared by the Cluster, NodePool and Machine
-// controllers.
+// What the Cluster, NodePool and Machine controllers share: timing, the dependencies every
+// reconciler gets, object names and refs, error helpers, and the cluster → children index.
 import { createHash, randomInt } from 'node:crypto';
 import { isApiError } from '../api/errors.js';
 import type { Cluster, Machine, NodePool, Provider } from '../api/kinds.js';
-import { isDeleting, keyString, NAME_MAX, type ObjectKey, type Resource } from '../api/meta.js';
-import { LABEL_CLUSTER } from '../api/wellknown.js';
+import { isDeleting, keyString, NAME_MAX, type ObjectKey } from '../api/meta.js';
 import type { ClusterRef, MachineRef, ProviderRegistry } from '../providers/contract.js';
 import type { Store } from '../store/types.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
