@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { parseCidr } from '../api/cidr.js';
-import type { Taint } from './kube-objects.js';
+import type { Taint } from '../kube/objects.js';
 
 export interface AgentProcessTLS {
   /** PEM file paths used to probe `readyUrl` (CA of the server; client cert/key if it wants one). */

@@ -10,10 +10,11 @@
 // (the provider substitutes the root directory).
 import { nthAddress, parseCidr } from '../api/cidr.js';
 import { DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR } from '../api/cluster-validation.js';
-import type { Cluster, Machine, MachineRole, Taint } from '../api/kinds.js';
+import type { Cluster, Machine, Taint } from '../api/kinds.js';
+import { hasKubelet, hasRole } from '../api/machines.js';
+import { CONTROL_PLANE_TAINT, LABEL_CLUSTER, LABEL_MACHINE, LABEL_POOL, ROLE_LABELS } from '../api/wellknown.js';
 import {
   etcdArgs,
-  type EtcdMember,
   hostPort,
   kubeApiServerArgs,
   kubeControllerManagerArgs,
@@ -34,6 +35,7 @@ import type {
   EndpointDescription,
   MachineBootstrap,
 } from '../providers/contract.js';
+import type { JoinPlan } from '../etcd/membership.js';
 import type { ClusterPki } from './clusterPki.js';
 import { kubeletMaySetLabel } from '../kube/node-labels.js';
 
@@ -42,18 +44,6 @@ export const ETCD_PEER_PORT = 2380;
 export const APISERVER_PORT = 6443;
 export const KCM_PORT = 10257;
 export const SCHEDULER_PORT = 10259;
-
-export const LABEL_CLUSTER = 'marina.dev/cluster';
-export const LABEL_POOL = 'marina.dev/pool';
-export const LABEL_MACHINE = 'marina.dev/machine';
-export const CONTROL_PLANE_TAINT: Taint = { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' };
-
-/** Node-role label of each Marina role (kubectl's ROLES column reads `node-role.kubernetes.io/*`). */
-export const ROLE_LABELS: Record<MachineRole, string> = {
-  etcd: 'node-role.kubernetes.io/etcd',
-  controlplane: 'node-role.kubernetes.io/control-plane',
-  worker: 'node-role.kubernetes.io/worker',
-};
 
 export const DEFAULT_CPU = 4;
 export const DEFAULT_MEMORY_MIB = 8192;
@@ -118,15 +108,6 @@ export function kubernetesServiceIP(cluster: Cluster): string {
   return nthAddress(cidr, 1);
 }
 
-export function hasRole(machine: Pick<Machine, 'spec'>, role: MachineRole): boolean {
-  return machine.spec.roles.includes(role);
-}
-
-/** Machines with a control plane or worker role run a kubelet and become Nodes; etcd-only ones do not. */
-export function hasKubelet(machine: Pick<Machine, 'spec'>): boolean {
-  return hasRole(machine, 'controlplane') || hasRole(machine, 'worker');
-}
-
 /** Every label Marina wants on the machine's Node. */
 export function nodeLabels(machine: Machine): Record<string, string> {
   const labels: Record<string, string> = { ...(machine.spec.labels ?? {}) };
@@ -165,15 +146,6 @@ export function nodeCapacity(machine: Machine): BootstrapKubelet['capacity'] {
   };
 }
 
-export interface EtcdBootstrap {
-  /** Every member the new member should know, itself included (`--initial-cluster`). */
-  initialCluster: EtcdMember[];
-  /** `new`: the first member of a fresh cluster; `existing`: joins after `member add`. */
-  state: 'new' | 'existing';
-  /** Client URLs of the etcd members (kube-apiserver's `--etcd-servers`). */
-  clientURLs: string[];
-}
-
 export interface MachineBootstrapInput {
   cluster: Cluster;
   machine: Machine;
@@ -181,8 +153,8 @@ export interface MachineBootstrapInput {
   address: string;
   endpoint: EndpointDescription;
   pki: ClusterPki;
-  /** Required for machines with the etcd or controlplane role. */
-  etcd?: EtcdBootstrap;
+  /** Required for machines with the etcd or controlplane role: how etcd starts (see src/etcd/membership.ts). */
+  etcd?: JoinPlan;
   kubernetesVersion: string;
   /** Validity of the machine's leaf certificates (default 365 days). */
   validityDays?: number;

@@ -266,7 +266,3 @@ export function formatWatchEvent(format: OutputFormat, ev: WatchEvent, table?: {
       return table.table.row([ev.type, ...tableRow(table.cols, ev.object, now)]);
   }
 }
-
-export function toYamlDoc(v: unknown): string {
-  return toYaml(v);
-}

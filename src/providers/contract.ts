@@ -98,23 +98,32 @@ export interface EndpointDescription {
   port: number;
 }
 
+/**
+ * Passed to every call: `signal` aborts when Marina stops and the call outlived the stop grace
+ * period. A provider that waits on remote APIs should pass it on; one whose calls are quick may
+ * ignore it. An aborted call may have taken effect or not: the next call (after a restart) finds out.
+ */
+export interface ProviderCallOptions {
+  signal?: AbortSignal;
+}
+
 export interface InfrastructureProvider {
   readonly name: string;
 
   /** Allocates identity and address; returns the same answer when called again. */
-  prepareMachine(machine: MachineRef): Promise<PreparedMachine>;
+  prepareMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<PreparedMachine>;
   /** Boots the machine; a machine that already runs with the same uid is left as is. */
-  startMachine(machine: MachineRef, bootstrap: MachineBootstrap): Promise<MachineDescription>;
-  describeMachine(machine: MachineRef): Promise<MachineDescription>;
+  startMachine(machine: MachineRef, bootstrap: MachineBootstrap, opts?: ProviderCallOptions): Promise<MachineDescription>;
+  describeMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<MachineDescription>;
   /** Stops and removes everything of the machine; succeeds when it is already gone. */
-  deleteMachine(machine: MachineRef): Promise<void>;
+  deleteMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<void>;
 
   /**
    * The cluster's stable API endpoint (a TCP load balancer). Its address is fixed on first call so
    * certificates can name it; `backends` (host:port of every apiserver) may change on every call.
    */
-  ensureEndpoint(cluster: ClusterRef, backends: string[]): Promise<EndpointDescription>;
-  deleteEndpoint(cluster: ClusterRef): Promise<void>;
+  ensureEndpoint(cluster: ClusterRef, backends: string[], opts?: ProviderCallOptions): Promise<EndpointDescription>;
+  deleteEndpoint(cluster: ClusterRef, opts?: ProviderCallOptions): Promise<void>;
 
   /** Releases all provider state; running machines keep running (they survive a Marina restart). */
   close(): Promise<void>;

@@ -7,10 +7,11 @@ import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { API_VERSION } from '../api/meta.js';
 import { loadMatrix } from '../toolchain/versions.js';
+import { HealthRegistry } from '../health/registry.js';
 import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
-import { startControllers } from '../controllers/index.js';
 import { startAlerting } from '../alerts/index.js';
 import { buildApp } from './app.js';
+import { startControlLoops } from './control-loops.js';
 import { buildProviderRegistry } from './providers.js';
 import { createLogger, type LogFormat } from './log.js';
 
@@ -59,6 +60,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const adminToken = await bootstrapAdmin(store, adminTokenFile);
 
   const matrix = loadMatrix();
+  // The health checker writes the newest report of each cluster here; the API and the
+  // controllers read it. Without controllers nothing checks health: it stays empty.
+  const health = new HealthRegistry();
   const { app, close: closeApp } = await buildApp({
     store,
     tokens: store.tokens,
@@ -66,7 +70,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
     metrics,
     logger: logger.child({ module: 'api' }),
-    health: { latest: (project, cluster) => controllers?.health.get(project, cluster), series: store.series },
+    health: { latest: (project, cluster) => health.get(project, cluster), series: store.series },
   });
   const providers = buildProviderRegistry(opts.dataDir);
   // Alerting first: the controllers (health checks, healing) raise alerts through its manager.
@@ -76,15 +80,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     opts.controllers === false
       ? undefined
       : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
-  const controllers =
+  const loops =
     opts.controllers === false
       ? undefined
-      : await startControllers({
+      : await startControlLoops({
           store,
           providers,
           metrics,
           logger: logger.child({ module: 'controllers' }),
           defaultKubernetesVersion: matrix.default,
+          health,
           series: store.series,
           ...(alerting ? { alerts: alerting.manager } : {}),
         });
@@ -101,7 +106,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (closed) return;
       closed = true;
       await closeApp();
-      await controllers?.stop();
+      await loops?.stop();
       await alerting?.stop();
       await providers.close();
       await store.close();

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentConfig } from '../../src/agent/config.js';
-import type { Lease, Node, Pod } from '../../src/agent/kube-objects.js';
+import type { Lease, Node, Pod } from '../../src/kube/objects.js';
 import { findFreePort, isProcessAlive, isProcessGroupAlive, type SpawnedProcess, spawnLogged, stopProcessGroup, tailFile } from '../../src/proc/index.js';
 import { startTestControlPlane, type TestControlPlane, toolchainOrSkip } from '../support/controlplane.js';
 

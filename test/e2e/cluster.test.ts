@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { API_VERSION } from '../../src/api/meta.js';
-import { startControllers, type RunningControllers } from '../../src/controllers/index.js';
+import { startControlLoops, type RunningControlLoops } from '../../src/server/control-loops.js';
 import { isPortListening } from '../../src/proc/index.js';
 import { LocalProvider } from '../../src/providers/local/index.js';
 import { buildApp } from '../../src/server/app.js';
@@ -93,14 +93,14 @@ describe('e2e: a local cluster from create to delete', { skip, timeout: 600_000 
     token = (await store.tokens.issue({ user: 'admin' })).token;
     const { app, close } = await buildApp({ store, tokens: store.tokens, audit: store.audit, validation: { kubernetesVersions: [version] } });
     const provider = new LocalProvider({ root: join(dir, 'local'), addressBase: ADDRESS_BASE, binaries: () => toolchain.paths, startTimeoutMs: 120_000 });
-    let controllers: RunningControllers | undefined;
+    let controllers: RunningControlLoops | undefined;
     closeAll = async () => {
       await close();
       await controllers?.stop();
       await provider.close();
       await store.close();
     };
-    controllers = await startControllers({
+    controllers = await startControlLoops({
       store,
       providers: { get: () => provider },
       metrics: new Registry(),
