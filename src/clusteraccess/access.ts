@@ -1,10 +1,13 @@
 // How Marina reaches *into* a cluster: its Kubernetes API (readiness, Nodes, Pods, Leases), each
-// control-plane machine's own apiserver, and its etcd members. The controllers and the health
-// checker use these narrow interfaces; LiveConnections (./live.ts) implements them with the real
-// clients, tests substitute their own ClusterConnections.
+// control-plane machine's own apiserver, its etcd members and its machines' agents. The
+// controllers and the health checker use these narrow interfaces; LiveConnections (./live.ts)
+// implements them with the real clients, SimConnections (./sim.ts) over the simulated clusters of
+// the `sim` provider, and ProviderRoutedConnections (./routed.ts) picks one per cluster by the
+// cluster's provider, so the controllers never know which.
 import type { Cluster } from '../api/kinds.js';
 import type { EtcdApi } from '../etcd/client.js';
 import type { Node, Pod } from '../kube/objects.js';
+import type { AgentApi } from './agents.js';
 
 /** The parts of a coordination.k8s.io Lease a leader-election check reads. */
 export interface LeaseInfo {
@@ -57,6 +60,8 @@ export interface ClusterConnections {
   kube(cluster: Cluster): Promise<KubeApi | undefined>;
   /** undefined while the cluster has no admin kubeconfig. `address`: the machine's address. */
   apiserverAt(cluster: Cluster, address: string): Promise<ApiServerProbe | undefined>;
+  /** The machine agent at `agentURL` (Machine.status.agentURL) of one of the cluster's machines. */
+  agent(cluster: Cluster, agentURL: string): AgentApi;
   /** Closes what is cached for the cluster. */
   forget(cluster: { project: string; name: string }): void;
   close(): Promise<void>;

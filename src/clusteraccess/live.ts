@@ -10,6 +10,7 @@ import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type Kub
 import type { Node, Pod } from '../kube/objects.js';
 import { issueCertificate } from '../pki/index.js';
 import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, Readiness } from './access.js';
+import { httpAgent, type AgentApi } from './agents.js';
 import type { ClusterSecrets } from './secrets.js';
 
 const cacheKey = (c: { project: string; name: string }): string => `${c.project}/${c.name}`;
@@ -121,6 +122,10 @@ export class LiveConnections implements ClusterConnections {
       e.apiservers.byAddress.set(address, hit);
     }
     return hit.probe;
+  }
+
+  agent(_cluster: Cluster, agentURL: string): AgentApi {
+    return httpAgent(agentURL);
   }
 
   /** Drops direct apiserver clients of machines no longer in `addresses`. */

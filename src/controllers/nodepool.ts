@@ -24,7 +24,7 @@ import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '.
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, typed } from '../store/typed.js';
 import { errorMessage, machineName, type Shared } from './common.js';
-import { isHealthy, planHealing, type Candidate, type HealingPlan } from './healing.js';
+import { isHealthy, observed, planHealing, type Candidate, type HealingPlan } from './healing.js';
 
 type Status = NonNullable<NodePool['status']>;
 type Decision = { ok: true } | { ok: false; reason: string; message: string };
@@ -130,7 +130,9 @@ export class NodePoolReconciler implements Reconciler {
     if (!cluster) return;
     const pool = sc.obj;
     const stale = hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await this.staleControlPlanes(cluster, sc.active) : undefined;
-    const admitted = await this.admitEtcdVictims(cluster, sc.obj, planHealing(pool, sc.active, Date.now(), stale));
+    const report = this.s.health?.get(cluster.metadata.project ?? '', cluster.metadata.name);
+    const plan = planHealing(pool, sc.active, Date.now(), { ...(stale ? { stale } : {}), ...observed(report) });
+    const admitted = await this.admitEtcdVictims(cluster, sc.obj, plan);
     const replaced = await this.replace(sc, admitted.victims);
     await this.reportHealing(sc, cluster, admitted);
     sc.healing = { ...admitted, victims: replaced };

@@ -2,6 +2,7 @@
 // this object again"; the reconciler always reads the current state from the store and drives it
 // towards the desired state. Missed or coalesced events are harmless because of the initial list,
 // the relist after a broken watch and the periodic resync.
+import { setMaxListeners } from 'node:events';
 import { pino, type Logger } from 'pino';
 import { isApiError } from '../api/errors.js';
 import { keyOf, keyString, parseKeyString, type ObjectKey, type Resource } from '../api/meta.js';
@@ -129,6 +130,9 @@ export class Controller {
     this.metrics = opts.metrics;
     this.queue = new WorkQueue({ backoff: opts.backoff, hooks: this.metrics?.queueHooks(opts.name) });
     this.rewatchBackoff = new ExponentialBackoff({ baseDelayMs: 200, maxDelayMs: 30_000, ...opts.rewatchBackoff });
+    // Every remote call of every in-flight reconcile listens to this one signal: with many
+    // clusters that is far more than the default warning threshold of 10, and no leak.
+    setMaxListeners(0, this.abort.signal);
   }
 
   /**

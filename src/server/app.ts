@@ -16,6 +16,8 @@ import { clusterRoutes, type HealthSource } from './routes/clusters.js';
 import { miscRoutes } from './routes/misc.js';
 import { probeRoutes } from './routes/probes.js';
 import { resourceRoutes } from './routes/resources.js';
+import { simRoutes } from './routes/sim.js';
+import type { SimWorld } from '../sim/world.js';
 import { tokenRoutes } from './routes/tokens.js';
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -32,6 +34,8 @@ export interface AppOptions {
   health?: HealthSource;
   /** Directory of the built web console (default dist/console); false serves no console. */
   consoleDir?: string | false;
+  /** The simulated world of the `sim` provider: serves fault injection when given. */
+  sim?: SimWorld;
 }
 
 export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
@@ -52,6 +56,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
   await app.register(auditRoutes, { prefix: API_PREFIX, audit });
   await app.register(clusterRoutes, { prefix: API_PREFIX, store, audit, health: opts.health });
   await app.register(resourceRoutes, { prefix: API_PREFIX, store, audit, validation });
+  if (opts.sim) await app.register(simRoutes, { prefix: API_PREFIX, world: opts.sim, audit });
   if (opts.consoleDir !== false) await registerConsole(app, opts.consoleDir);
 
   return {

@@ -32,9 +32,10 @@ export interface Principal {
 }
 
 /**
- * What a request needs. `kind` is a kind of the API or one of the non-object resources `Token`
- * and `AuditLog`. For objects in a project, `project` is the project; for a Project it is the
- * project itself (its name); `owner` is the user a Token belongs to.
+ * What a request needs. `kind` is a kind of the API or one of the non-object resources `Token`,
+ * `AuditLog` and `SimFault` (faults in simulated clusters: platform admins only). For objects in
+ * a project, `project` is the project; for a Project it is the project itself (its name); `owner`
+ * is the user a Token belongs to.
  */
 export interface Access {
   verb: Verb;
@@ -130,6 +131,8 @@ export function denial(p: Principal, a: Access, decision: Exclude<Decision, 'all
       );
     case 'User':
       return ApiError.forbidden(`only platform admins may ${a.verb} User objects`);
+    case 'SimFault':
+      return ApiError.forbidden('only platform admins inject faults into simulated clusters');
     case 'Project':
       if (a.verb === 'create') return ApiError.forbidden('only platform admins may create Project objects');
       return ApiError.forbidden(`user ${p.user} may not ${a.verb} project ${a.project ?? a.name}`);

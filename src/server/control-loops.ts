@@ -6,13 +6,16 @@ import type { Registry } from 'prom-client';
 import type { AlertSink } from '../alerts/manager.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
 import { LiveConnections } from '../clusteraccess/live.js';
+import { ProviderRoutedConnections } from '../clusteraccess/routed.js';
 import { ClusterSecrets } from '../clusteraccess/secrets.js';
+import { SimConnections } from '../clusteraccess/sim.js';
 import { DEFAULT_TIMING, type Timing } from '../controllers/common.js';
 import { DEFAULT_STOP_GRACE_MS, startControllers, type RunningControllers } from '../controllers/index.js';
 import { startHealthChecks } from '../health/controller.js';
 import { HealthRegistry } from '../health/registry.js';
 import type { ProviderRegistry } from '../providers/contract.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
+import type { SimWorld } from '../sim/world.js';
 import type { SeriesStore, Store } from '../store/types.js';
 
 export interface ControlLoopOptions {
@@ -24,8 +27,13 @@ export interface ControlLoopOptions {
   defaultKubernetesVersion: string;
   /** Poll intervals and timeouts (tests shrink them). */
   timing?: Partial<Timing>;
-  /** How the loops reach into clusters; default: the real etcd / Kubernetes / agent clients. */
+  /**
+   * How the loops reach into clusters; default: the real etcd / Kubernetes / agent clients, and
+   * for clusters of the `sim` provider the simulated world (when `sim` is given).
+   */
   access?: ClusterConnections;
+  /** The world of the `sim` provider's clusters, if the server runs one. */
+  sim?: SimWorld;
   /** Concurrent reconciles per controller (default cluster 2, nodepool 2, machine 4, health 4). */
   workers?: { cluster?: number; nodepool?: number; machine?: number; health?: number };
   /** Full relist period of each controller (default 5 min). */
@@ -55,15 +63,14 @@ export async function startControlLoops(opts: ControlLoopOptions): Promise<Runni
   const timing: Timing = { ...DEFAULT_TIMING, ...opts.timing };
   const secrets = new ClusterSecrets(opts.store);
   let controllers: RunningControllers | undefined;
+  // A Node's change wakes its Machine (the Node is named after it).
+  const onNodeEvent = (project: string, _cluster: string, node: string) => controllers?.enqueue({ kind: 'Machine', project, name: node });
+  const live = () => new LiveConnections({ secrets, timeoutMs: timing.remoteCallTimeoutMs, log: log.child({ component: 'cluster-access' }), onNodeEvent });
   const access =
     opts.access ??
-    new LiveConnections({
-      secrets,
-      timeoutMs: timing.remoteCallTimeoutMs,
-      log: log.child({ component: 'cluster-access' }),
-      // A Node's change wakes its Machine (the Node is named after it).
-      onNodeEvent: (project, _cluster, node) => controllers?.enqueue({ kind: 'Machine', project, name: node }),
-    });
+    (opts.sim
+      ? new ProviderRoutedConnections(live(), new Map([['sim', new SimConnections({ world: opts.sim, secrets, timeoutMs: timing.remoteCallTimeoutMs, onNodeEvent })]]))
+      : live());
   const health = opts.health ?? new HealthRegistry();
   const stopGracePeriodMs = opts.stopGracePeriodMs ?? DEFAULT_STOP_GRACE_MS;
   const optional = {

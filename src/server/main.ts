@@ -13,6 +13,9 @@ import { startAlerting } from '../alerts/index.js';
 import { buildApp } from './app.js';
 import { startControlLoops } from './control-loops.js';
 import { buildProviderRegistry } from './providers.js';
+import { sqlitePersistence } from '../sim/persist.js';
+import type { SimTiming } from '../sim/timing.js';
+import { SimWorld } from '../sim/world.js';
 import { createLogger, type LogFormat } from './log.js';
 
 export interface ServerOptions {
@@ -24,6 +27,11 @@ export interface ServerOptions {
   logFormat?: LogFormat;
   /** Run the controllers (default true); false serves the API alone. */
   controllers?: boolean;
+  /**
+   * Offer the `sim` provider (simulated machines and clusters, for scale tests and benchmarks)
+   * with these start-up times, and the fault-injection endpoint. Off by default.
+   */
+  sim?: { timing?: Partial<SimTiming> };
 }
 
 export interface RunningServer {
@@ -60,6 +68,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const adminToken = await bootstrapAdmin(store, adminTokenFile);
 
   const matrix = loadMatrix();
+  // Simulated machines outlive the server like real ones: their world is kept in the data directory.
+  const sim = opts.sim ? new SimWorld({ timing: opts.sim.timing, persistence: sqlitePersistence(join(opts.dataDir, 'sim', 'world.db')) }) : undefined;
   // The health checker writes the newest report of each cluster here; the API and the
   // controllers read it. Without controllers nothing checks health: it stays empty.
   const health = new HealthRegistry();
@@ -71,8 +81,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     metrics,
     logger: logger.child({ module: 'api' }),
     health: { latest: (project, cluster) => health.get(project, cluster), series: store.series },
+    ...(sim ? { sim } : {}),
   });
-  const providers = buildProviderRegistry(opts.dataDir);
+  const providers = buildProviderRegistry(opts.dataDir, sim ? { sim } : {});
   // Alerting first: the controllers (health checks, healing) raise alerts through its manager.
   // Backlinks in notifications point at this server.
   let externalURL: string | undefined;
@@ -91,6 +102,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           defaultKubernetesVersion: matrix.default,
           health,
           series: store.series,
+          ...(sim ? { sim } : {}),
           ...(alerting ? { alerts: alerting.manager } : {}),
         });
   const address = await app.listen({ host, port });
@@ -109,6 +121,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await loops?.stop();
       await alerting?.stop();
       await providers.close();
+      sim?.close();
       await store.close();
     },
   };

@@ -11,11 +11,15 @@ import { KINDS } from '../api/registry.js';
 import {
   AuditEntry,
   AuditList,
+  AppliedSimFault,
   ClusterHealth,
   IssuedToken,
   IssueTokenRequest,
   KubernetesVersionList,
   Status,
+  SimFault,
+  SimFaultList,
+  SimFaultRequest,
   TokenInfo,
   TokenList,
   WatchEvent,
@@ -37,6 +41,10 @@ const COMPONENTS: TSchema[] = [
   AuditEntry,
   AuditList,
   ClusterHealth,
+  SimFault,
+  SimFaultRequest,
+  AppliedSimFault,
+  SimFaultList,
   ...KINDS.flatMap((info) => [info.schema, ...kindSchemas(info)]),
 ];
 

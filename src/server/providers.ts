@@ -6,6 +6,8 @@ import { parseIPv4 } from '../api/cidr.js';
 import type { InfrastructureProvider, ProviderRegistry } from '../providers/contract.js';
 import { LocalProvider } from '../providers/local/index.js';
 import { DEFAULT_ADDRESS_BASE } from '../providers/local/addresses.js';
+import { SimProvider } from '../providers/sim/index.js';
+import type { SimWorld } from '../sim/world.js';
 import { resolveToolchain } from '../toolchain/resolve.js';
 
 /**
@@ -22,13 +24,15 @@ export function localAddressBase(env: NodeJS.ProcessEnv = process.env): string {
   return base;
 }
 
-export function buildProviderRegistry(dataDir: string): ProviderRegistry & { close(): Promise<void> } {
+/** `sim`: the simulated world whose machines the `sim` provider runs (only servers started with --sim have one). */
+export function buildProviderRegistry(dataDir: string, opts: { sim?: SimWorld } = {}): ProviderRegistry & { close(): Promise<void> } {
   const providers = new Map<string, InfrastructureProvider>([
     [
       'local',
       new LocalProvider({ root: join(dataDir, 'local'), addressBase: localAddressBase(), binaries: (version) => resolveToolchain(version).paths }),
     ],
   ]);
+  if (opts.sim) providers.set('sim', new SimProvider(opts.sim));
   return {
     get(name: string): InfrastructureProvider {
       const provider = providers.get(name);

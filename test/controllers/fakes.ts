@@ -395,6 +395,9 @@ export class FakeWorld {
         },
       };
     },
+    agent: () => {
+      throw new Error('the fake machines have no agents (the provider reports no agent URL)');
+    },
     forget: (cluster) => {
       this.timeline.push(`forget ${cluster.name}`);
     },

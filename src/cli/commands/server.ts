@@ -8,21 +8,26 @@ export function serverCommand(): Command {
     .option('--data-dir <dir>', 'state directory (default: $MARINA_DATA_DIR or ${XDG_DATA_HOME:-~/.local/share}/marina)')
     .option('--listen <host:port>', 'address to serve on (default: $MARINA_LISTEN or 127.0.0.1:7443)')
     .option('--no-controllers', 'serve the API only; nothing acts on the stored objects')
+    .option('--sim', 'also offer the sim provider (simulated machines, for scale tests; never the default) and fault injection (default: $MARINA_SIM=1)')
+    .option('--sim-timing <list>', 'start-up times of simulated machines in ms, e.g. etcd=1000,controlplane=4500,worker=1000 (default: $MARINA_SIM_TIMING)')
     .addOption(
       new Option('--log-format <format>', 'log lines as json or readable text (default: $MARINA_LOG_FORMAT, else text on a terminal, json otherwise)').choices([
         'json',
         'text',
       ]),
     )
-    .action(async (opts: { dataDir?: string; listen?: string; controllers: boolean; logFormat?: string }) => {
+    .action(async (opts: { dataDir?: string; listen?: string; controllers: boolean; logFormat?: string; sim?: boolean; simTiming?: string }) => {
       // Imported lazily: the server pulls in fastify, SQLite and the controllers, which no other
       // command needs. A bad MARINA_LOG_FORMAT is refused before all that loads.
       const { logFormatFrom } = await import('../../server/log.js');
       const logFormat = logFormatFrom(opts.logFormat);
+      const { parseSimTiming } = await import('../../sim/timing.js');
+      const simTiming = opts.simTiming ?? process.env.MARINA_SIM_TIMING;
+      const sim = opts.sim || process.env.MARINA_SIM === '1' || opts.simTiming !== undefined ? { timing: parseSimTiming(simTiming) } : undefined;
       const { startServer, defaultDataDir, DEFAULT_LISTEN } = await import('../../server/main.js');
       const dataDir = opts.dataDir ?? defaultDataDir();
       const listen = opts.listen ?? process.env.MARINA_LISTEN ?? DEFAULT_LISTEN;
-      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat });
+      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat, ...(sim ? { sim } : {}) });
       out(`Marina listening on ${server.url}\n`);
       if (server.adminToken) {
         out(`bootstrap admin token: ${server.adminToken}\n`);
