@@ -10,6 +10,7 @@ import type { ClusterConnections } from '../clusteraccess/access.js';
 import type { ClusterSecrets } from '../clusteraccess/secrets.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { AlertSink } from '../alerts/manager.js';
+import type { RuntimeMetrics } from '../runtime/metrics.js';
 
 /** How often controllers look again; tests shrink these. */
 export interface Timing {
@@ -54,6 +55,8 @@ export interface Shared {
   health?: HealthRegistry;
   /** Where healing reports HealingHeldBack. */
   alerts?: AlertSink;
+  /** Where remediations are counted. */
+  metrics?: RuntimeMetrics;
 }
 
 // ---------- names ----------

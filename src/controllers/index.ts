@@ -111,7 +111,9 @@ function machineWatches(machines: ClusterIndex): WatchSpec[] {
 export async function startControllers(deps: ControllerDeps): Promise<RunningControllers> {
   const log = deps.logger;
   const timing: Timing = { ...DEFAULT_TIMING, ...deps.timing };
+  const metrics = new RuntimeMetrics(deps.metrics);
   const shared: Shared = {
+    metrics,
     store: deps.store,
     providers: deps.providers,
     connections: deps.access,
@@ -129,7 +131,7 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
   const common = {
     store: deps.store,
     logger: log,
-    metrics: new RuntimeMetrics(deps.metrics),
+    metrics,
     resyncPeriodMs: deps.resyncPeriodMs,
     stopGracePeriodMs: deps.stopGracePeriodMs ?? DEFAULT_STOP_GRACE_MS,
   };

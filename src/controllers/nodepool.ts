@@ -49,6 +49,11 @@ export function poolTemplateName(pool: NodePool): string {
   return pool.metadata.labels?.[LABEL_POOL] ?? pool.metadata.name;
 }
 
+/** The role a pool's metrics are labelled with: its most critical one. */
+function poolRole(pool: NodePool): string {
+  return hasRole(pool, 'etcd') ? 'etcd' : hasRole(pool, 'controlplane') ? 'controlplane' : 'worker';
+}
+
 /** Scale-in order: machines that are not ready go first, then the newest. */
 export function scaleInOrder(machines: Machine[]): Machine[] {
   return [...machines].sort((a, b) => {
@@ -185,6 +190,7 @@ export class NodePoolReconciler implements Reconciler {
       sc.log.warn({ machine: name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
       await this.machineObjects.deleteIfExists(project, name);
       sc.status.remediations = [...(sc.status.remediations ?? []), { machine: name, reason: v.reason, message: v.message.slice(0, 1024), at: now }].slice(-50);
+      this.s.metrics?.remediations.inc({ reason: v.reason, role: poolRole(pool) });
       deleted.push(v);
     }
     return deleted;

@@ -37,6 +37,8 @@ export interface HealthCheckerDeps {
   /** Called after each pass with the new and the previous report. */
   onReport?: (report: HealthReport, previous: HealthReport | undefined, machines: Machine[]) => void;
   now?: () => number;
+  /** Where passes are timed and reports counted. */
+  metrics?: RuntimeMetrics;
 }
 
 interface ClusterState {
@@ -81,6 +83,7 @@ export class HealthChecker implements Reconciler {
     });
     // A pass cut short by a stop says nothing about the cluster.
     ctx.signal.throwIfAborted();
+    this.d.metrics?.healthPassDuration.observe({ scrape: String(pass.scrape) }, report.durationMs / 1000);
     // The cluster may have gone while the probes ran: do not resurrect its alerts or series.
     const current = await this.clusters.get(key.project, key.name);
     if (!current || current.metadata.deletionTimestamp || current.metadata.uid !== cluster.metadata.uid) {
@@ -123,6 +126,7 @@ export class HealthChecker implements Reconciler {
     // Between scrapes the newest metrics stay in the report, so readers always see them.
     if (!report.metrics && previous?.metrics) report.metrics = previous.metrics;
     this.d.registry.set(report);
+    this.d.metrics?.healthReports.set(this.d.registry.size);
     if (scraped && this.d.series) {
       await this.d.series.append(seriesKey(scope.project, scope.cluster), report.at, sampleOf(report), {
         retainSince: new Date(now - SERIES_RETENTION_MS).toISOString(),
@@ -143,6 +147,7 @@ export class HealthChecker implements Reconciler {
     this.state.delete(k);
     for (const f of this.forgotten) if (f.startsWith(`${k}/`)) this.forgotten.delete(f);
     this.d.registry.forget(project, cluster);
+    this.d.metrics?.healthReports.set(this.d.registry.size);
     await this.d.series?.drop(seriesKey(project, cluster));
     if (this.d.alerts) {
       await this.d.alerts.sync({ project, cluster, source: 'health' }, []);
@@ -153,7 +158,6 @@ export class HealthChecker implements Reconciler {
 
 export interface HealthChecksOptions extends Omit<HealthCheckerDeps, 'log'> {
   logger: Logger;
-  metrics?: RuntimeMetrics;
   /** Clusters checked at once (default 4). */
   workers?: number;
   resyncPeriodMs?: number;

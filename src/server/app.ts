@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { ValidationContext } from '../api/registry.js';
 import type { AuditLog, Store, TokenStore } from '../store/types.js';
 import { registerAuth } from './auth.js';
+import { registerHttpMetrics } from './http-metrics.js';
 import { registerConsole } from './console.js';
 import { API_PREFIX, registerHttp } from './http.js';
 import { MembershipIndex } from './membership.js';
@@ -47,6 +48,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
     return503OnClosing: true,
   });
   registerHttp(app);
+  if (opts.metrics) registerHttpMetrics(app, opts.metrics);
   registerAuth(app, { store, tokens, audit, membership });
   await registerOpenApi(app);
 

@@ -11,6 +11,7 @@ import { HealthRegistry } from '../health/registry.js';
 import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
 import { startAlerting } from '../alerts/index.js';
 import { buildApp } from './app.js';
+import { Inventory } from './inventory.js';
 import { startControlLoops } from './control-loops.js';
 import { buildProviderRegistry } from './providers.js';
 import { sqlitePersistence } from '../sim/persist.js';
@@ -63,6 +64,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const store = openSqliteStore({ path: join(opts.dataDir, 'marina.db'), encryptionKey: loadOrCreateEncryptionKey(opts.dataDir) });
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
+  const inventory = await Inventory.start(store, metrics);
 
   const adminTokenFile = join(opts.dataDir, 'admin-token');
   const adminToken = await bootstrapAdmin(store, adminTokenFile);
@@ -122,6 +124,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await alerting?.stop();
       await providers.close();
       sim?.close();
+      inventory.stop();
       await store.close();
     },
   };
