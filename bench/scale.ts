@@ -175,17 +175,16 @@ export async function runScaleBench(opts: Partial<ScaleOptions> = {}): Promise<S
     PATH: process.env.PATH,
     HOME: tmp,
     MARINA_LOG_LEVEL: process.env.MARINA_LOG_LEVEL ?? 'info',
-    ...(o.cpuProfDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${o.cpuProfDir}` } : {}),
   };
   const serverArgs = ['--sim', ...(o.simTiming ? ['--sim-timing', o.simTiming] : [])];
-  const start = (logName: string, withEnv: NodeJS.ProcessEnv) =>
-    startServerProcess({ dataDir, listen: '127.0.0.1:0', logFile: join(tmp, logName), env: withEnv, args: serverArgs, timeoutMs: 120_000 });
+  const start = (logName: string, nodeArgs: string[] = []) =>
+    startServerProcess({ dataDir, listen: '127.0.0.1:0', logFile: join(tmp, logName), env, args: serverArgs, nodeArgs, timeoutMs: 120_000 });
   let server: ServerProcess | undefined;
   const aborter = new AbortController();
   const machinesPerCluster = o.etcd + 1 + o.workers;
   const result = { clusters: o.clusters, machines: o.clusters * machinesPerCluster, cores: cpus().length, load: {} } as ScaleResult;
   try {
-    server = await start('server.log', env);
+    server = await start('server.log', o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []);
     const token = server.bootstrapToken!;
     let client = new MarinaClient({ server: server.url, token, timeoutMs: 120_000 });
     log(`marina server --sim (pid ${server.pid}) at ${server.url}; ${o.clusters} clusters of ${o.etcd} etcd / 1 control plane / ${o.workers} workers in ${o.projects} projects`);
@@ -407,7 +406,7 @@ export async function runScaleBench(opts: Partial<ScaleOptions> = {}): Promise<S
       process.kill(-server.pid, 'SIGKILL');
       await until('the server process gone', 30_000, async () => (server!.running() ? undefined : true), 50);
     }
-    const restarted = await start('server-restarted.log', { ...env, NODE_OPTIONS: '' });
+    const restarted = await start('server-restarted.log');
     server = restarted;
     client = new MarinaClient({ server: restarted.url, token, timeoutMs: 120_000 });
     await client.healthz();

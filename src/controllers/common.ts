@@ -59,6 +59,19 @@ export interface Shared {
   metrics?: RuntimeMetrics;
 }
 
+/**
+ * When to look again at something that waits for other objects or for the world: soon at first,
+ * then less often the longer it has waited (a quarter of the wait so far, between `baseMs` and
+ * `capMs`). Watch events wake the waiter at once anyway; the poll is the safety net, and backing
+ * it off keeps thousands of waiting objects from flooding the work queues when a large number of
+ * clusters is created at once.
+ */
+export function backoffPoll(waitingSince: string | undefined, baseMs: number, capMs: number, nowMs = Date.now()): number {
+  const since = waitingSince ? Date.parse(waitingSince) : NaN;
+  const waited = Number.isFinite(since) ? Math.max(0, nowMs - since) : 0;
+  return Math.round(Math.min(capMs, Math.max(baseMs, waited / 4)));
+}
+
 // ---------- names ----------
 
 /** `<prefix>` cut to `max` characters with a short hash so distinct long names stay distinct. */

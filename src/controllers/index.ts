@@ -41,7 +41,7 @@ export interface ControllerDeps {
   health?: HealthRegistry;
   /** Poll intervals and timeouts (tests shrink them). */
   timing?: Partial<Timing>;
-  /** Concurrent reconciles per controller (default cluster 2, nodepool 2, machine 4). */
+  /** Concurrent reconciles per controller (default cluster 4, nodepool 4, machine 16). */
   workers?: { cluster?: number; nodepool?: number; machine?: number };
   /** Full relist period of each controller (default 5 min). */
   resyncPeriodMs?: number;
@@ -100,10 +100,20 @@ function nodePoolWatches(pools: ClusterIndex): WatchSpec[] {
   ];
 }
 
-/** Cluster status changes (endpoint, ControlPlaneReady...) re-open the gates of its machines. */
+/**
+ * Cluster status changes (endpoint, ControlPlaneReady...) re-open the gates of its machines, and
+ * so do changes of its etcd machines (a member running or leaving lets the next one join, and the
+ * control plane start).
+ */
 function machineWatches(machines: ClusterIndex): WatchSpec[] {
   return [
-    { kind: 'Machine', mapTo: (m) => (machines.note(m), []) },
+    {
+      kind: 'Machine',
+      mapTo: (m) => {
+        machines.note(m);
+        return hasRole(m, 'etcd') ? machines.keys(m.metadata.project ?? '', m.spec.cluster).filter((k) => k.name !== m.metadata.name) : [];
+      },
+    },
     { kind: 'Cluster', mapTo: (c) => machines.keys(c.metadata.project ?? '', c.metadata.name) },
   ];
 }
@@ -135,7 +145,9 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
     resyncPeriodMs: deps.resyncPeriodMs,
     stopGracePeriodMs: deps.stopGracePeriodMs ?? DEFAULT_STOP_GRACE_MS,
   };
-  const workers = { cluster: 2, nodepool: 2, machine: 4, ...deps.workers };
+  // Reconciles mostly wait on remote calls (providers, etcd, Kubernetes APIs): more run at once
+  // than there are cores, so that one slow cluster does not hold up the others.
+  const workers = { cluster: 4, nodepool: 4, machine: 16, ...deps.workers };
   const cluster = new Controller({ ...common, name: 'cluster', kind: 'Cluster', reconciler: new ClusterReconciler(shared), workers: workers.cluster, watches: clusterWatches });
   const nodePool = new Controller({ ...common, name: 'nodepool', kind: 'NodePool', reconciler: new NodePoolReconciler(shared), workers: workers.nodepool, watches: nodePoolWatches(pools) });
   const machine = new Controller({ ...common, name: 'machine', kind: 'Machine', reconciler: new MachineReconciler(shared), workers: workers.machine, watches: machineWatches(machines) });

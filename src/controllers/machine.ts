@@ -32,7 +32,7 @@ import type { ReconcileContext, Reconciler, Result } from '../runtime/controller
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, typed } from '../store/typed.js';
-import { errorMessage, kubernetesVersionOf, machineRef, type Shared } from './common.js';
+import { backoffPoll, errorMessage, kubernetesVersionOf, machineRef, type Shared } from './common.js';
 import { machineGate, type Gate } from './machine-gate.js';
 import { drainNode, observeNode, removeNode } from './node.js';
 
@@ -188,7 +188,9 @@ export class MachineReconciler implements Reconciler {
     }
     sc.status.phase = 'Pending';
     sc.set({ type: MachineCondition.Bootstrapped, status: 'False', reason: gate.reason, message: gate.message });
-    return { end: { status: sc.status, requeueAfterMs: this.s.timing.machinePollMs } };
+    // Changes of the cluster and of its etcd machines wake a gated machine; the poll backs off.
+    const since = getCondition(sc.status.conditions, MachineCondition.Bootstrapped)?.lastTransitionTime ?? sc.obj.metadata.creationTimestamp;
+    return { end: { status: sc.status, requeueAfterMs: backoffPoll(since, this.s.timing.machinePollMs, 10 * this.s.timing.machinePollMs) } };
   }
 
   /** Certificates, kubeconfigs and service arguments for the machine's roles. */

@@ -23,7 +23,7 @@ import type { ReconcileContext, Reconciler, Result } from '../runtime/controller
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, typed } from '../store/typed.js';
-import { errorMessage, machineName, type Shared } from './common.js';
+import { backoffPoll, errorMessage, machineName, type Shared } from './common.js';
 import { isHealthy, observed, planHealing, type Candidate, type HealingPlan } from './healing.js';
 
 type Status = NonNullable<NodePool['status']>;
@@ -401,10 +401,14 @@ export class NodePoolReconciler implements Reconciler {
     return { end: { status, ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) } };
   }
 
-  /** Soon while converging or holding back healing; when the next machine crosses a healing timeout; else never. */
+  /**
+   * Soon while converging (less often the longer it takes: its machines' changes wake it anyway)
+   * or holding back healing; when the next machine crosses a healing timeout; else never.
+   */
   private nextLook(sc: PoolScope, settled: boolean): number | undefined {
     const poll = this.s.timing.poolPollMs;
-    let after = settled ? undefined : poll;
+    const since = getCondition(sc.status.conditions, NodePoolCondition.Ready)?.lastTransitionTime;
+    let after = settled ? undefined : backoffPoll(since, poll, 5 * poll);
     const healing = sc.healing;
     if (healing?.nextCheckAtMs !== undefined) after = Math.min(after ?? Infinity, Math.max(50, healing.nextCheckAtMs - Date.now()));
     if (healing && healing.heldBack.length > 0) after = Math.min(after ?? poll, poll);

@@ -55,9 +55,13 @@ export class HealthChecker implements Reconciler {
   private readonly now: () => number;
   private readonly clusters;
 
+  /** When the checker started: the first passes after a start are spread over one interval. */
+  private readonly startedAt: number;
+
   constructor(private readonly d: HealthCheckerDeps) {
     this.now = d.now ?? Date.now;
     this.clusters = typed(d.store, 'Cluster');
+    this.startedAt = this.now();
   }
 
   async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
@@ -110,6 +114,11 @@ export class HealthChecker implements Reconciler {
     if (st && st.uid !== cluster.metadata.uid) st = undefined;
     if (st && now - st.lastAt < intervalMs - 20) return { requeueAfterMs: intervalMs - (now - st.lastAt) };
     if (!st) {
+      // Right after a (re)start every cluster is due at once: spread their first passes over one
+      // interval, each cluster at its own offset, so the checks run evenly from the start.
+      const offset = spreadOffset(k, intervalMs);
+      const sinceStart = now - this.startedAt;
+      if (sinceStart < offset) return { requeueAfterMs: offset - sinceStart };
       st = { uid: cluster.metadata.uid ?? '', lastAt: 0, lastScrapeAt: 0, scrape: emptyScrapeState() };
       this.state.set(k, st);
     }
@@ -154,6 +163,13 @@ export class HealthChecker implements Reconciler {
       await this.d.alerts.sync({ project, cluster, source: 'provisioning' }, []);
     }
   }
+}
+
+/** A fixed offset in [0, intervalMs) per cluster (FNV-1a of its key). */
+function spreadOffset(key: string, intervalMs: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
+  return h % Math.max(1, intervalMs);
 }
 
 export interface HealthChecksOptions extends Omit<HealthCheckerDeps, 'log'> {

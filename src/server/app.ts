@@ -11,6 +11,7 @@ import { registerHttpMetrics } from './http-metrics.js';
 import { registerConsole } from './console.js';
 import { API_PREFIX, registerHttp } from './http.js';
 import { MembershipIndex } from './membership.js';
+import { CachingTokenStore, UserIndex } from './principals.js';
 import { registerOpenApi } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { clusterRoutes, type HealthSource } from './routes/clusters.js';
@@ -40,8 +41,12 @@ export interface AppOptions {
 }
 
 export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
-  const { store, tokens, audit, validation } = opts;
+  const { store, audit, validation } = opts;
   const membership = await MembershipIndex.start(store);
+  // Authentication reads neither tokens nor users from the store for a known token; revoking a
+  // token (through `tokens`) or changing a user takes effect at once.
+  const tokens = new CachingTokenStore(opts.tokens);
+  const users = await UserIndex.start(store, (user) => tokens.forgetUser(user));
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -49,7 +54,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
   });
   registerHttp(app);
   if (opts.metrics) registerHttpMetrics(app, opts.metrics);
-  registerAuth(app, { store, tokens, audit, membership });
+  registerAuth(app, { tokens, audit, membership, users });
   await registerOpenApi(app);
 
   await app.register(probeRoutes, { metrics: opts.metrics });
@@ -65,6 +70,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
     app,
     async close() {
       membership.stop();
+      users.stop();
       await app.close();
     },
   };

@@ -128,6 +128,42 @@ describe('list', () => {
     await s.close();
   });
 
+  test('an equality selector reads through the label index, which follows every label change', async () => {
+    const s = await seeded();
+    const sel = async (labelSelector: string, project?: string) => names((await s.list('Cluster', { labelSelector, ...(project ? { project } : {}) })).items);
+    const a = (await s.get({ kind: 'Cluster', project: 'p1', name: 'a' }))!;
+    await s.update({ ...a, metadata: { ...a.metadata, labels: { tier: 'db', env: 'dev' } } });
+    assert.deepEqual(await sel('tier=web'), ['p2/b'], 'the old label no longer matches');
+    assert.deepEqual(await sel('tier=db'), ['p1/a', 'p1/c']);
+    assert.deepEqual(await sel('tier=db', 'p1'), ['p1/a', 'p1/c']);
+    assert.deepEqual(await sel('tier=db,env=dev'), ['p1/a'], 'the rest of the selector still applies');
+    const c = (await s.get({ kind: 'Cluster', project: 'p1', name: 'c' }))!;
+    await s.updateStatus({ ...c, status: { phase: 'x' } });
+    assert.deepEqual(await sel('tier=db'), ['p1/a', 'p1/c'], 'a status change keeps the labels');
+    await s.delete({ kind: 'Cluster', project: 'p1', name: 'c' });
+    assert.deepEqual(await sel('tier=db'), ['p1/a'], 'a deleted object leaves the index');
+    await s.close();
+  });
+
+  test('a database of schema 1 gets its label index on open', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'm.db');
+    const s = openSqliteStore({ path, encryptionKey: TEST_KEY });
+    await s.create(cluster('p1', 'a', {}, { labels: { tier: 'web' } }));
+    await s.create(cluster('p1', 'b', {}, { labels: { tier: 'db' } }));
+    await s.close();
+    const db = new Database(path);
+    db.exec("DELETE FROM labels; UPDATE meta SET value = 1 WHERE key = 'schema'");
+    db.close();
+    const again = openSqliteStore({ path, encryptionKey: TEST_KEY });
+    assert.deepEqual(names((await again.list('Cluster', { labelSelector: 'tier=web' })).items), ['p1/a']);
+    await again.close();
+    const check = new Database(path);
+    assert.equal((check.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: number }).value, 2);
+    check.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test('pagination with limit and continue, also combined with a selector', async () => {
     const s = await seeded();
     const p1 = await s.list('Cluster', { limit: 2 });
@@ -251,6 +287,7 @@ describe('delete and finalizers', () => {
     assert.equal(res.removed, true);
     assert.equal(res.object.metadata.resourceVersion, '3', 'DELETED carries the deletion revision');
     assert.equal(await s.get({ kind: 'Cluster', project: 'p', name: 'a' }), undefined);
+    await flush();
     assert.deepEqual(w.summary(), ['DELETED a@3']);
     await rejectsApi(s.delete({ kind: 'Cluster', project: 'p', name: 'a' }), 404);
     const again = await s.create(cluster('p', 'a'));
@@ -280,6 +317,7 @@ describe('delete and finalizers', () => {
     const gone = await s.update({ ...one, metadata: { ...one.metadata, finalizers: [] } });
     assert.equal(gone.metadata.finalizers, undefined);
     assert.equal(await s.get({ kind: 'Cluster', project: 'p', name: 'a' }), undefined);
+    await flush();
     assert.deepEqual(w.summary(), ['MODIFIED a@3', 'MODIFIED a@4', 'DELETED a@5']);
     assert.equal(c.metadata.uid, w.events[2]!.object.metadata.uid);
     await s.close();
@@ -306,14 +344,16 @@ describe('watch', () => {
     const fromOne = collect(s, { resourceVersion: '2' });
     const fromZero = collect(s, { resourceVersion: '0' });
     assert.deepEqual(fromOne.events, [], 'replay is delivered after watch() returns');
-    await s.create(cluster('p', 'c'));
-    assert.deepEqual(now.summary(), ['ADDED c@5'], 'live events are delivered synchronously');
-    assert.deepEqual(fromOne.summary(), ['MODIFIED a@3', 'ADDED b@4', 'ADDED c@5']);
+    const writing = s.create(cluster('p', 'c'));
+    assert.deepEqual(now.summary(), [], 'live events are delivered after the write returned, not inside it');
+    await writing;
     await flush();
+    assert.deepEqual(now.summary(), ['ADDED c@5']);
     assert.deepEqual(fromOne.summary(), ['MODIFIED a@3', 'ADDED b@4', 'ADDED c@5']);
     assert.deepEqual(fromZero.summary(), ['ADDED c@5']);
     fromOne.watch.stop();
     await s.delete({ kind: 'Cluster', project: 'p', name: 'c' });
+    await flush();
     assert.equal(fromOne.events.length, 3);
     assert.deepEqual(now.summary(), ['ADDED c@5', 'DELETED c@6']);
     const replayOnly = collect(s, { resourceVersion: '4' });
@@ -345,6 +385,7 @@ describe('watch', () => {
     await s.update({ ...left, spec: { size: 7 } }); // outside the selector: not delivered
     const back = await s.update({ ...left, metadata: { ...left.metadata, resourceVersion: '6', labels: { tier: 'web' } } });
     await s.delete({ kind: 'Cluster', project: 'p1', name: 'a' });
+    await flush();
     assert.deepEqual(byKind.summary(), ['ADDED p2@2']);
     assert.deepEqual(byProject.summary(), ['ADDED b@4']);
     assert.deepEqual(web.summary(), ['ADDED a@3', 'MODIFIED a@5', 'MODIFIED a@7', 'DELETED a@8']);
@@ -365,6 +406,7 @@ describe('watch', () => {
     const web = collect(s, { labelSelector: 'tier=web' });
     const { object } = await s.delete({ kind: 'Cluster', project: 'p', name: 'a' });
     await s.update({ ...object, metadata: { ...object.metadata, labels: { tier: 'db' }, finalizers: [] } });
+    await flush();
     assert.deepEqual(web.summary(), ['MODIFIED a@3', 'DELETED a@4']);
     const replay = collect(s, { labelSelector: 'tier=web', resourceVersion: a.metadata.resourceVersion });
     await flush();
@@ -428,6 +470,7 @@ describe('watch', () => {
     const ok = collect(s, {});
     await s.create(cluster('p', 'a'));
     await s.create(cluster('p', 'b'));
+    await flush();
     assert.equal(calls, 2, 'the throwing watcher keeps its subscription');
     assert.equal(ok.events.length, 2);
     assert.equal(logger.errors.length, 2);
@@ -470,7 +513,9 @@ describe('watch', () => {
     });
     const other = collect(s, {});
     await s.create(cluster('p', 'a'));
+    await flush();
     await s.create(cluster('p', 'b'));
+    await flush();
     assert.deepEqual(outer, ['a']);
     assert.deepEqual(other.summary(), ['ADDED a@2', 'ADDED b@3']);
     assert.deepEqual(inner!.summary(), ['ADDED b@3']);
@@ -493,6 +538,7 @@ describe('persistence and encryption at rest', () => {
       assert.deepEqual((await s2.get({ kind: 'Cluster', project: 'p', name: 'a' }))!.spec, { size: 2 });
       const w = collect(s2, { resourceVersion: '2' });
       await s2.create(cluster('p', 'b'));
+      await flush();
       assert.deepEqual(w.summary(), ['MODIFIED a@3', 'ADDED b@4']);
       const db = new Database(path, { readonly: true });
       assert.equal((db.prepare("SELECT value FROM meta WHERE key = 'revision'").get() as { value: number }).value, 4);
@@ -516,6 +562,7 @@ describe('persistence and encryption at rest', () => {
       assert.equal(sec2.metadata.generation, 2);
       assert.deepEqual((await s.get({ kind: 'Secret', project: 'p', name: 'db-password' }))!.spec, { type: 'opaque', data: { password: plaintext + '-rotated' } });
       assert.deepEqual((await s.list('Secret')).items[0]!.spec, sec2.spec);
+      await flush();
       assert.deepEqual(w.events.map((e) => e.object.spec), [sec.spec, sec2.spec]);
       const replay = collect(s, { resourceVersion: '0' });
       const replayAll = collect(s, { kind: 'Secret', resourceVersion: '2' });

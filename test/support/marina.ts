@@ -92,6 +92,8 @@ export interface StartServerOptions {
   timeoutMs?: number;
   /** More `marina server` flags, e.g. --no-controllers. */
   args?: string[];
+  /** Flags for node itself, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */
+  nodeArgs?: string[];
 }
 
 /** Starts `node bin/marina.js server` detached (own process group) and waits for "listening". */
@@ -100,7 +102,7 @@ export async function startServerProcess(o: StartServerOptions): Promise<ServerP
   const fd = openSync(o.logFile, 'a', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [BIN, 'server', '--data-dir', o.dataDir, '--listen', o.listen, ...(o.args ?? [])], {
+    child = spawn(process.execPath, [...(o.nodeArgs ?? []), BIN, 'server', '--data-dir', o.dataDir, '--listen', o.listen, ...(o.args ?? [])], {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: o.env,
