@@ -31,7 +31,7 @@ const label = (n: ProfileNode): string => {
 };
 
 /** Self and total time per function over the samples between `fromS` and `toS` seconds after the start. */
-export function summarise(p: Profile, fromS = 0, toS = Infinity): { windowMs: number; busyMs: number; functions: FunctionTime[] } {
+export function summarise(p: Profile, fromS = 0, toS = Infinity): { windowMs: number; busyMs: number; functions: FunctionTime[]; stretches: Stretch[] } {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -59,7 +59,58 @@ export function summarise(p: Profile, fromS = 0, toS = Infinity): { windowMs: nu
     }
   }
   const functions = [...total.entries()].map(([name, totalMs]) => ({ name, selfMs: self.get(name) ?? 0, totalMs }));
-  return { windowMs, busyMs, functions };
+  return { windowMs, busyMs, functions, stretches: busyStretches(p, fromS, toS) };
+}
+
+export interface Stretch {
+  atS: number;
+  ms: number;
+  /** The function under which most of the stretch's samples ran, below the event loop's own frames. */
+  top: string;
+}
+
+/**
+ * The longest runs of consecutive busy samples: how long the event loop was held without a break
+ * (what a request arriving meanwhile waits), with the task that held it.
+ */
+function busyStretches(p: Profile, fromS: number, toS: number): Stretch[] {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  /** The outermost frame of a sample's stack that is not the runtime's own (timers, ticks, root). */
+  const entry = (id: number): string => {
+    const stack: string[] = [];
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) stack.push(label(byId.get(cur)!));
+    const own = stack.reverse().find((f) => !/^\(root\)|^process|^listOnTimeout|^runNextTicks|^runMicrotasks|^processTicksAndRejections|^processImmediate|node:internal/.test(f));
+    return own ?? stack.at(-1) ?? '?';
+  };
+  const out: Stretch[] = [];
+  let t = 0;
+  let start = -1;
+  let ms = 0;
+  const tops = new Map<string, number>();
+  const close = () => {
+    if (start >= 0 && ms > 0) out.push({ atS: start / 1000, ms, top: [...tops.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '?' });
+    start = -1;
+    ms = 0;
+    tops.clear();
+  };
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i]! / 1000;
+    if (t < fromS * 1000 || t > toS * 1000) continue;
+    const dt = (p.timeDeltas[i + 1] ?? 0) / 1000;
+    const leaf = byId.get(p.samples[i]!)!;
+    if (label(leaf).startsWith('(idle)')) {
+      close();
+      continue;
+    }
+    if (start < 0) start = t;
+    ms += dt;
+    const e = entry(leaf.id);
+    tops.set(e, (tops.get(e) ?? 0) + dt);
+  }
+  close();
+  return out.sort((a, b) => b.ms - a.ms).slice(0, 15);
 }
 
 function main(): void {
@@ -80,6 +131,8 @@ function main(): void {
   };
   show('self time', 'selfMs');
   show('total time (self + callees)', 'totalMs');
+  console.log('\nlongest stretches without a break for the event loop');
+  for (const st of s.stretches) console.log(`${st.ms.toFixed(0).padStart(6)} ms at ${st.atS.toFixed(1)} s  ${st.top}`);
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) main();

@@ -42,6 +42,8 @@ export interface ScaleOptions {
   simTiming?: string;
   /** Write CPU profiles of the first server here (it is then stopped with SIGTERM, not SIGKILL, so the profile is written). */
   cpuProfDir?: string;
+  /** More flags for the first server's node, e.g. --heapsnapshot-signal=SIGUSR2. */
+  serverNodeArgs?: string[];
   /** Give up waiting for a phase after this long. */
   phaseTimeoutMs: number;
   /** After the restart: how long to watch for churn (replacements, clusters not Ready). */
@@ -78,8 +80,24 @@ export interface ScaleResult {
   /** 1-minute load average at the start of each phase. */
   load: Record<string, number>;
   create: { seconds: number; postLatencyMs: Percentiles; allReadySeconds: number; readyAfterCreateSeconds: Percentiles };
-  steady: { seconds: number; rssMiB: { min: number; max: number; end: number }; cpuCores: number; healthPassesPerSecond: number; reconcilesPerSecond: number; healthPassMs?: number };
-  api: { getMs: Percentiles; listPageMs: Percentiles; listPages: number; watch: { watchers: number; events: number; allDeliveredMs: number; deliveriesPerSecond: number } };
+  steady: {
+    seconds: number;
+    rssMiB: { min: number; max: number; end: number };
+    cpuCores: number;
+    healthPassesPerSecond: number;
+    reconcilesPerSecond: number;
+    healthPassMs?: number;
+    /** Event-loop delay over the window (prom-client's monitor): p99 and max. */
+    eventLoopMs: { p99: number; max: number };
+  };
+  api: {
+    getMs: Percentiles;
+    listPageMs: Percentiles;
+    listPages: number;
+    /** Event-loop delay while the GETs and lists ran. */
+    eventLoopMs: { p99: number; max: number };
+    watch: { watchers: number; events: number; allDeliveredMs: number; deliveriesPerSecond: number };
+  };
   heal: {
     killed: number;
     detectSeconds: Percentiles;
@@ -111,8 +129,17 @@ function procUsage(pid: number): { rss: number; cpu: number } {
 
 /** The sum of a metric's samples (optionally only those whose labels match). */
 async function metric(server: string, name: string, where: Record<string, string> = {}): Promise<number> {
+  return (await metrics(server, [[name, where]]))[0]!;
+}
+
+/** Several metrics from one scrape (the event-loop figures reset with every scrape). */
+async function metrics(server: string, wanted: [string, Record<string, string>][]): Promise<number[]> {
   const res = await fetch(`${server}/metrics`);
   const fams = parsePrometheusText(await res.text());
+  return wanted.map(([name, where]) => sumOf(fams, name, where));
+}
+
+function sumOf(fams: ReturnType<typeof parsePrometheusText>, name: string, where: Record<string, string>): number {
   const fam = fams.get(name.replace(/_(count|sum|total)$/, '')) ?? fams.get(name);
   let sum = 0;
   for (const s of fam?.samples ?? []) {
@@ -120,6 +147,15 @@ async function metric(server: string, name: string, where: Record<string, string
     if (Object.entries(where).every(([k, v]) => s.labels[k] === v)) sum += s.value;
   }
   return sum;
+}
+
+/** The event-loop delay since the previous scrape, p99 and max, in ms. */
+async function eventLoop(server: string): Promise<{ p99: number; max: number }> {
+  const [p99, max] = await metrics(server, [
+    ['nodejs_eventloop_lag_p99_seconds', {}],
+    ['nodejs_eventloop_lag_max_seconds', {}],
+  ]);
+  return { p99: round(p99! * 1000), max: round(max! * 1000) };
 }
 
 async function pool<T>(n: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
@@ -184,7 +220,7 @@ export async function runScaleBench(opts: Partial<ScaleOptions> = {}): Promise<S
   const machinesPerCluster = o.etcd + 1 + o.workers;
   const result = { clusters: o.clusters, machines: o.clusters * machinesPerCluster, cores: cpus().length, load: {} } as ScaleResult;
   try {
-    server = await start('server.log', o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []);
+    server = await start('server.log', [...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), ...(o.serverNodeArgs ?? [])]);
     const token = server.bootstrapToken!;
     let client = new MarinaClient({ server: server.url, token, timeoutMs: 120_000 });
     log(`marina server --sim (pid ${server.pid}) at ${server.url}; ${o.clusters} clusters of ${o.etcd} etcd / 1 control plane / ${o.workers} workers in ${o.projects} projects`);
@@ -246,6 +282,8 @@ export async function runScaleBench(opts: Partial<ScaleOptions> = {}): Promise<S
     }
     const window = (performance.now() - s0) / 1000;
     const u1 = procUsage(server.pid);
+    // First scrape after the window: the event-loop figures cover the window (each scrape resets them).
+    const eventLoopMs = await eventLoop(server.url);
     const passes = (await metric(server.url, 'marina_health_pass_duration_seconds_count')) - passes0;
     const passSum = (await metric(server.url, 'marina_health_pass_duration_seconds_sum')) - passSum0;
     const recs = (await metric(server.url, 'marina_reconcile_total')) - rec0;
@@ -257,11 +295,13 @@ export async function runScaleBench(opts: Partial<ScaleOptions> = {}): Promise<S
       healthPassesPerSecond: round(passes / window),
       reconcilesPerSecond: round(recs / window),
       ...(passes > 0 ? { healthPassMs: round((passSum / passes) * 1000, 2) } : {}),
+      eventLoopMs,
     };
-    log(`steady state over ${result.steady.seconds} s: RSS ${result.steady.rssMiB.min}–${result.steady.rssMiB.max} MiB, CPU ${result.steady.cpuCores} cores, ${result.steady.healthPassesPerSecond} health passes/s, ${result.steady.reconcilesPerSecond} reconciles/s`);
+    log(`steady state over ${result.steady.seconds} s: RSS ${result.steady.rssMiB.min}–${result.steady.rssMiB.max} MiB, CPU ${result.steady.cpuCores} cores, ${result.steady.healthPassesPerSecond} health passes/s, ${result.steady.reconcilesPerSecond} reconciles/s, event loop delay p99 ${eventLoopMs.p99} ms max ${eventLoopMs.max} ms`);
 
     // ---------------------------------------------------------------------------- 3. API latency
     result.load.api = load1();
+    await metric(server.url, 'nodejs_eventloop_lag_max_seconds'); // resets the event-loop figures
     const getMs = await pool(o.gets, 4, async (i) => {
       const n = names[(i * 7919) % names.length]!;
       const t = performance.now();
@@ -280,6 +320,7 @@ export async function runScaleBench(opts: Partial<ScaleOptions> = {}): Promise<S
         cont = page.metadata.continue;
       } while (cont);
     }
+    const apiLoop = await eventLoop(server.url);
     const watchEvents = Math.min(100, o.clusters);
     const got = Array.from({ length: o.watchers }, () => 0);
     const fanout = new AbortController();
@@ -309,6 +350,7 @@ export async function runScaleBench(opts: Partial<ScaleOptions> = {}): Promise<S
       getMs: pct(getMs),
       listPageMs: pct(pageMs),
       listPages: pages,
+      eventLoopMs: apiLoop,
       watch: {
         watchers: o.watchers,
         events: watchEvents,
@@ -457,8 +499,10 @@ function printResult(r: ScaleResult): void {
     ['steady state: CPU, cores', String(r.steady.cpuCores)],
     ['steady state: health passes/s (mean pass, ms)', `${r.steady.healthPassesPerSecond} (${r.steady.healthPassMs ?? 'n/a'})`],
     ['steady state: reconciles/s', String(r.steady.reconcilesPerSecond)],
+    ['steady state: event-loop delay p99 / max, ms', `${r.steady.eventLoopMs.p99} / ${r.steady.eventLoopMs.max}`],
     ['GET cluster p50 / p99 / max, ms', ms(r.api.getMs, 2)],
     [`list Machines, page of 500 (${r.api.listPages} pages) p50 / p99 / max, ms`, ms(r.api.listPageMs)],
+    ['event-loop delay during the GETs and lists p99 / max, ms', `${r.api.eventLoopMs.p99} / ${r.api.eventLoopMs.max}`],
     [`watch fan-out: ${r.api.watch.watchers} watchers × ${r.api.watch.events} events, all delivered after, ms`, `${r.api.watch.allDeliveredMs} (${r.api.watch.deliveriesPerSecond}/s)`],
     [`machines killed at once`, String(r.heal.killed)],
     ['kill → detected p50 / p99 / max, s', ms(r.heal.detectSeconds)],
@@ -481,6 +525,7 @@ async function main(): Promise<void> {
   const d = DEFAULT_SCALE_OPTIONS;
   const simTiming = opt('sim-timing');
   const cpuProfDir = opt('cpu-prof-dir');
+  const serverNodeArgs = opt('server-node-args');
   const r = await runScaleBench({
     clusters: num('clusters', d.clusters),
     projects: num('projects', d.projects),
@@ -493,6 +538,7 @@ async function main(): Promise<void> {
     gets: num('gets', d.gets),
     ...(simTiming ? { simTiming } : {}),
     ...(cpuProfDir ? { cpuProfDir } : {}),
+    ...(serverNodeArgs ? { serverNodeArgs: serverNodeArgs.split(' ').filter(Boolean) } : {}),
   });
   printResult(r);
   const json = opt('json');

@@ -252,7 +252,9 @@ export class MachineReconciler implements Reconciler {
     const memberOk = !hasRole(machine, 'etcd') || !infraUp || (await this.ensureVotingMember(sc));
     status.phase = infraUp && memberOk && (nodeOk || status.phase === 'Running') ? 'Running' : 'Provisioning';
     const settled = infraUp && nodeOk && memberOk;
-    return { end: { status, requeueAfterMs: settled ? this.s.timing.machineReadyPollMs : this.s.timing.machinePollMs } };
+    // Booting: the provider has to be asked (no event tells); less often the longer it takes.
+    const booting = backoffPoll(getCondition(status.conditions, MachineCondition.Bootstrapped)?.lastTransitionTime, this.s.timing.machinePollMs, 5 * this.s.timing.machinePollMs);
+    return { end: { status, requeueAfterMs: settled ? this.s.timing.machineReadyPollMs : booting } };
   }
 
   /**

@@ -408,7 +408,10 @@ export class NodePoolReconciler implements Reconciler {
   private nextLook(sc: PoolScope, settled: boolean): number | undefined {
     const poll = this.s.timing.poolPollMs;
     const since = getCondition(sc.status.conditions, NodePoolCondition.Ready)?.lastTransitionTime;
-    let after = settled ? undefined : backoffPoll(since, poll, 5 * poll);
+    // Waiting for etcd to allow a membership change is waiting for the world: poll (backing off).
+    // Waiting for its machines to come up is not: their changes wake the pool; a slow safety poll.
+    const waitsForEtcd = sc.scaled?.status === 'False' && sc.scaled.reason !== 'ScalingOut' && sc.scaled.reason !== 'ScalingIn';
+    let after = settled ? undefined : waitsForEtcd ? backoffPoll(since, poll, 5 * poll) : 15 * poll;
     const healing = sc.healing;
     if (healing?.nextCheckAtMs !== undefined) after = Math.min(after ?? Infinity, Math.max(50, healing.nextCheckAtMs - Date.now()));
     if (healing && healing.heldBack.length > 0) after = Math.min(after ?? poll, poll);

@@ -119,6 +119,7 @@ export async function startControlLoops(opts: ControlLoopOptions): Promise<Runni
       stopping ??= (async () => {
         await Promise.all([checker.stop(), running.stop()]);
         await access.close();
+        secrets.close();
       })();
       return stopping;
     },

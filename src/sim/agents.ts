@@ -15,14 +15,8 @@ interface AgentCall {
 const RSS_MIB: Record<string, number> = { agent: 56, etcd: 51, 'kube-apiserver': 287, 'kube-controller-manager': 108, 'kube-scheduler': 64 };
 
 export function simAgent(world: SimWorld, c: SimCluster, agentURL: string) {
-  let host: string;
-  try {
-    host = new URL(agentURL).hostname;
-  } catch {
-    host = agentURL;
-  }
   async function reach(o: AgentCall) {
-    const m = world.machineAt(host);
+    const m = world.machineOfURL(c, agentURL) ?? world.machineAt(agentURL);
     const ours = m && m.project === c.state.project && m.cluster === c.state.name ? m : undefined;
     if (ours && alive(ours) && !world.agentAnswers(c, ours)) return noAnswer(o.timeoutMs, o.signal);
     if (c.state.partitionedAt !== undefined) return noAnswer(o.timeoutMs, o.signal);

@@ -58,12 +58,12 @@ export const SIM_AGENT_PORT = 10250;
 export const SIM_ENDPOINT_PORT = 6443;
 
 const formatAddress = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+/** The host of `scheme://host:port/...` or `host:port` (IPv4 only: the world's addresses are). */
 const hostOf = (url: string): string => {
-  try {
-    return new URL(url).hostname;
-  } catch {
-    return url.split(':')[0] ?? url;
-  }
+  const start = url.indexOf('://');
+  const rest = start >= 0 ? url.slice(start + 3) : url;
+  const end = rest.search(/[:/]/);
+  return end >= 0 ? rest.slice(0, end) : rest;
 };
 
 /** A cluster's live state: its record plus its machines and Nodes. */
