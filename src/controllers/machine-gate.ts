@@ -4,8 +4,9 @@
 //   etcd            the oldest etcd machine of a cluster in which no etcd member ever started
 //                   founds a new etcd cluster alone; every later one joins as a learner (see
 //                   src/etcd/membership.ts) and starts as `existing` with the member list
-//   controlplane    (without etcd on the same machine) a healthy etcd quorum with every etcd
-//                   member the spec asks for, so --etcd-servers names them all
+//   controlplane    (without etcd on the same machine) a healthy etcd quorum; --etcd-servers
+//                   names every etcd machine of the cluster, also those still joining (a new
+//                   cluster's control plane starts while its etcd grows from the founder)
 //   worker          kube-apiserver answers /readyz through the endpoint
 import type { Cluster, Machine } from '../api/kinds.js';
 import { hasKubelet, hasRole, isStarted } from '../api/machines.js';
@@ -27,11 +28,6 @@ const closed = (reason: string, message: string): Closed => ({ open: false, reas
 function endpointFromUrl(url: string): EndpointDescription {
   const u = new URL(url);
   return { url, host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 443) };
-}
-
-/** Desired etcd member count from the cluster spec. */
-function desiredEtcdMembers(cluster: Cluster): number {
-  return cluster.spec.nodePools.filter((p) => p.roles.includes('etcd')).reduce((n, p) => n + p.replicas, 0);
 }
 
 /** Whether the machine of `sc` (prepared: it has an address) may start now. */
@@ -81,15 +77,19 @@ async function etcdGate(s: Shared, sc: Scope<Machine>, cluster: Cluster, address
   }
 }
 
-/** A control plane without etcd of its own starts once every etcd member the spec asks for is up. */
+/**
+ * A control plane without etcd of its own starts once the etcd quorum is healthy, told about every
+ * etcd machine of the cluster: kube-apiserver fails over to the members that join later.
+ */
 async function apiserverGate(s: Shared, sc: Scope<Machine>, cluster: Cluster): Promise<JoinPlan | Closed> {
   const machines = await clusterMachines(s.store, cluster.metadata.project ?? '', cluster.metadata.name);
   const started = startedEtcdMachines(machines, sc.obj.metadata.name);
   if (started.length === 0) return closed('WaitingForEtcd', 'no etcd member has started yet');
+  const planned = machines.filter((m) => hasRole(m, 'etcd') && !isDeleting(m) && m.status?.address).map((m) => etcdClientURL(m.status!.address!));
   try {
     const membership = await etcdMembership(s.connections, cluster, started, { signal: sc.signal });
     if (!membership) return closed('WaitingForPKI', 'the cluster PKI does not exist yet');
-    const members = await membership.apiserverMembers(desiredEtcdMembers(cluster));
+    const members = await membership.apiserverMembers(planned);
     if (!members.ok) return closed(members.reason, members.message);
     return { initialCluster: [], state: 'existing', clientURLs: members.clientURLs };
   } catch (err) {

@@ -5,7 +5,10 @@
 //
 // etcd pools change membership one member at a time: a new etcd Machine is created only when
 // every etcd Machine of the cluster (all pools) is Running (its member promoted to voter), no
-// member is leaving or joining and the etcd quorum is healthy; a member is removed only when no
+// member is leaving or joining and the etcd quorum is healthy — except for a new cluster, whose
+// etcd Machines are all created at once (each joins only when its gate lets it, one after the
+// other, but their addresses, certificates and starts are ready meanwhile, and the control
+// plane can be told about every one of them); a member is removed only when no
 // other is leaving and the remaining members still hold a healthy quorum (src/etcd/membership.ts
 // decides). Other pools scale in one step. Scale-in removes machines that are not ready first,
 // then the newest.
@@ -272,9 +275,9 @@ export class NodePoolReconciler implements Reconciler {
 
   private async scaleOut(sc: PoolScope, cluster: Cluster, desired: number): Promise<ConditionInput> {
     const etcd = hasRole(sc.obj, 'etcd');
-    const decision = etcd ? await this.etcdScaleOut(cluster) : ({ ok: true } as const);
+    const decision = etcd ? await this.etcdScaleOut(cluster) : ({ ok: true, all: true } as const);
     if (!decision.ok) return { type: NodePoolCondition.Scaled, status: 'False', reason: decision.reason, message: decision.message };
-    const count = etcd ? 1 : desired - sc.active.length;
+    const count = decision.all ? desired - sc.active.length : 1;
     for (let i = 0; i < count; i++) sc.active.push(await this.createMachine(sc));
     return { type: NodePoolCondition.Scaled, status: 'False', reason: 'ScalingOut', message: `${sc.active.length}/${desired} machines` };
   }
@@ -332,10 +335,11 @@ export class NodePoolReconciler implements Reconciler {
     return (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
   }
 
-  /** May one more etcd member be created now? */
-  private async etcdScaleOut(cluster: Cluster): Promise<Decision> {
+  /** May one more etcd member be created now (`all`: every missing one, for a cluster whose etcd never started)? */
+  private async etcdScaleOut(cluster: Cluster): Promise<Decision & { all?: boolean }> {
     const etcdMachines = await this.etcdMachines(cluster);
-    if (etcdMachines.length === 0) return { ok: true };
+    // A new cluster: nothing started, so nothing to keep safe yet; the gates order the joins.
+    if (etcdMachines.every((m) => !isStarted(m) && !isDeleting(m))) return { ok: true, all: true };
     const leaving = etcdMachines.find(isDeleting);
     if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
     const pending = etcdMachines.find((m) => m.status?.phase !== 'Running');

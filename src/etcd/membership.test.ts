@@ -99,16 +99,18 @@ test('mayRemoveMember: another member remains and the rest holds a healthy quoru
   for (const [specs, leaving, want] of table) assert.equal(outcome(mayRemoveMember(members(specs), peer(leaving))), want, `${specs} without ${leaving}`);
 });
 
-test('apiserverMembers: a healthy quorum, then the members kube-apiserver should know', () => {
-  const table: [string, number, string, string[]][] = [
-    ['a', 1, 'ok', [client('a')]],
-    ['a b c', 3, 'ok', [client('a'), client('b'), client('c')]],
-    ['a b c!', 3, 'WaitingForEtcdMembers', []],
-    ['a b~', 2, 'WaitingForEtcdMembers', []], // a learner is not counted
-    ['a! b!', 1, 'WaitingForEtcdQuorum', []],
+test('apiserverMembers: a healthy quorum, then every member kube-apiserver should know, those to come included', () => {
+  const table: [string, string[], string, string[]][] = [
+    ['a', [], 'ok', [client('a')]],
+    ['a b c', [], 'ok', [client('a'), client('b'), client('c')]],
+    ['a b c!', [], 'ok', [client('a'), client('b')]], // a quorum serves; the unhealthy one is not named...
+    ['a b c!', [client('c')], 'ok', [client('a'), client('b'), client('c')]], // ...unless it is one of ours to come
+    ['a', [client('a'), client('b'), client('c')], 'ok', [client('a'), client('b'), client('c')]], // the founder alone: start, knowing all
+    ['a b~', [], 'ok', [client('a')]], // a learner serves no clients yet
+    ['a! b!', [client('a')], 'WaitingForEtcdQuorum', []],
   ];
-  for (const [specs, want, reason, urls] of table) {
-    const r = apiserverMembers(members(specs), want);
+  for (const [specs, planned, reason, urls] of table) {
+    const r = apiserverMembers(members(specs), planned);
     assert.equal(outcome(r), reason, specs);
     assert.deepEqual(r.clientURLs, urls, specs);
   }

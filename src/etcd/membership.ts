@@ -6,7 +6,7 @@
 //                      member is healthy; it starts with `--initial-cluster` naming every member
 //   a member leaves    only when another member remains and the remaining ones hold a healthy quorum
 //   the cluster grows  (a new member is planned) when none is joining and the quorum is healthy
-//   kube-apiserver     starts once the quorum is healthy and the members it should know are up
+//   kube-apiserver     starts once the quorum is healthy, told about every member, also those to come
 //
 // EtcdMembership applies them to a live cluster through an EtcdApi: the one entry point for the
 // Machine gate (join), promotion and leaving, the NodePool's scale decisions, the Cluster's
@@ -87,14 +87,19 @@ export function mayRemoveMember(health: readonly MemberHealth[], peerURL: string
   return allow;
 }
 
-/** The voting, healthy, started members kube-apiserver is told about (`--etcd-servers`), once `want` of them are up. */
-export function apiserverMembers(health: readonly MemberHealth[], want: number): Decision & { clientURLs: string[] } {
+/**
+ * What kube-apiserver is told about (`--etcd-servers`), once the quorum is healthy: the voting,
+ * healthy, started members, and the members still to come (`planned`: client URLs of etcd machines
+ * that are joining or about to). kube-apiserver's etcd client fails over among its endpoints, so it
+ * starts as soon as a quorum serves and uses the others once they do, instead of waiting for
+ * every member to have joined.
+ */
+export function apiserverMembers(health: readonly MemberHealth[], planned: readonly string[] = []): Decision & { clientURLs: string[] } {
   if (!quorumHealthy(health)) {
     return { ...refuse('WaitingForEtcdQuorum', `${health.filter((m) => m.healthy).length}/${health.length} etcd members healthy`), clientURLs: [] };
   }
-  const up = health.filter((m) => m.healthy && !m.isLearner && m.clientURLs.length > 0);
-  if (up.length < want) return { ...refuse('WaitingForEtcdMembers', `${up.length}/${want} etcd members are up`), clientURLs: [] };
-  return { ok: true, clientURLs: up.flatMap((m) => m.clientURLs.slice(0, 1)) };
+  const up = health.filter((m) => m.healthy && !m.isLearner && m.clientURLs.length > 0).flatMap((m) => m.clientURLs.slice(0, 1));
+  return { ok: true, clientURLs: [...new Set([...up, ...planned])] };
 }
 
 /** One entry of `--initial-cluster`. */
@@ -216,8 +221,8 @@ export class EtcdMembership {
     return mayRemoveMember(await this.health(), peerURL);
   }
 
-  /** Whether kube-apiserver may start now, and with which `--etcd-servers`. */
-  async apiserverMembers(want: number): Promise<Decision & { clientURLs: string[] }> {
-    return apiserverMembers(await this.health(), want);
+  /** Whether kube-apiserver may start now, and with which `--etcd-servers` (`planned`: members to come). */
+  async apiserverMembers(planned: readonly string[] = []): Promise<Decision & { clientURLs: string[] }> {
+    return apiserverMembers(await this.health(), planned);
   }
 }

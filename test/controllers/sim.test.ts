@@ -123,6 +123,9 @@ function clusterObj(name: string, opts: { workers?: number; etcd?: number; worke
   };
 }
 
+/** The store delivers watch events after the write: lets those of the state just observed arrive. */
+const delivered = () => new Promise((resolve) => setImmediate(resolve));
+
 async function get<T extends Resource>(store: Store, kind: string, name: string): Promise<T | undefined> {
   return (await store.get({ kind, project: P, name })) as T | undefined;
 }
@@ -145,6 +148,7 @@ async function waitReady(store: Store, name: string, timeoutMs = 20_000): Promis
   ).catch((err: Error) => {
     throw new Error(`${err.message}; last status: ${JSON.stringify(last?.status?.conditions?.map((c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`))}`);
   });
+  await delivered();
   return last!;
 }
 
@@ -169,11 +173,16 @@ test('a sim cluster provisions etcd one member at a time, carries labels and tai
     assert.deepEqual(e.world.violations, []);
     const etcd = (await machines(e.store, 'demo', 'etcd')).sort((a, b) => a.metadata.creationTimestamp!.localeCompare(b.metadata.creationTimestamp!));
     const started = etcd.map((m) => e.world.machine({ project: P, cluster: 'demo', name: m.metadata.name })!.startedAt!);
-    const running = (name: string) => e.machineEvents.find((ev) => ev.machine.metadata.name === name && ev.machine.status?.phase === 'Running')!.at;
-    for (let i = 1; i < etcd.length; i++) {
-      assert.ok(running(etcd[i - 1]!.metadata.name) <= started[i]!, 'each etcd member starts after the one before it runs');
-      assert.equal(e.world.machine({ project: P, cluster: 'demo', name: etcd[i]!.metadata.name })!.spec!.etcd!.state, 'existing');
+    const order = etcd.map((m, i) => ({ m, at: started[i]! })).sort((a, b) => a.at - b.at);
+    assert.equal(e.world.machine({ project: P, cluster: 'demo', name: order[0]!.m.metadata.name })!.spec!.etcd!.state, 'new', 'the first to start founds etcd');
+    for (let i = 1; i < order.length; i++) {
+      assert.ok(order[i]!.at >= order[i - 1]!.at + SIM_TIMING.etcdMs, 'each member joins once the one before it serves');
+      assert.equal(e.world.machine({ project: P, cluster: 'demo', name: order[i]!.m.metadata.name })!.spec!.etcd!.state, 'existing');
     }
+    // The control plane starts with a quorum and is told about every etcd machine.
+    const [cpMachine] = await machines(e.store, 'demo', 'cp');
+    const servers = e.world.machine({ project: P, cluster: 'demo', name: cpMachine!.metadata.name })!.spec!.apiserver!.etcdServers;
+    assert.deepEqual([...servers].sort(), etcd.map((m) => `https://${m.status!.address}:2379`).sort());
     // Nodes: the kubelet registered what NodeRestriction allows, Marina added the rest.
     const [worker] = await machines(e.store, 'demo', 'workers');
     const node = sim.nodes.get(worker!.metadata.name)!;
