@@ -60,6 +60,8 @@ interface Round {
   readyMs: number;
   /** Marina: the Cluster object's phase Ready, for reference. */
   clusterReadyMs?: number;
+  /** Marina: when machines of each pool were started (first / last) and Running (last), ms after t0. */
+  milestones?: Record<string, { started: number[]; running: number[] }>;
   mem?: Memory;
 }
 
@@ -165,6 +167,22 @@ function clusterProcesses(dataDir: string, cluster: string): number[] {
 async function marinaRound(client: MarinaClient, dataDir: string, name: string, pools: { name: string; roles: ('etcd' | 'controlplane' | 'worker')[]; replicas: number }[], nodes: number, measureMemory: boolean): Promise<Round> {
   const t0 = performance.now();
   let clusterReadyMs: number | undefined;
+  // Machine milestones from a watch (exact to the status write that made them).
+  const milestones: NonNullable<Round['milestones']> = {};
+  const seen = new Map<string, { started?: number; running?: number }>();
+  const stop = new AbortController();
+  const rv = (await client.list('Machine', { project: PROJECT, limit: 1 })).metadata.resourceVersion;
+  const machineWatch = (async () => {
+    for await (const ev of client.watch<{ apiVersion: string; kind: string; metadata: { name: string }; spec: { cluster: string; pool: string }; status?: { phase?: string; conditions?: { type: string; status: string }[] } }>('Machine', { project: PROJECT, resourceVersion: rv, signal: stop.signal })) {
+      const m = ev.object;
+      if (m.spec.cluster !== name) continue;
+      const at = performance.now() - t0;
+      const st = seen.get(m.metadata.name) ?? seen.set(m.metadata.name, {}).get(m.metadata.name)!;
+      const pool = (milestones[m.spec.pool] ??= { started: [], running: [] });
+      if (st.started === undefined && m.status?.conditions?.some((c) => c.type === 'Bootstrapped' && c.status === 'True')) pool.started.push((st.started = at));
+      if (st.running === undefined && m.status?.phase === 'Running') pool.running.push((st.running = at));
+    }
+  })().catch(() => undefined);
   const watchCluster = (async () => {
     while (clusterReadyMs === undefined && performance.now() - t0 < TIMEOUT_MS) {
       const c = await client.getOptional<{ status?: { phase?: string } } & Parameters<MarinaClient['create']>[0]>('Cluster', name, PROJECT).catch(() => undefined);
@@ -176,12 +194,14 @@ async function marinaRound(client: MarinaClient, dataDir: string, name: string, 
   try {
     const readyMs = await waitReady(() => client.kubeconfig(PROJECT, name), nodes, t0);
     await watchCluster;
+    stop.abort();
+    await machineWatch;
     let mem: Memory | undefined;
     if (measureMemory) {
       await sleep(IDLE_MS);
       mem = memoryOf(clusterProcesses(dataDir, name));
     }
-    return { readyMs, ...(clusterReadyMs !== undefined ? { clusterReadyMs } : {}), ...(mem ? { mem } : {}) };
+    return { readyMs, milestones, ...(clusterReadyMs !== undefined ? { clusterReadyMs } : {}), ...(mem ? { mem } : {}) };
   } finally {
     await client.delete('Cluster', name, PROJECT).catch(() => undefined);
     const end = performance.now() + TIMEOUT_MS;
@@ -255,6 +275,18 @@ async function main(): Promise<void> {
       row('Marina default cluster (3 etcd, 1 control plane, 2 workers)', dflt, (r) => r.readyMs);
       row('Marina default cluster: Cluster phase Ready', dflt, (r) => r.clusterReadyMs ?? NaN);
     }
+    const breakdown = (title: string, rs: Round[]) => {
+      const pools = [...new Set(rs.flatMap((r) => Object.keys(r.milestones ?? {})))];
+      console.log(`\n${title} — seconds after the create call (median of the runs): started first–last / Running last`);
+      for (const p of pools) {
+        const first = median(rs.map((r) => Math.min(...(r.milestones?.[p]?.started ?? [NaN]))));
+        const last = median(rs.map((r) => Math.max(...(r.milestones?.[p]?.started ?? [NaN]))));
+        const run = median(rs.map((r) => Math.max(...(r.milestones?.[p]?.running ?? [NaN]))));
+        console.log(`  ${p.padEnd(8)} started ${s(first)}–${s(last)}, Running ${s(run)}`);
+      }
+    };
+    breakdown('Marina, same shape', marina);
+    if (dflt.length > 0) breakdown('Marina default cluster', dflt);
     console.log(`\n| memory after ${IDLE_MS / 1000} s idle, MiB | processes | RSS (runs) | PSS | anon | RSS by process |\n|---|---:|---:|---:|---:|---|`);
     if (kwok.length > 0) console.log(memoryRow('kwokctl', kwok.map((r) => r.mem!)));
     console.log(memoryRow('Marina, same shape', marina.map((r) => r.mem!)));
