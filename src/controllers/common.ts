@@ -39,7 +39,7 @@ export const DEFAULT_TIMING: Timing = {
   clusterPollMs: 2000,
   clusterReadyPollMs: 120_000,
   poolPollMs: 2000,
-  machinePollMs: 1000,
+  machinePollMs: 500,
   machineReadyPollMs: 300_000,
   drainTimeoutMs: 60_000,
   deletePollMs: 1000,
@@ -64,7 +64,7 @@ export interface Shared {
 
 /**
  * When to look again at something that waits for other objects or for the world: soon at first,
- * then less often the longer it has waited (a quarter of the wait so far, between `baseMs` and
+ * then less often the longer it has waited (an eighth of the wait so far, between `baseMs` and
  * `capMs`). Watch events wake the waiter at once anyway; the poll is the safety net, and backing
  * it off keeps thousands of waiting objects from flooding the work queues when a large number of
  * clusters is created at once.
@@ -72,7 +72,7 @@ export interface Shared {
 export function backoffPoll(waitingSince: string | undefined, baseMs: number, capMs: number, nowMs = Date.now()): number {
   const since = waitingSince ? Date.parse(waitingSince) : NaN;
   const waited = Number.isFinite(since) ? Math.max(0, nowMs - since) : 0;
-  return Math.round(Math.min(capMs, Math.max(baseMs, waited / 4)));
+  return Math.round(Math.min(capMs, Math.max(baseMs, waited / 8)));
 }
 
 // ---------- names ----------
