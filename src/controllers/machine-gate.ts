@@ -68,13 +68,28 @@ async function etcdGate(s: Shared, sc: Scope<Machine>, cluster: Cluster, address
     if (!membership) return closed('WaitingForPKI', 'the cluster PKI does not exist yet');
     // A member added before it started has no name in etcd yet: its machine's name fills it in.
     const names = new Map(machines.flatMap((m) => (m.status?.address ? [[etcdPeerURL(m.status.address), m.metadata.name] as const] : [])));
-    const plan = await membership.join(self, names);
+    // Two machines of a cluster may pass the gate at once: their checks and adds must not interleave.
+    const plan = await oneAtATime(`${cluster.metadata.project ?? ''}/${cluster.metadata.name}`, () => membership.join(self, names));
     if (!plan.ok) return closed(plan.reason, plan.message);
     if (plan.added) sc.log.info({ peerURL: self.peerURL }, 'added etcd learner');
     return { initialCluster: plan.initialCluster, state: plan.state, clientURLs: plan.clientURLs };
   } catch (err) {
     return closed(failureReason(err), errorMessage(err));
   }
+}
+
+const membershipChanges = new Map<string, Promise<unknown>>();
+
+/** Runs `fn` after the previous call for the same key has finished (a per-cluster lock). */
+async function oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const before = membershipChanges.get(key) ?? Promise.resolve();
+  const run = before.then(fn, fn);
+  const done = run.catch(() => undefined);
+  membershipChanges.set(key, done);
+  void done.then(() => {
+    if (membershipChanges.get(key) === done) membershipChanges.delete(key);
+  });
+  return run;
 }
 
 /**

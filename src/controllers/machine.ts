@@ -38,6 +38,9 @@ import { drainNode, observeNode, removeNode } from './node.js';
 
 type Status = MachineStatus;
 
+/** How long a learner's promotion waits at most for the other etcd machines of a new cluster to join. */
+const PROMOTION_HOLD_MS = 10_000;
+
 interface MachineScope extends Scope<Machine> {
   cluster: Cluster;
   provider: InfrastructureProvider;
@@ -267,6 +270,15 @@ export class MachineReconciler implements Reconciler {
     const peerURL = etcdPeerURL(sc.status.address!);
     try {
       const machines = await clusterMachines(this.s.store, sc.cluster.metadata.project ?? '', sc.cluster.metadata.name);
+      // Other etcd machines waiting to join (a new cluster's): they join beside this learner, which
+      // etcd refuses for 5 s after a promotion the quorum depends on. Promote once they started,
+      // or after PROMOTION_HOLD_MS at most.
+      const waiting = machines.filter((m) => m.metadata.name !== sc.obj.metadata.name && hasRole(m, 'etcd') && !isStarted(m) && !isDeleting(m));
+      const startedAt = Date.parse(getCondition(sc.status.conditions, MachineCondition.Bootstrapped)?.lastTransitionTime ?? '');
+      if (waiting.length > 0 && Date.now() - startedAt < PROMOTION_HOLD_MS) {
+        sc.set({ type, status: 'False', reason: 'WaitingForJoiners', message: `promotion waits for ${waiting.map((m) => m.metadata.name).join(', ')} to join` });
+        return false;
+      }
       // The others first: a learner serves no membership calls.
       const membership = await etcdMembership(this.s.connections, sc.cluster, machines, { last: { ...sc.obj, status: sc.status }, signal: sc.signal });
       if (!membership) throw new Error('the cluster has no PKI');

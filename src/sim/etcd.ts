@@ -5,7 +5,7 @@
 // calls, and what a partition or a dead member does to a call.
 import { EtcdError, type EtcdApi, type EtcdCallOptions, type EtcdMember, type MemberHealth } from '../etcd/client.js';
 import { noAnswer, roundTrip } from './errors.js';
-import { quorumOf, type MemberState } from './model.js';
+import { etcdUpSince, quorumOf, type MemberState } from './model.js';
 import type { SimCluster, SimWorld } from './world.js';
 
 export interface SimCallOptions {
@@ -21,6 +21,11 @@ export function simEtcd(world: SimWorld, c: SimCluster, endpoints: string[], opt
   const member = (x: MemberState): EtcdMember => ({ id: x.id, name: x.name, peerURLs: [x.peerURL], clientURLs: x.clientURL ? [x.clientURL] : [], isLearner: x.isLearner });
   const members = () => c.state.members.map(member);
   const voting = () => c.state.members.filter((x) => !x.isLearner);
+  /** --max-learners as the leader (the first running voting member) was started with. */
+  const maxLearners = () => {
+    const leader = voting().find((x) => world.memberRunning(c, x));
+    return (leader && world.memberMachine(c, leader)?.spec?.etcd?.maxLearners) ?? 1;
+  };
 
   /** Like EtcdClient.call: the first endpoint whose member serves cluster-wide calls answers. */
   async function serve(signal: AbortSignal | undefined): Promise<void> {
@@ -63,11 +68,22 @@ export function simEtcd(world: SimWorld, c: SimCluster, endpoints: string[], opt
       const peerURL = peerURLs[0];
       if (!peerURL) throw new EtcdError('etcdserver: member peer urls are empty', 400, 3);
       if (c.state.members.some((x) => peerURLs.includes(x.peerURL))) throw new EtcdError('etcdserver: Peer URLs already exists', 400, CODE_FAILED_PRECONDITION);
-      if (isLearner && c.state.members.some((x) => x.isLearner)) throw new EtcdError('etcdserver: too many learner members in cluster', 400, CODE_FAILED_PRECONDITION);
+      if (isLearner && c.state.members.filter((x) => x.isLearner).length >= maxLearners()) {
+        throw new EtcdError('etcdserver: too many learner members in cluster', 400, CODE_FAILED_PRECONDITION);
+      }
       const added: MemberState = { id: world.newMemberId(), peerURL, name: '', clientURL: '', isLearner };
       if (!isLearner && !reconfigurable([...c.state.members, added])) {
         throw new EtcdError('etcdserver: re-configuration failed due to not enough started members', 400, CODE_FAILED_PRECONDITION);
       }
+      // etcd's isConnectedToQuorumAfterAddingNewMemberSince: with the newcomer counted as down, the
+      // leader must have been connected to a quorum for HealthInterval (a lone member may add).
+      const voting = c.state.members.filter((x) => !x.isLearner);
+      const since = world.now() - world.timing.etcdHealthIntervalMs;
+      const connected = voting.filter((x) => {
+        const m = world.memberMachine(c, x);
+        return !!m && world.memberRunning(c, x) && etcdUpSince(m, world.timing) <= since;
+      }).length;
+      if (voting.length > 1 && connected < quorumOf(voting.length + 1)) throw new EtcdError('etcdserver: unhealthy cluster', 503, CODE_UNAVAILABLE);
       c.state.members.push(added);
       world.saveCluster(c);
       return { member: member(added), members: members() };

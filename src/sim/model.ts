@@ -13,6 +13,8 @@ export interface SimMachineSpec {
     clientURL: string;
     state: 'new' | 'existing';
     initialCluster: { name: string; peerURL: string }[];
+    /** --max-learners (etcd's default 1). */
+    maxLearners: number;
   };
   /** kube-apiserver (with kube-controller-manager and kube-scheduler beside it). */
   apiserver?: { etcdServers: string[] };

@@ -21,6 +21,11 @@ export interface SimTiming {
   startTimeoutMs: number;
   /** Round trip of every call that gets an answer (0: at once, on the next tick). */
   callLatencyMs: number;
+  /**
+   * etcd's HealthInterval: a member is added only if the leader has been connected to enough
+   * voting members for this long that the quorum survives the newcomer (etcd: 5 s).
+   */
+  etcdHealthIntervalMs: number;
 }
 
 export const DEFAULT_SIM_TIMING: SimTiming = {
@@ -31,6 +36,7 @@ export const DEFAULT_SIM_TIMING: SimTiming = {
   nodeMonitorGraceMs: 40_000,
   startTimeoutMs: 120_000,
   callLatencyMs: 0,
+  etcdHealthIntervalMs: 5000,
 };
 
 const NAMES: Record<string, keyof SimTiming> = {
@@ -41,11 +47,12 @@ const NAMES: Record<string, keyof SimTiming> = {
   nodegrace: 'nodeMonitorGraceMs',
   starttimeout: 'startTimeoutMs',
   latency: 'callLatencyMs',
+  etcdhealth: 'etcdHealthIntervalMs',
 };
 
 /**
  * Parses `etcd=1000,controlplane=4500,worker=1000` (milliseconds; also `learnersync`,
- * `nodegrace`, `starttimeout`, `latency`) over the defaults. Throws naming what is wrong.
+ * `nodegrace`, `starttimeout`, `latency`, `etcdhealth`) over the defaults. Throws naming what is wrong.
  */
 export function parseSimTiming(text: string | undefined, base: SimTiming = DEFAULT_SIM_TIMING): SimTiming {
   const out = { ...base };

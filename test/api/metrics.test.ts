@@ -32,7 +32,7 @@ test('/metrics: requests, clusters and machines by phase, health passes and reme
     listen: '127.0.0.1:0',
     logFile: join(tmp, 'server.log'),
     env: { PATH: process.env.PATH, HOME: tmp, MARINA_LOG_LEVEL: 'warn' },
-    args: ['--sim', '--sim-timing', 'etcd=50,controlplane=150,worker=50,learnersync=10'],
+    args: ['--sim', '--sim-timing', 'etcd=50,controlplane=150,worker=50,learnersync=10,etcdhealth=100'],
   });
   const client = new MarinaClient({ server: server.url, token: server.bootstrapToken! });
   await client.create({

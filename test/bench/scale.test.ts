@@ -16,7 +16,7 @@ test('the scale benchmark at a small size: Ready, healed within the guard, resum
     watchers: 3,
     // Every cluster loses a machine: 6 clusters × 6 machines, 17 % of them.
     failPercent: 17,
-    simTiming: 'etcd=100,controlplane=300,worker=100,learnersync=20',
+    simTiming: 'etcd=100,controlplane=300,worker=100,learnersync=20,etcdhealth=200',
     phaseTimeoutMs: 4 * 60_000,
     afterRestartMs: 3000,
     log: () => undefined,

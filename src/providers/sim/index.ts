@@ -59,6 +59,7 @@ export function simSpecOf(bootstrap: MachineBootstrap): SimMachineSpec {
             const eq = entry.indexOf('=');
             return { name: entry.slice(0, eq), peerURL: entry.slice(eq + 1) };
           }),
+        maxLearners: Number(flag(svc, 'max-learners') ?? 1),
       };
     }
     if (svc.binary === 'kube-apiserver') spec.apiserver = { etcdServers: required(svc, 'etcd-servers').split(',') };

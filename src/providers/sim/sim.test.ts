@@ -74,6 +74,7 @@ describe('sim provider: bootstrap data', () => {
         { name: 'm0', peerURL: 'https://198.18.0.9:2380' },
         { name: 'm1', peerURL: 'https://198.18.0.1:2380' },
       ],
+      maxLearners: 1,
     });
     assert.deepEqual(spec.apiserver, { etcdServers: ['https://198.18.0.9:2379', 'https://198.18.0.1:2379'] });
     assert.equal(spec.kubelet?.nodeName, 'm1');
