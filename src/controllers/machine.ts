@@ -275,16 +275,17 @@ export class MachineReconciler implements Reconciler {
       // or after PROMOTION_HOLD_MS at most.
       const waiting = machines.filter((m) => m.metadata.name !== sc.obj.metadata.name && hasRole(m, 'etcd') && !isStarted(m) && !isDeleting(m));
       const startedAt = Date.parse(getCondition(sc.status.conditions, MachineCondition.Bootstrapped)?.lastTransitionTime ?? '');
-      if (waiting.length > 0 && Date.now() - startedAt < PROMOTION_HOLD_MS) {
-        sc.set({ type, status: 'False', reason: 'WaitingForJoiners', message: `promotion waits for ${waiting.map((m) => m.metadata.name).join(', ')} to join` });
-        return false;
-      }
+      const hold = waiting.length > 0 && Date.now() - startedAt < PROMOTION_HOLD_MS;
       // The others first: a learner serves no membership calls.
       const membership = await etcdMembership(this.s.connections, sc.cluster, machines, { last: { ...sc.obj, status: sc.status }, signal: sc.signal });
       if (!membership) throw new Error('the cluster has no PKI');
-      const self = await membership.promote(peerURL);
+      const self = await membership.promote(peerURL, { hold });
       if (self.member === 'absent') {
         sc.set({ type, status: 'False', reason: 'NotAMember', message: `${peerURL} is not in the member list` });
+        return false;
+      }
+      if (self.member === 'learner') {
+        sc.set({ type, status: 'False', reason: 'WaitingForJoiners', message: `promotion waits for ${waiting.map((m) => m.metadata.name).join(', ')} to join` });
         return false;
       }
       if (self.promoted) sc.log.info({ member: self.id }, 'promoted etcd learner');

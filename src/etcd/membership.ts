@@ -174,7 +174,7 @@ export function failureReason(err: unknown): 'EtcdUnreachable' | 'EtcdRefused' {
 }
 
 export type JoinResult = (JoinPlan & { ok: true; added: boolean }) | (Decision & { ok: false });
-export type PromoteResult = { member: 'absent' } | { member: 'voting'; id: string; promoted: boolean };
+export type PromoteResult = { member: 'absent' } | { member: 'voting'; id: string; promoted: boolean } | { member: 'learner'; id: string };
 export type LeaveResult = { member: 'absent' } | { member: 'removed'; id: string } | (Decision & { ok: false; member: 'present' });
 
 /** The membership rules applied to one cluster's etcd. Every call carries the caller's signal. */
@@ -208,10 +208,14 @@ export class EtcdMembership {
     return plan.ok ? { ...plan, added } : plan;
   }
 
-  /** Makes the member at `peerURL` a voting member if it is a learner (it must have caught up: etcd refuses otherwise). */
-  async promote(peerURL: string): Promise<PromoteResult> {
+  /**
+   * Makes the member at `peerURL` a voting member if it is a learner (it must have caught up: etcd
+   * refuses otherwise). `hold`: leave a learner a learner for now (others are about to join).
+   */
+  async promote(peerURL: string, opts: { hold?: boolean } = {}): Promise<PromoteResult> {
     const self = findMember(await this.api.memberList(this.opts), peerURL);
     if (!self) return { member: 'absent' };
+    if (self.isLearner && opts.hold) return { member: 'learner', id: self.id };
     if (self.isLearner) await this.api.memberPromote(self.id, this.opts);
     return { member: 'voting', id: self.id, promoted: self.isLearner };
   }
