@@ -109,6 +109,11 @@ class KubernetesStoreImpl implements KubernetesStore {
   private readonly dispatcher: Dispatcher;
   private readonly caches = new Map<string, KindCache>();
   private readonly deletionTimeoutMs: number;
+  /**
+   * The newest revision this replica handed out (written, read or listed at): a watch "from now"
+   * starts after it, so it never reports a write the caller already saw acknowledged.
+   */
+  private seenRv = 0;
   private closed = false;
 
   constructor(private readonly opts: KubernetesStoreOptions) {
@@ -149,6 +154,13 @@ class KubernetesStoreImpl implements KubernetesStore {
     return this.caches.get(info.kind)!;
   }
 
+  /** Notes the revision of something handed to a caller; returns it. */
+  private seen<T extends Resource | undefined>(obj: T): T {
+    const rv = Number(obj?.metadata.resourceVersion);
+    if (rv > this.seenRv) this.seenRv = rv;
+    return obj;
+  }
+
   private crOf(info: KindInfo, obj: Resource): CustomResource {
     return toCustomResource(info, obj, this.namespace, this.key);
   }
@@ -156,7 +168,7 @@ class KubernetesStoreImpl implements KubernetesStore {
   private async read(info: KindInfo, key: ObjectKey): Promise<Resource | undefined> {
     try {
       const cr = await this.client.get<CustomResource>(resourceType(info), crName(info, key.project, key.name), { namespace: this.namespace });
-      return fromCustomResource(info, cr, this.key);
+      return this.seen(fromCustomResource(info, cr, this.key));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw toApiError(err, key.kind, key.name);
@@ -197,6 +209,7 @@ class KubernetesStoreImpl implements KubernetesStore {
       throw e;
     }
     const listRv = tok ? tok.rv : Number(page.metadata.resourceVersion);
+    if (listRv > this.seenRv) this.seenRv = listRv;
     let items = page.items
       .map((cr) => fromCustomResource(info, cr, this.key))
       .filter((o) => !selector || selector.matches(o.metadata.labels))
@@ -218,7 +231,9 @@ class KubernetesStoreImpl implements KubernetesStore {
     this.assertOpen();
     // A consistent list answers with the store's current revision, whatever it holds.
     const list = await this.client.list(resourceType(kindInfo('User')), { namespace: this.namespace, limit: 1 });
-    return String(list.metadata.resourceVersion);
+    const rv = Number(list.metadata.resourceVersion);
+    if (rv > this.seenRv) this.seenRv = rv;
+    return String(rv);
   }
 
   // ----- mutations -----------------------------------------------------------------------------
@@ -229,7 +244,7 @@ class KubernetesStoreImpl implements KubernetesStore {
     const fresh = newObject(a, { uid: '', resourceVersion: '', creationTimestamp: '' });
     try {
       const cr = await this.client.create(resourceType(a.info), this.crOf(a.info, fresh), { fieldValidation: 'Strict' });
-      return fromCustomResource(a.info, cr, this.key);
+      return this.seen(fromCustomResource(a.info, cr, this.key));
     } catch (err) {
       throw toApiError(err, a.key.kind, a.key.name);
     }
@@ -244,7 +259,7 @@ class KubernetesStoreImpl implements KubernetesStore {
     const written = await this.replace(info, key, plan.next);
     if (plan.type !== 'DELETED') return written;
     // The API removed the object instead of writing it (its last finalizer went).
-    return withRevision(plan.next, await this.removalRevision(info, cur.metadata.uid!));
+    return this.seen(withRevision(plan.next, await this.removalRevision(info, cur.metadata.uid!)));
   }
 
   async updateStatus(obj: Resource): Promise<Resource> {
@@ -260,7 +275,7 @@ class KubernetesStoreImpl implements KubernetesStore {
   private async replace(info: KindInfo, key: ObjectKey, next: Resource): Promise<Resource> {
     try {
       const cr = await this.client.replace(resourceType(info), this.crOf(info, next), { fieldValidation: 'Strict' });
-      return fromCustomResource(info, cr, this.key);
+      return this.seen(fromCustomResource(info, cr, this.key));
     } catch (err) {
       throw toApiError(err, key.kind, key.name);
     }
@@ -287,9 +302,9 @@ class KubernetesStoreImpl implements KubernetesStore {
         throw toApiError(err, k.kind, k.name);
       }
       if (answer.kind === 'Status') {
-        return { object: withRevision(cur, await this.removalRevision(info, cur.metadata.uid!)), removed: true };
+        return { object: this.seen(withRevision(cur, await this.removalRevision(info, cur.metadata.uid!))), removed: true };
       }
-      return { object: fromCustomResource(info, answer as CustomResource, this.key), removed: false };
+      return { object: this.seen(fromCustomResource(info, answer as CustomResource, this.key)), removed: false };
     }
   }
 
@@ -322,7 +337,7 @@ class KubernetesStoreImpl implements KubernetesStore {
     const replay: CacheEvent[] = [];
     for (const c of caches) {
       if (from === undefined || from === 0) {
-        sub.lastRv.set(c.kind, c.rv);
+        sub.lastRv.set(c.kind, Math.max(c.rv, this.seenRv));
         continue;
       }
       if (from < c.historyStart) {
