@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { accountCommands } from './commands/account.js';
 import { alertsCommand, channelCommand } from './commands/alerts.js';
 import { clusterCommand } from './commands/cluster.js';
+import { crdsCommand } from './commands/crds.js';
 import { applyCommand, deleteCommand, describeCommand, getCommand, watchCommand } from './commands/resources.js';
 import { serverCommand } from './commands/server.js';
 import { describeError, EXIT } from './errors.js';
@@ -43,6 +44,7 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   for (const o of CONNECTION_OPTIONS()) program.addOption(o);
 
   program.addCommand(serverCommand());
+  program.addCommand(crdsCommand());
   for (const c of accountCommands()) program.addCommand(c);
   program.addCommand(getCommand());
   program.addCommand(describeCommand());

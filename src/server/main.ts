@@ -1,15 +1,19 @@
-// Starts one Marina: the embedded SQLite store in a data directory, the REST API, and the
-// controllers. On first start it creates the platform admin and prints its token once.
+// Starts one Marina: its store (the embedded SQLite database in a data directory, or the Kubernetes
+// API of a management cluster shared by several replicas), the REST API, and the controllers (with
+// the Kubernetes store only on the replica holding the Lease). On first start it creates the
+// platform admin and prints its token once.
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { isApiError } from '../api/errors.js';
 import { API_VERSION } from '../api/meta.js';
 import { loadMatrix } from '../toolchain/versions.js';
-import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
-import { startControllers } from '../controllers/index.js';
+import { startControllers, type RunningControllers } from '../controllers/index.js';
 import { startAlerting } from '../alerts/index.js';
+import { LeaderElector, type Leadership } from '../runtime/leader.js';
+import { openBackend, type ServerStore, type StoreConfig } from './backend.js';
 import { buildApp } from './app.js';
 import { buildProviderRegistry } from './providers.js';
 
@@ -20,6 +24,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** Run the controllers (default true); false serves the API alone. */
   controllers?: boolean;
+  /** Where the state lives (default: SQLite in dataDir). */
+  store?: StoreConfig;
 }
 
 export interface RunningServer {
@@ -48,12 +54,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? pino({ level: process.env.MARINA_LOG_LEVEL ?? 'info' });
   const { host, port } = parseListen(opts.listen);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore({ path: join(opts.dataDir, 'marina.db'), encryptionKey: loadOrCreateEncryptionKey(opts.dataDir) });
+  const backend = await openBackend(opts.store ?? { kind: 'sqlite' }, opts.dataDir, logger);
+  const store = backend.store;
+  logger.info({ store: backend.describe }, 'store open');
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
 
   const adminTokenFile = join(opts.dataDir, 'admin-token');
-  const adminToken = await bootstrapAdmin(store, adminTokenFile);
+  const adminToken = await bootstrapAdmin(store, adminTokenFile, backend.saveAdminToken);
 
   const matrix = loadMatrix();
   const { app, close: closeApp } = await buildApp({
@@ -63,28 +71,53 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
     metrics,
     logger: logger.child({ module: 'api' }),
+    // On a replica that does not run the controllers there is no latest report (only the series).
     health: { latest: (project, cluster) => controllers?.health.get(project, cluster), series: store.series },
   });
   const providers = buildProviderRegistry(opts.dataDir);
+  let externalURL: string | undefined;
+  let controllers: RunningControllers | undefined;
   // Alerting first: the controllers (health checks, healing) raise alerts through its manager.
   // Backlinks in notifications point at this server.
-  let externalURL: string | undefined;
-  const alerting =
-    opts.controllers === false
-      ? undefined
-      : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
-  const controllers =
-    opts.controllers === false
-      ? undefined
-      : await startControllers({
-          store,
-          providers,
-          metrics,
-          logger: logger.child({ module: 'controllers' }),
-          defaultKubernetesVersion: matrix.default,
-          series: store.series,
-          ...(alerting ? { alerts: alerting.manager } : {}),
-        });
+  const startWork = async (): Promise<Leadership> => {
+    const alerting = await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
+    try {
+      controllers = await startControllers({
+        store,
+        providers,
+        metrics,
+        logger: logger.child({ module: 'controllers' }),
+        defaultKubernetesVersion: matrix.default,
+        series: store.series,
+        alerts: alerting.manager,
+      });
+    } catch (err) {
+      await alerting.stop();
+      throw err;
+    }
+    const running = controllers;
+    return {
+      async stop() {
+        await running.stop();
+        await alerting.stop();
+        if (controllers === running) controllers = undefined;
+      },
+    };
+  };
+  let work: Leadership | undefined;
+  let elector: LeaderElector | undefined;
+  if (opts.controllers !== false) {
+    if (backend.election) {
+      const e = backend.election;
+      elector = new LeaderElector(
+        { ...e, name: 'marina-controllers', logger: logger.child({ module: 'leader-election' }) },
+        startWork,
+      );
+      elector.start();
+    } else {
+      work = await startWork();
+    }
+  }
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
   externalURL = url;
@@ -98,24 +131,30 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (closed) return;
       closed = true;
       await closeApp();
-      await controllers?.stop();
-      await alerting?.stop();
+      await elector?.stop();
+      await work?.stop();
       await providers.close();
-      await store.close();
+      await backend.close();
     },
   };
 }
 
 /** First start only: the platform admin, the `default` project, and an admin token (also in a 0600 file). */
-async function bootstrapAdmin(store: ReturnType<typeof openSqliteStore>, tokenFile: string): Promise<string | undefined> {
+async function bootstrapAdmin(store: ServerStore, tokenFile: string, save?: (token: string) => Promise<void>): Promise<string | undefined> {
   const users = await store.list('User', { limit: 1 });
   if (users.items.length > 0) return undefined;
-  await store.create({
-    apiVersion: API_VERSION,
-    kind: 'User',
-    metadata: { name: 'admin' },
-    spec: { displayName: 'Platform administrator', platformAdmin: true },
-  });
+  try {
+    await store.create({
+      apiVersion: API_VERSION,
+      kind: 'User',
+      metadata: { name: 'admin' },
+      spec: { displayName: 'Platform administrator', platformAdmin: true },
+    });
+  } catch (err) {
+    // Another replica starting at the same moment bootstrapped first.
+    if (isApiError(err) && err.code === 409) return undefined;
+    throw err;
+  }
   // A first project so that a newcomer can create a cluster right away.
   await store.create({
     apiVersion: API_VERSION,
@@ -125,6 +164,7 @@ async function bootstrapAdmin(store: ReturnType<typeof openSqliteStore>, tokenFi
   });
   const issued = await store.tokens.issue({ user: 'admin', description: 'bootstrap admin token' });
   writeFileSync(tokenFile, issued.token + '\n', { mode: 0o600 });
+  await save?.(issued.token);
   chmodSync(tokenFile, 0o600); // the mode above applies only when the file is new
   return issued.token;
 }
