@@ -90,6 +90,8 @@ export interface StartServerOptions {
   logFile: string;
   env: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /** More `marina server` flags (e.g. --store kubernetes ...). */
+  args?: string[];
 }
 
 /** Starts `node bin/marina.js server` detached (own process group) and waits for "listening". */
@@ -98,7 +100,7 @@ export async function startServerProcess(o: StartServerOptions): Promise<ServerP
   const fd = openSync(o.logFile, 'a', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [BIN, 'server', '--data-dir', o.dataDir, '--listen', o.listen], {
+    child = spawn(process.execPath, [BIN, 'server', '--data-dir', o.dataDir, '--listen', o.listen, ...(o.args ?? [])], {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: o.env,
