@@ -54,7 +54,6 @@ import type {
 } from './types.js';
 
 export { loadOrCreateEncryptionKey } from './crypto.js';
-export { jsonEqual } from './admission.js';
 
 /** The subset of a pino logger the store uses. */
 export interface StoreLogger {
