@@ -4,6 +4,9 @@
 // - A candidate takes the Lease when it is free (no holder, e.g. released) or when its record has
 //   not changed for leaseDuration as measured on the candidate's own monotonic clock from the moment
 //   it first saw that record (so clock skew between replicas does not matter, only clock rates).
+//   Unlike client-go's polling, a candidate also watches the Lease: it sees each renewal when it
+//   happens and tries again the moment the record would expire, so a dead leader is replaced within
+//   leaseDuration of its last renewal rather than up to a retry period later.
 // - The leader renews every retryPeriod. If it has not renewed successfully for renewDeadline it
 //   gives up: it stops its work. renewDeadline < leaseDuration leaves the leader
 //   leaseDuration - renewDeadline to stop before any other replica can take over, because the
@@ -14,7 +17,7 @@
 // - renewTime/acquireTime are MicroTime: RFC 3339 with exactly six fractional digits.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { isAlreadyExists, isConflict, isNotFound, resourcePath, Resources, type KubeClient } from '../kube/client.js';
+import { isAlreadyExists, isConflict, isNotFound, resourcePath, Resources, type KubeClient, type Watcher } from '../kube/client.js';
 
 export interface LeaderElectionLogger {
   info(obj: object, msg?: string): void;
@@ -85,6 +88,7 @@ export class LeaderElector {
   private stopping = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private leaseWatch: Watcher<Lease> | undefined;
 
   constructor(
     private readonly opts: LeaderElectionOptions,
@@ -109,7 +113,20 @@ export class LeaderElector {
   }
 
   start(): void {
-    this.loop ??= this.run();
+    if (this.loop) return;
+    this.leaseWatch = this.opts.client.watch<Lease>(Resources.leases, {
+      namespace: this.opts.namespace,
+      fieldSelector: `metadata.name=${this.opts.name}`,
+      onEvent: (ev) => {
+        if (ev.type === 'DELETED') return;
+        this.observe(ev.object);
+        // A candidate recomputes when the record can expire.
+        if (!this.leading) this.wake?.();
+      },
+      // Polling still works without the watch; nothing to add to what the loop logs.
+      onError: () => undefined,
+    });
+    this.loop = this.run();
   }
 
   /** Stops the work if leading, releases the Lease, and ends the election loop. */
@@ -117,6 +134,28 @@ export class LeaderElector {
     this.stopping = true;
     this.wake?.();
     await this.loop;
+    this.leaseWatch?.stop();
+  }
+
+  /** Notes the Lease's record; the clock of a record starts when this replica first sees it. */
+  private observe(lease: Lease): void {
+    // A watch event can arrive after this replica read or wrote a newer record: keep the newer one.
+    if (this.observed?.rv && Number(lease.metadata.resourceVersion) < Number(this.observed.rv)) return;
+    const spec = lease.spec ?? {};
+    const text = JSON.stringify(spec);
+    if (!this.observed || this.observed.spec !== text) this.observed = { spec: text, at: monotonic(), rv: lease.metadata.resourceVersion };
+    this.noteLeader(spec.holderIdentity);
+  }
+
+  /** How long a candidate waits before its next attempt: until the record expires, at most a retry period. */
+  private candidateWait(): number {
+    const jittered = this.retryPeriodMs * (1 + Math.random() * 0.2);
+    const o = this.observed;
+    if (!o) return jittered;
+    const spec = JSON.parse(o.spec) as LeaseSpec;
+    if (!spec.holderIdentity) return Math.min(jittered, 50);
+    const expiresIn = o.at + (spec.leaseDurationSeconds ?? Math.ceil(this.leaseDurationMs / 1000)) * 1000 - monotonic();
+    return Math.max(5, Math.min(jittered, expiresIn + 5));
   }
 
   private sleep(ms: number): Promise<void> {
@@ -139,7 +178,7 @@ export class LeaderElector {
         acquiredAt = monotonic();
         acquired = await this.tryAcquireOrRenew(this.retryPeriodMs * 2);
         if (acquired) break;
-        await this.sleep(this.retryPeriodMs * (1 + Math.random() * 0.2));
+        await this.sleep(this.candidateWait());
       }
       if (!acquired) break;
       await this.holdLease(acquiredAt);
@@ -246,13 +285,11 @@ export class LeaderElector {
         this.noteLeader(this.identity);
         return true;
       }
+      this.observe(current);
       const spec = current.spec ?? {};
-      const text = JSON.stringify(spec);
-      if (!this.observed || this.observed.spec !== text) this.observed = { spec: text, at: monotonic(), rv: current.metadata.resourceVersion };
-      this.noteLeader(spec.holderIdentity);
       const holder = spec.holderIdentity ?? '';
       const ttl = (spec.leaseDurationSeconds ?? seconds) * 1000;
-      if (holder !== '' && holder !== this.identity && this.observed.at + ttl > monotonic()) return false;
+      if (holder !== '' && holder !== this.identity && this.observed!.at + ttl > monotonic()) return false;
       const mine = holder === this.identity;
       const next: LeaseSpec = {
         holderIdentity: this.identity,

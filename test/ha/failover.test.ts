@@ -252,14 +252,14 @@ describe('e2e: two replicas on the Kubernetes store; the leader is SIGKILLed whi
       const lastRenewToAcquire = Date.parse(after.acquireTime) - Date.parse(before.renewTime);
       console.log(`# takeover: observed ${takeoverMs} ms after SIGKILL; Lease: the survivor acquired ${lastRenewToAcquire} ms after the dead leader's renewal seen before the kill`);
       assert.equal(after.transitions, before.transitions + 1);
-      // Within the lease duration of the dead leader's last renewal (plus one retry period of the
-      // survivor's polling and the request time).
-      assert.ok(
-        Date.parse(after.acquireTime) - killedAt <= (LEASE.duration + LEASE.retryPeriod * 1.2 + 3) * 1000,
-        `acquired ${Date.parse(after.acquireTime) - killedAt} ms after the kill`,
-      );
+      // Within the lease duration: the survivor watches the Lease, so it takes over when the dead
+    // leader's last renewal (before the kill) expires; 2 s for the requests on a loaded machine.
+    assert.ok(
+      Date.parse(after.acquireTime) - killedAt <= (LEASE.duration + 2) * 1000,
+      `acquired ${Date.parse(after.acquireTime) - killedAt} ms after the kill`,
+    );
 
-      // ----- the cluster converges under the new leader ----------------------------------------
+    // ----- the cluster converges under the new leader ----------------------------------------
       const wait = await cli.run(['cluster', 'wait', 'demo', '--timeout', '8m', '--server', b.url, '--token', token], 600_000);
       assert.equal(wait.code, 0, `cluster wait exited ${wait.code}\nstdout: ${wait.stdout}\nstderr: ${wait.stderr}\n${serverLogTail(b.logFile)}`);
       const ms = (await apiRequest(b.url, token, 'GET', '/projects/default/machines')).json.items as { metadata: { name: string }; spec: { pool: string }; status?: { phase?: string } }[];
