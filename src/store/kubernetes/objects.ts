@@ -12,7 +12,7 @@
 // - The spec of a sensitive kind (Secret, NotificationChannel) is encrypted by Marina before it is
 //   written, exactly as in the SQLite store (same AAD), so the API server never sees it.
 import { ApiError } from '../../api/errors.js';
-import { API_VERSION, GROUP, VERSION, type ObjectKey, type Resource } from '../../api/meta.js';
+import { API_VERSION, GROUP, VERSION, type Resource } from '../../api/meta.js';
 import type { KindInfo } from '../../api/registry.js';
 import { KubeError, type KubeObject, type ResourceType } from '../../kube/client.js';
 import { aadOf, envelope, type Labels } from '../admission.js';
@@ -112,10 +112,6 @@ export function fromCustomResource(info: KindInfo, cr: CustomResource, key: Buff
     spec,
     cr.status,
   );
-}
-
-export function keyOfCustomResource(info: KindInfo, cr: CustomResource): ObjectKey {
-  return { kind: info.kind, ...splitName(info, cr) };
 }
 
 const UNKNOWN_FIELD_RE = /unknown field "([^"]+)"/g;
