@@ -102,7 +102,7 @@ describe('e2e: a local cluster from create to delete', { skip, timeout: 600_000 
     };
     controllers = await startControllers({
       store,
-      providers: { get: () => provider },
+      providers: { get: () => provider, list: () => [provider] },
       metrics: new Registry(),
       logger: pino({ level: process.env.E2E_LOG_LEVEL ?? 'warn' }),
       defaultKubernetesVersion: version,
