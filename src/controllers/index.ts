@@ -31,6 +31,7 @@ import {
 import { ClusterSecrets, LiveConnections, type ClusterConnections } from './connections.js';
 import { MachineReconciler } from './machine.js';
 import { NodePoolReconciler } from './nodepool.js';
+import { OrphanSweep, orphanSweepSettingsFromEnv } from './orphans.js';
 
 export * from './common.js';
 export * from './connections.js';
@@ -61,6 +62,8 @@ export interface ControllerDeps {
   alerts?: AlertSink;
   /** Per-probe timeout of the health checker (default 2 s). */
   healthProbeTimeoutMs?: number;
+  /** Orphan sweep timing (default: orphanSweepSettingsFromEnv()); false: no sweep. */
+  orphanSweep?: { intervalMs?: number; graceMs?: number } | false;
 }
 
 export interface RunningControllers {
@@ -197,6 +200,11 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
 
   const manager = new ControllerManager([clusterController, nodePoolController, machineController, healthController]);
   await manager.start();
+  const sweep =
+    deps.orphanSweep === false
+      ? undefined
+      : new OrphanSweep({ store: deps.store, providers: deps.providers, log: log.child({ controller: 'orphans' }), ...(deps.alerts ? { alerts: deps.alerts } : {}), ...orphanSweepSettingsFromEnv(), ...deps.orphanSweep });
+  sweep?.start();
   log.info({ timing }, 'cluster controllers started');
   let stopping: Promise<void> | undefined;
   return {
@@ -204,6 +212,7 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
     health,
     stop() {
       stopping ??= (async () => {
+        await sweep?.stop();
         await manager.stop();
         await connections.close();
       })();
