@@ -6,7 +6,8 @@
 // so a process says itself which machine (and which Machine object) it belongs to. The provider
 // records pids too, but only after the spawn returned: a Marina that dies in between leaves a
 // process no record names, and this is how it is found again.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { commandLine, flagValue } from '../../proc/cmdline.js';
 
 /** Command-line flag that tags an agent with the uid of the Machine object it was started for. */
 export const MACHINE_UID_FLAG = '--machine-uid';
@@ -44,21 +45,4 @@ export function processesWithConfig(script: string, config: string): ConfiguredP
     out.push({ pid, config: value, ...(uid !== undefined ? { uid } : {}) });
   }
   return out.sort((a, b) => a.pid - b.pid);
-}
-
-function commandLine(pid: number): string[] | undefined {
-  try {
-    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return raw ? raw.split('\0') : undefined;
-  } catch {
-    return undefined; // gone meanwhile, or not ours to read
-  }
-}
-
-function flagValue(args: string[], flag: string): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === flag) return args[i + 1];
-    if (args[i]!.startsWith(`${flag}=`)) return args[i]!.slice(flag.length + 1);
-  }
-  return undefined;
 }
