@@ -79,7 +79,7 @@ export class OrphanSweep {
   private readonly graceMs: number;
   private readonly now: () => number;
   /** The orphans of the last complete pass, by orphanKey. */
-  private readonly known = new Map<string, Orphan>();
+  private known = new Map<string, Orphan>();
   /** (project, cluster) scopes that may have firing orphan alerts; seeded from the store once. */
   private alertScopes: Set<string> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -132,26 +132,22 @@ export class OrphanSweep {
     const after = await this.machineUids();
 
     const now = this.now();
-    const orphans = new Map<string, Orphan & { handle: InfrastructureProvider }>();
+    const orphans = new Map<string, Orphan>();
     for (const { provider, machine } of listed) {
       if (machine.ref.uid && (before.has(machine.ref.uid) || after.has(machine.ref.uid))) continue;
       const key = orphanKey(provider.name, machine);
       const since = this.known.get(key)?.since ?? now;
       if (!this.known.has(key)) this.o.log.warn({ ...describe(provider.name, machine), removeAt: new Date(since + this.graceMs).toISOString() }, 'orphaned machine: no Machine object accounts for it');
-      orphans.set(key, { provider: provider.name, machine, since, handle: provider });
+      orphans.set(key, { provider: provider.name, machine, since });
     }
-    const keep = () => {
-      this.known.clear();
-      for (const [key, { handle: _h, ...o }] of orphans) this.known.set(key, o);
-    };
-    keep();
+    this.known = orphans;
     await this.report();
 
     const removed: Orphan[] = [];
-    for (const [key, { handle, ...o }] of orphans) {
+    for (const [key, o] of orphans) {
       if (now - o.since < this.graceMs) continue;
       try {
-        await handle.deleteMachine(o.machine.ref);
+        await this.o.providers.get(o.provider).deleteMachine(o.machine.ref);
         this.o.log.warn(describe(o.provider, o.machine), 'orphaned machine removed');
         orphans.delete(key);
         removed.push(o);
@@ -159,11 +155,8 @@ export class OrphanSweep {
         this.o.log.error({ err, ...describe(o.provider, o.machine) }, 'orphan sweep: cannot remove machine; trying again next pass');
       }
     }
-    if (removed.length > 0) {
-      keep();
-      await this.report();
-    }
-    return { orphans: [...this.known.values()], removed };
+    if (removed.length > 0) await this.report(); // resolves the removed ones' alerts
+    return { orphans: [...orphans.values()], removed };
   }
 
   private async machineUids(): Promise<Set<string>> {
