@@ -80,6 +80,12 @@ export interface MachineBootstrap {
   kubelet?: BootstrapKubelet;
   /** HTTPS client credentials (relative file paths) to check services' readyUrl. */
   probeTls?: { ca: string; cert: string; key: string };
+  /**
+   * Ports of the machine's services that must also answer on 127.0.0.1: kube-apiserver's
+   * ComponentStatus probes kube-controller-manager and kube-scheduler there, at a fixed address,
+   * while they serve on the machine's. The machine agent relays them (src/agent/loopback-relay.ts).
+   */
+  loopbackPorts?: number[];
 }
 
 export type MachineState = 'Provisioning' | 'Running' | 'Failed' | 'Missing';

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
+import { commandLine, isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
 import type {
   ClusterRef,
   EndpointDescription,
@@ -119,6 +119,7 @@ export class LocalProvider implements InfrastructureProvider {
       dataDir: dir,
       agentPort: AGENT_PORT,
       roles: bootstrap.roles,
+      ...(bootstrap.loopbackPorts?.length ? { loopbackRelayPorts: bootstrap.loopbackPorts } : {}),
       processes: bootstrap.services.map((s) => {
         const command = binaries[s.binary];
         if (!command) throw new ProviderError('UnknownBinary', `service ${s.name} needs binary ${s.binary}, not in the toolchain`, true);
@@ -312,12 +313,7 @@ export class LocalProvider implements InfrastructureProvider {
 
   /** A live pid is ours only if its command line names our config file (pids get reused). */
   private processAlive(pid: number, configPath: string): boolean {
-    if (!isProcessAlive(pid)) return false;
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(configPath);
-    } catch {
-      return false;
-    }
+    return isProcessAlive(pid) && (commandLine(pid)?.includes(configPath) ?? false);
   }
 
   /** A free address after the previous allocation (called inside serialized()). */
