@@ -73,6 +73,8 @@ export interface StartServerOptions {
   logFile: string;
   env: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /** Called with the pid as soon as the process exists (before it listens). */
+  onSpawn?: (pid: number) => void;
 }
 
 /** Starts `node bin/marina.js server` detached (own process group) and waits for "listening". */
@@ -95,6 +97,7 @@ export async function startServerProcess(o: StartServerOptions): Promise<ServerP
   const log = () => (existsSync(o.logFile) ? readFileSync(o.logFile, 'utf8').slice(before) : '');
   const running = () => child.exitCode === null && child.signalCode === null;
   const pid = child.pid!;
+  o.onSpawn?.(pid);
   const stop: ServerProcess['stop'] = async (graceMs = 30_000) => {
     if (!running()) return { ...(await exited), killed: false };
     try {
@@ -299,15 +302,21 @@ export function processesMentioning(needle: string): number[] {
   return pids;
 }
 
-/** Machine agent processes of a data directory (their command line names an agent.json under it). */
-export function agentProcesses(dataDir: string): { pid: number; config: string }[] {
+/**
+ * Machine agent processes of a data directory (their command line names an agent.json under it),
+ * with the Machine uid they were started for (`--machine-uid`).
+ */
+export function agentProcesses(dataDir: string): { pid: number; config: string; uid?: string }[] {
   const prefix = join(dataDir, 'local', 'machines') + '/';
-  const out: { pid: number; config: string }[] = [];
+  const out: { pid: number; config: string; uid?: string }[] = [];
   for (const pid of processesMentioning(prefix)) {
     const args = cmdline(pid) ?? [];
     const i = args.indexOf('--config');
     const config = i >= 0 ? args[i + 1] : undefined;
-    if (args.some((a) => a.endsWith('/agent/main.js')) && config?.startsWith(prefix) && config.endsWith('/agent.json')) out.push({ pid, config });
+    const u = args.indexOf('--machine-uid');
+    if (args.some((a) => a.endsWith('/agent/main.js')) && config?.startsWith(prefix) && config.endsWith('/agent.json')) {
+      out.push({ pid, config, ...(u >= 0 && args[u + 1] ? { uid: args[u + 1] } : {}) });
+    }
   }
   return out;
 }
