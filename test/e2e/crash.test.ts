@@ -1,13 +1,14 @@
 // Issue 10's "no orphaned machines after a crash": a real `marina server` process is killed with
 // SIGKILL again and again while it creates a cluster (3 etcd, 1 control plane, 3 workers) and
-// scales its workers 3 → 5, and restarted on the same data directory each time. Half of the kills
-// come after a random delay (0.5–4.5 s, as a person trying it would), half the moment the provider
-// writes a machine agent's config — just before it spawns the agent and records its pid, the
-// window in which a start used to be lost. In the end the cluster converges and what runs is
-// exactly what the Machine objects say: one agent per Machine, started for its uid, and the
-// provider's inventory (listMachines) names the same uids. The orphan sweep runs every few seconds
-// with a grace period longer than the test, so it reports any orphan (the test fails on its log
-// line) but never hides one by removing it.
+// scales its workers 3 → 5 → 3 → ... (ending at 5), and restarted on the same data directory each
+// time. Half of the kills come after a random delay (0.5–4.5 s, as a person trying it would), half
+// 0–20 ms after the provider writes a machine agent's config (or removes a machine directory) —
+// around spawning the agent and recording its pid, the window in which a start used to be lost;
+// each round logs whether it left an agent that no record names. In the end the cluster converges
+// and what runs is exactly what the Machine objects say: one agent per Machine, started for its
+// uid, one machine directory per Machine, and the provider's inventory (listMachines) names the
+// same uids. The orphan sweep runs every 5 s with a grace period longer than the test, so it
+// reports any orphan (the test fails on its log line) but never hides one by removing it.
 //
 // Kills: E2E_CRASH_KILLS (default 24). Skips when the Kubernetes toolchain is not installed.
 import { after, before, describe, it } from 'node:test';
