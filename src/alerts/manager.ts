@@ -38,6 +38,7 @@ export const RULES = {
   HealingHeldBack: 'HealingHeldBack',
   BackupFailed: 'BackupFailed',
   CertificateNearExpiry: 'CertificateNearExpiry',
+  OrphanedMachine: 'OrphanedMachine',
 } as const;
 
 /** One alert as an evaluator reports it. */

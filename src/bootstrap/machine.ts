@@ -4,7 +4,9 @@
 // (virtual) kubelet. Providers turn this into files + processes (local) or cloud-init (OpenStack).
 //
 // Every machine has its own address, so ports are fixed: etcd 2379/2380, kube-apiserver 6443,
-// kube-controller-manager 10257, kube-scheduler 10259.
+// kube-controller-manager 10257, kube-scheduler 10259. The last two are also relayed from
+// 127.0.0.1 (`loopbackPorts`), where kube-apiserver's ComponentStatus probes them; binding them
+// there directly would collide between the machines that share a host.
 //
 // Paths in `files` are relative to the machine's root; service arguments name them as `{root}/...`
 // (the provider substitutes the root directory).
@@ -383,6 +385,8 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
   };
   if (kubeletSpec) bootstrap.kubelet = kubeletSpec;
   if (probeTls) bootstrap.probeTls = probeTls;
+  // kube-apiserver's ComponentStatus looks for them at 127.0.0.1, whatever their bind address.
+  if (isControlPlane) bootstrap.loopbackPorts = [KCM_PORT, SCHEDULER_PORT];
   return bootstrap;
 }
 

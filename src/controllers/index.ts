@@ -25,6 +25,7 @@ import { ClusterReconciler } from './cluster.js';
 import { clusterKey, ClusterIndex, DEFAULT_TIMING, nodePoolName, type Shared, type Timing } from './common.js';
 import { MachineReconciler } from './machine.js';
 import { NodePoolReconciler } from './nodepool.js';
+import { OrphanSweep, orphanSweepSettingsFromEnv } from './orphans.js';
 
 export interface ControllerDeps {
   store: Store;
@@ -49,6 +50,8 @@ export interface ControllerDeps {
   stopGracePeriodMs?: number;
   /** Where healing reports HealingHeldBack (none: no alerts). */
   alerts?: AlertSink;
+  /** Orphan sweep timing (default: orphanSweepSettingsFromEnv()); false: no sweep. */
+  orphanSweep?: { intervalMs?: number; graceMs?: number } | false;
 }
 
 export interface RunningControllers {
@@ -139,6 +142,11 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
   const machine = new Controller({ ...common, name: 'machine', kind: 'Machine', reconciler: new MachineReconciler(shared), workers: workers.machine, watches: machineWatches(machines) });
   const manager = new ControllerManager([cluster, nodePool, machine]);
   await manager.start();
+  const sweep =
+    deps.orphanSweep === false
+      ? undefined
+      : new OrphanSweep({ store: deps.store, providers: deps.providers, log: log.child({ controller: 'orphans' }), ...(deps.alerts ? { alerts: deps.alerts } : {}), ...orphanSweepSettingsFromEnv(), ...deps.orphanSweep });
+  sweep?.start();
   log.info({ timing }, 'cluster controllers started');
   const byKind: Record<string, Controller> = { Cluster: cluster, NodePool: nodePool, Machine: machine };
   return {
@@ -152,6 +160,9 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
         if (!before || before.reachable !== c.reachable) machine.enqueue({ kind: 'Machine', project: report.project, name: c.machine });
       }
     },
-    stop: () => manager.stop(),
+    stop: async () => {
+      await sweep?.stop();
+      await manager.stop();
+    },
   };
 }

@@ -11,7 +11,13 @@
 //   describeMachine → what runs now; `Missing` when the provider has no trace of it.
 //   deleteMachine   → everything the provider created for the machine is gone (idempotent).
 // Every call is idempotent: after a Marina restart the controller simply calls them again and the
-// provider re-adopts what already exists instead of creating a second copy.
+// provider re-adopts what already exists instead of creating a second copy — including a start
+// that was in flight when Marina died: a provider finds what it started by the machine's uid, not
+// only by a record it writes after the fact.
+//
+// listMachines is the inventory the orphan sweep (src/controllers/orphans.ts) compares with the
+// Machine objects: what it lists that no Machine accounts for (by uid) is reported and, after a
+// grace period, deleted through deleteMachine — unless the provider sets `sweepOrphans` false.
 
 export interface MachineRef {
   project: string;
@@ -74,6 +80,12 @@ export interface MachineBootstrap {
   kubelet?: BootstrapKubelet;
   /** HTTPS client credentials (relative file paths) to check services' readyUrl. */
   probeTls?: { ca: string; cert: string; key: string };
+  /**
+   * Ports of the machine's services that must also answer on 127.0.0.1: kube-apiserver's
+   * ComponentStatus probes kube-controller-manager and kube-scheduler there, at a fixed address,
+   * while they serve on the machine's. The machine agent relays them (src/agent/loopback-relay.ts).
+   */
+  loopbackPorts?: number[];
 }
 
 export type MachineState = 'Provisioning' | 'Running' | 'Failed' | 'Missing';
@@ -89,6 +101,14 @@ export interface MachineDescription {
   agentUrl?: string;
   /** Provider bookkeeping persisted in Machine.status.providerStatus (pids, server ids). */
   providerStatus?: Record<string, unknown>;
+}
+
+/** One machine of the provider's inventory (listMachines). */
+export interface ProviderMachine {
+  /** Project, cluster and name of the machine, and the uid of the Machine object it was made for. */
+  ref: MachineRef;
+  providerID: string;
+  state: MachineState;
 }
 
 export interface EndpointDescription {
@@ -115,8 +135,25 @@ export interface InfrastructureProvider {
   /** Boots the machine; a machine that already runs with the same uid is left as is. */
   startMachine(machine: MachineRef, bootstrap: MachineBootstrap, opts?: ProviderCallOptions): Promise<MachineDescription>;
   describeMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<MachineDescription>;
-  /** Stops and removes everything of the machine; succeeds when it is already gone. */
+  /**
+   * Stops and removes everything of the machine made for this uid; succeeds when it is already
+   * gone. What the provider holds under the same name for another uid is left alone.
+   */
   deleteMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<void>;
+
+  /**
+   * Every machine this provider made and still holds — prepared, running or failed — with the
+   * uid it was made for, including machines no record of Marina knows any more (a start in flight
+   * when Marina died). Only machines the provider owns, i.e. created and would delete, are listed:
+   * never something it merely observes or adopted from elsewhere.
+   */
+  listMachines(): Promise<ProviderMachine[]>;
+  /**
+   * Whether the orphan sweep may delete a listed machine that no Machine object accounts for.
+   * false for providers whose machines are not Marina's to destroy (e.g. imported servers): the
+   * sweep never touches them.
+   */
+  readonly sweepOrphans: boolean;
 
   /**
    * The cluster's stable API endpoint (a TCP load balancer). Its address is fixed on first call so
@@ -131,6 +168,8 @@ export interface InfrastructureProvider {
 
 export interface ProviderRegistry {
   get(name: string): InfrastructureProvider;
+  /** Every provider this server runs with (the orphan sweep asks each for its inventory). */
+  list(): InfrastructureProvider[];
 }
 
 export class ProviderError extends Error {
