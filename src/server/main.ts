@@ -5,23 +5,27 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { isApiError } from '../api/errors.js';
 import { API_VERSION } from '../api/meta.js';
 import { loadMatrix } from '../toolchain/versions.js';
-import { startControllers, type RunningControllers } from '../controllers/index.js';
+import { HealthRegistry } from '../health/registry.js';
 import { startAlerting } from '../alerts/index.js';
 import { LeaderElector, type Leadership } from '../runtime/leader.js';
 import { openBackend, type ServerStore, type StoreConfig } from './backend.js';
 import { buildApp } from './app.js';
+import { startControlLoops } from './control-loops.js';
 import { buildProviderRegistry } from './providers.js';
+import { createLogger, type LogFormat } from './log.js';
 
 export interface ServerOptions {
   dataDir: string;
   /** host:port; port 0 picks a free one. */
   listen: string;
   logger?: Logger;
+  /** Format of the log the server creates when no `logger` is given (default json). */
+  logFormat?: LogFormat;
   /** Run the controllers (default true); false serves the API alone. */
   controllers?: boolean;
   /** Where the state lives (default: SQLite in dataDir). */
@@ -51,7 +55,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const logger = opts.logger ?? pino({ level: process.env.MARINA_LOG_LEVEL ?? 'info' });
+  const logger = opts.logger ?? createLogger({ format: opts.logFormat ?? 'json' });
   const { host, port } = parseListen(opts.listen);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const backend = await openBackend(opts.store ?? { kind: 'sqlite' }, opts.dataDir, logger);
@@ -64,6 +68,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const adminToken = await bootstrapAdmin(store, adminTokenFile, backend.saveAdminToken);
 
   const matrix = loadMatrix();
+  // The health checker writes the newest report of each cluster here; the API and the
+  // controllers read it. Without controllers nothing checks health: it stays empty.
+  const health = new HealthRegistry();
   const { app, close: closeApp } = await buildApp({
     store,
     tokens: store.tokens,
@@ -71,36 +78,32 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
     metrics,
     logger: logger.child({ module: 'api' }),
-    // On a replica that does not run the controllers there is no latest report (only the series).
-    health: { latest: (project, cluster) => controllers?.health.get(project, cluster), series: store.series },
+    health: { latest: (project, cluster) => health.get(project, cluster), series: store.series },
   });
   const providers = buildProviderRegistry(opts.dataDir);
   let externalURL: string | undefined;
-  let controllers: RunningControllers | undefined;
-  // Alerting first: the controllers (health checks, healing) raise alerts through its manager.
-  // Backlinks in notifications point at this server.
+  // The leader's work: alerting first (the controllers' health checks and healing raise alerts
+  // through its manager; backlinks in notifications point at this server), then the control loops,
+  // which also run the orphan sweep.
   const startWork = async (): Promise<Leadership> => {
     const alerting = await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
-    try {
-      controllers = await startControllers({
-        store,
-        providers,
-        metrics,
-        logger: logger.child({ module: 'controllers' }),
-        defaultKubernetesVersion: matrix.default,
-        series: store.series,
-        alerts: alerting.manager,
-      });
-    } catch (err) {
+    const loops = await startControlLoops({
+      store,
+      providers,
+      metrics,
+      logger: logger.child({ module: 'controllers' }),
+      defaultKubernetesVersion: matrix.default,
+      health,
+      series: store.series,
+      alerts: alerting.manager,
+    }).catch(async (err: unknown) => {
       await alerting.stop();
       throw err;
-    }
-    const running = controllers;
+    });
     return {
       async stop() {
-        await running.stop();
+        await loops.stop();
         await alerting.stop();
-        if (controllers === running) controllers = undefined;
       },
     };
   };
@@ -108,11 +111,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let elector: LeaderElector | undefined;
   if (opts.controllers !== false) {
     if (backend.election) {
-      const e = backend.election;
-      elector = new LeaderElector(
-        { ...e, name: 'marina-controllers', logger: logger.child({ module: 'leader-election' }) },
-        startWork,
-      );
+      // Several replicas: only the Lease holder runs the work, and hands it over when it loses it.
+      elector = new LeaderElector({ ...backend.election, name: 'marina-controllers', logger: logger.child({ module: 'leader-election' }) }, startWork);
       elector.start();
     } else {
       work = await startWork();

@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { API_PREFIX } from '../../src/server/app.js';
+import { API_PREFIX } from '../../src/server/http.js';
 import { startControlPlane, type ControlPlane } from '../toolchain/controlplane.js';
 import {
   agentProcesses,

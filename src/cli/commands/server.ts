@@ -1,5 +1,5 @@
 // `marina server`: runs the control plane in this process until SIGINT/SIGTERM.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { err, out } from '../session.js';
 import type { StoreConfig } from '../../server/backend.js';
 
@@ -7,6 +7,7 @@ interface ServerFlags {
   dataDir?: string;
   listen?: string;
   controllers: boolean;
+  logFormat?: string;
   store: string;
   kubeconfig?: string;
   namespace?: string;
@@ -48,6 +49,12 @@ export function serverCommand(): Command {
     .option('--data-dir <dir>', 'state directory (default: $MARINA_DATA_DIR or ${XDG_DATA_HOME:-~/.local/share}/marina)')
     .option('--listen <host:port>', 'address to serve on (default: $MARINA_LISTEN or 127.0.0.1:7443)')
     .option('--no-controllers', 'serve the API only; nothing acts on the stored objects')
+    .addOption(
+      new Option('--log-format <format>', 'log lines as json or readable text (default: $MARINA_LOG_FORMAT, else text on a terminal, json otherwise)').choices([
+        'json',
+        'text',
+      ]),
+    )
     .option('--store <backend>', 'sqlite (one process, in the data directory) or kubernetes (a management cluster; several replicas)', process.env.MARINA_STORE ?? 'sqlite')
     .option('--kubeconfig <file>', 'with --store kubernetes: kubeconfig of the management cluster (default: in-cluster service account)')
     .option('--namespace <ns>', 'with --store kubernetes: namespace of Marina\'s objects and Lease (default: the pod\'s, else marina)')
@@ -56,11 +63,13 @@ export function serverCommand(): Command {
     .option('--retry-period <seconds>', 'with --store kubernetes: between attempts to acquire or renew the Lease', '2')
     .action(async (opts: ServerFlags) => {
       // Imported lazily: the server pulls in fastify, SQLite and the controllers, which no other
-      // command needs.
+      // command needs. A bad MARINA_LOG_FORMAT is refused before all that loads.
+      const { logFormatFrom } = await import('../../server/log.js');
+      const logFormat = logFormatFrom(opts.logFormat);
       const { startServer, defaultDataDir, DEFAULT_LISTEN } = await import('../../server/main.js');
       const dataDir = opts.dataDir ?? defaultDataDir();
       const listen = opts.listen ?? process.env.MARINA_LISTEN ?? DEFAULT_LISTEN;
-      const server = await startServer({ dataDir, listen, controllers: opts.controllers, store: storeConfig(opts) });
+      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat, store: storeConfig(opts) });
       out(`Marina listening on ${server.url}\n`);
       if (server.adminToken) {
         out(`bootstrap admin token: ${server.adminToken}\n`);
