@@ -2,11 +2,11 @@
 # Regenerates the deployable files from their sources (test/ha/manifests.test.ts checks they match):
 #   deploy/manifests/crds.yaml and deploy/helm/marina/crds/crds.yaml  <- `marina crds` (the TypeBox schemas)
 #   deploy/manifests/marina.yaml                                       <- `helm template` of the chart
-# Needs a build (npx tsc -p tsconfig.json) and helm on PATH, or HELM=/path/to/helm
-# (go install helm.sh/helm/v3/cmd/helm@v3.19.0 builds it from its Go module).
+# Needs a build (npx tsc -p tsconfig.json). helm is the pinned one from scripts/toolchain/helm.sh
+# (built from its Go module on first use, then cached by version), unless HELM=/path/to/helm.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-HELM=${HELM:-helm}
+HELM=${HELM:-$(scripts/toolchain/helm.sh | cut -f2)/helm}
 node bin/marina.js crds > deploy/manifests/crds.yaml
 cp deploy/manifests/crds.yaml deploy/helm/marina/crds/crds.yaml
 {

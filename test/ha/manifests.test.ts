@@ -1,34 +1,41 @@
 // The deployable files: the CRDs under deploy/ are exactly what the generator makes of the TypeBox
-// schemas; the Helm chart renders to the committed plain manifests (when helm is available: on
-// PATH, or HELM=/path); and the plain manifests (and the chart's default rendering) pass
-// `kubectl apply --dry-run=server` on a real kube-apiserver, with the CRDs applied for real.
+// schemas; the Helm chart renders to the committed plain manifests (with the pinned helm, built
+// from its Go module by scripts/toolchain/helm.sh and cached by version); and the plain manifests
+// (and the chart's default rendering) pass `kubectl apply --dry-run=server` on a real
+// kube-apiserver, with the CRDs applied for real.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { crdsYaml } from '../../src/cli/commands/crds.js';
+import { ComponentMissingError, resolveHelm } from '../../src/toolchain/components.js';
 import { ROOT } from '../support/marina.js';
+import { ensureHelm } from '../toolchain/ensure.js';
 import { startControlPlane, type ControlPlane } from '../toolchain/controlplane.js';
 import { toolchainOrSkip } from './management.js';
 
 const run = promisify(execFile);
 const deploy = (...p: string[]) => join(ROOT, 'deploy', ...p);
 
-/** helm from HELM, PATH or the Go bin directory; undefined when none runs. */
-async function findHelm(): Promise<string | undefined> {
-  for (const candidate of [process.env.HELM, 'helm', join(homedir(), 'go', 'bin', 'helm')]) {
-    if (!candidate) continue;
-    try {
-      await run(candidate, ['version', '--short']);
-      return candidate;
-    } catch {
-      /* next */
-    }
+/**
+ * The pinned helm (scripts/toolchain/helm.sh builds it the first time, a few minutes); a skip
+ * reason only when it is not cached and there is no Go to build it with.
+ */
+async function pinnedHelm(): Promise<{ helm?: string; skip?: string }> {
+  try {
+    return { helm: resolveHelm().helm };
+  } catch (err) {
+    if (!(err instanceof ComponentMissingError)) throw err;
   }
-  return undefined;
+  try {
+    await run('go', ['version']);
+  } catch {
+    return { skip: 'helm is not cached and Go is not installed to build it (scripts/toolchain/helm.sh)' };
+  }
+  return { helm: (await ensureHelm()).helm };
 }
 
 describe('deployable files', () => {
@@ -38,9 +45,9 @@ describe('deployable files', () => {
     assert.equal(readFileSync(deploy('helm', 'marina', 'crds', 'crds.yaml'), 'utf8'), generated);
   });
 
-  test('the chart renders to the committed plain manifests', async (t) => {
-    const helm = await findHelm();
-    if (!helm) return t.skip('helm not found (HELM=/path, PATH, or go install helm.sh/helm/v3/cmd/helm@v3.19.0)');
+  test('the chart renders to the committed plain manifests', { timeout: 900_000 }, async (t) => {
+    const { helm, skip } = await pinnedHelm();
+    if (!helm) return t.skip(skip);
     const { stdout } = await run(helm, ['template', 'marina', deploy('helm', 'marina'), '--namespace', 'marina', '--set', 'encryption.existingSecret=marina-encryption-key']);
     const committed = readFileSync(deploy('manifests', 'marina.yaml'), 'utf8').split('\n').filter((l) => !l.startsWith('# Rendered') && !l.startsWith('# Needs')).join('\n');
     assert.equal(committed, stdout);
@@ -71,9 +78,9 @@ describe('deployable files against a real API server', { skip: tc.skip }, () => 
     }
   });
 
-  test('the chart with its defaults (a generated encryption key) passes kubectl apply --dry-run=server', async (t) => {
-    const helm = await findHelm();
-    if (!helm) return t.skip('helm not found');
+  test('the chart with its defaults (a generated encryption key) passes kubectl apply --dry-run=server', { timeout: 900_000 }, async (t) => {
+    const { helm, skip } = await pinnedHelm();
+    if (!helm) return t.skip(skip);
     const { stdout } = await run(helm, ['template', 'ha', deploy('helm', 'marina'), '--namespace', 'marina', '--set', 'replicaCount=3']);
     assert.match(stdout, /kind: Secret[\s\S]*helm\.sh\/resource-policy: keep/);
     const file = join(dir, 'chart.yaml');
