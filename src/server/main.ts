@@ -11,6 +11,7 @@ import { isApiError } from '../api/errors.js';
 import { API_VERSION } from '../api/meta.js';
 import { loadMatrix } from '../toolchain/versions.js';
 import { HealthRegistry } from '../health/registry.js';
+import { newestReport } from '../health/shared.js';
 import { startAlerting } from '../alerts/index.js';
 import { LeaderElector, type Leadership } from '../runtime/leader.js';
 import { openBackend, type ServerStore, type StoreConfig } from './backend.js';
@@ -69,7 +70,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const matrix = loadMatrix();
   // The health checker writes the newest report of each cluster here; the API and the
-  // controllers read it. Without controllers nothing checks health: it stays empty.
+  // controllers read it. Where nothing checks health (no controllers, or a replica without the
+  // Lease) it stays empty and the API answers what the checking replica shared in the store.
   const health = new HealthRegistry();
   const { app, close: closeApp } = await buildApp({
     store,
@@ -78,7 +80,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
     metrics,
     logger: logger.child({ module: 'api' }),
-    health: { latest: (project, cluster) => health.get(project, cluster), series: store.series },
+    health: { latest: (project, cluster) => newestReport(health, store.series, project, cluster), series: store.series },
   });
   const providers = buildProviderRegistry(opts.dataDir);
   let externalURL: string | undefined;
@@ -104,6 +106,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       async stop() {
         await loops.stop();
         await alerting.stop();
+        // From now on another replica checks health: answer what it shares, not this one's last reports.
+        health.clear();
       },
     };
   };

@@ -769,6 +769,28 @@ export function storeConformance(name: string, target: ConformanceTarget): void 
         }
       });
 
+      test("series: the newest record is one per series, replaced on each write, kept apart from the samples and dropped with them", async () => {
+        const s = await open();
+        try {
+          const t = (m: number) => new Date(Date.UTC(2026, 0, 1, 0, m)).toISOString();
+          const key = 'health/p/with-a-latest-record';
+          assert.equal(await s.series.latest(key), undefined);
+          const report = { cluster: 'c', healthy: false, checks: [{ component: 'endpoint', ok: false, message: 'timeout after 2000 ms', latencyMs: 2001 }], nodes: [] };
+          await s.series.setLatest(key, t(1), report);
+          assert.deepEqual(await s.series.latest(key), { time: t(1), value: report });
+          await s.series.setLatest(key, t(2), { cluster: 'c', healthy: true, checks: [], nodes: [] });
+          assert.deepEqual(await s.series.latest(key), { time: t(2), value: { cluster: 'c', healthy: true, checks: [], nodes: [] } }, 'replaced, nothing of the first left');
+          await s.series.setLatest('health/p/other', t(3), { other: true });
+          assert.deepEqual(await s.series.range(key, t(-1)), [], 'not a sample');
+          await s.series.append(key, t(2), { m: 2 }, { retainSince: t(0), maxPoints: 10 });
+          assert.equal(await s.series.drop(key), 1, 'drop counts samples');
+          assert.equal(await s.series.latest(key), undefined);
+          assert.deepEqual((await s.series.latest('health/p/other'))?.value, { other: true });
+        } finally {
+          await s.close();
+        }
+      });
+
       test('audit log: append, list newest first with filters, sinceId, limit and prune', async () => {
         const s = await open();
         try {

@@ -118,6 +118,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user);
 CREATE TABLE IF NOT EXISTS series (series TEXT NOT NULL, time TEXT NOT NULL, json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS series_by_time ON series (series, time);
+CREATE TABLE IF NOT EXISTS series_latest (series TEXT PRIMARY KEY, time TEXT NOT NULL, json TEXT NOT NULL);
 `;
 
 interface ObjectRow {
@@ -586,7 +587,16 @@ class SqliteSeriesStore implements SeriesStore {
       ),
       range: db.prepare<[string, string], { time: string; json: string }>('SELECT time, json FROM series WHERE series = ? AND time > ? ORDER BY time, rowid'),
       drop: db.prepare<[string]>('DELETE FROM series WHERE series = ?'),
+      setLatest: db.prepare<[string, string, string]>(
+        'INSERT INTO series_latest (series, time, json) VALUES (?, ?, ?) ON CONFLICT (series) DO UPDATE SET time = excluded.time, json = excluded.json',
+      ),
+      latest: db.prepare<[string], { time: string; json: string }>('SELECT time, json FROM series_latest WHERE series = ?'),
+      dropLatest: db.prepare<[string]>('DELETE FROM series_latest WHERE series = ?'),
     };
+    this.dropTx = db.transaction((series: string) => {
+      this.stmts.dropLatest.run(series);
+      return this.stmts.drop.run(series).changes;
+    });
     this.tx = db.transaction((series: string, time: string, json: string, retainSince: string, maxPoints: number) => {
       this.stmts.insert.run(series, time, json);
       this.stmts.pruneAge.run(series, retainSince);
@@ -595,6 +605,7 @@ class SqliteSeriesStore implements SeriesStore {
   }
 
   private readonly tx: (series: string, time: string, json: string, retainSince: string, maxPoints: number) => void;
+  private readonly dropTx: (series: string) => number;
 
   async append(series: string, time: string, sample: unknown, bounds: { retainSince: string; maxPoints: number }): Promise<void> {
     this.check();
@@ -606,9 +617,20 @@ class SqliteSeriesStore implements SeriesStore {
     return this.stmts.range.all(series, since).map((r) => ({ time: r.time, sample: JSON.parse(r.json) as unknown }));
   }
 
+  async setLatest(series: string, time: string, value: unknown): Promise<void> {
+    this.check();
+    this.stmts.setLatest.run(series, time, JSON.stringify(value));
+  }
+
+  async latest(series: string): Promise<{ time: string; value: unknown } | undefined> {
+    this.check();
+    const row = this.stmts.latest.get(series);
+    return row ? { time: row.time, value: JSON.parse(row.json) as unknown } : undefined;
+  }
+
   async drop(series: string): Promise<number> {
     this.check();
-    return this.stmts.drop.run(series).changes;
+    return this.dropTx(series);
   }
 }
 

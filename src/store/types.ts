@@ -189,14 +189,20 @@ export interface AuditLog {
 
 /**
  * Small time series beside the objects (e.g. a cluster's health samples): append-only per series
- * key, bounded by age and count, read back by time range.
+ * key, bounded by age and count, read back by time range. Beside its samples a series may keep one
+ * full record, replaced on each write (a cluster's newest health report, which the replica that
+ * checks health shares with the others this way).
  */
 export interface SeriesStore {
   /** Appends a sample, then drops the series' samples older than `retainSince` and beyond the newest `maxPoints`. */
   append(series: string, time: string, sample: unknown, bounds: { retainSince: string; maxPoints: number }): Promise<void>;
   /** Samples with time > since, oldest first. */
   range(series: string, since: string): Promise<{ time: string; sample: unknown }[]>;
-  /** Deletes a whole series (its owner is gone); returns how many samples. */
+  /** Keeps `value` as the series' newest record, replacing the one before. */
+  setLatest(series: string, time: string, value: unknown): Promise<void>;
+  /** The record setLatest kept last, if any. */
+  latest(series: string): Promise<{ time: string; value: unknown } | undefined>;
+  /** Deletes a whole series (its owner is gone), its newest record too; returns how many samples. */
   drop(series: string): Promise<number>;
 }
 

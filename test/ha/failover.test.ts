@@ -8,7 +8,8 @@
 //   leader's machines adopted, none doubled);
 // - no write acknowledged to a client is lost (a writer creates and updates objects through both
 //   replicas all along and checks every acknowledged one at the end);
-// - the API answers through the survivor throughout (a probe counts its failures: none);
+// - the API answers through the survivor throughout (a probe counts its failures: none), and while
+//   it follows, with the leader's newest health report of the cluster;
 // - a watch opened on the survivor from the last resourceVersion a client saw on the dead leader
 //   resumes exactly: the same events as the survivor's own uninterrupted watch after that point
 //   (of the project's Secrets, which the writer keeps changing).
@@ -230,6 +231,13 @@ describe('e2e: two replicas on the Kubernetes store; the leader is SIGKILLed whi
         200,
       );
       assert.notEqual(seen.phase, 'Ready', 'killed in the middle of provisioning');
+      // The follower answers the cluster's newest health report: the leader's, shared through the store.
+      const followerHealth = await waitUntil('the follower to answer the leader\'s newest health report', 60_000, async () => {
+        const h = await apiRequest(b.url, token, 'GET', '/projects/default/clusters/demo/health');
+        assert.equal(h.status, 200, h.text);
+        return h.json.latest ? (h.json.latest as { cluster: string; at: string }) : undefined;
+      }, 200);
+      assert.equal(followerHealth.cluster, 'demo');
       const before = await leaseHolder();
       assert.equal(identityPid(before.holder), a.pid, 'replica a leads');
       const lastSeenOnLeader = onLeader.lastRv;

@@ -251,6 +251,15 @@ export const HealthSampleRecord = Type.Object(
   { additionalProperties: false, description: 'One sample of a bounded time series (a cluster health history)' },
 );
 
+export const SeriesLatestRecord = Type.Object(
+  {
+    series: Type.String({ minLength: 1 }),
+    time: Type.String(),
+    value: Type.Unknown(),
+  },
+  { additionalProperties: false, description: "The newest full record of a series (a cluster's newest health report): one object per series, replaced on each write" },
+);
+
 export interface StoreKind {
   kind: string;
   plural: string;
@@ -262,6 +271,7 @@ export const STORE_KINDS = {
   token: { kind: 'APIToken', plural: 'apitokens', schema: TokenRecord },
   audit: { kind: 'AuditEntry', plural: 'auditentries', schema: AuditRecordSchema },
   sample: { kind: 'HealthSample', plural: 'healthsamples', schema: HealthSampleRecord },
+  latest: { kind: 'HealthReport', plural: 'healthreports', schema: SeriesLatestRecord },
 } as const satisfies Record<string, StoreKind>;
 
 /** The CRD of a bookkeeping kind: its data sits in one top-level field, `record`. */

@@ -6,7 +6,9 @@
 // - An audit entry's id is the resourceVersion it was created at: increasing with time and never
 //   reused, as the contract asks, without a counter shared between replicas. The log is pruned to
 //   the newest `maxEntries` as it grows.
-// - A health sample is one object; appending prunes its series by age and count.
+// - A health sample is one object; appending prunes its series by age and count. A series' newest
+//   full record (a cluster's newest health report) is one more object per series, named after the
+//   series and replaced by server-side apply.
 import { createHash, randomBytes } from 'node:crypto';
 import { ApiError } from '../../api/errors.js';
 import { isNotFound, type KubeClient, type KubeObject, type ResourceType } from '../../kube/client.js';
@@ -37,7 +39,7 @@ function selector(pairs: [string, string | undefined][]): string | undefined {
   return parts.length > 0 ? parts.join(',') : undefined;
 }
 
-/** Plumbing shared by the three record kinds. */
+/** Plumbing shared by the record kinds. */
 class Records<T> {
   readonly type: ResourceType;
 
@@ -54,6 +56,15 @@ class Records<T> {
       this.type,
       { apiVersion: this.type.apiVersion, kind: this.kind.kind, metadata: { ...metadata, namespace: this.namespace }, record },
       { fieldValidation: 'Strict' },
+    );
+  }
+
+  /** Creates or replaces the object `name` in one request (server-side apply, this store owning every field). */
+  apply(name: string, labels: Record<string, string>, record: T): Promise<RecordObject<T>> {
+    return this.client.apply<RecordObject<T>>(
+      this.type,
+      { apiVersion: this.type.apiVersion, kind: this.kind.kind, metadata: { name, namespace: this.namespace, labels }, record },
+      { fieldManager: FIELD_MANAGER, force: true },
     );
   }
 
@@ -92,6 +103,8 @@ class Records<T> {
     return n;
   }
 }
+
+const FIELD_MANAGER = 'marina-store';
 
 const rvOf = (o: KubeObject): number => Number(o.metadata?.resourceVersion ?? 0);
 
@@ -244,15 +257,26 @@ interface SampleData {
   sample: unknown;
 }
 
+interface LatestData {
+  series: string;
+  time: string;
+  value: unknown;
+}
+
+/** The object name of a series' newest record: a DNS label for any series key. */
+const latestName = (series: string): string => 'latest-' + createHash('sha256').update(series, 'utf8').digest('hex').slice(0, 40);
+
 /** Oldest first: by sample time, then by creation. */
 const byTime = (a: RecordObject<SampleData>, b: RecordObject<SampleData>) =>
   a.record.time === b.record.time ? rvOf(a) - rvOf(b) : a.record.time < b.record.time ? -1 : 1;
 
 export class KubernetesSeriesStore implements SeriesStore {
   private readonly records: Records<SampleData>;
+  private readonly latestRecords: Records<LatestData>;
 
   constructor(client: KubeClient, namespace: string) {
     this.records = new Records(client, namespace, STORE_KINDS.sample);
+    this.latestRecords = new Records(client, namespace, STORE_KINDS.latest);
   }
 
   private async samples(series: string): Promise<RecordObject<SampleData>[]> {
@@ -271,7 +295,17 @@ export class KubernetesSeriesStore implements SeriesStore {
     return (await this.samples(series)).filter((o) => o.record.time > since).map((o) => ({ time: o.record.time, sample: o.record.sample }));
   }
 
+  async setLatest(series: string, time: string, value: unknown): Promise<void> {
+    await this.latestRecords.apply(latestName(series), { [label('series')]: labelValue(series) }, { series, time, value });
+  }
+
+  async latest(series: string): Promise<{ time: string; value: unknown } | undefined> {
+    const obj = await this.latestRecords.get(latestName(series));
+    return obj && obj.record.series === series ? { time: obj.record.time, value: obj.record.value } : undefined;
+  }
+
   async drop(series: string): Promise<number> {
+    await this.latestRecords.delete(latestName(series));
     return this.records.deleteAll(await this.samples(series));
   }
 }
