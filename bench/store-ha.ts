@@ -6,7 +6,8 @@
 // as SQLite runs with synchronous=NORMAL) and measures, per backend, the latency (p50/p99) of
 // sequential create/get/update, the throughput of 16 concurrent creates, list latency, and watch
 // delivery latency (write call → event at a watcher; for Kubernetes also at a second store
-// instance, i.e. another replica). Then runs two `marina server --store kubernetes` processes and
+// instance, i.e. another replica), and what sharing a cluster's newest health report costs (write
+// it as the series' newest record; read it, as a follower answering GET .../health does). Then runs two `marina server --store kubernetes` processes and
 // measures how long after SIGKILL (and after SIGTERM) of the leader the survivor holds the Lease.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,8 @@ import { API_VERSION, type Resource } from '../src/api/meta.js';
 import { KubeClient, Resources } from '../src/kube/client.js';
 import { openKubernetesStore } from '../src/store/kubernetes/store.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
-import type { Store, WatchEvent } from '../src/store/types.js';
+import type { HealthReport } from '../src/health/types.js';
+import type { SeriesStore, Store, WatchEvent } from '../src/store/types.js';
 import { findToolchain } from '../src/toolchain/resolve.js';
 import { defaultVersion } from '../src/toolchain/versions.js';
 import { freePort, startServerProcess, type ServerProcess } from '../test/support/marina.js';
@@ -46,6 +48,37 @@ function cluster(i: number, replicas = 3): Resource {
         { name: 'controlplane', roles: ['controlplane'], replicas: 1 },
         { name: 'workers', roles: ['worker'], replicas, labels: { role: 'worker' }, taints: [{ key: 'dedicated', value: 'x', effect: 'NoSchedule' }] },
       ],
+    },
+  };
+}
+
+/** The report of a 7-machine cluster (3 etcd, 1 control plane, 3 workers) on a metrics pass. */
+function healthReport(at: number): HealthReport {
+  const machines = ['etcd-0', 'etcd-1', 'etcd-2', 'cp-0', 'w-0', 'w-1', 'w-2'];
+  const agentProcesses: Record<string, string[]> = { etcd: ['etcd'], cp: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'], w: ['kubelet'] };
+  return {
+    project: 'p0',
+    cluster: 'c-000000',
+    at: new Date(at).toISOString(),
+    durationMs: 48,
+    healthy: true,
+    checks: [
+      { component: 'endpoint', ok: true, message: 'ok', latencyMs: 4 },
+      { component: 'apiserver', machine: 'cp-0', ok: true, message: 'ok', latencyMs: 3 },
+      ...machines.slice(0, 3).map((m) => ({ component: 'etcd' as const, machine: m, ok: true, message: 'ok', latencyMs: 2 })),
+      ...machines.flatMap((m) => [
+        { component: 'agent' as const, machine: m, ok: true, message: 'ok', latencyMs: 2, reachable: true },
+        ...agentProcesses[m.split('-')[0]!]!.map((p) => ({ component: 'agent' as const, machine: m, ok: true, message: `${p} running` })),
+      ]),
+      { component: 'kube-controller-manager', ok: true, message: 'lease held by cp-0, renewed 1 s ago' },
+      { component: 'kube-scheduler', ok: true, message: 'lease held by cp-0, renewed 1 s ago' },
+    ],
+    nodes: machines.map((m) => ({ name: m, machine: m, ready: 'True' as const, problems: [] })),
+    metrics: {
+      at: new Date(at).toISOString(),
+      etcd: machines.slice(0, 3).map((m, i) => ({ machine: m, hasLeader: true, isLeader: i === 0, leaderChangesTotal: 1, dbSizeBytes: 4_194_304, walFsyncP99Seconds: 0.004 })),
+      apiservers: [{ machine: 'cp-0', requestP99Seconds: 0.05, inflightRequests: 3 }],
+      machines: machines.map((m) => ({ machine: m, cpuCores: 0.12, rssBytes: 180_000_000, diskUsedBytes: 60_000_000 })),
     },
   };
 }
@@ -96,7 +129,7 @@ interface Row {
   kubernetes: string;
 }
 
-async function measure(store: Store, other: Store | undefined, label: string): Promise<Map<string, string>> {
+async function measure(store: Store & { series: SeriesStore }, other: (Store & { series: SeriesStore }) | undefined, label: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const created: Resource[] = [];
   const createLat = await timeEach(N, async (i) => created.push(await store.create(cluster(i))));
@@ -125,6 +158,12 @@ async function measure(store: Store, other: Store | undefined, label: string): P
   const delivery = await watchDelivery(store, watchers, 200);
   out.set('watch delivery, same replica: p50 / p99 ms', lat(delivery[0]!));
   if (other) out.set('watch delivery, other replica: p50 / p99 ms', lat(delivery[1]!));
+  const reportKb = (Buffer.byteLength(JSON.stringify(healthReport(0))) / 1024).toFixed(1);
+  const shareLat = await timeEach(200, (i) => store.series.setLatest('health/p0/c-000000', new Date(i * 1000).toISOString(), healthReport(i * 1000)));
+  out.set(`health report (${reportKb} KB): share it, p50 / p99 ms`, lat(shareLat));
+  // Kubernetes: read through the second store instance, as a follower does.
+  const readLat = await timeEach(200, () => (other ?? store).series.latest('health/p0/c-000000'));
+  out.set('health report: read the shared one, p50 / p99 ms', lat(readLat));
   console.error(`# ${label} done (load ${load()})`);
   return out;
 }
