@@ -1,6 +1,6 @@
 // The newest health report of a cluster, for every replica. Only the replica that runs the health
-// checker (the only one with the SQLite store; the Lease holder with the Kubernetes store) has it in
-// memory (HealthRegistry). The checker also keeps it as the newest record of the cluster's series
+// checker (the one server on SQLite; the Lease holder on the Kubernetes store) has it in memory
+// (HealthRegistry). The checker also keeps it as the newest record of the cluster's series
 // in the SeriesStore, which all replicas share, and the API answers from there when its own
 // registry has nothing.
 //
