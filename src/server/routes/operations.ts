@@ -36,7 +36,7 @@ export const operationRoutes: FastifyPluginAsync<{ store: Store; audit: AuditLog
 
   const body = (req: FastifyRequest): ActionBody => {
     const b = req.body;
-    if (b === undefined || b === null || b === '') return {};
+    if (b === undefined || b === '') return {};
     if (typeof b !== 'object' || Array.isArray(b)) throw ApiError.badRequest('request body must be a JSON object like {"comment": "..."} or empty');
     const causes = schemaErrors(OperationActionRequest, b);
     if (causes.length > 0) throw ApiError.invalid(causes);
