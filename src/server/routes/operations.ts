@@ -89,13 +89,22 @@ export const operationRoutes: FastifyPluginAsync<{ store: Store; audit: AuditLog
         const { project, name } = req.params;
         const p = principal(req);
         const { comment } = body(req);
+        const record = (code: number, op?: Operation) =>
+          audit.append({ time: new Date().toISOString(), user: p.user, verb: action, kind: 'Operation', project, name, generation: op?.metadata.generation, resourceVersion: op?.metadata.resourceVersion, code });
         for (let attempt = 0; ; attempt++) {
           const op = await ops.get(project, name);
           if (!op) throw ApiError.notFound('Operation', name);
-          const status = decide(op, action, p.user, comment);
+          let status: OperationStatus;
+          try {
+            status = decide(op, action, p.user, comment);
+          } catch (err) {
+            // A refused decision (four-eyes, too late to cancel) is on the record too.
+            if (isApiError(err)) await record(err.code, op);
+            throw err;
+          }
           try {
             const updated = status === op.status ? op : await ops.updateStatus({ ...op, status });
-            await audit.append({ time: new Date().toISOString(), user: p.user, verb: action, kind: 'Operation', project, name, generation: updated.metadata.generation, resourceVersion: updated.metadata.resourceVersion, code: 200 });
+            await record(200, updated);
             return updated;
           } catch (err) {
             // The controller moved the operation meanwhile: judge the new state.
