@@ -215,46 +215,50 @@ describe('e2e: day-2 operations — snapshots, restores, checkpoints, machine re
   });
 
   it('checkpoints: the requester cannot approve (403), a second disruptive operation gets 409, another operator approves', async () => {
-    const cluster = (await api('GET', `/projects/${P}/clusters/${C}`)).json;
-    cluster.spec.operations = { approvalRequired: ['Restore'] };
-    assert.equal((await api('PUT', `/projects/${P}/clusters/${C}`, cluster)).status, 200);
-    // bob asks; the body's requestedBy is ignored: the server writes the caller.
-    const s3snap = ((await api('GET', `/projects/${P}/snapshots`)).json.items as Snapshot[]).find((s) => s.spec.target === 's3' && s.status?.phase === 'Completed')!;
-    const created = await api(
-      'POST',
-      `/projects/${P}/operations`,
-      { apiVersion: 'marina.dev/v1alpha1', kind: 'Operation', metadata: { name: 'bobs-restore' }, spec: { cluster: C, type: 'Restore', restore: { snapshot: s3snap.metadata.name } }, status: { requestedBy: 'alice' } },
-      tokens.bob,
-    );
-    assert.equal(created.status, 201, created.text);
-    assert.equal(created.json.status.requestedBy, 'bob');
-    assert.equal(created.json.status.phase, 'AwaitingApproval');
-    await new Promise((r) => setTimeout(r, 2000));
-    assert.equal((await getOp('bobs-restore')).status?.phase, 'AwaitingApproval', 'it does nothing until approved');
+    const setPolicy = async (approvalRequired?: string[]) => {
+      const cluster = (await api('GET', `/projects/${P}/clusters/${C}`)).json;
+      if (approvalRequired) cluster.spec.operations = { approvalRequired };
+      else delete cluster.spec.operations;
+      assert.equal((await api('PUT', `/projects/${P}/clusters/${C}`, cluster)).status, 200);
+    };
+    await setPolicy(['Restore']);
+    try {
+      // bob asks; the body's requestedBy is ignored: the server writes the caller.
+      const s3snap = ((await api('GET', `/projects/${P}/snapshots`)).json.items as Snapshot[]).find((s) => s.spec.target === 's3' && s.status?.phase === 'Completed')!;
+      const created = await api(
+        'POST',
+        `/projects/${P}/operations`,
+        { apiVersion: 'marina.dev/v1alpha1', kind: 'Operation', metadata: { name: 'bobs-restore' }, spec: { cluster: C, type: 'Restore', restore: { snapshot: s3snap.metadata.name } }, status: { requestedBy: 'alice' } },
+        tokens.bob,
+      );
+      assert.equal(created.status, 201, created.text);
+      assert.equal(created.json.status.requestedBy, 'bob');
+      assert.equal(created.json.status.phase, 'AwaitingApproval');
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.equal((await getOp('bobs-restore')).status?.phase, 'AwaitingApproval', 'it does nothing until approved');
 
-    const own = await cli.run(['operation', 'approve', 'bobs-restore', '--token', tokens.bob!]);
-    assert.equal(own.code, 6, `${own.stdout}${own.stderr}`);
-    assert.match(own.stderr, /four-eyes rule: bob requested operation bobs-restore and may not approve it/);
+      const own = await cli.run(['operation', 'approve', 'bobs-restore', '--token', tokens.bob!]);
+      assert.equal(own.code, 6, `${own.stdout}${own.stderr}`);
+      assert.match(own.stderr, /four-eyes rule: bob requested operation bobs-restore and may not approve it/);
 
-    const machine = ((await api('GET', `/projects/${P}/machines`)).json.items as MachineJson[]).find((m) => m.spec.pool === 'workers')!;
-    const second = await cli.run(['machine', 'replace', machine.metadata.name, '--token', tokens.alice!]);
-    assert.equal(second.code, 4, `${second.stdout}${second.stderr}`);
-    assert.match(second.stderr, /already runs the disruptive operation bobs-restore \(Restore, AwaitingApproval\)/);
+      const machine = ((await api('GET', `/projects/${P}/machines`)).json.items as MachineJson[]).find((m) => m.spec.pool === 'workers')!;
+      const second = await cli.run(['machine', 'replace', machine.metadata.name, '--token', tokens.alice!]);
+      assert.equal(second.code, 4, `${second.stdout}${second.stderr}`);
+      assert.match(second.stderr, /already runs the disruptive operation bobs-restore \(Restore, AwaitingApproval\)/);
 
-    const approved = await cli.ok(['operation', 'approve', 'bobs-restore', '--comment', 'checked', '--token', tokens.alice!]);
-    assert.match(approved.stdout, /operation\/bobs-restore approved/);
-    const r = await cli.run(['operation', 'describe', 'bobs-restore', '-w', '--timeout', '10m'], 700_000);
-    assert.equal(r.code, 0, `${r.stdout}${r.stderr}\n${serverLogTail(server!.logFile)}`);
-    const done = await getOp('bobs-restore');
-    assert.equal(done.status?.phase, 'Succeeded');
-    assert.equal(done.status?.approvedBy?.user, 'alice');
-    const audit = (await api('GET', `/audit?project=${P}&kind=Operation`)).json.items as { verb: string; user: string; name: string; code: number }[];
-    assert.ok(audit.some((a) => a.verb === 'approve' && a.user === 'alice' && a.name === 'bobs-restore' && a.code === 200), 'the approval is audited');
-    assert.ok(audit.some((a) => a.verb === 'approve' && a.user === 'bob' && a.code === 403), 'the refused self-approval is audited');
-    delete cluster.spec.operations;
-    const fresh = (await api('GET', `/projects/${P}/clusters/${C}`)).json;
-    delete fresh.spec.operations;
-    assert.equal((await api('PUT', `/projects/${P}/clusters/${C}`, fresh)).status, 200);
+      const approved = await cli.ok(['operation', 'approve', 'bobs-restore', '--comment', 'checked', '--token', tokens.alice!]);
+      assert.match(approved.stdout, /operation\/bobs-restore approved/);
+      const r = await cli.run(['operation', 'describe', 'bobs-restore', '-w', '--timeout', '10m'], 700_000);
+      assert.equal(r.code, 0, `${r.stdout}${r.stderr}\n${serverLogTail(server!.logFile)}`);
+      const done = await getOp('bobs-restore');
+      assert.equal(done.status?.phase, 'Succeeded');
+      assert.equal(done.status?.approvedBy?.user, 'alice');
+      const audit = (await api('GET', `/audit?project=${P}&kind=Operation`)).json.items as { verb: string; user: string; name: string; code: number }[];
+      assert.ok(audit.some((a) => a.verb === 'approve' && a.user === 'alice' && a.name === 'bobs-restore' && a.code === 200), 'the approval is audited');
+      assert.ok(audit.some((a) => a.verb === 'approve' && a.user === 'bob' && a.code === 403), 'the refused self-approval is audited');
+    } finally {
+      await setPolicy(undefined);
+    }
     await healthy();
   });
 
