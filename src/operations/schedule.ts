@@ -6,7 +6,8 @@
 //   RestoreFailed   the newest finished restore failed
 // Level-based: a slot's operation has a name derived from the slot's time, so a restarted Marina
 // (or a second look) creates it at most once; a slot missed while Marina was down is taken once
-// when it comes back (only the newest missed one).
+// when it comes back (only the newest missed one). Finished scheduled operations beyond twice the
+// retention are deleted (the Snapshots keep the record).
 import { parseSchedule, resolveBackup, scheduleIntervalMs } from '../api/backup-policy.js';
 import type { Cluster } from '../api/kinds.js';
 import { API_VERSION, byAge, type ObjectKey } from '../api/meta.js';
@@ -75,6 +76,12 @@ export function backupAlerts(cluster: Cluster, ops: readonly Operation[], snaps:
   return alerts;
 }
 
+/** Finished scheduled operations beyond the newest `keep`: their Snapshots carry the record. */
+export function expiredOperations(ops: readonly Operation[], keep: number): Operation[] {
+  const scheduled = ops.filter((o) => o.metadata.labels?.[LABEL_SCHEDULED] === 'true' && isTerminal(o) && !o.metadata.deletionTimestamp).sort(byAge).reverse();
+  return scheduled.slice(keep);
+}
+
 /** Scheduled snapshots beyond the newest `retain` (finished ones only), oldest last kept. */
 export function expiredSnapshots(snaps: readonly Snapshot[], retain: number): Snapshot[] {
   const scheduled = snaps.filter((s) => s.metadata.labels?.[LABEL_SCHEDULED] === 'true' && s.status?.phase !== 'Pending' && !s.metadata.deletionTimestamp).sort(byAge).reverse();
@@ -114,6 +121,8 @@ export class BackupScheduler implements Reconciler {
     for (const s of expiredSnapshots(snaps.filter((s) => s.spec.cluster === key.name), policy.retain)) {
       await this.snaps.deleteIfExists(key.project, s.metadata.name);
     }
+    // The schedule's own operations would pile up (4 a day by default): twice the snapshots kept.
+    for (const o of expiredOperations(mine, 2 * policy.retain)) await this.ops.deleteIfExists(key.project, o.metadata.name);
     await this.alerts?.sync(scope, up ? backupAlerts(cluster, mine, snaps, nowMs) : []);
     if (!policy.enabled) return { requeueAfterMs: MAX_LOOK_MS };
     const next = parseSchedule(policy.schedule).nextRun(new Date(nowMs));
