@@ -8,6 +8,7 @@
 //   operation refused (409) while the first waits;
 //   Marina SIGKILLed in the middle of a restore and started again: the restore ends Succeeded, or
 //   Failed with a message that states the cluster's state — never silently half-restored;
+//   a cancel accepted while an operation waits, refused with the reason after a disruptive step;
 //   a machine replaced in one call: its successor first, then the old one drained and gone.
 //
 // Skips when the Kubernetes toolchain is not installed.
@@ -285,6 +286,40 @@ describe('e2e: day-2 operations — snapshots, restores, checkpoints, machine re
       await allNodesReady();
       await healthy();
     }
+  });
+
+  it('cancel: accepted while the operation waits, refused with the reason once a disruptive step started', async () => {
+    const s3snap = ((await api('GET', `/projects/${P}/snapshots`)).json.items as Snapshot[]).find((s) => s.spec.target === 's3' && s.status?.phase === 'Completed')!;
+    const setPolicy = async (approvalRequired?: string[]) => {
+      const cluster = (await api('GET', `/projects/${P}/clusters/${C}`)).json;
+      if (approvalRequired) cluster.spec.operations = { approvalRequired };
+      else delete cluster.spec.operations;
+      assert.equal((await api('PUT', `/projects/${P}/clusters/${C}`, cluster)).status, 200);
+    };
+    await setPolicy(['Restore']);
+    try {
+      const waiting = opName((await cli.ok(['cluster', 'restore', C, '--snapshot', s3snap.metadata.name, '--no-wait'])).stdout);
+      assert.match((await cli.ok(['operation', 'cancel', waiting])).stdout, /cancel requested/);
+      const cancelled = await waitUntil('the waiting restore Cancelled', 60_000, async () => {
+        const op = await getOp(waiting);
+        return op.status?.phase === 'Cancelled' ? op : undefined;
+      });
+      assert.equal(cancelled.status?.cancelledBy?.user, 'admin');
+    } finally {
+      await setPolicy(undefined);
+    }
+    const running = opName((await cli.ok(['cluster', 'restore', C, '--snapshot', s3snap.metadata.name, '--no-wait'])).stdout);
+    await waitUntil('the restore past its first disruptive step', 120_000, async () => {
+      const op = await getOp(running);
+      return op.status?.steps?.some((st) => st.name === 'stopControlPlane' && st.state !== 'Pending') ? true : undefined;
+    }, 100);
+    const refused = await cli.run(['operation', 'cancel', running]);
+    assert.equal(refused.code, 4, `${refused.stdout}${refused.stderr}`);
+    assert.match(refused.stderr, /passed its first disruptive step \(stopControlPlane/);
+    const r = await cli.run(['operation', 'describe', running, '-w', '--timeout', '10m'], 700_000);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    assert.equal((await getOp(running)).status?.phase, 'Succeeded');
+    await allNodesReady();
   });
 
   it('replaces a worker in one call: the successor is Ready first, then the old one is drained and gone', async () => {
