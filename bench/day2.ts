@@ -76,6 +76,8 @@ async function main(): Promise<void> {
     console.log(`# ${await count()} ConfigMaps written in ${sec(Date.now() - t1)} s`);
 
     const rows: string[][] = [];
+    const stepHeader: string[] = ['run'];
+    const stepRows: string[][] = [];
     for (let run = 1; run <= RUNS; run++) {
       const s0 = Date.now();
       const snapOut = await cli.ok(['cluster', 'snapshot', 'bench', '--timeout', '20m'], 1_300_000);
@@ -90,6 +92,8 @@ async function main(): Promise<void> {
       const op = (await apiRequest(server.url, token, 'GET', `/projects/default/operations/${/operation\/(\S+) created/.exec(restoreOut.stdout)![1]}`)).json as Operation;
       const n = await count();
       if (n !== COUNT) throw new Error(`after the restore ${n} ConfigMaps, expected ${COUNT}`);
+      stepRows.push([String(run), ...(op.status?.steps ?? []).map((st) => sec(stepMs(op, st.name, st.name)))]);
+      if (run === 1) stepHeader.push(...(op.status?.steps ?? []).map((st) => st.name));
       rows.push([
         String(run),
         `${((snap.status?.size ?? 0) / 2 ** 20).toFixed(1)} MiB`,
@@ -105,6 +109,8 @@ async function main(): Promise<void> {
     }
     console.log(`\n${COUNT} ConfigMaps, default cluster (3 etcd, 1 control plane, 2 workers), ${cpus().length} cores, load ${load()}\n`);
     table(['run', 'snapshot size', 'snapshot s', 'take s', 'restore total s', 'preflight s', 'restore → Nodes Ready s', 'restoreEtcd s', 'startControlPlane s', 'waitNodes s'], rows);
+    console.log('\nRestore steps (s):\n');
+    table(stepHeader, stepRows);
   } finally {
     if (KEEP) console.log(`# kept ${tmp}`);
     else await teardown({ tmp, dataDir, cli, server, cluster: 'bench' });

@@ -154,14 +154,16 @@ export const snapshotOperation: OperationDefinition = {
     { name: 'store', run: store },
     { name: 'verify', run: verify },
   ],
-  async cleanup(sc) {
+  async cleanup(sc, why) {
     await removeWorkDir(sc.deps, sc.op.metadata.uid ?? sc.op.metadata.name);
     const name = sc.records.take?.snapshot as string | undefined;
     if (!name) return 'no snapshot was taken; the cluster was not touched';
     const snaps = snapshotObjects(sc.deps);
     const obj = await snaps.get(sc.op.metadata.project ?? '', name);
     if (obj && obj.status?.phase !== 'Completed') {
-      await snaps.updateStatus({ ...obj, status: { ...obj.status, phase: 'Failed', completionTime: new Date().toISOString(), message: sc.op.status?.message ?? 'the operation failed' } });
+      const failed = (sc.op.status?.steps ?? []).find((st) => st.state === 'Failed');
+      const message = failed ? `${failed.name}: ${failed.message ?? 'failed'}` : `the operation was ${why}`;
+      await snaps.updateStatus({ ...obj, status: { ...obj.status, phase: 'Failed', completionTime: new Date().toISOString(), message } });
     }
     return `Snapshot ${name} is marked Failed; the cluster was not touched`;
   },
