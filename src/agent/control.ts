@@ -4,7 +4,8 @@
 // process groups now, VMs of other providers later) offers the same actions, and a provider only
 // has to carry the calls (and the snapshot bytes) to it.
 //
-//   POST /v1/services/hold     {"names": ["kube-apiserver", ...]}  → stopped, not restarted
+//   POST /v1/services/hold     {"names": ["kube-apiserver", ...], "immediate": false}
+//                                                                  → stopped (immediate: SIGKILL), not restarted
 //   POST /v1/services/release  {"names": [...]}                    → started again
 //   PUT  /v1/etcd/restore?id=&name=&initialCluster=&peerURL=&token=&sha256=&bumpRevision=
 //        body: the snapshot file                                   → etcd's data dir replaced
@@ -104,8 +105,8 @@ export class MachineControl {
   private async route(req: http.IncomingMessage, path: string, query: URLSearchParams): Promise<unknown> {
     if (path === '/v1/services' && req.method === 'GET') return this.state();
     if (path === '/v1/services/hold' && req.method === 'POST') {
-      const names = await namesIn(req);
-      await this.supervisor.hold(names).catch((err: Error) => {
+      const { names, immediate } = await namesIn(req);
+      await this.supervisor.hold(names, { immediate }).catch((err: Error) => {
         throw new ControlError(400, err.message);
       });
       await this.persistHeld();
@@ -113,7 +114,7 @@ export class MachineControl {
       return this.state();
     }
     if (path === '/v1/services/release' && req.method === 'POST') {
-      const names = await namesIn(req);
+      const { names } = await namesIn(req);
       try {
         this.supervisor.release(names);
       } catch (err) {
@@ -207,7 +208,7 @@ export class MachineControl {
   }
 }
 
-async function namesIn(req: http.IncomingMessage): Promise<string[]> {
+async function namesIn(req: http.IncomingMessage): Promise<{ names: string[]; immediate: boolean }> {
   let text = '';
   for await (const chunk of req) {
     text += String(chunk);
@@ -219,9 +220,10 @@ async function namesIn(req: http.IncomingMessage): Promise<string[]> {
   } catch {
     throw new ControlError(400, 'body must be JSON {"names": [...]}');
   }
-  const names = (body as { names?: unknown }).names;
+  const { names, immediate } = body as { names?: unknown; immediate?: unknown };
   if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string')) throw new ControlError(400, 'names: must be a non-empty array of process names');
-  return names as string[];
+  if (immediate !== undefined && typeof immediate !== 'boolean') throw new ControlError(400, 'immediate: must be true or false');
+  return { names: names as string[], immediate: immediate === true };
 }
 
 const ID = /^[a-z0-9][-a-z0-9.]{0,127}$/;

@@ -127,15 +127,16 @@ export class ProcessSupervisor {
 
   /**
    * Stops the named processes (last started first) and keeps them down, surviving crashes of
-   * theirs, until release(). Unknown names throw before anything stops. Idempotent.
+   * theirs, until release(). Unknown names throw before anything stops. Idempotent. `immediate`:
+   * SIGKILL at once, for a caller that throws the process's state away anyway (a restore).
    */
-  async hold(names: readonly string[]): Promise<void> {
+  async hold(names: readonly string[], opts: { immediate?: boolean } = {}): Promise<void> {
     const targets = this.pick(names);
     for (const p of targets) p.held = true;
     for (const p of [...targets].reverse()) {
       if (p.restartTimer) clearTimeout(p.restartTimer);
       p.restartTimer = undefined;
-      await this.terminate(p);
+      await this.terminate(p, opts.immediate ? 0 : this.stopGraceMs);
       p.state = 'held';
     }
   }
@@ -156,16 +157,16 @@ export class ProcessSupervisor {
     return this.procs.filter((p) => names.includes(p.spec.name));
   }
 
-  /** SIGTERM, then SIGKILL after the grace period; resolves once the child exited. */
-  private async terminate(p: Managed): Promise<void> {
+  /** SIGTERM, then SIGKILL after `graceMs` (0: SIGKILL at once); resolves once the child exited. */
+  private async terminate(p: Managed, graceMs = this.stopGraceMs): Promise<void> {
     const child = p.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     p.state = 'stopping';
-    child.kill('SIGTERM');
+    child.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
     const timer = setTimeout(() => {
       this.log.warn({ process: p.spec.name, pid: child.pid }, 'process ignored SIGTERM; sending SIGKILL');
       child.kill('SIGKILL');
-    }, this.stopGraceMs);
+    }, graceMs);
     await p.exited;
     clearTimeout(timer);
   }

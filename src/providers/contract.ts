@@ -155,8 +155,11 @@ export interface EtcdRestoreRequest {
  * operation fails with that message before touching anything.
  */
 export interface MachineActions {
-  /** Stops the named services of the machine and keeps them down (also across agent restarts). */
-  holdServices(machine: MachineRef, names: string[], opts?: ProviderCallOptions): Promise<void>;
+  /**
+   * Stops the named services of the machine and keeps them down (also across agent restarts).
+   * `immediate`: no graceful stop (SIGKILL), for state that is thrown away anyway.
+   */
+  holdServices(machine: MachineRef, names: string[], opts?: ProviderCallOptions & { immediate?: boolean }): Promise<void>;
   /** Starts the named held services again. */
   releaseServices(machine: MachineRef, names: string[], opts?: ProviderCallOptions): Promise<void>;
   /** Replaces the machine's etcd data directory with the snapshot (etcd must be held). Idempotent by id. */

@@ -242,7 +242,7 @@ export class LocalProvider implements InfrastructureProvider {
   /** Day-2 actions, carried to the machine's agent with the control token from its agent.json. */
   readonly actions: MachineActions = {
     holdServices: async (m, names, opts) => {
-      await this.agentCall(m, 'POST', '/v1/services/hold', JSON.stringify({ names }), opts?.signal);
+      await this.agentCall(m, 'POST', '/v1/services/hold', JSON.stringify({ names, immediate: opts?.immediate === true }), opts?.signal);
     },
     releaseServices: async (m, names, opts) => {
       await this.agentCall(m, 'POST', '/v1/services/release', JSON.stringify({ names }), opts?.signal);
