@@ -5,7 +5,6 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Cluster } from '../api/kinds.js';
-import type { Snapshot } from '../api/operations.js';
 import { LocalBlobStore, localTargetRoot, S3BlobStore, type BlobStore } from '../backup/targets.js';
 import { typed } from '../store/typed.js';
 import { resolveExtraBinary } from '../toolchain/resolve.js';
@@ -94,4 +93,3 @@ export function snapshotObjects(deps: OperationDeps) {
   return typed(deps.store, 'Snapshot');
 }
 
-export type { Snapshot };

@@ -12,7 +12,8 @@
 //                     --bump-revision --mark-compacted; a new cluster ID), one call per member. ┘
 //   startEtcd         etcd released everywhere; waits for every member healthy.
 //   startControlPlane the control plane released; waits for /readyz through the endpoint.
-//   waitNodes         every Node Ready again, its kubelet's Lease renewed after the restart.
+//   waitNodes         every Node Ready again, its kubelet's Lease renewed after the restart, and
+//                     every machine whose services were held Running again in Marina's view.
 //   resume            out of service no more.
 //
 // Every machine-level call goes through the provider contract's MachineActions (the machine
@@ -211,7 +212,13 @@ async function waitNodes(sc: StepScope) {
     else if (!ready || !renewed) waiting.push(`${m.metadata.name} (${ready ? 'Lease not renewed yet' : 'NotReady'})`);
   }
   if (waiting.length > 0) return wait(`Nodes not back yet: ${waiting.join(', ')}`, OUT_OF_SERVICE_POLL_MS);
-  return done(`${machines.length} Nodes Ready`);
+  // Marina's own view too: the machines whose services were held are Running again, so the next
+  // operation (or a look at the cluster) finds them as they are.
+  const held = new Set([...members(sc, 'etcd'), ...members(sc, 'controlplane')].map((m) => m.name));
+  const all = await clusterMachines(sc.deps.store, project, sc.cluster.metadata.name);
+  const lagging = all.filter((m) => held.has(m.metadata.name) && m.status?.phase !== 'Running');
+  if (lagging.length > 0) return wait(`machines not Running again yet: ${lagging.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'})`).join(', ')}`, OUT_OF_SERVICE_POLL_MS);
+  return done(`${machines.length} Nodes Ready; ${held.size} etcd and control-plane machines Running`);
 }
 
 async function resume(sc: StepScope) {

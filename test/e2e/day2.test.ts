@@ -269,7 +269,8 @@ describe('e2e: day-2 operations — snapshots, restores, checkpoints, machine re
     const name = opName(r.stdout);
     await waitUntil('the restore past its first disruptive step', 120_000, async () => {
       const op = await getOp(name);
-      return op.status?.steps?.some((s) => s.name === 'stopEtcd' && s.state !== 'Pending') ? true : undefined;
+      assert.ok(!['Failed', 'Cancelled', 'Succeeded'].includes(op.status?.phase ?? ''), `the restore ended before it could be interrupted: ${op.status?.phase}: ${op.status?.message}`);
+      return op.status?.steps?.some((s) => s.name === 'stopEtcd' && (s.state === 'Running' || s.state === 'Succeeded')) ? true : undefined;
     }, 100);
     process.kill(-server!.pid, 'SIGKILL');
     await waitUntil('the server process gone', 10_000, async () => (server!.running() ? undefined : true), 50);
@@ -311,7 +312,8 @@ describe('e2e: day-2 operations — snapshots, restores, checkpoints, machine re
     const running = opName((await cli.ok(['cluster', 'restore', C, '--snapshot', s3snap.metadata.name, '--no-wait'])).stdout);
     await waitUntil('the restore past its first disruptive step', 120_000, async () => {
       const op = await getOp(running);
-      return op.status?.steps?.some((st) => st.name === 'stopControlPlane' && st.state !== 'Pending') ? true : undefined;
+      assert.ok(!['Failed', 'Cancelled', 'Succeeded'].includes(op.status?.phase ?? ''), `the restore ended too soon: ${op.status?.phase}: ${op.status?.message}`);
+      return op.status?.steps?.some((st) => st.name === 'stopControlPlane' && (st.state === 'Running' || st.state === 'Succeeded')) ? true : undefined;
     }, 100);
     const refused = await cli.run(['operation', 'cancel', running]);
     assert.equal(refused.code, 4, `${refused.stdout}${refused.stderr}`);
