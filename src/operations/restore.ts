@@ -11,7 +11,8 @@
 //   restoreEtcd       every member's data directory restored from the same snapshot (etcdutl    │
 //                     --bump-revision --mark-compacted; a new cluster ID), one call per member. ┘
 //   startEtcd         etcd released everywhere; waits for every member healthy.
-//   startControlPlane the control plane released; waits for /readyz through the endpoint.
+//   startControlPlane kube-apiserver released, /readyz through the endpoint awaited, then the
+//                     controller-manager and scheduler released.
 //   waitNodes         every Node Ready again, its kubelet's Lease renewed after the restart, and
 //                     every machine whose services were held Running again in Marina's view.
 //   resume            out of service no more.
@@ -21,7 +22,7 @@
 // A failure ends the operation with a message that says what state the cluster is left in.
 import { join } from 'node:path';
 import type { Machine } from '../api/kinds.js';
-import { hasKubelet, hasRole } from '../api/machines.js';
+import { hasKubelet, hasRole, isStarted } from '../api/machines.js';
 import { ANNOTATION_PAUSED_BY } from '../api/wellknown.js';
 import { decryptFile, fileDigest } from '../backup/crypto.js';
 import { BlobMissing } from '../backup/targets.js';
@@ -88,8 +89,10 @@ async function preflight(sc: StepScope) {
   const describe = (m: Machine): Member => ({ name: m.metadata.name, uid: m.metadata.uid ?? '', address: m.status?.address ?? '', provider: m.spec.provider });
   const etcd = machines.filter((m) => hasRole(m, 'etcd'));
   const cp = machines.filter((m) => hasRole(m, 'controlplane'));
-  const notRunning = [...etcd, ...cp].filter((m) => m.status?.phase !== 'Running' || !m.status.address);
-  if (notRunning.length > 0) return fail(`machines not Running: ${notRunning.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'})`).join(', ')}; a restore needs every etcd and control-plane machine up`);
+  // Up, not necessarily settled: a machine whose agent briefly reports a restarting process is
+  // Provisioning in Marina's view and can be restored all the same.
+  const down = [...etcd, ...cp].filter((m) => !isStarted(m) || m.status?.phase === 'Failed' || m.status?.phase === 'Pending' || !m.status?.address);
+  if (down.length > 0) return fail(`machines not up: ${down.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'})`).join(', ')}; a restore needs every etcd and control-plane machine started`);
   for (const p of new Set([...etcd, ...cp].map((m) => m.spec.provider))) actionsOf(sc, p);
 
   // The stored object: present, the bytes written, decrypting to the bytes taken, readable by etcdutl.
@@ -181,10 +184,15 @@ async function startEtcd(sc: StepScope) {
   return done(`etcd is up: ${etcd.length}/${etcd.length} members healthy`);
 }
 
+/**
+ * kube-apiserver first; the controller-manager and scheduler once it answers, so their leader
+ * election does not give up (and their processes exit) while the apiserver loads the data.
+ */
 async function startControlPlane(sc: StepScope) {
   const cp = members(sc, 'controlplane');
+  const release = (names: string[]) => Promise.all(cp.map((m) => actionsOf(sc, m.provider).releaseServices(refOf(sc, m), names, { signal: sc.signal })));
   if (!sc.record.released) {
-    await Promise.all(cp.map((m) => actionsOf(sc, m.provider).releaseServices(refOf(sc, m), CONTROL_PLANE_SERVICES, { signal: sc.signal })));
+    await release(['kube-apiserver']);
     sc.record.released = true;
     sc.record.at = new Date().toISOString();
   }
@@ -192,7 +200,8 @@ async function startControlPlane(sc: StepScope) {
   if (!kube) return fail('the cluster has no admin kubeconfig');
   const r = await kube.readyz({ signal: sc.signal });
   if (!r.ok) return wait(`kube-apiserver is not ready: ${r.message}`, OUT_OF_SERVICE_POLL_MS);
-  return done('the control plane answers /readyz');
+  await release(CONTROL_PLANE_SERVICES.filter((n) => n !== 'kube-apiserver'));
+  return done('kube-apiserver answers /readyz; controller-manager and scheduler started');
 }
 
 async function waitNodes(sc: StepScope) {
