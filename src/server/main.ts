@@ -52,7 +52,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger({ format: opts.logFormat ?? 'json' });
   const { host, port } = parseListen(opts.listen);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore({ path: join(opts.dataDir, 'marina.db'), encryptionKey: loadOrCreateEncryptionKey(opts.dataDir) });
+  const encryptionKey = loadOrCreateEncryptionKey(opts.dataDir);
+  const store = openSqliteStore({ path: join(opts.dataDir, 'marina.db'), encryptionKey });
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
 
@@ -92,6 +93,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           health,
           series: store.series,
           ...(alerting ? { alerts: alerting.manager } : {}),
+          operations: { encryptionKey, dataDir: opts.dataDir, ...(stepTimeoutFromEnv() ? { stepTimeoutMs: stepTimeoutFromEnv() } : {}) },
         });
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
@@ -112,6 +114,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await store.close();
     },
   };
+}
+
+/** `MARINA_OPERATION_STEP_TIMEOUT_SECONDS`: how long an operation step may wait (tests shorten it). */
+function stepTimeoutFromEnv(): number | undefined {
+  const v = Number(process.env.MARINA_OPERATION_STEP_TIMEOUT_SECONDS);
+  return Number.isFinite(v) && v > 0 ? v * 1000 : undefined;
 }
 
 /** First start only: the platform admin, the `default` project, and an admin token (also in a 0600 file). */
