@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { KubeClient } from '../kube/client.js';
 import type { AgentConfig } from './config.js';
+import { MachineControl } from './control.js';
 import { diskUsageBytes, processUsage, type ProcessUsage } from './procfs.js';
 import { type ProcessInfo, ProcessSupervisor, type SupervisorOptions } from './supervisor.js';
 import { type KubeletLog, type KubeletState, VirtualKubelet } from './virtual-kubelet.js';
@@ -17,6 +18,8 @@ export interface MachineAgentOptions {
   supervisor?: Pick<SupervisorOptions, 'backoff' | 'probeIntervalMs'>;
   /** Overrides for tests (resync interval etc.). */
   kubelet?: { resyncIntervalMs?: number };
+  /** Processes held down by a day-2 operation when the agent last ran (see control.ts readHeld). */
+  held?: readonly string[];
 }
 
 export interface HealthReport {
@@ -47,6 +50,7 @@ export class MachineAgent {
   readonly config: AgentConfig;
   private readonly log: KubeletLog;
   private readonly supervisor: ProcessSupervisor;
+  private readonly control: MachineControl | undefined;
   private kubelet: VirtualKubelet | undefined;
   private clients: KubeClient[] = [];
   private server: http.Server | undefined;
@@ -65,9 +69,11 @@ export class MachineAgent {
       logDir: join(config.dataDir, 'logs'),
       log: opts.log,
       stopGraceMs: (config.stopGraceSeconds ?? 10) * 1000,
+      ...(opts.held ? { held: opts.held } : {}),
       ...opts.supervisor,
     });
     this.relays = (config.loopbackRelayPorts ?? []).map((port) => new LoopbackRelay({ port, ownAddress: config.address, log: opts.log }));
+    this.control = config.control ? new MachineControl(config.control, config.dataDir, this.supervisor, opts.log) : undefined;
     this.defineMetrics();
   }
 
@@ -291,11 +297,13 @@ export class MachineAgent {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const path = url.pathname;
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(`${JSON.stringify(body)}\n`);
     };
+    if (this.control && (await this.control.handle(req, res, path, url.searchParams))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'only GET' });
     switch (path) {
       case '/healthz': {

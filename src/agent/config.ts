@@ -74,6 +74,20 @@ export interface AgentConfig {
    * loopback-relay.ts): kube-controller-manager's and kube-scheduler's, which ComponentStatus probes there.
    */
   loopbackRelayPorts?: number[];
+  /**
+   * Day-2 actions on this machine (stop/start services, restore etcd) over the agent's HTTP
+   * endpoint, for callers that present this bearer token. Without it the actions are off.
+   */
+  control?: AgentControlConfig;
+}
+
+export interface AgentControlConfig {
+  /** Bearer token the control endpoints require (at least 32 characters). */
+  token: string;
+  /** etcd's data directory on this machine (machines with an etcd member). */
+  etcdDataDir?: string;
+  /** Absolute path of etcdutl (restores a snapshot into a data directory). */
+  etcdutl?: string;
 }
 
 export class AgentConfigError extends Error {
@@ -91,7 +105,7 @@ const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 /** Kubernetes quantity (e.g. 2, 500m, 4Gi, 1e3). */
 const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][-+]?[0-9]+)?$/;
-const ALLOWED_TOP = new Set(['machine', 'nodeName', 'address', 'dataDir', 'agentPort', 'roles', 'processes', 'kubelet', 'stopGraceSeconds', 'loopbackRelayPorts']);
+const ALLOWED_TOP = new Set(['machine', 'nodeName', 'address', 'dataDir', 'agentPort', 'roles', 'processes', 'kubelet', 'stopGraceSeconds', 'loopbackRelayPorts', 'control']);
 const ALLOWED_PROCESS = new Set(['name', 'command', 'args', 'env', 'readyUrl', 'tls']);
 const ALLOWED_KUBELET = new Set([
   'kubeconfigPath',
@@ -246,6 +260,18 @@ export function validateAgentConfig(raw: unknown, source?: string): AgentConfig 
       int(k, 'leaseDurationSeconds', at, 10, 3600, false);
       int(k, 'renewIntervalSeconds', at, 1, 600, false);
       int(k, 'statusIntervalSeconds', at, 1, 3600, false);
+    }
+  }
+
+  if (raw.control !== undefined) {
+    const c = raw.control;
+    if (!isObject(c)) p.push('control: must be an object {token, etcdDataDir?, etcdutl?}');
+    else {
+      unknownKeys(c, new Set(['token', 'etcdDataDir', 'etcdutl']), 'control.');
+      const token = str(c, 'token', 'control.');
+      if (token !== undefined && token.length < 32) p.push('control.token: must be at least 32 characters');
+      absPath(c, 'etcdDataDir', 'control.', false);
+      absPath(c, 'etcdutl', 'control.', false);
     }
   }
 

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { MachineAgent } from './agent.js';
 import { AgentConfigError, loadAgentConfig } from './config.js';
+import { readHeld } from './control.js';
 
 function configPath(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
@@ -42,7 +43,8 @@ async function main(): Promise<void> {
     { base: { machine: config.machine }, timestamp: pino.stdTimeFunctions.isoTime },
     pino.destination({ dest: join(logDir, 'agent.log'), sync: true, mkdir: true }),
   );
-  const agent = new MachineAgent(config, { log });
+  // Services a day-2 operation held down stay down across an agent restart.
+  const agent = new MachineAgent(config, { log, held: await readHeld(config.dataDir) });
 
   let exiting = false;
   const shutdown = (signal: string) => {

@@ -37,6 +37,8 @@ export const RULES = {
   ClusterConditionUnhealthy: 'ClusterConditionUnhealthy',
   HealingHeldBack: 'HealingHeldBack',
   BackupFailed: 'BackupFailed',
+  BackupMissing: 'BackupMissing',
+  RestoreFailed: 'RestoreFailed',
   CertificateNearExpiry: 'CertificateNearExpiry',
   OrphanedMachine: 'OrphanedMachine',
 } as const;

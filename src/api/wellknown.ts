@@ -31,6 +31,13 @@ export const ANNOTATION_MANAGED_LABELS = 'marina.dev/managed-labels';
 export const ANNOTATION_MANAGED_TAINTS = 'marina.dev/managed-taints';
 /** On a surge Machine: the name of the (working) Machine it is brought up to replace. */
 export const ANNOTATION_REPLACES = 'marina.dev/replaces';
+/**
+ * On a Cluster: the Operation (`<name>`) that took it out of service (a restore). While it is
+ * set, the health checker raises no health alerts and the NodePools replace no machine.
+ */
+export const ANNOTATION_PAUSED_BY = 'marina.dev/paused-by';
+/** On a Machine: the ReplaceMachine Operation that asked its pool to surge a replacement for it. */
+export const ANNOTATION_REPLACE_REQUESTED = 'marina.dev/replace-requested';
 /** The kubelet's mark on a static pod's mirror (a drain leaves those alone). */
 export const ANNOTATION_MIRROR_POD = 'kubernetes.io/config.mirror';
 
@@ -39,6 +46,16 @@ export const ANNOTATION_MIRROR_POD = 'kubernetes.io/config.mirror';
 export const FINALIZER_CLUSTER = 'marina.dev/cluster';
 export const FINALIZER_NODEPOOL = 'marina.dev/nodepool';
 export const FINALIZER_MACHINE = 'marina.dev/machine';
+/** On Snapshots: the stored object is deleted from its target before the Snapshot goes. */
+export const FINALIZER_SNAPSHOT = 'marina.dev/snapshot';
+
+/** On Snapshots: the operation that took it ran on the cluster's schedule (retention deletes only those). */
+export const LABEL_SCHEDULED = 'marina.dev/scheduled';
+/** On Operations: their type (for label selectors). */
+export const LABEL_OPERATION_TYPE = 'marina.dev/operation-type';
+
+/** The requester of operations Marina starts itself (the backup schedule). */
+export const SYSTEM_SCHEDULER = 'system:backup-schedule';
 
 // ---------- a cluster's Secrets ----------
 
@@ -74,6 +91,13 @@ export const NodePoolCondition = {
   Scaled: 'Scaled',
   Healthy: 'Healthy',
   HealingHeldBack: 'HealingHeldBack',
+} as const;
+
+/** Condition types of an Operation. */
+export const OperationCondition = {
+  /** True once it ended (Succeeded, Failed, Cancelled); the reason says which. */
+  Complete: 'Complete',
+  Approved: 'Approved',
 } as const;
 
 /** Condition types of a Machine. */

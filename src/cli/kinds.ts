@@ -11,6 +11,9 @@ const SHORT: Record<string, string[]> = {
   Machine: ['m', 'mach'],
   Alert: ['al'],
   NotificationChannel: ['channel', 'channels', 'nc'],
+  Operation: ['op', 'ops'],
+  Snapshot: ['snap', 'snaps'],
+  BackupTarget: ['bt', 'target', 'targets'],
 };
 
 const ALIASES = new Map<string, ResourceRef>();

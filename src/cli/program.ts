@@ -5,6 +5,7 @@ import { accountCommands } from './commands/account.js';
 import { alertsCommand, channelCommand } from './commands/alerts.js';
 import { clusterCommand } from './commands/cluster.js';
 import { crdsCommand } from './commands/crds.js';
+import { machineCommand, operationCommand } from './commands/operations.js';
 import { applyCommand, deleteCommand, describeCommand, getCommand, watchCommand } from './commands/resources.js';
 import { serverCommand } from './commands/server.js';
 import { describeError, EXIT } from './errors.js';
@@ -52,6 +53,8 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   program.addCommand(deleteCommand());
   program.addCommand(watchCommand());
   program.addCommand(clusterCommand());
+  program.addCommand(operationCommand());
+  program.addCommand(machineCommand());
   program.addCommand(alertsCommand());
   program.addCommand(channelCommand());
   program.addCommand(toolchainCommand());

@@ -13,7 +13,11 @@ export interface LeaseInfo {
   leaseDurationSeconds?: number;
 }
 
-export type EvictionResult = 'evicted' | 'blocked' | 'gone';
+/**
+ * `blocked`: a PodDisruptionBudget refused (429); `{ blockedBy }` names it (namespace/name) when
+ * the API said which one.
+ */
+export type EvictionResult = 'evicted' | 'blocked' | 'gone' | { blockedBy: string };
 
 /** Every call takes the caller's AbortSignal (a reconcile's): a stop of Marina ends it at once. */
 export interface CallOptions {

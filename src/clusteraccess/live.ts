@@ -225,7 +225,12 @@ export class LiveConnections implements ClusterConnections {
           return 'evicted';
         } catch (err) {
           if (isNotFound(err)) return 'gone';
-          if (err instanceof KubeError && err.code === 429) return 'blocked';
+          if (err instanceof KubeError && err.code === 429) {
+            // "The disruption budget web needs 2 healthy pods and has 2 currently"
+            const text = [err.message, ...(err.details?.causes ?? []).map((c) => c.message ?? '')].join(' ');
+            const pdb = /disruption budget ([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/.exec(text)?.[1];
+            return pdb ? { blockedBy: `${namespace}/${pdb}` } : 'blocked';
+          }
           throw err;
         }
       },

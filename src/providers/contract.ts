@@ -164,6 +164,43 @@ export interface InfrastructureProvider {
 
   /** Releases all provider state; running machines keep running (they survive a Marina restart). */
   close(): Promise<void>;
+
+  /** Day-2 actions on a machine's services (restore); absent: the provider offers none. */
+  readonly actions?: MachineActions;
+}
+
+/** What a restore hands each etcd machine: the snapshot (a file on Marina's host) and its member's place in the new cluster. */
+export interface EtcdRestoreRequest {
+  /** Identifies the restore: a repeated call with the same id is answered from the machine's record. */
+  id: string;
+  /** Absolute path of the (decrypted, verified) snapshot on Marina's host. */
+  snapshotPath: string;
+  sha256: string;
+  /** This member's name and peer URL, and every member as `name=peerURL,...`. */
+  memberName: string;
+  peerURL: string;
+  initialCluster: string;
+  /** A new token: the restored members form a new etcd cluster (a new cluster ID). */
+  clusterToken: string;
+  bumpRevision: number;
+}
+
+/**
+ * Machine-level actions of day-2 operations, provider-neutral: the machine agent performs them
+ * (src/agent/control.ts); a provider only carries the call to the machine's agent. A provider
+ * without them (or a machine started before they existed) answers with a ProviderError, and the
+ * operation fails with that message before touching anything.
+ */
+export interface MachineActions {
+  /**
+   * Stops the named services of the machine and keeps them down (also across agent restarts).
+   * `immediate`: no graceful stop (SIGKILL), for state that is thrown away anyway.
+   */
+  holdServices(machine: MachineRef, names: string[], opts?: ProviderCallOptions & { immediate?: boolean }): Promise<void>;
+  /** Starts the named held services again. */
+  releaseServices(machine: MachineRef, names: string[], opts?: ProviderCallOptions): Promise<void>;
+  /** Replaces the machine's etcd data directory with the snapshot (etcd must be held). Idempotent by id. */
+  restoreEtcd(machine: MachineRef, restore: EtcdRestoreRequest, opts?: ProviderCallOptions): Promise<void>;
 }
 
 export interface ProviderRegistry {

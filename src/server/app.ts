@@ -14,6 +14,7 @@ import { registerOpenApi } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { clusterRoutes, type HealthSource } from './routes/clusters.js';
 import { miscRoutes } from './routes/misc.js';
+import { operationRoutes } from './routes/operations.js';
 import { probeRoutes } from './routes/probes.js';
 import { resourceRoutes } from './routes/resources.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -51,6 +52,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
   await app.register(tokenRoutes, { prefix: API_PREFIX, store, tokens, audit });
   await app.register(auditRoutes, { prefix: API_PREFIX, audit });
   await app.register(clusterRoutes, { prefix: API_PREFIX, store, audit, health: opts.health });
+  await app.register(operationRoutes, { prefix: API_PREFIX, store, audit });
   await app.register(resourceRoutes, { prefix: API_PREFIX, store, audit, validation });
   if (opts.consoleDir !== false) await registerConsole(app, opts.consoleDir);
 

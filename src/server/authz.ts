@@ -5,7 +5,9 @@
 // Roles are ranked: every role can do what the roles below it can.
 //   viewer   — read everything in the project except secrets and notification channels
 //   member   — create, change and delete clusters; read secrets and kubeconfigs
-//   operator — day-2 operations on machines and pools (replace a node, tune a pool)
+//   operator — day-2 operations on machines and pools (replace a node, tune a pool): Operations
+//              (snapshot, restore, replace a machine), approving, rejecting and cancelling them
+//              (never their own: four-eyes is checked where they are approved), deleting snapshots
 //   admin    — the project itself: its members and its deletion; its notification channels and
 //              its audit log
 // Alerts are written by Marina (controllers); users read them (viewer+), only platform admins
@@ -18,7 +20,7 @@
 import { ApiError } from '../api/errors.js';
 import type { Role } from '../api/kinds.js';
 
-export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'updateStatus';
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'updateStatus' | 'approve' | 'cancel';
 
 const RANK: Record<Role, number> = { viewer: 1, member: 2, operator: 3, admin: 4 };
 const READ: ReadonlySet<Verb> = new Set(['get', 'list', 'watch']);
@@ -61,6 +63,16 @@ export function requiredRole(verb: Verb, kind: string): Role | undefined {
     case 'NodePool':
     case 'Machine':
       return read ? 'viewer' : 'operator';
+    case 'Operation':
+      // An Operation is a record: it is created, approved, rejected or cancelled, never edited.
+      if (read) return 'viewer';
+      return verb === 'create' || verb === 'approve' || verb === 'cancel' ? 'operator' : undefined;
+    case 'Snapshot':
+      // Marina takes snapshots (through Operations); people read and delete them.
+      if (read) return 'viewer';
+      return verb === 'delete' ? 'operator' : undefined;
+    case 'BackupTarget':
+      return read ? 'viewer' : 'admin';
     case 'Alert':
       return read ? 'viewer' : undefined;
     case 'NotificationChannel':

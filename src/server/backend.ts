@@ -34,6 +34,8 @@ export type StoreConfig =
 
 export interface Backend {
   store: ServerStore;
+  /** The key the store encrypts Secrets with; the same on every replica (snapshots use it too). */
+  encryptionKey: Buffer;
   /** For the Kubernetes backend: what leader election runs against. */
   election?: {
     client: KubeClient;
@@ -86,8 +88,9 @@ export function loadSharedEncryptionKey(dataDir: string, env: NodeJS.ProcessEnv 
 
 export async function openBackend(config: StoreConfig, dataDir: string, logger: Logger): Promise<Backend> {
   if (config.kind === 'sqlite') {
-    const store = openSqliteStore({ path: join(dataDir, 'marina.db'), encryptionKey: loadOrCreateEncryptionKey(dataDir) });
-    return { store, describe: `sqlite ${join(dataDir, 'marina.db')}`, close: () => store.close() };
+    const encryptionKey = loadOrCreateEncryptionKey(dataDir);
+    const store = openSqliteStore({ path: join(dataDir, 'marina.db'), encryptionKey });
+    return { store, encryptionKey, describe: `sqlite ${join(dataDir, 'marina.db')}`, close: () => store.close() };
   }
   let conn: KubeConnection;
   let namespace = config.namespace;
@@ -103,10 +106,12 @@ export async function openBackend(config: StoreConfig, dataDir: string, logger: 
   const client = new KubeClient(conn, { userAgent: 'marina-server' });
   const storeLog = logger.child({ module: 'store' });
   try {
-    const store = await openKubernetesStore({ client, namespace, encryptionKey: loadSharedEncryptionKey(dataDir), logger: storeLog });
+    const encryptionKey = loadSharedEncryptionKey(dataDir);
+    const store = await openKubernetesStore({ client, namespace, encryptionKey, logger: storeLog });
     const lease = config.lease ?? {};
     return {
       store,
+      encryptionKey,
       election: {
         client,
         namespace,

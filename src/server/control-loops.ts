@@ -14,6 +14,8 @@ import { HealthRegistry } from '../health/registry.js';
 import type { ProviderRegistry } from '../providers/contract.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
 import type { SeriesStore, Store } from '../store/types.js';
+import { logEvents, type OperationEvents } from '../operations/events.js';
+import { startOperationControllers } from '../operations/index.js';
 
 export interface ControlLoopOptions {
   store: Store;
@@ -40,6 +42,17 @@ export interface ControlLoopOptions {
   alerts?: AlertSink;
   /** Per-probe timeout of the health checker (default 2 s). */
   healthProbeTimeoutMs?: number;
+  /** Day-2 operations (snapshots, restores, replacements); none: they are not run. */
+  operations?: {
+    /** Marina's data-encryption key (snapshots are encrypted with it). */
+    encryptionKey: Buffer;
+    /** Marina's data directory: the default backup target and work files. */
+    dataDir: string;
+    /** Where operation events go (default: the log); the function service's EventBus plugs in here. */
+    events?: OperationEvents;
+    /** How long a step may wait before its operation fails (default 15 min). */
+    stepTimeoutMs?: number;
+  };
 }
 
 export interface RunningControlLoops {
@@ -102,13 +115,36 @@ export async function startControlLoops(opts: ControlLoopOptions): Promise<Runni
     await running.stop();
     throw err;
   });
+  const operations = opts.operations
+    ? await startOperationControllers({
+        deps: {
+          store: opts.store,
+          providers: opts.providers,
+          connections: access,
+          secrets,
+          encryptionKey: opts.operations.encryptionKey,
+          dataDir: opts.operations.dataDir,
+          events: opts.operations.events ?? logEvents(log.child({ component: 'operation-events' })),
+          defaultKubernetesVersion: opts.defaultKubernetesVersion,
+          ...(opts.alerts ? { alerts: opts.alerts } : {}),
+          ...(opts.operations.stepTimeoutMs !== undefined ? { stepTimeoutMs: opts.operations.stepTimeoutMs } : {}),
+        },
+        logger: log,
+        metrics: opts.metrics,
+        stopGracePeriodMs,
+        ...(opts.resyncPeriodMs !== undefined ? { resyncPeriodMs: opts.resyncPeriodMs } : {}),
+      }).catch(async (err: unknown) => {
+        await Promise.all([checker.stop(), running.stop()]);
+        throw err;
+      })
+    : undefined;
   let stopping: Promise<void> | undefined;
   return {
     controllers: running,
     health,
     stop() {
       stopping ??= (async () => {
-        await Promise.all([checker.stop(), running.stop()]);
+        await Promise.all([checker.stop(), running.stop(), operations?.stop()]);
         await access.close();
       })();
       return stopping;

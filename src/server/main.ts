@@ -98,6 +98,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       health,
       series: store.series,
       alerts: alerting.manager,
+      operations: { encryptionKey: backend.encryptionKey, dataDir: opts.dataDir, ...(stepTimeoutFromEnv() ? { stepTimeoutMs: stepTimeoutFromEnv() } : {}) },
     }).catch(async (err: unknown) => {
       await alerting.stop();
       throw err;
@@ -141,6 +142,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await backend.close();
     },
   };
+}
+
+/** `MARINA_OPERATION_STEP_TIMEOUT_SECONDS`: how long an operation step may wait (tests shorten it). */
+function stepTimeoutFromEnv(): number | undefined {
+  const v = Number(process.env.MARINA_OPERATION_STEP_TIMEOUT_SECONDS);
+  return Number.isFinite(v) && v > 0 ? v * 1000 : undefined;
 }
 
 /** First start only: the platform admin, the `default` project, and an admin token (also in a 0600 file). */

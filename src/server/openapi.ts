@@ -21,6 +21,7 @@ import {
   WatchEvent,
   WhoAmI,
   kindSchemas,
+  OperationActionRequest,
 } from './schemas.js';
 
 export const OPENAPI_PATH = '/openapi/v3';
@@ -37,6 +38,7 @@ const COMPONENTS: TSchema[] = [
   AuditEntry,
   AuditList,
   ClusterHealth,
+  OperationActionRequest,
   ...KINDS.flatMap((info) => [info.schema, ...kindSchemas(info)]),
 ];
 

@@ -26,7 +26,10 @@ export function buildProviderRegistry(dataDir: string): ProviderRegistry & { clo
   const providers = new Map<string, InfrastructureProvider>([
     [
       'local',
-      new LocalProvider({ root: join(dataDir, 'local'), addressBase: localAddressBase(), binaries: (version) => resolveToolchain(version).paths }),
+      new LocalProvider({ root: join(dataDir, 'local'), addressBase: localAddressBase(), binaries: (version) => {
+        const t = resolveToolchain(version);
+        return { ...t.paths, ...t.extras };
+      } }),
     ],
   ]);
   return {

@@ -168,6 +168,11 @@ export const ClusterHealth = Type.Object(
   { $id: 'ClusterHealth', description: 'the newest health report of a cluster and its samples of the last 24 hours' },
 );
 
+export const OperationActionRequest = Type.Object(
+  { comment: Type.Optional(Type.String({ maxLength: 1024, description: 'why; recorded with the decision' })) },
+  { $id: 'OperationActionRequest', additionalProperties: false, description: 'optional; an empty body is fine' },
+);
+
 export const Kubeconfig = Type.String({ description: 'the admin kubeconfig (YAML)' });
 
 export const WatchEvent = Type.Object(

@@ -4,6 +4,7 @@
 import { isApiError } from '../api/errors.js';
 import type { Alert, Cluster, Machine, NodePool, NotificationChannel, Project, Secret, User } from '../api/kinds.js';
 import type { Resource } from '../api/meta.js';
+import type { BackupTarget, Operation, Snapshot } from '../api/operations.js';
 import { LABEL_CLUSTER } from '../api/wellknown.js';
 import type { ListOptions, Store } from './types.js';
 
@@ -17,6 +18,9 @@ export interface Kinds {
   Machine: Machine;
   Alert: Alert;
   NotificationChannel: NotificationChannel;
+  Operation: Operation;
+  Snapshot: Snapshot;
+  BackupTarget: BackupTarget;
 }
 
 export type KindName = keyof Kinds;

@@ -4,14 +4,18 @@
 // in files under the provider's root, so a restarted Marina re-adopts what still runs; processes
 // carry their machine's directory and uid on their command line (./processes.ts), so one started
 // just before a crash, before its pid was recorded, is adopted too instead of started twice.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandLine, isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
 import type {
   ClusterRef,
   EndpointDescription,
+  EtcdRestoreRequest,
   InfrastructureProvider,
+  MachineActions,
   MachineBootstrap,
   MachineDescription,
   MachineRef,
@@ -112,6 +116,7 @@ export class LocalProvider implements InfrastructureProvider {
       writeFileSync(path, file.content, { mode: file.mode });
     }
     const sub = (s: string) => s.replaceAll('{root}', dir);
+    const etcdDataDir = bootstrap.services.find((svc) => svc.binary === 'etcd')?.args.find((a) => a.startsWith('--data-dir='))?.slice('--data-dir='.length);
     const config = {
       machine: m.name,
       nodeName: bootstrap.kubelet?.nodeName ?? m.name,
@@ -142,6 +147,12 @@ export class LocalProvider implements InfrastructureProvider {
             kubeletVersion: bootstrap.kubelet.kubeletVersion,
           }
         : undefined,
+      // Day-2 actions (hold/release services, restore etcd) for whoever holds this token: Marina.
+      control: {
+        token: randomBytes(32).toString('hex'),
+        ...(etcdDataDir ? { etcdDataDir: sub(etcdDataDir) } : {}),
+        ...(binaries.etcdutl ? { etcdutl: binaries.etcdutl } : {}),
+      },
     };
     const configPath = join(dir, 'agent.json');
     writeJson(configPath, config);
@@ -271,6 +282,68 @@ export class LocalProvider implements InfrastructureProvider {
 
   async close(): Promise<void> {
     await this.allocation;
+  }
+
+  /** Day-2 actions, carried to the machine's agent with the control token from its agent.json. */
+  readonly actions: MachineActions = {
+    holdServices: async (m, names, opts) => {
+      await this.agentCall(m, 'POST', '/v1/services/hold', JSON.stringify({ names, immediate: opts?.immediate === true }), opts?.signal);
+    },
+    releaseServices: async (m, names, opts) => {
+      await this.agentCall(m, 'POST', '/v1/services/release', JSON.stringify({ names }), opts?.signal);
+    },
+    restoreEtcd: async (m, r: EtcdRestoreRequest, opts) => {
+      const q = new URLSearchParams({
+        id: r.id,
+        name: r.memberName,
+        initialCluster: r.initialCluster,
+        peerURL: r.peerURL,
+        token: r.clusterToken,
+        sha256: r.sha256,
+        bumpRevision: String(r.bumpRevision),
+      });
+      await this.agentCall(m, 'PUT', `/v1/etcd/restore?${q}`, { path: r.snapshotPath }, opts?.signal);
+    },
+  };
+
+  /** One control call to the machine's agent; throws a ProviderError with the agent's message. */
+  private async agentCall(m: MachineRef, method: string, path: string, body: string | { path: string }, signal?: AbortSignal): Promise<unknown> {
+    const dir = this.machineDir(m);
+    const record = readJson<MachineRecord>(join(dir, 'machine.json'));
+    if (!record || record.uid !== m.uid) throw new ProviderError('MachineMissing', `machine ${m.name} is not known to the local provider`);
+    const token = readJson<{ control?: { token?: string } }>(join(dir, 'agent.json'))?.control?.token;
+    if (!token) throw new ProviderError('ActionsUnsupported', `machine ${m.name} was started without day-2 actions (its agent has no control token); replace it first`, true);
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : statSync(body.path).size;
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        `${agentUrl(record.address)}${path}`,
+        {
+          method,
+          headers: { authorization: `Bearer ${token}`, 'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream', 'content-length': size },
+          ...(signal ? { signal } : {}),
+          timeout: 15 * 60_000,
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => {
+            let parsed: { error?: string } = {};
+            try {
+              parsed = JSON.parse(text) as { error?: string };
+            } catch {
+              /* not JSON */
+            }
+            if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) resolve(parsed);
+            else reject(new ProviderError('ActionFailed', `agent of ${m.name}: ${method} ${path.split('?')[0]}: HTTP ${res.statusCode}: ${parsed.error ?? text.slice(0, 500)}`, (res.statusCode ?? 0) < 500 && res.statusCode !== 409));
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer within 15 minutes')));
+      req.on('error', (err) => reject(new ProviderError('AgentUnreachable', `agent of ${m.name}: ${err.message}`)));
+      if (typeof body === 'string') req.end(body);
+      else createReadStream(body.path).on('error', (err) => req.destroy(err)).pipe(req);
+    });
   }
 
   /** Records the first healthy answer of the current agent (unless a restart replaced it meanwhile). */
