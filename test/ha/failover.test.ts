@@ -20,7 +20,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { API_PREFIX } from '../../src/server/http.js';
+import { MarinaClient } from '../../src/client/client.js';
+import type { WatchEvent } from '../../src/client/ndjson.js';
 import { startControlPlane, type ControlPlane } from '../toolchain/controlplane.js';
 import {
   agentProcesses,
@@ -47,42 +48,23 @@ const LEASE = { duration: 15, renewDeadline: 10, retryPeriod: 2 };
 const SPEC: Record<string, number> = { etcd: 1, controlplane: 1, workers: 1 };
 const KEY = 'c0ffee'.repeat(10) + 'c0ff';
 
-interface WatchLine {
-  type: string;
-  object: { kind: string; metadata: { name: string; resourceVersion: string } };
-}
-
-/** A streaming watch through the HTTP API; keeps every event and the last resourceVersion seen. */
-function httpWatch(url: string, token: string, path: string, resourceVersion: string) {
-  const events: WatchLine[] = [];
+/** One watch of the project's Secrets through the API client; keeps every event and the last resourceVersion seen. */
+function apiWatch(url: string, token: string, resourceVersion: string) {
+  const events: WatchEvent[] = [];
   const abort = new AbortController();
   let lastRv = resourceVersion;
   let ended: string | undefined;
   const done = (async () => {
     try {
-      const res = await fetch(`${url}${API_PREFIX}${path}?watch=1&resourceVersion=${resourceVersion}`, {
-        headers: { authorization: `Bearer ${token}` },
-        signal: abort.signal,
-      });
-      if (res.status !== 200) throw new Error(`watch ${path} answered ${res.status}: ${await res.text()}`);
-      const decoder = new TextDecoder();
-      let buffered = '';
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buffered += decoder.decode(chunk, { stream: true });
-        let nl: number;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, nl).trim();
-          buffered = buffered.slice(nl + 1);
-          if (!line) continue;
-          const ev = JSON.parse(line) as WatchLine;
-          if (ev.type === 'BOOKMARK') continue;
-          events.push(ev);
-          lastRv = ev.object.metadata.resourceVersion;
-        }
+      const client = new MarinaClient({ server: url, token });
+      for await (const ev of client.watch('Secret', { project: 'default', resourceVersion, signal: abort.signal })) {
+        if (ev.type === 'BOOKMARK') continue;
+        events.push(ev);
+        lastRv = ev.object.metadata.resourceVersion!;
       }
-      ended = 'stream ended';
+      ended = abort.signal.aborted ? 'stopped' : 'stream ended';
     } catch (err) {
-      ended = abort.signal.aborted ? 'stopped' : String(err);
+      ended = String(err);
     }
   })();
   return {
@@ -208,9 +190,9 @@ describe('e2e: two replicas on the Kubernetes store; the leader is SIGKILLed whi
     })();
     // Watches of the project's Secrets (the writer's objects, so events keep coming): on the
     // leader (a client of it) and on the survivor.
-    const onLeader = httpWatch(a.url, token, '/projects/default/secrets', listRv);
-    const onSurvivor = httpWatch(b.url, token, '/projects/default/secrets', listRv);
-    let resumed: ReturnType<typeof httpWatch> | undefined;
+    const onLeader = apiWatch(a.url, token, listRv);
+    const onSurvivor = apiWatch(b.url, token, listRv);
+    let resumed: ReturnType<typeof apiWatch> | undefined;
     const stopClients = async () => {
       running = false;
       await Promise.all([probing, writing]);
@@ -248,7 +230,7 @@ describe('e2e: two replicas on the Kubernetes store; the leader is SIGKILLed whi
       console.log(`# killed the leader with ${seen.machines} machines, cluster ${seen.phase ?? 'without status'}; last resourceVersion seen on it: ${lastSeenOnLeader}`);
 
       // A client of the dead leader resumes its watch on the survivor from what it last saw.
-      resumed = httpWatch(b.url, token, '/projects/default/secrets', lastSeenOnLeader);
+      resumed = apiWatch(b.url, token, lastSeenOnLeader);
 
       // The survivor takes over. It watches the Lease and acquires it one lease duration after the
       // dead leader's last renewal; the bound here only ends a hung test (how fast it happens is
@@ -285,8 +267,12 @@ describe('e2e: two replicas on the Kubernetes store; the leader is SIGKILLed whi
         apiVersion: 'marina.dev/v1alpha1', kind: 'Secret', metadata: { name: 'zz-end' }, spec: { type: 'opaque', data: {} },
       });
       assert.equal(end.status, 201, end.text);
-      const sawEnd = (w: { events: WatchLine[] }) => w.events.some((e) => e.object.metadata.name === 'zz-end');
-      await waitUntil('both watches on the survivor to see the last write', 30_000, async () => (sawEnd(onSurvivor) && sawEnd(resumed!) ? true : undefined), 100);
+      const sawEnd = (w: { events: WatchEvent[] }) => w.events.some((e) => e.object.metadata.name === 'zz-end');
+      const watchState = (label: string, w: ReturnType<typeof apiWatch>) =>
+        `${label}: ${w.events.length} events, last ${w.lastRv}, ended: ${w.ended ?? 'no'}, saw the last write: ${sawEnd(w)}`;
+      await waitUntil('both watches on the survivor to see the last write', 30_000, async () => (sawEnd(onSurvivor) && sawEnd(resumed!) ? true : undefined), 100).catch((err: Error) => {
+        throw new Error(`${err.message}; ${watchState('survivor', onSurvivor)}; ${watchState('resumed', resumed!)}; the write: ${end.json.metadata.resourceVersion}`);
+      });
       await stopClients();
       console.log(`# probe: ${probe.ok} answers, ${probe.failed.length} failures; writer: ${acked.created.size} creates and counter ${acked.counter} acknowledged, ${acked.unknown} without answer, ${acked.refused} refused`);
       assert.deepEqual(probe.failed, [], 'the survivor answered every request');
@@ -300,7 +286,7 @@ describe('e2e: two replicas on the Kubernetes store; the leader is SIGKILLed whi
       assert.equal(Number(counter.json.spec.data.v), acked.counter, 'the last acknowledged update is what is stored');
       assert.ok(acked.created.size > 0 && acked.counter > 0);
 
-      const view = (e: WatchLine) => `${e.type} ${e.object.metadata.name}@${e.object.metadata.resourceVersion}`;
+      const view = (e: WatchEvent) => `${e.type} ${e.object.metadata.name}@${e.object.metadata.resourceVersion}`;
       const expected = onSurvivor.events.filter((e) => Number(e.object.metadata.resourceVersion) > Number(lastSeenOnLeader)).map(view);
       assert.ok(expected.length > 1, 'writes after the kill');
       assert.deepEqual(resumed.events.map(view), expected, 'the resumed watch saw exactly what the survivor saw after that resourceVersion');
