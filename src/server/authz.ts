@@ -44,6 +44,13 @@ export function requiredRole(verb: Verb, kind: string): Role | undefined {
       return read ? 'viewer' : undefined;
     case 'NotificationChannel':
       return read ? 'member' : 'admin';
+    // Functions run the project's code with its Secrets: members deploy and invoke them.
+    case 'Function':
+    case 'Pipeline':
+    case 'FunctionInvocation':
+      return read ? 'viewer' : 'member';
+    case 'EventSource':
+      return read ? 'member' : 'admin';
     default:
       return read ? 'viewer' : 'admin';
   }
