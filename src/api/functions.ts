@@ -304,6 +304,7 @@ export const StepRun = Type.Object(
     attempts: Type.Integer(),
     activations: Type.Array(Type.String()),
     durationMs: Type.Number(),
+    output: Type.Optional(Type.Unknown({ description: 'kept so that a run resumed after a restart continues from here' })),
     error: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
