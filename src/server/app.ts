@@ -15,6 +15,8 @@ import { MembershipIndex } from './membership.js';
 import { applyMergePatch } from './merge-patch.js';
 import { buildOpenApi } from './openapi.js';
 import { registerConsole } from './console.js';
+import { functionRoutes } from './functions-routes.js';
+import type { FunctionService } from '../functions/service.js';
 
 export const API_PREFIX = `/api/${VERSION}`;
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -37,6 +39,8 @@ export interface AppOptions {
   };
   /** Directory of the built web console (default dist/console); false serves no console. */
   consoleDir?: string | false;
+  /** The function service (its routes: invoke, activations, dead letters, events, /fn/...). */
+  functions?: FunctionService;
 }
 
 declare module 'fastify' {
@@ -426,6 +430,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
   );
 
   if (opts.consoleDir !== false) await registerConsole(app, opts.consoleDir);
+  if (opts.functions) await app.register(functionRoutes, { service: opts.functions, store, tokens });
 
   // ---------- helpers bound to this app ----------
 

@@ -11,6 +11,7 @@ import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
 import { startControllers } from '../controllers/index.js';
 import { startAlerting } from '../alerts/index.js';
 import { buildApp } from './app.js';
+import { FunctionService } from '../functions/service.js';
 import { buildProviderRegistry } from './providers.js';
 
 export interface ServerOptions {
@@ -56,7 +57,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const adminToken = await bootstrapAdmin(store, adminTokenFile);
 
   const matrix = loadMatrix();
+  const functions = await FunctionService.start({ store, dbPath: join(opts.dataDir, 'marina.db'), metrics, logger: logger.child({ module: 'functions' }) });
   const { app, close: closeApp } = await buildApp({
+    functions,
     store,
     tokens: store.tokens,
     audit: store.audit,
@@ -98,6 +101,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (closed) return;
       closed = true;
       await closeApp();
+      await functions.stop();
       await controllers?.stop();
       await alerting?.stop();
       await providers.close();
