@@ -9,6 +9,10 @@ import type { Catalog } from './catalog.js';
 import type { Executor } from './executor.js';
 import type { FunctionMetrics } from './metrics.js';
 import type { PipelineRunner } from './pipeline.js';
+import { NoCapacityNow } from './pool.js';
+
+/** A delivery whose function has no free instance is due again after this long. */
+const BUSY_RETRY_MS = 250;
 
 export interface DispatcherOptions {
   store: FunctionStore;
@@ -97,7 +101,15 @@ export class Dispatcher {
       }
     }, Math.max(100, Math.floor(leaseMs / 3)));
     try {
-      const outcome = await this.execute(d, abort.signal);
+      let outcome;
+      try {
+        outcome = await this.execute(d, abort.signal);
+      } catch (err) {
+        if (!(err instanceof NoCapacityNow)) throw err;
+        // The function runs all it may: the delivery waits in the queue, not in memory.
+        store.release(d.id, owner, BUSY_RETRY_MS);
+        return;
+      }
       if (!this.running && abort.signal.aborted) return; // shutting down: the lease expires, the work is redone
       if (outcome.ok) store.succeed(d.id, owner);
       else if (outcome.canceled) store.finishCanceled(d.id, owner);
@@ -129,6 +141,7 @@ export class Dispatcher {
     const fn = this.o.catalog.fn(d.project, d.target.name);
     if (!fn) return { ok: false, final: true, error: `function ${d.target.name} does not exist` };
     const { activation } = await this.o.executor.invoke(fn, d.event, {
+      noWait: true,
       trigger: d.trigger,
       idempotencyKey: d.idempotencyKey,
       deliveryId: d.id,

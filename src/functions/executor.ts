@@ -6,7 +6,7 @@ import { isApiError } from '../api/errors.js';
 import type { FunctionStore } from '../store/functions-sqlite.js';
 import { timeoutMs, type Catalog, type FunctionObject } from './catalog.js';
 import type { FunctionMetrics } from './metrics.js';
-import { CapacityError, type InstancePool } from './pool.js';
+import { CapacityError, NoCapacityNow, type InstancePool } from './pool.js';
 import type { InvokeResult } from './sandbox/instance.js';
 
 export interface InvokeMeta {
@@ -21,6 +21,8 @@ export interface InvokeMeta {
   deadline?: number;
   /** Aborting kills the invocation's instance (cron Replace policy, shutdown). */
   signal?: AbortSignal;
+  /** Throw NoCapacityNow (and record nothing) instead of waiting for a free instance. */
+  noWait?: boolean;
 }
 
 export interface Invocation {
@@ -50,7 +52,7 @@ export class Executor {
       const spec = this.deps.catalog.revision(fn);
       revision = spec.revision;
       if (!this.deps.pool) throw new CapacityError(`functions cannot run on this host: ${this.deps.unavailable ?? 'no sandbox'}`);
-      const lease = await this.deps.pool.acquire(spec, deadline);
+      const lease = await this.deps.pool.acquire(spec, deadline, meta.noWait);
       cold = lease.cold;
       coldStartMs = lease.coldStartMs;
       const onAbort = () => lease.instance.kill({ outcome: 'canceled', message: 'the invocation was canceled', culprit: id });
@@ -72,6 +74,7 @@ export class Executor {
         lease.release();
       }
     } catch (err) {
+      if (err instanceof NoCapacityNow) throw err;
       const message = isApiError(err) ? `the function does not compile: ${err.message}` : err instanceof CapacityError ? err.message : `the instance could not start: ${(err as Error).message}`;
       result = { outcome: 'error', error: message, logs: [], logsTruncated: false };
     }

@@ -58,6 +58,8 @@ class RevisionPool {
 }
 
 export class CapacityError extends Error {}
+/** All instances are busy and no more may start: try later (not a failed attempt). */
+export class NoCapacityNow extends CapacityError {}
 
 /** Retire an instance once it used this share of its CPU-time budget (RLIMIT_CPU), before the kernel stops it mid-invocation. */
 const CPU_RECYCLE_MS = 300_000;
@@ -79,8 +81,11 @@ export class InstancePool {
     return (this.opts.now ?? Date.now)();
   }
 
-  /** An instance of `spec`'s revision with a free slot; waits (until `deadline`) when all are full. */
-  async acquire(spec: RevisionSpec, deadline: number): Promise<Lease> {
+  /**
+   * An instance of `spec`'s revision with a free slot; waits (until `deadline`) when all are full,
+   * or throws CapacityError at once with `noWait` (the queue keeps such work instead).
+   */
+  async acquire(spec: RevisionSpec, deadline: number, noWait = false): Promise<Lease> {
     if (this.closed) throw new CapacityError('the function service is stopping');
     const rp = this.pool(spec);
     for (;;) {
@@ -100,6 +105,7 @@ export class InstancePool {
         return lease;
       }
       const remaining = deadline - this.now();
+      if (noWait) throw new NoCapacityNow(`${spec.project}/${spec.name} is at maxInstances × concurrency`);
       if (remaining <= 0) throw new CapacityError(`no instance of ${spec.project}/${spec.name} became free before the deadline (maxInstances ${spec.maxInstances}, concurrency ${spec.concurrency})`);
       await new Promise<void>((resolve) => {
         const w: Waiter = { wake: () => (clearTimeout(t), resolve()) };

@@ -151,6 +151,9 @@ export class FunctionStore {
         `UPDATE fn_deliveries SET state = 'dead', attempts = attempts + 1, finished_at = ?, last_error = ?, lease_owner = NULL, lease_until = NULL
          WHERE id = ? AND lease_owner = ? AND state = 'running'`,
       ),
+      release: db.prepare<[number, string, string]>(
+        `UPDATE fn_deliveries SET state = 'queued', not_before = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND state = 'running'`,
+      ),
       finishCanceled: db.prepare<[number, string, string]>(
         `UPDATE fn_deliveries SET state = 'canceled', finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?`,
       ),
@@ -258,6 +261,11 @@ export class FunctionStore {
     }
     const delay = backoffMs(d.retry, attempts, opts.random);
     return this.st.retryLater.run(this.now() + delay, msg, d.id, owner).changes === 1 ? 'queued' : undefined;
+  }
+
+  /** Gives a claimed delivery back untouched (no attempt counted), due again after `delayMs`. */
+  release(id: string, owner: string, delayMs: number): void {
+    this.st.release.run(this.now() + delayMs, id, owner);
   }
 
   finishCanceled(id: string, owner: string): void {
