@@ -28,6 +28,9 @@ export const RESOURCES: readonly ResourceRef[] = [
   { kind: 'Machine', plural: 'machines', scope: 'project' },
   { kind: 'Alert', plural: 'alerts', scope: 'project' },
   { kind: 'NotificationChannel', plural: 'notificationchannels', scope: 'project' },
+  { kind: 'Function', plural: 'functions', scope: 'project' },
+  { kind: 'Pipeline', plural: 'pipelines', scope: 'project' },
+  { kind: 'EventSource', plural: 'eventsources', scope: 'project' },
 ];
 
 /** A kind name (`Cluster`) or a ref. Unknown kind names are an error. */

@@ -11,6 +11,9 @@ const SHORT: Record<string, string[]> = {
   Machine: ['m', 'mach'],
   Alert: ['al'],
   NotificationChannel: ['channel', 'channels', 'nc'],
+  Function: ['fn'],
+  Pipeline: ['pl'],
+  EventSource: ['es'],
 };
 
 const ALIASES = new Map<string, ResourceRef>();
