@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { ApiError } from '../api/errors.js';
-import { RETRY_DEFAULTS, type CloudEvent, type Delivery, type RetryPolicy, type TriggerRef } from '../api/functions.js';
+import { FUNCTION_DEFAULTS, RETRY_DEFAULTS, type CloudEvent, type Delivery, type RetryPolicy, type TriggerRef } from '../api/functions.js';
 import { FunctionStore, type TargetKind } from '../store/functions-sqlite.js';
 import type { Store } from '../store/types.js';
 import { Catalog, type FunctionObject } from './catalog.js';
@@ -17,7 +17,8 @@ import { PipelineRunner } from './pipeline.js';
 import { StoreEventBridge } from './platform-events.js';
 import { InstancePool } from './pool.js';
 import { detectSandboxHost, type SandboxHost } from './sandbox/host.js';
-import { WarmPool } from './warm-pool.js';
+import { profileKey, WarmPool } from './warm-pool.js';
+import type { SandboxProfile } from './sandbox/command.js';
 
 export interface FunctionServiceOptions {
   store: Store;
@@ -201,10 +202,10 @@ export class FunctionService implements EventBus {
       }
     }
     this.pool.drainOthers(project, name, revision);
-    const profiles = new Map<string, { memoryMiB: number; network: boolean }>([['128Mi', { memoryMiB: 128, network: false }]]);
-    for (const f of this.catalog.functions()) {
-      const p = { memoryMiB: f.spec?.limits?.memoryMiB ?? 128, network: f.spec?.network === true };
-      profiles.set(`${p.memoryMiB}Mi${p.network ? '+net' : ''}`, p);
+    // Spares for every profile in use, and always for the default one (the likeliest next function).
+    const profiles = new Map<string, SandboxProfile>();
+    for (const p of [{ memoryMiB: FUNCTION_DEFAULTS.memoryMiB, network: false }, ...this.catalog.functions().map((f) => ({ memoryMiB: f.spec?.limits?.memoryMiB ?? FUNCTION_DEFAULTS.memoryMiB, network: f.spec?.network === true }))]) {
+      profiles.set(profileKey(p), p);
     }
     this.warm.setProfiles([...profiles.values()]);
   }

@@ -169,7 +169,6 @@ export class FunctionStore {
          WHERE id = ? AND project = ? AND state = 'dead'`,
       ),
       depth: db.prepare<[], { state: string; n: number }>(`SELECT state, COUNT(*) AS n FROM fn_deliveries WHERE state IN ('queued', 'running', 'dead') GROUP BY state`),
-      nextDue: db.prepare<[], { t: number | null }>(`SELECT MIN(not_before) AS t FROM fn_deliveries WHERE state = 'queued'`),
       pruneDeliveries: db.prepare<[number]>(`DELETE FROM fn_deliveries WHERE state IN ('done', 'canceled') AND finished_at < ?`),
       insertActivation: db.prepare<[string, string, string, number, string | null, string]>(
         'INSERT INTO fn_activations (id, project, function, start, pipeline_run, json) VALUES (?, ?, ?, ?, ?, ?)',
@@ -316,11 +315,6 @@ export class FunctionStore {
     const out = { queued: 0, running: 0, dead: 0 };
     for (const r of this.st.depth.all()) out[r.state as keyof typeof out] = r.n;
     return out;
-  }
-
-  /** Time of the earliest queued delivery (ms), if any. */
-  nextDue(): number | undefined {
-    return this.st.nextDue.get()?.t ?? undefined;
   }
 
   // ----- activations and pipeline runs ---------------------------------------------------------

@@ -124,10 +124,6 @@ export class SandboxInstance {
     return new SandboxInstance(opts);
   }
 
-  get pid(): number | undefined {
-    return this.child.pid;
-  }
-
   get inFlight(): number {
     return this.pending.size;
   }
@@ -261,11 +257,6 @@ export class SandboxInstance {
     removeCgroup(50);
     if (this.uid !== undefined) this.opts.uids?.give(this.uid);
     this.opts.onExit?.(this);
-  }
-
-  /** Output the instance produced outside any invocation (start errors, crashes). */
-  diagnostics(): string {
-    return this.diag;
   }
 }
 
