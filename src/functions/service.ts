@@ -6,7 +6,10 @@ import type { Registry } from 'prom-client';
 import { ApiError } from '../api/errors.js';
 import { FUNCTION_DEFAULTS, RETRY_DEFAULTS, type CloudEvent, type Delivery, type RetryPolicy, type TriggerRef } from '../api/functions.js';
 import { FunctionStore, type TargetKind } from '../store/functions-sqlite.js';
+import { jsonEqual } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
+import type { Condition } from '../api/meta.js';
+import { setCondition, type ConditionInput } from '../runtime/conditions.js';
 import { Catalog, type FunctionObject } from './catalog.js';
 import { CronScheduler } from './cron.js';
 import { Dispatcher } from './dispatcher.js';
@@ -188,6 +191,19 @@ export class FunctionService implements EventBus {
     this.records.close();
   }
 
+  /** Status: the revision that takes new invocations, its HTTP path, Ready. Unchanged status writes nothing. */
+  private writeStatus(fn: FunctionObject, ready: ConditionInput, revision?: number): void {
+    const gen = fn.metadata.generation ?? 1;
+    const old = (fn.status ?? {}) as { revision?: number; url?: string; conditions?: Condition[] };
+    const status: Record<string, unknown> = { ...old, observedGeneration: gen, conditions: setCondition(old.conditions, ready, gen) };
+    if (revision !== undefined) status.revision = revision;
+    if (fn.spec?.triggers?.http?.enabled !== false) status.url = `/fn/${fn.metadata.project}/${fn.metadata.name}`;
+    else delete status.url;
+    if (jsonEqual(status, fn.status ?? {})) return;
+    // A conflict means a newer version exists; its watch event writes the status again.
+    this.opts.store.updateStatus({ ...fn, status }).catch(() => undefined);
+  }
+
   /** A new revision drains the old ones; warm spares follow the profiles in use; minInstances are started. */
   private onFunctionChanged(fn: FunctionObject | undefined, project: string, name: string): void {
     if (!this.pool || !this.warm) return;
@@ -197,8 +213,10 @@ export class FunctionService implements EventBus {
         const spec = this.catalog.revision(fn);
         revision = spec.revision;
         if (spec.minInstances > 0) this.pool.ensureMin(spec);
+        this.writeStatus(fn, { type: 'Ready', status: 'True', reason: 'Compiled', message: `revision ${revision} takes new invocations` }, revision);
       } catch (err) {
         this.logger.warn({ fn: `${project}/${name}`, err: (err as Error).message }, 'function does not compile');
+        this.writeStatus(fn, { type: 'Ready', status: 'False', reason: 'CompileFailed', message: (err as Error).message.slice(0, 4096) });
       }
     }
     this.pool.drainOthers(project, name, revision);

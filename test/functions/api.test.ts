@@ -274,6 +274,12 @@ describe('revisions, scaling and metrics', () => {
     const old = await inflight;
     assert.equal(old.json().result, 'one');
     assert.equal(old.json().activation.revision, 1);
+    const status = await waitFor('status of revision 2', async () => {
+      const st = (await api.req(member(), 'GET', `${BASE}/functions/slow`)).json().status;
+      return st?.revision === 2 ? st : undefined;
+    });
+    assert.equal(status.url, '/fn/alpha/slow');
+    assert.deepEqual(status.conditions.map((c: any) => [c.type, c.status, c.reason, c.observedGeneration]), [['Ready', 'True', 'Compiled', 2]]);
     // The old revision's instance drains away.
     await waitFor('one instance left', () => api.service.pool!.instancesOf('alpha', 'slow').length === 1);
   });
