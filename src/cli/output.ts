@@ -1,7 +1,7 @@
 // Output formats (table, json, yaml, name) and the table columns of every kind.
 import { stringify as toYaml } from 'yaml';
 import type { Resource } from '../api/meta.js';
-import type { WatchEvent } from './client.js';
+import type { WatchEvent } from '../client/index.js';
 import { CliError, EXIT } from './errors.js';
 import { objectRef } from './kinds.js';
 

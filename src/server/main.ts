@@ -3,7 +3,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { API_VERSION } from '../api/meta.js';
 import { loadMatrix } from '../toolchain/versions.js';
@@ -13,12 +13,15 @@ import { startAlerting } from '../alerts/index.js';
 import { buildApp } from './app.js';
 import { FunctionService } from '../functions/service.js';
 import { buildProviderRegistry } from './providers.js';
+import { createLogger, type LogFormat } from './log.js';
 
 export interface ServerOptions {
   dataDir: string;
   /** host:port; port 0 picks a free one. */
   listen: string;
   logger?: Logger;
+  /** Format of the log the server creates when no `logger` is given (default json). */
+  logFormat?: LogFormat;
   /** Run the controllers (default true); false serves the API alone. */
   controllers?: boolean;
 }
@@ -46,7 +49,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const logger = opts.logger ?? pino({ level: process.env.MARINA_LOG_LEVEL ?? 'info' });
+  const logger = opts.logger ?? createLogger({ format: opts.logFormat ?? 'json' });
   const { host, port } = parseListen(opts.listen);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const store = openSqliteStore({ path: join(opts.dataDir, 'marina.db'), encryptionKey: loadOrCreateEncryptionKey(opts.dataDir) });

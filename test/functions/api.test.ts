@@ -85,7 +85,9 @@ describe('HTTP trigger', () => {
     const open = await api.req(undefined, 'GET', '/fn/alpha/open?name=you');
     assert.equal(open.statusCode, 200, open.body);
     assert.equal(open.json(), 'hi you');
-    assert.equal((await api.req(undefined, 'GET', '/fn/alpha/nope')).statusCode, 404);
+    // Without a token, an unknown function looks like a private one: nothing tells which exist.
+    assert.equal((await api.req(undefined, 'GET', '/fn/alpha/nope')).statusCode, 401);
+    assert.equal((await api.req(member(), 'GET', '/fn/alpha/nope')).statusCode, 404);
   });
   it('queues an asynchronous call (202) and runs it', async () => {
     const res = await api.req(member(), 'POST', '/fn/alpha/echo?async=true', { n: 1 }, { 'idempotency-key': 'once' });

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { isProcessAlive, isProcessGroupAlive, isPortListening, tailFile } from '../../src/proc/index.js';
 import type { ResolvedToolchain } from '../../src/toolchain/resolve.js';
-import { API_PREFIX } from '../../src/server/app.js';
+import { API_PATH, MarinaClient, type ApiResponse } from '../../src/client/index.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -90,6 +90,8 @@ export interface StartServerOptions {
   logFile: string;
   env: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /** More `marina server` flags, e.g. --no-controllers. */
+  args?: string[];
 }
 
 /** Starts `node bin/marina.js server` detached (own process group) and waits for "listening". */
@@ -98,7 +100,7 @@ export async function startServerProcess(o: StartServerOptions): Promise<ServerP
   const fd = openSync(o.logFile, 'a', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [BIN, 'server', '--data-dir', o.dataDir, '--listen', o.listen], {
+    child = spawn(process.execPath, [BIN, 'server', '--data-dir', o.dataDir, '--listen', o.listen, ...(o.args ?? [])], {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: o.env,
@@ -418,26 +420,7 @@ export async function teardown(o: { tmp: string; dataDir: string; cli?: Cli; ser
   }
 }
 
-export interface ApiResponse {
-  status: number;
-  // Callers read whatever the API answered; shapes are asserted where used.
-  json: any;
-  text: string;
-}
-
-/** One call to a Marina API under API_PREFIX, with the body as JSON (if any). */
-export async function apiRequest(url: string, token: string, method: string, path: string, body?: unknown): Promise<ApiResponse> {
-  const res = await fetch(`${url}${API_PREFIX}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text };
+/** One call to a Marina API under API_PATH, through the client; never throws on an HTTP status. */
+export function apiRequest(url: string, token: string, method: string, path: string, body?: unknown): Promise<ApiResponse> {
+  return new MarinaClient({ server: url, token }).call(method, `${API_PATH}${path}`, { body });
 }
