@@ -24,9 +24,9 @@ export type InvokeQuery = Static<typeof InvokeQuery>;
  */
 export const HttpTriggerQuery = Type.Object(
   { async: InvokeQuery.properties.async },
-  { additionalProperties: Type.Union([Type.String(), Type.Array(Type.String())]) },
+  { description: 'any other parameter reaches the function in event.query (a repeated one as a list)' },
 );
-export type HttpTriggerQuery = Static<typeof HttpTriggerQuery>;
+export type HttpTriggerQuery = Static<typeof HttpTriggerQuery> & Record<string, string | string[]>;
 
 export const ProjectIdParams = Type.Object({ project: ProjectParams.properties.project, id: Type.String({ description: 'the record id' }) });
 export const PipelineRunParams = Type.Object({ ...ProjectNameParams.properties, id: Type.String({ description: 'the run id' }) });
@@ -73,7 +73,7 @@ export const CloudEventBody = {
 
 /** A JSON (or YAML) request body that is any value: the event a function or pipeline receives. */
 export const EventBody = {
-  description: 'the event the function (or the first step) receives: any JSON value',
+  description: 'the event the function (or the first step) receives: any JSON value; none is null',
   content: { 'application/json': { schema: Type.Unknown() }, 'application/yaml': { schema: Type.Unknown() } },
 };
 

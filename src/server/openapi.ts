@@ -25,6 +25,18 @@ import {
 } from './schemas.js';
 
 export const OPENAPI_PATH = '/openapi/v3';
+/**
+ * Route schema flag: the request body may be left out. @fastify/swagger marks every body it
+ * documents required; routes that take "no body" as a value (an invocation without an event) set
+ * this, and the document says so.
+ */
+export const OPTIONAL_BODY = 'x-optional-body';
+
+declare module 'fastify' {
+  interface FastifySchema {
+    'x-optional-body'?: boolean;
+  }
+}
 
 const COMPONENTS: TSchema[] = [
   Status,
@@ -56,7 +68,21 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     // The API is the contract, and the routes outside it that name an operation (the functions'
     // HTTP trigger, signed event ingestion); probes, the console and this document are not.
     transform: ({ schema, url }) => ({ schema: url.startsWith(API_PREFIX) || schema?.operationId ? schema : { ...schema, hide: true }, url }),
+    transformObject: (doc) => ('openapiObject' in doc ? markOptionalBodies(doc.openapiObject as OpenApiPaths) : doc.swaggerObject),
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   app.get(OPENAPI_PATH, { config: { access: 'public' } }, async () => app.swagger());
+}
+
+type OpenApiPaths = { paths?: Record<string, Record<string, { requestBody?: { required?: boolean }; [OPTIONAL_BODY]?: boolean }>> };
+
+function markOptionalBodies<T extends OpenApiPaths>(doc: T): T {
+  for (const ops of Object.values(doc.paths ?? {})) {
+    for (const op of Object.values(ops)) {
+      if (!op || typeof op !== 'object' || !(OPTIONAL_BODY in op)) continue;
+      delete op[OPTIONAL_BODY];
+      if (op.requestBody) op.requestBody.required = false;
+    }
+  }
+  return doc;
 }

@@ -89,6 +89,21 @@ describe('HTTP trigger', () => {
     assert.equal((await api.req(undefined, 'GET', '/fn/alpha/nope')).statusCode, 401);
     assert.equal((await api.req(member(), 'GET', '/fn/alpha/nope')).statusCode, 404);
   });
+  it('passes a repeated query parameter as a list, and a call without a body as null (found by the fuzzer)', async () => {
+    const res = await api.req(member(), 'DELETE', '/fn/alpha/echo?tag=a&tag=b&=x');
+    assert.equal(res.statusCode, 201, res.body);
+    assert.deepEqual(res.json().query, { tag: ['a', 'b'], '': 'x' });
+    assert.equal(res.json().body, null);
+  });
+  it('refuses a bad Idempotency-Key on every call, queued or not (found by the fuzzer)', async () => {
+    for (const url of ['/fn/alpha/echo', '/fn/alpha/echo?async=true', `${BASE}/functions/echo/invoke`, `${BASE}/functions/echo/invoke?async=true`]) {
+      for (const key of ['', 'k'.repeat(257)]) {
+        const res = await api.req(member(), 'POST', url, {}, { 'idempotency-key': key });
+        assert.equal(res.statusCode, 400, `${url} with a key of ${key.length} characters: ${res.body}`);
+        assert.equal(res.json().field, 'Idempotency-Key');
+      }
+    }
+  });
   it('queues an asynchronous call (202) and runs it', async () => {
     const res = await api.req(member(), 'POST', '/fn/alpha/echo?async=true', { n: 1 }, { 'idempotency-key': 'once' });
     assert.equal(res.statusCode, 202, res.body);

@@ -26,6 +26,7 @@ import {
   SignedCloudEventHeaders,
 } from '../function-schemas.js';
 import { API_PREFIX } from '../http.js';
+import { OPTIONAL_BODY } from '../openapi.js';
 import { errorResponses, ProjectNameParams, ProjectParams, Status } from '../schemas.js';
 import { idempotencyKey } from './functions.js';
 
@@ -123,13 +124,14 @@ function registerHttpTrigger(app: FastifyInstance, service: FunctionService): vo
   };
   const handler = async (req: FastifyRequest<{ Params: TriggerParams; Querystring: HttpTriggerQuery }>, reply: FastifyReply) => {
     const { project, name } = req.params;
+    const key = idempotencyKey(req);
     const fn = service.catalog.fn(project, name);
     if (!fn || fn.spec?.triggers?.http?.enabled === false) throw new ApiError(404, 'NotFound', `no function ${project}/${name} with an HTTP trigger`);
     const { async: queue, ...query } = req.query;
-    const event = requestEvent(req, req.params['*'] ?? '', query as Record<string, string | string[]>);
+    const event = requestEvent(req, req.params['*'] ?? '', query);
     if (queue || /\brespond-async\b/.test(String(req.headers.prefer ?? ''))) {
       const retry = fn.spec?.triggers?.asyncRetry;
-      const { delivery } = service.enqueue({ project, kind: 'Function', name, event, trigger: { type: 'http' }, ...idempotencyKey(req), ...(retry ? { retry } : {}) });
+      const { delivery } = service.enqueue({ project, kind: 'Function', name, event, trigger: { type: 'http' }, ...key, ...(retry ? { retry } : {}) });
       void reply.code(202).header('location', `${API_PREFIX}/projects/${project}/functions/${name}/activations`);
       return delivery;
     }
@@ -148,7 +150,7 @@ function registerHttpTrigger(app: FastifyInstance, service: FunctionService): vo
     params,
     querystring: HttpTriggerQuery,
     headers: IdempotencyHeaders,
-    ...(method === 'GET' ? {} : { body: { description: 'any body of any content type', content: { '*/*': { schema: Type.Unknown() } } } }),
+    ...(method === 'GET' ? {} : { body: { description: 'any body of any content type, or none', content: { '*/*': { schema: Type.Unknown() } } }, [OPTIONAL_BODY]: true }),
     response: {
       default: {
         description:

@@ -6,6 +6,7 @@ import { Type } from '@sinclair/typebox';
 import { ApiError } from '../../api/errors.js';
 import { Activation, Delivery } from '../../api/functions.js';
 import type { FunctionService } from '../../functions/service.js';
+import { OPTIONAL_BODY } from '../openapi.js';
 import { errorResponses, ProjectNameParams, ProjectParams } from '../schemas.js';
 import {
   ActivationList,
@@ -49,6 +50,7 @@ export const functionRoutes: FastifyPluginAsync<FunctionRouteOptions> = async (a
       querystring: InvokeQuery,
       headers: IdempotencyHeaders,
       body: EventBody,
+      [OPTIONAL_BODY]: true,
       response: {
         200: Type.Ref(Invocation.$id!, { description: 'the activation (whatever its outcome) and the result' }),
         ...delivery('queued (async=true); the same Idempotency-Key answers the same delivery'),
@@ -58,11 +60,12 @@ export const functionRoutes: FastifyPluginAsync<FunctionRouteOptions> = async (a
     config: { access: (req) => ({ verb: 'invoke', kind: 'Function', ...(req.params as NameParams) }) },
     handler: async (req, reply) => {
       const { project, name } = req.params;
+      const key = idempotencyKey(req);
       const fn = service.catalog.fn(project, name);
       if (!fn) throw ApiError.notFound('Function', name);
       if (req.query.async) {
         const retry = fn.spec?.triggers?.asyncRetry;
-        const { delivery } = service.enqueue({ project, kind: 'Function', name, event: req.body ?? null, trigger: { type: 'api' }, ...idempotencyKey(req), ...(retry ? { retry } : {}) });
+        const { delivery } = service.enqueue({ project, kind: 'Function', name, event: req.body ?? null, trigger: { type: 'api' }, ...key, ...(retry ? { retry } : {}) });
         void reply.code(202);
         return delivery;
       }
@@ -142,6 +145,7 @@ export const functionRoutes: FastifyPluginAsync<FunctionRouteOptions> = async (a
       params: ProjectNameParams,
       headers: IdempotencyHeaders,
       body: EventBody,
+      [OPTIONAL_BODY]: true,
       response: { ...delivery('the run is queued; its id appears in the delivery once it starts'), ...errorResponses(400, 401, 403, 404, 413, 415) },
     },
     config: { access: (req) => ({ verb: 'invoke', kind: 'Pipeline', ...(req.params as NameParams) }) },
@@ -188,7 +192,10 @@ export const functionRoutes: FastifyPluginAsync<FunctionRouteOptions> = async (a
   });
 };
 
-/** Idempotency-Key of an asynchronous call (namespaced so that it cannot collide with Marina's own keys). */
+/**
+ * Idempotency-Key of an asynchronous call (namespaced so that it cannot collide with Marina's own
+ * keys). Checked on every call, so that a bad key is refused whether or not the call is queued.
+ */
 export function idempotencyKey(req: FastifyRequest): { idempotencyKey?: string } {
   const key = req.headers['idempotency-key'];
   if (key === undefined) return {};
