@@ -15,7 +15,7 @@ import type { ObjectKey, Resource } from '../api/meta.js';
 import { Controller } from '../runtime/controller.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
 import type { Store } from '../store/types.js';
-import { AlertManager } from './manager.js';
+import { AlertManager, type AlertManagerOptions } from './manager.js';
 import { AlertNotifier, type NotifierOptions } from './notifier.js';
 
 export * from './fingerprint.js';
@@ -38,6 +38,8 @@ export interface AlertingDeps {
   resyncPeriodMs?: number;
   /** See AlertManagerOptions.evaluatedRefreshMs. */
   evaluatedRefreshMs?: number;
+  /** See AlertManagerOptions.events. */
+  events?: AlertManagerOptions['events'];
 }
 
 export interface RunningAlerting {
@@ -77,7 +79,7 @@ class FiringIndex {
 
 export async function startAlerting(deps: AlertingDeps): Promise<RunningAlerting> {
   const log = deps.logger ?? pino({ level: 'silent' });
-  const manager = new AlertManager({ store: deps.store, logger: log, evaluatedRefreshMs: deps.evaluatedRefreshMs });
+  const manager = new AlertManager({ store: deps.store, logger: log, evaluatedRefreshMs: deps.evaluatedRefreshMs, events: deps.events });
   const notifier = new AlertNotifier({ ...deps.notifier, store: deps.store, logger: log, metrics: deps.metrics, externalURL: deps.externalURL });
 
   const firing = new FiringIndex();

@@ -20,6 +20,8 @@ import type { Alert, AlertSpec, AlertStatus, Severity } from '../api/kinds.js';
 import { API_VERSION, type Resource } from '../api/meta.js';
 import { validateObject } from '../api/registry.js';
 import type { Store } from '../store/types.js';
+import type { EventBus } from '../functions/events.js';
+import { alertChanged } from '../functions/platform-events.js';
 import { alertName, fingerprint, type AlertIdentity } from './fingerprint.js';
 
 /** Labels on every Alert object, for label selectors (`marina get alerts -l ...`). */
@@ -87,6 +89,8 @@ export interface AlertManagerOptions {
    * so that evaluators calling sync() every few seconds do not write every time.
    */
   evaluatedRefreshMs?: number;
+  /** Where alert.fired and alert.resolved platform events go (the function service); absent: none. */
+  events?: EventBus;
 }
 
 const SOURCE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -97,9 +101,11 @@ export class AlertManager {
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly refreshMs: number;
+  private readonly events?: EventBus;
 
   constructor(opts: AlertManagerOptions) {
     this.store = opts.store;
+    this.events = opts.events;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'alert-manager' });
     this.now = opts.now ?? (() => new Date());
     this.refreshMs = opts.evaluatedRefreshMs ?? 60_000;
@@ -202,6 +208,7 @@ export class AlertManager {
         if (!current) {
           const status: AlertStatus = { state: 'firing', startsAt: now, lastEvaluatedAt: now, fingerprint: fp, notifications: [] };
           const created = (await this.store.create({ ...desired, status } as Resource)) as Alert;
+          this.publish(created);
           return { alert: created, opened: true };
         }
         if (current.status?.fingerprint && current.status.fingerprint !== fp) {
@@ -223,6 +230,7 @@ export class AlertManager {
           next = { ...st, lastEvaluatedAt: now, fingerprint: fp };
         }
         if (next) obj = (await this.store.updateStatus({ ...obj, status: next } as Resource)) as Alert;
+        if (opened) this.publish(obj);
         return { alert: obj, opened };
       } catch (err) {
         // 404: the notifier garbage-collected the resolved alert meanwhile; create it again.
@@ -241,7 +249,7 @@ export class AlertManager {
         if (!current || current.status?.state !== 'firing') return false;
         if (source && current.metadata.labels?.[LABEL_ALERT_SOURCE] !== source) return false;
         const now = this.now().toISOString();
-        await this.store.updateStatus({ ...current, status: { ...current.status, state: 'resolved', endsAt: now, lastEvaluatedAt: now } } as Resource);
+        this.publish((await this.store.updateStatus({ ...current, status: { ...current.status, state: 'resolved', endsAt: now, lastEvaluatedAt: now } } as Resource)) as Alert);
         return true;
       } catch (err) {
         if (isApiError(err) && err.code === 404) return false;
@@ -249,6 +257,11 @@ export class AlertManager {
         throw err;
       }
     }
+  }
+
+  /** The platform event of a transition that was just stored; a failure is logged, never fails the evaluator. */
+  private publish(a: Alert): void {
+    this.events?.publish(alertChanged(a)).catch((err) => this.log.warn({ err, alert: a.metadata.name }, 'publishing a platform event failed'));
   }
 
   private async listAlerts(project: string, labelSelector: string): Promise<Alert[]> {

@@ -30,6 +30,7 @@ import { TerminalError } from '../runtime/controller.js';
 import { getCondition, setCondition, type ConditionInput } from '../runtime/conditions.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { quorumHealthy } from '../etcd/client.js';
+import { clusterCreated, clusterDeleted } from '../functions/platform-events.js';
 import {
   ADMIN_KUBECONFIG_SECRET_TYPE,
   adminKubeconfigSecretName,
@@ -49,6 +50,7 @@ import {
   listAll,
   nodePoolName,
   providerName,
+  publishEvent,
   type Shared,
 } from './common.js';
 
@@ -91,6 +93,8 @@ export class ClusterReconciler implements Reconciler {
   // reconcile
 
   private async ensure(cluster: Cluster): Promise<Outcome<Status>> {
+    // The first reconcile of a new Cluster (a retry before its status is written publishes the same event id).
+    if (cluster.status?.observedGeneration === undefined) publishEvent(this.s, clusterCreated(cluster));
     const gen = cluster.metadata.generation;
     const status: Status = { ...(cluster.status ?? {}) };
     const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
@@ -406,6 +410,7 @@ export class ClusterReconciler implements Reconciler {
     for (const n of names) await deleteIfExists(this.s.store, { kind: 'Secret', project, name: n });
     this.s.connections.forget({ project, name });
     this.s.secrets.forget({ project, name });
+    publishEvent(this.s, clusterDeleted(cluster));
     return { done: true };
   }
 }

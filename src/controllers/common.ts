@@ -13,6 +13,8 @@ import type { ListOptions, Store } from '../store/types.js';
 import type { ClusterConnections, ClusterSecrets } from './connections.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { AlertSink } from '../alerts/manager.js';
+import type { CloudEvent } from '../api/functions.js';
+import type { EventBus } from '../functions/events.js';
 
 export { LABEL_CLUSTER, LABEL_POOL };
 /** On Machines: the name of the NodePool object that owns them. */
@@ -72,6 +74,13 @@ export interface Shared {
   health?: HealthRegistry;
   /** Where healing reports HealingHeldBack. */
   alerts?: AlertSink;
+  /** Where platform events go (the function service); absent: none are published. */
+  events?: EventBus;
+}
+
+/** Publishes a platform event (src/functions/platform-events.ts); a failure is logged, never fails the reconcile. */
+export function publishEvent(s: Pick<Shared, 'events' | 'log'>, event: CloudEvent): void {
+  s.events?.publish(event).catch((err) => s.log.warn({ err, type: event.type, id: event.id }, 'publishing a platform event failed'));
 }
 
 // ---------- names ----------

@@ -12,6 +12,7 @@ import { RuntimeMetrics } from '../runtime/metrics.js';
 import type { Store } from '../store/types.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { AlertSink } from '../alerts/manager.js';
+import type { EventBus } from '../functions/events.js';
 import { HealthChecker } from '../health/controller.js';
 import { HealthRegistry } from '../health/registry.js';
 import type { SeriesStore } from '../store/types.js';
@@ -61,6 +62,8 @@ export interface ControllerDeps {
   alerts?: AlertSink;
   /** Per-probe timeout of the health checker (default 2 s). */
   healthProbeTimeoutMs?: number;
+  /** Where the controllers publish platform events (cluster created/deleted, machine replaced, etcd member added). */
+  events?: EventBus;
 }
 
 export interface RunningControllers {
@@ -100,6 +103,7 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
     log: log.child({ controller: name }),
     health,
     ...(deps.alerts ? { alerts: deps.alerts } : {}),
+    ...(deps.events ? { events: deps.events } : {}),
   });
   const machines = new ClusterIndex();
   const pools = new ClusterIndex();

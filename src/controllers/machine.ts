@@ -65,10 +65,12 @@ import {
   isStarted,
   kubernetesVersionOf,
   machineRef,
+  publishEvent,
   type Shared,
 } from './common.js';
 import type { KubeApi, KubeNode, KubePod, KubeTaint } from './connections.js';
 import type { ComponentCheck } from '../health/types.js';
+import { etcdMemberAdded } from '../functions/platform-events.js';
 
 type Status = NonNullable<Machine['status']>;
 
@@ -366,6 +368,7 @@ export class MachineReconciler implements Reconciler {
         await api.memberPromote(self.id);
       }
       set({ type: 'EtcdMember', status: 'True', reason: 'Voting', message: `member ${self.id}` });
+      publishEvent(this.s, etcdMemberAdded(cluster, machine, { id: self.id, peerURL }));
       return true;
     } catch (err) {
       // Typically "can only promote a learner member which is in sync with leader": try again.

@@ -31,11 +31,13 @@ import {
   LABEL_POOL,
   listAll,
   machineName,
+  publishEvent,
   type Shared,
 } from './common.js';
 
 import { isHealthy, planHealing, type Candidate, type HealingPlan } from './healing.js';
 import { RULES } from '../alerts/manager.js';
+import { machineReplaced } from '../functions/platform-events.js';
 
 type Status = NonNullable<NodePool['status']>;
 
@@ -220,7 +222,9 @@ export class NodePoolReconciler implements Reconciler {
       }
       this.s.log.warn({ pool: pool.metadata.name, machine: v.machine.metadata.name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
       await deleteIfExists(this.s.store, { kind: 'Machine', project, name: v.machine.metadata.name });
-      status.remediations = [...(status.remediations ?? []), { machine: v.machine.metadata.name, reason: v.reason, message: v.message.slice(0, 1024), at: now }].slice(-50);
+      const remediation = { machine: v.machine.metadata.name, reason: v.reason, message: v.message.slice(0, 1024), at: now };
+      status.remediations = [...(status.remediations ?? []), remediation].slice(-50);
+      publishEvent(this.s, machineReplaced(pool, v.machine, remediation));
       deleted.push(v);
     }
     plan.victims = deleted;

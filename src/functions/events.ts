@@ -1,5 +1,6 @@
 // Events: the bus controllers publish Marina's own events on, the CloudEvents 1.0 form of those
-// events, and the matching of subscriptions (Function and Pipeline event triggers) to events.
+// events (built in platform-events.ts), and the matching of subscriptions (Function and Pipeline
+// event triggers) to events.
 import type { CloudEvent, EventFilter } from '../api/functions.js';
 
 /** What controllers call: one method, so they depend on nothing of the function service. */
@@ -27,7 +28,11 @@ export const PLATFORM_EVENTS = {
   'dev.marina.alert.fired': { when: 'an Alert started firing', subject: '<alert>', data: '{ alert, rule, severity, cluster?, labels, summary, startsAt }' },
   'dev.marina.alert.resolved': { when: 'an Alert resolved', subject: '<alert>', data: '{ alert, rule, severity, cluster?, labels, summary, startsAt, endsAt }' },
   'dev.marina.backup.failed': { when: 'a backup (etcd snapshot) failed', subject: '<cluster>', data: '{ cluster, backup, message }' },
-  'dev.marina.member.added': { when: 'a user became a member of a project', subject: '<user>', data: '{ user, role }' },
+  'dev.marina.member.added': {
+    when: "an etcd member joined a cluster's etcd as a voting member (the founding one included)",
+    subject: '<cluster>/<machine>',
+    data: '{ cluster, machine, member, peerURL }',
+  },
 } as const;
 export type PlatformEventType = keyof typeof PLATFORM_EVENTS;
 

@@ -1,5 +1,6 @@
 // The function service: sandbox host, warm pool, instance pools, executor, durable dispatcher,
-// cron scheduler, event bus and the platform-event bridge, started and stopped together.
+// cron scheduler and the event bus (the controllers and the AlertManager publish on it), started
+// and stopped together.
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -17,7 +18,6 @@ import { matchesFilter, PROJECT_ATTRIBUTE, type EventBus } from './events.js';
 import { Executor, type InvokeMeta, type Invocation } from './executor.js';
 import { FunctionMetrics } from './metrics.js';
 import { PipelineRunner } from './pipeline.js';
-import { StoreEventBridge } from './platform-events.js';
 import { InstancePool } from './pool.js';
 import { detectSandboxHost, type SandboxHost } from './sandbox/host.js';
 import { profileKey, WarmPool } from './warm-pool.js';
@@ -36,8 +36,6 @@ export interface FunctionServiceOptions {
   dispatcher?: { concurrency?: number; leaseMs?: number; pollMs?: number };
   /** Cron check interval (default 1000 ms). */
   cronTickMs?: number;
-  /** Derive platform events from store changes (default true). */
-  storeEvents?: boolean;
   /** Activation and pipeline-run retention. */
   retention?: { maxAgeMs?: number; maxPerFunction?: number };
 }
@@ -55,7 +53,6 @@ export class FunctionService implements EventBus {
   private readonly dispatcher: Dispatcher;
   private readonly cron: CronScheduler;
   private readonly timers: NodeJS.Timeout[] = [];
-  private bridge?: StoreEventBridge;
   private readonly logger: Logger;
   private readonly host?: SandboxHost;
 
@@ -128,7 +125,6 @@ export class FunctionService implements EventBus {
     svc.timers.push(setInterval(tick, opts.cronTickMs ?? 1000));
     const retention = { ...RETENTION, ...opts.retention };
     svc.timers.push(setInterval(() => svc.records.prune(retention), 60_000));
-    if (opts.storeEvents !== false) svc.bridge = await StoreEventBridge.start(opts.store, svc, (err) => svc.logger.error({ err }, 'publishing a platform event failed'));
     return svc;
   }
 
@@ -182,7 +178,6 @@ export class FunctionService implements EventBus {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    this.bridge?.stop();
     this.catalog.stop();
     await this.dispatcher.stop();
     await this.pool?.close();

@@ -78,7 +78,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const alerting =
     opts.controllers === false
       ? undefined
-      : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
+      : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL, events: functions });
   const controllers =
     opts.controllers === false
       ? undefined
@@ -90,6 +90,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           defaultKubernetesVersion: matrix.default,
           series: store.series,
           ...(alerting ? { alerts: alerting.manager } : {}),
+          // Platform events (cluster created/deleted, machine replaced, etcd member added) trigger functions.
+          events: functions,
         });
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
@@ -104,9 +106,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (closed) return;
       closed = true;
       await closeApp();
-      await functions.stop();
       await controllers?.stop();
       await alerting?.stop();
+      // Last of the three: the controllers and the AlertManager publish events into it.
+      await functions.stop();
       await providers.close();
       await store.close();
     },

@@ -4,6 +4,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { API_VERSION } from '../../src/api/meta.js';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { startControllers } from '../../src/controllers/index.js';
+import { FakeWorld } from '../controllers/fakes.js';
 import { BASE, fnBody, startFnApi, waitFor, type FnApi } from './support.js';
 
 let api: FnApi;
@@ -139,7 +143,19 @@ describe('platform and external events', () => {
     assert.equal(es.statusCode, 403, 'EventSources are for project admins');
     await api.store.create({ apiVersion: API_VERSION, kind: 'EventSource', metadata: { name: 'tracker', project: 'alpha' }, spec: { hmacSecret: { name: 'hook-key', key: 'key' } } });
   });
-  it('creating a cluster fires a subscribed function with the CloudEvent', async () => {
+  it('creating a cluster fires a subscribed function with the CloudEvent the Cluster controller publishes', async (t) => {
+    // The real controllers against the in-test provider of test/controllers, publishing on the service.
+    const world = new FakeWorld(api.store);
+    const controllers = await startControllers({
+      store: api.store,
+      providers: world.registry,
+      metrics: new Registry(),
+      logger: pino({ level: 'silent' }),
+      defaultKubernetesVersion: 'v1.36.3',
+      connections: world.connections,
+      events: api.service,
+    });
+    t.after(() => controllers.stop());
     const res = await api.req(member(), 'POST', `${BASE}/clusters`, {
       apiVersion: API_VERSION,
       kind: 'Cluster',
