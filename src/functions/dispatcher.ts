@@ -150,6 +150,7 @@ export class Dispatcher {
     });
     if (activation.outcome === 'success') return { ok: true };
     if (activation.outcome === 'canceled') return { ok: false, canceled: true, error: 'canceled' };
-    return { ok: false, error: `${activation.outcome}: ${activation.error ?? ''} (activation ${activation.id})` };
+    // The message only: the activation it names keeps the whole error with its stack.
+    return { ok: false, error: `${activation.outcome}: ${(activation.error ?? '').split('\n')[0]} (activation ${activation.id})` };
   }
 }

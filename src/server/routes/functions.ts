@@ -81,12 +81,14 @@ export const functionRoutes: FastifyPluginAsync<FunctionRouteOptions> = async (a
       tags: fnTags,
       params: ProjectNameParams,
       querystring: RecordsQuery,
-      response: { 200: Type.Ref(ActivationList.$id!, { description: 'activations (without their logs)' }), ...errorResponses(400, 401, 404) },
+      response: { 200: Type.Ref(ActivationList.$id!, { description: 'activations without their logs (readActivation has them)' }), ...errorResponses(400, 401, 404) },
     },
     config: { access: (req) => ({ verb: 'list', kind: 'Activation', project: (req.params as NameParams).project }) },
     handler: async (req) => {
       const { project, name } = req.params;
-      return { kind: 'ActivationList', items: service.records.activations({ project, function: name, limit: req.query.limit ?? RECORD_LIMIT_DEFAULT }) };
+      // Without their logs (up to 64 KiB each): one activation's answer has them.
+      const items = service.records.activations({ project, function: name, limit: req.query.limit ?? RECORD_LIMIT_DEFAULT }).map(({ logs: _logs, ...a }) => a);
+      return { kind: 'ActivationList', items };
     },
   });
 
