@@ -19,6 +19,14 @@ export interface Invocation {
 /** A pipeline run with the activation of every step attempt, oldest first. */
 export type PipelineRunTrace = PipelineRun & { activations: Activation[] };
 
+export interface FunctionInstance {
+  id: string;
+  revision: number;
+  state: 'starting' | 'ready' | 'draining';
+  inFlight: number;
+  idleSeconds: number;
+}
+
 export interface InvokeOptions {
   /** Queue the call instead of waiting (answers the Delivery). */
   async?: boolean;
@@ -44,6 +52,12 @@ export class FunctionsApi {
   /** Queues a call of a function. */
   invokeAsync(project: string, name: string, event?: unknown, opts: Omit<InvokeOptions, 'async'> = {}): Promise<Delivery> {
     return this.client.request('POST', `${this.base(project)}/functions/${enc(name)}/invoke`, this.invokeRequest(event, { ...opts, async: true }));
+  }
+
+  /** The function's sandbox instances in the Marina process that answers (none: scaled to zero). */
+  async instances(project: string, name: string, signal?: AbortSignal): Promise<FunctionInstance[]> {
+    const res = await this.client.request<{ items: FunctionInstance[] }>('GET', `${this.base(project)}/functions/${enc(name)}/instances`, { signal });
+    return res.items;
   }
 
   /** Newest first, without their logs. */

@@ -34,6 +34,15 @@ export interface Lease {
   release(): void;
 }
 
+export interface InstanceInfo {
+  id: string;
+  revision: number;
+  /** starting: loading the module; ready: takes calls; draining: finishing calls of an old revision (or retired). */
+  state: 'starting' | 'ready' | 'draining';
+  inFlight: number;
+  idleSeconds: number;
+}
+
 interface Slot {
   instance: SandboxInstance;
   inFlight: number;
@@ -142,6 +151,24 @@ export class InstancePool {
       out.set(key, (out.get(key) ?? 0) + rp.slots.filter((s) => s.instance.state !== 'dead').length);
     }
     return out;
+  }
+
+  /** The instances of a function in this process, as the API shows them. */
+  describe(project: string, name: string): InstanceInfo[] {
+    const now = this.now();
+    return [...this.revisions.values()]
+      .filter((rp) => rp.spec.project === project && rp.spec.name === name)
+      .flatMap((rp) =>
+        rp.slots
+          .filter((s) => s.instance.state !== 'dead')
+          .map((s) => ({
+            id: s.instance.id,
+            revision: rp.spec.revision,
+            state: s.retiring || rp.draining ? ('draining' as const) : s.loaded ? ('ready' as const) : ('starting' as const),
+            inFlight: s.inFlight,
+            idleSeconds: s.inFlight > 0 ? 0 : Math.floor((now - s.lastUsed) / 1000),
+          })),
+      );
   }
 
   instancesOf(project: string, name: string): SandboxInstance[] {

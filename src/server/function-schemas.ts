@@ -94,5 +94,37 @@ export const PipelineRunTrace = Type.Object(
   { additionalProperties: false, $id: 'PipelineRunTrace', description: 'a pipeline run with the activation of every step attempt' },
 );
 
+export const FunctionInstanceList = Type.Object(
+  {
+    kind: Type.Literal('FunctionInstanceList'),
+    items: Type.Array(
+      Type.Object(
+        {
+          id: Type.String(),
+          revision: Type.Integer({ minimum: 1 }),
+          state: Type.Union([Type.Literal('starting'), Type.Literal('ready'), Type.Literal('draining')], {
+            description: 'starting: loading the module; ready: takes calls; draining: finishing the calls of an old revision',
+          }),
+          inFlight: Type.Integer({ minimum: 0, description: 'calls running on it now' }),
+          idleSeconds: Type.Integer({ minimum: 0, description: 'since its last call ended (0 while busy)' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { $id: 'FunctionInstanceList', description: 'the sandbox instances of a function in the Marina process that answers (each process runs its own)' },
+);
+
 /** Named components of the OpenAPI document. */
-export const FUNCTION_COMPONENTS: TSchema[] = [CloudEvent, Activation, Delivery, PipelineRun, Invocation, ActivationList, DeliveryList, PipelineRunList, PipelineRunTrace];
+export const FUNCTION_COMPONENTS: TSchema[] = [
+  CloudEvent,
+  Activation,
+  Delivery,
+  PipelineRun,
+  Invocation,
+  ActivationList,
+  DeliveryList,
+  PipelineRunList,
+  PipelineRunTrace,
+  FunctionInstanceList,
+];

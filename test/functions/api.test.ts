@@ -322,7 +322,10 @@ describe('revisions, scaling and metrics', () => {
     assert.equal(first.activation.coldStart, true);
     const second = (await api.req(member(), 'POST', `${BASE}/functions/brief/invoke`, {})).json();
     assert.equal(second.activation.coldStart, false);
-    await waitFor('scale to zero', () => api.service.pool!.instancesOf('alpha', 'brief').length === 0, 10_000);
+    const instances = (await api.req(api.tokens.viewer, 'GET', `${BASE}/functions/brief/instances`)).json();
+    assert.equal(instances.items.length, 1, JSON.stringify(instances));
+    assert.deepEqual([instances.items[0].revision, instances.items[0].state, instances.items[0].inFlight], [1, 'ready', 0]);
+    await waitFor('scale to zero', async () => (await api.req(member(), 'GET', `${BASE}/functions/brief/instances`)).json().items.length === 0, 10_000);
     const third = (await api.req(member(), 'POST', `${BASE}/functions/brief/invoke`, {})).json();
     assert.equal(third.activation.coldStart, true);
     assert.equal(typeof third.activation.coldStartMs, 'number');

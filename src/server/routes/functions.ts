@@ -12,6 +12,7 @@ import {
   ActivationList,
   DeliveryList,
   EventBody,
+  FunctionInstanceList,
   IdempotencyHeaders,
   Invocation,
   InvokeQuery,
@@ -89,6 +90,22 @@ export const functionRoutes: FastifyPluginAsync<FunctionRouteOptions> = async (a
       // Without their logs (up to 64 KiB each): one activation's answer has them.
       const items = service.records.activations({ project, function: name, limit: req.query.limit ?? RECORD_LIMIT_DEFAULT }).map(({ logs: _logs, ...a }) => a);
       return { kind: 'ActivationList', items };
+    },
+  });
+
+  app.get<{ Params: NameParams }>('/projects/:project/functions/:name/instances', {
+    schema: {
+      operationId: 'listFunctionInstances',
+      summary: "A function's sandbox instances in this Marina process: revision, state, calls in flight, idle time",
+      tags: fnTags,
+      params: ProjectNameParams,
+      response: { 200: Type.Ref(FunctionInstanceList.$id!, { description: 'instances (none: scaled to zero)' }), ...errorResponses(401, 404) },
+    },
+    config: { access: (req) => ({ verb: 'get', kind: 'Function', ...(req.params as NameParams) }) },
+    handler: async (req) => {
+      const { project, name } = req.params;
+      if (!service.catalog.fn(project, name)) throw ApiError.notFound('Function', name);
+      return { kind: 'FunctionInstanceList', items: service.pool?.describe(project, name) ?? [] };
     },
   });
 
