@@ -2,12 +2,16 @@
 // loopback HTTP with keep-alive and a project token:
 //   cold start  first call after the function scaled to zero (client round trip, and the time the
 //               invocation waited for its instance as the activation records it)
-//   warm        HTTP trigger round trip minus the handler's own time (reported by the handler)
+//   warm        HTTP trigger round trip minus the handler's own time (reported by the handler),
+//               each call paired with one to a plain Node HTTP server doing the same work in this
+//               process, so that both see the same machine (on a shared, loaded machine the tail
+//               follows the load); and, independent of the load, the CPU time and context switches
+//               per call of Marina and of the function's sandbox (from /proc)
 //   throughput  N requests at concurrency C through the HTTP trigger, and the same work in a plain
 //               Node HTTP server in this process, one after the other in the same run
 //   npm run build && node dist/bench/functions.js [--cold 20] [--warm 1000] [--requests 5000] [--concurrency 50]
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,6 +88,42 @@ async function instances(base: string, name: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
+/** CPU time (ms) and voluntary/involuntary context switches of a process, all its threads. */
+function procUsage(pid: number): { cpuMs: number; voluntary: number; involuntary: number } {
+  const out = { cpuMs: 0, voluntary: 0, involuntary: 0 };
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      out.cpuMs += (Number(stat[11]) + Number(stat[12])) * 10; // utime + stime in clock ticks (100 Hz)
+      const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+      out.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      out.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    }
+  } catch {
+    /* gone */
+  }
+  return out;
+}
+
+/** The function's sandbox processes (the Node runners below this process), by /proc ancestry. */
+function runnerPids(): number[] {
+  const parent = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const pid = Number(entry);
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('/runner/runner.mjs')) continue;
+      for (let p = parent(pid), i = 0; p > 1 && i < 16; p = parent(p), i++) if (p === process.pid) out.push(pid);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+const sumUsage = (pids: number[]) =>
+  pids.map(procUsage).reduce((a, b) => ({ cpuMs: a.cpuMs + b.cpuMs, voluntary: a.voluntary + b.voluntary, involuntary: a.involuntary + b.involuntary }), { cpuMs: 0, voluntary: 0, involuntary: 0 });
+
 async function drive(url: string, n: number, c: number): Promise<{ seconds: number; lat: number[]; failed: number }> {
   let next = 0;
   let failed = 0;
@@ -126,20 +166,7 @@ async function main() {
       coldWait.push(act.coldStartMs);
     }
 
-    // Warm overhead: sequential calls to a warm instance.
-    for (let i = 0; i < 50; i++) await call(`${base}/fn/default/warm?n=${i}`);
-    const overhead: number[] = [];
-    const handler: number[] = [];
-    for (let i = 0; i < WARM; i++) {
-      const r = await call(`${base}/fn/default/warm?n=${i}`);
-      const h = Number(r.headers['x-handler-ms']);
-      handler.push(h);
-      overhead.push(r.ms - h);
-    }
-
-    // Throughput, function first, then the plain server with the same work.
-    const fn = await drive(`${base}/fn/default/warm`, REQUESTS, CONCURRENCY);
-    const scaledTo = await instances(base, 'warm');
+    // The plain server: the same work in this process (the warm reference and the throughput baseline).
     const work = new Function('createHash', `${WORK}; return work;`)(createHash) as (n: unknown) => unknown;
     const plain = createServer((req, res) => {
       const n = new URL(req.url ?? '/', 'http://x').searchParams.get('n');
@@ -148,6 +175,27 @@ async function main() {
     });
     await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
     const plainUrl = `http://127.0.0.1:${(plain.address() as { port: number }).port}/`;
+
+    // Warm overhead: sequential calls to a warm instance, each paired with a plain call.
+    for (let i = 0; i < 50; i++) await call(`${base}/fn/default/warm?n=${i}`);
+    const overhead: number[] = [];
+    const handler: number[] = [];
+    const plainRt: number[] = [];
+    const runners = runnerPids();
+    const before = { marina: procUsage(process.pid), runners: sumUsage(runners) };
+    for (let i = 0; i < WARM; i++) {
+      const r = await call(`${base}/fn/default/warm?n=${i}`);
+      const h = Number(r.headers['x-handler-ms']);
+      handler.push(h);
+      overhead.push(r.ms - h);
+      plainRt.push((await call(`${plainUrl}?n=${i}`, 'GET', undefined, false)).ms);
+    }
+    const after = { marina: procUsage(process.pid), runners: sumUsage(runners) };
+    const per = (a: number, b: number) => ((b - a) / WARM).toFixed(2);
+
+    // Throughput, function first, then the plain server with the same work.
+    const fn = await drive(`${base}/fn/default/warm`, REQUESTS, CONCURRENCY);
+    const scaledTo = await instances(base, 'warm');
     const pl = await drive(plainUrl, REQUESTS, CONCURRENCY);
     plain.close();
 
@@ -156,11 +204,16 @@ async function main() {
       ['HTTP round trip', f(pct(coldRt, 50)), f(pct(coldRt, 99)), f(Math.max(...coldRt))],
       ['waiting for the instance (activation coldStartMs)', f(pct(coldWait, 50)), f(pct(coldWait, 99)), f(Math.max(...coldWait))],
     ]);
-    console.log(`\n## warm overhead (round trip minus handler time), ${WARM} sequential calls`);
+    console.log(`\n## warm overhead (round trip minus handler time), ${WARM} sequential calls, each paired with a plain call`);
     table(['figure', 'p50 ms', 'p99 ms'], [
       ['overhead', f(pct(overhead, 50)), f(pct(overhead, 99))],
       ['handler time', f(pct(handler, 50)), f(pct(handler, 99))],
+      ['plain Node HTTP round trip, same work, same moments (reference)', f(pct(plainRt, 50)), f(pct(plainRt, 99))],
     ]);
+    console.log(`\nper warm call (both servers and the client share this process): ${per(before.marina.cpuMs, after.marina.cpuMs)} ms CPU, ` +
+      `${per(before.marina.voluntary, after.marina.voluntary)} voluntary / ${per(before.marina.involuntary, after.marina.involuntary)} involuntary context switches; ` +
+      `the sandbox (${runners.length} runners): ${per(before.runners.cpuMs, after.runners.cpuMs)} ms CPU, ` +
+      `${per(before.runners.voluntary, after.runners.voluntary)} voluntary / ${per(before.runners.involuntary, after.runners.involuntary)} involuntary context switches`);
     console.log(`\n## throughput, ${REQUESTS} requests at concurrency ${CONCURRENCY}`);
     table(['server', 'req/s', 'p50 ms', 'p99 ms', 'failed'], [
       [`function via HTTP trigger (scaled to ${scaledTo} instances)`, (REQUESTS / fn.seconds).toFixed(0), f(pct(fn.lat, 50)), f(pct(fn.lat, 99)), String(fn.failed)],

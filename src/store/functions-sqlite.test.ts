@@ -113,7 +113,7 @@ describe('FunctionStore queue', () => {
       const s1 = new FunctionStore({ path });
       s1.enqueue(req('k'));
       s1.recordActivation({ id: 'a1', project: 'p', function: 'f', revision: 1, trigger: { type: 'api' }, attempt: 1, start: new Date().toISOString(), end: new Date().toISOString(), durationMs: 1, coldStart: false, outcome: 'success' });
-      s1.close();
+      s1.close(); // writes the pending activation
       const s2 = new FunctionStore({ path });
       assert.equal(s2.depth().queued, 1);
       assert.equal(s2.activation('p', 'a1')?.outcome, 'success');
@@ -122,6 +122,25 @@ describe('FunctionStore queue', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('writes activations in one batch after the turn, and before any read or finished delivery', async () => {
+    const s = new FunctionStore({ path: ':memory:' });
+    const rows = () => (s.db.prepare('SELECT count(*) AS n FROM fn_activations').get() as { n: number }).n;
+    const act = (id: string, deliveryId?: string) => ({ id, project: 'p', function: 'f', revision: 1, trigger: { type: 'api' as const }, attempt: 1, start: new Date().toISOString(), end: new Date().toISOString(), durationMs: 1, coldStart: false, outcome: 'success' as const, ...(deliveryId ? { deliveryId } : {}) });
+    s.recordActivation(act('a1'));
+    s.recordActivation(act('a2'));
+    assert.equal(rows(), 0, 'nothing written during the turn');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(rows(), 2, 'written right after it');
+    s.recordActivation(act('a3'));
+    assert.equal(s.activation('p', 'a3')?.id, 'a3', 'a read sees what is pending');
+    const { delivery } = s.enqueue(req('k'));
+    const [claimed] = s.claim('w', 1, 10_000);
+    s.recordActivation(act('a4', delivery.id));
+    s.succeed(claimed!.id, 'w');
+    assert.equal(rows(), 4, 'a finished delivery implies its activation is written');
+    s.close();
   });
 
   it('prunes activations by count per function and by age', () => {

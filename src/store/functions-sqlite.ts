@@ -112,6 +112,8 @@ export class FunctionStore {
   readonly db: Database.Database;
   private readonly now: () => number;
   private readonly st;
+  private readonly pendingActivations: Activation[] = [];
+  private flushScheduled?: NodeJS.Immediate;
 
   constructor(opts: FunctionStoreOptions) {
     this.now = opts.now ?? Date.now;
@@ -245,6 +247,7 @@ export class FunctionStore {
   }
 
   succeed(id: string, owner: string): boolean {
+    this.flushActivations();
     return this.st.succeed.run(this.now(), id, owner).changes === 1;
   }
 
@@ -253,6 +256,7 @@ export class FunctionStore {
    * at once when `final`). Returns the new state, undefined when the lease was lost.
    */
   fail(d: ClaimedDelivery, owner: string, error: string, opts: { final?: boolean; random?: () => number } = {}): 'queued' | 'dead' | undefined {
+    this.flushActivations();
     const attempts = d.attempts + 1;
     const msg = error.slice(0, 4096);
     if (opts.final || attempts >= d.maxAttempts) {
@@ -268,6 +272,7 @@ export class FunctionStore {
   }
 
   finishCanceled(id: string, owner: string): void {
+    this.flushActivations();
     this.st.finishCanceled.run(this.now(), id, owner);
   }
 
@@ -319,16 +324,38 @@ export class FunctionStore {
 
   // ----- activations and pipeline runs ---------------------------------------------------------
 
+  /**
+   * Records an activation. The insert is batched: records of one turn of the event loop are
+   * written together in one transaction right after it (setImmediate), so a synchronous call's
+   * answer does not wait for SQLite and a burst of calls costs one commit. Every read of
+   * activations writes what is pending first, so this process always reads its own records, and
+   * so does finishing a delivery or saving a pipeline run, so a finished delivery implies its
+   * activations. A crash can lose the records of synchronous calls of that one turn.
+   */
   recordActivation(a: Activation): void {
-    this.st.insertActivation.run(a.id, a.project, a.function, Date.parse(a.start), a.pipelineRun ?? null, JSON.stringify(a));
+    this.pendingActivations.push(a);
+    this.flushScheduled ??= setImmediate(() => this.flushActivations());
+  }
+
+  /** Writes the activations recorded but not written yet. */
+  flushActivations(): void {
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = undefined;
+    if (this.pendingActivations.length === 0 || !this.db.open) return;
+    const batch = this.pendingActivations.splice(0);
+    this.db.transaction(() => {
+      for (const a of batch) this.st.insertActivation.run(a.id, a.project, a.function, Date.parse(a.start), a.pipelineRun ?? null, JSON.stringify(a));
+    })();
   }
 
   activation(project: string, id: string): Activation | undefined {
+    this.flushActivations();
     const row = this.st.activation.get(id, project);
     return row ? (JSON.parse(row.json) as Activation) : undefined;
   }
 
   activations(q: ActivationQuery): Activation[] {
+    this.flushActivations();
     const limit = Math.min(Math.max(1, q.limit ?? 50), 1000);
     const rows = q.pipelineRun
       ? this.st.activationsOfRun.all(q.pipelineRun, q.project)
@@ -339,6 +366,7 @@ export class FunctionStore {
   }
 
   saveRun(run: PipelineRun): void {
+    this.flushActivations();
     this.st.upsertRun.run(run.id, run.project, run.pipeline, run.deliveryId, Date.parse(run.start), JSON.stringify(run));
   }
 
@@ -358,6 +386,7 @@ export class FunctionStore {
 
   /** Drops activations and runs older than `maxAgeMs`, activations beyond `maxPerFunction`, and finished deliveries. */
   prune(opts: { maxAgeMs: number; maxPerFunction: number; finishedDeliveryAgeMs: number }): void {
+    this.flushActivations();
     const now = this.now();
     this.db.transaction(() => {
       this.st.pruneActivationsAge.run(now - opts.maxAgeMs);
@@ -401,6 +430,7 @@ export class FunctionStore {
   }
 
   close(): void {
+    this.flushActivations();
     if (this.db.open) this.db.close();
   }
 }
