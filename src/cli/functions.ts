@@ -7,7 +7,7 @@ import { API_VERSION, type Activation, type Delivery, type PipelineRun, type Pip
 import { CliError, EXIT } from './errors.js';
 import { age, formatTable, humanDuration } from './output.js';
 
-export const SOURCE_EXTENSIONS: Record<string, 'javascript' | 'typescript'> = { '.js': 'javascript', '.mjs': 'javascript', '.ts': 'typescript', '.mts': 'typescript' };
+const SOURCE_EXTENSIONS: Record<string, 'javascript' | 'typescript'> = { '.js': 'javascript', '.mjs': 'javascript', '.ts': 'typescript', '.mts': 'typescript' };
 
 export function isSourceFile(path: string): boolean {
   return extname(path).toLowerCase() in SOURCE_EXTENSIONS;

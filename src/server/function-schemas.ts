@@ -5,7 +5,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Activation, CloudEvent, Delivery, PipelineRun } from '../api/functions.js';
 import { ProjectNameParams, ProjectParams } from './schemas.js';
 
-export const RECORD_LIMIT_MAX = 1000;
+const RECORD_LIMIT_MAX = 1000;
 export const RECORD_LIMIT_DEFAULT = 50;
 
 export const RecordsQuery = Type.Object({
@@ -44,7 +44,7 @@ export const IdempotencyHeaders = Type.Object({
 });
 
 export const SIGNATURE_HEADER = 'x-marina-signature';
-export const SIGNATURE_PATTERN = '^sha256=[0-9a-fA-F]{64}$';
+const SIGNATURE_PATTERN = '^sha256=[0-9a-fA-F]{64}$';
 
 /** CloudEvents HTTP binding, binary mode: the attributes travel as ce-* headers, the body is `data`. */
 const ceHeaders = {
