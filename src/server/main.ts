@@ -12,6 +12,7 @@ import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
 import { startAlerting } from '../alerts/index.js';
 import { buildApp } from './app.js';
 import { startControlLoops } from './control-loops.js';
+import { FunctionService } from '../functions/service.js';
 import { buildProviderRegistry } from './providers.js';
 import { createLogger, type LogFormat } from './log.js';
 
@@ -64,7 +65,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // The health checker writes the newest report of each cluster here; the API and the
   // controllers read it. Without controllers nothing checks health: it stays empty.
   const health = new HealthRegistry();
+  const functions = await FunctionService.start({ store, dbPath: join(opts.dataDir, 'marina.db'), metrics, logger: logger.child({ module: 'functions' }) });
   const { app, close: closeApp } = await buildApp({
+    functions,
     store,
     tokens: store.tokens,
     audit: store.audit,
@@ -80,7 +83,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const alerting =
     opts.controllers === false
       ? undefined
-      : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
+      : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL, events: functions });
   const loops =
     opts.controllers === false
       ? undefined
@@ -93,6 +96,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           health,
           series: store.series,
           ...(alerting ? { alerts: alerting.manager } : {}),
+          // Platform events (clusters, healing, etcd members, operations, backups) trigger functions.
+          events: functions,
           operations: { encryptionKey, dataDir: opts.dataDir, ...(stepTimeoutFromEnv() ? { stepTimeoutMs: stepTimeoutFromEnv() } : {}) },
         });
   const address = await app.listen({ host, port });
@@ -110,6 +115,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await closeApp();
       await loops?.stop();
       await alerting?.stop();
+      // Last of the three: the controllers and the AlertManager publish events into it.
+      await functions.stop();
       await providers.close();
       await store.close();
     },
