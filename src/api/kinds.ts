@@ -6,7 +6,7 @@ import { OperationTypeSchema } from './operations.js';
 
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 4096 }));
 
-function envelope<S extends TSchema, T extends TSchema>(kind: string, spec: S, status: T, description: string) {
+export function envelope<S extends TSchema, T extends TSchema>(kind: string, spec: S, status: T, description: string) {
   return Type.Object(
     {
       apiVersion: Type.Literal(API_VERSION),

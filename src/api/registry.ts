@@ -9,6 +9,8 @@ import { validateCluster } from './cluster-validation.js';
 import { validateAlert, validateNotificationChannel } from './alert-validation.js';
 import { BackupTarget, Operation, Snapshot } from './operations.js';
 import { validateBackupTarget, validateOperation, validateSnapshot } from './operation-validation.js';
+import { EventSource, Function, Pipeline } from './functions.js';
+import { validateFunction, validatePipeline } from './function-validation.js';
 
 /** Facts from outside the API package that semantic validation needs. */
 export interface ValidationContext {
@@ -42,6 +44,10 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'Operation', plural: 'operations', scope: 'project', schema: Operation, validate: validateOperation },
   { kind: 'Snapshot', plural: 'snapshots', scope: 'project', schema: Snapshot, validate: validateSnapshot },
   { kind: 'BackupTarget', plural: 'backuptargets', scope: 'project', schema: BackupTarget, validate: validateBackupTarget },
+  // Function source and environment may embed credentials: encrypted at rest like Secrets.
+  { kind: 'Function', plural: 'functions', scope: 'project', schema: Function, sensitive: true, validate: validateFunction },
+  { kind: 'Pipeline', plural: 'pipelines', scope: 'project', schema: Pipeline, validate: validatePipeline },
+  { kind: 'EventSource', plural: 'eventsources', scope: 'project', schema: EventSource },
 ];
 
 const byKind = new Map(KINDS.map((k) => [k.kind, k]));

@@ -14,6 +14,9 @@ const SHORT: Record<string, string[]> = {
   Operation: ['op', 'ops'],
   Snapshot: ['snap', 'snaps'],
   BackupTarget: ['bt', 'target', 'targets'],
+  Function: ['fn'],
+  Pipeline: ['pl'],
+  EventSource: ['es'],
 };
 
 const ALIASES = new Map<string, ResourceRef>();

@@ -6,6 +6,7 @@ import { alertsCommand, channelCommand } from './commands/alerts.js';
 import { clusterCommand } from './commands/cluster.js';
 import { crdsCommand } from './commands/crds.js';
 import { machineCommand, operationCommand } from './commands/operations.js';
+import { functionCommand, pipelineCommand } from './commands/functions.js';
 import { applyCommand, deleteCommand, describeCommand, getCommand, watchCommand } from './commands/resources.js';
 import { serverCommand } from './commands/server.js';
 import { describeError, EXIT } from './errors.js';
@@ -57,6 +58,8 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   program.addCommand(machineCommand());
   program.addCommand(alertsCommand());
   program.addCommand(channelCommand());
+  program.addCommand(functionCommand());
+  program.addCommand(pipelineCommand());
   program.addCommand(toolchainCommand());
 
   // Commands built standalone (new Command) do not inherit settings; apply them to the whole tree.

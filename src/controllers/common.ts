@@ -5,11 +5,14 @@ import { isApiError } from '../api/errors.js';
 import type { Cluster, Machine, NodePool, Provider } from '../api/kinds.js';
 import { isDeleting, keyString, NAME_MAX, type ObjectKey } from '../api/meta.js';
 import type { ClusterRef, MachineRef, ProviderRegistry } from '../providers/contract.js';
+import type { Logger } from 'pino';
 import type { Store } from '../store/types.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
 import type { ClusterSecrets } from '../clusteraccess/secrets.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { AlertSink } from '../alerts/manager.js';
+import type { CloudEvent } from '../api/functions.js';
+import type { EventBus } from '../events/bus.js';
 
 /** How often controllers look again; tests shrink these. */
 export interface Timing {
@@ -54,6 +57,13 @@ export interface Shared {
   health?: HealthRegistry;
   /** Where healing reports HealingHeldBack. */
   alerts?: AlertSink;
+  /** Where platform events go (the function service); absent: none are published. */
+  events?: EventBus;
+}
+
+/** Publishes a platform event (built in src/events/platform.ts); a failure is logged, never fails the reconcile. */
+export function publishEvent(s: Pick<Shared, 'events'>, log: Logger, event: CloudEvent): void {
+  s.events?.publish(event).catch((err) => log.warn({ err, type: event.type, id: event.id }, 'publishing a platform event failed'));
 }
 
 // ---------- names ----------

@@ -10,6 +10,7 @@ import { hasRole } from '../api/machines.js';
 import type { ObjectKey } from '../api/meta.js';
 import { LABEL_CLUSTER, LABEL_NODEPOOL } from '../api/wellknown.js';
 import type { AlertSink } from '../alerts/manager.js';
+import type { EventBus } from '../events/bus.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
 import type { ClusterSecrets } from '../clusteraccess/secrets.js';
 import { healthSummary } from '../health/evaluate.js';
@@ -50,6 +51,8 @@ export interface ControllerDeps {
   stopGracePeriodMs?: number;
   /** Where healing reports HealingHeldBack (none: no alerts). */
   alerts?: AlertSink;
+  /** Where the controllers publish platform events (cluster created/deleted, machine replaced, etcd member added). */
+  events?: EventBus;
   /** Orphan sweep timing (default: orphanSweepSettingsFromEnv()); false: no sweep. */
   orphanSweep?: { intervalMs?: number; graceMs?: number } | false;
 }
@@ -123,6 +126,7 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
     defaultKubernetesVersion: deps.defaultKubernetesVersion,
     ...(deps.health ? { health: deps.health } : {}),
     ...(deps.alerts ? { alerts: deps.alerts } : {}),
+    ...(deps.events ? { events: deps.events } : {}),
   };
   const machines = new ClusterIndex();
   const pools = new ClusterIndex();

@@ -28,7 +28,8 @@ import type { ReconcileContext, Reconciler, Result } from '../runtime/controller
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, typed } from '../store/typed.js';
-import { errorMessage, machineName, type Shared } from './common.js';
+import { errorMessage, machineName, publishEvent, type Shared } from './common.js';
+import { machineReplaced } from '../events/platform.js';
 import { isHealthy, planHealing, type Candidate, type HealingPlan } from './healing.js';
 
 type Status = NonNullable<NodePool['status']>;
@@ -190,7 +191,9 @@ export class NodePoolReconciler implements Reconciler {
       }
       sc.log.warn({ machine: name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
       await this.machineObjects.deleteIfExists(project, name);
-      sc.status.remediations = [...(sc.status.remediations ?? []), { machine: name, reason: v.reason, message: v.message.slice(0, 1024), at: now }].slice(-50);
+      const remediation = { machine: name, reason: v.reason, message: v.message.slice(0, 1024), at: now };
+      sc.status.remediations = [...(sc.status.remediations ?? []), remediation].slice(-50);
+      publishEvent(this.s, sc.log, machineReplaced(pool, v.machine, remediation));
       deleted.push(v);
     }
     return deleted;

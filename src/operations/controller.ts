@@ -15,7 +15,7 @@ import type { Operation, OperationStatus, OperationStep } from '../api/operation
 import { LABEL_CLUSTER, OperationCondition } from '../api/wellknown.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
 import { typed } from '../store/typed.js';
-import { EventTypes, operationEvent } from './events.js';
+import { operationEvent, type OperationEventType } from '../events/platform.js';
 import type { OperationDeps, OperationDefinition, StepScope } from './framework.js';
 import { holderOf, isDisruptive, isTerminal } from './rules.js';
 
@@ -90,7 +90,7 @@ export class OperationReconciler implements Reconciler {
       message: `running ${def.steps[0]?.name ?? ''}`,
     };
     const written = await this.write(op, status, ctx);
-    await this.publish(written, EventTypes.OperationPhaseChanged);
+    await this.publish(written, 'dev.marina.operation.phase-changed');
     return this.advance(written, def, cluster, ctx);
   }
 
@@ -191,12 +191,12 @@ export class OperationReconciler implements Reconciler {
     status.conditions = setCondition(st.conditions, { type: OperationCondition.Complete, status: 'True', reason: phase, message: message.slice(0, 32768) }, op.metadata.generation);
     const written = await this.write(op, status, ctx);
     ctx.log.info({ phase, message }, 'operation ended');
-    await this.publish(written, EventTypes.OperationFinished);
-    if (phase === 'Failed' && op.spec.type === 'Snapshot') await this.publish(written, EventTypes.BackupFailed);
+    await this.publish(written, 'dev.marina.operation.finished');
+    if (phase === 'Failed' && op.spec.type === 'Snapshot') await this.publish(written, 'dev.marina.backup.failed');
     return;
   }
 
-  private async publish(op: Operation, type: string): Promise<void> {
+  private async publish(op: Operation, type: OperationEventType): Promise<void> {
     try {
       await this.deps.events.publish(operationEvent(op, type));
     } catch {

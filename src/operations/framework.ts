@@ -12,7 +12,7 @@ import type { ClusterSecrets } from '../clusteraccess/secrets.js';
 import type { AlertSink } from '../alerts/manager.js';
 import type { ProviderRegistry } from '../providers/contract.js';
 import type { Store } from '../store/types.js';
-import type { OperationEvents } from './events.js';
+import type { EventBus } from '../events/bus.js';
 
 /** What every step may use. */
 export interface OperationDeps {
@@ -24,7 +24,7 @@ export interface OperationDeps {
   encryptionKey: Buffer;
   /** Marina's data directory: the default backup target and the operations' work files live there. */
   dataDir: string;
-  events: OperationEvents;
+  events: EventBus;
   alerts?: AlertSink;
   /** Kubernetes version of clusters that name none. */
   defaultKubernetesVersion: string;

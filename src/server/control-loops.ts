@@ -14,7 +14,8 @@ import { HealthRegistry } from '../health/registry.js';
 import type { ProviderRegistry } from '../providers/contract.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
 import type { SeriesStore, Store } from '../store/types.js';
-import { logEvents, type OperationEvents } from '../operations/events.js';
+import type { EventBus } from '../events/bus.js';
+import { logEvents } from '../events/platform.js';
 import { startOperationControllers } from '../operations/index.js';
 
 export interface ControlLoopOptions {
@@ -42,14 +43,14 @@ export interface ControlLoopOptions {
   alerts?: AlertSink;
   /** Per-probe timeout of the health checker (default 2 s). */
   healthProbeTimeoutMs?: number;
+  /** Where platform events go (the function service): clusters, healing, etcd members, operations, backups. None: the controllers publish nothing and operation events go to the log. */
+  events?: EventBus;
   /** Day-2 operations (snapshots, restores, replacements); none: they are not run. */
   operations?: {
     /** Marina's data-encryption key (snapshots are encrypted with it). */
     encryptionKey: Buffer;
     /** Marina's data directory: the default backup target and work files. */
     dataDir: string;
-    /** Where operation events go (default: the log); the function service's EventBus plugs in here. */
-    events?: OperationEvents;
     /** How long a step may wait before its operation fails (default 15 min). */
     stepTimeoutMs?: number;
   };
@@ -95,6 +96,7 @@ export async function startControlLoops(opts: ControlLoopOptions): Promise<Runni
     timing,
     stopGracePeriodMs,
     ...(opts.workers ? { workers: opts.workers } : {}),
+    ...(opts.events ? { events: opts.events } : {}),
     ...optional,
   });
   const running = controllers;
@@ -124,7 +126,7 @@ export async function startControlLoops(opts: ControlLoopOptions): Promise<Runni
           secrets,
           encryptionKey: opts.operations.encryptionKey,
           dataDir: opts.operations.dataDir,
-          events: opts.operations.events ?? logEvents(log.child({ component: 'operation-events' })),
+          events: opts.events ?? logEvents(log.child({ component: 'operation-events' })),
           defaultKubernetesVersion: opts.defaultKubernetesVersion,
           ...(opts.alerts ? { alerts: opts.alerts } : {}),
           ...(opts.operations.stepTimeoutMs !== undefined ? { stepTimeoutMs: opts.operations.stepTimeoutMs } : {}),

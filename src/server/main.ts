@@ -17,6 +17,7 @@ import { LeaderElector, type Leadership } from '../runtime/leader.js';
 import { openBackend, type ServerStore, type StoreConfig } from './backend.js';
 import { buildApp } from './app.js';
 import { startControlLoops } from './control-loops.js';
+import { FunctionService } from '../functions/service.js';
 import { buildProviderRegistry } from './providers.js';
 import { createLogger, type LogFormat } from './log.js';
 
@@ -73,7 +74,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // controllers read it. Where nothing checks health (no controllers, or a replica without the
   // Lease) it stays empty and the API answers what the checking replica shared in the store.
   const health = new HealthRegistry();
+  const functions = await FunctionService.start({ store, dbPath: join(opts.dataDir, 'marina.db'), metrics, logger: logger.child({ module: 'functions' }) });
   const { app, close: closeApp } = await buildApp({
+    functions,
     store,
     tokens: store.tokens,
     audit: store.audit,
@@ -88,7 +91,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // through its manager; backlinks in notifications point at this server), then the control loops,
   // which also run the orphan sweep.
   const startWork = async (): Promise<Leadership> => {
-    const alerting = await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
+    const alerting = await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL, events: functions });
     const loops = await startControlLoops({
       store,
       providers,
@@ -98,6 +101,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       health,
       series: store.series,
       alerts: alerting.manager,
+      // Platform events (clusters, healing, etcd members, operations, backups) trigger functions.
+      events: functions,
       operations: { encryptionKey: backend.encryptionKey, dataDir: opts.dataDir, ...(stepTimeoutFromEnv() ? { stepTimeoutMs: stepTimeoutFromEnv() } : {}) },
     }).catch(async (err: unknown) => {
       await alerting.stop();
@@ -138,6 +143,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await closeApp();
       await elector?.stop();
       await work?.stop();
+      // Last: the controllers and the AlertManager publish events into it.
+      await functions.stop();
       await providers.close();
       await backend.close();
     },
