@@ -10,6 +10,8 @@ import { loadMatrix } from '../toolchain/versions.js';
 import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
 import { startControllers } from '../controllers/index.js';
 import { startAlerting } from '../alerts/index.js';
+import { openAddons } from '../addons/index.js';
+import { ClusterSecrets } from '../controllers/connections.js';
 import { buildApp } from './app.js';
 import { buildProviderRegistry } from './providers.js';
 
@@ -56,11 +58,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const adminToken = await bootstrapAdmin(store, adminTokenFile);
 
   const matrix = loadMatrix();
+  const validation = { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default };
+  const secrets = new ClusterSecrets(store);
+  const addons = await openAddons({ store, logger: logger.child({ module: 'addons' }), kubeconfig: (c) => secrets.adminKubeconfig(c), validation });
   const { app, close: closeApp } = await buildApp({
     store,
     tokens: store.tokens,
     audit: store.audit,
-    validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
+    validation: { ...validation, addons: addons.admission },
     metrics,
     logger: logger.child({ module: 'api' }),
     health: { latest: (project, cluster) => controllers?.health.get(project, cluster), series: store.series },
@@ -85,6 +90,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           series: store.series,
           ...(alerting ? { alerts: alerting.manager } : {}),
         });
+  if (opts.controllers !== false) await addons.startControllers({ ...(alerting ? { alerts: alerting.manager } : {}), metrics });
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
   externalURL = url;
@@ -98,6 +104,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (closed) return;
       closed = true;
       await closeApp();
+      await addons.stop();
       await controllers?.stop();
       await alerting?.stop();
       await providers.close();
