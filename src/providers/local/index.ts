@@ -129,6 +129,8 @@ export class LocalProvider implements InfrastructureProvider {
             taints: bootstrap.kubelet.taints,
             capacity: bootstrap.kubelet.capacity,
             kubeletVersion: bootstrap.kubelet.kubeletVersion,
+            clusterDNS: bootstrap.kubelet.clusterDNS,
+            clusterDomain: bootstrap.kubelet.clusterDomain,
           }
         : undefined,
     };
