@@ -6,6 +6,8 @@
 // Alerts are written by Marina (controllers); users read them (viewer+), only platform admins
 // write them through the API. Notification channels hold webhook URLs, which often carry a secret:
 // members read them, admins change them.
+// Members enable and disable add-ons (Addon) like they create clusters; the catalog
+// (AddonDefinition) and the AddonPolicy are global: everyone reads them, platform admins write them.
 // Platform admins (User.spec.platformAdmin) may do everything, in every project. Status is
 // written by Marina's own controllers; through the API only platform admins may write it.
 import type { Role } from '../api/kinds.js';
@@ -36,6 +38,7 @@ export function requiredRole(verb: Verb, kind: string): Role | undefined {
     case 'Secret':
       return 'member';
     case 'Cluster':
+    case 'Addon':
       return read ? 'viewer' : 'member';
     case 'NodePool':
     case 'Machine':
