@@ -28,6 +28,9 @@ export const RESOURCES: readonly ResourceRef[] = [
   { kind: 'Machine', plural: 'machines', scope: 'project' },
   { kind: 'Alert', plural: 'alerts', scope: 'project' },
   { kind: 'NotificationChannel', plural: 'notificationchannels', scope: 'project' },
+  { kind: 'AddonDefinition', plural: 'addondefinitions', scope: 'global' },
+  { kind: 'AddonPolicy', plural: 'addonpolicies', scope: 'global' },
+  { kind: 'Addon', plural: 'addons', scope: 'project' },
 ];
 
 /** A kind name (`Cluster`) or a ref. Unknown kind names are an error. */

@@ -11,6 +11,9 @@ const SHORT: Record<string, string[]> = {
   Machine: ['m', 'mach'],
   Alert: ['al'],
   NotificationChannel: ['channel', 'channels', 'nc'],
+  AddonDefinition: ['addondef', 'addondefs', 'ad'],
+  AddonPolicy: ['addonpolicy'],
+  Addon: [],
 };
 
 const ALIASES = new Map<string, ResourceRef>();
