@@ -19,6 +19,9 @@
 //      window with the add-on controllers running, then over a window after stopping them. The
 //      difference is what the controllers cost; the clusters' own CPU in both windows shows the
 //      load the passes put on the apiservers.
+//   5. CPU of one steady pass, measured alone: the controllers stopped, `--passes` passes over the
+//      default set of one cluster one after the other (nothing to write), minus this process's
+//      idle CPU rate over the same time.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,6 +37,11 @@ import { API_VERSION, type Resource } from '../src/api/meta.js';
 import { startAlerting, type RunningAlerting } from '../src/alerts/index.js';
 import { openAddons, type Addons } from '../src/addons/index.js';
 import { ClusterSecrets } from '../src/controllers/connections.js';
+import { fieldManagerOf } from '../src/addons/controller.js';
+import { DefinitionIndex } from '../src/addons/definitions.js';
+import { KubeAddonApi } from '../src/addons/kube.js';
+import { clusterContext, renderAddon } from '../src/addons/render.js';
+import { syncAddon } from '../src/addons/sync.js';
 import { startControllers, type RunningControllers } from '../src/controllers/index.js';
 import { KubeClient, parseKubeconfig, Resources, isNotFound } from '../src/kube/client.js';
 import { LocalProvider } from '../src/providers/local/index.js';
@@ -49,6 +57,8 @@ const { values } = parseArgs({
     clusters: { type: 'string', default: '20' },
     'drift-samples': { type: 'string', default: '5' },
     'drift-resyncs': { type: 'string', default: '30,5' },
+    'skip-drift': { type: 'boolean', default: false },
+    passes: { type: 'string', default: '200' },
     'window-seconds': { type: 'string', default: '120' },
     batch: { type: 'string', default: '2' },
     'min-available-gib': { type: 'string', default: '3' },
@@ -59,6 +69,7 @@ const CLUSTERS = Number(values.clusters);
 const DRIFT_SAMPLES = Number(values['drift-samples']);
 const DRIFT_RESYNCS = values['drift-resyncs']!.split(',').filter(Boolean).map(Number);
 const WINDOW_S = Number(values['window-seconds']);
+const PASSES = Number(values.passes);
 const BATCH = Number(values.batch);
 const MIN_AVAILABLE = Number(values['min-available-gib']) * 2 ** 30;
 const ADDRESS_BASE = values['address-base']!;
@@ -284,23 +295,9 @@ async function measureWindow(seconds: number): Promise<Window> {
 
 // ---------------------------------------------------------------------------------------------
 
-const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+const pct = (x: number, digits = 1) => `${(x * 100).toFixed(digits)} %`;
 
-async function main(): Promise<void> {
-  console.log(`# Marina add-on benchmark — ${new Date().toISOString()}`);
-  console.log(`Kubernetes ${toolchain.version}, node ${process.version}, ${CLUSTERS} clusters of 1 etcd+control-plane machine + 1 worker, addresses from ${ADDRESS_BASE}/16`);
-  console.log(`load average at start: ${load()}; MemAvailable ${(memAvailable() / 2 ** 30).toFixed(1)} GiB`);
-  await startMarina();
-  startWatches();
-
-  // 1. one cluster alone
-  const first = await createCluster('c01');
-  console.log('\n## The default set on a new cluster (alone on Marina)\n');
-  table(['cluster', 'create → Ready (s)', 'create → all 4 Applied (s)', 'create → all 4 Healthy (s)', 'Ready → all Healthy (s)'], [
-    [first.name, sec(first.ready), sec(first.applied), sec(first.healthy), sec(first.healthy - first.ready)],
-  ]);
-
-  // 2. drift latency
+async function driftPhase(): Promise<void> {
   console.log('\n## Drift correction (coredns ConfigMap deleted / Deployment scaled to 5, at a random point of the period)\n');
   const kube = await kubeOf('c01');
   const rows: string[][] = [];
@@ -314,8 +311,9 @@ async function main(): Promise<void> {
   kube.close();
   table(['resync', 'samples', 'delete: median (s)', 'scale: median (s)', 'max (s)', 'delete samples (s)', 'scale samples (s)'], rows);
   await setResync(30);
+}
 
-  // 3. more clusters
+async function clustersPhase(first: ApplyResult): Promise<void> {
   const results = [first];
   for (let i = 2; i <= CLUSTERS; i += BATCH) {
     if (memAvailable() < MIN_AVAILABLE) {
@@ -332,8 +330,9 @@ async function main(): Promise<void> {
     ['create → all 4 Applied', sec(median(col((r) => r.applied))), sec(Math.min(...col((r) => r.applied))), sec(Math.max(...col((r) => r.applied)))],
     ['Ready → all 4 Healthy', sec(median(col((r) => r.healthy - r.ready))), sec(Math.min(...col((r) => r.healthy - r.ready))), sec(Math.max(...col((r) => r.healthy - r.ready)))],
   ]);
+}
 
-  // 4. cost
+async function costPhase(): Promise<void> {
   const n = liveClusters.size;
   console.log(`\n## Cost with ${n} clusters (${n * DEFAULTS} add-ons, resync 30 s), ${WINDOW_S} s windows, load average ${load()}\n`);
   await sleep(30_000);
@@ -347,11 +346,85 @@ async function main(): Promise<void> {
     ['add-on controllers stopped', pct(off.marinaCore), off.rssMiB.toFixed(0), off.heapMiB.toFixed(0), pct(off.clustersCore), pct(off.othersCore), '0', '0'],
   ]);
   console.log(
-    `\nadd-on controllers: ${pct(on.marinaCore - off.marinaCore)} of a core in Marina for ${n} clusters (${pct((on.marinaCore - off.marinaCore) / n)} per cluster), ` +
+    `\nadd-on controllers: ${pct(on.marinaCore - off.marinaCore)} of a core in Marina for ${n} clusters (${pct((on.marinaCore - off.marinaCore) / n, 2)} per cluster), ` +
       `${on.passes} passes in ${WINDOW_S} s (${(on.passSeconds / Math.max(1, on.passes) * 1000).toFixed(0)} ms wall each), RSS ${(on.rssMiB - off.rssMiB).toFixed(0)} MiB more while running; ` +
       `apiservers: ${pct(on.clustersCore - off.clustersCore)} of a core more across the clusters`,
   );
 }
+
+/** CPU of one steady pass over the default set of c01 (everything in place: reads, no writes). */
+async function passPhase(): Promise<void> {
+  const kubeconfig = (await api('GET', `/projects/${PROJECT}/clusters/c01/kubeconfig`)).text;
+  const kube = KubeAddonApi.fromKubeconfig(kubeconfig);
+  const cluster = (await store.get({ kind: 'Cluster', project: PROJECT, name: 'c01' })) as Cluster;
+  const defs = await DefinitionIndex.start(store);
+  const jobs = ((await store.list('Addon', { project: PROJECT })).items as Addon[])
+    .filter((a) => a.spec.cluster === 'c01')
+    .map((a) => {
+      const def = defs.get(a.spec.addon, a.spec.version)!;
+      const prepared = defs.prepare(def);
+      if (typeof prepared === 'string') throw new Error(prepared);
+      return { a, def, rendered: renderAddon(prepared, a.spec.values, clusterContext(cluster)) };
+    });
+  const pass = async (job: (typeof jobs)[number]) => {
+    const r = await syncAddon({
+      api: kube,
+      fieldManager: fieldManagerOf(job.a.spec.addon),
+      objects: job.rendered.objects,
+      defaultNamespace: job.def.spec.namespace,
+      inventory: job.a.status?.inventory ?? [],
+      unchanged: true,
+    });
+    if (r.applied > 0) throw new Error(`${job.a.spec.addon}: a steady pass wrote ${r.applied} objects`);
+    return job.rendered.objects.length;
+  };
+  for (const j of jobs) await pass(j); // warm-up: discovery, connections, JIT
+  const idle0 = process.cpuUsage();
+  const t0 = performance.now();
+  await sleep(10_000);
+  const idle = process.cpuUsage(idle0);
+  const idleRate = (idle.user + idle.system) / (performance.now() - t0); // µs of CPU per ms
+  const cpu0 = process.cpuUsage();
+  const t1 = performance.now();
+  let objects = 0;
+  for (let i = 0; i < PASSES; i++) objects += await pass(jobs[i % jobs.length]!);
+  const wall = performance.now() - t1;
+  const used = process.cpuUsage(cpu0);
+  const cpuMs = (used.user + used.system - idleRate * wall) / 1000;
+  defs.stop();
+  kube.close();
+  const perPass = cpuMs / PASSES;
+  const perSecond30 = (liveClusters.size * DEFAULTS) / 30;
+  console.log(`\n## One steady pass, alone (${PASSES} passes over c01's ${jobs.length} add-ons, ${objects} object reads)\n`);
+  table(['figure', 'value'], [
+    ['CPU per pass (Marina, minus its idle rate)', `${perPass.toFixed(2)} ms`],
+    ['CPU per object read and compared', `${(cpuMs / objects).toFixed(3)} ms`],
+    ['wall time per pass', `${(wall / PASSES).toFixed(1)} ms`],
+    [`⇒ ${liveClusters.size} clusters × ${DEFAULTS} add-ons every 30 s`, `${(perSecond30 * perPass / 10).toFixed(2)} % of a core`],
+    [`⇒ per cluster (${DEFAULTS} add-ons, 30 s)`, `${((DEFAULTS / 30) * perPass / 10).toFixed(3)} % of a core`],
+  ]);
+}
+
+async function main(): Promise<void> {
+  console.log(`# Marina add-on benchmark — ${new Date().toISOString()}`);
+  console.log(`Kubernetes ${toolchain.version}, node ${process.version}, ${CLUSTERS} clusters of 1 etcd+control-plane machine + 1 worker, addresses from ${ADDRESS_BASE}/16`);
+  console.log(`load average at start: ${load()}; MemAvailable ${(memAvailable() / 2 ** 30).toFixed(1)} GiB`);
+  await startMarina();
+  startWatches();
+
+  // 1. one cluster alone
+  const first = await createCluster('c01');
+  console.log('\n## The default set on a new cluster (alone on Marina)\n');
+  table(['cluster', 'create → Ready (s)', 'create → all 4 Applied (s)', 'create → all 4 Healthy (s)', 'Ready → all Healthy (s)'], [
+    [first.name, sec(first.ready), sec(first.applied), sec(first.healthy), sec(first.healthy - first.ready)],
+  ]);
+
+  if (!values['skip-drift']) await driftPhase();
+  await clustersPhase(first);
+  await costPhase();
+  await passPhase();
+}
+
 
 let cleaning: Promise<void> | undefined;
 function cleanup(): Promise<void> {

@@ -3,7 +3,6 @@
 // unknown values are refused when they are created, not when a cluster applies them; Addon values
 // are checked against the definition's JSON Schema and every violation names its field
 // (`spec.values.replicas`).
-import semver from 'semver';
 import {
   ADDON_POLICY_NAME,
   definitionName,
@@ -106,9 +105,4 @@ function checkPolicy(index: DefinitionIndex, obj: AddonPolicy): FieldCause[] {
     causes.push(...resolveValues(prepared.validate, d.values, `${at}.values`).causes);
   });
   return causes;
-}
-
-/** Is `have` at least `min` (semver)? */
-export function satisfiesMin(have: string, min: string | undefined): boolean {
-  return min === undefined || semver.gte(have, min);
 }

@@ -30,7 +30,7 @@ import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { WorkQueue } from '../runtime/workqueue.js';
 import type { Store } from '../store/types.js';
 import type { AddonIndex } from './addon-index.js';
-import type { DefinitionIndex, PreparedDefinition } from './definitions.js';
+import type { DefinitionIndex } from './definitions.js';
 import { describeKubeError, KubeAddonApi, refKey, type AddonClusterApi } from './kube.js';
 import type { AddonMetrics } from './metrics.js';
 import { clusterContext, renderAddon, RenderError, type Manifest } from './render.js';
@@ -319,7 +319,7 @@ export class ClusterAddonController {
     if (!def || !prepared || typeof prepared === 'string') return [];
     let objects: Manifest[];
     try {
-      objects = renderAddon(prepared as PreparedDefinition, addon.spec.values, clusterContext(cluster)).objects;
+      objects = renderAddon(prepared, addon.spec.values, clusterContext(cluster)).objects;
     } catch {
       return [];
     }
