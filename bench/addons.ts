@@ -2,18 +2,19 @@
 // latency, and what the add-on controllers cost Marina with many clusters.
 //
 //   npx tsc -p tsconfig.json && node --expose-gc dist/bench/addons.js [--clusters 20]
-//     [--drift-samples 5] [--drift-resyncs 30,5] [--window-seconds 120] [--batch 2]
-//     [--min-available-gib 3] [--address-base 127.91.0.0]
+//     [--drift-samples 5] [--drift-modes watch:30,resync:30,resync:5] [--window-seconds 120]
+//     [--batch 2] [--min-available-gib 3] [--address-base 127.91.0.0]
 //
-// Marina runs in this process as `marina server` wires it (store, API, alerting, cluster
-// controllers, the add-on starter with the shipped catalog), so the add-on starter can be stopped
-// for the comparison window. Clusters have the smallest shape: one etcd+control-plane machine and
+// Marina runs in this process as `marina server` wires it (store, API, alerting, the control loops
+// with the add-on starter and the shipped catalog), so the add-on starter can be stopped for the
+// comparison window. Clusters have the smallest shape: one etcd+control-plane machine and
 // one worker (virtual kubelet).
 //   1. One cluster alone: create → Ready → every default add-on Applied → every one Healthy (from a
 //      watch on the store: exact to the write).
 //   2. Drift: `delete` of the coredns ConfigMap and a scale of the coredns Deployment to 5 through
-//      the cluster's API, at a random point of the resync period, polled every 100 ms until put
-//      back; for each resync interval given.
+//      the cluster's API, at a random point of the resync period, polled every 50 ms until put
+//      back; for each mode given: `watch:<s>` with the managed objects watched (AddonPolicy
+//      watchObjects true) and resync <s>, `resync:<s>` with the resync alone.
 //   3. More clusters, `--batch` at a time, each until its add-ons are Healthy (apply times again).
 //   4. With all clusters idle and the default resync (30 s): CPU and RSS of this process over a
 //      window with the add-on controllers running, then over a window after stopping them. The
@@ -36,16 +37,15 @@ import type { Cluster } from '../src/api/kinds.js';
 import { API_VERSION, type Resource } from '../src/api/meta.js';
 import { startAlerting, type RunningAlerting } from '../src/alerts/index.js';
 import { openAddons, type Addons } from '../src/addons/index.js';
-import { ClusterSecrets } from '../src/controllers/connections.js';
 import { fieldManagerOf } from '../src/addons/controller.js';
 import { DefinitionIndex } from '../src/addons/definitions.js';
-import { KubeAddonApi } from '../src/addons/kube.js';
 import { clusterContext, renderAddon } from '../src/addons/render.js';
 import { syncAddon } from '../src/addons/sync.js';
-import { startControllers, type RunningControllers } from '../src/controllers/index.js';
+import { DiscoveredObjects } from '../src/clusteraccess/objects.js';
 import { KubeClient, parseKubeconfig, Resources, isNotFound } from '../src/kube/client.js';
 import { LocalProvider } from '../src/providers/local/index.js';
 import { buildApp } from '../src/server/app.js';
+import { startControlLoops, type RunningControlLoops } from '../src/server/control-loops.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { resolveToolchain } from '../src/toolchain/resolve.js';
 import { defaultVersion } from '../src/toolchain/versions.js';
@@ -56,7 +56,7 @@ const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '20' },
     'drift-samples': { type: 'string', default: '5' },
-    'drift-resyncs': { type: 'string', default: '30,5' },
+    'drift-modes': { type: 'string', default: 'watch:30,resync:30,resync:5' },
     'skip-drift': { type: 'boolean', default: false },
     passes: { type: 'string', default: '200' },
     'window-seconds': { type: 'string', default: '120' },
@@ -67,7 +67,14 @@ const { values } = parseArgs({
 });
 const CLUSTERS = Number(values.clusters);
 const DRIFT_SAMPLES = Number(values['drift-samples']);
-const DRIFT_RESYNCS = values['drift-resyncs']!.split(',').filter(Boolean).map(Number);
+const DRIFT_MODES = values['drift-modes']!
+  .split(',')
+  .filter(Boolean)
+  .map((m) => {
+    const [mode, seconds] = m.split(':');
+    if ((mode !== 'watch' && mode !== 'resync') || !Number(seconds)) throw new Error(`--drift-modes: watch:<s> or resync:<s>, got ${JSON.stringify(m)}`);
+    return { watch: mode === 'watch', resync: Number(seconds) };
+  });
 const WINDOW_S = Number(values['window-seconds']);
 const PASSES = Number(values.passes);
 const BATCH = Number(values.batch);
@@ -86,6 +93,7 @@ let url = '';
 let token = '';
 let store: ReturnType<typeof openSqliteStore>;
 let addons: Addons | undefined;
+let loops: RunningControlLoops | undefined;
 let metrics: Registry;
 let closeAll: (() => Promise<void>) | undefined;
 const api = (method: string, path: string, body?: unknown) => apiRequest(url, token, method, path, body);
@@ -102,29 +110,27 @@ async function startMarina(): Promise<void> {
   const log = pino({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' });
   metrics = new Registry();
   const validation = { kubernetesVersions: [version] };
-  const secrets = new ClusterSecrets(store);
-  addons = await openAddons({ store, logger: log, kubeconfig: (c) => secrets.adminKubeconfig(c), validation });
+  addons = await openAddons({ store, logger: log, validation });
   const { app, close } = await buildApp({ store, tokens: store.tokens, audit: store.audit, validation: { ...validation, addons: addons.admission }, consoleDir: false });
   const provider = new LocalProvider({ root, addressBase: ADDRESS_BASE, binaries: () => toolchain.paths });
   let alerting: RunningAlerting | undefined;
-  let controllers: RunningControllers | undefined;
   closeAll = async () => {
     await close();
+    await loops?.stop();
     await addons?.stop();
-    await controllers?.stop();
     await alerting?.stop();
     await provider.close();
     await store.close();
   };
   alerting = await startAlerting({ store, metrics, logger: log });
-  controllers = await startControllers({ store, providers: { get: () => provider }, metrics, logger: log, defaultKubernetesVersion: version, alerts: alerting.manager });
-  await addons.startControllers({ alerts: alerting.manager, metrics });
+  const providers = { get: () => provider, list: () => [provider] };
+  loops = await startControlLoops({ store, providers, metrics, logger: log, defaultKubernetesVersion: version, alerts: alerting.manager, addons });
   url = await app.listen({ host: '127.0.0.1', port: 0 });
 }
 
-async function setResync(seconds: number): Promise<void> {
+async function setPolicy(change: Partial<AddonPolicy['spec']>): Promise<void> {
   const p = (await store.get({ kind: 'AddonPolicy', project: '', name: 'default' })) as AddonPolicy;
-  await store.update({ ...p, spec: { ...p.spec, resyncSeconds: seconds } } as Resource);
+  await store.update({ ...p, spec: { ...p.spec, ...change } } as Resource);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,7 +202,7 @@ async function until(probe: () => Promise<boolean>, timeoutMs = 180_000): Promis
   for (;;) {
     if (await probe()) return performance.now() - t0;
     if (performance.now() - t0 > timeoutMs) throw new Error('not put back within 180 s');
-    await sleep(100);
+    await sleep(50);
   }
 }
 
@@ -301,16 +307,18 @@ async function driftPhase(): Promise<void> {
   console.log('\n## Drift correction (coredns ConfigMap deleted / Deployment scaled to 5, at a random point of the period)\n');
   const kube = await kubeOf('c01');
   const rows: string[][] = [];
-  for (const resync of DRIFT_RESYNCS) {
-    await setResync(resync);
-    await sleep(1000);
-    const s = await driftSamples(kube, resync);
+  for (const mode of DRIFT_MODES) {
+    await setPolicy({ resyncSeconds: mode.resync, watchObjects: mode.watch });
+    // Let the policy reach the controllers and, with watches, a pass start them.
+    await sleep(3000);
+    const s = await driftSamples(kube, mode.resync);
     const all = [...s.deleted, ...s.scaled];
-    rows.push([`${resync} s`, String(all.length), sec(median(s.deleted)), sec(median(s.scaled)), sec(Math.max(...all)), s.deleted.map(sec).join(' '), s.scaled.map(sec).join(' ')]);
+    const watching = loops?.addons?.watchedKinds('bench', 'c01').join(' ') || 'none';
+    rows.push([mode.watch ? 'watch' : 'resync only', `${mode.resync} s`, String(all.length), sec(median(s.deleted)), sec(median(s.scaled)), sec(Math.max(...all)), s.deleted.map(sec).join(' '), s.scaled.map(sec).join(' '), watching]);
   }
   kube.close();
-  table(['resync', 'samples', 'delete: median (s)', 'scale: median (s)', 'max (s)', 'delete samples (s)', 'scale samples (s)'], rows);
-  await setResync(30);
+  table(['found by', 'resync', 'samples', 'delete: median (s)', 'scale: median (s)', 'max (s)', 'delete samples (s)', 'scale samples (s)', 'kinds watched on c01'], rows);
+  await setPolicy({ resyncSeconds: 30, watchObjects: true });
 }
 
 async function clustersPhase(first: ApplyResult): Promise<void> {
@@ -337,8 +345,7 @@ async function costPhase(): Promise<void> {
   console.log(`\n## Cost with ${n} clusters (${n * DEFAULTS} add-ons, resync 30 s), ${WINDOW_S} s windows, load average ${load()}\n`);
   await sleep(30_000);
   const on = await measureWindow(WINDOW_S);
-  await addons!.stop();
-  addons = undefined;
+  await loops!.addons!.stop();
   await sleep(10_000);
   const off = await measureWindow(WINDOW_S);
   table(['window', 'Marina CPU (of one core)', 'Marina RSS (MiB)', 'heap after GC (MiB)', 'clusters\' CPU', 'other sessions\' CPU', 'add-on passes', 'pass wall time (s)'], [
@@ -355,7 +362,8 @@ async function costPhase(): Promise<void> {
 /** CPU of one steady pass over the default set of c01 (everything in place: reads, no writes). */
 async function passPhase(): Promise<void> {
   const kubeconfig = (await api('GET', `/projects/${PROJECT}/clusters/c01/kubeconfig`)).text;
-  const kube = KubeAddonApi.fromKubeconfig(kubeconfig);
+  const client = new KubeClient(parseKubeconfig(kubeconfig), { timeoutMs: 10_000 });
+  const kube = new DiscoveredObjects(client);
   const cluster = (await store.get({ kind: 'Cluster', project: PROJECT, name: 'c01' })) as Cluster;
   const defs = await DefinitionIndex.start(store);
   const jobs = ((await store.list('Addon', { project: PROJECT })).items as Addon[])
@@ -392,7 +400,7 @@ async function passPhase(): Promise<void> {
   const used = process.cpuUsage(cpu0);
   const cpuMs = (used.user + used.system - idleRate * wall) / 1000;
   defs.stop();
-  kube.close();
+  client.close();
   const perPass = cpuMs / PASSES;
   const perSecond30 = (liveClusters.size * DEFAULTS) / 30;
   console.log(`\n## One steady pass, alone (${PASSES} passes over c01's ${jobs.length} add-ons, ${objects} object reads)\n`);

@@ -1,12 +1,12 @@
 // API benchmark: create / get / list through HTTP at 1k and 10k objects, and watch fan-out to
 // 100 watchers. Runs a real Marina server (SQLite on disk, in a temp dir) in this process and
-// talks to it over loopback with keep-alive HTTP.
+// talks to it over loopback through the API client (fetch, keep-alive).
 //   npm run build && node dist/bench/api.js [--counts 1000,10000] [--watchers 100]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'node:http';
 import { API_VERSION } from '../src/api/meta.js';
+import { MarinaClient } from '../src/client/index.js';
 import { startServer } from '../src/server/main.js';
 
 const args = new Map<string, string>();
@@ -16,26 +16,12 @@ const watcherCount = Number(args.get('watchers') ?? 100);
 const watchEvents = Number(args.get('events') ?? 200);
 const concurrency = 16;
 
-const agent = new Agent({ keepAlive: true, maxSockets: concurrency * 2 });
-let base = '';
-let token = '';
+let client: MarinaClient;
 
-function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(`${base}${path}`, {
-      method,
-      agent,
-      headers: { authorization: `Bearer ${token}`, ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}) },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
+/** One request through the API client; the status and body as the server sent them. */
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+  const res = await client.call(method, path, { body });
+  return { status: res.status, body: res.text };
 }
 
 async function parallel(n: number, fn: (i: number) => Promise<void>): Promise<number> {
@@ -58,8 +44,7 @@ function report(label: string, n: number, ms: number) {
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'marina-bench-api-'));
   const server = await startServer({ dataDir: dir, listen: '127.0.0.1:0', logger: (await import('pino')).default({ level: 'warn' }) });
-  base = server.url;
-  token = server.adminToken!;
+  client = new MarinaClient({ server: server.url, token: server.adminToken! });
   try {
     console.log(`Marina API benchmark — node ${process.version}, concurrency ${concurrency}`);
     for (const count of counts) {
@@ -96,31 +81,21 @@ async function main() {
     const project = 'bench-watch';
     await call('POST', `/api/v1alpha1/projects`, { apiVersion: API_VERSION, kind: 'Project', metadata: { name: project }, spec: { members: [] } });
     const p = `/api/v1alpha1/projects/${project}/secrets`;
+    const fromRevision = (await client.list('Secret', { project, limit: 1 })).metadata.resourceVersion;
     const controllers: AbortController[] = [];
     let doneWatchers = 0;
     let resolveAll!: () => void;
     const allDone = new Promise<void>((r) => (resolveAll = r));
-    await Promise.all(Array.from({ length: watcherCount }, async () => {
+    for (let w = 0; w < watcherCount; w++) {
       const ac = new AbortController();
       controllers.push(ac);
-      const res = await fetch(`${base}${p}?watch=true`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
-      const reader = res.body!.getReader();
+      // Every watcher starts from the revision before the first write, so none misses an event
+      // however late its stream opens.
       void (async () => {
-        let buf = '';
-        let events = 0;
-        const dec = new TextDecoder();
+        let seen = 0;
         try {
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) return;
-            buf += dec.decode(value);
-            let nl;
-            while ((nl = buf.indexOf('\n')) >= 0) {
-              const line = buf.slice(0, nl);
-              buf = buf.slice(nl + 1);
-              if (line.includes('"ADDED"')) events++;
-            }
-            if (events >= watchEvents) {
+          for await (const ev of client.watch('Secret', { project, resourceVersion: fromRevision, signal: ac.signal })) {
+            if (ev.type === 'ADDED' && ++seen >= watchEvents) {
               if (++doneWatchers === watcherCount) resolveAll();
               return;
             }
@@ -129,7 +104,7 @@ async function main() {
           /* aborted */
         }
       })();
-    }));
+    }
     const start = performance.now();
     await parallel(watchEvents, async (i) => {
       const r = await call('POST', p, secret(project, `w-${i}`));
@@ -141,7 +116,6 @@ async function main() {
       `(${Math.round((watchEvents * watcherCount) / ms * 1000)} deliveries/s)`);
     for (const ac of controllers) ac.abort();
   } finally {
-    agent.destroy();
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }

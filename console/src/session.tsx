@@ -1,6 +1,6 @@
 // Who is logged in, the API client with their token, and the shared live collections.
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from 'react';
-import type { MarinaClient, WhoAmI } from '../../src/cli/client.js';
+import type { MarinaClient, WhoAmI } from '../../src/client/index.js';
 import type { Resource } from '../../src/api/meta.js';
 import { LiveCollection, LiveRegistry, type LiveSnapshot } from '../../src/console-lib/live.js';
 import { clearToken, loadToken, login as checkToken, saveToken } from '../../src/console-lib/session.js';

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Provides the pinned Kubernetes toolchain (etcd, etcdctl, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl) for one or more Kubernetes versions.
+# Provides the pinned Kubernetes toolchain (etcd, etcdctl, etcdutl, kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy) for one or more
+# Kubernetes versions.
 #
 #   scripts/toolchain/install.sh [VERSION...]     (default: the default version in versions.json)
 #
@@ -8,7 +9,9 @@
 #   ${MARINA_TOOLCHAIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/marina/bin}/<k8s-version>/
 # Sources, in order:
 #   a) the cache, if its stamp file (written only after a complete install) and every binary's
-#      --version output match the pinned versions;
+#      --version output match the pinned versions. A binary that is missing or reports another
+#      version is installed alone (the valid ones are kept as hard links), so adding a binary to
+#      the list never rebuilds the others;
 #   b) the upstream release downloads (dl.k8s.io, github.com/etcd-io/etcd releases), verified
 #      with the published sha256 sums; short connect timeout so an offline machine falls through;
 #   c) a build from the upstream Go modules (needs Go >= the version's "go" entry in
@@ -24,74 +27,24 @@
 #   MARINA_ETCD_RELEASE_URL   mirror of https://github.com/etcd-io/etcd/releases/download
 #   GOFLAGS, GOPROXY, GOMODCACHE, GOCACHE, GOTOOLCHAIN are passed to go as usual.
 set -euo pipefail
+LOG_PREFIX=toolchain
+# shellcheck source=lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-VERSIONS_JSON="$SCRIPT_DIR/versions.json"
-GO_TEMPLATES="$SCRIPT_DIR/go"
+GO_TEMPLATES="$TOOLCHAIN_DIR/go"
 CACHE_ROOT="${MARINA_TOOLCHAIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/marina/bin}"
 SOURCE="${MARINA_TOOLCHAIN_SOURCE:-auto}"
-PARALLELISM="${MARINA_BUILD_PARALLELISM:-2}"
-STAMP_NAME=".marina-toolchain.json"
 CONNECT_TIMEOUT=5
 K8S_RELEASE_URL="${MARINA_K8S_RELEASE_URL:-https://dl.k8s.io/release}"
 ETCD_RELEASE_URL="${MARINA_ETCD_RELEASE_URL:-https://github.com/etcd-io/etcd/releases/download}"
-K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-ETCD_BINARIES=(etcd etcdctl)
-
-START_TS=$(date +%s)
-log() { printf '[toolchain +%ss] %s\n' "$(( $(date +%s) - START_TS ))" "$*" >&2; }
-die() { printf '[toolchain] error: %s\n' "$*" >&2; exit 1; }
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+ETCD_BINARIES=(etcd etcdctl etcdutl)
 
 case "$SOURCE" in auto|download|build) ;; *) die "MARINA_TOOLCHAIN_SOURCE must be auto, download or build (got '$SOURCE')";; esac
 
-# ---------------------------------------------------------------------------------------------
-# versions.json access (node is always there for Marina; python3 as a fallback)
-# ---------------------------------------------------------------------------------------------
-matrix() {
-  # matrix default | matrix etcd <v> | matrix go <v> | matrix list
-  local what="$1" v="${2:-}"
-  if command -v node >/dev/null 2>&1; then
-    node -e '
-      const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-      const [what, v] = process.argv.slice(2);
-      if (what === "default") console.log(m.default);
-      else if (what === "list") console.log(Object.keys(m.versions).join(" "));
-      else { const e = m.versions[v]; if (!e) process.exit(3); console.log(e[what]); }
-    ' "$VERSIONS_JSON" "$what" "$v"
-  elif command -v python3 >/dev/null 2>&1; then
-    python3 -c '
-import json, sys
-m = json.load(open(sys.argv[1])); what, v = sys.argv[2], sys.argv[3]
-if what == "default": print(m["default"])
-elif what == "list": print(" ".join(m["versions"]))
-else:
-    e = m["versions"].get(v)
-    if e is None: sys.exit(3)
-    print(e[what])
-' "$VERSIONS_JSON" "$what" "$v"
-  else
-    die "need node or python3 to read $VERSIONS_JSON"
-  fi
-}
-
 normalize_version() { local v="$1"; [[ "$v" == v* ]] || v="v$v"; printf '%s' "$v"; }
 
-# ---------------------------------------------------------------------------------------------
-# platform
-# ---------------------------------------------------------------------------------------------
-OS="$(uname -s | tr '[:upper:]' '[:lower:]')"
-case "$(uname -m)" in
-  x86_64|amd64) ARCH=amd64 ;;
-  aarch64|arm64) ARCH=arm64 ;;
-  ppc64le) ARCH=ppc64le ;;
-  s390x) ARCH=s390x ;;
-  *) ARCH="$(uname -m)" ;;
-esac
-
-sha256_of() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | awk '{print $1}'
-  else shasum -a 256 "$1" | awk '{print $1}'; fi
-}
+is_etcd_binary() { [[ "$1" == etcd || "$1" == etcdctl || "$1" == etcdutl ]]; }
 
 # ---------------------------------------------------------------------------------------------
 # (a) cache check: stamp + --version of every binary
@@ -102,33 +55,37 @@ binary_version() {
   [[ -x "$dir/$bin" ]] || return 0
   case "$bin" in
     kubectl) out="$("$dir/$bin" version --client 2>/dev/null || true)" ;;
-    etcdctl) out="$("$dir/$bin" version 2>/dev/null || true)" ;;
+    etcdctl|etcdutl) out="$("$dir/$bin" version 2>/dev/null || true)" ;;
     *) out="$("$dir/$bin" --version 2>/dev/null || true)" ;;
   esac
   # "Kubernetes v1.36.3", "Client Version: v1.36.3", "etcd Version: 3.6.16", "etcdctl version: 3.6.16"
   printf '%s\n' "$out" | head -n 1 | grep -Eo '[0-9]+\.[0-9]+\.[0-9]+[^ ]*' | head -n 1 | sed 's/^/v/'
 }
 
-verify_dir() {
-  # verify_dir <dir> <k8s-version> <etcd-version>: 0 if every binary reports the pinned version.
-  local dir="$1" kv="$2" ev="$3" b got
-  for b in "${K8S_BINARIES[@]}"; do
+# missing_binaries <dir> <k8s-version> <etcd-version>: the binaries to (re)install into dir: all of
+# them unless its stamp names both versions, else those absent or reporting another version.
+missing_binaries() {
+  local dir="$1" kv="$2" ev="$3" b want got
+  if [[ "$(stamp_field "$dir/$STAMP_NAME" kubernetes)" != "$kv" || "$(stamp_field "$dir/$STAMP_NAME" etcd)" != "$ev" ]]; then
+    printf '%s\n' "${K8S_BINARIES[@]}" "${ETCD_BINARIES[@]}"
+    return 0
+  fi
+  for b in "${K8S_BINARIES[@]}" "${ETCD_BINARIES[@]}"; do
+    want="$kv"; is_etcd_binary "$b" && want="$ev"
     got="$(binary_version "$dir" "$b")"
-    if [[ "$got" != "$kv" ]]; then log "$b in $dir reports '${got:-nothing}', want $kv"; return 1; fi
+    [[ "$got" == "$want" ]] || printf '%s\n' "$b"
   done
-  for b in "${ETCD_BINARIES[@]}"; do
-    got="$(binary_version "$dir" "$b")"
-    if [[ "$got" != "$ev" ]]; then log "$b in $dir reports '${got:-nothing}', want $ev"; return 1; fi
-  done
-  return 0
 }
 
-cache_valid() {
-  local dir="$1" kv="$2" ev="$3" stamp="$1/$STAMP_NAME"
-  [[ -f "$stamp" ]] || return 1
-  grep -q "\"kubernetes\": \"$kv\"" "$stamp" || return 1
-  grep -q "\"etcd\": \"$ev\"" "$stamp" || return 1
-  verify_dir "$dir" "$kv" "$ev" >/dev/null 2>&1
+verify_dir() {
+  # verify_dir <dir> <k8s-version> <etcd-version>: 0 if every binary reports the pinned version.
+  local dir="$1" kv="$2" ev="$3" b got want
+  for b in "${K8S_BINARIES[@]}" "${ETCD_BINARIES[@]}"; do
+    want="$kv"; is_etcd_binary "$b" && want="$ev"
+    got="$(binary_version "$dir" "$b")"
+    if [[ "$got" != "$want" ]]; then log "$b in $dir reports '${got:-nothing}', want $want"; return 1; fi
+  done
+  return 0
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -138,10 +95,10 @@ fetch() { # fetch <url> <out>
   curl -fsSL --connect-timeout "$CONNECT_TIMEOUT" --max-time 900 -o "$2" "$1"
 }
 
-download_k8s() { # download_k8s <k8s-version> <out-dir>
-  local kv="$1" out="$2" b url want got
+download_k8s() { # download_k8s <k8s-version> <out-dir> <binary>...
+  local kv="$1" out="$2" b url want got; shift 2
   command -v curl >/dev/null 2>&1 || { log "curl not found; skipping downloads"; return 1; }
-  for b in "${K8S_BINARIES[@]}"; do
+  for b in "$@"; do
     url="$K8S_RELEASE_URL/$kv/bin/$OS/$ARCH/$b"
     log "downloading $url"
     fetch "$url.sha256" "$out/$b.sha256" || { log "download failed: $url.sha256"; return 1; }
@@ -152,8 +109,8 @@ download_k8s() { # download_k8s <k8s-version> <out-dir>
   done
 }
 
-download_etcd() { # download_etcd <etcd-version> <out-dir>
-  local ev="$1" out="$2" base name want got ext
+download_etcd() { # download_etcd <etcd-version> <out-dir> <binary>...
+  local ev="$1" out="$2" base name want got ext b; shift 2
   command -v curl >/dev/null 2>&1 || { log "curl not found; skipping downloads"; return 1; }
   ext="tar.gz"; [[ "$OS" == darwin ]] && ext="zip"
   name="etcd-$ev-$OS-$ARCH"
@@ -164,19 +121,18 @@ download_etcd() { # download_etcd <etcd-version> <out-dir>
   want="$(grep " $name.$ext\$" "$out/etcd-SHA256SUMS" | awk '{print $1}')"; got="$(sha256_of "$out/$name.$ext")"
   [[ -n "$want" && "$want" == "$got" ]] || { log "sha256 mismatch for $name.$ext: want $want got $got"; return 1; }
   if [[ "$ext" == zip ]]; then (cd "$out" && unzip -q "$name.zip"); else tar -xzf "$out/$name.$ext" -C "$out"; fi
-  mv "$out/$name/etcd" "$out/$name/etcdctl" "$out/"
+  for b in "$@"; do
+    [[ -f "$out/$name/$b" ]] || { log "$name.$ext has no $b"; return 1; }
+    mv "$out/$name/$b" "$out/"
+  done
   rm -rf "${out:?}/$name" "${out:?}/$name.$ext" "${out:?}/etcd-SHA256SUMS"
 }
 
 # ---------------------------------------------------------------------------------------------
 # (c) builds from the upstream Go modules
 # ---------------------------------------------------------------------------------------------
-version_ge() { # version_ge A B: A >= B for dotted versions without a leading "go"/"v"
-  [[ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" == "$2" ]]
-}
-
 check_go() { # check_go <k8s-version>
-  local need; need="$(matrix go "$1")"
+  local need; need="$(pin versions "$1" go)"
   if ! command -v go >/dev/null 2>&1; then
     cat >&2 <<EOF
 [toolchain] error: cannot obtain the Kubernetes $1 binaries: the downloads failed and Go is not installed.
@@ -190,31 +146,11 @@ check_go() { # check_go <k8s-version>
 EOF
     exit 1
   fi
-  local have; have="$(go env GOVERSION | sed 's/^go//; s/[^0-9.].*$//')"
-  if ! version_ge "$have" "$need" && [[ "$(go env GOTOOLCHAIN)" == local* ]]; then
-    die "Go $have is too old to build Kubernetes $1 (needs >= $need) and GOTOOLCHAIN=local forbids fetching a newer one; install Go >= $need"
-  fi
+  require_go "Kubernetes $1" "$need"
 }
 
-mod_file() { # mod_file <module@version>: prints the path of the module's go.mod (downloads the module)
-  local json
-  # Run outside any module so a go.mod in the caller's working directory cannot interfere.
-  json="$(cd / && go mod download -json "$1")" || { printf '%s\n' "$json" >&2; die "go mod download $1 failed"; }
-  printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' | head -n 1
-}
-
-go_directive() { sed -n 's/^go \([0-9][0-9.]*\).*$/\1/p' "$1" | head -n 1; }
-
-timed_build() { # timed_build <label> <cmd...>
-  local label="$1"; shift
-  local t0; t0=$(date +%s)
-  log "building $label ..."
-  "$@"
-  log "built $label in $(( $(date +%s) - t0 ))s"
-}
-
-build_k8s() { # build_k8s <k8s-version> <out-dir> <work-dir>
-  local kv="$1" out="$2" work="$3/kubernetes" mod gov minor staging
+build_k8s() { # build_k8s <k8s-version> <out-dir> <work-dir> <binary>...
+  local kv="$1" out="$2" work="$3/kubernetes" mod gov minor staging; shift 3
   log "preparing the Go build of Kubernetes $kv (go.mod of k8s.io/kubernetes@$kv)"
   mod="$(mod_file "k8s.io/kubernetes@$kv")"
   [[ -f "$mod" ]] || die "could not locate the go.mod of k8s.io/kubernetes@$kv"
@@ -253,15 +189,18 @@ build_k8s() { # build_k8s <k8s-version> <out-dir> <work-dir>
     ld+=" -X $p.gitVersion=$kv -X $p.gitMajor=$major -X $p.gitMinor=$mnr -X $p.gitTreeState=archive -X $p.buildDate=$date"
   done
   local b
-  for b in "${K8S_BINARIES[@]}"; do
+  # All statically linked (CGO_ENABLED=0). Upstream links kubelet dynamically when a C compiler is
+  # around (it is the one server binary missing from KUBE_STATIC_BINARIES in hack/lib/golang.sh);
+  # it has no cgo-only feature, so the static build behaves the same and needs no C toolchain.
+  for b in "$@"; do
     (cd "$work" && CGO_ENABLED=0 timed_build "$b $kv" \
       go build -p "$PARALLELISM" -trimpath -buildvcs=false -tags selinux,notest -ldflags "$ld" \
         -o "$out/$b" "k8s.io/kubernetes/cmd/$b")
   done
 }
 
-build_etcd() { # build_etcd <etcd-version> <out-dir> <work-dir>
-  local ev="$1" out="$2" work="$3/etcd" mod gov
+build_etcd() { # build_etcd <etcd-version> <out-dir> <work-dir> <binary>...
+  local ev="$1" out="$2" work="$3/etcd" mod gov; shift 3
   log "preparing the Go build of etcd $ev"
   mod="$(mod_file "go.etcd.io/etcd/server/v3@$ev")"
   [[ -f "$mod" ]] || die "could not locate the go.mod of go.etcd.io/etcd/server/v3@$ev"
@@ -277,11 +216,12 @@ build_etcd() { # build_etcd <etcd-version> <out-dir> <work-dir>
     echo "require ("
     echo "	go.etcd.io/etcd/server/v3 $ev"
     echo "	go.etcd.io/etcd/etcdctl/v3 $ev"
+    echo "	go.etcd.io/etcd/etcdutl/v3 $ev"
     echo ")"
   } > "$work/go.mod"
   (cd "$work" && timed_build "etcd module graph (go mod tidy)" go mod tidy)
   local b
-  for b in "${ETCD_BINARIES[@]}"; do
+  for b in "$@"; do
     (cd "$work" && CGO_ENABLED=0 timed_build "$b $ev" \
       go build -p "$PARALLELISM" -trimpath -buildvcs=false -ldflags "-s -w" -o "$out/$b" "./cmd/$b")
   done
@@ -291,33 +231,27 @@ build_etcd() { # build_etcd <etcd-version> <out-dir> <work-dir>
 # one version
 # ---------------------------------------------------------------------------------------------
 install_version() { # install_version <k8s-version>
-  local kv="$1" ev dest tmp work k8s_src etcd_src
-  ev="$(matrix etcd "$kv")" || die "Kubernetes $kv is not in the pinned matrix ($VERSIONS_JSON): $(matrix list)"
+  local kv="$1" ev dest tmp work k8s_src etcd_src b
+  ev="$(pin versions "$kv" etcd)" || die "Kubernetes $kv is not in the pinned matrix ($VERSIONS_JSON): $(pin versions)"
   dest="$CACHE_ROOT/$kv"
 
-  if [[ "${MARINA_TOOLCHAIN_FORCE:-}" != 1 ]] && cache_valid "$dest" "$kv" "$ev"; then
+  local missing=()
+  if [[ "${MARINA_TOOLCHAIN_FORCE:-}" == 1 ]]; then missing=("${K8S_BINARIES[@]}" "${ETCD_BINARIES[@]}")
+  else mapfile -t missing < <(missing_binaries "$dest" "$kv" "$ev"); fi
+  if [[ ${#missing[@]} -eq 0 ]]; then
     log "Kubernetes $kv (etcd $ev): cached in $dest"
     printf '%s\n' "$dest"
     return 0
   fi
 
   mkdir -p "$CACHE_ROOT"
-  local lock="$CACHE_ROOT/.$kv.lock"
-  exec {lockfd}>"$lock"
-  if command -v flock >/dev/null 2>&1; then
-    if ! flock -n "$lockfd"; then
-      log "another install of $kv is running; waiting for its lock ($lock)"
-      flock "$lockfd"
-    fi
-  else
-    log "flock not found; not locking (do not run installs of $kv concurrently)"
-  fi
-
+  acquire_lock "$CACHE_ROOT/.$kv.lock"
   # Someone else may have finished while we waited.
-  if [[ "${MARINA_TOOLCHAIN_FORCE:-}" != 1 ]] && cache_valid "$dest" "$kv" "$ev"; then
+  if [[ "${MARINA_TOOLCHAIN_FORCE:-}" != 1 ]]; then mapfile -t missing < <(missing_binaries "$dest" "$kv" "$ev"); fi
+  if [[ ${#missing[@]} -eq 0 ]]; then
     log "Kubernetes $kv (etcd $ev): cached in $dest"
     printf '%s\n' "$dest"
-    exec {lockfd}>&-
+    release_lock
     return 0
   fi
 
@@ -325,52 +259,55 @@ install_version() { # install_version <k8s-version>
   work="$(mktemp -d "${TMPDIR:-/tmp}/marina-toolchain-$kv.XXXXXX")"
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp' '$work'" EXIT
-  log "installing Kubernetes $kv + etcd $ev for $OS/$ARCH into $dest"
 
+  # The valid binaries of the current entry are kept as hard links (same filesystem): nothing is
+  # copied or rebuilt, and processes running them are not disturbed.
+  local k8s_missing=() etcd_missing=() kept=()
+  for b in "${K8S_BINARIES[@]}" "${ETCD_BINARIES[@]}"; do
+    if [[ " ${missing[*]} " == *" $b "* ]]; then
+      if is_etcd_binary "$b"; then etcd_missing+=("$b"); else k8s_missing+=("$b"); fi
+    else
+      ln "$dest/$b" "$tmp/$b" 2>/dev/null || cp -p "$dest/$b" "$tmp/$b"
+      kept+=("$b")
+    fi
+  done
+  if [[ ${#kept[@]} -gt 0 ]]; then
+    log "installing ${missing[*]} for Kubernetes $kv + etcd $ev ($OS/$ARCH) beside the cached ${kept[*]} in $dest"
+  else
+    log "installing Kubernetes $kv + etcd $ev for $OS/$ARCH into $dest"
+  fi
+
+  # Sources of what is installed now; binaries kept from the entry keep the entry's sources.
   k8s_src="" etcd_src=""
   if [[ "$SOURCE" != build ]]; then
     # Each download goes to its own directory and is moved in only when complete.
     mkdir -p "$tmp/.dl-k8s" "$tmp/.dl-etcd"
-    if download_k8s "$kv" "$tmp/.dl-k8s"; then mv "$tmp/.dl-k8s/"* "$tmp/"; k8s_src=download; fi
-    if download_etcd "$ev" "$tmp/.dl-etcd"; then mv "$tmp/.dl-etcd/"* "$tmp/"; etcd_src=download; fi
+    if [[ ${#k8s_missing[@]} -gt 0 ]] && download_k8s "$kv" "$tmp/.dl-k8s" "${k8s_missing[@]}"; then
+      mv "$tmp/.dl-k8s/"* "$tmp/"; k8s_src=download; k8s_missing=()
+    fi
+    if [[ ${#etcd_missing[@]} -gt 0 ]] && download_etcd "$ev" "$tmp/.dl-etcd" "${etcd_missing[@]}"; then
+      mv "$tmp/.dl-etcd/"* "$tmp/"; etcd_src=download; etcd_missing=()
+    fi
     rm -rf "$tmp/.dl-k8s" "$tmp/.dl-etcd"
   fi
-  if [[ -z "$k8s_src" || -z "$etcd_src" ]]; then
+  if [[ ${#k8s_missing[@]} -gt 0 || ${#etcd_missing[@]} -gt 0 ]]; then
     if [[ "$SOURCE" == download ]]; then die "downloads failed and MARINA_TOOLCHAIN_SOURCE=download forbids building"; fi
     [[ "$SOURCE" == build ]] || log "downloads unavailable; building from the upstream Go modules instead"
     check_go "$kv"
-    if [[ -z "$etcd_src" ]]; then build_etcd "$ev" "$tmp" "$work"; etcd_src=build; fi
-    if [[ -z "$k8s_src" ]]; then build_k8s "$kv" "$tmp" "$work"; k8s_src=build; fi
+    if [[ ${#etcd_missing[@]} -gt 0 ]]; then build_etcd "$ev" "$tmp" "$work" "${etcd_missing[@]}"; etcd_src=build; fi
+    if [[ ${#k8s_missing[@]} -gt 0 ]]; then build_k8s "$kv" "$tmp" "$work" "${k8s_missing[@]}"; k8s_src=build; fi
   fi
+  [[ -n "$k8s_src" ]] || k8s_src="$(stamp_field "$dest/$STAMP_NAME" kubernetesSource)"
+  [[ -n "$etcd_src" ]] || etcd_src="$(stamp_field "$dest/$STAMP_NAME" etcdSource)"
 
   verify_dir "$tmp" "$kv" "$ev" || die "the installed binaries do not report the pinned versions"
-  {
-    printf '{\n'
-    printf '  "kubernetes": "%s",\n' "$kv"
-    printf '  "etcd": "%s",\n' "$ev"
-    printf '  "platform": "%s/%s",\n' "$OS" "$ARCH"
-    printf '  "kubernetesSource": "%s",\n' "$k8s_src"
-    printf '  "etcdSource": "%s",\n' "$etcd_src"
-    printf '  "installedAt": "%s"\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    printf '}\n'
-  } > "$tmp/$STAMP_NAME"
-  chmod 0755 "$tmp"
-
-  # Atomic publish: the new directory appears under its final name in one rename. A previous
-  # (invalid) entry is first renamed aside, then removed.
-  if [[ -e "$dest" ]]; then
-    local old; old="$(mktemp -d "$CACHE_ROOT/.old-$kv.XXXXXX")"
-    mv "$dest" "$old/"
-    mv "$tmp" "$dest"
-    rm -rf "$old"
-  else
-    mv "$tmp" "$dest"
-  fi
+  write_stamp "$tmp/$STAMP_NAME" "${K8S_BINARIES[*]} ${ETCD_BINARIES[*]}" \
+    kubernetes "$kv" etcd "$ev" kubernetesSource "$k8s_src" etcdSource "$etcd_src"
+  publish_dir "$tmp" "$dest"
   rm -rf "$work"
   trap - EXIT
-  exec {lockfd}>&-
-  local b
-  for b in "${K8S_BINARIES[@]}" "${ETCD_BINARIES[@]}"; do
+  release_lock
+  for b in "${missing[@]}"; do
     log "  $b $(du -h "$dest/$b" | awk '{print $1}')"
   done
   log "Kubernetes $kv (etcd $ev) installed in $dest (kubernetes: $k8s_src, etcd: $etcd_src)"
@@ -379,10 +316,10 @@ install_version() { # install_version <k8s-version>
 
 main() {
   local versions=() v
-  if [[ $# -eq 0 ]]; then versions=("$(matrix default)"); fi
+  if [[ $# -eq 0 ]]; then versions=("$(pin default)"); fi
   for v in "$@"; do
     case "$v" in
-      -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
+      -h|--help) print_help "${BASH_SOURCE[0]}"; exit 0 ;;
       *) versions+=("$(normalize_version "$v")") ;;
     esac
   done

@@ -1,7 +1,7 @@
 // Every Addon, by cluster, as the starter's watch last saw it: for dependency and duplicate checks,
 // shared objects, and the resync of one cluster, without listing the store each time.
 import type { Addon } from '../api/addons.js';
-import { refKey } from './kube.js';
+import { refKey } from './refs.js';
 
 export const clusterKeyOf = (project: string, cluster: string): string => `${project}/${cluster}`;
 

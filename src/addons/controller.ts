@@ -1,55 +1,62 @@
 // The add-on controller of ONE cluster, started and configured by the starter (seed 002: "Addon
 // Controller Starter runs with the management plane and runs an Addon Controller for each
 // cluster"). It runs inside Marina's process: its own work queue (one worker, so the add-ons of a
-// cluster are applied one after the other), its own resync timer and its own connection to the
-// cluster's API. Each Addon is reconciled in the Cluster API shape (finalizer, one status write):
+// cluster are applied one after the other), its own resync timer, and watches on the cluster's
+// managed objects (DriftWatch) over the cluster access Marina shares (src/clusteraccess). Each
+// Addon is reconciled in the Cluster API shape (finalizer, one status write) as named phases:
 //
-//   cluster gone/deleting ─▶ wait (the starter deletes the Addon; its objects go with the cluster)
-//   duplicate, definition missing, dependency not Healthy, API not ready ─▶ Applied=False, wait
-//   render ─▶ apply (server-side, own field manager, forced on our fields) ─▶ prune ─▶ health
-//   status: Applied / Healthy / Progressing, inventory, drift counts; alerts AddonUnhealthy and
-//   AddonDriftCorrected
+//   gate    cluster gone/deleting/replaced, duplicate, definition missing or unusable, dependency
+//           missing or not Healthy, API not ready ─▶ Applied=False, wait
+//   render  definition + values + cluster facts ─▶ objects in install order, digest
+//   apply   server-side apply (own field manager, forced on our fields), drift, prune, health
+//   report  Applied / Healthy / Progressing, inventory, drift counts
+//   alerts  AddonUnhealthy, AddonDriftCorrected
 //
 // Deleting an Addon removes what it applied (except objects annotated keep/ignore or shared with
 // another add-on) and waits until those objects are gone before the finalizer is released.
 import type { Logger } from 'pino';
 import semver from 'semver';
-import {
-  ADDON_FINALIZER,
-  type Addon,
-  type AddonPolicySpec,
-  type AddonStatus,
-  type AppliedObject,
-} from '../api/addons.js';
+import type { Addon, AddonDefinition, AddonPolicySpec, AddonStatus, AppliedObject } from '../api/addons.js';
+import { getCondition, isTrue } from '../api/conditions.js';
 import type { Cluster } from '../api/kinds.js';
-import type { ConditionStatus } from '../api/meta.js';
-import type { AlertInput, AlertSink } from '../alerts/manager.js';
-import { getCondition, setCondition } from '../runtime/conditions.js';
-import { isTerminalError } from '../runtime/controller.js';
+import { isDeleting } from '../api/meta.js';
+import { AddonCondition, AddonReason, ClusterCondition, FINALIZER_ADDON } from '../api/wellknown.js';
+import { RULES, type AlertInput, type AlertSink } from '../alerts/manager.js';
+import type { ClusterConnections, ObjectApi } from '../clusteraccess/access.js';
+import { isTerminalError, type ReconcileContext } from '../runtime/controller.js';
+import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { WorkQueue } from '../runtime/workqueue.js';
+import { typed } from '../store/typed.js';
 import type { Store } from '../store/types.js';
 import type { AddonIndex } from './addon-index.js';
-import type { DefinitionIndex } from './definitions.js';
-import { describeKubeError, KubeAddonApi, refKey, type AddonClusterApi } from './kube.js';
+import type { DefinitionIndex, PreparedDefinition } from './definitions.js';
+import { DriftWatch } from './drift-watch.js';
 import type { AddonMetrics } from './metrics.js';
-import { clusterContext, renderAddon, RenderError, type Manifest } from './render.js';
-import { removeObjects, syncAddon } from './sync.js';
+import { describeKubeError, refKey } from './refs.js';
+import { clusterContext, renderAddon, RenderError, type Manifest, type Rendered } from './render.js';
+import { removeObjects, syncAddon, type SyncReport } from './sync.js';
 
-/** The admin kubeconfig of a cluster, undefined while it has none (ClusterSecrets.adminKubeconfig). */
-export type KubeconfigSource = (cluster: Cluster) => Promise<string | undefined>;
+/** How the add-on controllers reach a cluster's objects: the cluster access Marina shares. */
+export type ClusterObjectAccess = Pick<ClusterConnections, 'objects'>;
 
-export const RULE_UNHEALTHY = 'AddonUnhealthy';
-export const RULE_DRIFT = 'AddonDriftCorrected';
 /** AddonDriftCorrected stays firing this long after the last correction, then resolves. */
 export const DRIFT_ALERT_MS = 5 * 60_000;
-/** Re-check a rollout this often until it settles. */
+/** Re-check a rollout this often until it settles (status changes wake it earlier through the watch). */
 const ROLLOUT_POLL_MS = 2_000;
 /** The cluster has no reachable API yet; its status changes wake us earlier. */
 const NOT_READY_POLL_MS = 15_000;
+/** How long a stop lets a pass finish before its calls are aborted. */
+export const DEFAULT_STOP_GRACE_MS = 10_000;
 
 /** Waiting states other alerts already cover (cluster provisioning, the dependency's own alert) or that end by themselves. */
-const QUIET_REASONS = new Set(['ClusterNotFound', 'ClusterReplaced', 'ClusterNotReady', 'DependencyNotReady', 'Removing']);
+const QUIET_REASONS = new Set<string>([
+  AddonReason.ClusterNotFound,
+  AddonReason.ClusterReplaced,
+  AddonReason.ClusterNotReady,
+  AddonReason.DependencyNotReady,
+  AddonReason.Removing,
+]);
 
 export interface ClusterAddonControllerOptions {
   store: Store;
@@ -57,36 +64,54 @@ export interface ClusterAddonControllerOptions {
   cluster: string;
   definitions: DefinitionIndex;
   addons: AddonIndex;
-  kubeconfig: KubeconfigSource;
-  /** Client for a kubeconfig (default: KubeAddonApi). */
-  apiFor?: (kubeconfig: string) => AddonClusterApi;
+  access: ClusterObjectAccess;
   policy: () => Required<AddonPolicySpec>;
   alerts?: AlertSink;
   metrics?: AddonMetrics;
   log: Logger;
+  stopGracePeriodMs?: number;
 }
 
 /** Field manager of one add-on: each add-on owns its fields, so add-ons sharing a Namespace never fight over it. */
 export const fieldManagerOf = (addon: string): string => `marina-addons/${addon}`;
 
-/**
- * The status being built. Messages carry no timestamps or counters that move on their own: a pass
- * that finds nothing new must produce the stored status again and write nothing.
- */
-type Draft = { status: AddonStatus; set(type: string, status: ConditionStatus, reason: string, message: string): void };
+type Status = AddonStatus;
+
+/** One pass over one Addon: what the phases found, in order. */
+interface AddonScope extends Scope<Addon> {
+  cluster?: Cluster;
+  definition?: AddonDefinition;
+  prepared?: PreparedDefinition;
+  api?: ObjectApi;
+  rendered?: Rendered;
+  report?: SyncReport;
+}
 
 export class ClusterAddonController {
   private readonly queue = new WorkQueue({ backoff: { baseDelayMs: 1_000, maxDelayMs: 60_000 } });
   private readonly log: Logger;
-  private conn?: { kubeconfig: string; api: AddonClusterApi };
+  private readonly clusters;
+  private readonly abort = new AbortController();
+  private readonly drift: DriftWatch;
   private worker?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private resyncMs = 0;
+  private watching: boolean;
   /** Last alert set sent per Addon, so steady passes do not touch the alert store. */
   private readonly sentAlerts = new Map<string, string>();
+  private readonly phases: readonly Phase<AddonScope, Status>[] = [
+    { name: 'gate', run: (sc) => this.gate(sc) },
+    { name: 'render', run: (sc) => this.render(sc) },
+    { name: 'apply', run: (sc) => this.apply(sc) },
+    { name: 'report', run: (sc) => this.report(sc) },
+    { name: 'alerts', run: (sc) => this.alerts(sc) },
+  ];
 
   constructor(private readonly o: ClusterAddonControllerOptions) {
     this.log = o.log.child({ cluster: `${o.project}/${o.cluster}` });
+    this.clusters = typed(o.store, 'Cluster');
+    this.drift = new DriftWatch({ onChange: (addon) => this.queue.add(addon), log: this.log });
+    this.watching = o.policy().watchObjects;
   }
 
   start(): void {
@@ -95,14 +120,21 @@ export class ClusterAddonController {
     this.enqueueAll();
   }
 
+  /** Lets the pass under way finish (its calls are aborted after the grace period), then stops watching. */
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.queue.shutDown();
-    await this.queue.drain();
+    let grace: NodeJS.Timeout | undefined;
+    const drained = this.queue.drain();
+    const timedOut = await Promise.race([drained.then(() => false), new Promise<boolean>((r) => (grace = setTimeout(() => r(true), this.o.stopGracePeriodMs ?? DEFAULT_STOP_GRACE_MS)))]);
+    clearTimeout(grace);
+    if (timedOut) {
+      this.abort.abort(new Error(`add-on controller of ${this.o.project}/${this.o.cluster} stopped`));
+      await drained;
+    }
     await this.worker;
-    this.conn?.api.close();
-    this.conn = undefined;
+    this.drift.stop();
   }
 
   enqueue(name: string): void {
@@ -115,7 +147,20 @@ export class ClusterAddonController {
 
   /** Wakes the add-ons that wait for something (the cluster's API, a dependency). */
   wakeWaiting(): void {
-    this.enqueueAll((a) => getCondition(a.status?.conditions, 'Applied')?.status !== 'True');
+    this.enqueueAll((a) => !isTrue(a.status?.conditions, AddonCondition.Applied));
+  }
+
+  /** Follows AddonPolicy.spec.watchObjects: off stops the watches (the resync alone finds drift); on starts them with each add-on's next pass. */
+  setWatching(on: boolean): void {
+    if (on === this.watching) return;
+    this.watching = on;
+    if (on) this.enqueueAll();
+    else this.drift.clear();
+  }
+
+  /** Kinds whose objects this controller watches now (`group/kind`). */
+  watchedKinds(): string[] {
+    return this.drift.kinds();
   }
 
   /** Every add-on is re-applied this often; the first tick comes at a random point of the period so clusters spread out. */
@@ -138,23 +183,27 @@ export class ClusterAddonController {
       const name = await this.queue.get();
       if (name === undefined) return;
       const started = process.hrtime.bigint();
+      const ctx: ReconcileContext = { signal: this.abort.signal, log: this.log.child({ addon: name }) };
       let outcome = 'success';
       try {
-        const res = await reconcileObject<Addon>(this.o.store, { kind: 'Addon', project: this.o.project, name }, {
-          finalizer: ADDON_FINALIZER,
-          reconcile: (a) => this.reconcile(a),
-          finalize: (a) => this.finalize(a),
-        });
+        const res = await reconcileObject<Addon>(
+          this.o.store,
+          { kind: 'Addon', project: this.o.project, name },
+          { finalizer: FINALIZER_ADDON, reconcile: (a) => this.reconcile(a, ctx), finalize: (a) => this.finalize(a, ctx) },
+          ctx,
+        );
         this.queue.forget(name);
         if (res?.requeueAfterMs) this.queue.addAfter(name, res.requeueAfterMs);
       } catch (err) {
         outcome = 'error';
         if (isTerminalError(err)) {
           this.queue.forget(name);
-          this.log.error({ err, addon: name }, 'add-on failed terminally');
+          ctx.log.error({ err }, 'add-on failed terminally');
+        } else if (this.abort.signal.aborted) {
+          ctx.log.warn({ err: describeKubeError(err) }, 'add-on pass aborted by stop');
         } else {
           const retryInMs = this.queue.addRateLimited(name);
-          this.log.warn({ err: describeKubeError(err), addon: name, retryInMs }, 'add-on pass failed; retrying');
+          ctx.log.warn({ err: describeKubeError(err), retryInMs }, 'add-on pass failed; retrying');
         }
       } finally {
         this.queue.done(name);
@@ -163,157 +212,174 @@ export class ClusterAddonController {
     }
   }
 
-  private async connection(cluster: Cluster): Promise<AddonClusterApi | undefined> {
-    const kubeconfig = await this.o.kubeconfig(cluster);
-    if (!kubeconfig) return undefined;
-    if (this.conn?.kubeconfig !== kubeconfig) {
-      this.conn?.api.close();
-      this.conn = { kubeconfig, api: (this.o.apiFor ?? ((k) => KubeAddonApi.fromKubeconfig(k)))(kubeconfig) };
+  /** The add-on waits for something: Applied (and Progressing) say what; nothing is applied. */
+  private wait(sc: AddonScope, reason: string, message: string, requeueAfterMs?: number): Outcome<Status> {
+    sc.set({ type: AddonCondition.Applied, status: 'False', reason, message });
+    sc.set({ type: AddonCondition.Progressing, status: 'False', reason, message });
+    if (!getCondition(sc.status.conditions, AddonCondition.Healthy)) sc.set({ type: AddonCondition.Healthy, status: 'Unknown', reason, message });
+    return { status: sc.status, ...(requeueAfterMs ? { requeueAfterMs } : {}) };
+  }
+
+  private async reconcile(addon: Addon, ctx: ReconcileContext): Promise<Outcome<Status>> {
+    const sc: AddonScope = scopeFor(addon, ctx);
+    const run = await runPhases(sc, this.phases);
+    return run.ended ?? { status: sc.status, ...(run.requeueAfterMs !== undefined ? { requeueAfterMs: run.requeueAfterMs } : {}) };
+  }
+
+  // ---------- phases ----------
+
+  /** What stops the add-on before anything is applied, if anything. */
+  private async gate(sc: AddonScope): Promise<PhaseResult<Status>> {
+    const addon = sc.obj;
+    const cluster = await this.clusters.get(this.o.project, this.o.cluster);
+    if (!cluster || isDeleting(cluster)) {
+      return { end: this.wait(sc, AddonReason.ClusterNotFound, `cluster ${this.o.cluster} ${cluster ? 'is being deleted' : 'does not exist'}`) };
     }
-    return this.conn.api;
-  }
-
-  private async getCluster(): Promise<Cluster | undefined> {
-    return (await this.o.store.get({ kind: 'Cluster', project: this.o.project, name: this.o.cluster })) as Cluster | undefined;
-  }
-
-  private draft(addon: Addon): Draft {
-    const status: AddonStatus = structuredClone(addon.status ?? {});
-    const generation = addon.metadata.generation;
-    return {
-      status,
-      set(type, s, reason, message) {
-        status.conditions = setCondition(status.conditions, { type, status: s, reason, message }, generation);
-      },
-    };
-  }
-
-  private waiting(d: Draft, reason: string, message: string, requeueAfterMs?: number): Outcome<AddonStatus> {
-    d.set('Applied', 'False', reason, message);
-    d.set('Progressing', 'False', reason, message);
-    if (!getCondition(d.status.conditions, 'Healthy')) d.set('Healthy', 'Unknown', reason, message);
-    return { status: d.status, ...(requeueAfterMs ? { requeueAfterMs } : {}) };
-  }
-
-  /** What stops an add-on before it is applied, if anything. */
-  private blocker(addon: Addon): { reason: string; message: string } | undefined {
-    const others = this.o.addons.of(this.o.project, this.o.cluster).filter((a) => !a.metadata.deletionTimestamp);
+    if (sc.status.clusterUID && sc.status.clusterUID !== cluster.metadata.uid) {
+      return { end: this.wait(sc, AddonReason.ClusterReplaced, `applied to an earlier cluster ${this.o.cluster}; it is removed`) };
+    }
+    sc.cluster = cluster;
+    const others = this.o.addons.of(this.o.project, this.o.cluster).filter((a) => !isDeleting(a));
     const first = others.find((a) => a.spec.addon === addon.spec.addon);
     if (first && first.metadata.name !== addon.metadata.name) {
-      return { reason: 'Duplicate', message: `${addon.spec.addon} is already enabled on cluster ${this.o.cluster} by Addon ${first.metadata.name}` };
+      return { end: this.wait(sc, AddonReason.Duplicate, `${addon.spec.addon} is already enabled on cluster ${this.o.cluster} by Addon ${first.metadata.name}`) };
     }
     const def = this.o.definitions.get(addon.spec.addon, addon.spec.version);
-    for (const dep of def?.spec.dependencies ?? []) {
+    if (!def) return { end: this.wait(sc, AddonReason.DefinitionNotFound, `the catalog has no ${addon.spec.addon} ${addon.spec.version}`) };
+    for (const dep of def.spec.dependencies ?? []) {
       const have = others.find((a) => a.spec.addon === dep.addon);
       const want = `${dep.addon}${dep.minVersion ? ` >= ${dep.minVersion}` : ''}`;
-      if (!have) return { reason: 'DependencyMissing', message: `needs ${want} enabled on cluster ${this.o.cluster}` };
-      if (dep.minVersion && semver.lt(have.spec.version, dep.minVersion)) return { reason: 'DependencyMissing', message: `needs ${want}; ${have.spec.version} is enabled` };
-      if (getCondition(have.status?.conditions, 'Healthy')?.status !== 'True') return { reason: 'DependencyNotReady', message: `waiting for ${dep.addon} to be Healthy` };
+      if (!have) return { end: this.wait(sc, AddonReason.DependencyMissing, `needs ${want} enabled on cluster ${this.o.cluster}`) };
+      if (dep.minVersion && semver.lt(have.spec.version, dep.minVersion)) return { end: this.wait(sc, AddonReason.DependencyMissing, `needs ${want}; ${have.spec.version} is enabled`) };
+      if (!isTrue(have.status?.conditions, AddonCondition.Healthy)) return { end: this.wait(sc, AddonReason.DependencyNotReady, `waiting for ${dep.addon} to be Healthy`) };
     }
-    return undefined;
+    const prepared = this.o.definitions.prepare(def);
+    if (typeof prepared === 'string') return { end: this.wait(sc, AddonReason.InvalidDefinition, prepared) };
+    sc.definition = def;
+    sc.prepared = prepared;
+    if (!isTrue(cluster.status?.conditions, ClusterCondition.ControlPlaneReady)) {
+      return { end: this.wait(sc, AddonReason.ClusterNotReady, `the API of cluster ${this.o.cluster} is not ready yet`, NOT_READY_POLL_MS) };
+    }
+    const api = await this.o.access.objects(cluster);
+    if (!api) return { end: this.wait(sc, AddonReason.ClusterNotReady, `cluster ${this.o.cluster} has no admin kubeconfig yet`, NOT_READY_POLL_MS) };
+    sc.api = api;
   }
 
-  private async reconcile(addon: Addon): Promise<Outcome<AddonStatus>> {
-    const d = this.draft(addon);
-    const cluster = await this.getCluster();
-    if (!cluster || cluster.metadata.deletionTimestamp) return this.waiting(d, 'ClusterNotFound', `cluster ${this.o.cluster} ${cluster ? 'is being deleted' : 'does not exist'}`);
-    if (d.status.clusterUID && d.status.clusterUID !== cluster.metadata.uid) {
-      return this.waiting(d, 'ClusterReplaced', `applied to an earlier cluster ${this.o.cluster}; it is removed`);
-    }
-    const blocked = this.blocker(addon);
-    if (blocked) return this.waiting(d, blocked.reason, blocked.message);
-    const def = this.o.definitions.get(addon.spec.addon, addon.spec.version);
-    if (!def) return this.waiting(d, 'DefinitionNotFound', `the catalog has no ${addon.spec.addon} ${addon.spec.version}`);
-    const prepared = this.o.definitions.prepare(def);
-    if (typeof prepared === 'string') return this.waiting(d, 'InvalidDefinition', prepared);
-    if (getCondition(cluster.status?.conditions, 'ControlPlaneReady')?.status !== 'True') {
-      return this.waiting(d, 'ClusterNotReady', `the API of cluster ${this.o.cluster} is not ready yet`, NOT_READY_POLL_MS);
-    }
-    const api = await this.connection(cluster);
-    if (!api) return this.waiting(d, 'ClusterNotReady', `cluster ${this.o.cluster} has no admin kubeconfig yet`, NOT_READY_POLL_MS);
-    let rendered;
+  private async render(sc: AddonScope): Promise<PhaseResult<Status>> {
     try {
-      rendered = renderAddon(prepared, addon.spec.values, clusterContext(cluster));
+      sc.rendered = renderAddon(sc.prepared!, sc.obj.spec.values, clusterContext(sc.cluster!));
     } catch (err) {
-      if (err instanceof RenderError) return this.waiting(d, 'RenderFailed', err.message);
+      if (err instanceof RenderError) return { end: this.wait(sc, AddonReason.RenderFailed, err.message) };
       throw err;
     }
-    const s = d.status;
-    let report;
+  }
+
+  /** Server-side apply, drift, prune and health (sync.ts); an API that does not answer ends the pass. */
+  private async apply(sc: AddonScope): Promise<PhaseResult<Status>> {
+    const addon = sc.obj;
+    const api = sc.api!;
     try {
-      report = await syncAddon({
+      sc.report = await syncAddon({
         api,
+        signal: sc.signal,
         fieldManager: fieldManagerOf(addon.spec.addon),
-        objects: rendered.objects,
-        defaultNamespace: def.spec.namespace,
-        inventory: s.inventory ?? [],
-        unchanged: s.appliedDigest === rendered.digest,
+        objects: sc.rendered!.objects,
+        defaultNamespace: sc.definition!.spec.namespace,
+        inventory: sc.status.inventory ?? [],
+        unchanged: sc.status.appliedDigest === sc.rendered!.digest,
         shared: (key) => this.o.addons.sharedWith(this.o.project, this.o.cluster, addon.metadata.name, key),
-        rules: def.spec.health?.rules ?? [],
+        rules: sc.definition!.spec.health?.rules ?? [],
+        ...(this.watching ? { observed: (ref, obj) => this.drift.observed(ref, obj) } : {}),
       });
     } catch (err) {
+      sc.signal.throwIfAborted();
       // The API did not answer: say so, keep the rest of the status, retry with backoff.
-      d.set('Applied', 'Unknown', 'ClusterUnreachable', describeKubeError(err).slice(0, 1024));
-      return { status: s, error: err };
+      sc.set({ type: AddonCondition.Applied, status: 'Unknown', reason: AddonReason.ClusterUnreachable, message: describeKubeError(err).slice(0, 1024) });
+      return { end: { status: sc.status, error: err } };
     }
+    if (this.watching) this.drift.track(api, addon.metadata.name, sc.report.inventory);
+  }
+
+  private async report(sc: AddonScope): Promise<PhaseResult<Status>> {
+    const { obj: addon, status: s } = sc;
+    const report = sc.report!;
+    const digest = sc.rendered!.digest;
     const now = new Date().toISOString();
-    s.clusterUID = cluster.metadata.uid;
+    s.clusterUID = sc.cluster!.metadata.uid;
     s.inventory = report.inventory;
     if (report.applied > 0) s.lastAppliedAt = now;
     if (report.drifted.length > 0) {
       s.driftCorrections = (s.driftCorrections ?? 0) + report.drifted.length;
       s.lastDriftCorrection = { at: now, objects: report.drifted.slice(0, 20) };
       this.o.metrics?.countDrift(report.drifted.length);
-      this.log.info({ addon: addon.metadata.name, objects: report.drifted }, 'drift corrected');
+      sc.log.info({ objects: report.drifted }, 'drift corrected');
     }
-    const upgraded = s.appliedDigest !== rendered.digest;
+    const upgraded = s.appliedDigest !== digest;
     if (report.failed.length > 0) {
-      d.set('Applied', 'False', 'ApplyFailed', report.failed.join('; ').slice(0, 4096));
+      sc.set({ type: AddonCondition.Applied, status: 'False', reason: AddonReason.ApplyFailed, message: report.failed.join('; ').slice(0, 4096) });
     } else {
-      s.appliedDigest = rendered.digest;
+      s.appliedDigest = digest;
       s.appliedVersion = addon.spec.version;
       const extras = [report.ignored.length ? `${report.ignored.length} ignored` : '', report.kept.length ? `kept: ${report.kept.join(', ')}` : ''].filter(Boolean);
-      d.set('Applied', 'True', 'Applied', `${report.inventory.length} objects of ${addon.spec.addon} ${addon.spec.version}${extras.length ? ` (${extras.join('; ')})` : ''}`);
+      const message = `${report.inventory.length} objects of ${addon.spec.addon} ${addon.spec.version}${extras.length ? ` (${extras.join('; ')})` : ''}`;
+      sc.set({ type: AddonCondition.Applied, status: 'True', reason: AddonReason.Applied, message });
     }
     s.unhealthy = report.unhealthy.slice(0, 20);
-    if (report.unhealthy.length === 0) d.set('Healthy', 'True', 'Healthy', 'every object is healthy');
-    else d.set('Healthy', 'False', report.progressing ? 'RollingOut' : 'Unhealthy', report.unhealthy.join('; ').slice(0, 4096));
+    if (report.unhealthy.length === 0) sc.set({ type: AddonCondition.Healthy, status: 'True', reason: AddonReason.Healthy, message: 'every object is healthy' });
+    else sc.set({ type: AddonCondition.Healthy, status: 'False', reason: report.progressing ? AddonReason.RollingOut : AddonReason.Unhealthy, message: report.unhealthy.join('; ').slice(0, 4096) });
     const rolling = report.progressing || (upgraded && report.failed.length === 0 && report.unhealthy.length > 0);
-    d.set('Progressing', rolling ? 'True' : 'False', rolling ? 'RollingOut' : 'Stable', rolling ? `rolling out ${addon.spec.addon} ${addon.spec.version}` : 'nothing to roll out');
-    const alertIn = await this.syncAlerts(addon, s);
-    const next = [report.progressing || report.unhealthy.length > 0 ? ROLLOUT_POLL_MS : undefined, alertIn].filter((x): x is number => x !== undefined);
-    return { status: s, ...(next.length ? { requeueAfterMs: Math.min(...next) } : {}) };
+    sc.set({
+      type: AddonCondition.Progressing,
+      status: rolling ? 'True' : 'False',
+      reason: rolling ? AddonReason.RollingOut : AddonReason.Stable,
+      message: rolling ? `rolling out ${addon.spec.addon} ${addon.spec.version}` : 'nothing to roll out',
+    });
+    if (report.progressing || report.unhealthy.length > 0) return { requeueAfterMs: ROLLOUT_POLL_MS };
   }
 
-  private async finalize(addon: Addon): Promise<Outcome<AddonStatus>> {
-    const d = this.draft(addon);
-    const cluster = await this.getCluster();
-    const done = async (): Promise<Outcome<AddonStatus>> => {
+  private async alerts(sc: AddonScope): Promise<PhaseResult<Status>> {
+    const recheck = await this.syncAlerts(sc.obj, sc.status);
+    if (recheck !== undefined) return { requeueAfterMs: recheck };
+  }
+
+  // ---------- removal ----------
+
+  private async finalize(addon: Addon, ctx: ReconcileContext): Promise<Outcome<Status>> {
+    const sc: AddonScope = scopeFor(addon, ctx);
+    const done = async (): Promise<Outcome<Status>> => {
       await this.syncAlerts(addon, undefined);
       this.sentAlerts.delete(addon.metadata.name);
+      this.drift.forget(addon.metadata.name);
       return { done: true };
     };
+    const cluster = await this.clusters.get(this.o.project, this.o.cluster);
     // The cluster is going (or went) away: its machines take every object with them.
-    if (!cluster || cluster.metadata.deletionTimestamp || (d.status.clusterUID && d.status.clusterUID !== cluster.metadata.uid)) return done();
-    const refs = [...(d.status.inventory ?? [])];
-    if (refs.length === 0 && !d.status.clusterUID) return done(); // never applied
-    const api = await this.connection(cluster);
-    if (!api) return this.waiting(d, 'ClusterNotReady', 'waiting for the cluster\'s API to remove the add-on', NOT_READY_POLL_MS);
+    if (!cluster || isDeleting(cluster) || (sc.status.clusterUID && sc.status.clusterUID !== cluster.metadata.uid)) return done();
+    const refs = [...(sc.status.inventory ?? [])];
+    if (refs.length === 0 && !sc.status.clusterUID) return done(); // never applied
+    const api = await this.o.access.objects(cluster);
+    if (!api) return this.wait(sc, AddonReason.ClusterNotReady, "waiting for the cluster's API to remove the add-on", NOT_READY_POLL_MS);
     // What the current spec renders may not be in the inventory yet (a pass interrupted before its status write).
-    refs.push(...(await this.renderedRefs(addon, cluster, api)));
+    refs.push(...(await this.renderedRefs(addon, cluster, api, ctx.signal)));
     const seen = new Set<string>();
     const unique = refs.filter((r) => !seen.has(refKey(r)) && seen.add(refKey(r)));
-    const removal = await removeObjects(api, unique, (key) => this.o.addons.sharedWith(this.o.project, this.o.cluster, addon.metadata.name, key));
+    const removal = await removeObjects(api, unique, {
+      shared: (key) => this.o.addons.sharedWith(this.o.project, this.o.cluster, addon.metadata.name, key),
+      signal: ctx.signal,
+    });
     if (removal.pending.length === 0) {
-      this.log.info({ addon: addon.metadata.name, kept: removal.kept }, 'add-on removed');
+      ctx.log.info({ kept: removal.kept }, 'add-on removed');
       return done();
     }
-    d.status.inventory = removal.pending;
-    d.set('Applied', 'False', 'Removing', `${removal.pending.length} objects still being deleted${removal.failed.length ? `; failed: ${removal.failed.join('; ')}` : ''}`.slice(0, 4096));
-    return { status: d.status, requeueAfterMs: ROLLOUT_POLL_MS };
+    // Deletions come back through the watch: the next look is as soon as they are gone.
+    if (this.watching) this.drift.track(api, addon.metadata.name, removal.pending);
+    sc.status.inventory = removal.pending;
+    const failed = removal.failed.length ? `; failed: ${removal.failed.join('; ')}` : '';
+    sc.set({ type: AddonCondition.Applied, status: 'False', reason: AddonReason.Removing, message: `${removal.pending.length} objects still being deleted${failed}`.slice(0, 4096) });
+    return { status: sc.status, requeueAfterMs: ROLLOUT_POLL_MS };
   }
 
-  private async renderedRefs(addon: Addon, cluster: Cluster, api: AddonClusterApi): Promise<AppliedObject[]> {
+  private async renderedRefs(addon: Addon, cluster: Cluster, api: ObjectApi, signal: AbortSignal): Promise<AppliedObject[]> {
     const def = this.o.definitions.get(addon.spec.addon, addon.spec.version);
     const prepared = def ? this.o.definitions.prepare(def) : undefined;
     if (!def || !prepared || typeof prepared === 'string') return [];
@@ -327,7 +393,7 @@ export class ClusterAddonController {
     for (const o of objects) {
       let namespaced: boolean;
       try {
-        namespaced = await api.namespaced(o.apiVersion, o.kind);
+        namespaced = await api.namespaced(o.apiVersion, o.kind, { signal });
       } catch {
         continue; // a kind the cluster does not serve holds no object
       }
@@ -337,12 +403,14 @@ export class ClusterAddonController {
     return refs;
   }
 
+  // ---------- alerts ----------
+
   /**
    * AddonUnhealthy while the add-on has been unhealthy (or could not be applied) for
    * `unhealthyAlertSeconds`; AddonDriftCorrected for DRIFT_ALERT_MS after a correction. Returns
    * when to look again for an alert to open or resolve on time. `status` undefined: resolve all.
    */
-  private async syncAlerts(addon: Addon, status: AddonStatus | undefined): Promise<number | undefined> {
+  private async syncAlerts(addon: Addon, status: Status | undefined): Promise<number | undefined> {
     if (!this.o.alerts) return undefined;
     const now = Date.now();
     const active: AlertInput[] = [];
@@ -350,7 +418,7 @@ export class ClusterAddonController {
     const labels = { addon: addon.spec.addon };
     const where = `${addon.spec.addon} on cluster ${this.o.cluster}`;
     if (status) {
-      const problem = (['Healthy', 'Applied'] as const)
+      const problem = [AddonCondition.Healthy, AddonCondition.Applied]
         .map((t) => getCondition(status.conditions, t))
         .find((c) => c?.status === 'False' && !QUIET_REASONS.has(c.reason ?? ''));
       if (problem) {
@@ -358,7 +426,7 @@ export class ClusterAddonController {
         const due = since + this.o.policy().unhealthyAlertSeconds * 1000;
         if (now >= due) {
           active.push({
-            rule: RULE_UNHEALTHY,
+            rule: RULES.AddonUnhealthy,
             severity: 'warning',
             labels,
             summary: `add-on ${where} is not healthy (${problem.reason})`,
@@ -370,7 +438,7 @@ export class ClusterAddonController {
       const driftAt = drift ? Date.parse(drift.at) : NaN;
       if (drift && now - driftAt < DRIFT_ALERT_MS) {
         active.push({
-          rule: RULE_DRIFT,
+          rule: RULES.AddonDriftCorrected,
           severity: 'info',
           labels,
           summary: `add-on ${where}: changed objects put back (${status.driftCorrections ?? 0} corrections so far)`,

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { judge, type LiveObject } from './health.js';
+import type { ClusterObject } from '../clusteraccess/access.js';
+import { judge } from './health.js';
 
-const obj = (kind: string, spec: Record<string, unknown>, status: Record<string, unknown>, generation = 1): LiveObject => ({
+const obj = (kind: string, spec: Record<string, unknown>, status: Record<string, unknown>, generation = 1): ClusterObject => ({
   kind,
   metadata: { name: 'x', generation },
   spec,

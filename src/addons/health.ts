@@ -2,14 +2,7 @@
 // `kubectl rollout status` and Gardener's resource health checks; a definition's health rules can
 // skip objects or judge any kind by one of its status conditions.
 import type { HealthRule } from '../api/addons.js';
-
-export interface LiveObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: { name?: string; namespace?: string; generation?: number; deletionTimestamp?: string; resourceVersion?: string; annotations?: Record<string, string>; labels?: Record<string, string> };
-  spec?: Record<string, unknown>;
-  status?: Record<string, unknown>;
-}
+import type { ClusterObject } from '../clusteraccess/access.js';
 
 export interface Verdict {
   healthy: boolean;
@@ -22,21 +15,21 @@ export interface Verdict {
 type Conditions = { type?: string; status?: string; reason?: string; message?: string }[];
 
 const num = (v: unknown, fallback = 0): number => (typeof v === 'number' ? v : fallback);
-const conditionOf = (obj: LiveObject, type: string) => ((obj.status?.conditions as Conditions | undefined) ?? []).find((c) => c.type === type);
+const conditionOf = (obj: ClusterObject, type: string) => ((obj.status?.conditions as Conditions | undefined) ?? []).find((c) => c.type === type);
 
 const HEALTHY: Verdict = { healthy: true, progressing: false };
 const rolling = (message: string): Verdict => ({ healthy: false, progressing: true, message });
 const failing = (message: string): Verdict => ({ healthy: false, progressing: false, message });
 
 /** The controller has not seen the newest spec yet. */
-function notObserved(obj: LiveObject): Verdict | undefined {
+function notObserved(obj: ClusterObject): Verdict | undefined {
   const gen = obj.metadata?.generation;
   const observed = obj.status?.observedGeneration;
   if (gen !== undefined && (typeof observed !== 'number' || observed < gen)) return rolling('waiting for the controller to observe the newest spec');
   return undefined;
 }
 
-function deployment(obj: LiveObject): Verdict {
+function deployment(obj: ClusterObject): Verdict {
   const pending = notObserved(obj);
   if (pending) return pending;
   const s = obj.status ?? {};
@@ -53,7 +46,7 @@ function deployment(obj: LiveObject): Verdict {
   return HEALTHY;
 }
 
-function daemonSet(obj: LiveObject): Verdict {
+function daemonSet(obj: ClusterObject): Verdict {
   const pending = notObserved(obj);
   if (pending) return pending;
   const s = obj.status ?? {};
@@ -70,7 +63,7 @@ function daemonSet(obj: LiveObject): Verdict {
   return HEALTHY;
 }
 
-function statefulSet(obj: LiveObject): Verdict {
+function statefulSet(obj: ClusterObject): Verdict {
   const pending = notObserved(obj);
   if (pending) return pending;
   const s = obj.status ?? {};
@@ -82,21 +75,21 @@ function statefulSet(obj: LiveObject): Verdict {
   return HEALTHY;
 }
 
-function job(obj: LiveObject): Verdict {
+function job(obj: ClusterObject): Verdict {
   if (conditionOf(obj, 'Failed')?.status === 'True') return failing(`failed: ${conditionOf(obj, 'Failed')?.message ?? conditionOf(obj, 'Failed')?.reason ?? ''}`.trim());
   if (conditionOf(obj, 'Complete')?.status === 'True') return HEALTHY;
   return rolling('not complete yet');
 }
 
 function conditionTrue(type: string) {
-  return (obj: LiveObject): Verdict => {
+  return (obj: ClusterObject): Verdict => {
     const c = conditionOf(obj, type);
     if (c?.status === 'True') return HEALTHY;
     return failing(`condition ${type} is ${c?.status ?? 'missing'}${c?.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`);
   };
 }
 
-function crd(obj: LiveObject): Verdict {
+function crd(obj: ClusterObject): Verdict {
   for (const type of ['NamesAccepted', 'Established']) {
     const v = conditionTrue(type)(obj);
     if (!v.healthy) return { ...v, progressing: conditionOf(obj, type) === undefined };
@@ -104,7 +97,7 @@ function crd(obj: LiveObject): Verdict {
   return HEALTHY;
 }
 
-const BUILT_IN: Record<string, (obj: LiveObject) => Verdict> = {
+const BUILT_IN: Record<string, (obj: ClusterObject) => Verdict> = {
   Deployment: deployment,
   DaemonSet: daemonSet,
   StatefulSet: statefulSet,
@@ -120,7 +113,7 @@ export function ruleFor(rules: readonly HealthRule[] | undefined, kind: string, 
 }
 
 /** undefined: the object is not judged (ignored by a rule). Kinds without a rule are healthy when they exist. */
-export function judge(obj: LiveObject, rules?: readonly HealthRule[]): Verdict | undefined {
+export function judge(obj: ClusterObject, rules?: readonly HealthRule[]): Verdict | undefined {
   const kind = obj.kind ?? '';
   const rule = ruleFor(rules, kind, obj.metadata?.name ?? '');
   if (rule?.ignore) return undefined;

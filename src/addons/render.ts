@@ -3,10 +3,10 @@
 // is not a built-in one, everything in install order, and a digest that changes exactly when the
 // rendered result does.
 import { createHash } from 'node:crypto';
-import { LABEL_ADDON, LABEL_MANAGED_BY, MANAGED_BY } from '../api/addons.js';
 import type { Cluster } from '../api/kinds.js';
 import { CLUSTER_DOMAIN, clusterDnsIP } from '../api/cluster-dns.js';
 import { DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR } from '../api/cluster-validation.js';
+import { LABEL_ADDON, LABEL_MANAGED_BY, MANAGED_BY_ADDONS } from '../api/wellknown.js';
 import type { PreparedDefinition } from './definitions.js';
 import { RenderError, renderDoc, type RenderContext } from './template.js';
 import { resolveValues } from './values.js';
@@ -36,10 +36,14 @@ export function clusterContext(cluster: Pick<Cluster, 'metadata' | 'spec' | 'sta
   };
 }
 
-// Helm's install order: what others refer to comes first. Deletion runs in reverse.
+// Helm's install order (what others refer to comes first), except that CustomResourceDefinitions
+// lead, as Helm's crds/ directory does: the pass waits for them to be established before it
+// applies anything else, so the add-on's own custom resources find their kind served. Deletion
+// runs in reverse: custom resources (kinds not listed) first, their definitions last.
+export const CRD_KIND = 'CustomResourceDefinition';
 const INSTALL_ORDER = [
-  'Namespace', 'NetworkPolicy', 'ResourceQuota', 'LimitRange', 'PodSecurityPolicy', 'PodDisruptionBudget', 'ServiceAccount', 'Secret',
-  'SecretList', 'ConfigMap', 'StorageClass', 'PersistentVolume', 'PersistentVolumeClaim', 'CustomResourceDefinition', 'ClusterRole',
+  CRD_KIND, 'Namespace', 'NetworkPolicy', 'ResourceQuota', 'LimitRange', 'PodSecurityPolicy', 'PodDisruptionBudget', 'ServiceAccount', 'Secret',
+  'SecretList', 'ConfigMap', 'StorageClass', 'PersistentVolume', 'PersistentVolumeClaim', 'ClusterRole',
   'ClusterRoleList', 'ClusterRoleBinding', 'ClusterRoleBindingList', 'Role', 'RoleList', 'RoleBinding', 'RoleBindingList', 'Service',
   'DaemonSet', 'Pod', 'ReplicationController', 'ReplicaSet', 'Deployment', 'HorizontalPodAutoscaler', 'StatefulSet', 'Job', 'CronJob',
   'IngressClass', 'Ingress', 'APIService', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration',
@@ -89,7 +93,7 @@ export function renderAddon(p: PreparedDefinition, values: Record<string, unknow
  * each applying its own add-on label would take the field from the others on every pass.
  */
 function label(obj: Manifest, addon: string): Manifest {
-  const labels: Record<string, string> = { ...(obj.metadata.labels ?? {}), [LABEL_MANAGED_BY]: MANAGED_BY };
+  const labels: Record<string, string> = { ...(obj.metadata.labels ?? {}), [LABEL_MANAGED_BY]: MANAGED_BY_ADDONS };
   if (obj.kind !== 'Namespace') labels[LABEL_ADDON] = addon;
   return { ...obj, metadata: { ...obj.metadata, labels } };
 }

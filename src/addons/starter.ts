@@ -9,45 +9,35 @@
 //   - when the cluster is deleted, deletes its Addons (their objects go with the cluster's
 //     machines) and stops its controller once none is left.
 import type { Logger } from 'pino';
+import { isTrue } from '../api/conditions.js';
 import { isApiError } from '../api/errors.js';
-import {
-  ADDON_POLICY_NAME,
-  addonObjectName,
-  ANNOTATION_DEFAULTS,
-  ANNOTATION_DEFAULTS_APPLIED,
-  resolveAddonPolicy,
-  type Addon,
-  type AddonDefinition,
-  type AddonPolicy,
-  type AddonPolicySpec,
-} from '../api/addons.js';
+import { jsonEqual } from '../api/json.js';
+import { ADDON_POLICY_NAME, addonObjectName, resolveAddonPolicy, type Addon, type AddonDefinition, type AddonPolicySpec } from '../api/addons.js';
 import type { Cluster } from '../api/kinds.js';
-import { API_VERSION, type Resource } from '../api/meta.js';
+import { API_VERSION, isDeleting } from '../api/meta.js';
 import { validateObject, type ValidationContext } from '../api/registry.js';
+import { ANNOTATION_ADDON_DEFAULTS, ANNOTATION_ADDON_DEFAULTS_APPLIED, AddonCondition, LABEL_CLUSTER, LABEL_DEFAULT_ADDON } from '../api/wellknown.js';
 import type { AlertSink } from '../alerts/manager.js';
 import { WorkQueue } from '../runtime/workqueue.js';
+import { typed } from '../store/typed.js';
 import type { Store, Watch, WatchEvent } from '../store/types.js';
 import { AddonIndex, clusterKeyOf } from './addon-index.js';
-import { ClusterAddonController, type KubeconfigSource } from './controller.js';
+import { ClusterAddonController, type ClusterObjectAccess } from './controller.js';
 import type { DefinitionIndex } from './definitions.js';
-import type { AddonClusterApi } from './kube.js';
 import type { AddonMetrics } from './metrics.js';
-
-/** The label the cluster controllers put on a cluster's objects; Addons carry it too. */
-const LABEL_CLUSTER = 'marina.dev/cluster';
-/** On Addons the starter created from the policy. */
-export const LABEL_DEFAULT_ADDON = 'addons.marina.dev/default';
 
 export interface StarterOptions {
   store: Store;
   definitions: DefinitionIndex;
   /** Admission context, so that the starter never stores an Addon a client could not. */
   validation: ValidationContext;
-  kubeconfig: KubeconfigSource;
-  apiFor?: (kubeconfig: string) => AddonClusterApi;
+  /** How the per-cluster controllers reach their clusters (the cluster access Marina shares). */
+  access: ClusterObjectAccess;
   alerts?: AlertSink;
   metrics?: AddonMetrics;
   log: Logger;
+  /** How long a stopping controller lets its pass finish before aborting its calls. */
+  stopGracePeriodMs?: number;
 }
 
 const splitKey = (key: string): [string, string] => {
@@ -63,15 +53,21 @@ export class AddonStarter {
   private policy: Required<AddonPolicySpec> = resolveAddonPolicy(undefined);
   private workers: Promise<void>[] = [];
   private unsubscribe?: () => void;
+  private stopping?: Promise<void>;
+  private readonly clusters;
+  private readonly addonObjects;
 
-  constructor(private readonly o: StarterOptions) {}
+  constructor(private readonly o: StarterOptions) {
+    this.clusters = typed(o.store, 'Cluster');
+    this.addonObjects = typed(o.store, 'Addon');
+  }
 
   async start(): Promise<void> {
     const rv = await this.o.store.currentRevision();
-    const policy = await this.o.store.get({ kind: 'AddonPolicy', project: '', name: ADDON_POLICY_NAME });
-    this.policy = resolveAddonPolicy((policy as AddonPolicy | undefined)?.spec);
-    for (const a of await this.listAll('Addon')) this.addons.note(a as Addon, false);
-    const clusters = await this.listAll('Cluster');
+    const policy = await typed(this.o.store, 'AddonPolicy').get('', ADDON_POLICY_NAME);
+    this.policy = resolveAddonPolicy(policy?.spec);
+    for (const a of await this.addonObjects.list()) this.addons.note(a, false);
+    const clusters = await this.clusters.list();
     // Watch from the revision before the lists: changes made meanwhile arrive (again) as events.
     const watch = (kind: string, handle: (ev: WatchEvent) => void) => this.watches.push(this.o.store.watch({ kind, resourceVersion: rv }, handle));
     watch('Cluster', (ev) => this.onCluster(ev));
@@ -84,7 +80,13 @@ export class AddonStarter {
     this.o.log.info({ clusters: clusters.length, resyncSeconds: this.policy.resyncSeconds }, 'add-on starter started');
   }
 
-  async stop(): Promise<void> {
+  /** Stops following the store and every per-cluster controller. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
     for (const w of this.watches.splice(0)) w.stop();
     this.unsubscribe?.();
     this.queue.shutDown();
@@ -99,15 +101,9 @@ export class AddonStarter {
     return this.controllers.size;
   }
 
-  private async listAll(kind: string): Promise<Resource[]> {
-    const out: Resource[] = [];
-    let cont: string | undefined;
-    do {
-      const page = await this.o.store.list(kind, { limit: 500, continue: cont });
-      out.push(...page.items);
-      cont = page.continue;
-    } while (cont);
-    return out;
+  /** The kinds whose objects the controller of one cluster watches now (`group/kind`). */
+  watchedKinds(project: string, cluster: string): string[] {
+    return this.controllers.get(clusterKeyOf(project, cluster))?.watchedKinds() ?? [];
   }
 
   // ---------- routing changes ----------
@@ -119,6 +115,7 @@ export class AddonStarter {
   }
 
   private onAddon(ev: WatchEvent): void {
+    // The watch is on Addons: the store delivers objects of that kind only.
     const addon = ev.object as Addon;
     const deleted = ev.type === 'DELETED';
     const previous = this.addons.note(addon, deleted);
@@ -128,16 +125,19 @@ export class AddonStarter {
     if (!controller || deleted) return;
     const m = addon.metadata;
     const p = previous?.metadata;
-    const specOrLifecycle = !p || p.generation !== m.generation || p.deletionTimestamp !== m.deletionTimestamp || JSON.stringify(p.finalizers) !== JSON.stringify(m.finalizers);
+    const specOrLifecycle = !p || p.generation !== m.generation || p.deletionTimestamp !== m.deletionTimestamp || !jsonEqual(p.finalizers, m.finalizers);
     if (specOrLifecycle) controller.enqueue(m.name);
     // Its own status write needs no pass; but add-ons waiting for this one may move on now.
-    else controller.enqueueAll((a) => a.metadata.name !== m.name && (a.status?.conditions ?? []).some((c) => c.type === 'Applied' && c.status !== 'True'));
+    else controller.enqueueAll((a) => a.metadata.name !== m.name && !isTrue(a.status?.conditions, AddonCondition.Applied));
   }
 
   private onPolicy(ev: WatchEvent): void {
     if (ev.object.metadata.name !== ADDON_POLICY_NAME) return;
-    this.policy = resolveAddonPolicy(ev.type === 'DELETED' ? undefined : (ev.object as AddonPolicy).spec);
-    for (const c of this.controllers.values()) c.setResync(this.policy.resyncSeconds * 1000);
+    this.policy = resolveAddonPolicy(ev.type === 'DELETED' ? undefined : (ev.object.spec as Partial<AddonPolicySpec>));
+    for (const c of this.controllers.values()) {
+      c.setResync(this.policy.resyncSeconds * 1000);
+      c.setWatching(this.policy.watchObjects);
+    }
   }
 
   private onDefinition(def: AddonDefinition): void {
@@ -165,13 +165,13 @@ export class AddonStarter {
 
   private async reconcile(key: string): Promise<void> {
     const [project, name] = splitKey(key);
-    const cluster = (await this.o.store.get({ kind: 'Cluster', project, name })) as Cluster | undefined;
+    const cluster = await this.clusters.get(project, name);
     const addons = this.addons.of(project, name);
-    if (cluster && !cluster.metadata.deletionTimestamp) {
+    if (cluster && !isDeleting(cluster)) {
       await this.ensureDefaults(cluster);
       // Addons applied to an earlier cluster of the same name belong to nothing any more.
       for (const a of addons) {
-        if (a.status?.clusterUID && a.status.clusterUID !== cluster.metadata.uid && !a.metadata.deletionTimestamp) await this.deleteAddon(a);
+        if (a.status?.clusterUID && a.status.clusterUID !== cluster.metadata.uid && !isDeleting(a)) await this.addonObjects.deleteIfExists(project, a.metadata.name);
       }
       this.ensureController(key, project, name);
       return;
@@ -179,19 +179,11 @@ export class AddonStarter {
     // The cluster is being deleted, or is gone after add-ons were applied to it: they go too. An
     // Addon created ahead of its cluster (never applied) waits for it.
     for (const a of addons) {
-      if (a.metadata.deletionTimestamp) continue;
-      if (cluster || a.status?.clusterUID) await this.deleteAddon(a);
+      if (isDeleting(a)) continue;
+      if (cluster || a.status?.clusterUID) await this.addonObjects.deleteIfExists(project, a.metadata.name);
     }
     if (addons.length > 0) this.ensureController(key, project, name);
     else await this.stopController(key);
-  }
-
-  private async deleteAddon(a: Addon): Promise<void> {
-    try {
-      await this.o.store.delete({ kind: 'Addon', project: a.metadata.project ?? '', name: a.metadata.name });
-    } catch (err) {
-      if (!(isApiError(err) && err.code === 404)) throw err;
-    }
   }
 
   private ensureController(key: string, project: string, cluster: string): void {
@@ -202,11 +194,11 @@ export class AddonStarter {
       cluster,
       definitions: this.o.definitions,
       addons: this.addons,
-      kubeconfig: this.o.kubeconfig,
-      ...(this.o.apiFor ? { apiFor: this.o.apiFor } : {}),
+      access: this.o.access,
       policy: () => this.policy,
       ...(this.o.alerts ? { alerts: this.o.alerts } : {}),
       ...(this.o.metrics ? { metrics: this.o.metrics } : {}),
+      ...(this.o.stopGracePeriodMs !== undefined ? { stopGracePeriodMs: this.o.stopGracePeriodMs } : {}),
       log: this.o.log,
     });
     this.controllers.set(key, c);
@@ -225,7 +217,7 @@ export class AddonStarter {
   /** The policy's default set, once per cluster. */
   private async ensureDefaults(cluster: Cluster): Promise<void> {
     const annotations = cluster.metadata.annotations ?? {};
-    if (annotations[ANNOTATION_DEFAULTS_APPLIED] || annotations[ANNOTATION_DEFAULTS] === 'none') return;
+    if (annotations[ANNOTATION_ADDON_DEFAULTS_APPLIED] || annotations[ANNOTATION_ADDON_DEFAULTS] === 'none') return;
     const project = cluster.metadata.project ?? '';
     const have = new Set(this.addons.of(project, cluster.metadata.name).map((a) => a.spec.addon));
     const created: string[] = [];
@@ -255,11 +247,11 @@ export class AddonStarter {
         this.o.log.warn({ cluster: cluster.metadata.name, addon: d.addon, err: err.message }, 'default add-on not created');
       }
     }
-    const latest = (await this.o.store.get({ kind: 'Cluster', project, name: cluster.metadata.name })) as Cluster | undefined;
-    if (!latest || latest.metadata.deletionTimestamp) return;
-    await this.o.store.update({
+    const latest = await this.clusters.get(project, cluster.metadata.name);
+    if (!latest || isDeleting(latest)) return;
+    await this.clusters.update({
       ...latest,
-      metadata: { ...latest.metadata, annotations: { ...(latest.metadata.annotations ?? {}), [ANNOTATION_DEFAULTS_APPLIED]: new Date().toISOString() } },
+      metadata: { ...latest.metadata, annotations: { ...(latest.metadata.annotations ?? {}), [ANNOTATION_ADDON_DEFAULTS_APPLIED]: new Date().toISOString() } },
     });
     this.o.log.info({ cluster: `${project}/${cluster.metadata.name}`, addons: created }, 'default add-ons enabled');
   }

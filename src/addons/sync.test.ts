@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ANNOTATION_IGNORE, ANNOTATION_KEEP, type AppliedObject } from '../api/addons.js';
+import type { AppliedObject } from '../api/addons.js';
+import { ANNOTATION_ADDON_IGNORE as ANNOTATION_IGNORE, ANNOTATION_ADDON_KEEP as ANNOTATION_KEEP } from '../api/wellknown.js';
 import { KubeError } from '../kube/client.js';
 import type { Manifest } from './render.js';
 import { covers, removeObjects, syncAddon, type SyncOptions } from './sync.js';
@@ -122,8 +123,36 @@ test('removal: reverse order, shared objects and namespaces holding kept objects
   const api2 = new FakeClusterApi();
   const inv = (await syncAddon(opts(api2, v1, [], false))).inventory;
   api2.edit('ConfigMap', 'cfg', (o) => (o.metadata!.annotations = { [ANNOTATION_KEEP]: 'true' }));
-  const r = await removeObjects(api2, inv, (key) => key.includes('/Service/'));
+  const r = await removeObjects(api2, inv, { shared: (key) => key.includes('/Service/') });
   assert.deepEqual(r.kept, ['Service mon/svc (shared with another add-on)', 'ConfigMap mon/cfg (annotated)', 'Namespace mon (holds kept objects)']);
   assert.deepEqual(r.deleted, ['Deployment mon/app']);
   assert.ok(api2.find('ConfigMap', 'cfg') && api2.find('Namespace', 'mon'));
+});
+
+test('a CRD and its custom resources in one add-on: the CRD is applied and established first, its resources in the same pass', async () => {
+  const api = new FakeClusterApi();
+  api.crdEstablishMs = 150;
+  const crd = m('CustomResourceDefinition', 'widgets.example.dev', {
+    spec: { group: 'example.dev', names: { kind: 'Widget', plural: 'widgets' }, scope: 'Namespaced', versions: [{ name: 'v1', served: true, storage: true }] },
+  }, 'apiextensions.k8s.io/v1');
+  const widget = m('Widget', 'w1', { spec: { size: 3 } }, 'example.dev/v1');
+  // As rendered: in install order, the CRD leads.
+  const r = await syncAddon(opts(api, [crd, ...v1, widget], [], false));
+  assert.deepEqual(r.failed, []);
+  assert.equal(api.find('Widget', 'w1')?.metadata?.namespace, 'mon');
+  assert.ok(!r.unhealthy.some((u) => u.startsWith('CustomResourceDefinition')), 'the CRD is judged as it is after the wait: established');
+  assert.equal(r.inventory[0]?.kind, 'CustomResourceDefinition');
+
+  // A CRD whose names the API refuses is waited for no longer: its resources fail, the rest applies.
+  const refused = new FakeClusterApi();
+  refused.refuseCrdNames = true;
+  const names = m('CustomResourceDefinition', 'gadgets.example.dev', {
+    spec: { group: 'example.dev', names: { kind: 'Gadget' }, versions: [{ name: 'v1' }] },
+  }, 'apiextensions.k8s.io/v1');
+  // Were the pass to wait out its timeout, the test would time out instead.
+  const r2 = await syncAddon(opts(refused, [names, ...v1, m('Gadget', 'g', {}, 'example.dev/v1')], [], false, { crdTimeoutMs: 3_600_000 }));
+  assert.match(r2.failed.join(), /Gadget g: the cluster's API does not serve Gadget/);
+  assert.equal(r2.applied, 5, 'the CRD and the other objects');
+  refused.close();
+  api.close();
 });

@@ -1,6 +1,6 @@
 // One pass of an add-on over its cluster: apply what is desired, count what had drifted, prune
 // what the new revision no longer has, judge health; and the removal of everything when the
-// add-on goes. Pure over AddonClusterApi, so it is tested without a cluster.
+// add-on goes. It reaches the cluster only through an ObjectApi, so it is tested without one.
 //
 // Drift: when the rendered objects are the ones last applied in full (`unchanged`), every object
 // is read and compared with what we want (our fields only: the live object may carry more). An
@@ -8,17 +8,29 @@
 // fields is a no-op that keeps the resourceVersion), was changed by someone else: it is put back
 // and counted. After an upgrade (`unchanged` false) every object is applied, so fields the new
 // revision dropped are removed by server-side apply, and nothing is counted.
+//
+// CustomResourceDefinitions come first: the pass waits until they are established and their kinds
+// are served before it applies the rest, so custom resources of the same add-on apply in one pass.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { ANNOTATION_IGNORE, ANNOTATION_KEEP, type AppliedObject, type HealthRule } from '../api/addons.js';
+import type { AppliedObject, HealthRule } from '../api/addons.js';
+import { ANNOTATION_ADDON_IGNORE, ANNOTATION_ADDON_KEEP } from '../api/wellknown.js';
+import type { ClusterObject, ObjectApi, ObjectRef } from '../clusteraccess/access.js';
 import { KubeError } from '../kube/client.js';
-import { judge, type LiveObject } from './health.js';
-import { refKey, showRef, type AddonClusterApi, type ObjectRef } from './kube.js';
-import { installRank, type Manifest } from './render.js';
+import { judge } from './health.js';
+import { refKey, showRef } from './refs.js';
+import { CRD_KIND, installRank, type Manifest } from './render.js';
+
+/** A CRD applied in a pass is usually established within a second; after this the pass goes on without it. */
+export const CRD_ESTABLISH_TIMEOUT_MS = 30_000;
+const CRD_POLL_MS = 200;
 
 export interface SyncOptions {
-  api: AddonClusterApi;
+  api: ObjectApi;
+  /** The reconcile's: every call to the cluster takes it. */
+  signal?: AbortSignal;
   fieldManager: string;
-  /** Rendered objects in install order. */
+  /** Rendered objects in install order (CustomResourceDefinitions first). */
   objects: readonly Manifest[];
   /** Namespace of namespaced objects that name none. */
   defaultNamespace: string;
@@ -29,6 +41,10 @@ export interface SyncOptions {
   /** Objects another add-on of the cluster applies too (a shared Namespace): never deleted here. */
   shared?: (key: string) => boolean;
   rules?: readonly HealthRule[];
+  /** Told each object as this pass read or wrote it (undefined: it does not exist), as soon as it is known. */
+  observed?: (ref: ObjectRef, obj: ClusterObject | undefined) => void;
+  /** How long to wait for the add-on's CRDs to be established (default CRD_ESTABLISH_TIMEOUT_MS). */
+  crdTimeoutMs?: number;
 }
 
 export interface SyncReport {
@@ -48,7 +64,7 @@ export interface SyncReport {
   failed: string[];
 }
 
-const annotated = (obj: LiveObject | undefined, key: string) => obj?.metadata?.annotations?.[key] === 'true';
+const annotated = (obj: ClusterObject | undefined, key: string) => obj?.metadata?.annotations?.[key] === 'true';
 const toApplied = (r: ObjectRef): AppliedObject => (r.namespace ? { apiVersion: r.apiVersion, kind: r.kind, namespace: r.namespace, name: r.name } : { apiVersion: r.apiVersion, kind: r.kind, name: r.name });
 
 /**
@@ -76,48 +92,74 @@ function isTransient(err: unknown): boolean {
 const reason = (err: unknown) => (err instanceof KubeError ? `${err.reason}: ${err.message}` : err instanceof Error ? err.message : String(err));
 
 /** Where an object goes: its namespace (discovery says whether it has one) and its ref. */
-async function place(api: AddonClusterApi, o: Manifest, defaultNamespace: string): Promise<{ obj: Manifest; ref: ObjectRef }> {
-  const namespaced = await api.namespaced(o.apiVersion, o.kind);
-  const metadata = { ...o.metadata };
-  if (namespaced) metadata.namespace ??= defaultNamespace;
+async function place(o: SyncOptions, m: Manifest): Promise<{ obj: Manifest; ref: ObjectRef }> {
+  const namespaced = await o.api.namespaced(m.apiVersion, m.kind, { signal: o.signal });
+  const metadata = { ...m.metadata };
+  if (namespaced) metadata.namespace ??= o.defaultNamespace;
   else delete metadata.namespace;
-  const ref: ObjectRef = { apiVersion: o.apiVersion, kind: o.kind, name: metadata.name };
+  const ref: ObjectRef = { apiVersion: m.apiVersion, kind: m.kind, name: metadata.name };
   if (metadata.namespace) ref.namespace = metadata.namespace;
-  return { obj: { ...o, metadata }, ref };
+  return { obj: { ...m, metadata }, ref };
 }
 
 export async function syncAddon(o: SyncOptions): Promise<SyncReport> {
   const report: SyncReport = { inventory: [], applied: 0, drifted: [], ignored: [], pruned: [], kept: [], unhealthy: [], progressing: false, failed: [] };
   const before = new Set(o.inventory.map(refKey));
   const wanted = new Set<string>();
-  for (const manifest of o.objects) {
+  const call = { signal: o.signal };
+
+  /** Health of an object as it is now; ignored objects are not judged. */
+  const judgeOne = (name: string, obj: ClusterObject) => {
+    if (annotated(obj, ANNOTATION_ADDON_IGNORE)) return;
+    const verdict = judge(obj, o.rules);
+    if (verdict && !verdict.healthy) report.unhealthy.push(`${name}: ${verdict.message ?? 'not healthy'}`);
+    if (verdict?.progressing) report.progressing = true;
+  };
+
+  /** Brings one object to its manifest; returns it as it is now in the cluster (undefined: failed). */
+  const syncOne = async (manifest: Manifest): Promise<{ name: string; obj: ClusterObject } | undefined> => {
     let name = showRef({ kind: manifest.kind, ...manifest.metadata });
     try {
-      const { obj, ref } = await place(o.api, manifest, o.defaultNamespace);
+      const { obj, ref } = await place(o, manifest);
       name = showRef(ref);
       wanted.add(refKey(ref));
-      const live = await o.api.get(ref);
-      if (annotated(live, ANNOTATION_IGNORE)) {
+      const live = await o.api.get(ref, call);
+      o.observed?.(ref, live);
+      if (live && annotated(live, ANNOTATION_ADDON_IGNORE)) {
         report.ignored.push(name);
         report.inventory.push(toApplied(ref));
-        continue;
+        return { name, obj: live };
       }
       let current = live;
       if (!live || !o.unchanged || !covers(live, obj)) {
-        current = await o.api.apply(obj, o.fieldManager);
+        current = await o.api.apply(obj, o.fieldManager, call);
+        o.observed?.(ref, current);
         report.applied++;
         const drift = o.unchanged && before.has(refKey(ref)) && (!live || current.metadata?.resourceVersion !== live.metadata?.resourceVersion);
         if (drift) report.drifted.push(`${name} (${live ? 'changed' : 'deleted'})`);
       }
       report.inventory.push(toApplied(ref));
-      const verdict = judge(current!, o.rules);
-      if (verdict && !verdict.healthy) report.unhealthy.push(`${name}: ${verdict.message ?? 'not healthy'}`);
-      if (verdict?.progressing) report.progressing = true;
+      return { name, obj: current! };
     } catch (err) {
       if (isTransient(err)) throw err;
       report.failed.push(`${name}: ${reason(err)}`);
+      return undefined;
     }
+  };
+
+  // The add-on's own CRDs first, established and served before the objects that may be of their kinds.
+  const crds: { name: string; obj: ClusterObject }[] = [];
+  for (const m of o.objects.filter((x) => x.kind === CRD_KIND)) {
+    const crd = await syncOne(m);
+    if (crd) crds.push(crd);
   }
+  const established = crds.length > 0 ? await awaitEstablished(o, crds.map((c) => c.obj)) : [];
+  crds.forEach((c, i) => judgeOne(c.name, established[i] ?? c.obj));
+  for (const m of o.objects.filter((x) => x.kind !== CRD_KIND)) {
+    const synced = await syncOne(m);
+    if (synced) judgeOne(synced.name, synced.obj);
+  }
+
   if (report.failed.length > 0) {
     // Keep every old object until the new revision is in: a failed upgrade must not leave nothing.
     const have = new Set(report.inventory.map(refKey));
@@ -125,12 +167,68 @@ export async function syncAddon(o: SyncOptions): Promise<SyncReport> {
     return report;
   }
   const stale = o.inventory.filter((r) => !wanted.has(refKey(r)));
-  const removal = await removeObjects(o.api, stale, o.shared);
+  const removal = await removeObjects(o.api, stale, { ...(o.shared ? { shared: o.shared } : {}), ...(o.signal ? { signal: o.signal } : {}) });
   report.pruned.push(...removal.deleted);
   report.kept.push(...removal.kept);
   report.failed.push(...removal.failed);
   report.inventory.push(...removal.pending);
   return report;
+}
+
+interface CrdShape {
+  spec?: { group?: string; names?: { kind?: string }; versions?: { name?: string; served?: boolean }[] };
+  status?: { conditions?: { type?: string; status?: string }[] };
+}
+
+/** The kinds a CRD serves, as apiVersion + kind. */
+function servedKinds(crd: ClusterObject): { apiVersion: string; kind: string }[] {
+  const spec = (crd as CrdShape).spec;
+  const kind = spec?.names?.kind;
+  if (!spec?.group || !kind) return [];
+  return (spec.versions ?? []).filter((v) => v.name && v.served !== false).map((v) => ({ apiVersion: `${spec.group}/${v.name}`, kind }));
+}
+
+const conditionOf = (crd: ClusterObject, type: string) => (crd as CrdShape).status?.conditions?.find((c) => c.type === type)?.status;
+
+/**
+ * Waits until every CRD is Established and the API's discovery serves its kinds, a CRD's names are
+ * refused (NamesAccepted False: waiting cannot help), or the timeout passes. What is still not
+ * served then fails on its own when its objects are applied, and the next pass tries again.
+ * Returns the CRDs as last read, in the order given (a CRD deleted meanwhile: as given).
+ */
+async function awaitEstablished(o: SyncOptions, crds: readonly ClusterObject[]): Promise<ClusterObject[]> {
+  const latest = [...crds];
+  const deadline = Date.now() + (o.crdTimeoutMs ?? CRD_ESTABLISH_TIMEOUT_MS);
+  const ready = async (crd: ClusterObject): Promise<boolean> => {
+    if (conditionOf(crd, 'Established') !== 'True') return false;
+    for (const k of servedKinds(crd)) {
+      try {
+        await o.api.namespaced(k.apiVersion, k.kind, { signal: o.signal });
+      } catch (err) {
+        if (isTransient(err)) throw err;
+        return false;
+      }
+    }
+    return true;
+  };
+  let waiting = latest.map((_, i) => i);
+  for (;;) {
+    const next: number[] = [];
+    for (const i of waiting) if (conditionOf(latest[i]!, 'NamesAccepted') !== 'False' && !(await ready(latest[i]!))) next.push(i);
+    if (next.length === 0 || Date.now() >= deadline) return latest;
+    await sleep(CRD_POLL_MS, undefined, o.signal ? { signal: o.signal } : {});
+    waiting = [];
+    for (const i of next) {
+      const crd = latest[i]!;
+      const ref = { apiVersion: crd.apiVersion ?? 'apiextensions.k8s.io/v1', kind: CRD_KIND, name: crd.metadata?.name ?? '' };
+      const fresh = await o.api.get(ref, { signal: o.signal });
+      o.observed?.(ref, fresh);
+      if (fresh) {
+        latest[i] = fresh;
+        waiting.push(i);
+      }
+    }
+  }
 }
 
 export interface RemovalReport {
@@ -149,30 +247,35 @@ export interface RemovalReport {
  * Deletes `refs` in reverse install order, except objects annotated keep or ignore, objects other
  * add-ons share, and namespaces that hold a kept object (deleting them would take it along).
  */
-export async function removeObjects(api: AddonClusterApi, refs: readonly AppliedObject[], shared?: (key: string) => boolean): Promise<RemovalReport> {
+export async function removeObjects(
+  api: ObjectApi,
+  refs: readonly AppliedObject[],
+  opts: { shared?: (key: string) => boolean; signal?: AbortSignal } = {},
+): Promise<RemovalReport> {
   const out: RemovalReport = { deleted: [], gone: [], kept: [], pending: [], failed: [] };
   const ordered = [...refs].sort((a, b) => installRank(b.kind) - installRank(a.kind) || (a.kind === 'Namespace' ? 1 : 0) - (b.kind === 'Namespace' ? 1 : 0));
   const keptNamespaces = new Set<string>();
+  const call = { signal: opts.signal };
   for (const ref of ordered) {
     const name = showRef(ref);
     try {
-      if (shared?.(refKey(ref))) {
+      if (opts.shared?.(refKey(ref))) {
         out.kept.push(`${name} (shared with another add-on)`);
         continue;
       }
-      const live = await api.get(ref);
+      const live = await api.get(ref, call);
       if (!live) {
         out.gone.push(name);
         continue;
       }
-      const keep = annotated(live, ANNOTATION_KEEP) || annotated(live, ANNOTATION_IGNORE);
+      const keep = annotated(live, ANNOTATION_ADDON_KEEP) || annotated(live, ANNOTATION_ADDON_IGNORE);
       if (keep || (ref.kind === 'Namespace' && keptNamespaces.has(ref.name))) {
         out.kept.push(`${name} (${keep ? 'annotated' : 'holds kept objects'})`);
         if (ref.namespace) keptNamespaces.add(ref.namespace);
         continue;
       }
       if (!live.metadata?.deletionTimestamp) {
-        await api.delete(ref);
+        await api.delete(ref, call);
         out.deleted.push(name);
       }
       out.pending.push(ref);

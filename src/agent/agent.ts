@@ -9,6 +9,7 @@ import type { AgentConfig } from './config.js';
 import { diskUsageBytes, processUsage, type ProcessUsage } from './procfs.js';
 import { type ProcessInfo, ProcessSupervisor, type SupervisorOptions } from './supervisor.js';
 import { type KubeletLog, type KubeletState, VirtualKubelet } from './virtual-kubelet.js';
+import { LoopbackRelay } from './loopback-relay.js';
 
 export interface MachineAgentOptions {
   log: KubeletLog;
@@ -56,6 +57,7 @@ export class MachineAgent {
   private disk: { at: number; bytes: number; pending?: Promise<number> } = { at: 0, bytes: 0 };
   private readonly opts: MachineAgentOptions;
   private stopped: Promise<void> | undefined;
+  private readonly relays: LoopbackRelay[];
 
   constructor(config: AgentConfig, opts: MachineAgentOptions) {
     this.config = config;
@@ -67,6 +69,7 @@ export class MachineAgent {
       stopGraceMs: (config.stopGraceSeconds ?? 10) * 1000,
       ...opts.supervisor,
     });
+    this.relays = (config.loopbackRelayPorts ?? []).map((port) => new LoopbackRelay({ port, ownAddress: config.address, log: opts.log }));
     this.defineMetrics();
   }
 
@@ -82,6 +85,7 @@ export class MachineAgent {
     this.log.info({ address: this.config.address, port: this.config.agentPort }, 'agent listening');
     await this.supervisor.start();
     if (this.stopped) return;
+    for (const r of this.relays) r.start();
     const k = this.config.kubelet;
     if (k) {
       const client = await KubeClient.fromKubeconfigFile(k.kubeconfigPath, { userAgent: `marina-virtual-kubelet/${this.config.nodeName}` });
@@ -130,6 +134,7 @@ export class MachineAgent {
       const k = this.kubelet?.stop();
       for (const c of this.clients) c.close(); // aborts in-flight calls so the kubelet stops at once
       await k;
+      await Promise.all(this.relays.map((r) => r.stop()));
       await this.supervisor.stop();
       await new Promise<void>((resolve) => {
         if (!this.server) return resolve();

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { parseCidr } from '../api/cidr.js';
-import type { Taint } from './kube-objects.js';
+import type { Taint } from '../kube/objects.js';
 
 export interface AgentProcessTLS {
   /** PEM file paths used to probe `readyUrl` (CA of the server; client cert/key if it wants one). */
@@ -72,6 +72,11 @@ export interface AgentConfig {
   kubelet?: AgentKubeletConfig;
   /** SIGTERM→SIGKILL grace for children at shutdown (default 10 s). */
   stopGraceSeconds?: number;
+  /**
+   * Ports also served on 127.0.0.1, relayed to the calling kube-apiserver's machine (see
+   * loopback-relay.ts): kube-controller-manager's and kube-scheduler's, which ComponentStatus probes there.
+   */
+  loopbackRelayPorts?: number[];
 }
 
 export class AgentConfigError extends Error {
@@ -89,7 +94,7 @@ const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 /** Kubernetes quantity (e.g. 2, 500m, 4Gi, 1e3). */
 const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][-+]?[0-9]+)?$/;
-const ALLOWED_TOP = new Set(['machine', 'nodeName', 'address', 'dataDir', 'agentPort', 'roles', 'processes', 'kubelet', 'stopGraceSeconds']);
+const ALLOWED_TOP = new Set(['machine', 'nodeName', 'address', 'dataDir', 'agentPort', 'roles', 'processes', 'kubelet', 'stopGraceSeconds', 'loopbackRelayPorts']);
 const ALLOWED_PROCESS = new Set(['name', 'command', 'args', 'env', 'readyUrl', 'tls']);
 const ALLOWED_KUBELET = new Set([
   'kubeconfigPath',
@@ -164,6 +169,12 @@ export function validateAgentConfig(raw: unknown, source?: string): AgentConfig 
   if (raw.roles !== undefined) {
     if (!Array.isArray(raw.roles) || raw.roles.some((r) => typeof r !== 'string' || !DNS1123_LABEL.test(r))) {
       p.push('roles: must be an array of role names like "worker"');
+    }
+  }
+  if (raw.loopbackRelayPorts !== undefined) {
+    const ports = raw.loopbackRelayPorts;
+    if (!Array.isArray(ports) || ports.some((n) => !Number.isInteger(n) || n < 1 || n > 65535) || new Set(ports).size !== ports.length) {
+      p.push('loopbackRelayPorts: must be an array of distinct port numbers (1-65535)');
     }
   }
 

@@ -2,8 +2,10 @@
 // local provider (so it leads its own process group; Marina stops the machine by signalling the
 // group).
 //
-//   node dist/src/agent/main.js --config <dataDir>/agent.json
+//   node dist/src/agent/main.js --config <dataDir>/agent.json [--machine-uid <uid>]
 //
+// --machine-uid is not read here: it tags the process with the uid of its Machine object, so the
+// provider can tell whose agent it is from /proc alone (src/providers/local/processes.ts).
 // Logs go to <dataDir>/logs/agent.log (pino, JSON lines); children log to <dataDir>/logs/<name>.log.
 // Exit codes: 0 after SIGTERM/SIGINT, 2 for a bad config, 1 if it cannot start at all.
 import { mkdirSync } from 'node:fs';

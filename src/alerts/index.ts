@@ -10,10 +10,11 @@
 //   await alerting.stop();
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Alert, NotificationChannel } from '../api/kinds.js';
+import type { Alert } from '../api/kinds.js';
 import type { ObjectKey, Resource } from '../api/meta.js';
 import { Controller } from '../runtime/controller.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
+import { typed } from '../store/typed.js';
 import type { Store } from '../store/types.js';
 import { AlertManager } from './manager.js';
 import { AlertNotifier, type NotifierOptions } from './notifier.js';
@@ -55,10 +56,10 @@ export interface RunningAlerting {
  */
 class FiringIndex {
   private readonly byProject = new Map<string, Set<string>>();
-  note(a: Resource): void {
+  note(a: Alert): void {
     const project = a.metadata.project ?? '';
     let set = this.byProject.get(project);
-    if ((a as Alert).status?.state === 'firing') {
+    if (a.status?.state === 'firing') {
       if (!set) this.byProject.set(project, (set = new Set()));
       set.add(a.metadata.name);
     } else {
@@ -85,8 +86,8 @@ export async function startAlerting(deps: AlertingDeps): Promise<RunningAlerting
   const channelGenerations = new Map<string, string>();
   const signature = (c: Resource) => `${c.metadata.uid ?? ''}/${c.metadata.generation ?? 0}`;
   const channelKey = (c: Resource) => `${c.metadata.project ?? ''}/${c.metadata.name}`;
-  for (const a of await listAll(deps.store, 'Alert')) firing.note(a);
-  for (const c of await listAll(deps.store, 'NotificationChannel')) channelGenerations.set(channelKey(c), signature(c));
+  for (const a of await typed(deps.store, 'Alert').list()) firing.note(a);
+  for (const c of await typed(deps.store, 'NotificationChannel').list()) channelGenerations.set(channelKey(c), signature(c));
 
   const controller = new Controller({
     name: 'alert-notifier',
@@ -105,7 +106,7 @@ export async function startAlerting(deps: AlertingDeps): Promise<RunningAlerting
         // project's firing alerts.
         kind: 'NotificationChannel',
         mapTo: (c) => {
-          const k = channelKey(c as NotificationChannel);
+          const k = channelKey(c);
           const sig = signature(c);
           if (channelGenerations.get(k) === sig) return [];
           channelGenerations.set(k, sig);
@@ -122,15 +123,4 @@ export async function startAlerting(deps: AlertingDeps): Promise<RunningAlerting
     controller,
     stop: () => controller.stop(),
   };
-}
-
-async function listAll(store: Store, kind: string): Promise<Resource[]> {
-  const out: Resource[] = [];
-  let cont: string | undefined;
-  do {
-    const page = await store.list(kind, { limit: 500, continue: cont });
-    out.push(...page.items);
-    cont = page.continue;
-  } while (cont);
-  return out;
 }

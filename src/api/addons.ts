@@ -173,7 +173,7 @@ export type Addon = Static<typeof Addon>;
 // ---------- AddonPolicy ----------
 
 export const ADDON_POLICY_NAME = 'default';
-export const ADDON_POLICY_DEFAULTS = { resyncSeconds: 30, unhealthyAlertSeconds: 300 } as const;
+export const ADDON_POLICY_DEFAULTS = { resyncSeconds: 30, unhealthyAlertSeconds: 300, watchObjects: true } as const;
 
 export const DefaultAddon = Type.Object(
   {
@@ -191,6 +191,11 @@ export const AddonPolicySpec = Type.Object(
     defaults: Type.Array(DefaultAddon, { maxItems: 50, description: 'add-ons every new cluster gets (cluster DNS belongs here)' }),
     resyncSeconds: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 3600, description: `every add-on is re-applied and drift corrected this often (default ${ADDON_POLICY_DEFAULTS.resyncSeconds})` }),
+    ),
+    watchObjects: Type.Optional(
+      Type.Boolean({
+        description: `watch the managed objects' kinds in every cluster, so that an object changed or deleted there is put back within about a second; false: the resync alone finds drift (one watch per managed kind and cluster fewer). Default ${ADDON_POLICY_DEFAULTS.watchObjects}`,
+      }),
     ),
     unhealthyAlertSeconds: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 86400, description: `AddonUnhealthy fires when an add-on has been unhealthy this long (default ${ADDON_POLICY_DEFAULTS.unhealthyAlertSeconds})` }),
@@ -212,25 +217,9 @@ export function resolveAddonPolicy(spec: Partial<AddonPolicySpec> | undefined): 
     defaults: spec?.defaults ?? [],
     resyncSeconds: spec?.resyncSeconds ?? ADDON_POLICY_DEFAULTS.resyncSeconds,
     unhealthyAlertSeconds: spec?.unhealthyAlertSeconds ?? ADDON_POLICY_DEFAULTS.unhealthyAlertSeconds,
+    watchObjects: spec?.watchObjects ?? ADDON_POLICY_DEFAULTS.watchObjects,
   };
 }
-
-// ---------- well-known names ----------
-
-/** Finalizer on Addons: the in-cluster objects are removed before the Addon goes. */
-export const ADDON_FINALIZER = 'addons.marina.dev/cleanup';
-/** Label on every object an add-on applies (value: the add-on name); Namespaces excepted, they may be shared. */
-export const LABEL_ADDON = 'addons.marina.dev/addon';
-export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
-export const MANAGED_BY = 'marina-addons';
-/** On an object in a cluster: never delete it (prune, add-on disabled), as Gardener's keep-object. */
-export const ANNOTATION_KEEP = 'addons.marina.dev/keep';
-/** On an object in a cluster: leave it alone entirely (no drift correction, no deletion, no health). */
-export const ANNOTATION_IGNORE = 'addons.marina.dev/ignore';
-/** On a Cluster at creation: `none` skips the default set. */
-export const ANNOTATION_DEFAULTS = 'addons.marina.dev/defaults';
-/** On a Cluster, written by the starter once the default set was created (never again, even if an add-on is disabled later). */
-export const ANNOTATION_DEFAULTS_APPLIED = 'addons.marina.dev/defaults-applied';
 
 // ---------- admission (implemented in src/addons) ----------
 

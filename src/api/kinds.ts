@@ -1,6 +1,6 @@
 // The schemas of every kind Marina serves. These TypeBox definitions are the single source for
 // request validation, the OpenAPI document and the TypeScript types.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { CloneType, Type, type Static, type TSchema } from '@sinclair/typebox';
 import { API_VERSION, Name, ObjectMeta, statusSchema } from './meta.js';
 
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 4096 }));
@@ -12,7 +12,8 @@ function envelope<S extends TSchema, T extends TSchema>(kind: string, spec: S, s
       kind: Type.Literal(kind),
       metadata: ObjectMeta,
       spec,
-      status: Type.Optional(status),
+      // Written by Marina's controllers (PUT .../status); ignored in create and replace bodies.
+      status: Type.Optional(CloneType(status, { readOnly: true })),
     },
     { additionalProperties: false, $id: kind, description },
   );

@@ -1,5 +1,5 @@
 // Kubernetes-shaped object metadata and conditions, shared by every kind.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { CloneType, Type, type Static, type TSchema } from '@sinclair/typebox';
 
 export const GROUP = 'marina.dev';
 export const VERSION = 'v1alpha1';
@@ -21,12 +21,14 @@ const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Typ
 export const ObjectMeta = Type.Object(
   {
     name: Name,
-    project: Type.Optional(Name),
-    uid: Type.Optional(Type.String()),
-    resourceVersion: Type.Optional(Type.String()),
-    generation: Type.Optional(Type.Integer({ minimum: 0 })),
-    creationTimestamp: Type.Optional(Type.String()),
-    deletionTimestamp: Type.Optional(Type.String()),
+    // readOnly: set by the server, ignored in requests (the project comes from the URL). A replace
+    // sends resourceVersion back as its precondition (the Replace schemas in the OpenAPI document).
+    project: Type.Optional(CloneType(Name, { readOnly: true })),
+    uid: Type.Optional(Type.String({ readOnly: true })),
+    resourceVersion: Type.Optional(Type.String({ readOnly: true })),
+    generation: Type.Optional(Type.Integer({ minimum: 0, readOnly: true })),
+    creationTimestamp: Type.Optional(Type.String({ readOnly: true })),
+    deletionTimestamp: Type.Optional(Type.String({ readOnly: true })),
     labels: Type.Optional(StringMap),
     annotations: Type.Optional(StringMap),
     finalizers: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 32 })),
@@ -94,4 +96,16 @@ export function parseKeyString(s: string): ObjectKey {
   if (parts.length === 2) return { kind: parts[0]!, project: '', name: parts[1]! };
   if (parts.length === 3) return { kind: parts[0]!, project: parts[1]!, name: parts[2]! };
   throw new Error(`malformed object key ${JSON.stringify(s)}`);
+}
+
+export function isDeleting(obj: Resource): boolean {
+  return obj.metadata.deletionTimestamp !== undefined;
+}
+
+/** Oldest first: creationTimestamp, then name. */
+export function byAge(a: Resource, b: Resource): number {
+  const ta = a.metadata.creationTimestamp ?? '';
+  const tb = b.metadata.creationTimestamp ?? '';
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
 }

@@ -3,7 +3,9 @@
 import semver from 'semver';
 import { parse as parseYaml } from 'yaml';
 import type { Addon, AddonDefinition, AddonPolicy } from '../api/addons.js';
+import { getCondition } from '../api/conditions.js';
 import type { Condition } from '../api/meta.js';
+import { AddonCondition } from '../api/wellknown.js';
 import { formatConditions } from './describe.js';
 import { CliError, EXIT } from './errors.js';
 import { age, formatTable } from './output.js';
@@ -56,7 +58,7 @@ export function newestVersion(definitions: AddonDefinition[], addon: string): st
   return versions[0]!;
 }
 
-const condition = (a: Addon, type: string): Condition | undefined => a.status?.conditions?.find((c) => c.type === type);
+const condition = (a: Addon, type: string): Condition | undefined => getCondition(a.status?.conditions, type);
 
 /** `True`, `False (Reason)`, or `-`. */
 function condCell(c: Condition | undefined): string {
@@ -69,8 +71,8 @@ export function addonSettled(a: Addon): boolean {
   return (
     !a.metadata.deletionTimestamp &&
     a.status?.observedGeneration === a.metadata.generation &&
-    condition(a, 'Applied')?.status === 'True' &&
-    condition(a, 'Healthy')?.status === 'True' &&
+    condition(a, AddonCondition.Applied)?.status === 'True' &&
+    condition(a, AddonCondition.Healthy)?.status === 'True' &&
     a.status?.appliedVersion === a.spec.version
   );
 }
@@ -84,8 +86,8 @@ export function addonTable(items: Addon[], now = Date.now()): string {
         a.spec.cluster,
         a.spec.addon,
         a.status?.appliedVersion && a.status.appliedVersion !== a.spec.version ? `${a.status.appliedVersion}→${a.spec.version}` : a.spec.version,
-        a.metadata.deletionTimestamp ? 'Removing' : condCell(condition(a, 'Applied')),
-        condCell(condition(a, 'Healthy')),
+        a.metadata.deletionTimestamp ? 'Removing' : condCell(condition(a, AddonCondition.Applied)),
+        condCell(condition(a, AddonCondition.Healthy)),
         String(a.status?.driftCorrections ?? 0),
         a.metadata.name,
         age(a.metadata.creationTimestamp, now),

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Resource } from '../api/meta.js';
-import { API_VERSION, isConflict, isNotFound, RESOURCES, type MarinaClient, type ResourceRef } from './client.js';
+import { API_VERSION, isConflict, isNotFound, RESOURCES, type MarinaClient, type ResourceRef } from '../client/index.js';
 import { CliError, EXIT } from './errors.js';
 
 /** One object read from a file, with where it came from for error messages. */

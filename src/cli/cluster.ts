@@ -2,7 +2,7 @@
 // (or gone), printing one line per observed change.
 import type { Condition, Resource } from '../api/meta.js';
 import type { Cluster, ClusterSpec, NodePoolTemplate } from '../api/kinds.js';
-import { API_VERSION, isConflict, type MarinaClient, type WatchEvent } from './client.js';
+import { API_VERSION, isConflict, type MarinaClient, type WatchEvent } from '../client/index.js';
 import { CliError, EXIT } from './errors.js';
 import { humanDuration } from './output.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiError } from '../api/errors.js';
-import { MarinaApiError, MarinaConnectionError } from './client.js';
+import { MarinaApiError, MarinaConnectionError } from '../client/index.js';
 import { about, CliError, describeError, EXIT, exitCodeForHttp } from './errors.js';
 
 test('HTTP codes map to exit codes', () => {

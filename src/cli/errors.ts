@@ -1,5 +1,5 @@
 // Exit codes and the one place that turns any failure into a stderr message and an exit code.
-import { MarinaApiError, MarinaConnectionError } from './client.js';
+import { MarinaApiError, MarinaConnectionError } from '../client/index.js';
 
 export const EXIT = {
   ok: 0,

@@ -1,18 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { API_VERSION as META_API_VERSION } from '../api/meta.js';
-import { KINDS } from '../api/registry.js';
-import { API_VERSION, RESOURCES } from './client.js';
+import { RESOURCES } from '../client/index.js';
 import { CliError, EXIT } from './errors.js';
 import { aliasesOf, objectRef, resolveKind, splitKindArgs } from './kinds.js';
-
-test('the client kind table matches the API registry', () => {
-  assert.deepEqual(
-    RESOURCES.map((r) => ({ kind: r.kind, plural: r.plural, scope: r.scope })),
-    KINDS.map((k) => ({ kind: k.kind, plural: k.plural, scope: k.scope })),
-  );
-  assert.equal(API_VERSION, META_API_VERSION);
-});
 
 test('kinds resolve from singular, plural, short forms and any case', () => {
   const cases: [string, string][] = [

@@ -1,5 +1,5 @@
 // Kind names as users type them: singular, plural, short forms, any case.
-import { RESOURCES, type ResourceRef } from './client.js';
+import { RESOURCES, type ResourceRef } from '../client/index.js';
 import { CliError, EXIT } from './errors.js';
 
 const SHORT: Record<string, string[]> = {

@@ -1,7 +1,7 @@
 // Output formats (table, json, yaml, name) and the table columns of every kind.
 import { stringify as toYaml } from 'yaml';
 import type { Resource } from '../api/meta.js';
-import type { WatchEvent } from './client.js';
+import type { WatchEvent } from '../client/index.js';
 import { CliError, EXIT } from './errors.js';
 import { objectRef } from './kinds.js';
 
@@ -265,8 +265,4 @@ export function formatWatchEvent(format: OutputFormat, ev: WatchEvent, table?: {
       if (!table) throw new Error('table format needs a StreamingTable');
       return table.table.row([ev.type, ...tableRow(table.cols, ev.object, now)]);
   }
-}
-
-export function toYamlDoc(v: unknown): string {
-  return toYaml(v);
 }

@@ -1,7 +1,7 @@
 // What every command needs: the connection (flags > env > config), a client, the project, and
 // small parsing helpers for flags.
 import { InvalidArgumentError, type Command } from 'commander';
-import { MarinaClient, type ResourceRef } from './client.js';
+import { MarinaClient, type ResourceRef } from '../client/index.js';
 import { configPath, loadConfig, resolveConnection, type CliConfig, type Connection, type ConnectionFlags } from './config.js';
 import { CliError, EXIT } from './errors.js';
 

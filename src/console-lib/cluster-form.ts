@@ -2,7 +2,7 @@
 // sent to the API, and the field paths of the inputs (for the API's errors). The form does not
 // validate by itself: the API is the one judge, and its messages are shown as they are.
 import type { Resource } from '../api/meta.js';
-import { API_VERSION } from '../cli/client.js';
+import { API_VERSION } from '../client/index.js';
 
 export const ROLES = ['etcd', 'controlplane', 'worker'] as const;
 export type PoolRole = (typeof ROLES)[number];

@@ -3,7 +3,7 @@
 // a form knows the paths of its inputs. A cause about a deeper path than any input (e.g.
 // `spec.nodePools[0].roles[1]`) goes to the nearest input above it; one about no input at all
 // goes to the form's general error.
-import { MarinaApiError, MarinaConnectionError } from '../cli/client.js';
+import { MarinaApiError, MarinaConnectionError } from '../client/index.js';
 
 export interface FormErrors {
   /** Field path → the API's message(s) for it. */

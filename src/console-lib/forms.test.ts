@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MarinaApiError, MarinaConnectionError } from '../cli/client.js';
+import { MarinaApiError, MarinaConnectionError } from '../client/index.js';
 import type { Resource } from '../api/meta.js';
 import { errorId, formErrors, nearestField, parentPath } from './form-errors.js';
 import { SingleFlight } from './single-flight.js';

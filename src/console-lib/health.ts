@@ -1,6 +1,6 @@
 // The cluster health endpoint as the console uses it: fetching (404 = no health data yet),
 // appending newer samples, and turning samples into plot series.
-import { MarinaApiError, type MarinaClient } from '../cli/client.js';
+import { MarinaApiError, type MarinaClient } from '../client/index.js';
 import type { ClusterHealth, HealthSample } from '../health/types.js';
 
 export type { ClusterHealth, HealthSample };

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MarinaClient } from '../cli/client.js';
+import { MarinaClient } from '../client/index.js';
 import type { Resource } from '../api/meta.js';
 import { LiveCollection, LiveRegistry, type LiveSnapshot } from './live.js';
 

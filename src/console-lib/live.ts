@@ -4,7 +4,7 @@
 // longer has that history (410 Gone). Framework-free: React reads it through
 // useSyncExternalStore (subscribe / getSnapshot), tests drive it with a fake fetch.
 import type { Resource } from '../api/meta.js';
-import { MarinaApiError, sleep as defaultSleep, type KindLike, type ResourceList, type WatchEvent } from '../cli/client.js';
+import { MarinaApiError, sleep as defaultSleep, type KindLike, type ResourceList, type WatchEvent } from '../client/index.js';
 
 /** What a LiveCollection needs of the API client (MarinaClient has it). */
 export interface WatchApi {

@@ -1,6 +1,6 @@
 // The console's login: the API token lives in sessionStorage (gone with the tab), is checked with
 // whoami before it is kept, and is sent as `Authorization: Bearer` by the client.
-import { MarinaApiError, MarinaClient, type WhoAmI } from '../cli/client.js';
+import { MarinaApiError, MarinaClient, type WhoAmI } from '../client/index.js';
 
 /** The part of the Web Storage API the session needs (sessionStorage in the browser). */
 export interface KeyValueStorage {

@@ -2,7 +2,7 @@
 // keeps only the last transition per condition, so the console also remembers every transition
 // it saw while open), the audit log's operations on the cluster, and its alerts firing and
 // resolving. Newest first.
-import type { AuditEntry } from '../cli/client.js';
+import type { AuditEntry } from '../client/index.js';
 import { conditionGood } from './summary.js';
 import type { AlertView, Condition, Resource } from './types.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MarinaApiError, MarinaClient } from '../cli/client.js';
+import { MarinaApiError, MarinaClient } from '../client/index.js';
 import { formatAge, formatBytes, formatCores, formatMs, formatTime, urlHost } from './format.js';
 import { alertCounts, clusterSummary, conditionGood, conditionRows, sortAlerts } from './summary.js';
 import { alertEntries, auditEntries, mergeTimeline, TransitionLog } from './timeline.js';

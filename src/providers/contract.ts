@@ -11,7 +11,13 @@
 //   describeMachine → what runs now; `Missing` when the provider has no trace of it.
 //   deleteMachine   → everything the provider created for the machine is gone (idempotent).
 // Every call is idempotent: after a Marina restart the controller simply calls them again and the
-// provider re-adopts what already exists instead of creating a second copy.
+// provider re-adopts what already exists instead of creating a second copy — including a start
+// that was in flight when Marina died: a provider finds what it started by the machine's uid, not
+// only by a record it writes after the fact.
+//
+// listMachines is the inventory the orphan sweep (src/controllers/orphans.ts) compares with the
+// Machine objects: what it lists that no Machine accounts for (by uid) is reported and, after a
+// grace period, deleted through deleteMachine — unless the provider sets `sweepOrphans` false.
 
 export interface MachineRef {
   project: string;
@@ -77,6 +83,12 @@ export interface MachineBootstrap {
   kubelet?: BootstrapKubelet;
   /** HTTPS client credentials (relative file paths) to check services' readyUrl. */
   probeTls?: { ca: string; cert: string; key: string };
+  /**
+   * Ports of the machine's services that must also answer on 127.0.0.1: kube-apiserver's
+   * ComponentStatus probes kube-controller-manager and kube-scheduler there, at a fixed address,
+   * while they serve on the machine's. The machine agent relays them (src/agent/loopback-relay.ts).
+   */
+  loopbackPorts?: number[];
 }
 
 export type MachineState = 'Provisioning' | 'Running' | 'Failed' | 'Missing';
@@ -94,6 +106,14 @@ export interface MachineDescription {
   providerStatus?: Record<string, unknown>;
 }
 
+/** One machine of the provider's inventory (listMachines). */
+export interface ProviderMachine {
+  /** Project, cluster and name of the machine, and the uid of the Machine object it was made for. */
+  ref: MachineRef;
+  providerID: string;
+  state: MachineState;
+}
+
 export interface EndpointDescription {
   /** https://host:port of the cluster's API load balancer. */
   url: string;
@@ -101,23 +121,49 @@ export interface EndpointDescription {
   port: number;
 }
 
+/**
+ * Passed to every call: `signal` aborts when Marina stops and the call outlived the stop grace
+ * period. A provider that waits on remote APIs should pass it on; one whose calls are quick may
+ * ignore it. An aborted call may have taken effect or not: the next call (after a restart) finds out.
+ */
+export interface ProviderCallOptions {
+  signal?: AbortSignal;
+}
+
 export interface InfrastructureProvider {
   readonly name: string;
 
   /** Allocates identity and address; returns the same answer when called again. */
-  prepareMachine(machine: MachineRef): Promise<PreparedMachine>;
+  prepareMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<PreparedMachine>;
   /** Boots the machine; a machine that already runs with the same uid is left as is. */
-  startMachine(machine: MachineRef, bootstrap: MachineBootstrap): Promise<MachineDescription>;
-  describeMachine(machine: MachineRef): Promise<MachineDescription>;
-  /** Stops and removes everything of the machine; succeeds when it is already gone. */
-  deleteMachine(machine: MachineRef): Promise<void>;
+  startMachine(machine: MachineRef, bootstrap: MachineBootstrap, opts?: ProviderCallOptions): Promise<MachineDescription>;
+  describeMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<MachineDescription>;
+  /**
+   * Stops and removes everything of the machine made for this uid; succeeds when it is already
+   * gone. What the provider holds under the same name for another uid is left alone.
+   */
+  deleteMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<void>;
+
+  /**
+   * Every machine this provider made and still holds — prepared, running or failed — with the
+   * uid it was made for, including machines no record of Marina knows any more (a start in flight
+   * when Marina died). Only machines the provider owns, i.e. created and would delete, are listed:
+   * never something it merely observes or adopted from elsewhere.
+   */
+  listMachines(): Promise<ProviderMachine[]>;
+  /**
+   * Whether the orphan sweep may delete a listed machine that no Machine object accounts for.
+   * false for providers whose machines are not Marina's to destroy (e.g. imported servers): the
+   * sweep never touches them.
+   */
+  readonly sweepOrphans: boolean;
 
   /**
    * The cluster's stable API endpoint (a TCP load balancer). Its address is fixed on first call so
    * certificates can name it; `backends` (host:port of every apiserver) may change on every call.
    */
-  ensureEndpoint(cluster: ClusterRef, backends: string[]): Promise<EndpointDescription>;
-  deleteEndpoint(cluster: ClusterRef): Promise<void>;
+  ensureEndpoint(cluster: ClusterRef, backends: string[], opts?: ProviderCallOptions): Promise<EndpointDescription>;
+  deleteEndpoint(cluster: ClusterRef, opts?: ProviderCallOptions): Promise<void>;
 
   /** Releases all provider state; running machines keep running (they survive a Marina restart). */
   close(): Promise<void>;
@@ -125,6 +171,8 @@ export interface InfrastructureProvider {
 
 export interface ProviderRegistry {
   get(name: string): InfrastructureProvider;
+  /** Every provider this server runs with (the orphan sweep asks each for its inventory). */
+  list(): InfrastructureProvider[];
 }
 
 export class ProviderError extends Error {

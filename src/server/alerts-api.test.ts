@@ -134,6 +134,6 @@ describe('notification channels through the API', () => {
     const doc = (await api.app.inject({ url: '/openapi/v3' })).json();
     assert.ok(doc.paths[`${BASE}/projects/{project}/notificationchannels`].post);
     assert.ok(doc.paths[`${BASE}/projects/{project}/alerts/{name}`].get);
-    assert.deepEqual(doc.components.schemas.NotificationChannel.properties.spec.properties.type.anyOf.map((s: { const: string }) => s.const), ['webhook', 'slack']);
+    assert.deepEqual(doc.components.schemas.NotificationChannel.properties.spec.properties.type.anyOf.map((s: { enum: string[] }) => s.enum[0]), ['webhook', 'slack']);
   });
 });

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { API_VERSION } from '../api/meta.js';
+import { API_VERSION, type Resource } from '../api/meta.js';
 import { seriesKey } from '../health/controller.js';
 import type { HealthReport } from '../health/types.js';
 import { openSqliteStore } from '../store/sqlite.js';
@@ -48,7 +48,7 @@ describe('authentication', () => {
   it('leaves /healthz and /openapi/v3 open', async () => {
     assert.equal((await api.app.inject({ url: '/healthz' })).statusCode, 200);
     const doc = (await api.app.inject({ url: '/openapi/v3' })).json();
-    assert.equal(doc.openapi, '3.0.3');
+    assert.equal(doc.openapi, '3.1.0');
     assert.ok(doc.paths[`${BASE}/projects/{project}/clusters`].post);
     assert.equal(doc.components.schemas.Cluster.properties.spec.properties.nodePools.minItems, 1);
   });
@@ -356,5 +356,117 @@ describe('validation in one round', () => {
     assert.ok(fields.includes('spec.nodePools[0].replicas'), fields.join());
     assert.ok(fields.includes('spec.network.podCIDR'), fields.join());
     assert.equal(res.json().field, 'spec.nodePools[0].replicas', 'the first cause names the schema error');
+  });
+});
+
+describe('query parameters are held to their schema', () => {
+  // Each of these was answered as if the parameter were absent (a list, a whole list, ...).
+  const refused: [string, string][] = [
+    ['watch=null', 'watch'],
+    ['watch=1', 'watch'],
+    ['limit=true', 'limit'],
+    ['limit=-1', 'limit'],
+    ['limit=', 'limit'],
+    ['limit=1&limit=2', 'limit'],
+    ['limit=10001', 'limit'],
+    ['watch=true&timeoutSeconds=0', 'timeoutSeconds'],
+  ];
+  for (const [query, field] of refused) {
+    it(`?${query} → 400 naming ${field}`, async () => {
+      const res = await req('viewer', 'GET', `${BASE}/projects/alpha/clusters?${query}`);
+      assert.equal(res.statusCode, 400, res.body);
+      assert.equal(res.json().kind, 'Status');
+      assert.equal(res.json().field, field, res.body);
+    });
+  }
+
+  it('a since without a time zone is refused, as RFC 3339 wants one', async () => {
+    await req('member', 'POST', `${BASE}/projects/alpha/clusters`, clusterBody('since-target'));
+    const res = await req('viewer', 'GET', `${BASE}/projects/alpha/clusters/since-target/health?since=2026-01-02T15:04:05`);
+    assert.equal(res.statusCode, 400, res.body);
+    assert.equal(res.json().field, 'since');
+  });
+
+  it('a since with a lower-case t and z is RFC 3339 too', async () => {
+    await req('member', 'POST', `${BASE}/projects/alpha/clusters`, clusterBody('since-lower'));
+    const res = await req('viewer', 'GET', `${BASE}/projects/alpha/clusters/since-lower/health?since=2026-01-02t15:04:05z`);
+    assert.equal(res.statusCode, 200, res.body);
+  });
+
+  it('the audit log limit is an integer', async () => {
+    const res = await req('admin', 'GET', `${BASE}/audit?project=alpha&limit=many`);
+    assert.equal(res.statusCode, 400);
+    assert.equal(res.json().field, 'limit');
+  });
+
+  it('timeoutSeconds ends a watch', async () => {
+    const res = await req('viewer', 'GET', `${BASE}/projects/alpha/clusters?watch=true&timeoutSeconds=1`);
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['content-type'], 'application/x-ndjson');
+  });
+});
+
+describe('tokens', () => {
+  it('issuing needs a body: no body is a 400, not a token for the caller', async () => {
+    const res = await api.app.inject({ method: 'POST', url: `${BASE}/tokens`, headers: { authorization: `Bearer ${api.tokens.member}` } });
+    assert.equal(res.statusCode, 400, res.body);
+    const array = await req('member', 'POST', `${BASE}/tokens`, [1]);
+    assert.equal(array.statusCode, 400, array.body);
+  });
+
+  it('unknown fields and malformed times are 422 naming the field', async () => {
+    const extra = await req('member', 'POST', `${BASE}/tokens`, { colour: 'blue' });
+    assert.equal(extra.statusCode, 422, extra.body);
+    assert.equal(extra.json().field, 'colour');
+    const time = await req('member', 'POST', `${BASE}/tokens`, { expiresAt: 'tomorrow' });
+    assert.equal(time.statusCode, 422);
+    assert.equal(time.json().field, 'expiresAt');
+  });
+
+  it('issues for yourself, not for others; revoking answers a complete Status', async () => {
+    assert.equal((await req('member', 'POST', `${BASE}/tokens`, { user: 'admin' })).statusCode, 403);
+    const issued = await req('member', 'POST', `${BASE}/tokens`, { description: 'ci' });
+    assert.equal(issued.statusCode, 201, issued.body);
+    const mine = (await req('member', 'GET', `${BASE}/tokens`)).json().items as { id: string; user: string }[];
+    assert.ok(mine.length > 0 && mine.every((t) => t.user === 'member'));
+    assert.equal((await req('admin', 'DELETE', `${BASE}/tokens/${issued.json().id}`)).statusCode, 404, "another user's token is not acknowledged");
+    const revoked = await req('member', 'DELETE', `${BASE}/tokens/${issued.json().id}`);
+    assert.equal(revoked.statusCode, 200);
+    assert.deepEqual(revoked.json(), { kind: 'Status', code: 200, reason: 'OK', message: 'revoked' });
+  });
+});
+
+describe('misrouted resource paths say where to look', () => {
+  it('a project kind without a project, and a global kind inside one, are 400s', async () => {
+    const noProject = await req('platform', 'POST', `${BASE}/clusters`, clusterBody('x'));
+    assert.equal(noProject.statusCode, 400);
+    assert.match(noProject.json().message, /lives in a project/);
+    const inProject = await req('platform', 'GET', `${BASE}/projects/alpha/users`);
+    assert.equal(inProject.statusCode, 400);
+    assert.match(inProject.json().message, /not a project resource/);
+    assert.equal((await req(undefined, 'GET', `${BASE}/projects/alpha/bananas`)).statusCode, 401, 'authentication comes first');
+  });
+});
+
+describe('the typed client speaks this API', () => {
+  it('creates, reads, lists, patches and deletes; reads whoami, versions, health, tokens and the audit log', async () => {
+    const member = api.client('member');
+    const created = await member.create(clusterBody('via-client') as unknown as Resource, 'alpha');
+    assert.equal(created.metadata.project, 'alpha');
+    assert.equal((await member.get('Cluster', 'via-client', 'alpha')).metadata.uid, created.metadata.uid);
+    const list = await member.listAll('Cluster', { project: 'alpha', limit: 2 });
+    assert.ok(list.items.some((c) => c.metadata.name === 'via-client'));
+    const patched = await member.patch('Cluster', 'via-client', 'alpha', { metadata: { labels: { via: 'client' } } });
+    assert.deepEqual(patched.metadata.labels, { via: 'client' });
+    await assert.rejects(member.kubeconfig('alpha', 'via-client'), (err: Error & { code?: number }) => err.code === 409);
+    assert.deepEqual((await member.clusterHealth('alpha', 'via-client')).samples, []);
+    assert.deepEqual((await member.whoami()).projects, [{ name: 'alpha', role: 'member' }]);
+    assert.deepEqual((await member.kubernetesVersions()).versions, ['v1.36.3', 'v1.35.4']);
+    const token = await member.createToken({ description: 'client' });
+    assert.ok((await member.listTokens()).some((t) => t.id === token.id));
+    await member.revokeToken(token.id);
+    assert.equal((await member.delete('Cluster', 'via-client', 'alpha')).removed, true);
+    assert.ok((await api.client('admin').audit({ project: 'alpha', limit: 5 })).some((e) => e.name === 'via-client'));
+    await assert.rejects(api.client('outsider').get('Cluster', 'via-client', 'alpha'), (err: Error & { code?: number }) => err.code === 404);
   });
 });

@@ -1,8 +1,13 @@
-// Who may do what. Roles are ranked: every role can do what the roles below it can.
+// Who may do what: the one place that decides. Every API route declares the access it needs
+// (verb, kind, project, name — see routes.ts), and `decideAccess` answers it; lists that span
+// projects ask it once per item.
+//
+// Roles are ranked: every role can do what the roles below it can.
 //   viewer   — read everything in the project except secrets and notification channels
 //   member   — create, change and delete clusters; read secrets and kubeconfigs
 //   operator — day-2 operations on machines and pools (replace a node, tune a pool)
-//   admin    — the project itself: its members and its deletion; its notification channels
+//   admin    — the project itself: its members and its deletion; its notification channels and
+//              its audit log
 // Alerts are written by Marina (controllers); users read them (viewer+), only platform admins
 // write them through the API. Notification channels hold webhook URLs, which often carry a secret:
 // members read them, admins change them.
@@ -10,6 +15,9 @@
 // (AddonDefinition) and the AddonPolicy are global: everyone reads them, platform admins write them.
 // Platform admins (User.spec.platformAdmin) may do everything, in every project. Status is
 // written by Marina's own controllers; through the API only platform admins may write it.
+// Users and projects are created by platform admins; everyone may read their own User, and API
+// tokens are their owner's (platform admins issue and revoke anyone's).
+import { ApiError } from '../api/errors.js';
 import type { Role } from '../api/kinds.js';
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'updateStatus';
@@ -23,6 +31,19 @@ export interface Principal {
   /** Role per project the user is a member of. */
   roles: ReadonlyMap<string, Role>;
   tokenId?: string;
+}
+
+/**
+ * What a request needs. `kind` is a kind of the API or one of the non-object resources `Token`
+ * and `AuditLog`. For objects in a project, `project` is the project; for a Project it is the
+ * project itself (its name); `owner` is the user a Token belongs to.
+ */
+export interface Access {
+  verb: Verb;
+  kind: string;
+  project?: string;
+  name?: string;
+  owner?: string;
 }
 
 /** The lowest project role allowed to apply `verb` to `kind`; undefined: platform admins only. */
@@ -47,6 +68,8 @@ export function requiredRole(verb: Verb, kind: string): Role | undefined {
       return read ? 'viewer' : undefined;
     case 'NotificationChannel':
       return read ? 'member' : 'admin';
+    case 'AuditLog':
+      return 'admin';
     default:
       return read ? 'viewer' : 'admin';
   }
@@ -68,4 +91,59 @@ export function decide(p: Principal, verb: Verb, kind: string, project: string):
   const role = p.roles.get(project);
   if (role === undefined) return 'invisible';
   return roleAllows(role, requiredRole(verb, kind)) ? 'allow' : 'forbidden';
+}
+
+/** Decides any access: objects in projects, projects, users, tokens, the audit log. */
+export function decideAccess(p: Principal, a: Access): Decision {
+  if (p.platformAdmin) return 'allow';
+  switch (a.kind) {
+    case 'User':
+      // Everyone reads their own User; other users are not acknowledged.
+      if (a.verb === 'get' && a.name === p.user) return 'allow';
+      return READ.has(a.verb) ? 'invisible' : 'forbidden';
+    case 'Token':
+      if (a.owner === p.user) return 'allow';
+      // Issuing for someone else is refused outright; another user's token is not acknowledged.
+      return a.verb === 'create' ? 'forbidden' : 'invisible';
+    case 'Project':
+      if (a.verb === 'create') return 'forbidden';
+      return decide(p, a.verb, 'Project', a.project ?? a.name ?? '');
+    case 'AddonDefinition':
+    case 'AddonPolicy':
+      // The catalog and the platform's add-on choices: every signed-in user reads them (to pick
+      // an add-on and its values); they are the platform's to change.
+      return READ.has(a.verb) ? 'allow' : 'forbidden';
+    default:
+      // The whole audit log (no project) is for platform admins only.
+      if (a.project === undefined) return 'forbidden';
+      return decide(p, a.verb, a.kind, a.project);
+  }
+}
+
+/** The error for a denied access: 404 when the target is invisible to the caller, 403 otherwise. */
+export function denial(p: Principal, a: Access, decision: Exclude<Decision, 'allow'>): ApiError {
+  if (decision === 'invisible') {
+    if (a.kind === 'Token') return new ApiError(404, 'NotFound', `token ${JSON.stringify(a.name ?? '')} not found`);
+    if (a.kind === 'Project' || a.name === undefined) return ApiError.notFound('Project', a.project ?? a.name ?? '');
+    return ApiError.notFound(a.kind, a.name);
+  }
+  switch (a.kind) {
+    case 'Token':
+      return ApiError.forbidden('only platform admins issue tokens for other users');
+    case 'AuditLog':
+      return ApiError.forbidden(
+        a.project === undefined
+          ? 'only platform admins read the whole audit log; pass ?project='
+          : `reading the audit log of project ${a.project} needs the admin role`,
+      );
+    case 'User':
+    case 'AddonDefinition':
+    case 'AddonPolicy':
+      return ApiError.forbidden(`only platform admins may ${a.verb} ${a.kind} objects`);
+    case 'Project':
+      if (a.verb === 'create') return ApiError.forbidden('only platform admins may create Project objects');
+      return ApiError.forbidden(`user ${p.user} may not ${a.verb} project ${a.project ?? a.name}`);
+    default:
+      return ApiError.forbidden(`user ${p.user} may not ${a.verb} ${a.kind} in project ${a.project}`);
+  }
 }

@@ -3,23 +3,26 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { API_VERSION } from '../api/meta.js';
 import { loadMatrix } from '../toolchain/versions.js';
+import { HealthRegistry } from '../health/registry.js';
 import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
-import { startControllers } from '../controllers/index.js';
 import { startAlerting } from '../alerts/index.js';
 import { openAddons } from '../addons/index.js';
-import { ClusterSecrets } from '../controllers/connections.js';
 import { buildApp } from './app.js';
+import { startControlLoops } from './control-loops.js';
 import { buildProviderRegistry } from './providers.js';
+import { createLogger, type LogFormat } from './log.js';
 
 export interface ServerOptions {
   dataDir: string;
   /** host:port; port 0 picks a free one. */
   listen: string;
   logger?: Logger;
+  /** Format of the log the server creates when no `logger` is given (default json). */
+  logFormat?: LogFormat;
   /** Run the controllers (default true); false serves the API alone. */
   controllers?: boolean;
 }
@@ -47,7 +50,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const logger = opts.logger ?? pino({ level: process.env.MARINA_LOG_LEVEL ?? 'info' });
+  const logger = opts.logger ?? createLogger({ format: opts.logFormat ?? 'json' });
   const { host, port } = parseListen(opts.listen);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const store = openSqliteStore({ path: join(opts.dataDir, 'marina.db'), encryptionKey: loadOrCreateEncryptionKey(opts.dataDir) });
@@ -59,8 +62,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const matrix = loadMatrix();
   const validation = { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default };
-  const secrets = new ClusterSecrets(store);
-  const addons = await openAddons({ store, logger: logger.child({ module: 'addons' }), kubeconfig: (c) => secrets.adminKubeconfig(c), validation });
+  // The catalog in memory and the add-on checks the API edge needs; the shipped catalog is loaded.
+  const addons = await openAddons({ store, logger: logger.child({ module: 'addons' }), validation });
+  // The health checker writes the newest report of each cluster here; the API and the
+  // controllers read it. Without controllers nothing checks health: it stays empty.
+  const health = new HealthRegistry();
   const { app, close: closeApp } = await buildApp({
     store,
     tokens: store.tokens,
@@ -68,7 +74,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     validation: { ...validation, addons: addons.admission },
     metrics,
     logger: logger.child({ module: 'api' }),
-    health: { latest: (project, cluster) => controllers?.health.get(project, cluster), series: store.series },
+    health: { latest: (project, cluster) => health.get(project, cluster), series: store.series },
   });
   const providers = buildProviderRegistry(opts.dataDir);
   // Alerting first: the controllers (health checks, healing) raise alerts through its manager.
@@ -78,19 +84,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     opts.controllers === false
       ? undefined
       : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
-  const controllers =
+  const loops =
     opts.controllers === false
       ? undefined
-      : await startControllers({
+      : await startControlLoops({
           store,
           providers,
           metrics,
           logger: logger.child({ module: 'controllers' }),
           defaultKubernetesVersion: matrix.default,
+          health,
           series: store.series,
+          addons,
           ...(alerting ? { alerts: alerting.manager } : {}),
         });
-  if (opts.controllers !== false) await addons.startControllers({ ...(alerting ? { alerts: alerting.manager } : {}), metrics });
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
   externalURL = url;
@@ -104,8 +111,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (closed) return;
       closed = true;
       await closeApp();
+      await loops?.stop();
       await addons.stop();
-      await controllers?.stop();
       await alerting?.stop();
       await providers.close();
       await store.close();

@@ -37,6 +37,7 @@ export function buildProviderRegistry(dataDir: string): ProviderRegistry & { clo
       }
       return provider;
     },
+    list: () => [...providers.values()],
     async close() {
       await Promise.all([...providers.values()].map((p) => p.close()));
     },

@@ -2,14 +2,14 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installToolchain } from './install.js';
 import { fakeBinaryScript, writeFakeToolchain } from './testutil.js';
 import { STAMP_FILE } from './resolve.js';
-import { installScriptPath } from './versions.js';
+import { BINARY_NAMES, EXTRA_BINARY_NAMES, installScriptPath } from './versions.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'marina-install-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -77,7 +77,7 @@ async function startMirror(root: string, k8s: string, etcd: string, corrupt = fa
   const sha = (buf: Buffer | string) => createHash('sha256').update(buf).digest('hex');
   const bin = join(root, 'release', k8s, 'bin', 'linux', 'amd64');
   mkdirSync(bin, { recursive: true });
-  for (const name of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'] as const) {
+  for (const name of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl', 'kubelet', 'kube-proxy'] as const) {
     const body = fakeBinaryScript(name, k8s, etcd);
     writeFileSync(join(bin, name), body);
     writeFileSync(join(bin, `${name}.sha256`), corrupt && name === 'kubectl' ? '0'.repeat(64) : sha(body));
@@ -85,7 +85,7 @@ async function startMirror(root: string, k8s: string, etcd: string, corrupt = fa
   const name = `etcd-${etcd}-linux-amd64`;
   const stage = join(root, 'stage', name);
   mkdirSync(stage, { recursive: true });
-  writeFakeToolchain(stage, k8s, etcd, { stamp: false, only: ['etcd', 'etcdctl'] });
+  writeFakeToolchain(stage, k8s, etcd, { stamp: false, only: ['etcd', 'etcdctl', 'etcdutl'] });
   const rel = join(root, 'etcd', etcd);
   mkdirSync(rel, { recursive: true });
   spawnSync('tar', ['-czf', join(rel, `${name}.tar.gz`), '-C', join(root, 'stage'), name]);
@@ -137,13 +137,43 @@ describe('scripts/toolchain/install.sh downloads (local mirror)', { skip: proces
       assert.equal(b.stdout.trim(), dir);
       const installs = [a, b].filter((r) => /installed in/.test(r.stderr)).length;
       assert.equal(installs, 1, 'exactly one run installs, the other finds the cache after the lock');
-      assert.equal(mirror.hits(), 10, '4 binaries + 4 sums + etcd tarball + SHA256SUMS, once');
+      assert.equal(mirror.hits(), 14, '6 binaries + 6 sums + etcd tarball + SHA256SUMS, once');
       const stamp = JSON.parse(readFileSync(join(dir, STAMP_FILE), 'utf8')) as Record<string, string>;
       assert.equal(stamp.kubernetes, 'v1.35.4');
       assert.equal(stamp.kubernetesSource, 'download');
       assert.equal(stamp.etcdSource, 'download');
       assert.deepEqual(readdirSync(root).filter((n) => !n.startsWith('.v1.35.4.lock')), ['v1.35.4'], 'no temp dirs left');
-      assert.deepEqual(readdirSync(dir).sort(), [STAMP_FILE, 'etcd', 'etcdctl', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'].sort());
+      assert.deepEqual(readdirSync(dir).sort(), [STAMP_FILE, ...BINARY_NAMES, ...EXTRA_BINARY_NAMES].sort());
+    } finally {
+      mirror.server.close();
+    }
+  });
+
+  it('adds only the missing binaries to a cache entry written before they existed', async () => {
+    const mirror = await startMirror(join(tmp, 'mirror-add'), 'v1.35.4', 'v3.6.16');
+    try {
+      const root = join(tmp, 'cache-add');
+      const dir = join(root, 'v1.35.4');
+      writeFakeToolchain(dir, 'v1.35.4', 'v3.6.16', { only: [...BINARY_NAMES] });
+      const before = Object.fromEntries(BINARY_NAMES.map((n) => [n, statSync(join(dir, n)).ino]));
+      const r = await runScriptAsync(['v1.35.4'], {
+        MARINA_TOOLCHAIN_DIR: root,
+        MARINA_TOOLCHAIN_SOURCE: 'download',
+        MARINA_K8S_RELEASE_URL: `${mirror.url}/release`,
+        MARINA_ETCD_RELEASE_URL: `${mirror.url}/etcd`,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /installing kubelet kube-proxy etcdutl .* beside the cached/);
+      assert.equal(mirror.hits(), 6, 'kubelet + kube-proxy with their sums, the etcd tarball and its sums; nothing else');
+      for (const n of BINARY_NAMES) assert.equal(statSync(join(dir, n)).ino, before[n], `${n} kept as it was (same inode)`);
+      assert.deepEqual(readdirSync(dir).sort(), [STAMP_FILE, ...BINARY_NAMES, ...EXTRA_BINARY_NAMES].sort());
+      const stamp = JSON.parse(readFileSync(join(dir, STAMP_FILE), 'utf8')) as { binaries: string[]; kubernetesSource: string };
+      assert.deepEqual([...stamp.binaries].sort(), [...BINARY_NAMES, ...EXTRA_BINARY_NAMES].sort());
+      assert.equal(stamp.kubernetesSource, 'download');
+      const again = await runScriptAsync(['v1.35.4'], { MARINA_TOOLCHAIN_DIR: root, MARINA_TOOLCHAIN_SOURCE: 'download' });
+      assert.equal(again.status, 0, again.stderr);
+      assert.match(again.stderr, /cached in/);
+      assert.equal(mirror.hits(), 6, 'the completed entry is answered from the cache');
     } finally {
       mirror.server.close();
     }

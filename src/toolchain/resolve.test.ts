@@ -7,6 +7,7 @@ import {
   findToolchain,
   parseReportedVersion,
   reportedVersions,
+  resolveExtraBinary,
   resolveToolchain,
   ToolchainMissingError,
   toolchainCacheRoot,
@@ -78,6 +79,24 @@ describe('resolveToolchain', () => {
 
   it('rejects versions outside the matrix', () => {
     assert.throws(() => resolveToolchain('v1.20.0', { env: {} }), /not pinned/);
+  });
+
+  it('resolves the extra binaries one by one; an older entry without them still resolves', () => {
+    const root = join(tmp, 'cache6');
+    writeFakeToolchain(join(root, 'v1.36.3'), 'v1.36.3', 'v3.6.16', {
+      only: ['etcd', 'etcdctl', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl', 'kubelet'],
+    });
+    const env = { MARINA_TOOLCHAIN_DIR: root };
+    const t = resolveToolchain('v1.36.3', { env });
+    assert.deepEqual(t.extras, { kubelet: join(root, 'v1.36.3', 'kubelet') });
+    assert.equal(resolveExtraBinary('kubelet', 'v1.36.3', { env }), join(root, 'v1.36.3', 'kubelet'));
+    assert.throws(
+      () => resolveExtraBinary('etcdutl', 'v1.36.3', { env }),
+      (err: unknown) => err instanceof ToolchainMissingError && err.missing[0] === 'etcdutl' && /scripts\/toolchain\/install\.sh v1\.36\.3/.test(err.message),
+    );
+    const bin = join(tmp, 'bin6');
+    writeFakeToolchain(bin, 'v1.36.3', 'v3.6.16', { stamp: false, only: ['etcdutl'] });
+    assert.equal(resolveExtraBinary('etcdutl', 'v1.36.3', { env: { ...env, MARINA_BIN_DIR: bin } }), join(bin, 'etcdutl'));
   });
 
   it('reads the versions the binaries report', async () => {

@@ -7,7 +7,15 @@ import { execFile } from 'node:child_process';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
-import { BINARY_NAMES, type BinaryName, defaultVersion, getVersion, normalizeVersion } from './versions.js';
+import {
+  BINARY_NAMES,
+  type BinaryName,
+  defaultVersion,
+  EXTRA_BINARY_NAMES,
+  type ExtraBinaryName,
+  getVersion,
+  normalizeVersion,
+} from './versions.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -25,6 +33,11 @@ export interface ResolvedToolchain {
   paths: Record<BinaryName, string>;
   /** Where each binary came from. */
   sources: Record<BinaryName, BinarySource>;
+  /**
+   * The EXTRA_BINARY_NAMES found (same precedence as `paths`); an older cache entry may lack them.
+   * resolveExtraBinary() throws naming the install command instead.
+   */
+  extras: Partial<Record<ExtraBinaryName, string>>;
   /** The cache directory for this version (whether or not it was used). */
   cacheDir: string;
   /** $MARINA_BIN_DIR if set. */
@@ -38,10 +51,10 @@ export interface ResolveOptions {
 
 /** Error thrown when a binary cannot be found; the message names it and the install command. */
 export class ToolchainMissingError extends Error {
-  readonly missing: BinaryName[];
+  readonly missing: (BinaryName | ExtraBinaryName)[];
   readonly version: string;
   readonly installCommand: string;
-  constructor(version: string, missing: BinaryName[], searched: string[]) {
+  constructor(version: string, missing: (BinaryName | ExtraBinaryName)[], searched: string[]) {
     const installCommand = `npx marina toolchain install ${version}   (or: scripts/toolchain/install.sh ${version})`;
     super(
       `Kubernetes toolchain ${version}: missing ${missing.join(', ')} (looked in ${searched.join(' and ')}). ` +
@@ -106,6 +119,11 @@ export function findToolchain(
   }
   const searched = [...(binDir ? [`MARINA_BIN_DIR=${binDir}`] : []), cacheDir];
   if (missing.length > 0) return { ok: false, missing, searched };
+  const extras: Partial<Record<ExtraBinaryName, string>> = {};
+  for (const name of EXTRA_BINARY_NAMES) {
+    if (binDir && isExecutableFile(join(binDir, name))) extras[name] = join(binDir, name);
+    else if (cacheComplete && isExecutableFile(join(cacheDir, name))) extras[name] = join(cacheDir, name);
+  }
   return {
     ok: true,
     toolchain: {
@@ -113,6 +131,7 @@ export function findToolchain(
       etcdVersion: entry.etcd,
       paths,
       sources,
+      extras,
       cacheDir,
       ...(binDir ? { binDir } : {}),
     },
@@ -126,9 +145,15 @@ export function resolveToolchain(version: string = defaultVersion(), options: Re
   return found.toolchain;
 }
 
-/** Path of one binary (throws ToolchainMissingError if the version is incomplete). */
-export function resolveBinary(name: BinaryName, version: string = defaultVersion(), options: ResolveOptions = {}): string {
-  return resolveToolchain(version, options).paths[name];
+/**
+ * Path of an extra binary (etcdutl, kubelet, kube-proxy) of a version; throws ToolchainMissingError
+ * naming the install command when the version or that binary is not installed.
+ */
+export function resolveExtraBinary(name: ExtraBinaryName, version: string = defaultVersion(), options: ResolveOptions = {}): string {
+  const t = resolveToolchain(version, options);
+  const path = t.extras[name];
+  if (!path) throw new ToolchainMissingError(t.version, [name], [...(t.binDir ? [`MARINA_BIN_DIR=${t.binDir}`] : []), t.cacheDir]);
+  return path;
 }
 
 /** Extracts `vX.Y.Z…` from a binary's version output (`Kubernetes v1.36.3`, `etcd Version: 3.6.16`). */

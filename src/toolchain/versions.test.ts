@@ -4,9 +4,12 @@ import { readFileSync } from 'node:fs';
 import {
   BINARY_NAMES,
   defaultVersion,
+  EXTRA_BINARY_NAMES,
   getVersion,
+  loadComponentPins,
   loadMatrix,
   normalizeVersion,
+  parseComponentPins,
   parseMatrix,
   versionsJsonPath,
 } from './versions.js';
@@ -23,8 +26,9 @@ describe('toolchain versions', () => {
         ['v1.35.4', 'v3.6.16'],
       ],
     );
-    const raw = JSON.parse(readFileSync(versionsJsonPath(), 'utf8')) as { binaries: string[] };
+    const raw = JSON.parse(readFileSync(versionsJsonPath(), 'utf8')) as { binaries: string[]; extraBinaries: string[] };
     assert.deepEqual([...raw.binaries].sort(), [...BINARY_NAMES].sort());
+    assert.deepEqual([...raw.extraBinaries].sort(), [...EXTRA_BINARY_NAMES].sort());
   });
 
   it('normalizes and looks up versions', () => {
@@ -44,5 +48,35 @@ describe('toolchain versions', () => {
       default: 'v1.2.3',
       versions: [{ kubernetes: 'v1.2.3', etcd: 'v3.6.0', go: '1.25.0' }],
     });
+  });
+});
+
+describe('component pins', () => {
+  it('loads the node runtime, image and S3 server pins', () => {
+    const p = loadComponentPins();
+    assert.match(p.node.containerd.version, /^v2\./, 'Kubernetes 1.36 needs containerd 2.x');
+    assert.deepEqual(p.node.containerd.binaries, ['containerd', 'ctr', 'containerd-shim-runc-v2']);
+    assert.ok(p.node.runc.binaries.includes('runc'));
+    for (const plugin of ['bridge', 'host-local', 'loopback', 'portmap']) assert.ok(p.node['cni-plugins'].binaries.includes(plugin), plugin);
+    assert.equal(p.images.pause.ref, 'marina.local/pause:3.10.2');
+    assert.equal(p.images.testapp.ref, 'marina.local/testapp:1');
+    assert.equal(p.s3.versitygw.version, 'v1.8.0');
+  });
+
+  it('rejects malformed pins, naming the entry', () => {
+    const ok = {
+      node: {
+        containerd: { version: 'v2.4.2', binaries: ['containerd'] },
+        runc: { version: 'v1.5.3', binaries: ['runc'] },
+        'cni-plugins': { version: 'v1.10.0', binaries: ['bridge'] },
+      },
+      images: { pause: { ref: 'marina.local/pause:3.10.2' }, testapp: { ref: 'marina.local/testapp:1' } },
+      s3: { versitygw: { version: 'v1.8.0', binaries: ['versitygw'] } },
+    };
+    assert.equal(parseComponentPins(ok).node.runc.version, 'v1.5.3');
+    assert.throws(() => parseComponentPins({ ...ok, node: { ...ok.node, runc: { version: '1.5', binaries: ['runc'] } } }), /bad version for node\.runc/);
+    assert.throws(() => parseComponentPins({ ...ok, s3: { versitygw: { version: 'v1.8.0', binaries: [] } } }), /bad binaries for s3\.versitygw/);
+    assert.throws(() => parseComponentPins({ ...ok, images: { ...ok.images, testapp: { ref: 'testapp' } } }), /bad ref for images\.testapp/);
+    assert.throws(() => parseComponentPins({}), /node\.containerd/);
   });
 });

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Names of the binaries every toolchain version provides. */
+/** Names of the binaries every toolchain version provides; resolveToolchain() requires all of them. */
 export const BINARY_NAMES = [
   'etcd',
   'etcdctl',
@@ -14,6 +14,14 @@ export const BINARY_NAMES = [
   'kubectl',
 ] as const;
 export type BinaryName = (typeof BINARY_NAMES)[number];
+
+/**
+ * Binaries install.sh provides beside BINARY_NAMES: etcdutl (snapshot restore), and kubelet and
+ * kube-proxy (real workers). Resolved one by one, because a cache entry written before they were
+ * added lacks them until install.sh runs again (which then builds only these).
+ */
+export const EXTRA_BINARY_NAMES = ['etcdutl', 'kubelet', 'kube-proxy'] as const;
+export type ExtraBinaryName = (typeof EXTRA_BINARY_NAMES)[number];
 
 export interface ToolchainVersion {
   /** Kubernetes version, `vX.Y.Z`. */
@@ -54,8 +62,15 @@ export function versionsJsonPath(): string {
   return join(repoRoot(), 'scripts', 'toolchain', 'versions.json');
 }
 
+/** A script of scripts/toolchain/: install.sh, node-runtime.sh, images.sh or s3.sh. */
+export type ToolchainScript = 'install.sh' | 'node-runtime.sh' | 'images.sh' | 's3.sh';
+
+export function toolchainScriptPath(script: ToolchainScript): string {
+  return join(repoRoot(), 'scripts', 'toolchain', script);
+}
+
 export function installScriptPath(): string {
-  return join(repoRoot(), 'scripts', 'toolchain', 'install.sh');
+  return toolchainScriptPath('install.sh');
 }
 
 const VERSION_RE = /^v\d+\.\d+\.\d+$/;
@@ -110,4 +125,59 @@ export function getVersion(version: string = defaultVersion()): ToolchainVersion
     throw new Error(`Kubernetes ${v} is not pinned; known versions: ${m.versions.map((e) => e.kubernetes).join(', ')}`);
   }
   return entry;
+}
+
+/** Components of a real worker's container runtime (scripts/toolchain/node-runtime.sh). */
+export const NODE_COMPONENTS = ['containerd', 'runc', 'cni-plugins'] as const;
+export type NodeComponent = (typeof NODE_COMPONENTS)[number];
+
+/** Locally built OCI images (scripts/toolchain/images.sh). */
+export const IMAGE_NAMES = ['pause', 'testapp'] as const;
+export type ImageName = (typeof IMAGE_NAMES)[number];
+
+/** A Go-built component pinned in versions.json: its version and the binaries it provides. */
+export interface ComponentPin {
+  version: string;
+  binaries: string[];
+}
+
+/** The pins of everything besides the Kubernetes matrix. */
+export interface ComponentPins {
+  node: Record<NodeComponent, ComponentPin>;
+  /** Image references (`name:tag`) the archives are imported under. */
+  images: Record<ImageName, { ref: string }>;
+  s3: { versitygw: ComponentPin };
+}
+
+function componentPin(raw: unknown, what: string): ComponentPin {
+  const e = raw as { version?: unknown; binaries?: unknown } | undefined;
+  if (!e || typeof e.version !== 'string' || !VERSION_RE.test(e.version)) throw new Error(`versions.json: bad version for ${what}`);
+  if (!Array.isArray(e.binaries) || e.binaries.length === 0 || !e.binaries.every((b) => typeof b === 'string' && /^[a-z0-9-]+$/.test(b))) {
+    throw new Error(`versions.json: bad binaries for ${what}`);
+  }
+  return { version: e.version, binaries: e.binaries as string[] };
+}
+
+const IMAGE_REF_RE = /^[a-z0-9.-]+(?::\d+)?(?:\/[a-z0-9._-]+)+:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
+/** Validates and converts the node/images/s3 sections of versions.json. Exported for tests. */
+export function parseComponentPins(raw: unknown): ComponentPins {
+  const file = (raw ?? {}) as { node?: Record<string, unknown>; images?: Record<string, { ref?: unknown }>; s3?: Record<string, unknown> };
+  const node = {} as Record<NodeComponent, ComponentPin>;
+  for (const c of NODE_COMPONENTS) node[c] = componentPin(file.node?.[c], `node.${c}`);
+  const images = {} as Record<ImageName, { ref: string }>;
+  for (const i of IMAGE_NAMES) {
+    const ref = file.images?.[i]?.ref;
+    if (typeof ref !== 'string' || !IMAGE_REF_RE.test(ref)) throw new Error(`versions.json: bad ref for images.${i}`);
+    images[i] = { ref };
+  }
+  return { node, images, s3: { versitygw: componentPin(file.s3?.versitygw, 's3.versitygw') } };
+}
+
+let cachedPins: ComponentPins | undefined;
+
+/** The node runtime, image and S3 server pins from scripts/toolchain/versions.json (read once). */
+export function loadComponentPins(): ComponentPins {
+  cachedPins ??= parseComponentPins(JSON.parse(readFileSync(versionsJsonPath(), 'utf8')));
+  return cachedPins;
 }

@@ -1,11 +1,14 @@
 // The starter and the per-cluster add-on controllers against the real store and the shipped
 // catalog, with each cluster's API in memory (FakeClusterApi). The end-to-end test does the same
-// against real clusters; this one covers the paths that need many states quickly.
+// against real clusters; this one covers the paths that need many states quickly. The resync is
+// an hour: what happens here is driven by the store's watches and the watches on the clusters'
+// managed objects (one test turns those off and shortens the resync).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { ANNOTATION_DEFAULTS, ANNOTATION_DEFAULTS_APPLIED, type Addon, type AddonPolicy } from '../../src/api/addons.js';
+import type { Addon, AddonPolicy } from '../../src/api/addons.js';
+import { ANNOTATION_ADDON_DEFAULTS, ANNOTATION_ADDON_DEFAULTS_APPLIED } from '../../src/api/wellknown.js';
 import type { Alert, Cluster } from '../../src/api/kinds.js';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
 import { AlertManager } from '../../src/alerts/manager.js';
@@ -51,10 +54,10 @@ before(async () => {
   store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32) });
   await store.create({ apiVersion: API_VERSION, kind: 'Project', metadata: { name: P }, spec: { members: [] } });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  addons = await openAddons({ store, logger: log, kubeconfig: async (c) => `kubeconfig-of-${c.metadata.name}`, apiFor: (k) => api(k.replace('kubeconfig-of-', '')) });
+  addons = await openAddons({ store, logger: log });
   const policy = (await store.get({ kind: 'AddonPolicy', project: '', name: 'default' })) as AddonPolicy;
-  await store.update({ ...policy, spec: { ...policy.spec, resyncSeconds: 1, unhealthyAlertSeconds: 0 } } as Resource);
-  starter = await addons.startControllers({ alerts: new AlertManager({ store, logger: log }) });
+  await store.update({ ...policy, spec: { ...policy.spec, resyncSeconds: 3600, unhealthyAlertSeconds: 0 } } as Resource);
+  starter = await addons.startControllers({ access: { objects: async (c) => api(c.metadata.name) }, alerts: new AlertManager({ store, logger: log }) });
 });
 after(async () => {
   await addons?.stop();
@@ -71,7 +74,7 @@ describe('the starter', () => {
     assert.deepEqual(list.map((a) => a.spec.addon).sort(), ['coredns', 'kube-state-metrics', 'local-path-provisioner', 'node-exporter']);
     assert.ok(list.every((a) => a.metadata.name === `c1-${a.spec.addon}` && a.metadata.labels?.['marina.dev/cluster'] === 'c1'));
     const c = (await store.get({ kind: 'Cluster', project: P, name: 'c1' })) as Cluster;
-    assert.ok(c.metadata.annotations?.[ANNOTATION_DEFAULTS_APPLIED]);
+    assert.ok(c.metadata.annotations?.[ANNOTATION_ADDON_DEFAULTS_APPLIED]);
     await until('all applied', async () => ((await addonsOf('c1')).every((a) => cond(a, 'Applied')?.status === 'True') ? true : undefined));
     const fake = api('c1');
     assert.equal((fake.find('Service', 'kube-dns') as { spec?: { clusterIP?: string } }).spec?.clusterIP, '10.96.0.10');
@@ -89,7 +92,7 @@ describe('the starter', () => {
   });
 
   it('a cluster annotated defaults=none gets nothing', async () => {
-    await createCluster('bare', { [ANNOTATION_DEFAULTS]: 'none' });
+    await createCluster('bare', { [ANNOTATION_ADDON_DEFAULTS]: 'none' });
     await enable('bare-coredns', { cluster: 'bare', addon: 'coredns', version: '1.12.0' });
     await until('applied', async () => (cond(await getAddon('bare-coredns'), 'Applied')?.status === 'True' ? true : undefined));
     assert.deepEqual((await addonsOf('bare')).map((a) => a.spec.addon), ['coredns']);
@@ -97,8 +100,12 @@ describe('the starter', () => {
 });
 
 describe('a cluster\'s add-on controller', () => {
-  it('puts back what was deleted or changed within a resync, counts it and raises AddonDriftCorrected', async () => {
+  it('watches the managed kinds; puts back what was deleted or changed as soon as it is seen, counts it and raises AddonDriftCorrected', async () => {
     const fake = api('c1');
+    assert.deepEqual(
+      starter.watchedKinds(P, 'c1'),
+      ['/ConfigMap', '/Namespace', '/Service', '/ServiceAccount', 'apps/DaemonSet', 'apps/Deployment', 'rbac.authorization.k8s.io/ClusterRole', 'rbac.authorization.k8s.io/ClusterRoleBinding'],
+    );
     fake.remove('ConfigMap', 'coredns');
     fake.edit('Deployment', 'coredns', (o) => (o.spec!.replicas = 5));
     const a = await until('drift corrected', async () => {
@@ -112,6 +119,22 @@ describe('a cluster\'s add-on controller', () => {
     const drift = alerts.find((x) => x.spec.rule === 'AddonDriftCorrected' && x.spec.labels?.addon === 'coredns');
     assert.equal(drift?.status?.state, 'firing');
     assert.equal(drift?.spec.severity, 'info');
+  });
+
+  it('without watches (AddonPolicy watchObjects false) the resync finds drift; with them again, the watches come back', async () => {
+    const fake = api('c1');
+    const policy = async (change: Partial<AddonPolicy['spec']>) => {
+      const p = (await store.get({ kind: 'AddonPolicy', project: '', name: 'default' })) as AddonPolicy;
+      await store.update({ ...p, spec: { ...p.spec, ...change } } as Resource);
+    };
+    await policy({ watchObjects: false, resyncSeconds: 1 });
+    await until('watches stopped', async () => (fake.watching().length === 0 ? true : undefined));
+    const before = (await getAddon('c1-coredns'))?.status?.driftCorrections ?? 0;
+    fake.remove('ConfigMap', 'coredns');
+    await until('put back by a resync', async () => (((await getAddon('c1-coredns'))?.status?.driftCorrections ?? 0) > before ? true : undefined));
+    assert.ok(fake.find('ConfigMap', 'coredns'));
+    await policy({ watchObjects: true, resyncSeconds: 3600 });
+    await until('watching again', async () => (fake.watching().includes('ConfigMap') ? true : undefined));
   });
 
   it('raises AddonUnhealthy past the policy\'s threshold and resolves it when healthy again', async () => {
@@ -185,6 +208,6 @@ describe('a cluster\'s add-on controller', () => {
     await store.delete({ kind: 'Cluster', project: P, name: 'short' });
     await until('addons gone', async () => ((await addonsOf('short')).length === 0 ? true : undefined));
     await until('controller stopped', async () => (starter.controllerCount() === before - 1 ? true : undefined));
-    assert.ok(api('short').closed, 'its connection is closed');
+    assert.deepEqual(api('short').watching(), [], 'its watches on the cluster are stopped');
   });
 });

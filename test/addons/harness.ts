@@ -34,7 +34,7 @@ export async function startAddonApi(): Promise<AddonApi> {
   });
   const validation = { kubernetesVersions: ['v1.36.3'] };
   const { default: pino } = await import('pino');
-  const addons = await openAddons({ store, logger: pino({ level: 'silent' }), kubeconfig: async () => undefined, validation });
+  const addons = await openAddons({ store, logger: pino({ level: 'silent' }), validation });
   const { app, close } = await buildApp({ store, tokens: store.tokens, audit: store.audit, validation: { ...validation, addons: addons.admission }, consoleDir: false });
   await app.ready();
   return {

@@ -1,6 +1,7 @@
 // An API server on an in-memory store for tests: users with roles in two projects, and a token each.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { MarinaClient } from '../../src/client/index.js';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
 import { buildApp, type AppOptions } from '../../src/server/app.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
@@ -13,6 +14,8 @@ export interface TestApi {
   store: ReturnType<typeof openSqliteStore>;
   /** Tokens by user name: `platform` (platform admin), `<role>` (that role in project "alpha"), `outsider` (admin of "beta"). */
   tokens: Record<string, string>;
+  /** The API client signed in as `user` (a key of `tokens`), talking to the app without a socket. */
+  client(user: string): MarinaClient;
   close(): Promise<void>;
 }
 
@@ -39,11 +42,31 @@ export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: nu
     app,
     store,
     tokens,
+    client: (user) => new MarinaClient({ server: 'http://test.invalid', token: tokens[user], fetch: injectFetch(app) }),
     async close() {
       await close();
       await store.close();
     },
   };
+}
+
+/**
+ * `fetch` over Fastify's inject: the client's requests reach the routes without a socket. Answers
+ * arrive whole, so a watch (which never ends by itself) needs a real listener instead.
+ */
+export function injectFetch(app: FastifyInstance): typeof fetch {
+  return (async (input: string | URL | Request, init: RequestInit = {}) => {
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+    const res = await app.inject({
+      method: (init.method ?? 'GET') as 'GET',
+      url: url.pathname + url.search,
+      headers: Object.fromEntries(new Headers(init.headers).entries()),
+      ...(init.body !== undefined && init.body !== null ? { payload: init.body as string } : {}),
+    });
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, String(v));
+    return new Response(res.statusCode === 204 ? null : new Uint8Array(res.rawPayload), { status: res.statusCode, headers });
+  }) as typeof fetch;
 }
 
 function project(name: string, members: { user: string; role: string }[]): Resource {

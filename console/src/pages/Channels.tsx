@@ -1,5 +1,5 @@
 import { useRef, useState, type FormEvent } from 'react';
-import { API_VERSION } from '../../../src/cli/client.js';
+import { API_VERSION } from '../../../src/client/index.js';
 import { formErrors, NO_ERRORS, type FormErrors } from '../../../src/console-lib/form-errors.js';
 import { formatTime, urlHost } from '../../../src/console-lib/format.js';
 import { SingleFlight } from '../../../src/console-lib/single-flight.js';

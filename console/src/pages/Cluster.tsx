@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
-import type { AuditEntry } from '../../../src/cli/client.js';
-import { MarinaApiError } from '../../../src/cli/client.js';
+import type { AuditEntry } from '../../../src/client/index.js';
+import { MarinaApiError } from '../../../src/client/index.js';
 import { poolIndex, scalePool } from '../../../src/console-lib/cluster-form.js';
 import { formErrors } from '../../../src/console-lib/form-errors.js';
 import { formatAge, formatBytes, formatCores, formatMs, formatTime } from '../../../src/console-lib/format.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import type { Project, Role, User } from '../../api/kinds.js';
-import { API_VERSION, MarinaClient, resourceRef } from '../client.js';
+import { API_VERSION, MarinaClient, resourceRef } from '../../client/index.js';
 import { parseKeyValues } from '../cluster.js';
 import {
   configPath,

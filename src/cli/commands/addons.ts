@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { addonObjectName, type Addon, type AddonDefinition, type AddonPolicy } from '../../api/addons.js';
 import { addonSettled, addonTable, applySet, catalogTable, describeAddon, newestVersion, parseValuesFile } from '../addons.js';
-import { API_VERSION, isConflict, isNotFound, resourceRef, sleep, type MarinaClient } from '../client.js';
+import { LABEL_CLUSTER } from '../../api/wellknown.js';
+import { API_VERSION, isConflict, isNotFound, resourceRef, sleep, type MarinaClient } from '../../client/index.js';
 import { about, CliError, EXIT } from '../errors.js';
 import { formatResources, humanDuration, parseOutputFormat } from '../output.js';
 import { collect, err, out, parseDuration, Session } from '../session.js';
@@ -114,7 +115,7 @@ export function addonCommand(): Command {
         out(`addon/${name} updated on cluster ${cluster} (${addon} ${from})\n`);
       } else {
         name = addonObjectName(cluster, addon);
-        const obj = { apiVersion: API_VERSION, kind: 'Addon', metadata: { name, project, labels: { 'marina.dev/cluster': cluster } }, spec } as Addon;
+        const obj = { apiVersion: API_VERSION, kind: 'Addon', metadata: { name, project, labels: { [LABEL_CLUSTER]: cluster } }, spec } as Addon;
         await about({ kind: 'Addon', name }, () => s.client.create(obj, project));
         out(`addon/${name} enabled on cluster ${cluster} (${addon} ${version})\n`);
       }

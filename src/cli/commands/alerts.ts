@@ -1,7 +1,7 @@
 // `marina alerts` and `marina channel ...`: what Marina noticed, and where it tells you.
 import { Command, Option } from 'commander';
 import type { Alert, NotificationChannel } from '../../api/kinds.js';
-import { API_VERSION, resourceRef } from '../client.js';
+import { API_VERSION, resourceRef } from '../../client/index.js';
 import { about } from '../errors.js';
 import { objectRef } from '../kinds.js';
 import { formatResources, parseOutputFormat } from '../output.js';

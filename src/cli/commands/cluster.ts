@@ -2,7 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { Cluster } from '../../api/kinds.js';
-import { resourceRef } from '../client.js';
+import { resourceRef } from '../../client/index.js';
 import { parseDocuments, prepareObject } from '../apply.js';
 import { buildCluster, followCluster, parseKeyValues, scalePool } from '../cluster.js';
 import { about, CliError, EXIT } from '../errors.js';

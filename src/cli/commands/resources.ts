@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { Resource } from '../../api/meta.js';
-import { isNotFound, RESOURCES, type MarinaClient, type ResourceRef, type WatchEvent } from '../client.js';
+import { isNotFound, RESOURCES, type MarinaClient, type ResourceRef, type WatchEvent } from '../../client/index.js';
 import { applyObject, applyOrder, prepareObject, readSources } from '../apply.js';
 import { followCluster } from '../cluster.js';
 import { describeResource } from '../describe.js';

@@ -1,5 +1,5 @@
 // `marina server`: runs the control plane in this process until SIGINT/SIGTERM.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { err, out } from '../session.js';
 
 export function serverCommand(): Command {
@@ -8,13 +8,21 @@ export function serverCommand(): Command {
     .option('--data-dir <dir>', 'state directory (default: $MARINA_DATA_DIR or ${XDG_DATA_HOME:-~/.local/share}/marina)')
     .option('--listen <host:port>', 'address to serve on (default: $MARINA_LISTEN or 127.0.0.1:7443)')
     .option('--no-controllers', 'serve the API only; nothing acts on the stored objects')
-    .action(async (opts: { dataDir?: string; listen?: string; controllers: boolean }) => {
+    .addOption(
+      new Option('--log-format <format>', 'log lines as json or readable text (default: $MARINA_LOG_FORMAT, else text on a terminal, json otherwise)').choices([
+        'json',
+        'text',
+      ]),
+    )
+    .action(async (opts: { dataDir?: string; listen?: string; controllers: boolean; logFormat?: string }) => {
       // Imported lazily: the server pulls in fastify, SQLite and the controllers, which no other
-      // command needs.
+      // command needs. A bad MARINA_LOG_FORMAT is refused before all that loads.
+      const { logFormatFrom } = await import('../../server/log.js');
+      const logFormat = logFormatFrom(opts.logFormat);
       const { startServer, defaultDataDir, DEFAULT_LISTEN } = await import('../../server/main.js');
       const dataDir = opts.dataDir ?? defaultDataDir();
       const listen = opts.listen ?? process.env.MARINA_LISTEN ?? DEFAULT_LISTEN;
-      const server = await startServer({ dataDir, listen, controllers: opts.controllers });
+      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat });
       out(`Marina listening on ${server.url}\n`);
       if (server.adminToken) {
         out(`bootstrap admin token: ${server.adminToken}\n`);

@@ -1,11 +1,13 @@
 // The `local` provider: every machine is a process group on this host, led by a machine agent
 // (src/agent) that supervises the machine's real etcd / Kubernetes binaries and runs its virtual
 // kubelet. Each machine and each cluster endpoint has its own loopback address. All state lives
-// in files under the provider's root, so a restarted Marina re-adopts what still runs.
+// in files under the provider's root, so a restarted Marina re-adopts what still runs; processes
+// carry their machine's directory and uid on their command line (./processes.ts), so one started
+// just before a crash, before its pid was recorded, is adopted too instead of started twice.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
+import { commandLine, isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
 import type {
   ClusterRef,
   EndpointDescription,
@@ -14,9 +16,11 @@ import type {
   MachineDescription,
   MachineRef,
   PreparedMachine,
+  ProviderMachine,
 } from '../contract.js';
 import { ProviderError } from '../contract.js';
 import { nextFreeAddress } from './addresses.js';
+import { MACHINE_UID_FLAG, processesWithConfig, type ConfiguredProcess } from './processes.js';
 
 export const AGENT_PORT = 10250;
 export const ENDPOINT_PORT = 6443;
@@ -52,9 +56,14 @@ interface EndpointRecord {
 const here = dirname(fileURLToPath(import.meta.url));
 const AGENT_MAIN = resolve(here, '../../agent/main.js');
 const LB_MAIN = resolve(here, '../../lb/main.js');
+/** How agent and balancer processes are told apart from others naming a config file below root. */
+const AGENT_SCRIPT = '/agent/main.js';
+const LB_SCRIPT = '/lb/main.js';
 
 export class LocalProvider implements InfrastructureProvider {
   readonly name = 'local';
+  /** Every machine of this provider is a process group Marina started: its own to sweep. */
+  readonly sweepOrphans = true;
   /** Serializes allocation so two machines never get one address. */
   private allocation: Promise<unknown> = Promise.resolve();
 
@@ -75,7 +84,7 @@ export class LocalProvider implements InfrastructureProvider {
       const existing = readJson<MachineRecord>(join(this.machineDir(m), 'machine.json'));
       if (existing && existing.uid === m.uid) return { address: existing.address, providerID: providerId(m) };
       // A directory of an earlier object with the same name: never adopt it, clear it out first.
-      if (existing) await this.deleteMachine(m);
+      if (existing) await this.removeMachine(this.machineDir(m), existing, () => true);
       const address = this.allocate();
       mkdirSync(this.machineDir(m), { recursive: true, mode: 0o700 });
       writeJson(join(this.machineDir(m), 'machine.json'), { uid: m.uid, address } satisfies MachineRecord);
@@ -88,6 +97,7 @@ export class LocalProvider implements InfrastructureProvider {
     const record = readJson<MachineRecord>(join(dir, 'machine.json'));
     if (!record || record.uid !== m.uid) throw new ProviderError('NotPrepared', `machine ${m.name} was not prepared`);
     if (record.pid && this.agentAlive(record.pid, dir)) return this.describeMachine(m);
+    if (await this.adoptUnrecordedAgent(m, dir, record)) return this.describeMachine(m);
 
     let binaries: Record<string, string>;
     try {
@@ -109,6 +119,7 @@ export class LocalProvider implements InfrastructureProvider {
       dataDir: dir,
       agentPort: AGENT_PORT,
       roles: bootstrap.roles,
+      ...(bootstrap.loopbackPorts?.length ? { loopbackRelayPorts: bootstrap.loopbackPorts } : {}),
       processes: bootstrap.services.map((s) => {
         const command = binaries[s.binary];
         if (!command) throw new ProviderError('UnknownBinary', `service ${s.name} needs binary ${s.binary}, not in the toolchain`, true);
@@ -138,7 +149,7 @@ export class LocalProvider implements InfrastructureProvider {
     writeJson(configPath, config);
     const proc = await spawnLogged({
       command: process.execPath,
-      args: [AGENT_MAIN, '--config', configPath],
+      args: [AGENT_MAIN, '--config', configPath, MACHINE_UID_FLAG, m.uid],
       logFile: join(dir, 'logs', 'agent.out'),
       unref: true,
     });
@@ -175,10 +186,38 @@ export class LocalProvider implements InfrastructureProvider {
   async deleteMachine(m: MachineRef): Promise<void> {
     const dir = this.machineDir(m);
     const record = readJson<MachineRecord>(join(dir, 'machine.json'));
-    if (record?.pid && this.agentAlive(record.pid, dir)) await stopProcessGroup(record.pid, { graceMs: 10_000 });
-    else if (record?.pid && isProcessGroupAlive(record.pid)) await stopProcessGroup(record.pid, { graceMs: 2_000 });
-    rmSync(dir, { recursive: true, force: true });
-    pruneEmptyParents(dir, join(this.opts.root, 'machines'));
+    // An agent started without a uid tag belongs to whatever its directory's record names.
+    const ofThisUid = (p: ConfiguredProcess) => (p.uid ?? record?.uid ?? '') === m.uid;
+    if (record && record.uid !== m.uid) {
+      // The directory belongs to a newer object of the same name: only a stray agent of this uid goes.
+      for (const p of this.agentProcesses(dir).filter(ofThisUid)) await stopProcessGroup(p.pid, { graceMs: 10_000 });
+      return;
+    }
+    await this.removeMachine(dir, record, ofThisUid);
+  }
+
+  async listMachines(): Promise<ProviderMachine[]> {
+    const machinesRoot = join(this.opts.root, 'machines');
+    const found = new Map<string, MachineRef>();
+    for (const file of findFiles(machinesRoot, 'machine.json', 3)) {
+      const record = readJson<MachineRecord>(file);
+      const ref = refFromPath(machinesRoot, dirname(file), record?.uid ?? '');
+      if (ref) found.set(`${dirname(file)}\0${ref.uid}`, ref);
+    }
+    // Agents whose directory is gone or names another uid: only /proc still knows them.
+    for (const p of processesWithConfig(AGENT_SCRIPT, `${machinesRoot}/`)) {
+      const dir = dirname(p.config);
+      const uid = p.uid ?? readJson<MachineRecord>(join(dir, 'machine.json'))?.uid ?? '';
+      const ref = refFromPath(machinesRoot, dir, uid);
+      if (ref && !found.has(`${dir}\0${uid}`)) found.set(`${dir}\0${uid}`, ref);
+    }
+    return Promise.all(
+      [...found.values()].map(async (ref) => {
+        const desc = await this.describeMachine(ref);
+        // A listed machine that describeMachine does not know is an unrecorded agent: it runs.
+        return { ref, providerID: providerId(ref), state: desc.state === 'Missing' ? 'Running' : desc.state } satisfies ProviderMachine;
+      }),
+    );
   }
 
   async ensureEndpoint(c: ClusterRef, backends: string[]): Promise<EndpointDescription> {
@@ -200,6 +239,11 @@ export class LocalProvider implements InfrastructureProvider {
       const changed = JSON.stringify(sorted) !== JSON.stringify(record.backends) || !existsSync(configPath);
       if (changed) writeJson(configPath, { host: record.address, port: record.port, backends: sorted });
       record.backends = sorted;
+      // A balancer started just before a crash is running without its pid recorded: adopt it.
+      if (!(record.pid && this.processAlive(record.pid, configPath))) {
+        const unrecorded = processesWithConfig(LB_SCRIPT, configPath)[0];
+        if (unrecorded) record.pid = unrecorded.pid;
+      }
       if (record.pid && this.processAlive(record.pid, configPath)) {
         if (changed) process.kill(record.pid, 'SIGHUP');
       } else {
@@ -222,6 +266,7 @@ export class LocalProvider implements InfrastructureProvider {
     if (record?.pid && isProcessGroupAlive(record.pid) && this.processAlive(record.pid, join(dir, 'lb.json'))) {
       await stopProcessGroup(record.pid, { graceMs: 5_000 });
     }
+    for (const p of processesWithConfig(LB_SCRIPT, join(dir, 'lb.json'))) await stopProcessGroup(p.pid, { graceMs: 5_000 });
     rmSync(dir, { recursive: true, force: true });
     pruneEmptyParents(dir, join(this.opts.root, 'endpoints'));
   }
@@ -242,14 +287,35 @@ export class LocalProvider implements InfrastructureProvider {
     return this.processAlive(pid, join(dir, 'agent.json'));
   }
 
+  /** Agent processes started for the machine directory `dir`, recorded or not. */
+  private agentProcesses(dir: string): ConfiguredProcess[] {
+    return processesWithConfig(AGENT_SCRIPT, join(dir, 'agent.json'));
+  }
+
+  /**
+   * A start that was in flight when Marina died spawned the agent but never recorded its pid: the
+   * agent of this uid found in /proc is recorded now, and any extra copy stopped. True if adopted.
+   */
+  private async adoptUnrecordedAgent(m: MachineRef, dir: string, record: MachineRecord): Promise<boolean> {
+    const [agent, ...extra] = this.agentProcesses(dir).filter((p) => (p.uid ?? record.uid) === m.uid);
+    if (!agent) return false;
+    for (const p of extra) await stopProcessGroup(p.pid, { graceMs: 10_000 });
+    writeJson(join(dir, 'machine.json'), { uid: record.uid, address: record.address, pid: agent.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
+    return true;
+  }
+
+  /** Stops the recorded agent and every agent process `which` selects, then removes the directory. */
+  private async removeMachine(dir: string, record: MachineRecord | undefined, which: (p: ConfiguredProcess) => boolean): Promise<void> {
+    if (record?.pid && this.agentAlive(record.pid, dir)) await stopProcessGroup(record.pid, { graceMs: 10_000 });
+    else if (record?.pid && isProcessGroupAlive(record.pid)) await stopProcessGroup(record.pid, { graceMs: 2_000 });
+    for (const p of this.agentProcesses(dir).filter(which)) await stopProcessGroup(p.pid, { graceMs: 10_000 });
+    rmSync(dir, { recursive: true, force: true });
+    pruneEmptyParents(dir, join(this.opts.root, 'machines'));
+  }
+
   /** A live pid is ours only if its command line names our config file (pids get reused). */
   private processAlive(pid: number, configPath: string): boolean {
-    if (!isProcessAlive(pid)) return false;
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(configPath);
-    } catch {
-      return false;
-    }
+    return isProcessAlive(pid) && (commandLine(pid)?.includes(configPath) ?? false);
   }
 
   /** A free address after the previous allocation (called inside serialized()). */
@@ -284,6 +350,14 @@ export class LocalProvider implements InfrastructureProvider {
     this.allocation = run.catch(() => undefined);
     return run;
   }
+}
+
+/** The MachineRef of `<machinesRoot>/<project>/<cluster>/<name>`; undefined for other paths. */
+function refFromPath(machinesRoot: string, dir: string, uid: string): MachineRef | undefined {
+  const parts = relative(machinesRoot, dir).split(sep);
+  if (parts.length !== 3 || parts.some((x) => !x || x === '..')) return undefined;
+  const [project, cluster, name] = parts as [string, string, string];
+  return { project, cluster, name, uid };
 }
 
 function providerId(m: MachineRef): string {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MarinaApiError, MarinaClient, MarinaConnectionError, ndjsonLines, type WatchEvent } from './client.js';
+import { MarinaApiError, MarinaClient, MarinaConnectionError, ndjsonLines, type WatchEvent } from './index.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, body: string) => void;
 

@@ -1,104 +1,20 @@
 // A small, dependency-free client for Marina's REST API, built on the global `fetch` (Node 20,
-// browsers). The CLI uses it; the web console and other tools can too: it imports only types.
+// browsers): the CLI, the web console, the benchmarks and the tests all use it. Browser-safe by
+// rule: no `node:` import and nothing from outside src/client but types (resources.test.ts checks).
 //
 //   const c = new MarinaClient({ server: 'http://127.0.0.1:7443', token });
 //   const list = await c.listAll('Cluster', { project: 'demo' });
 //   for await (const ev of c.watchResumable('Machine', { project: 'demo', signal })) ...
-import type { ClusterHealth } from '../health/types.js';
-import type { FieldCause, Status } from '../api/errors.js';
+import type { Status } from '../api/errors.js';
 import type { Resource } from '../api/meta.js';
-
-export const API_PATH = '/api/v1alpha1';
-/** `apiVersion` of every Marina object (the same as API_VERSION in src/api/meta.ts). */
-export const API_VERSION = 'marina.dev/v1alpha1';
-
-/** Where a kind lives and how it is named in URLs. Mirrors `KINDS` in src/api/registry.ts. */
-export interface ResourceRef {
-  kind: string;
-  plural: string;
-  scope: 'global' | 'project';
-}
-
-export const RESOURCES: readonly ResourceRef[] = [
-  { kind: 'User', plural: 'users', scope: 'global' },
-  { kind: 'Project', plural: 'projects', scope: 'global' },
-  { kind: 'Secret', plural: 'secrets', scope: 'project' },
-  { kind: 'Cluster', plural: 'clusters', scope: 'project' },
-  { kind: 'NodePool', plural: 'nodepools', scope: 'project' },
-  { kind: 'Machine', plural: 'machines', scope: 'project' },
-  { kind: 'Alert', plural: 'alerts', scope: 'project' },
-  { kind: 'NotificationChannel', plural: 'notificationchannels', scope: 'project' },
-  { kind: 'AddonDefinition', plural: 'addondefinitions', scope: 'global' },
-  { kind: 'AddonPolicy', plural: 'addonpolicies', scope: 'global' },
-  { kind: 'Addon', plural: 'addons', scope: 'project' },
-];
-
-/** A kind name (`Cluster`) or a ref. Unknown kind names are an error. */
-export type KindLike = string | ResourceRef;
-
-export function resourceRef(kind: KindLike): ResourceRef {
-  if (typeof kind !== 'string') return kind;
-  const ref = RESOURCES.find((r) => r.kind === kind);
-  if (!ref) throw new Error(`unknown kind ${JSON.stringify(kind)}; known: ${RESOURCES.map((r) => r.kind).join(', ')}`);
-  return ref;
-}
-
-export interface ResourceList<T extends Resource = Resource> {
-  apiVersion: string;
-  kind: string;
-  metadata: { resourceVersion: string; continue?: string };
-  items: T[];
-}
-
-export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
-
-export interface WatchEvent<T extends Resource = Resource> {
-  type: WatchEventType;
-  object: T;
-}
-
-export interface WhoAmI {
-  user: string;
-  platformAdmin: boolean;
-  projects: { name: string; role: string }[];
-}
-
-// Token and audit shapes are the server's own; the CLI reads them as they are.
+import type { ClusterHealth } from '../health/types.js';
 import type { AuditEntry, IssuedToken, TokenInfo } from '../store/types.js';
-export type { AuditEntry, IssuedToken, TokenInfo };
+import type { WhoAmI } from '../server/schemas.js';
+import { MarinaApiError, MarinaConnectionError, errorFromResponse, isNotFound, isStatus } from './errors.js';
+import { ndjsonLines, parseWatchLine, type WatchEvent } from './ndjson.js';
+import { API_PATH, requireProject, resourcePath, resourceRef, type KindLike, type ResourceList, type ResourceRef } from './resources.js';
 
-/** An error answer of the API (the server's `Status` body, or one synthesized from the response). */
-export class MarinaApiError extends Error {
-  readonly code: number;
-  readonly reason: string;
-  readonly causes: FieldCause[];
-  readonly field?: string;
-
-  constructor(readonly status: Status, readonly method?: string, readonly url?: string) {
-    super(status.message);
-    this.name = 'MarinaApiError';
-    this.code = status.code;
-    this.reason = status.reason;
-    this.causes = status.causes ?? (status.field ? [{ field: status.field, message: status.message }] : []);
-    this.field = status.field ?? this.causes[0]?.field;
-  }
-}
-
-/** The server could not be reached at all (refused, DNS, TLS, reset before an answer). */
-export class MarinaConnectionError extends Error {
-  constructor(readonly server: string, readonly errorCode: string | undefined, message: string) {
-    super(message);
-    this.name = 'MarinaConnectionError';
-  }
-}
-
-export function isNotFound(err: unknown): boolean {
-  return err instanceof MarinaApiError && err.code === 404;
-}
-
-export function isConflict(err: unknown): boolean {
-  return err instanceof MarinaApiError && err.code === 409 && err.reason === 'Conflict';
-}
+export type { AuditEntry, IssuedToken, TokenInfo, WhoAmI };
 
 export interface ClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:7443`. */
@@ -142,7 +58,7 @@ export interface ResumableWatchOptions extends Omit<WatchOptions, 'resourceVersi
   bookmarks?: boolean;
 }
 
-interface RequestOptions {
+export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
@@ -154,6 +70,17 @@ interface RequestOptions {
   raw?: boolean;
   /** Return the body as text instead of parsing JSON. */
   text?: boolean;
+  /** Answer an HTTP error status like any other (the Response is returned with `raw`). */
+  anyStatus?: boolean;
+}
+
+/** What `call` answers: the status and the body as the server sent it. */
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** The body parsed as JSON; undefined when it is not JSON. Shapes are the caller's to check. */
+  json: any;
 }
 
 export class MarinaClient {
@@ -175,13 +102,7 @@ export class MarinaClient {
 
   /** `/api/v1alpha1/projects/p/clusters/demo` and friends. */
   path(kind: KindLike, opts: { project?: string; name?: string; subresource?: string } = {}): string {
-    const ref = resourceRef(kind);
-    let p = API_PATH;
-    if (ref.scope === 'project' && opts.project) p += `/projects/${encodeURIComponent(opts.project)}`;
-    p += `/${ref.plural}`;
-    if (opts.name !== undefined) p += `/${encodeURIComponent(opts.name)}`;
-    if (opts.subresource) p += `/${opts.subresource}`;
-    return p;
+    return resourcePath(kind, opts);
   }
 
   private projectFor(ref: ResourceRef, obj: Resource, project?: string): string | undefined {
@@ -217,7 +138,7 @@ export class MarinaClient {
     } catch (err) {
       throw this.connectionError(err, opts.signal);
     }
-    if (!res.ok) throw await errorFromResponse(res, method, url.toString());
+    if (!res.ok && !opts.anyStatus) throw await errorFromResponse(res, method, url.toString());
     if (opts.stream || opts.raw) return res as T;
     const text = await res.text();
     if (opts.text) return text as T;
@@ -242,6 +163,22 @@ export class MarinaClient {
     const code = e.cause?.code;
     const detail = e.cause?.message ?? e.message ?? String(err);
     return new MarinaConnectionError(this.server, code, `cannot reach the Marina server at ${this.server}: ${detail}`);
+  }
+
+  /**
+   * One request that answers whatever status the server sent instead of throwing on an error
+   * (connection failures still throw): for tests and tools that look at status codes.
+   */
+  async call(method: string, path: string, opts: Omit<RequestOptions, 'raw' | 'stream' | 'text' | 'anyStatus'> = {}): Promise<ApiResponse> {
+    const res = await this.request<Response>(method, path, { ...opts, raw: true, anyStatus: true });
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
   }
 
   // ---------- resources ----------
@@ -457,92 +394,6 @@ export class MarinaClient {
 
 // ---------- helpers ----------
 
-function requireProject(kind: KindLike, project: string | undefined): string | undefined {
-  const ref = resourceRef(kind);
-  if (ref.scope === 'project' && !project) throw new Error(`${ref.kind} lives in a project; give one`);
-  return ref.scope === 'project' ? project : undefined;
-}
-
-function isStatus(v: unknown): boolean {
-  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'Status';
-}
-
-function parseWatchLine(line: string): WatchEvent {
-  let ev: unknown;
-  try {
-    ev = JSON.parse(line);
-  } catch {
-    throw new MarinaApiError({ kind: 'Status', code: 500, reason: 'InternalError', message: `malformed watch event: ${line.slice(0, 200)}` });
-  }
-  const e = ev as { type?: string; object?: unknown };
-  if (e.type === 'ERROR' && isStatus(e.object)) throw new MarinaApiError(e.object as unknown as Status);
-  if (typeof e.type !== 'string' || typeof e.object !== 'object' || e.object === null) {
-    throw new MarinaApiError({ kind: 'Status', code: 500, reason: 'InternalError', message: `malformed watch event: ${line.slice(0, 200)}` });
-  }
-  return e as unknown as WatchEvent;
-}
-
-/** Splits a byte stream into lines (NDJSON); a trailing partial line is yielded at the end. */
-export async function* ndjsonLines(body: ReadableStream<Uint8Array>, signal?: AbortSignal): AsyncGenerator<string> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  const onAbort = () => void reader.cancel().catch(() => undefined);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  let buf = '';
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += decoder.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line) yield line;
-      }
-    }
-    buf += decoder.decode();
-    if (buf.trim()) yield buf.trim();
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    reader.releaseLock();
-  }
-}
-
-async function errorFromResponse(res: Response, method: string, url: string): Promise<MarinaApiError> {
-  const text = await res.text().catch(() => '');
-  let status: Status | undefined;
-  try {
-    const parsed = JSON.parse(text) as Partial<Status>;
-    if (parsed && typeof parsed === 'object' && typeof parsed.message === 'string') {
-      status = { ...parsed, kind: 'Status', code: parsed.code ?? res.status, reason: parsed.reason ?? reasonFor(res.status) } as Status;
-    }
-  } catch {
-    /* not JSON */
-  }
-  status ??= {
-    kind: 'Status',
-    code: res.status,
-    reason: reasonFor(res.status),
-    message: text.trim().slice(0, 500) || `${method} ${new URL(url).pathname}: HTTP ${res.status} ${res.statusText}`,
-  } as Status;
-  return new MarinaApiError(status, method, url);
-}
-
-function reasonFor(code: number): Status['reason'] {
-  switch (code) {
-    case 400: return 'BadRequest';
-    case 401: return 'Unauthorized';
-    case 403: return 'Forbidden';
-    case 404: return 'NotFound';
-    case 409: return 'Conflict';
-    case 410: return 'Gone';
-    case 415: return 'UnsupportedMediaType';
-    case 422: return 'Invalid';
-    default: return 'InternalError';
-  }
-}
-
 function anySignal(signals: AbortSignal[]): AbortSignal {
   const any = (AbortSignal as unknown as { any?: (s: AbortSignal[]) => AbortSignal }).any;
   if (any) return any(signals);
@@ -566,3 +417,4 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
