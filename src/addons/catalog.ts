@@ -20,6 +20,7 @@ import { ADDON_POLICY_NAME, definitionName, type AddonDefinition, type AddonDefi
 import { isApiError } from '../api/errors.js';
 import { API_VERSION } from '../api/meta.js';
 import { validateObject, type ValidationContext } from '../api/registry.js';
+import { typed } from '../store/typed.js';
 import type { Store } from '../store/types.js';
 
 /** dist/src/addons → the repository root's catalog/. */
@@ -84,13 +85,14 @@ export interface LoadResult {
  */
 export async function loadCatalog(store: Store, catalog: Catalog, validation: ValidationContext, log?: Logger): Promise<LoadResult> {
   const result: LoadResult = { created: [], updated: [], keptAdmin: [] };
+  const definitions = typed(store, 'AddonDefinition');
   for (const def of catalog.definitions) {
     validateObject(def, undefined, validation);
     const name = def.metadata.name;
-    const stored = (await store.get({ kind: 'AddonDefinition', project: '', name })) as AddonDefinition | undefined;
+    const stored = await definitions.get('', name);
     const digest = def.metadata.annotations![ANNOTATION_CATALOG_DIGEST]!;
     if (!stored) {
-      await store.create(def);
+      await definitions.create(def);
       result.created.push(name);
       continue;
     }
@@ -100,10 +102,10 @@ export async function loadCatalog(store: Store, catalog: Catalog, validation: Va
       result.keptAdmin.push(name);
       continue;
     }
-    await store.update({ ...stored, metadata: { ...stored.metadata, annotations: { ...stored.metadata.annotations, [ANNOTATION_CATALOG_DIGEST]: digest } }, spec: def.spec });
+    await definitions.update({ ...stored, metadata: { ...stored.metadata, annotations: { ...stored.metadata.annotations, [ANNOTATION_CATALOG_DIGEST]: digest } }, spec: def.spec });
     result.updated.push(name);
   }
-  if (catalog.policy && !(await store.get({ kind: 'AddonPolicy', project: '', name: ADDON_POLICY_NAME }))) {
+  if (catalog.policy && !(await typed(store, 'AddonPolicy').get('', ADDON_POLICY_NAME))) {
     try {
       await store.create(validateObject(catalog.policy, undefined, validation));
       result.created.push(`policy/${ADDON_POLICY_NAME}`);
