@@ -1,6 +1,6 @@
 // Add-on kinds: the catalog (`AddonDefinition`, global, one object per add-on version), what a
 // cluster runs (`Addon`, per project, one object per cluster and add-on) and the platform's
-// choices (`AddonPolicy`, global singleton `default`: the default set, the resync interval).
+// choices (`AddonPolicy`, global singleton `default`: the default set, how drift is found).
 //
 // Why `Addon` objects and not `Cluster.spec.addons`: each add-on gets its own status (conditions,
 // the applied inventory, drift counts) written by one writer (the cluster's add-on controller),
@@ -208,7 +208,7 @@ export const AddonPolicy = envelope(
   'AddonPolicy',
   AddonPolicySpec,
   statusSchema({}),
-  'The platform\'s add-on choices (one object, named "default"): the default set of new clusters, resync interval, alert threshold',
+  'The platform\'s add-on choices (one object, named "default"): the default set of new clusters, resync interval, drift watches, alert threshold',
 );
 export type AddonPolicy = Static<typeof AddonPolicy>;
 
