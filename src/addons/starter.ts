@@ -3,7 +3,8 @@
 //   - gives a new cluster the platform's default set (once: the cluster is annotated afterwards,
 //     so an add-on a user disables stays disabled; a cluster annotated `addons.marina.dev/defaults:
 //     none` gets nothing),
-//   - starts that cluster's add-on controller and configures it (resync interval from the policy),
+//   - starts that cluster's add-on controller and configures it (resync interval and drift watches
+//     from the policy),
 //   - routes changes to it: a changed Addon to its controller, a changed definition to the Addons
 //     that use it, a Cluster status change to the add-ons that wait for the cluster,
 //   - when the cluster is deleted, deletes its Addons (their objects go with the cluster's
