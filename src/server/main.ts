@@ -10,6 +10,7 @@ import { loadMatrix } from '../toolchain/versions.js';
 import { HealthRegistry } from '../health/registry.js';
 import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
 import { startAlerting } from '../alerts/index.js';
+import { openAddons } from '../addons/index.js';
 import { buildApp } from './app.js';
 import { startControlLoops } from './control-loops.js';
 import { FunctionService } from '../functions/service.js';
@@ -62,6 +63,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const adminToken = await bootstrapAdmin(store, adminTokenFile);
 
   const matrix = loadMatrix();
+  const validation = { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default };
+  // The catalog in memory and the add-on checks the API edge needs; the shipped catalog is loaded.
+  const addons = await openAddons({ store, logger: logger.child({ module: 'addons' }), validation });
   // The health checker writes the newest report of each cluster here; the API and the
   // controllers read it. Without controllers nothing checks health: it stays empty.
   const health = new HealthRegistry();
@@ -71,7 +75,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     store,
     tokens: store.tokens,
     audit: store.audit,
-    validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
+    validation: { ...validation, addons: addons.admission },
     metrics,
     logger: logger.child({ module: 'api' }),
     health: { latest: (project, cluster) => health.get(project, cluster), series: store.series },
@@ -95,6 +99,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           defaultKubernetesVersion: matrix.default,
           health,
           series: store.series,
+          addons,
           ...(alerting ? { alerts: alerting.manager } : {}),
           // Platform events (clusters, healing, etcd members, operations, backups) trigger functions.
           events: functions,
@@ -114,6 +119,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       closed = true;
       await closeApp();
       await loops?.stop();
+      await addons.stop();
       await alerting?.stop();
       // Last of the three: the controllers and the AlertManager publish events into it.
       await functions.stop();
