@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { accountCommands } from './commands/account.js';
+import { addonCommand } from './commands/addons.js';
 import { alertsCommand, channelCommand } from './commands/alerts.js';
 import { clusterCommand } from './commands/cluster.js';
 import { crdsCommand } from './commands/crds.js';
@@ -60,6 +61,7 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   program.addCommand(channelCommand());
   program.addCommand(functionCommand());
   program.addCommand(pipelineCommand());
+  program.addCommand(addonCommand());
   program.addCommand(toolchainCommand());
 
   // Commands built standalone (new Command) do not inherit settings; apply them to the whole tree.

@@ -38,7 +38,14 @@ describe('the health checker shares its newest report through the series store',
         readyz: async () => (up ? { ok: true, message: 'ok' } : { ok: false, message: 'connect ECONNREFUSED' }),
         listNodes: async () => [],
       } as unknown as KubeApi;
-      const connections: ClusterConnections = { etcd: async () => undefined, kube: async () => kube, apiserverAt: async () => undefined, forget: () => undefined, close: async () => undefined };
+      const connections: ClusterConnections = {
+        etcd: async () => undefined,
+        kube: async () => kube,
+        apiserverAt: async () => undefined,
+        objects: async () => undefined,
+        forget: () => undefined,
+        close: async () => undefined,
+      };
       let now = T0;
       const registry = new HealthRegistry();
       const checker = new HealthChecker({ store, series: store.series, connections, registry, log: pino({ level: 'silent' }), now: () => now });

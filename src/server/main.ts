@@ -15,6 +15,7 @@ import { newestReport } from '../health/shared.js';
 import { startAlerting } from '../alerts/index.js';
 import { LeaderElector, type Leadership } from '../runtime/leader.js';
 import { openBackend, type ServerStore, type StoreConfig } from './backend.js';
+import { openAddons } from '../addons/index.js';
 import { buildApp } from './app.js';
 import { startControlLoops } from './control-loops.js';
 import { FunctionService } from '../functions/service.js';
@@ -70,6 +71,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const adminToken = await bootstrapAdmin(store, adminTokenFile, backend.saveAdminToken);
 
   const matrix = loadMatrix();
+  const validation = { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default };
+  // The catalog in memory and the add-on checks the API edge needs; the shipped catalog is loaded.
+  const addons = await openAddons({ store, logger: logger.child({ module: 'addons' }), validation });
   // The health checker writes the newest report of each cluster here; the API and the
   // controllers read it. Where nothing checks health (no controllers, or a replica without the
   // Lease) it stays empty and the API answers what the checking replica shared in the store.
@@ -80,7 +84,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     store,
     tokens: store.tokens,
     audit: store.audit,
-    validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
+    validation: { ...validation, addons: addons.admission },
     metrics,
     logger: logger.child({ module: 'api' }),
     health: { latest: (project, cluster) => newestReport(health, store.series, project, cluster), series: store.series },
@@ -100,6 +104,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       defaultKubernetesVersion: matrix.default,
       health,
       series: store.series,
+      addons,
       alerts: alerting.manager,
       // Platform events (clusters, healing, etcd members, operations, backups) trigger functions.
       events: functions,
@@ -143,6 +148,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await closeApp();
       await elector?.stop();
       await work?.stop();
+      await addons.stop();
       // Last: the controllers and the AlertManager publish events into it.
       await functions.stop();
       await providers.close();
