@@ -5,6 +5,7 @@ import { accountCommands } from './commands/account.js';
 import { addonCommand } from './commands/addons.js';
 import { alertsCommand, channelCommand } from './commands/alerts.js';
 import { clusterCommand } from './commands/cluster.js';
+import { crdsCommand } from './commands/crds.js';
 import { machineCommand, operationCommand } from './commands/operations.js';
 import { functionCommand, pipelineCommand } from './commands/functions.js';
 import { applyCommand, deleteCommand, describeCommand, getCommand, watchCommand } from './commands/resources.js';
@@ -46,6 +47,7 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   for (const o of CONNECTION_OPTIONS()) program.addOption(o);
 
   program.addCommand(serverCommand());
+  program.addCommand(crdsCommand());
   for (const c of accountCommands()) program.addCommand(c);
   program.addCommand(getCommand());
   program.addCommand(describeCommand());
