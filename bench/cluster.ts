@@ -132,7 +132,7 @@ async function startMarina(): Promise<void> {
   // Default timing, as `marina server` runs.
   controllers = await startControlLoops({
     store,
-    providers: { get: () => provider },
+    providers: { get: () => provider, list: () => [provider] },
     metrics: new Registry(),
     logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' }),
     defaultKubernetesVersion: version,

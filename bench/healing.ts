@@ -186,7 +186,7 @@ async function startMarina(): Promise<void> {
   alerting = await startAlerting({ store: s, metrics, logger: logger.child({ module: 'alerts' }) });
   controllers = await startControlLoops({
     store: s,
-    providers: { get: () => provider },
+    providers: { get: () => provider, list: () => [provider] },
     metrics,
     logger: logger.child({ module: 'controllers' }),
     defaultKubernetesVersion: version,

@@ -16,7 +16,7 @@ import { Controller } from '../runtime/controller.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
 import { typed } from '../store/typed.js';
 import type { Store } from '../store/types.js';
-import { AlertManager } from './manager.js';
+import { AlertManager, type AlertManagerOptions } from './manager.js';
 import { AlertNotifier, type NotifierOptions } from './notifier.js';
 
 export * from './fingerprint.js';
@@ -39,6 +39,8 @@ export interface AlertingDeps {
   resyncPeriodMs?: number;
   /** See AlertManagerOptions.evaluatedRefreshMs. */
   evaluatedRefreshMs?: number;
+  /** See AlertManagerOptions.events. */
+  events?: AlertManagerOptions['events'];
 }
 
 export interface RunningAlerting {
@@ -78,7 +80,7 @@ class FiringIndex {
 
 export async function startAlerting(deps: AlertingDeps): Promise<RunningAlerting> {
   const log = deps.logger ?? pino({ level: 'silent' });
-  const manager = new AlertManager({ store: deps.store, logger: log, evaluatedRefreshMs: deps.evaluatedRefreshMs });
+  const manager = new AlertManager({ store: deps.store, logger: log, evaluatedRefreshMs: deps.evaluatedRefreshMs, events: deps.events });
   const notifier = new AlertNotifier({ ...deps.notifier, store: deps.store, logger: log, metrics: deps.metrics, externalURL: deps.externalURL });
 
   const firing = new FiringIndex();

@@ -22,6 +22,8 @@ import { LABEL_CLUSTER } from '../api/wellknown.js';
 import { validateObject } from '../api/registry.js';
 import { typed, type TypedStore } from '../store/typed.js';
 import type { Store } from '../store/types.js';
+import type { EventBus } from '../events/bus.js';
+import { alertChanged } from '../events/platform.js';
 import { alertName, fingerprint, type AlertIdentity } from './fingerprint.js';
 
 /** Labels on every Alert object, for label selectors (`marina get alerts -l ...`). */
@@ -37,7 +39,14 @@ export const RULES = {
   ClusterConditionUnhealthy: 'ClusterConditionUnhealthy',
   HealingHeldBack: 'HealingHeldBack',
   BackupFailed: 'BackupFailed',
+  BackupMissing: 'BackupMissing',
+  RestoreFailed: 'RestoreFailed',
   CertificateNearExpiry: 'CertificateNearExpiry',
+  OrphanedMachine: 'OrphanedMachine',
+  /** An add-on unhealthy or not applied for AddonPolicy.spec.unhealthyAlertSeconds (warning). */
+  AddonUnhealthy: 'AddonUnhealthy',
+  /** Objects of an add-on put back after someone changed or deleted them (info, for 5 minutes). */
+  AddonDriftCorrected: 'AddonDriftCorrected',
 } as const;
 
 /** One alert as an evaluator reports it. */
@@ -87,6 +96,8 @@ export interface AlertManagerOptions {
    * so that evaluators calling sync() every few seconds do not write every time.
    */
   evaluatedRefreshMs?: number;
+  /** Where alert.fired and alert.resolved platform events go (the function service); absent: none. */
+  events?: EventBus;
 }
 
 const SOURCE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -97,9 +108,11 @@ export class AlertManager {
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly refreshMs: number;
+  private readonly events?: EventBus;
 
   constructor(opts: AlertManagerOptions) {
     this.alerts = typed(opts.store, 'Alert');
+    this.events = opts.events;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'alert-manager' });
     this.now = opts.now ?? (() => new Date());
     this.refreshMs = opts.evaluatedRefreshMs ?? 60_000;
@@ -202,6 +215,7 @@ export class AlertManager {
         if (!current) {
           const status: AlertStatus = { state: 'firing', startsAt: now, lastEvaluatedAt: now, fingerprint: fp, notifications: [] };
           const created = await this.alerts.create({ ...desired, status });
+          this.publish(created);
           return { alert: created, opened: true };
         }
         if (current.status?.fingerprint && current.status.fingerprint !== fp) {
@@ -223,6 +237,7 @@ export class AlertManager {
           next = { ...st, lastEvaluatedAt: now, fingerprint: fp };
         }
         if (next) obj = await this.alerts.updateStatus({ ...obj, status: next });
+        if (opened) this.publish(obj);
         return { alert: obj, opened };
       } catch (err) {
         // 404: the notifier garbage-collected the resolved alert meanwhile; create it again.
@@ -240,7 +255,7 @@ export class AlertManager {
         if (!current || current.status?.state !== 'firing') return false;
         if (source && current.metadata.labels?.[LABEL_ALERT_SOURCE] !== source) return false;
         const now = this.now().toISOString();
-        await this.alerts.updateStatus({ ...current, status: { ...current.status, state: 'resolved', endsAt: now, lastEvaluatedAt: now } });
+        this.publish(await this.alerts.updateStatus({ ...current, status: { ...current.status, state: 'resolved', endsAt: now, lastEvaluatedAt: now } }));
         return true;
       } catch (err) {
         if (isApiError(err) && err.code === 404) return false;
@@ -248,6 +263,11 @@ export class AlertManager {
         throw err;
       }
     }
+  }
+
+  /** The platform event of a transition that was just stored; a failure is logged, never fails the evaluator. */
+  private publish(a: Alert): void {
+    this.events?.publish(alertChanged(a)).catch((err) => this.log.warn({ err, alert: a.metadata.name }, 'publishing a platform event failed'));
   }
 
   private listAlerts(project: string, labelSelector: string): Promise<Alert[]> {

@@ -4,7 +4,9 @@
 // (virtual) kubelet. Providers turn this into files + processes (local) or cloud-init (OpenStack).
 //
 // Every machine has its own address, so ports are fixed: etcd 2379/2380, kube-apiserver 6443,
-// kube-controller-manager 10257, kube-scheduler 10259.
+// kube-controller-manager 10257, kube-scheduler 10259. The last two are also relayed from
+// 127.0.0.1 (`loopbackPorts`), where kube-apiserver's ComponentStatus probes them; binding them
+// there directly would collide between the machines that share a host.
 //
 // Paths in `files` are relative to the machine's root; service arguments name them as `{root}/...`
 // (the provider substitutes the root directory).
@@ -38,6 +40,7 @@ import type {
 import { MAX_JOINING, type JoinPlan } from '../etcd/membership.js';
 import type { ClusterPki } from './clusterPki.js';
 import { kubeletMaySetLabel } from '../kube/node-labels.js';
+import { CLUSTER_DOMAIN, clusterDnsIP } from '../api/cluster-dns.js';
 
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
@@ -362,6 +365,8 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
       taints: nodeTaints(machine),
       capacity: nodeCapacity(machine),
       kubeletVersion: input.kubernetesVersion,
+      clusterDNS: [clusterDnsIP(serviceCIDR(cluster))],
+      clusterDomain: CLUSTER_DOMAIN,
     };
   }
 
@@ -385,6 +390,8 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
   };
   if (kubeletSpec) bootstrap.kubelet = kubeletSpec;
   if (probeTls) bootstrap.probeTls = probeTls;
+  // kube-apiserver's ComponentStatus looks for them at 127.0.0.1, whatever their bind address.
+  if (isControlPlane) bootstrap.loopbackPorts = [KCM_PORT, SCHEDULER_PORT];
   return bootstrap;
 }
 

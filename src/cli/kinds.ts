@@ -11,6 +11,15 @@ const SHORT: Record<string, string[]> = {
   Machine: ['m', 'mach'],
   Alert: ['al'],
   NotificationChannel: ['channel', 'channels', 'nc'],
+  Operation: ['op', 'ops'],
+  Snapshot: ['snap', 'snaps'],
+  BackupTarget: ['bt', 'target', 'targets'],
+  Function: ['fn'],
+  Pipeline: ['pl'],
+  EventSource: ['es'],
+  AddonDefinition: ['addondef', 'addondefs', 'ad'],
+  AddonPolicy: ['addonpolicy'],
+  Addon: [],
 };
 
 const ALIASES = new Map<string, ResourceRef>();

@@ -4,7 +4,7 @@
 // ClusterConnections and never learn which one answered.
 import type { Cluster } from '../api/kinds.js';
 import type { EtcdApi } from '../etcd/client.js';
-import type { ApiServerProbe, ClusterConnections, KubeApi } from './access.js';
+import type { ApiServerProbe, ClusterConnections, KubeApi, ObjectApi } from './access.js';
 import type { AgentApi } from './agents.js';
 
 /** The provider a Cluster names; `local` when it names none (the API's default). */
@@ -32,6 +32,14 @@ export class ProviderRoutedConnections implements ClusterConnections {
 
   kube(cluster: Cluster): Promise<KubeApi | undefined> {
     return this.for(cluster).kube(cluster);
+  }
+
+  objects(cluster: Cluster): Promise<ObjectApi | undefined> {
+    return this.for(cluster).objects(cluster);
+  }
+
+  runsWorkloads(cluster: Cluster): boolean {
+    return this.for(cluster).runsWorkloads?.(cluster) ?? true;
   }
 
   apiserverAt(cluster: Cluster, address: string): Promise<ApiServerProbe | undefined> {

@@ -50,6 +50,15 @@ export class SimConnections implements ClusterConnections {
     return simKubeApi(this.world, this.simCluster(cluster), this.call);
   }
 
+  /** A simulated cluster has no object API: its Nodes and Leases are modelled, its pods are not. */
+  async objects(): Promise<undefined> {
+    return undefined;
+  }
+
+  runsWorkloads(): boolean {
+    return false;
+  }
+
   async apiserverAt(cluster: Cluster, address: string): Promise<ApiServerProbe | undefined> {
     if (!(await this.opts.secrets.adminKubeconfig(cluster))) return undefined;
     return simApiServer(this.world, this.simCluster(cluster), address, this.call);

@@ -38,7 +38,8 @@ import { TerminalError, type ReconcileContext, type Reconciler, type Result } fr
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, clusterNodePools, typed } from '../store/typed.js';
-import { backoffPoll, clusterRef, errorMessage, isConflictOrExists, kubernetesVersionOf, nodePoolName, providerName, type Shared } from './common.js';
+import { backoffPoll, clusterRef, errorMessage, isConflictOrExists, kubernetesVersionOf, nodePoolName, providerName, publishEvent, type Shared } from './common.js';
+import { clusterCreated, clusterDeleted } from '../events/platform.js';
 
 /** Rotate the admin certificate when less than this much validity is left. */
 const ADMIN_CERT_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
@@ -99,6 +100,8 @@ export class ClusterReconciler implements Reconciler {
   // reconcile
 
   private async ensure(cluster: Cluster, ctx: ReconcileContext): Promise<Outcome<Status>> {
+    // The first reconcile of a new Cluster (a retry before its status is written publishes the same event id).
+    if (cluster.status?.observedGeneration === undefined) publishEvent(this.s, ctx.log, clusterCreated(cluster));
     const base = scopeFor(cluster, ctx);
     const version = kubernetesVersionOf(cluster, this.s.defaultKubernetesVersion);
     base.status.kubernetesVersion = version;
@@ -370,6 +373,7 @@ export class ClusterReconciler implements Reconciler {
     for (const secret of secrets) this.adminCertificates.forget(secret);
     this.s.connections.forget({ project, name });
     this.s.secrets.forget({ project, name });
+    publishEvent(this.s, ctx.log, clusterDeleted(cluster));
     return { done: true };
   }
 }

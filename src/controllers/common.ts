@@ -5,12 +5,15 @@ import { isApiError } from '../api/errors.js';
 import type { Cluster, Machine, NodePool, Provider } from '../api/kinds.js';
 import { isDeleting, keyString, NAME_MAX, type ObjectKey } from '../api/meta.js';
 import type { ClusterRef, MachineRef, ProviderRegistry } from '../providers/contract.js';
+import type { Logger } from 'pino';
 import type { Store } from '../store/types.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
 import type { ClusterSecrets } from '../clusteraccess/secrets.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { AlertSink } from '../alerts/manager.js';
 import type { RuntimeMetrics } from '../runtime/metrics.js';
+import type { CloudEvent } from '../api/functions.js';
+import type { EventBus } from '../events/bus.js';
 
 /** How often controllers look again; tests shrink these. */
 export interface Timing {
@@ -60,6 +63,8 @@ export interface Shared {
   alerts?: AlertSink;
   /** Where remediations are counted. */
   metrics?: RuntimeMetrics;
+  /** Where platform events go (the function service); absent: none are published. */
+  events?: EventBus;
 }
 
 /**
@@ -73,6 +78,11 @@ export function backoffPoll(waitingSince: string | undefined, baseMs: number, ca
   const since = waitingSince ? Date.parse(waitingSince) : NaN;
   const waited = Number.isFinite(since) ? Math.max(0, nowMs - since) : 0;
   return Math.round(Math.min(capMs, Math.max(baseMs, waited / 8)));
+}
+
+/** Publishes a platform event (built in src/events/platform.ts); a failure is logged, never fails the reconcile. */
+export function publishEvent(s: Pick<Shared, 'events'>, log: Logger, event: CloudEvent): void {
+  s.events?.publish(event).catch((err) => log.warn({ err, type: event.type, id: event.id }, 'publishing a platform event failed'));
 }
 
 // ---------- names ----------

@@ -10,6 +10,7 @@ import { hasRole } from '../api/machines.js';
 import { isDeleting, type Condition, type ObjectKey, type Resource } from '../api/meta.js';
 import { ClusterCondition, LABEL_CLUSTER, LABEL_NODEPOOL, MachineCondition } from '../api/wellknown.js';
 import type { AlertSink } from '../alerts/manager.js';
+import type { EventBus } from '../events/bus.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
 import type { ClusterSecrets } from '../clusteraccess/secrets.js';
 import { healthSummary } from '../health/evaluate.js';
@@ -25,6 +26,7 @@ import { ClusterReconciler } from './cluster.js';
 import { clusterKey, ClusterIndex, DEFAULT_TIMING, nodePoolName, type Shared, type Timing } from './common.js';
 import { MachineReconciler } from './machine.js';
 import { NodePoolReconciler } from './nodepool.js';
+import { OrphanSweep, orphanSweepSettingsFromEnv } from './orphans.js';
 
 export interface ControllerDeps {
   store: Store;
@@ -49,6 +51,10 @@ export interface ControllerDeps {
   stopGracePeriodMs?: number;
   /** Where healing reports HealingHeldBack (none: no alerts). */
   alerts?: AlertSink;
+  /** Where the controllers publish platform events (cluster created/deleted, machine replaced, etcd member added). */
+  events?: EventBus;
+  /** Orphan sweep timing (default: orphanSweepSettingsFromEnv()); false: no sweep. */
+  orphanSweep?: { intervalMs?: number; graceMs?: number } | false;
 }
 
 export interface RunningControllers {
@@ -197,6 +203,7 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
     defaultKubernetesVersion: deps.defaultKubernetesVersion,
     ...(deps.health ? { health: deps.health } : {}),
     ...(deps.alerts ? { alerts: deps.alerts } : {}),
+    ...(deps.events ? { events: deps.events } : {}),
   };
   const machines = new ClusterIndex();
   const pools = new ClusterIndex();
@@ -218,6 +225,11 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
   const machine = new Controller({ ...common, name: 'machine', kind: 'Machine', reconciler: new MachineReconciler(shared), workers: workers.machine, watches: machineWatches(machines) });
   const manager = new ControllerManager([cluster, nodePool, machine]);
   await manager.start();
+  const sweep =
+    deps.orphanSweep === false
+      ? undefined
+      : new OrphanSweep({ store: deps.store, providers: deps.providers, log: log.child({ controller: 'orphans' }), ...(deps.alerts ? { alerts: deps.alerts } : {}), ...orphanSweepSettingsFromEnv(), ...deps.orphanSweep });
+  sweep?.start();
   log.info({ timing }, 'cluster controllers started');
   const byKind: Record<string, Controller> = { Cluster: cluster, NodePool: nodePool, Machine: machine };
   return {
@@ -238,6 +250,9 @@ export async function startControllers(deps: ControllerDeps): Promise<RunningCon
         if (before && before.ready !== n.ready && n.machine) wake(n.machine);
       }
     },
-    stop: () => manager.stop(),
+    stop: async () => {
+      await sweep?.stop();
+      await manager.stop();
+    },
   };
 }

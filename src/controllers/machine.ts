@@ -32,7 +32,8 @@ import type { ReconcileContext, Reconciler, Result } from '../runtime/controller
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, typed } from '../store/typed.js';
-import { backoffPoll, errorMessage, kubernetesVersionOf, machineRef, type Shared } from './common.js';
+import { backoffPoll, errorMessage, kubernetesVersionOf, machineRef, publishEvent, type Shared } from './common.js';
+import { etcdMemberAdded } from '../events/platform.js';
 import { machineGate, type Gate } from './machine-gate.js';
 import { drainNode, observeNode, removeNode } from './node.js';
 
@@ -290,6 +291,7 @@ export class MachineReconciler implements Reconciler {
       }
       if (self.promoted) sc.log.info({ member: self.id }, 'promoted etcd learner');
       sc.set({ type, status: 'True', reason: 'Voting', message: `member ${self.id}` });
+      publishEvent(this.s, sc.log, etcdMemberAdded(sc.cluster, sc.obj, { id: self.id, peerURL }));
       return true;
     } catch (err) {
       // Typically "can only promote a learner member which is in sync with leader": try again.

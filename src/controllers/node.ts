@@ -173,12 +173,16 @@ async function evictAll(s: Shared, sc: Scope<Machine>, cluster: Cluster, nodeNam
     let remaining = podsToEvict(await kube.podsOnNode(nodeName, opts));
     if (dead) remaining = remaining.filter((p) => !p.metadata.deletionTimestamp);
     const blocked: string[] = [];
+    const budgets = new Set<string>();
     for (const p of remaining) {
       if (p.metadata.deletionTimestamp) continue;
-      if ((await kube.evictPod(p.metadata.namespace, p.metadata.name, opts)) === 'blocked') blocked.push(`${p.metadata.namespace}/${p.metadata.name}`);
+      const r = await kube.evictPod(p.metadata.namespace, p.metadata.name, opts);
+      if (r === 'blocked' || typeof r === 'object') blocked.push(`${p.metadata.namespace}/${p.metadata.name}`);
+      if (typeof r === 'object') budgets.add(r.blockedBy);
     }
     // Evicted pods are gone once their kubelet confirms the deletion: the next pass tells.
-    return { remaining, problem: blocked.length > 0 ? `PodDisruptionBudget blocks eviction of ${blocked.join(', ')}` : '' };
+    const by = budgets.size > 0 ? ` (PodDisruptionBudget ${[...budgets].sort().join(', ')})` : '';
+    return { remaining, problem: blocked.length > 0 ? `PodDisruptionBudget blocks eviction of ${blocked.join(', ')}${by}` : '' };
   } catch (err) {
     return { remaining: [], problem: errorMessage(err) };
   }

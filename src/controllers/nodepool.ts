@@ -1,7 +1,12 @@
 // The NodePool controller keeps exactly `spec.replicas` Machines for a pool, replaces broken ones
 // and passes label / taint changes on to them.
 //
-// Phases: propagate → heal → scale → summarise.
+// Phases: propagate → heal → surgeRequested → scale → summarise.
+//
+// A Machine annotated `marina.dev/replace-requested` (a ReplaceMachine operation) gets a successor
+// the same way healing surges one: a new machine annotated `marina.dev/replaces: <old>`, counted on
+// top of spec.replicas until the old one is gone (the operation deletes it once the successor is
+// healthy). While the cluster is out of service (`marina.dev/paused-by`, a restore) healing waits.
 //
 // etcd pools change membership one member at a time: a new etcd Machine is created only when
 // every etcd Machine of the cluster (all pools) is Running (its member promoted to voter), no
@@ -17,7 +22,7 @@ import { jsonEqual } from '../api/json.js';
 import type { Cluster, Machine, NodePool, NodePoolSpec } from '../api/kinds.js';
 import { hasRole, isMachineReady, isStarted } from '../api/machines.js';
 import { API_VERSION, byAge, isDeleting, type ObjectKey } from '../api/meta.js';
-import { ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL, MachineCondition, NodePoolCondition } from '../api/wellknown.js';
+import { ANNOTATION_PAUSED_BY, ANNOTATION_REPLACE_REQUESTED, ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL, MachineCondition, NodePoolCondition } from '../api/wellknown.js';
 import { RULES } from '../alerts/manager.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
 import { etcdMembership } from '../clusteraccess/etcd.js';
@@ -26,7 +31,8 @@ import type { ReconcileContext, Reconciler, Result } from '../runtime/controller
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, typed } from '../store/typed.js';
-import { backoffPoll, errorMessage, machineName, type Shared } from './common.js';
+import { backoffPoll, errorMessage, machineName, publishEvent, type Shared } from './common.js';
+import { machineReplaced } from '../events/platform.js';
 import { isHealthy, observed, planHealing, type Candidate, type HealingPlan } from './healing.js';
 
 type Status = NonNullable<NodePool['status']>;
@@ -84,6 +90,7 @@ export class NodePoolReconciler implements Reconciler {
   private readonly phases: readonly Phase<PoolScope, Status>[] = [
     { name: 'propagate', run: (sc) => this.propagate(sc) },
     { name: 'heal', run: (sc) => this.heal(sc) },
+    { name: 'surgeRequested', run: (sc) => this.surgeRequested(sc) },
     { name: 'scale', run: (sc) => this.scale(sc) },
     { name: 'summarise', run: (sc) => this.summarise(sc) },
   ];
@@ -136,6 +143,8 @@ export class NodePoolReconciler implements Reconciler {
   private async heal(sc: PoolScope): Promise<PhaseResult<Status>> {
     const cluster = liveCluster(sc);
     if (!cluster) return;
+    // A restore holds the cluster's services down on purpose: nothing to heal.
+    if (cluster.metadata.annotations?.[ANNOTATION_PAUSED_BY]) return;
     const pool = sc.obj;
     const stale = hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await this.staleControlPlanes(cluster, sc.active) : undefined;
     const report = this.s.health?.get(cluster.metadata.project ?? '', cluster.metadata.name);
@@ -192,11 +201,31 @@ export class NodePoolReconciler implements Reconciler {
       }
       sc.log.warn({ machine: name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
       await this.machineObjects.deleteIfExists(project, name);
-      sc.status.remediations = [...(sc.status.remediations ?? []), { machine: name, reason: v.reason, message: v.message.slice(0, 1024), at: now }].slice(-50);
+      const remediation = { machine: name, reason: v.reason, message: v.message.slice(0, 1024), at: now };
+      sc.status.remediations = [...(sc.status.remediations ?? []), remediation].slice(-50);
       this.s.metrics?.remediations.inc({ reason: v.reason, role: poolRole(pool) });
+      publishEvent(this.s, sc.log, machineReplaced(pool, v.machine, remediation));
       deleted.push(v);
     }
     return deleted;
+  }
+
+  /**
+   * Successors for machines an operator asked to replace (ReplaceMachine): one at a time per pool,
+   * surged like healing's, so the pool never runs with fewer machines than it should.
+   */
+  private async surgeRequested(sc: PoolScope): Promise<PhaseResult<Status>> {
+    if (!liveCluster(sc)) return;
+    const names = named(sc.active);
+    const inFlight = sc.active.some((m) => names.has(m.metadata.annotations?.[ANNOTATION_REPLACES] ?? ''));
+    const requested = sc.active.filter((m) => m.metadata.annotations?.[ANNOTATION_REPLACE_REQUESTED]);
+    for (const old of requested) {
+      if (sc.active.some((m) => m.metadata.annotations?.[ANNOTATION_REPLACES] === old.metadata.name)) continue;
+      if (inFlight) return;
+      sc.log.info({ machine: old.metadata.name, operation: old.metadata.annotations?.[ANNOTATION_REPLACE_REQUESTED] }, 'replacement requested: surging a successor');
+      sc.active.push(await this.createMachine(sc, { [ANNOTATION_REPLACES]: old.metadata.name }));
+      return;
+    }
   }
 
   /** HealingHeldBack (condition and alert) from the plan as admitted. */

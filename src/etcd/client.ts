@@ -6,7 +6,10 @@
 // them as JSON strings (proto3 JSON mapping), and this client keeps them as strings end to end;
 // should a server ever send them as bare numbers, the response parser quotes long integer
 // literals before JSON.parse so no precision is lost.
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import https from 'node:https';
+import { createInterface } from 'node:readline';
 
 export interface EtcdClientOptions {
   /** Client URLs of members to talk to, e.g. https://127.0.10.2:2379. Tried in order, failing over. */
@@ -72,6 +75,16 @@ export interface EtcdApi {
   memberHealth(members?: EtcdMember[], opts?: EtcdCallOptions): Promise<MemberHealth[]>;
   /** Prometheus text of the member at `endpoint` (a client URL). */
   metrics(endpoint: string, opts?: EtcdCallOptions): Promise<string>;
+  /** Maintenance status of the member at `endpoint` (its version, its cluster). */
+  status?(endpoint: string, opts?: EtcdCallOptions): Promise<EtcdStatus>;
+  /** Streams a snapshot of the member at `endpoint` into `file` (see EtcdClient.snapshot). */
+  snapshot?(endpoint: string, file: string, opts?: EtcdCallOptions): Promise<SnapshotFile>;
+}
+
+/** A snapshot as written: its size and SHA-256 (of the whole file, etcd's own checksum included). */
+export interface SnapshotFile {
+  size: number;
+  sha256: string;
 }
 
 /** A failed call: `status` 0 when no HTTP response came back; `code` is the gRPC code when the gateway sent one. */
@@ -284,6 +297,53 @@ export class EtcdClient implements EtcdApi {
     const res = await this.request(base, 'GET', '/metrics', undefined, opts.signal);
     if (res.status !== 200) throw new EtcdError(`etcd ${base}/metrics: HTTP ${res.status}`, res.status);
     return res.body;
+  }
+
+  /**
+   * Streams a snapshot of one member into `file` through the gateway's /v3/maintenance/snapshot
+   * (newline-delimited JSON chunks, each a base64 `blob`), never holding more than a chunk in
+   * memory. etcd appends the SHA-256 of the database to it; the file is checked against it, so a
+   * snapshot cut short or garbled on the way is refused here, not found empty at restore time.
+   */
+  async snapshot(endpoint: string, file: string, opts: EtcdCallOptions = {}): Promise<SnapshotFile> {
+    const url = new URL('/v3/maintenance/snapshot', endpoint.endsWith('/') ? endpoint : `${endpoint}/`);
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const req = https.request(url, { method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': 2 }, ...(opts.signal ? { signal: opts.signal } : {}) }, resolve);
+      // A whole snapshot may take long; only a connection that stays silent this long fails.
+      req.setTimeout(Math.max(this.timeoutMs, 60_000), () => req.destroy(new Error('snapshot stream stalled')));
+      req.on('error', (err) => reject(new EtcdError(`etcd ${url.origin}/v3/maintenance/snapshot: ${err.message}`, 0, undefined, { cause: err })));
+      req.end('{}');
+    });
+    if (res.statusCode !== 200) {
+      let body = '';
+      for await (const c of res) body += String(c);
+      throw new EtcdError(`etcd ${url.origin}/v3/maintenance/snapshot: HTTP ${res.statusCode}: ${body.slice(0, 300)}`, res.statusCode ?? 0);
+    }
+    const out = createWriteStream(file, { mode: 0o600 });
+    const whole = createHash('sha256');
+    // The database's checksum covers everything but the last 32 bytes, which are the checksum.
+    const db = createHash('sha256');
+    let tail = Buffer.alloc(0);
+    let size = 0;
+    try {
+      for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
+        if (!line.trim()) continue;
+        const msg = JSON.parse(line) as { result?: { blob?: string }; error?: { message?: string } };
+        if (msg.error) throw new EtcdError(`etcd ${url.origin}/v3/maintenance/snapshot: ${msg.error.message ?? 'stream error'}`, 200);
+        const chunk = Buffer.from(msg.result?.blob ?? '', 'base64');
+        if (chunk.length === 0) continue;
+        whole.update(chunk);
+        size += chunk.length;
+        const joined = Buffer.concat([tail, chunk]);
+        db.update(joined.subarray(0, Math.max(0, joined.length - 32)));
+        tail = joined.subarray(Math.max(0, joined.length - 32));
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      }
+    } finally {
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    }
+    if (size < 32 || !db.digest().equals(tail)) throw new EtcdError(`etcd ${url.origin}: the snapshot (${size} bytes) does not match its own checksum`, 200);
+    return { size, sha256: whole.digest('hex') };
   }
 
   // ---------- transport ----------

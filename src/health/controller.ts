@@ -1,12 +1,15 @@
 // The health checker: a reconciler over Clusters that checks each cluster every
-// spec.health.intervalSeconds, keeps the newest report in the HealthRegistry, appends a sample to
-// the cluster's 24-hour series on every advanced (metrics) pass, and syncs the alerts of the
-// `health` and `provisioning` evaluators. It writes no object status itself: `onReport` tells the
+// spec.health.intervalSeconds, keeps the newest report in the HealthRegistry (and shares it with
+// other replicas through the series store, ./shared.ts), appends a sample to the cluster's 24-hour
+// series on every advanced (metrics) pass, and syncs the alerts of the `health` and `provisioning`
+// evaluators (not while a restore holds the cluster out of service: the cluster's
+// `marina.dev/paused-by` annotation). It writes no object status itself: `onReport` tells the
 // wiring which objects to look at again, and their own reconcilers turn the report into conditions.
 import type { Logger } from 'pino';
 import { resolveHealth, type ResolvedHealth } from '../api/healing-policy.js';
 import type { Cluster, Machine } from '../api/kinds.js';
 import type { ObjectKey } from '../api/meta.js';
+import { ANNOTATION_PAUSED_BY } from '../api/wellknown.js';
 import type { AlertSink } from '../alerts/manager.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
 import { Controller, type ReconcileContext, type Reconciler, type Result } from '../runtime/controller.js';
@@ -16,14 +19,11 @@ import type { SeriesStore, Store } from '../store/types.js';
 import { checkCluster, emptyScrapeState, type ScrapeState } from './checks.js';
 import { hasBeenReady, healthAlerts, provisioningAlerts, sampleOf } from './evaluate.js';
 import type { HealthRegistry } from './registry.js';
+import { seriesKey, shareReport, sharesReport } from './shared.js';
 import type { HealthReport } from './types.js';
 
 /** Samples older than this leave the series. */
 export const SERIES_RETENTION_MS = 24 * 3600 * 1000;
-
-export function seriesKey(project: string, cluster: string): string {
-  return `health/${project}/${cluster}`;
-}
 
 export interface HealthCheckerDeps {
   store: Store;
@@ -136,13 +136,16 @@ export class HealthChecker implements Reconciler {
     if (!report.metrics && previous?.metrics) report.metrics = previous.metrics;
     this.d.registry.set(report);
     this.d.metrics?.healthReports.set(this.d.registry.size);
+    if (this.d.series && sharesReport(report, previous, scraped)) await shareReport(this.d.series, report);
     if (scraped && this.d.series) {
       await this.d.series.append(seriesKey(scope.project, scope.cluster), report.at, sampleOf(report), {
         retainSince: new Date(now - SERIES_RETENTION_MS).toISOString(),
         maxPoints: Math.ceil(SERIES_RETENTION_MS / (policy.metricsIntervalSeconds * 1000)) + 10,
       });
     }
-    if (this.d.alerts) {
+    // A restore stops the cluster's services on purpose: no health alerts for what it does.
+    const paused = cluster.metadata.annotations?.[ANNOTATION_PAUSED_BY] !== undefined;
+    if (this.d.alerts && !paused) {
       // Before the cluster was first Ready, failing components are provisioning, not incidents:
       // the provisioning watchdog speaks for that phase.
       await this.d.alerts.sync({ ...scope, source: 'health' }, hasBeenReady(cluster) ? healthAlerts(report, cluster, policy, now) : []);

@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ValidationContext } from '../api/registry.js';
+import type { FunctionService } from '../functions/service.js';
 import type { AuditLog, Store, TokenStore } from '../store/types.js';
 import { registerAuth } from './auth.js';
 import { registerHttpMetrics } from './http-metrics.js';
@@ -15,7 +16,10 @@ import { CachingTokenStore, UserIndex } from './principals.js';
 import { registerOpenApi } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { clusterRoutes, type HealthSource } from './routes/clusters.js';
+import { functionTriggerRoutes } from './routes/function-triggers.js';
+import { functionRoutes } from './routes/functions.js';
 import { miscRoutes } from './routes/misc.js';
+import { operationRoutes } from './routes/operations.js';
 import { probeRoutes } from './routes/probes.js';
 import { resourceRoutes } from './routes/resources.js';
 import { simRoutes } from './routes/sim.js';
@@ -27,6 +31,11 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024;
 export interface AppOptions {
   store: Store;
   tokens: TokenStore;
+  /**
+   * Remember verified tokens in memory (default true). Only where this process sees every
+   * revocation: with several replicas another one may revoke a token, so each verifies it again.
+   */
+  cacheTokens?: boolean;
   audit: AuditLog;
   validation: ValidationContext;
   metrics?: Registry;
@@ -38,15 +47,19 @@ export interface AppOptions {
   consoleDir?: string | false;
   /** The simulated world of the `sim` provider: serves fault injection when given. */
   sim?: SimWorld;
+  /** The function service (its routes: invoke, activations, dead letters, pipeline runs, events, /fn/...). */
+  functions?: FunctionService;
 }
 
 export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
   const { store, audit, validation } = opts;
   const membership = await MembershipIndex.start(store);
   // Authentication reads neither tokens nor users from the store for a known token; revoking a
-  // token (through `tokens`) or changing a user takes effect at once.
-  const tokens = new CachingTokenStore(opts.tokens);
-  const users = await UserIndex.start(store, (user) => tokens.forgetUser(user));
+  // token (through `tokens`) or changing a user takes effect at once. Users come from a watch, so
+  // that holds with several replicas too; tokens are cached only with one (see cacheTokens).
+  const cache = opts.cacheTokens === false ? undefined : new CachingTokenStore(opts.tokens);
+  const tokens = cache ?? opts.tokens;
+  const users = await UserIndex.start(store, (user) => cache?.forgetUser(user));
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -62,8 +75,13 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
   await app.register(tokenRoutes, { prefix: API_PREFIX, store, tokens, audit });
   await app.register(auditRoutes, { prefix: API_PREFIX, audit });
   await app.register(clusterRoutes, { prefix: API_PREFIX, store, audit, health: opts.health });
+  await app.register(operationRoutes, { prefix: API_PREFIX, store, audit });
   await app.register(resourceRoutes, { prefix: API_PREFIX, store, audit, validation });
   if (opts.sim) await app.register(simRoutes, { prefix: API_PREFIX, world: opts.sim, audit });
+  if (opts.functions) {
+    await app.register(functionRoutes, { prefix: API_PREFIX, service: opts.functions });
+    await app.register(functionTriggerRoutes, { service: opts.functions, store });
+  }
   if (opts.consoleDir !== false) await registerConsole(app, opts.consoleDir);
 
   return {

@@ -5,12 +5,20 @@
 // Roles are ranked: every role can do what the roles below it can.
 //   viewer   — read everything in the project except secrets and notification channels
 //   member   — create, change and delete clusters; read secrets and kubeconfigs
-//   operator — day-2 operations on machines and pools (replace a node, tune a pool)
+//   operator — day-2 operations on machines and pools (replace a node, tune a pool): Operations
+//              (snapshot, restore, replace a machine), approving, rejecting and cancelling them
+//              (never their own: four-eyes is checked where they are approved), deleting snapshots
 //   admin    — the project itself: its members and its deletion; its notification channels and
 //              its audit log
+// Functions and pipelines run the project's code with its Secrets: members deploy and invoke them
+// (verb `invoke`: a call, a pipeline run, a dead letter's replay, an ingested CloudEvent), viewers
+// read them and their records (activations, pipeline runs, dead letters). Event sources name the
+// Secret that signs a third party's events: members read them, admins change them.
 // Alerts are written by Marina (controllers); users read them (viewer+), only platform admins
 // write them through the API. Notification channels hold webhook URLs, which often carry a secret:
 // members read them, admins change them.
+// Members enable and disable add-ons (Addon) like they create clusters; the catalog
+// (AddonDefinition) and the AddonPolicy are global: everyone reads them, platform admins write them.
 // Platform admins (User.spec.platformAdmin) may do everything, in every project. Status is
 // written by Marina's own controllers; through the API only platform admins may write it.
 // Users and projects are created by platform admins; everyone may read their own User, and API
@@ -18,7 +26,7 @@
 import { ApiError } from '../api/errors.js';
 import type { Role } from '../api/kinds.js';
 
-export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'updateStatus';
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'updateStatus' | 'approve' | 'cancel' | 'invoke';
 
 const RANK: Record<Role, number> = { viewer: 1, member: 2, operator: 3, admin: 4 };
 const READ: ReadonlySet<Verb> = new Set(['get', 'list', 'watch']);
@@ -33,9 +41,10 @@ export interface Principal {
 
 /**
  * What a request needs. `kind` is a kind of the API or one of the non-object resources `Token`,
- * `AuditLog` and `SimFault` (faults in simulated clusters: platform admins only). For objects in
- * a project, `project` is the project; for a Project it is the project itself (its name); `owner`
- * is the user a Token belongs to.
+ * `AuditLog`, the function service's records (`Activation`, `PipelineRun`, `DeadLetter`,
+ * `CloudEvent`) and `SimFault` (faults in simulated clusters: platform admins only). For objects
+ * in a project, `project` is the project; for a Project it is the project itself (its name);
+ * `owner` is the user a Token belongs to.
  */
 export interface Access {
   verb: Verb;
@@ -58,13 +67,37 @@ export function requiredRole(verb: Verb, kind: string): Role | undefined {
     case 'Secret':
       return 'member';
     case 'Cluster':
+    case 'Addon':
       return read ? 'viewer' : 'member';
     case 'NodePool':
     case 'Machine':
       return read ? 'viewer' : 'operator';
+    case 'Operation':
+      // An Operation is a record: it is created, approved, rejected or cancelled, never edited.
+      if (read) return 'viewer';
+      return verb === 'create' || verb === 'approve' || verb === 'cancel' ? 'operator' : undefined;
+    case 'Snapshot':
+      // Marina takes snapshots (through Operations); people read and delete them.
+      if (read) return 'viewer';
+      return verb === 'delete' ? 'operator' : undefined;
+    case 'BackupTarget':
+      return read ? 'viewer' : 'admin';
     case 'Alert':
       return read ? 'viewer' : undefined;
     case 'NotificationChannel':
+      return read ? 'member' : 'admin';
+    case 'Function':
+    case 'Pipeline':
+      return read ? 'viewer' : 'member';
+    // Records the function service writes; `invoke` on a DeadLetter replays it, on a CloudEvent
+    // ingests it.
+    case 'Activation':
+    case 'PipelineRun':
+      return read ? 'viewer' : undefined;
+    case 'DeadLetter':
+    case 'CloudEvent':
+      return read ? 'viewer' : verb === 'invoke' ? 'member' : undefined;
+    case 'EventSource':
       return read ? 'member' : 'admin';
     case 'AuditLog':
       return 'admin';
@@ -106,6 +139,11 @@ export function decideAccess(p: Principal, a: Access): Decision {
     case 'Project':
       if (a.verb === 'create') return 'forbidden';
       return decide(p, a.verb, 'Project', a.project ?? a.name ?? '');
+    case 'AddonDefinition':
+    case 'AddonPolicy':
+      // The catalog and the platform's add-on choices: every signed-in user reads them (to pick
+      // an add-on and its values); they are the platform's to change.
+      return READ.has(a.verb) ? 'allow' : 'forbidden';
     default:
       // The whole audit log (no project) is for platform admins only.
       if (a.project === undefined) return 'forbidden';
@@ -129,10 +167,12 @@ export function denial(p: Principal, a: Access, decision: Exclude<Decision, 'all
           ? 'only platform admins read the whole audit log; pass ?project='
           : `reading the audit log of project ${a.project} needs the admin role`,
       );
-    case 'User':
-      return ApiError.forbidden(`only platform admins may ${a.verb} User objects`);
     case 'SimFault':
       return ApiError.forbidden('only platform admins inject faults into simulated clusters');
+    case 'User':
+    case 'AddonDefinition':
+    case 'AddonPolicy':
+      return ApiError.forbidden(`only platform admins may ${a.verb} ${a.kind} objects`);
     case 'Project':
       if (a.verb === 'create') return ApiError.forbidden('only platform admins may create Project objects');
       return ApiError.forbidden(`user ${p.user} may not ${a.verb} project ${a.project ?? a.name}`);

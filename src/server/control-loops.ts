@@ -1,8 +1,10 @@
 // The control loops `marina server` runs, wired together: the cluster access they share (one set
-// of clients per cluster), the Cluster / NodePool / Machine controllers, and the health checker
-// with the registry of its newest reports, which the controllers and the API read.
+// of clients per cluster), the Cluster / NodePool / Machine controllers, the health checker with
+// the registry of its newest reports, which the controllers and the API read, and the add-on
+// starter with its per-cluster add-on controllers.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { AddonStarter, Addons } from '../addons/index.js';
 import type { AlertSink } from '../alerts/manager.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
 import { LiveConnections } from '../clusteraccess/live.js';
@@ -17,6 +19,9 @@ import type { ProviderRegistry } from '../providers/contract.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
 import type { SimWorld } from '../sim/world.js';
 import type { SeriesStore, Store } from '../store/types.js';
+import type { EventBus } from '../events/bus.js';
+import { logEvents } from '../events/platform.js';
+import { startOperationControllers } from '../operations/index.js';
 
 export interface ControlLoopOptions {
   store: Store;
@@ -48,13 +53,28 @@ export interface ControlLoopOptions {
   alerts?: AlertSink;
   /** Per-probe timeout of the health checker (default 2 s). */
   healthProbeTimeoutMs?: number;
+  /** Where platform events go (the function service): clusters, healing, etcd members, operations, backups. None: the controllers publish nothing and operation events go to the log. */
+  events?: EventBus;
+  /** Day-2 operations (snapshots, restores, replacements); none: they are not run. */
+  operations?: {
+    /** Marina's data-encryption key (snapshots are encrypted with it). */
+    encryptionKey: Buffer;
+    /** Marina's data directory: the default backup target and work files. */
+    dataDir: string;
+    /** How long a step may wait before its operation fails (default 15 min). */
+    stepTimeoutMs?: number;
+  };
+  /** Add-on management (openAddons): its starter runs with the other loops (none: no add-on controllers). */
+  addons?: Addons;
 }
 
 export interface RunningControlLoops {
   controllers: RunningControllers;
+  /** The add-on starter, when add-on management was given. */
+  addons?: AddonStarter;
   /** The newest health report of every cluster. */
   health: HealthRegistry;
-  /** Stops the health checker and the controllers (aborting calls that outlive the grace period), then closes the cluster access. */
+  /** Stops the health checker, the controllers and the add-on controllers (aborting calls that outlive the grace period), then closes the cluster access. */
   stop(): Promise<void>;
 }
 
@@ -89,6 +109,7 @@ export async function startControlLoops(opts: ControlLoopOptions): Promise<Runni
     timing,
     stopGracePeriodMs,
     ...(opts.workers ? { workers: opts.workers } : {}),
+    ...(opts.events ? { events: opts.events } : {}),
     ...optional,
   });
   const running = controllers;
@@ -111,13 +132,43 @@ export async function startControlLoops(opts: ControlLoopOptions): Promise<Runni
     await running.stop();
     throw err;
   });
+  const operations = opts.operations
+    ? await startOperationControllers({
+        deps: {
+          store: opts.store,
+          providers: opts.providers,
+          connections: access,
+          secrets,
+          encryptionKey: opts.operations.encryptionKey,
+          dataDir: opts.operations.dataDir,
+          events: opts.events ?? logEvents(log.child({ component: 'operation-events' })),
+          defaultKubernetesVersion: opts.defaultKubernetesVersion,
+          ...(opts.alerts ? { alerts: opts.alerts } : {}),
+          ...(opts.operations.stepTimeoutMs !== undefined ? { stepTimeoutMs: opts.operations.stepTimeoutMs } : {}),
+        },
+        logger: log,
+        metrics: opts.metrics,
+        stopGracePeriodMs,
+        ...(opts.resyncPeriodMs !== undefined ? { resyncPeriodMs: opts.resyncPeriodMs } : {}),
+      }).catch(async (err: unknown) => {
+        await Promise.all([checker.stop(), running.stop()]);
+        throw err;
+      })
+    : undefined;
+  const addonStarter = await opts.addons
+    ?.startControllers({ access, metrics: opts.metrics, stopGracePeriodMs, ...(opts.alerts ? { alerts: opts.alerts } : {}) })
+    .catch(async (err: unknown) => {
+      await Promise.all([checker.stop(), running.stop(), operations?.stop()]);
+      throw err;
+    });
   let stopping: Promise<void> | undefined;
   return {
     controllers: running,
     health,
+    ...(addonStarter ? { addons: addonStarter } : {}),
     stop() {
       stopping ??= (async () => {
-        await Promise.all([checker.stop(), running.stop()]);
+        await Promise.all([checker.stop(), running.stop(), operations?.stop(), addonStarter ? opts.addons?.stopControllers() : undefined]);
         await access.close();
         secrets.close();
       })();

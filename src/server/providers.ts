@@ -29,7 +29,10 @@ export function buildProviderRegistry(dataDir: string, opts: { sim?: SimWorld } 
   const providers = new Map<string, InfrastructureProvider>([
     [
       'local',
-      new LocalProvider({ root: join(dataDir, 'local'), addressBase: localAddressBase(), binaries: (version) => resolveToolchain(version).paths }),
+      new LocalProvider({ root: join(dataDir, 'local'), addressBase: localAddressBase(), binaries: (version) => {
+        const t = resolveToolchain(version);
+        return { ...t.paths, ...t.extras };
+      } }),
     ],
   ]);
   if (opts.sim) providers.set('sim', new SimProvider(opts.sim));
@@ -41,6 +44,7 @@ export function buildProviderRegistry(dataDir: string, opts: { sim?: SimWorld } 
       }
       return provider;
     },
+    list: () => [...providers.values()],
     async close() {
       await Promise.all([...providers.values()].map((p) => p.close()));
     },

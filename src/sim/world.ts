@@ -175,7 +175,7 @@ export class SimWorld {
     const existing = this.machine(ref);
     if (existing && existing.uid === ref.uid) return existing;
     // A machine of an earlier object with the same name: never adopted, cleared out first.
-    if (existing) this.remove(ref);
+    if (existing) this.remove({ ...ref, uid: existing.uid });
     const m: MachineState = { project: ref.project, cluster: ref.cluster, name: ref.name, uid: ref.uid, address: this.allocate(), preparedAt: this.now() };
     this.cluster(ref.project, ref.cluster).machines.set(m.name, m);
     this.byAddress.set(m.address, m);
@@ -225,10 +225,11 @@ export class SimWorld {
   }
 
   /** Everything of the machine is gone; its etcd member stays until someone removes it, as in etcd. */
-  remove(ref: { project: string; cluster: string; name: string }): void {
+  /** Removes the machine made for `ref.uid`; one of the same name made for another uid stays. */
+  remove(ref: SimMachineRef): void {
     const c = this.findCluster(ref.project, ref.cluster);
     const m = c?.machines.get(ref.name);
-    if (!c || !m) return;
+    if (!c || !m || m.uid !== ref.uid) return;
     c.machines.delete(m.name);
     this.byAddress.delete(m.address);
     this.usedAddresses.delete(this.addressNumber(m.address));

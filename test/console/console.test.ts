@@ -270,6 +270,11 @@ describe('e2e: the web console in a real browser against a real Marina', { skip,
     await page.locator('#components tbody tr').first().waitFor();
     await page.locator('#conditions tbody tr').first().waitFor();
     await page.locator('#timeline li').filter({ hasText: `admin create Cluster ${CLUSTER}` }).waitFor();
+    // The default add-ons, live, until each is healthy.
+    await waitUntil('4 healthy add-ons', 120_000, async () => {
+      const rows = await page.locator('#addons tbody tr').allTextContents();
+      return rows.length === 4 && rows.every((r) => /Healthy/.test(r)) ? rows : undefined;
+    });
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download kubeconfig' }).click()]);
     assert.equal(download.suggestedFilename(), `${CLUSTER}.kubeconfig`);
@@ -280,6 +285,37 @@ describe('e2e: the web console in a real browser against a real Marina', { skip,
     assert.ok(kubeconfig.includes(`server: ${endpoint}`), `the kubeconfig points at ${endpoint}`);
     await shot('cluster-ready');
     assert.equal(clusterPosts, 1, 'still one POST');
+  });
+
+  it('operations: a snapshot from the button with live progress; another user\'s operation approved in the browser', async () => {
+    await page.getByRole('button', { name: 'Take snapshot' }).click();
+    const first = page.locator('#operations tbody tr').first();
+    await first.waitFor();
+    const name = (await first.getAttribute('data-operation'))!;
+    await waitUntil('the snapshot Succeeded on the page', 180_000, async () => ((await page.getByTestId(`op-phase-${name}`).textContent()) === 'Succeeded' ? true : undefined), 250);
+    assert.match((await first.textContent()) ?? '', /take: Succeeded.*store: Succeeded.*verify: Succeeded/);
+    await page.locator('#timeline li').filter({ hasText: `Snapshot Succeeded (${name})` }).waitFor();
+
+    // bob (an operator) asks for a snapshot that the cluster's policy makes wait for approval.
+    assert.equal((await api('POST', '/users', { apiVersion: 'marina.dev/v1alpha1', kind: 'User', metadata: { name: 'bob' }, spec: {} })).status, 201);
+    const bobToken = (await api('POST', '/tokens', { user: 'bob' })).json.token as string;
+    const project = (await api('GET', `/projects/${PROJECT}`)).json;
+    project.spec.members.push({ user: 'bob', role: 'operator' });
+    project.spec.operations = { approvalRequired: ['Snapshot'] };
+    assert.equal((await api('PUT', `/projects/${PROJECT}`, project)).status, 200);
+    const asked = await apiRequest(server!.url, bobToken, 'POST', `/projects/${PROJECT}/operations`, { apiVersion: 'marina.dev/v1alpha1', kind: 'Operation', metadata: { name: 'bobs-snapshot' }, spec: { cluster: CLUSTER, type: 'Snapshot' } });
+    assert.equal(asked.status, 201, asked.text);
+    const row = page.locator('#operations tbody tr[data-operation="bobs-snapshot"]');
+    await waitUntil('bob\'s operation awaiting approval on the page', 30_000, async () => ((await page.getByTestId('op-phase-bobs-snapshot').textContent().catch(() => '')) === 'AwaitingApproval' ? true : undefined), 250);
+    await shot('operation-awaiting-approval');
+    await row.getByRole('button', { name: 'Approve' }).click();
+    await waitUntil('bob\'s snapshot Succeeded after the approval', 180_000, async () => ((await page.getByTestId('op-phase-bobs-snapshot').textContent()) === 'Succeeded' ? true : undefined), 250);
+    assert.match((await row.textContent()) ?? '', /approved by admin/);
+    delete project.spec.operations;
+    const fresh = (await api('GET', `/projects/${PROJECT}`)).json;
+    delete fresh.spec.operations;
+    assert.equal((await api('PUT', `/projects/${PROJECT}`, fresh)).status, 200);
+    await shot('operations');
   });
 
   it('scaling the workers 1 → 2 shows the new machine and its Node', async () => {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import type { CloudEvent } from '../../src/api/functions.js';
 import type { Cluster, Machine, NodePool, Secret } from '../../src/api/kinds.js';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
 import { startControlLoops, type ControlLoopOptions, type RunningControlLoops } from '../../src/server/control-loops.js';
@@ -37,6 +38,8 @@ interface Env {
   world: FakeWorld;
   /** Every Machine event as the store emitted it. */
   machineEvents: { type: string; machine: Machine }[];
+  /** Every platform event the controllers published, in order. */
+  published: CloudEvent[];
   start(overrides?: Partial<ControlLoopOptions>): Promise<RunningControlLoops>;
   close(): Promise<void>;
 }
@@ -57,10 +60,12 @@ async function env(): Promise<Env> {
     }
   });
   const controllers: RunningControlLoops[] = [];
+  const published: CloudEvent[] = [];
   return {
     store,
     world,
     machineEvents,
+    published,
     async start(overrides = {}) {
       const c = await startControlLoops({
         store,
@@ -71,6 +76,7 @@ async function env(): Promise<Env> {
         timing: FAST,
         access: world.connections,
         resyncPeriodMs: 0,
+        events: { publish: async (ev) => void published.push(ev) },
         ...overrides,
       });
       controllers.push(c);
@@ -334,6 +340,18 @@ test('a cluster provisions in order, scales 2→4→1 with drains, follows label
     assert.equal(e.world.machines.size, 0);
     assert.ok(tl.includes('forget demo'), 'cached cluster clients are released');
     assert.deepEqual(e.world.errors, []);
+
+    // ----- platform events: created first, each etcd member once, deleted last -----
+    const types = e.published.map((ev) => ev.type);
+    assert.equal(types[0], 'dev.marina.cluster.created');
+    assert.equal(types.at(-1), 'dev.marina.cluster.deleted');
+    const createdEvents = e.published.filter((ev) => ev.type === 'dev.marina.cluster.created');
+    assert.equal(new Set(createdEvents.map((ev) => ev.id)).size, 1, 'a repeated first reconcile publishes the same id');
+    assert.equal((createdEvents[0]!.data as { nodePools: unknown[] }).nodePools.length, 3);
+    assert.equal(createdEvents[0]!.marinaproject, P);
+    const members = e.published.filter((ev) => ev.type === 'dev.marina.member.added');
+    assert.equal(new Set(members.map((ev) => ev.id)).size, 3, 'three etcd members joined');
+    assert.ok(members.every((ev) => ev.subject?.startsWith('demo/demo-etcd-')), JSON.stringify(members.map((ev) => ev.subject)));
   } finally {
     await e.close();
   }
@@ -484,6 +502,10 @@ test('auto-healing replaces a failed machine once, keeping labels and taints', a
       assert.deepEqual(w.spec.taints, [{ key: 'dedicated', value: 'web', effect: 'NoSchedule' }]);
     }
     assert.equal(getCondition(pool.status?.conditions, 'HealingHeldBack')?.status, 'False');
+    const replaced = e.published.filter((ev) => ev.type === 'dev.marina.machine.replaced');
+    assert.equal(replaced.length, 1);
+    assert.equal(replaced[0]!.subject, `heal/heal-workers/${victim!.metadata.name}`);
+    assert.equal((replaced[0]!.data as { reason: string }).reason, 'MachineFailed');
   } finally {
     await e.close();
   }

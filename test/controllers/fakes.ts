@@ -182,6 +182,9 @@ export class FakeWorld {
       const sim = this.clusters.get(cluster.name);
       if (sim) sim.endpoint = undefined;
     },
+    listMachines: async () =>
+      [...this.machines.values()].map((m) => ({ ref: m.ref, providerID: `test:///${m.ref.project}/${m.ref.cluster}/${m.ref.name}`, state: this.describe(m).state })),
+    sweepOrphans: true,
     close: async () => undefined,
   };
 
@@ -199,6 +202,7 @@ export class FakeWorld {
       if (name !== 'local' && name !== 'sim') throw new Error(`unknown provider ${name}`);
       return this.provider;
     },
+    list: () => [this.provider],
   };
 
   // ---------------- etcd ----------------
@@ -384,6 +388,8 @@ export class FakeWorld {
       const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
       return secret ? this.kubeApi(cluster.metadata.name) : undefined;
     },
+    // The simulated clusters serve Nodes, Pods and Leases only (add-ons are tested with their own fake).
+    objects: async () => undefined,
     apiserverAt: async (cluster: Cluster, _address: string) => {
       const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
       if (!secret) return undefined;

@@ -68,6 +68,7 @@ async function env(): Promise<Env> {
           if (name !== 'sim') throw new Error(`provider ${name} is not available`);
           return provider;
         },
+        list: () => [provider],
       };
       loops = await startControlLoops({
         store,

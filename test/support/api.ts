@@ -1,8 +1,10 @@
 // An API server on an in-memory store for tests: users with roles in two projects, and a token each.
 import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { MarinaClient } from '../../src/client/index.js';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
+import { FunctionService } from '../../src/functions/service.js';
 import { buildApp, type AppOptions } from '../../src/server/app.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 
@@ -19,7 +21,7 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: number; health?: AppOptions['health'] } = {}): Promise<TestApi> {
+export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: number; health?: AppOptions['health']; functions?: boolean } = {}): Promise<TestApi> {
   const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32), historyLimit: opts.historyLimit });
   const tokens: Record<string, string> = {};
   const users = ['platform', ...ROLES, 'outsider'];
@@ -29,6 +31,8 @@ export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: nu
   }
   await store.create(project('alpha', ROLES.map((role) => ({ user: role, role }))));
   await store.create(project('beta', [{ user: 'outsider', role: 'admin' }]));
+  // The function service's routes, without warm sandboxes (test/functions runs functions).
+  const functions = opts.functions ? await FunctionService.start({ store, dbPath: ':memory:', spares: 0, logger: pino({ level: 'silent' }) }) : undefined;
   const { app, close } = await buildApp({
     store,
     tokens: store.tokens,
@@ -36,6 +40,7 @@ export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: nu
     validation: { kubernetesVersions: ['v1.36.3', 'v1.35.4'] },
     bodyLimit: opts.bodyLimit,
     ...(opts.health ? { health: opts.health } : {}),
+    ...(functions ? { functions } : {}),
   });
   await app.ready();
   return {
@@ -45,6 +50,7 @@ export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: nu
     client: (user) => new MarinaClient({ server: 'http://test.invalid', token: tokens[user], fetch: injectFetch(app) }),
     async close() {
       await close();
+      await functions?.stop();
       await store.close();
     },
   };

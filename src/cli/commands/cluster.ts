@@ -9,6 +9,7 @@ import { about, CliError, EXIT } from '../errors.js';
 import { objectRef } from '../kinds.js';
 import { formatTable, humanDuration } from '../output.js';
 import { collect, err, intArg, out, parseDuration, Session } from '../session.js';
+import { addClusterOperationCommands } from './operations.js';
 import { deleteOne, eachName, getObjects, outputOption, projectOption } from './resources.js';
 
 const CLUSTER = resourceRef('Cluster');
@@ -252,5 +253,6 @@ export function clusterCommand(): Command {
       );
     });
 
+  addClusterOperationCommands(cmd);
   return cmd;
 }

@@ -13,6 +13,7 @@ import type {
   MachineDescription,
   MachineRef,
   PreparedMachine,
+  ProviderMachine,
 } from '../contract.js';
 import { ProviderError } from '../contract.js';
 import type { SimMachineSpec } from '../../sim/model.js';
@@ -73,6 +74,8 @@ export function simSpecOf(bootstrap: MachineBootstrap): SimMachineSpec {
 
 export class SimProvider implements InfrastructureProvider {
   readonly name = 'sim';
+  /** Simulated machines are Marina's own: one no Machine accounts for is swept like a local one. */
+  readonly sweepOrphans = true;
 
   constructor(readonly world: SimWorld) {}
 
@@ -113,9 +116,12 @@ export class SimProvider implements InfrastructureProvider {
     this.world.deleteEndpoint(c);
   }
 
-  /** Every machine the provider runs, with the uid of the Machine it was made for (for the orphan sweep). */
-  async listMachines(): Promise<MachineRef[]> {
-    return this.world.allMachines().map((m) => ({ project: m.project, cluster: m.cluster, name: m.name, uid: m.uid }));
+  /** Every machine of the world, prepared or started, with the uid of the Machine it was made for. */
+  async listMachines(): Promise<ProviderMachine[]> {
+    return this.world.allMachines().map((m) => {
+      const ref = { project: m.project, cluster: m.cluster, name: m.name, uid: m.uid };
+      return { ref, providerID: providerId(ref), state: this.world.describe(ref).state };
+    });
   }
 
   /** The world outlives the provider (a server closes it after its controllers stopped). */

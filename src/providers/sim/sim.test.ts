@@ -94,7 +94,7 @@ describe('sim provider: bootstrap data', () => {
       await provider.prepareMachine(a);
       await provider.prepareMachine(b);
       await provider.deleteMachine(a);
-      assert.deepEqual(await provider.listMachines(), [b]);
+      assert.deepEqual(await provider.listMachines(), [{ ref: b, providerID: 'sim:///p/c/b', state: 'Provisioning' }]);
     } finally {
       world.close();
     }

@@ -23,6 +23,7 @@ import {
   errorResponses,
   schemaNames,
 } from '../schemas.js';
+import { admitCreate } from '../admission.js';
 import { recordChange } from './audit.js';
 import { streamWatch } from './watch.js';
 
@@ -38,7 +39,7 @@ interface Params {
 }
 
 /** Kinds in a project whose existence keeps the project from being deleted. */
-const PROJECT_CHILDREN = ['Cluster', 'Secret', 'NotificationChannel'];
+const PROJECT_CHILDREN = ['Cluster', 'Addon', 'Secret', 'NotificationChannel'];
 
 export const resourceRoutes: FastifyPluginAsync<ResourceRouteOptions> = async (app, opts) => {
   for (const info of KINDS) new KindRoutes(app, info, opts).register();
@@ -166,7 +167,8 @@ class KindRoutes {
           obj.metadata = { ...meta, project };
           if (!(await this.deps.store.get({ kind: 'Project', project: '', name: project }))) throw ApiError.notFound('Project', project);
         }
-        const created = await this.deps.store.create(validateObject(stripServerFields(obj), undefined, this.deps.validation));
+        const valid = validateObject(stripServerFields(obj), undefined, this.deps.validation);
+        const created = await this.deps.store.create(await admitCreate(this.deps.store, valid, p));
         await recordChange(this.deps.audit, p, 'create', created, 201);
         void reply.code(201);
         return created;
@@ -299,7 +301,7 @@ class KindRoutes {
         if (this.info.kind === 'Project') {
           const children = await Promise.all(PROJECT_CHILDREN.map((k) => this.deps.store.list(k, { project: key.name, limit: 1 })));
           if (children.some((c) => c.items.length > 0)) {
-            throw new ApiError(409, 'Conflict', `project ${key.name} still has clusters, secrets or notification channels; delete them first`, [
+            throw new ApiError(409, 'Conflict', `project ${key.name} still has clusters, add-ons, secrets or notification channels; delete them first`, [
               { field: 'metadata.name', message: 'project not empty' },
             ]);
           }
