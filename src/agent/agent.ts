@@ -9,6 +9,7 @@ import type { AgentConfig } from './config.js';
 import { diskUsageBytes, processUsage, type ProcessUsage } from './procfs.js';
 import { type ProcessInfo, ProcessSupervisor, type SupervisorOptions } from './supervisor.js';
 import { type KubeletLog, type KubeletState, VirtualKubelet } from './virtual-kubelet.js';
+import { NodeRuntime } from './node-runtime/runtime.js';
 
 export interface MachineAgentOptions {
   log: KubeletLog;
@@ -24,6 +25,8 @@ export interface HealthReport {
   nodeName: string;
   processes: ProcessInfo[];
   kubelet: KubeletState | null;
+  /** A real node's health (containerd, kubelet, kube-proxy), when the machine runs one. */
+  node?: { ok: boolean; message: string; podCIDR?: string };
 }
 
 export interface MachineFacts {
@@ -47,6 +50,8 @@ export class MachineAgent {
   private readonly log: KubeletLog;
   private readonly supervisor: ProcessSupervisor;
   private kubelet: VirtualKubelet | undefined;
+  /** The real node (containerd + kubelet), when the config has a `node` section. */
+  readonly node: NodeRuntime | undefined;
   private clients: KubeClient[] = [];
   private server: http.Server | undefined;
   private readonly registry = new Registry();
@@ -65,6 +70,7 @@ export class MachineAgent {
       stopGraceMs: (config.stopGraceSeconds ?? 10) * 1000,
       ...opts.supervisor,
     });
+    this.node = config.node ? new NodeRuntime(config.node, { log: opts.log }) : undefined;
     this.defineMetrics();
   }
 
@@ -79,6 +85,8 @@ export class MachineAgent {
     await this.listen();
     this.log.info({ address: this.config.address, port: this.config.agentPort }, 'agent listening');
     await this.supervisor.start();
+    if (this.stopped) return;
+    await this.node?.start();
     if (this.stopped) return;
     const k = this.config.kubelet;
     if (k) {
@@ -128,6 +136,7 @@ export class MachineAgent {
       const k = this.kubelet?.stop();
       for (const c of this.clients) c.close(); // aborts in-flight calls so the kubelet stops at once
       await k;
+      await this.node?.stop();
       await this.supervisor.stop();
       await new Promise<void>((resolve) => {
         if (!this.server) return resolve();
@@ -141,16 +150,23 @@ export class MachineAgent {
   }
 
   health(): HealthReport {
-    const processes = this.supervisor.processes();
+    const processes = this.allProcesses();
     const kubelet = this.kubelet?.state() ?? null;
     const kubeletOk = !this.config.kubelet || (kubelet !== null && kubelet.heartbeating);
+    const node = this.node?.health();
     return {
-      ok: this.supervisor.allRunning() && kubeletOk && !this.stopped,
+      ok: this.supervisor.allRunning() && kubeletOk && (node?.ok ?? true) && !this.stopped,
       machine: this.config.machine,
       nodeName: this.config.nodeName,
       processes,
       kubelet,
+      ...(node ? { node } : {}),
     };
+  }
+
+  /** The configured processes and, on a real node, containerd, kubelet and kube-proxy. */
+  allProcesses(): ProcessInfo[] {
+    return [...this.supervisor.processes(), ...(this.node?.processes() ?? [])];
   }
 
   private async diskUsed(): Promise<number> {
@@ -165,7 +181,7 @@ export class MachineAgent {
   async facts(): Promise<MachineFacts> {
     const now = Date.now();
     const agentUsage = processUsage(process.pid);
-    const processes = this.supervisor.processes().map((p) => {
+    const processes = this.allProcesses().map((p) => {
       const usage = p.pid !== undefined ? processUsage(p.pid) : {};
       const out: MachineFacts['processes'][number] = { ...p, ...usage };
       if (p.startedAt) out.uptimeSeconds = Math.round((now - Date.parse(p.startedAt)) / 1000);
@@ -200,7 +216,7 @@ export class MachineAgent {
   private usageByProcess(): { name: string; usage: ProcessUsage }[] {
     return [
       { name: 'agent', usage: processUsage(process.pid) },
-      ...this.supervisor.pids().map(({ name, pid }) => ({ name, usage: processUsage(pid) })),
+      ...[...this.supervisor.pids(), ...(this.node?.pids() ?? [])].map(({ name, pid }) => ({ name, usage: processUsage(pid) })),
     ];
   }
 
@@ -234,7 +250,7 @@ export class MachineAgent {
       registers,
       collect() {
         this.reset();
-        for (const p of agent.supervisor.processes()) this.inc({ process: p.name }, p.restarts);
+        for (const p of agent.allProcesses()) this.inc({ process: p.name }, p.restarts);
       },
     });
     new Gauge({
@@ -244,7 +260,7 @@ export class MachineAgent {
       registers,
       collect() {
         this.reset();
-        for (const p of agent.supervisor.processes()) this.set({ process: p.name }, p.state === 'running' ? 1 : 0);
+        for (const p of agent.allProcesses()) this.set({ process: p.name }, p.state === 'running' ? 1 : 0);
       },
     });
     new Gauge({

@@ -27,9 +27,11 @@ import {
   KUBERNETES_SERVICE_NAMES,
   sanList,
 } from '../pki/index.js';
+import { bootstrapTokenFor } from './bootstrap-token.js';
 import type {
   BootstrapFile,
   BootstrapKubelet,
+  BootstrapNode,
   BootstrapService,
   EndpointDescription,
   MachineBootstrap,
@@ -87,7 +89,11 @@ export const PATHS = {
   probeCa: 'pki/probe-ca.crt',
   probeCert: 'pki/probe.crt',
   probeKey: 'pki/probe.key',
+  kubeProxyCert: 'pki/kube-proxy.crt',
+  kubeProxyKey: 'pki/kube-proxy.key',
 } as const;
+
+export const CLUSTER_DOMAIN = 'cluster.local';
 
 const root = (p: string): string => `{root}/${p}`;
 
@@ -120,6 +126,18 @@ export function kubernetesServiceIP(cluster: Cluster): string {
 
 export function hasRole(machine: Pick<Machine, 'spec'>, role: MachineRole): boolean {
   return machine.spec.roles.includes(role);
+}
+
+/** Cluster DNS (kubelet clusterDNS): the 10th address of the service CIDR, as kubeadm does. */
+export function clusterDNSIP(cluster: Cluster): string {
+  const cidr = parseCidr(serviceCIDR(cluster));
+  if (typeof cidr === 'string') throw new Error(`cluster ${cluster.metadata.name}: spec.network.serviceCIDR: ${cidr}`);
+  return nthAddress(cidr, 10);
+}
+
+/** A real kubelet with containerd instead of the virtual one: pools with runtime containerd, and every imported server. */
+export function usesRealKubelet(machine: Pick<Machine, 'spec'>): boolean {
+  return machine.spec.runtime?.type === 'containerd' || machine.spec.provider === 'import';
 }
 
 /** Machines with a control plane or worker role run a kubelet and become Nodes; etcd-only ones do not. */
@@ -332,6 +350,14 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
         // Loopback addresses are invalid in Endpoints/EndpointSlices; the apiservers must not try
         // to publish them in the `kubernetes` Service.
         endpointReconcilerType: 'none',
+        extraArgs: {
+          // Real kubelets join by TLS bootstrap (bootstrap-token-<id> Secrets Marina creates).
+          'enable-bootstrap-token-auth': true,
+          // Reach kubelets at their address (a Node named after its Machine has no DNS entry) and
+          // verify their serving certificates, which the cluster CA signs.
+          'kubelet-preferred-address-types': ['InternalIP', 'ExternalIP', 'Hostname'],
+          'kubelet-certificate-authority': root(PATHS.caCert),
+        },
       }),
       readyUrl: `${ownServer}/readyz`,
     });
@@ -350,6 +376,8 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
         serviceClusterIpRange: svcCIDR,
         clusterCidr: podCIDR(cluster),
         allocateNodeCidrs: true,
+        // tokencleaner removes expired bootstrap-token Secrets (off by default).
+        controllers: ['*', 'tokencleaner'],
       }),
     });
     services.push({
@@ -365,7 +393,26 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
 
   // ---------- kubelet ----------
   let kubeletSpec: BootstrapKubelet | undefined;
-  if (kubelet) {
+  let nodeSpec: BootstrapNode | undefined;
+  if (kubelet && usesRealKubelet(machine)) {
+    if (!machine.metadata.uid) throw new Error(`machine ${machine.metadata.name}: a real kubelet needs the Machine's uid (bootstrap token)`);
+    const kubeProxy = await issue(pki.ca, { commonName: 'system:kube-proxy', usage: 'client' });
+    out.pair(kubeProxy, PATHS.kubeProxyCert, PATHS.kubeProxyKey);
+    nodeSpec = {
+      nodeName: machine.metadata.name,
+      apiServerURL: endpoint.url,
+      caFile: PATHS.caCert,
+      bootstrapToken: bootstrapTokenFor(pki.ca.keyPem, machine.metadata.uid).token,
+      kubeProxyCertFile: PATHS.kubeProxyCert,
+      kubeProxyKeyFile: PATHS.kubeProxyKey,
+      clusterCIDR: podCIDR(cluster),
+      clusterDNS: clusterDNSIP(cluster),
+      clusterDomain: CLUSTER_DOMAIN,
+      labels: Object.fromEntries(Object.entries(nodeLabels(machine)).filter(([k]) => kubeletMaySetLabel(k))),
+      taints: nodeTaints(machine),
+      maxPods: machine.spec.runtime?.maxPods ?? DEFAULT_MAX_PODS,
+    };
+  } else if (kubelet) {
     const nodeName = machine.metadata.name;
     const nodeCert = await issue(pki.ca, { commonName: `system:node:${nodeName}`, organizations: ['system:nodes'], usage: 'client' });
     out.put(
@@ -410,6 +457,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     services,
   };
   if (kubeletSpec) bootstrap.kubelet = kubeletSpec;
+  if (nodeSpec) bootstrap.node = nodeSpec;
   if (probeTls) bootstrap.probeTls = probeTls;
   return bootstrap;
 }

@@ -229,7 +229,7 @@ export class ClusterReconciler implements Reconciler {
       roles: [...t.roles],
       replicas: t.replicas,
       kubernetesVersion: version,
-      provider: providerName(cluster) as NodePoolSpec['provider'],
+      provider: t.provider ?? (providerName(cluster) as NodePoolSpec['provider']),
     };
     if (t.machine) spec.machine = t.machine;
     if (t.labels) spec.labels = t.labels;

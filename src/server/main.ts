@@ -10,6 +10,7 @@ import { loadMatrix } from '../toolchain/versions.js';
 import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
 import { startControllers } from '../controllers/index.js';
 import { startAlerting } from '../alerts/index.js';
+import { startNodeAdmission } from '../admission/controller.js';
 import { buildApp } from './app.js';
 import { buildProviderRegistry } from './providers.js';
 import { createLogger, type LogFormat } from './log.js';
@@ -88,6 +89,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           series: store.series,
           ...(alerting ? { alerts: alerting.manager } : {}),
         });
+  // Lets real kubelets join: bootstrap tokens and their certificate requests (src/admission).
+  const admission = opts.controllers === false ? undefined : await startNodeAdmission({ store, log: logger.child({ module: 'node-admission' }) });
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
   externalURL = url;
@@ -102,6 +105,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       closed = true;
       await closeApp();
       await controllers?.stop();
+      await admission?.stop();
       await alerting?.stop();
       await providers.close();
       await store.close();

@@ -6,7 +6,28 @@ import { parseIPv4 } from '../api/cidr.js';
 import type { InfrastructureProvider, ProviderRegistry } from '../providers/contract.js';
 import { LocalProvider } from '../providers/local/index.js';
 import { DEFAULT_ADDRESS_BASE } from '../providers/local/addresses.js';
-import { resolveToolchain } from '../toolchain/resolve.js';
+import { resolveExtraBinary, resolveToolchain } from '../toolchain/resolve.js';
+import { resolveImages, resolveNodeRuntime } from '../toolchain/components.js';
+import type { NodeArtifacts } from '../providers/local/real-node.js';
+
+/** What a real node runs for `version`, from the toolchain caches (throws naming the install step). */
+export function nodeArtifacts(version: string): NodeArtifacts {
+  const runtime = resolveNodeRuntime();
+  const images = resolveImages();
+  return {
+    binaries: {
+      kubelet: resolveExtraBinary('kubelet', version),
+      kubeProxy: resolveExtraBinary('kube-proxy', version),
+      containerd: runtime.containerd,
+      ctr: runtime.ctr,
+      runc: runtime.runc,
+      cniBinDir: runtime.cniBinDir,
+      pathDirs: runtime.pathDirs,
+    },
+    images: Object.values(images).map((i) => ({ ref: i.ref, archive: i.archive })),
+    sandboxImage: images.pause.ref,
+  };
+}
 
 /**
  * First address of the /16 the local provider allocates machine and endpoint addresses from:
@@ -26,7 +47,12 @@ export function buildProviderRegistry(dataDir: string): ProviderRegistry & { clo
   const providers = new Map<string, InfrastructureProvider>([
     [
       'local',
-      new LocalProvider({ root: join(dataDir, 'local'), addressBase: localAddressBase(), binaries: (version) => resolveToolchain(version).paths }),
+      new LocalProvider({
+        root: join(dataDir, 'local'),
+        addressBase: localAddressBase(),
+        binaries: (version) => resolveToolchain(version).paths,
+        nodeArtifacts,
+      }),
     ],
   ]);
   return {

@@ -16,7 +16,10 @@ import type {
   PreparedMachine,
 } from '../contract.js';
 import { ProviderError } from '../contract.js';
+import { sweepNodeDir } from '../../agent/node-runtime/sweep.js';
 import { nextFreeAddress } from './addresses.js';
+import { NodeNetworks } from './node-network.js';
+import { localNodeConfig, type NodeArtifacts } from './real-node.js';
 
 export const AGENT_PORT = 10250;
 export const ENDPOINT_PORT = 6443;
@@ -30,6 +33,8 @@ export interface LocalProviderOptions {
   addressBase?: string;
   /** How long a machine may take from start to a healthy agent before it counts as failed. */
   startTimeoutMs?: number;
+  /** What real workers (runtime containerd) run, for a Kubernetes version; throws when not installed. */
+  nodeArtifacts?: (version: string) => NodeArtifacts;
 }
 
 interface MachineRecord {
@@ -39,6 +44,8 @@ interface MachineRecord {
   startedAt?: string;
   /** When this agent first answered /healthz: from then on, an unhealthy agent is not a failed start. */
   healthyAt?: string;
+  /** Real workers: the node's address on the cluster's node network (the agent keeps `address`). */
+  nodeAddress?: string;
 }
 
 interface EndpointRecord {
@@ -57,9 +64,11 @@ export class LocalProvider implements InfrastructureProvider {
   readonly name = 'local';
   /** Serializes allocation so two machines never get one address. */
   private allocation: Promise<unknown> = Promise.resolve();
+  private readonly nodeNetworks: NodeNetworks;
 
   constructor(private readonly opts: LocalProviderOptions) {
     mkdirSync(opts.root, { recursive: true, mode: 0o700 });
+    this.nodeNetworks = new NodeNetworks(join(opts.root, 'endpoints'));
   }
 
   machineDir(m: MachineRef): string {
@@ -102,6 +111,7 @@ export class LocalProvider implements InfrastructureProvider {
       writeFileSync(path, file.content, { mode: file.mode });
     }
     const sub = (s: string) => s.replaceAll('{root}', dir);
+    const node = bootstrap.node ? await this.realNode(m, dir, bootstrap) : undefined;
     const config = {
       machine: m.name,
       nodeName: bootstrap.kubelet?.nodeName ?? m.name,
@@ -131,6 +141,7 @@ export class LocalProvider implements InfrastructureProvider {
             kubeletVersion: bootstrap.kubelet.kubeletVersion,
           }
         : undefined,
+      node,
     };
     const configPath = join(dir, 'agent.json');
     writeJson(configPath, config);
@@ -140,15 +151,22 @@ export class LocalProvider implements InfrastructureProvider {
       logFile: join(dir, 'logs', 'agent.out'),
       unref: true,
     });
-    writeJson(join(dir, 'machine.json'), { uid: record.uid, address: record.address, pid: proc.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
-    return { state: 'Provisioning', address: record.address, providerID: providerId(m), agentUrl: agentUrl(record.address), providerStatus: { pid: proc.pid } };
+    const nodeAddress = node?.network.address;
+    writeJson(join(dir, 'machine.json'), {
+      uid: record.uid,
+      address: record.address,
+      pid: proc.pid,
+      startedAt: new Date().toISOString(),
+      ...(nodeAddress ? { nodeAddress } : {}),
+    } satisfies MachineRecord);
+    return { state: 'Provisioning', address: nodeAddress ?? record.address, providerID: providerId(m), agentUrl: agentUrl(record.address), providerStatus: { pid: proc.pid } };
   }
 
   async describeMachine(m: MachineRef): Promise<MachineDescription> {
     const dir = this.machineDir(m);
     const record = readJson<MachineRecord>(join(dir, 'machine.json'));
     if (!record || record.uid !== m.uid) return { state: 'Missing' };
-    const base = { address: record.address, providerID: providerId(m), agentUrl: agentUrl(record.address) };
+    const base = { address: record.nodeAddress ?? record.address, providerID: providerId(m), agentUrl: agentUrl(record.address) };
     if (!record.pid) return { ...base, state: 'Provisioning', providerStatus: {} };
     const providerStatus = { pid: record.pid, startedAt: record.startedAt };
     if (!this.agentAlive(record.pid, dir)) {
@@ -173,8 +191,18 @@ export class LocalProvider implements InfrastructureProvider {
   async deleteMachine(m: MachineRef): Promise<void> {
     const dir = this.machineDir(m);
     const record = readJson<MachineRecord>(join(dir, 'machine.json'));
-    if (record?.pid && this.agentAlive(record.pid, dir)) await stopProcessGroup(record.pid, { graceMs: 10_000 });
+    // A real worker's agent takes its node apart before it exits (pods, containerd, namespaces).
+    const grace = record?.nodeAddress ? 60_000 : 10_000;
+    if (record?.pid && this.agentAlive(record.pid, dir)) await stopProcessGroup(record.pid, { graceMs: grace });
     else if (record?.pid && isProcessGroupAlive(record.pid)) await stopProcessGroup(record.pid, { graceMs: 2_000 });
+    // Again, from the node's state file: the agent may have died before it finished.
+    const left = await sweepNodeDir(join(dir, 'node'));
+    if (left && (left.pids.length > 0 || left.cgroups.length > 0 || left.interfaces.length > 0)) {
+      throw new ProviderError('NodeNotSwept', `machine ${m.name}: the real node left ${JSON.stringify(left)}; retrying`);
+    }
+    // Synchronous read-modify-write: nothing interleaves with it (no serialized(): prepareMachine
+    // calls deleteMachine from inside it).
+    if (record?.nodeAddress) this.nodeNetworks.release(this.endpointDirOf(m), record.uid);
     rmSync(dir, { recursive: true, force: true });
     pruneEmptyParents(dir, join(this.opts.root, 'machines'));
   }
@@ -195,8 +223,12 @@ export class LocalProvider implements InfrastructureProvider {
       }
       const sorted = [...backends].sort();
       const configPath = join(dir, 'lb.json');
-      const changed = JSON.stringify(sorted) !== JSON.stringify(record.backends) || !existsSync(configPath);
-      if (changed) writeJson(configPath, { host: record.address, port: record.port, backends: sorted });
+      const extraListen = this.extraListen(dir, record.port);
+      const changed =
+        JSON.stringify(sorted) !== JSON.stringify(record.backends) ||
+        !existsSync(configPath) ||
+        JSON.stringify(extraListen) !== JSON.stringify(readJson<{ extraListen?: string[] }>(configPath)?.extraListen ?? []);
+      if (changed) writeJson(configPath, { host: record.address, port: record.port, extraListen, backends: sorted });
       record.backends = sorted;
       if (record.pid && this.processAlive(record.pid, configPath)) {
         if (changed) process.kill(record.pid, 'SIGHUP');
@@ -220,12 +252,55 @@ export class LocalProvider implements InfrastructureProvider {
     if (record?.pid && isProcessGroupAlive(record.pid) && this.processAlive(record.pid, join(dir, 'lb.json'))) {
       await stopProcessGroup(record.pid, { graceMs: 5_000 });
     }
+    await this.nodeNetworks.remove(dir);
     rmSync(dir, { recursive: true, force: true });
     pruneEmptyParents(dir, join(this.opts.root, 'endpoints'));
   }
 
   async close(): Promise<void> {
     await this.allocation;
+  }
+
+  /** The endpoint directory of a machine's cluster. */
+  private endpointDirOf(m: MachineRef): string {
+    return join(this.opts.root, 'endpoints', m.project, m.cluster);
+  }
+
+  /** Addresses the cluster's balancer listens on besides its own: the node network's gateway. */
+  private extraListen(endpointDir: string, port: number): string[] {
+    const net = this.nodeNetworks.get(endpointDir);
+    return net ? [`${net.gateway}:${port}`] : [];
+  }
+
+  /**
+   * A real worker: the cluster's node network (bridge, gateway listener of the balancer), the
+   * node's address on it, and the agent's `node` configuration.
+   */
+  private async realNode(m: MachineRef, dir: string, bootstrap: MachineBootstrap) {
+    const node = bootstrap.node!;
+    let artifacts: NodeArtifacts;
+    try {
+      if (!this.opts.nodeArtifacts) throw new Error('this server has no node runtime configured');
+      artifacts = this.opts.nodeArtifacts(bootstrap.kubernetesVersion);
+    } catch (err) {
+      throw new ProviderError('NodeRuntimeMissing', `real worker ${m.name}: ${(err as Error).message}`, true);
+    }
+    return this.serialized(async () => {
+      const endpointDir = this.endpointDirOf(m);
+      const endpoint = readJson<EndpointRecord>(join(endpointDir, 'endpoint.json'));
+      if (!endpoint) throw new ProviderError('NoEndpoint', `cluster ${m.cluster} has no endpoint yet`);
+      const network = await this.nodeNetworks.ensure(endpointDir, endpoint.uid);
+      const address = this.nodeNetworks.assign(endpointDir, m.uid);
+      // The balancer listens on the gateway from now on (it re-reads lb.json on SIGHUP).
+      const configPath = join(endpointDir, 'lb.json');
+      const lb = readJson<Record<string, unknown>>(configPath);
+      const extraListen = this.extraListen(endpointDir, endpoint.port);
+      if (lb && JSON.stringify(lb.extraListen ?? []) !== JSON.stringify(extraListen)) {
+        writeJson(configPath, { ...lb, extraListen });
+        if (endpoint.pid && this.processAlive(endpoint.pid, configPath)) process.kill(endpoint.pid, 'SIGHUP');
+      }
+      return localNodeConfig({ machineDir: dir, machine: m, node, network, address, apiPort: endpoint.port, artifacts });
+    });
   }
 
   /** Records the first healthy answer of the current agent (unless a restart replaced it meanwhile). */

@@ -1,0 +1,53 @@
+// Kubelet TLS bootstrap tokens (kubeadm's format `[a-z0-9]{6}.[a-z0-9]{16}`). Marina derives each
+// machine's token from the cluster CA key and the Machine's uid, so the Machine controller (which
+// puts it into the bootstrap data) and the node-admission controller (which creates the
+// `bootstrap-token-<id>` Secret in the cluster and approves the CSR of `system:bootstrap:<id>`)
+// agree on it without storing it anywhere. Whoever holds the CA key can mint certificates anyway.
+import { createHmac } from 'node:crypto';
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+export interface BootstrapToken {
+  id: string;
+  secret: string;
+  /** `<id>.<secret>`: what the kubelet presents as a bearer token. */
+  token: string;
+}
+
+function chars(key: string, label: string, uid: string, n: number): string {
+  const digest = createHmac('sha256', key).update(`${label}\0${uid}`).digest();
+  let out = '';
+  for (let i = 0; i < n; i++) out += ALPHABET[digest[i]! % ALPHABET.length];
+  return out;
+}
+
+/** The bootstrap token of the machine with this uid (deterministic per cluster CA). */
+export function bootstrapTokenFor(caKeyPem: string, machineUid: string): BootstrapToken {
+  const id = chars(caKeyPem, 'marina-bootstrap-token-id', machineUid, 6);
+  const secret = chars(caKeyPem, 'marina-bootstrap-token-secret', machineUid, 16);
+  return { id, secret, token: `${id}.${secret}` };
+}
+
+/** The user name the apiserver gives a request authenticated with the token. */
+export function bootstrapUser(id: string): string {
+  return `system:bootstrap:${id}`;
+}
+
+export const BOOTSTRAP_TOKEN_SECRET_TYPE = 'bootstrap.kubernetes.io/token';
+
+/** The Secret that makes the token valid (kube-system/bootstrap-token-<id>) until `expiration`. */
+export function bootstrapTokenSecret(t: BootstrapToken, opts: { expiration: Date; machine: string }) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: BOOTSTRAP_TOKEN_SECRET_TYPE,
+    metadata: { name: `bootstrap-token-${t.id}`, namespace: 'kube-system', labels: { 'marina.dev/machine': opts.machine } },
+    stringData: {
+      'token-id': t.id,
+      'token-secret': t.secret,
+      expiration: opts.expiration.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      'usage-bootstrap-authentication': 'true',
+      description: `kubelet TLS bootstrap of Marina machine ${opts.machine}`,
+    },
+  };
+}
