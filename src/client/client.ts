@@ -16,6 +16,37 @@ import { API_PATH, requireProject, resourcePath, resourceRef, type KindLike, typ
 
 export type { AuditEntry, IssuedToken, TokenInfo, WhoAmI };
 
+export interface CreateJoinToken {
+  pool: string;
+  ttlSeconds?: number;
+  singleUse?: boolean;
+  approval?: boolean;
+  description?: string;
+}
+
+/** A join token without its secret (GET .../jointokens). */
+export interface JoinTokenInfo {
+  id: string;
+  cluster: string;
+  pool: string;
+  createdAt: string;
+  createdBy: string;
+  expiresAt: string;
+  singleUse: boolean;
+  approval: boolean;
+  description?: string;
+  usedBy: string[];
+  revokedAt?: string;
+  state: 'active' | 'expired' | 'revoked' | 'used';
+}
+
+export interface JoinTokenCreated extends Omit<JoinTokenInfo, 'state'> {
+  token: string;
+  caPin: string;
+  url: string;
+  command: string;
+}
+
 export interface ClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:7443`. */
   server: string;
@@ -367,6 +398,19 @@ export class MarinaClient {
       accept: 'application/yaml',
       text: true,
     });
+  }
+
+  /** A join token for an import pool; the answer (token, command) is the only time the token is shown. */
+  createJoinToken(project: string, cluster: string, opts: CreateJoinToken): Promise<JoinTokenCreated> {
+    return this.request('POST', this.path('Cluster', { project, name: cluster, subresource: 'jointokens' }), { body: opts });
+  }
+
+  async listJoinTokens(project: string, cluster: string): Promise<JoinTokenInfo[]> {
+    return (await this.request<{ items: JoinTokenInfo[] }>('GET', this.path('Cluster', { project, name: cluster, subresource: 'jointokens' }))).items;
+  }
+
+  revokeJoinToken(project: string, cluster: string, id: string): Promise<JoinTokenInfo> {
+    return this.request('DELETE', `${this.path('Cluster', { project, name: cluster, subresource: 'jointokens' })}/${encodeURIComponent(id)}`);
   }
 
   createToken(opts: { user?: string; description?: string; expiresAt?: string } = {}): Promise<IssuedToken> {

@@ -32,6 +32,7 @@
 // is being deleted none of that is worth doing: the provider just deletes the machine.
 import { isDeepStrictEqual } from 'node:util';
 import type { Cluster, Machine, Taint } from '../api/kinds.js';
+import { ANNOTATION_APPROVAL, ANNOTATION_APPROVED } from '../api/imports.js';
 import type { ObjectKey } from '../api/meta.js';
 import {
   buildMachineBootstrap,
@@ -405,6 +406,11 @@ export class MachineReconciler implements Reconciler {
   /** Whether the machine may start now, and with which etcd membership. */
   private async gate(cluster: Cluster, machine: Machine, address: string): Promise<Gate> {
     if (isDeleting(cluster)) return closed('ClusterDeleting', 'the cluster is being deleted');
+    // A server that joined with a token asking for approval waits for an operator.
+    const annotations = machine.metadata.annotations ?? {};
+    if (annotations[ANNOTATION_APPROVAL] === 'required' && annotations[ANNOTATION_APPROVED] !== 'true') {
+      return closed('WaitingForApproval', `an operator admits it with \`marina cluster approve ${cluster.metadata.name} ${machine.metadata.name}\``);
+    }
     const pki = await this.s.secrets.pki(cluster);
     if (!pki) return closed('WaitingForPKI', 'the cluster PKI does not exist yet');
     if (!cluster.status?.endpoint) return closed('WaitingForEndpoint', 'the cluster API endpoint does not exist yet');

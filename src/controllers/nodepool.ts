@@ -36,6 +36,7 @@ import {
 
 import { isHealthy, planHealing, type Candidate, type HealingPlan } from './healing.js';
 import { RULES } from '../alerts/manager.js';
+import { ANNOTATION_HOSTNAME } from '../api/imports.js';
 
 type Status = NonNullable<NodePool['status']>;
 
@@ -112,6 +113,14 @@ export class NodePoolReconciler implements Reconciler {
     let scaled: ConditionInput;
     if (!cluster || isDeleting(cluster)) {
       scaled = { type: 'Scaled', status: 'False', reason: cluster ? 'ClusterDeleting' : 'ClusterNotFound', message: 'not scaling' };
+    } else if (active.length < desired && !this.createsMachines(pool)) {
+      // Imported servers join by themselves (marina cluster join-token create); nothing to create.
+      scaled = {
+        type: 'Scaled',
+        status: 'False',
+        reason: 'WaitingForServers',
+        message: `${active.length}/${desired} servers joined; more join with \`marina cluster join-token create ${pool.spec.cluster} --pool ${poolTemplateName(pool)}\``,
+      };
     } else if (active.length < desired) {
       const decision = hasRole(pool, 'etcd') ? await this.etcdScaleOut(cluster) : ({ ok: true } as Decision);
       if (decision.ok) {
@@ -186,9 +195,13 @@ export class NodePoolReconciler implements Reconciler {
    * guard holds back as the HealingHeldBack condition and alert. etcd members are replaced only
    * while the others keep a healthy quorum without the one removed, one at a time.
    */
-  private async heal(cluster: Cluster, pool: NodePool, active: Machine[], status: Status): Promise<HealingPlan> {
+  private async heal(cluster: Cluster, pool: NodePool, active: Machine[], status: Status): Promise<HealingPlan | undefined> {
     const project = pool.metadata.project ?? '';
     const gen = pool.metadata.generation;
+    if (!this.createsMachines(pool)) {
+      await this.alertUnhealthyImports(cluster, pool, active);
+      return undefined;
+    }
     const plan = planHealing(pool, active, Date.now(), hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await this.staleControlPlanes(cluster, active) : undefined);
     const victims: Candidate[] = [];
     for (const v of plan.victims) {
@@ -252,6 +265,33 @@ export class NodePoolReconciler implements Reconciler {
         : [],
     );
     return plan;
+  }
+
+  /** Whether the pool's provider can create machines (imported servers join by themselves). */
+  private createsMachines(pool: NodePool): boolean {
+    try {
+      return this.s.providers.get(pool.spec.provider).capabilities?.createsMachines !== false;
+    } catch {
+      return true;
+    }
+  }
+
+  /** Healing never replaces a user's server: an unhealthy one becomes an alert for a person. */
+  private async alertUnhealthyImports(cluster: Cluster, pool: NodePool, active: Machine[]): Promise<void> {
+    const unhealthy = active.filter((m) => getCondition(m.status?.conditions, 'Healthy')?.status === 'False');
+    await this.s.alerts?.sync(
+      { project: pool.metadata.project ?? '', cluster: cluster.metadata.name, source: `healing.${pool.metadata.name}` },
+      unhealthy.map((m) => {
+        const h = getCondition(m.status?.conditions, 'Healthy');
+        return {
+          rule: RULES.ImportedMachineUnhealthy,
+          severity: 'warning' as const,
+          labels: { pool: poolTemplateName(pool), machine: m.metadata.name },
+          summary: `imported server ${m.metadata.annotations?.[ANNOTATION_HOSTNAME] ?? m.metadata.name} (machine ${m.metadata.name}) is unhealthy; Marina does not replace users' servers`,
+          description: `${h?.reason ?? 'Unhealthy'}: ${h?.message ?? ''}`.slice(0, 16384),
+        };
+      }),
+    );
   }
 
   /** Passes the pool's labels and taints on to its machines (their controller syncs the Nodes). */

@@ -12,7 +12,11 @@ import { startControllers } from '../controllers/index.js';
 import { startAlerting } from '../alerts/index.js';
 import { startNodeAdmission } from '../admission/controller.js';
 import { buildApp } from './app.js';
-import { buildProviderRegistry } from './providers.js';
+import { buildProviderRegistry, nodeArtifacts } from './providers.js';
+import { isLoopbackHost, loadOrCreateServerTls, serverNames, type TlsMode } from './tls.js';
+import { JoinService } from '../joins/service.js';
+import { ArtifactCatalog } from '../joins/artifacts.js';
+import { networkInterfaces } from 'node:os';
 import { createLogger, type LogFormat } from './log.js';
 
 export interface ServerOptions {
@@ -24,10 +28,17 @@ export interface ServerOptions {
   logFormat?: LogFormat;
   /** Run the controllers (default true); false serves the API alone. */
   controllers?: boolean;
+  /**
+   * `auto`: serve HTTPS with Marina's own CA (made in `<dataDir>/tls`); `off`: plain HTTP.
+   * Default: auto when listening beyond loopback, off on loopback.
+   */
+  tls?: TlsMode;
 }
 
 export interface RunningServer {
   url: string;
+  /** With TLS: Marina's CA file and its pin (what join commands carry). */
+  tls?: { caFile: string; caPin: string };
   /** Set only on the very first start of a data directory. */
   adminToken?: string;
   adminTokenFile: string;
@@ -60,7 +71,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const adminToken = await bootstrapAdmin(store, adminTokenFile);
 
   const matrix = loadMatrix();
+  const tlsMode = opts.tls ?? (isLoopbackHost(host) ? 'off' : 'auto');
+  const externalHost = process.env.MARINA_EXTERNAL_URL ? new URL(process.env.MARINA_EXTERNAL_URL).hostname : undefined;
+  const tls = tlsMode === 'auto' ? await loadOrCreateServerTls(opts.dataDir, serverNames(host, externalHost ? [externalHost] : [])) : undefined;
+  // Beyond loopback, cluster endpoints are published on this host too, for imported servers.
+  const advertise = externalHost ?? (host === '0.0.0.0' || host === '::' ? firstExternalIPv4() : host);
+  const providers = buildProviderRegistry(opts.dataDir, isLoopbackHost(host) || !advertise ? {} : { publicAddress: { bind: host, advertise } });
+  let serverURL = '';
+  const joinTarget = () => (tls ? { url: process.env.MARINA_EXTERNAL_URL ?? serverURL, caPin: tls.caPin, caPem: tls.caPem } : undefined);
   const { app, close: closeApp } = await buildApp({
+    ...(tls ? { https: { key: tls.keyPem, cert: `${tls.certPem}${tls.caPem}` } } : {}),
+    joins: { service: new JoinService(store, providers.imports), imports: providers.imports, artifacts: new ArtifactCatalog(nodeArtifacts), target: joinTarget },
     store,
     tokens: store.tokens,
     audit: store.audit,
@@ -69,7 +90,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     logger: logger.child({ module: 'api' }),
     health: { latest: (project, cluster) => controllers?.health.get(project, cluster), series: store.series },
   });
-  const providers = buildProviderRegistry(opts.dataDir);
   // Alerting first: the controllers (health checks, healing) raise alerts through its manager.
   // Backlinks in notifications point at this server.
   let externalURL: string | undefined;
@@ -94,10 +114,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
   externalURL = url;
+  // Listening on every address: joining servers get the advertised one.
+  serverURL = (host === '0.0.0.0' || host === '::') && advertise ? `${new URL(url).protocol}//${advertise}:${new URL(url).port}` : url;
 
   let closed = false;
   return {
     url,
+    ...(tls ? { tls: { caFile: tls.caFile, caPin: tls.caPin } } : {}),
     adminToken,
     adminTokenFile,
     async close() {
@@ -111,6 +134,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await store.close();
     },
   };
+}
+
+/** An IPv4 address of this host other hosts may reach (the first non-internal one). */
+function firstExternalIPv4(): string | undefined {
+  for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return undefined;
 }
 
 /** First start only: the platform admin, the `default` project, and an admin token (also in a 0600 file). */

@@ -22,6 +22,7 @@ import {
   WhoAmI,
   kindSchemas,
 } from './schemas.js';
+import { JOIN_COMPONENTS } from './join-schemas.js';
 
 export const OPENAPI_PATH = '/openapi/v3';
 
@@ -37,6 +38,7 @@ const COMPONENTS: TSchema[] = [
   AuditEntry,
   AuditList,
   ClusterHealth,
+  ...JOIN_COMPONENTS,
   ...KINDS.flatMap((info) => [info.schema, ...kindSchemas(info)]),
 ];
 

@@ -17,6 +17,13 @@ export interface NodeBinaries {
   pathDirs: string[];
 }
 
+/** What a real node runs: binaries, the images to import and which one is the pod sandbox. */
+export interface NodeArtifacts {
+  binaries: NodeBinaries;
+  images: { ref: string; archive: string }[];
+  sandboxImage: string;
+}
+
 /**
  * `namespace`: the node gets its own network namespace (a separate machine on this host) joined to a
  * host bridge by a veth pair; `address` is its node IP on that bridge's subnet. `host`: the node uses

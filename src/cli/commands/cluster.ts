@@ -10,6 +10,7 @@ import { objectRef } from '../kinds.js';
 import { formatTable, humanDuration } from '../output.js';
 import { collect, err, intArg, out, parseDuration, Session } from '../session.js';
 import { deleteOne, eachName, getObjects, outputOption, projectOption } from './resources.js';
+import { approveCommand, joinTokenCommand } from './join.js';
 
 const CLUSTER = resourceRef('Cluster');
 
@@ -252,5 +253,7 @@ export function clusterCommand(): Command {
       );
     });
 
+  cmd.addCommand(joinTokenCommand());
+  cmd.addCommand(approveCommand());
   return cmd;
 }

@@ -9,12 +9,18 @@ export function serverCommand(): Command {
     .option('--listen <host:port>', 'address to serve on (default: $MARINA_LISTEN or 127.0.0.1:7443)')
     .option('--no-controllers', 'serve the API only; nothing acts on the stored objects')
     .addOption(
+      new Option('--tls <mode>', "auto: HTTPS with Marina's own CA, made in <data-dir>/tls (default when listening beyond loopback); off: plain HTTP (default on loopback)").choices([
+        'auto',
+        'off',
+      ]),
+    )
+    .addOption(
       new Option('--log-format <format>', 'log lines as json or readable text (default: $MARINA_LOG_FORMAT, else text on a terminal, json otherwise)').choices([
         'json',
         'text',
       ]),
     )
-    .action(async (opts: { dataDir?: string; listen?: string; controllers: boolean; logFormat?: string }) => {
+    .action(async (opts: { dataDir?: string; listen?: string; controllers: boolean; logFormat?: string; tls?: 'auto' | 'off' }) => {
       // Imported lazily: the server pulls in fastify, SQLite and the controllers, which no other
       // command needs. A bad MARINA_LOG_FORMAT is refused before all that loads.
       const { logFormatFrom } = await import('../../server/log.js');
@@ -22,11 +28,13 @@ export function serverCommand(): Command {
       const { startServer, defaultDataDir, DEFAULT_LISTEN } = await import('../../server/main.js');
       const dataDir = opts.dataDir ?? defaultDataDir();
       const listen = opts.listen ?? process.env.MARINA_LISTEN ?? DEFAULT_LISTEN;
-      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat });
+      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat, ...(opts.tls ? { tls: opts.tls } : {}) });
       out(`Marina listening on ${server.url}\n`);
+      if (server.tls) out(`Marina CA: ${server.tls.caFile} (pin ${server.tls.caPin}); clients trust it with --certificate-authority\n`);
       if (server.adminToken) {
         out(`bootstrap admin token: ${server.adminToken}\n`);
-        out(`(also written to ${server.adminTokenFile}; log in with: marina login ${server.url} --token-file ${server.adminTokenFile})\n`);
+        const ca = server.tls ? ` --certificate-authority ${server.tls.caFile}` : '';
+        out(`(also written to ${server.adminTokenFile}; log in with: marina login ${server.url} --token-file ${server.adminTokenFile}${ca})\n`);
       }
       await new Promise<void>((resolve) => {
         let stopping = false;

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
+import { findFreePort, isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
 import type {
   ClusterRef,
   EndpointDescription,
@@ -19,7 +19,8 @@ import { ProviderError } from '../contract.js';
 import { sweepNodeDir } from '../../agent/node-runtime/sweep.js';
 import { nextFreeAddress } from './addresses.js';
 import { NodeNetworks } from './node-network.js';
-import { localNodeConfig, type NodeArtifacts } from './real-node.js';
+import { API_TLS_SERVER_NAME, localNodeConfig } from './real-node.js';
+import type { NodeArtifacts } from '../../agent/node-runtime/config.js';
 
 export const AGENT_PORT = 10250;
 export const ENDPOINT_PORT = 6443;
@@ -35,6 +36,12 @@ export interface LocalProviderOptions {
   startTimeoutMs?: number;
   /** What real workers (runtime containerd) run, for a Kubernetes version; throws when not installed. */
   nodeArtifacts?: (version: string) => NodeArtifacts;
+  /**
+   * An address other hosts reach this one on (Marina listens beyond loopback): every cluster's
+   * balancer also listens there, on a port of its own, so that imported servers reach the API.
+   * `bind` is what the balancer binds (may be 0.0.0.0), `advertise` what servers connect to.
+   */
+  publicAddress?: { bind: string; advertise: string };
 }
 
 interface MachineRecord {
@@ -54,6 +61,8 @@ interface EndpointRecord {
   port: number;
   pid?: number;
   backends: string[];
+  /** The balancer's port on the public address (see LocalProviderOptions.publicAddress). */
+  publicPort?: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -221,9 +230,10 @@ export class LocalProvider implements InfrastructureProvider {
         record = { uid: c.uid, address, port: ENDPOINT_PORT, backends: [] };
         mkdirSync(dir, { recursive: true, mode: 0o700 });
       }
+      if (this.opts.publicAddress && record.publicPort === undefined) record.publicPort = await findFreePort(this.opts.publicAddress.bind);
       const sorted = [...backends].sort();
       const configPath = join(dir, 'lb.json');
-      const extraListen = this.extraListen(dir, record.port);
+      const extraListen = this.extraListen(dir, record);
       const changed =
         JSON.stringify(sorted) !== JSON.stringify(record.backends) ||
         !existsSync(configPath) ||
@@ -266,10 +276,26 @@ export class LocalProvider implements InfrastructureProvider {
     return join(this.opts.root, 'endpoints', m.project, m.cluster);
   }
 
-  /** Addresses the cluster's balancer listens on besides its own: the node network's gateway. */
-  private extraListen(endpointDir: string, port: number): string[] {
+  /** Addresses the cluster's balancer listens on besides its own: the node network's gateway, the public address. */
+  private extraListen(endpointDir: string, endpoint: EndpointRecord): string[] {
     const net = this.nodeNetworks.get(endpointDir);
-    return net ? [`${net.gateway}:${port}`] : [];
+    const pub = this.opts.publicAddress;
+    return [...(net ? [`${net.gateway}:${endpoint.port}`] : []), ...(pub && endpoint.publicPort ? [`${pub.bind}:${endpoint.publicPort}`] : [])];
+  }
+
+  /**
+   * A cluster endpoint as other hosts reach it (imported servers), or undefined when they cannot
+   * (Marina listens on loopback only). The apiserver certificate does not name the public address:
+   * the caller verifies the name `kubernetes`, which it does name.
+   */
+  reachableEndpoint(url: string): { url: string; tlsServerName: string } | undefined {
+    const pub = this.opts.publicAddress;
+    if (!pub) return undefined;
+    for (const file of findFiles(join(this.opts.root, 'endpoints'), 'endpoint.json', 2)) {
+      const r = readJson<EndpointRecord>(file);
+      if (r?.publicPort && `https://${r.address}:${r.port}` === url) return { url: `https://${pub.advertise}:${r.publicPort}`, tlsServerName: API_TLS_SERVER_NAME };
+    }
+    return undefined;
   }
 
   /**
@@ -294,7 +320,7 @@ export class LocalProvider implements InfrastructureProvider {
       // The balancer listens on the gateway from now on (it re-reads lb.json on SIGHUP).
       const configPath = join(endpointDir, 'lb.json');
       const lb = readJson<Record<string, unknown>>(configPath);
-      const extraListen = this.extraListen(endpointDir, endpoint.port);
+      const extraListen = this.extraListen(endpointDir, endpoint);
       if (lb && JSON.stringify(lb.extraListen ?? []) !== JSON.stringify(extraListen)) {
         writeJson(configPath, { ...lb, extraListen });
         if (endpoint.pid && this.processAlive(endpoint.pid, configPath)) process.kill(endpoint.pid, 'SIGHUP');

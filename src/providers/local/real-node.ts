@@ -4,16 +4,9 @@
 // cluster's balancer also listens.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { AgentNodeConfig, NodeBinaries } from '../../agent/node-runtime/config.js';
+import type { AgentNodeConfig, NodeArtifacts } from '../../agent/node-runtime/config.js';
 import type { BootstrapNode, MachineRef } from '../contract.js';
 import { hostVethName, PREFIX_LENGTH, type NodeNetworkRecord } from './node-network.js';
-
-/** What a real node runs, resolved from the toolchain caches for a Kubernetes version. */
-export interface NodeArtifacts {
-  binaries: NodeBinaries;
-  images: { ref: string; archive: string }[];
-  sandboxImage: string;
-}
 
 /** The apiserver certificate names `kubernetes`; the gateway address it is reached at is not in it. */
 export const API_TLS_SERVER_NAME = 'kubernetes';
