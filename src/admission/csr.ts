@@ -11,6 +11,7 @@
 //
 // Anything else that claims to be a Marina machine's Node is denied with the reason; CSRs of other
 // signers or other names are none of Marina's business and stay untouched.
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 
 export const SIGNER_CLIENT = 'kubernetes.io/kube-apiserver-client-kubelet';
