@@ -46,6 +46,8 @@ interface MachineJson {
 
 interface Sample {
   runtime: string;
+  /** RSS per command name (node, containerd, kubelet, ...) of every worker's process group. */
+  byCommand: Map<string, number[]>;
   readyMs: number[];
   agentRssMiB: number[];
   cgroupMiB: number[];
@@ -89,7 +91,7 @@ async function main(): Promise<void> {
     console.log(`# bench/workers: Kubernetes ${version}, ${WORKERS} workers per run, ${RUNS} runs per runtime, load ${load()}`);
 
     for (const runtime of ['virtual', 'containerd'] as const) {
-      const sample: Sample = { runtime, readyMs: [], agentRssMiB: [], cgroupMiB: [], cgroupRssMiB: [] };
+      const sample: Sample = { runtime, byCommand: new Map(), readyMs: [], agentRssMiB: [], cgroupMiB: [], cgroupRssMiB: [] };
       samples.push(sample);
       for (let run = 0; run < RUNS; run++) {
         const name = `w${runtime === 'virtual' ? 'v' : 'c'}${run}`;
@@ -119,8 +121,12 @@ async function main(): Promise<void> {
         const records = readdirMachines(dataDir, name);
         const nodes = nodeFootprints(dataDir).filter((n) => records.some((r) => r.name === n.machine));
         for (const r of records.filter((x) => readyAt.has(x.name))) {
-          const rss = groupMembers(r.pid, stats).reduce((sum, s) => sum + rssOf(s.pid), 0);
+          const members = groupMembers(r.pid, stats);
+          const rss = members.reduce((sum, s) => sum + rssOf(s.pid), 0);
           sample.agentRssMiB.push(rss / MIB);
+          const perCommand = new Map<string, number>();
+          for (const p of members) perCommand.set(p.comm, (perCommand.get(p.comm) ?? 0) + rssOf(p.pid));
+          for (const [comm, bytes] of perCommand) (sample.byCommand.get(comm) ?? sample.byCommand.set(comm, []).get(comm)!).push(bytes / MIB);
           const node = nodes.find((n) => n.machine === r.name);
           if (node) {
             sample.cgroupMiB.push(memoryBytes(node.cgroupRoot) / MIB);
@@ -150,6 +156,11 @@ async function main(): Promise<void> {
         s.cgroupMiB.length ? median(s.cgroupMiB).toFixed(0) : '–',
         s.cgroupRssMiB.length ? median(s.cgroupRssMiB).toFixed(0) : '–',
       ]),
+    );
+    console.log('');
+    table(
+      ['runtime', 'process (in the agent\'s group)', 'RSS median (MiB)'],
+      samples.flatMap((s) => [...s.byCommand].sort((a, b) => median(b[1]) - median(a[1])).map(([comm, xs]) => [s.runtime, comm, median(xs).toFixed(0)])),
     );
     console.log(`# load at the end ${load()}`);
   } finally {
