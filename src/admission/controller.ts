@@ -11,6 +11,10 @@
 //      the Node exists, the Secret is deleted: the kubelet renews its certificate as itself.
 //   3. Pending kubelet CSRs of the machine are judged by csr.ts and approved or denied; the
 //      cluster's CSR signer (kube-controller-manager with the cluster CA) then issues them.
+//   4. The `kubernetes` Service's Endpoints point where real nodes reach the API (the provider
+//      says where: a node network's gateway, Marina's public address): its apiservers listen on
+//      loopback, so their own endpoint reconciler is off, and without this pods (a DNS add-on)
+//      could not reach the API. kube-controller-manager mirrors them into an EndpointSlice.
 import type { Logger } from 'pino';
 import type { Cluster, Machine, Secret } from '../api/kinds.js';
 import type { ObjectKey } from '../api/meta.js';
@@ -20,6 +24,7 @@ import { hasKubelet, usesRealKubelet } from '../bootstrap/machine.js';
 import { isAlreadyExists, isNotFound, KubeClient, parseKubeconfig, Resources, type KubeObject, type ResourceType } from '../kube/client.js';
 import { Controller, type ReconcileContext, type Reconciler, type Result } from '../runtime/controller.js';
 import type { Store } from '../store/types.js';
+import type { ProviderRegistry } from '../providers/contract.js';
 import { isPending, judgeCsr, requestedNode, type CsrObject } from './csr.js';
 
 const CSRS: ResourceType = { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', plural: 'certificatesigningrequests', namespaced: false };
@@ -31,6 +36,8 @@ const TOKEN_TTL_MS = 60 * 60 * 1000;
 export interface NodeAdmissionOptions {
   store: Store;
   log: Logger;
+  /** To ask providers where their nodes reach the API (the `kubernetes` Service's Endpoints). */
+  providers?: ProviderRegistry;
   /** Look again this often while a machine is joining (default 2 s), and when it has joined (60 s). */
   joiningPollMs?: number;
   joinedPollMs?: number;
@@ -40,6 +47,8 @@ interface ClusterClient {
   kubeconfig: string;
   client: KubeClient;
   rbacDone: boolean;
+  /** The `kubernetes` Endpoints last written (ip:port). */
+  apiEndpoint?: string;
 }
 
 export class NodeAdmission implements Reconciler {
@@ -65,6 +74,7 @@ export class NodeAdmission implements Reconciler {
       return;
     }
     await this.ensureRbac(api);
+    await this.ensureKubernetesEndpoints(cluster, api);
     const node = await api.client.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>(Resources.nodes, name).catch((err: unknown) => {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -124,6 +134,43 @@ export class NodeAdmission implements Reconciler {
       if (!isAlreadyExists(err)) throw err;
     }
     api.rbacDone = true;
+  }
+
+  /**
+   * Endpoints `default/kubernetes` → where real nodes reach the API. An imported server's address
+   * wins over a local node network's gateway: local nodes reach it too (it is this host's), the
+   * other way round not.
+   */
+  private async ensureKubernetesEndpoints(cluster: Cluster, api: ClusterClient): Promise<void> {
+    const providers = this.opts.providers;
+    if (!providers) return;
+    const ref = { project: cluster.metadata.project ?? '', name: cluster.metadata.name, uid: cluster.metadata.uid ?? '' };
+    const names = [...new Set(['import', ...cluster.spec.nodePools.map((p) => p.provider ?? cluster.spec.provider ?? 'local')])];
+    let target: string | undefined;
+    for (const name of names) {
+      try {
+        target = await providers.get(name).nodeAPIEndpoint?.(ref);
+      } catch {
+        target = undefined;
+      }
+      if (target) break;
+    }
+    if (!target || target === api.apiEndpoint) return;
+    const i = target.lastIndexOf(':');
+    const endpoints = {
+      apiVersion: 'v1',
+      kind: 'Endpoints',
+      metadata: { name: 'kubernetes', namespace: 'default', labels: { 'app.kubernetes.io/managed-by': 'marina' } },
+      subsets: [{ addresses: [{ ip: target.slice(0, i) }], ports: [{ name: 'https', port: Number(target.slice(i + 1)), protocol: 'TCP' }] }],
+    };
+    try {
+      await api.client.create(Resources.endpoints, endpoints);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      await api.client.patch(Resources.endpoints, 'kubernetes', { metadata: { labels: endpoints.metadata.labels }, subsets: endpoints.subsets }, { namespace: 'default', type: 'merge' });
+    }
+    api.apiEndpoint = target;
+    this.opts.log.info({ cluster: cluster.metadata.name, endpoint: target }, 'the kubernetes Service points where the nodes reach the API');
   }
 
   private async ensureSecret(client: KubeClient, name: string, token: ReturnType<typeof bootstrapTokenFor>, machine: string): Promise<void> {

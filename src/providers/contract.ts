@@ -159,6 +159,13 @@ export interface InfrastructureProvider {
   ensureEndpoint(cluster: ClusterRef, backends: string[]): Promise<EndpointDescription>;
   deleteEndpoint(cluster: ClusterRef): Promise<void>;
 
+  /**
+   * Optional: `ip:port` where this provider's real nodes of the cluster reach its API endpoint
+   * (e.g. a node network's gateway), usable in Endpoints (the endpoint's own address may be
+   * loopback). Marina points the cluster's `kubernetes` Service at it, so pods reach the API.
+   */
+  nodeAPIEndpoint?(cluster: ClusterRef): Promise<string | undefined>;
+
   /** Releases all provider state; running machines keep running (they survive a Marina restart). */
   close(): Promise<void>;
 }

@@ -110,7 +110,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           ...(alerting ? { alerts: alerting.manager } : {}),
         });
   // Lets real kubelets join: bootstrap tokens and their certificate requests (src/admission).
-  const admission = opts.controllers === false ? undefined : await startNodeAdmission({ store, log: logger.child({ module: 'node-admission' }) });
+  const admission = opts.controllers === false ? undefined : await startNodeAdmission({ store, providers, log: logger.child({ module: 'node-admission' }) });
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
   externalURL = url;

@@ -225,6 +225,12 @@ spec:
     await k(['wait', '--for=condition=Ready', 'pod/on-byo', '--timeout=120s'], 130_000);
     await waitUntil('logs', 30_000, async () => ((await k(['logs', 'on-byo'])).includes('testapp: tick 1') ? true : undefined));
     assert.equal(await k(['exec', 'on-byo', '--', 'hostname']), 'on-byo\n');
+    // The kubernetes Service points at Marina's public address: pods on the server reach the API.
+    const out = await waitUntil('an answer from the apiserver', 30_000, async () => {
+      const text = await k(['exec', 'on-byo', '--', 'sh', '-c', 'wget -qO- http://10.96.0.1:443/ 2>&1; true']);
+      return /400 Bad Request/.test(text) ? text : undefined;
+    });
+    assert.match(out, /400 Bad Request/);
   });
 
   it("removing the Machine deletes its Node and stops what Marina started there; the server's own files stay", async () => {

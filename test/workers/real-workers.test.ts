@@ -196,6 +196,17 @@ spec:
     assert.deepEqual([...seen].sort(), pods.map((p) => `testapp ${p.metadata.name}`).sort());
   });
 
+  it('pods reach the API through the kubernetes Service (Marina points it at the node network)', async () => {
+    const ep = JSON.parse(await k(['get', 'endpoints', 'kubernetes', '-o', 'json'])) as { subsets?: { addresses: { ip: string }[]; ports: { port: number }[] }[] };
+    assert.match(ep.subsets?.[0]?.addresses[0]?.ip ?? '', /^\d+\.\d+\.\d+\.1$/, 'the node network gateway');
+    // Plain HTTP to the HTTPS port: the answer (400 from the apiserver) proves the way through.
+    const out = await waitUntil('an answer from the apiserver', 30_000, async () => {
+      const text = await k(['exec', pods[0]!.metadata.name, '--', 'sh', '-c', 'wget -qO- http://kubernetes.default.svc.cluster.local:443/ 2>&1 || wget -qO- http://10.96.0.1:443/ 2>&1; true']);
+      return /400 Bad Request/.test(text) ? text : undefined;
+    });
+    assert.match(out, /400 Bad Request/);
+  });
+
   it('kubectl port-forward reaches a pod', async () => {
     const pf = spawn(toolchain.paths.kubectl, ['--kubeconfig', kc, 'port-forward', `pod/${pods[1]!.metadata.name}`, ':8080'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     try {

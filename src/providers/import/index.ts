@@ -12,6 +12,7 @@
 // week, so an agent that was away learns to leave.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import type {
   ClusterRef,
@@ -193,6 +194,18 @@ export class ImportProvider implements InfrastructureProvider {
 
   async deleteEndpoint(): Promise<void> {
     /* nothing was ever created */
+  }
+
+  /** Imported servers reach the API where Marina publishes the endpoint (an IP address only). */
+  async nodeAPIEndpoint(c: ClusterRef): Promise<string | undefined> {
+    for (const r of this.records()) {
+      if (r.project !== c.project || r.cluster !== c.name || r.state !== 'started' || !r.bootstrap?.node) continue;
+      const reachable = this.opts.reachableEndpoint(r.bootstrap.node.apiServerURL);
+      if (!reachable) continue;
+      const u = new URL(reachable.url);
+      if (isIP(u.hostname) === 4) return `${u.hostname}:${u.port || 443}`;
+    }
+    return undefined;
   }
 
   async close(): Promise<void> {

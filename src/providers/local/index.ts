@@ -283,6 +283,14 @@ export class LocalProvider implements InfrastructureProvider {
     return [...(net ? [`${net.gateway}:${endpoint.port}`] : []), ...(pub && endpoint.publicPort ? [`${pub.bind}:${endpoint.publicPort}`] : [])];
   }
 
+  /** Real workers reach the API at the node network's gateway (the balancer listens there). */
+  async nodeAPIEndpoint(c: ClusterRef): Promise<string | undefined> {
+    const dir = this.endpointDir(c);
+    const endpoint = readJson<EndpointRecord>(join(dir, 'endpoint.json'));
+    const net = this.nodeNetworks.get(dir);
+    return endpoint && endpoint.uid === c.uid && net ? `${net.gateway}:${endpoint.port}` : undefined;
+  }
+
   /**
    * A cluster endpoint as other hosts reach it (imported servers), or undefined when they cannot
    * (Marina listens on loopback only). The apiserver certificate does not name the public address:
