@@ -305,7 +305,9 @@ export class FakeWorld {
     const sim = this.sim(cluster);
     if (!this.apiUp(cluster)) return;
     for (const m of this.machines.values()) {
-      const k = m.bootstrap?.kubelet;
+      // A virtual kubelet's registration, or a real kubelet's (runtime containerd, imported servers).
+      const n = m.bootstrap?.node;
+      const k = m.bootstrap?.kubelet ?? (n ? { nodeName: n.nodeName, labels: n.labels, taints: n.taints } : undefined);
       if (m.ref.cluster !== cluster || !m.running || !k || sim.nodes.has(k.nodeName)) continue;
       if (Object.keys(k.labels).some((l) => !kubeletMaySetLabel(l))) sim.violations.push(k.nodeName);
       sim.nodes.set(k.nodeName, {
