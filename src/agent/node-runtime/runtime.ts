@@ -19,7 +19,7 @@
 //
 // stop() stops everything and sweeps (sweep.ts), so nothing of the node is left on the host.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeClient, Resources, type KubeObject, type Watcher } from '../../kube/client.js';
@@ -160,7 +160,7 @@ export class NodeRuntime {
       });
     }
     this.watchNodes();
-    this.healthTimer = setInterval(() => void this.checkKubelet(), 5000);
+    this.healthTimer = setInterval(() => void this.checkKubelet(), 2000);
     this.healthTimer.unref();
   }
 
@@ -217,9 +217,9 @@ export class NodeRuntime {
       writeFileSync(file, `${readFileSync(`/proc/sys/${key}`, 'utf8').trim()}\n`);
       binds.push(`mount --bind ${file} /proc/sys/${key}`);
     }
+    // The holder writes this once its mounts are in place (a marker of an earlier incarnation goes first).
     const ready = join(c.dir, 'namespace-ready');
-    writeFileSync(ready, '');
-    const readyPid = `${ready}.pid`;
+    rmSync(ready, { force: true });
     const logFd = openSync(join(c.dir, 'logs', 'namespace.log'), 'a', 0o600);
     try {
       this.holder = spawn(
@@ -232,14 +232,14 @@ export class NodeRuntime {
           '--',
           '/bin/sh',
           '-c',
-          `set -e; ${JOIN_CGROUPS}; ${binds.join('; ')}; echo $$ > ${readyPid}; exec sleep 2147483647`,
+          `set -e; ${JOIN_CGROUPS}; ${binds.join('; ')}; echo $$ > ${ready}; exec sleep 2147483647`,
         ],
         { stdio: ['ignore', logFd, logFd], env: { ...process.env, MARINA_CGROUP_DIRS: cgroupDirsOf(c.cgroupRoot, 'runtime') } },
       );
     } finally {
       closeSync(logFd);
     }
-    for (let i = 0; !existsSync(readyPid); i++) {
+    for (let i = 0; !existsSync(ready); i++) {
       if (this.holder.exitCode !== null || i > 200) {
         throw new Error(`the node's namespaces were not set up: ${readFileSync(join(c.dir, 'logs', 'namespace.log'), 'utf8').slice(-2000)}`);
       }
