@@ -31,7 +31,7 @@ import { Registry } from 'prom-client';
 import { clockTicksPerSecond } from '../src/agent/procfs.js';
 import { API_VERSION } from '../src/api/meta.js';
 import { buildCluster } from '../src/cli/cluster.js';
-import { startControllers, type RunningControllers } from '../src/controllers/index.js';
+import { startControlLoops, type RunningControlLoops } from '../src/server/control-loops.js';
 import { isProcessGroupAlive } from '../src/proc/index.js';
 import { LocalProvider } from '../src/providers/local/index.js';
 import { buildApp } from '../src/server/app.js';
@@ -154,7 +154,7 @@ async function startMarina(): Promise<void> {
   token = (await store.tokens.issue({ user: 'admin' })).token;
   const { app, close } = await buildApp({ store, tokens: store.tokens, audit: store.audit, validation: { kubernetesVersions: [version] } });
   const provider = new LocalProvider({ root, addressBase: ADDRESS_BASE, binaries: () => toolchain.paths });
-  let controllers: RunningControllers | undefined;
+  let controllers: RunningControlLoops | undefined;
   const watches: Watch[] = [];
   closeAll = async () => {
     for (const w of watches) w.stop();
@@ -164,9 +164,9 @@ async function startMarina(): Promise<void> {
     await store.close();
   };
   // Default timing, as `marina server` runs.
-  controllers = await startControllers({
+  controllers = await startControlLoops({
     store,
-    providers: { get: () => provider },
+    providers: { get: () => provider, list: () => [provider] },
     metrics: new Registry(),
     logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' }),
     defaultKubernetesVersion: version,

@@ -58,7 +58,8 @@ import { startAlerting, type RunningAlerting } from '../src/alerts/index.js';
 import { clockTicksPerSecond } from '../src/agent/procfs.js';
 import type { Cluster, Machine, NodePool } from '../src/api/kinds.js';
 import { API_VERSION } from '../src/api/meta.js';
-import { startControllers, type RunningControllers } from '../src/controllers/index.js';
+import { HealthRegistry } from '../src/health/registry.js';
+import { startControlLoops, type RunningControlLoops } from '../src/server/control-loops.js';
 import type { HealthReport } from '../src/health/types.js';
 import { isProcessGroupAlive } from '../src/proc/index.js';
 import { LocalProvider } from '../src/providers/local/index.js';
@@ -127,7 +128,7 @@ const root = join(dir, 'local');
 let url = '';
 let token = '';
 let store: ReturnType<typeof openSqliteStore> | undefined;
-let controllers: RunningControllers | undefined;
+let controllers: RunningControlLoops | undefined;
 let closeAll: (() => Promise<void>) | undefined;
 let clusterCreated = false;
 /** Every process-group leader the provider started for us (agent or load balancer pid). */
@@ -154,6 +155,13 @@ async function startMarina(): Promise<void> {
     ? pino({ level: process.env.BENCH_LOG_LEVEL ?? 'info' }, pino.destination({ dest: values['log-file'], sync: true }))
     : pino({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' });
   const metrics = new Registry();
+  // Every stored health pass, with the moment it was stored (the wrapped object is this run's own).
+  const registry = new HealthRegistry();
+  const set = registry.set.bind(registry);
+  registry.set = (report: HealthReport) => {
+    onReport(report);
+    set(report);
+  };
   const { app, close } = await buildApp({
     store: s,
     tokens: s.tokens,
@@ -161,7 +169,7 @@ async function startMarina(): Promise<void> {
     validation: { kubernetesVersions: [version] },
     metrics,
     logger: false,
-    health: { latest: (p, c) => controllers?.health.get(p, c), series: s.series },
+    health: { latest: (p, c) => registry.get(p, c), series: s.series },
   });
   const provider = new LocalProvider({ root, addressBase: ADDRESS_BASE, binaries: () => toolchain.paths });
   let alerting: RunningAlerting | undefined;
@@ -176,22 +184,16 @@ async function startMarina(): Promise<void> {
   };
   // As `marina server` wires it: alerting first, then the controllers with series and alerts.
   alerting = await startAlerting({ store: s, metrics, logger: logger.child({ module: 'alerts' }) });
-  controllers = await startControllers({
+  controllers = await startControlLoops({
     store: s,
-    providers: { get: () => provider },
+    providers: { get: () => provider, list: () => [provider] },
     metrics,
     logger: logger.child({ module: 'controllers' }),
     defaultKubernetesVersion: version,
+    health: registry,
     series: s.series,
     alerts: alerting.manager,
   });
-  // Every stored health pass, with the moment it was stored (the wrapped object is this run's own).
-  const registry = controllers.health;
-  const set = registry.set.bind(registry);
-  registry.set = (report: HealthReport) => {
-    onReport(report);
-    set(report);
-  };
   watches.push(s.watch({ kind: 'Machine', project: PROJECT }, (ev) => onMachine(ev.type, ev.object as Machine)));
   watches.push(s.watch({ kind: 'Cluster', project: PROJECT }, (ev) => onCluster(ev.object as Cluster)));
   watches.push(s.watch({ kind: 'NodePool', project: PROJECT }, (ev) => onPool(ev.object as NodePool)));

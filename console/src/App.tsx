@@ -11,6 +11,8 @@ import { CreateClusterPage } from './pages/CreateCluster.js';
 import { ClusterPage } from './pages/Cluster.js';
 import { AlertsPage } from './pages/Alerts.js';
 import { ChannelsPage } from './pages/Channels.js';
+import { DeadLettersPage, FunctionPage, FunctionsPage } from './pages/Functions.js';
+import { PipelinePage, PipelineRunPage, PipelinesPage } from './pages/Pipelines.js';
 
 export function App() {
   return (
@@ -110,6 +112,16 @@ function ProjectNav({ project, route }: { project: string; route: Route }) {
           Notification channels
         </Link>
       </li>
+      <li>
+        <Link to={paths.functions(project)} aria-current={current(['functions', 'function', 'deadletters'])}>
+          Functions
+        </Link>
+      </li>
+      <li>
+        <Link to={paths.pipelines(project)} aria-current={current(['pipelines', 'pipeline', 'run'])}>
+          Pipelines
+        </Link>
+      </li>
     </>
   );
 }
@@ -128,6 +140,18 @@ function PageFor({ route }: { route: Route }) {
       return <AlertsPage key={route.project} project={route.project} />;
     case 'channels':
       return <ChannelsPage key={route.project} project={route.project} />;
+    case 'functions':
+      return <FunctionsPage key={route.project} project={route.project} />;
+    case 'function':
+      return <FunctionPage key={`${route.project}/${route.name}`} project={route.project} name={route.name} />;
+    case 'deadletters':
+      return <DeadLettersPage key={route.project} project={route.project} />;
+    case 'pipelines':
+      return <PipelinesPage key={route.project} project={route.project} />;
+    case 'pipeline':
+      return <PipelinePage key={`${route.project}/${route.name}`} project={route.project} name={route.name} />;
+    case 'run':
+      return <PipelineRunPage key={`${route.project}/${route.name}/${route.run}`} project={route.project} name={route.name} run={route.run} />;
     case 'login':
       return null;
     case 'notfound':

@@ -57,6 +57,12 @@ export type Route =
   | { page: 'cluster'; project: string; name: string }
   | { page: 'alerts'; project: string }
   | { page: 'channels'; project: string }
+  | { page: 'functions'; project: string }
+  | { page: 'function'; project: string; name: string }
+  | { page: 'deadletters'; project: string }
+  | { page: 'pipelines'; project: string }
+  | { page: 'pipeline'; project: string; name: string }
+  | { page: 'run'; project: string; name: string; run: string }
   | { page: 'notfound'; path: string };
 
 export function matchRoute(path: string): Route {
@@ -71,6 +77,12 @@ export function matchRoute(path: string): Route {
     if (b === 'clusters' && name && more.length === 0) return { page: 'cluster', project, name };
     if (b === 'alerts' && name === undefined) return { page: 'alerts', project };
     if (b === 'channels' && name === undefined) return { page: 'channels', project };
+    if (b === 'functions' && name === undefined) return { page: 'functions', project };
+    if (b === 'functions' && name && more.length === 0) return { page: 'function', project, name };
+    if (b === 'deadletters' && name === undefined) return { page: 'deadletters', project };
+    if (b === 'pipelines' && name === undefined) return { page: 'pipelines', project };
+    if (b === 'pipelines' && name && more.length === 0) return { page: 'pipeline', project, name };
+    if (b === 'pipelines' && name && more[0] === 'runs' && more[1] && more.length === 2) return { page: 'run', project, name, run: more[1] };
   }
   return { page: 'notfound', path };
 }
@@ -82,4 +94,10 @@ export const paths = {
   cluster: (p: string, c: string) => `/projects/${encodeURIComponent(p)}/clusters/${encodeURIComponent(c)}`,
   alerts: (p: string) => `/projects/${encodeURIComponent(p)}/alerts`,
   channels: (p: string) => `/projects/${encodeURIComponent(p)}/channels`,
+  functions: (p: string) => `/projects/${encodeURIComponent(p)}/functions`,
+  function: (p: string, f: string) => `/projects/${encodeURIComponent(p)}/functions/${encodeURIComponent(f)}`,
+  deadLetters: (p: string) => `/projects/${encodeURIComponent(p)}/deadletters`,
+  pipelines: (p: string) => `/projects/${encodeURIComponent(p)}/pipelines`,
+  pipeline: (p: string, n: string) => `/projects/${encodeURIComponent(p)}/pipelines/${encodeURIComponent(n)}`,
+  run: (p: string, n: string, r: string) => `/projects/${encodeURIComponent(p)}/pipelines/${encodeURIComponent(n)}/runs/${encodeURIComponent(r)}`,
 };

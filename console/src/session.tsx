@@ -1,6 +1,6 @@
 // Who is logged in, the API client with their token, and the shared live collections.
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from 'react';
-import type { MarinaClient, WhoAmI } from '../../src/client/index.js';
+import { FunctionsApi, type MarinaClient, type WhoAmI } from '../../src/client/index.js';
 import type { Resource } from '../../src/api/meta.js';
 import { LiveCollection, LiveRegistry, type LiveSnapshot } from '../../src/console-lib/live.js';
 import { clearToken, loadToken, login as checkToken, saveToken } from '../../src/console-lib/session.js';
@@ -135,6 +135,12 @@ export function useNow(ms = 5_000): number {
     return () => clearInterval(t);
   }, [ms]);
   return now;
+}
+
+/** The function service's calls (invoke, activations, dead letters, runs) with the session's client. */
+export function useFunctionsApi(): FunctionsApi {
+  const { client } = useSession();
+  return useMemo(() => new FunctionsApi(client), [client]);
 }
 
 /** The caller's role in a project (`platform admin` for platform admins without one). */

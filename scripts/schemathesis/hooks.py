@@ -24,12 +24,15 @@ def map_case(context, case):
     return case
 
 
-# The fuzzer's own identity and workspace (set by the test): deleting or demoting them would turn
-# the rest of the run into 401s and 404s that test nothing.
+# The fuzzer's own identity and workspace, and the function and pipeline it calls (set by the
+# test): deleting or changing them would turn the rest of the run into 401s and 404s that test
+# nothing.
 _PROTECTED = {
     "users": os.environ.get("MARINA_FUZZ_USER"),
     "tokens": os.environ.get("MARINA_FUZZ_TOKEN_ID"),
     "projects": os.environ.get("MARINA_FUZZ_PROJECT"),
+    "functions": os.environ.get("MARINA_FUZZ_FUNCTION"),
+    "pipelines": os.environ.get("MARINA_FUZZ_PIPELINE"),
 }
 
 

@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { KubeClient } from '../kube/client.js';
 import type { AgentConfig } from './config.js';
+import { MachineControl } from './control.js';
 import { diskUsageBytes, processUsage, type ProcessUsage } from './procfs.js';
 import { type ProcessInfo, ProcessSupervisor, type SupervisorOptions } from './supervisor.js';
 import { type KubeletLog, type KubeletState, VirtualKubelet } from './virtual-kubelet.js';
 import { NodeRuntime } from './node-runtime/runtime.js';
+import { LoopbackRelay } from './loopback-relay.js';
 
 export interface MachineAgentOptions {
   log: KubeletLog;
@@ -17,6 +19,8 @@ export interface MachineAgentOptions {
   supervisor?: Pick<SupervisorOptions, 'backoff' | 'probeIntervalMs'>;
   /** Overrides for tests (resync interval etc.). */
   kubelet?: { resyncIntervalMs?: number };
+  /** Processes held down by a day-2 operation when the agent last ran (see control.ts readHeld). */
+  held?: readonly string[];
 }
 
 export interface HealthReport {
@@ -49,6 +53,7 @@ export class MachineAgent {
   readonly config: AgentConfig;
   private readonly log: KubeletLog;
   private readonly supervisor: ProcessSupervisor;
+  private readonly control: MachineControl | undefined;
   private kubelet: VirtualKubelet | undefined;
   /** The real node (containerd + kubelet), when the config has a `node` section. */
   readonly node: NodeRuntime | undefined;
@@ -59,6 +64,7 @@ export class MachineAgent {
   private disk: { at: number; bytes: number; pending?: Promise<number> } = { at: 0, bytes: 0 };
   private readonly opts: MachineAgentOptions;
   private stopped: Promise<void> | undefined;
+  private readonly relays: LoopbackRelay[];
 
   constructor(config: AgentConfig, opts: MachineAgentOptions) {
     this.config = config;
@@ -68,9 +74,12 @@ export class MachineAgent {
       logDir: join(config.dataDir, 'logs'),
       log: opts.log,
       stopGraceMs: (config.stopGraceSeconds ?? 10) * 1000,
+      ...(opts.held ? { held: opts.held } : {}),
       ...opts.supervisor,
     });
     this.node = config.node ? new NodeRuntime(config.node, { log: opts.log }) : undefined;
+    this.relays = (config.loopbackRelayPorts ?? []).map((port) => new LoopbackRelay({ port, ownAddress: config.address, log: opts.log }));
+    this.control = config.control ? new MachineControl(config.control, config.dataDir, this.supervisor, opts.log) : undefined;
     this.defineMetrics();
   }
 
@@ -86,6 +95,7 @@ export class MachineAgent {
     this.log.info({ address: this.config.address, port: this.config.agentPort }, 'agent listening');
     await this.supervisor.start();
     if (this.stopped) return;
+    for (const r of this.relays) r.start();
     await this.node?.start();
     if (this.stopped) return;
     const k = this.config.kubelet;
@@ -137,6 +147,7 @@ export class MachineAgent {
       for (const c of this.clients) c.close(); // aborts in-flight calls so the kubelet stops at once
       await k;
       await this.node?.stop();
+      await Promise.all(this.relays.map((r) => r.stop()));
       await this.supervisor.stop();
       await new Promise<void>((resolve) => {
         if (!this.server) return resolve();
@@ -302,11 +313,13 @@ export class MachineAgent {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const path = url.pathname;
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(`${JSON.stringify(body)}\n`);
     };
+    if (this.control && (await this.control.handle(req, res, path, url.searchParams))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'only GET' });
     switch (path) {
       case '/healthz': {

@@ -47,6 +47,7 @@ test('a complete config validates and comes back typed', () => {
   assert.equal(c.kubelet?.capacity.pods, '110');
   assert.equal(c.processes[0]?.tls?.ca, '/pki/ca.crt');
   assert.deepEqual(problems({ ...valid(), processes: [], kubelet: undefined }), []);
+  assert.deepEqual(validateAgentConfig({ ...valid(), loopbackRelayPorts: [10257, 10259] }).loopbackRelayPorts, [10257, 10259]);
 });
 
 test('every problem is reported with its field path', () => {
@@ -55,6 +56,7 @@ test('every problem is reported with its field path', () => {
   bad.agentPort = 70000;
   bad.dataDir = 'relative/dir';
   bad.extra = 1;
+  bad.loopbackRelayPorts = [10257, 10257];
   const p0 = (bad.processes as Record<string, unknown>[])[0]!;
   p0.readyUrl = 'ftp://x';
   p0.command = 'etcd';
@@ -70,6 +72,7 @@ test('every problem is reported with its field path', () => {
     'address: must be an IP address',
     'dataDir: must be an absolute path',
     'agentPort: must be an integer from 1 to 65535',
+    'loopbackRelayPorts: must be an array of distinct port numbers',
     'processes[0].command: must be an absolute path',
     'processes[0].readyUrl: must be an http:// or https:// URL',
     'processes[1].name: duplicate process name "etcd"',

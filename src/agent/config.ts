@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { parseCidr } from '../api/cidr.js';
-import type { Taint } from './kube-objects.js';
+import type { Taint } from '../kube/objects.js';
 import { nodeConfigProblems, type AgentNodeConfig } from './node-runtime/config.js';
 
 export interface AgentProcessTLS {
@@ -72,6 +72,25 @@ export interface AgentConfig {
   node?: AgentNodeConfig;
   /** SIGTERM→SIGKILL grace for children at shutdown (default 10 s). */
   stopGraceSeconds?: number;
+  /**
+   * Ports also served on 127.0.0.1, relayed to the calling kube-apiserver's machine (see
+   * loopback-relay.ts): kube-controller-manager's and kube-scheduler's, which ComponentStatus probes there.
+   */
+  loopbackRelayPorts?: number[];
+  /**
+   * Day-2 actions on this machine (stop/start services, restore etcd) over the agent's HTTP
+   * endpoint, for callers that present this bearer token. Without it the actions are off.
+   */
+  control?: AgentControlConfig;
+}
+
+export interface AgentControlConfig {
+  /** Bearer token the control endpoints require (at least 32 characters). */
+  token: string;
+  /** etcd's data directory on this machine (machines with an etcd member). */
+  etcdDataDir?: string;
+  /** Absolute path of etcdutl (restores a snapshot into a data directory). */
+  etcdutl?: string;
 }
 
 export class AgentConfigError extends Error {
@@ -89,7 +108,7 @@ const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 /** Kubernetes quantity (e.g. 2, 500m, 4Gi, 1e3). */
 const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][-+]?[0-9]+)?$/;
-const ALLOWED_TOP = new Set(['machine', 'nodeName', 'address', 'dataDir', 'agentPort', 'roles', 'processes', 'kubelet', 'node', 'stopGraceSeconds']);
+const ALLOWED_TOP = new Set(['machine', 'nodeName', 'address', 'dataDir', 'agentPort', 'roles', 'processes', 'kubelet', 'node', 'stopGraceSeconds', 'loopbackRelayPorts', 'control']);
 const ALLOWED_PROCESS = new Set(['name', 'command', 'args', 'env', 'readyUrl', 'tls']);
 const ALLOWED_KUBELET = new Set([
   'kubeconfigPath',
@@ -162,6 +181,12 @@ export function validateAgentConfig(raw: unknown, source?: string): AgentConfig 
   if (raw.roles !== undefined) {
     if (!Array.isArray(raw.roles) || raw.roles.some((r) => typeof r !== 'string' || !DNS1123_LABEL.test(r))) {
       p.push('roles: must be an array of role names like "worker"');
+    }
+  }
+  if (raw.loopbackRelayPorts !== undefined) {
+    const ports = raw.loopbackRelayPorts;
+    if (!Array.isArray(ports) || ports.some((n) => !Number.isInteger(n) || n < 1 || n > 65535) || new Set(ports).size !== ports.length) {
+      p.push('loopbackRelayPorts: must be an array of distinct port numbers (1-65535)');
     }
   }
 
@@ -244,6 +269,18 @@ export function validateAgentConfig(raw: unknown, source?: string): AgentConfig 
   if (raw.node !== undefined) {
     p.push(...nodeConfigProblems(raw.node));
     if (raw.kubelet !== undefined) p.push('node: a machine runs either the virtual kubelet (kubelet) or a real node (node), not both');
+  }
+
+  if (raw.control !== undefined) {
+    const c = raw.control;
+    if (!isObject(c)) p.push('control: must be an object {token, etcdDataDir?, etcdutl?}');
+    else {
+      unknownKeys(c, new Set(['token', 'etcdDataDir', 'etcdutl']), 'control.');
+      const token = str(c, 'token', 'control.');
+      if (token !== undefined && token.length < 32) p.push('control.token: must be at least 32 characters');
+      absPath(c, 'etcdDataDir', 'control.', false);
+      absPath(c, 'etcdutl', 'control.', false);
+    }
   }
 
   if (p.length) throw new AgentConfigError(p, source);

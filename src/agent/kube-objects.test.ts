@@ -9,19 +9,19 @@ import {
   fakeContainerID,
   fakeImageID,
   fallbackPodCidr,
-  kubeletMaySetLabel,
   metaTime,
   microTime,
   type NodeIdentity,
   nodeLabels,
   nodeNeedsReadyStatus,
-  type Pod,
   podAction,
   PodIPAllocator,
   podStatusUpToDate,
   roleLabels,
   splitLabels,
 } from './kube-objects.js';
+import { kubeletMaySetLabel } from '../kube/node-labels.js';
+import type { Pod } from '../kube/objects.js';
 
 const MICROTIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 
@@ -103,8 +103,8 @@ test('buildNode carries taints and podCIDR; status is Ready with pressure condit
   assert.equal(by2.MemoryPressure?.lastTransitionTime, '2026-01-01T00:00:00Z');
   assert.equal(by2.MemoryPressure?.lastHeartbeatTime, '2026-01-01T00:05:00Z');
   assert.equal(by2.Ready?.lastTransitionTime, '2026-01-01T00:05:00Z');
-  assert.ok(nodeNeedsReadyStatus({ metadata: {}, status: prev }));
-  assert.ok(!nodeNeedsReadyStatus({ metadata: {}, status: s2 }));
+  assert.ok(nodeNeedsReadyStatus({ metadata: { name: 'n' }, status: prev }));
+  assert.ok(!nodeNeedsReadyStatus({ metadata: { name: 'n' }, status: s2 }));
 });
 
 test('buildLease: MicroTime renewTime, holder, duration, ownerReference to the Node; keeps resourceVersion', () => {
@@ -185,7 +185,7 @@ test('podStatusUpToDate: true after applying the status, false when anything rel
 });
 
 test('podAction: delete when terminating, ignore finished pods, else run', () => {
-  assert.equal(podAction(pod({ metadata: { name: 'a', deletionTimestamp: '2026-01-01T00:00:00Z' } })), 'delete');
+  assert.equal(podAction(pod({ metadata: { name: 'a', namespace: 'default', deletionTimestamp: '2026-01-01T00:00:00Z' } })), 'delete');
   assert.equal(podAction(pod({ status: { phase: 'Succeeded' } })), 'ignore');
   assert.equal(podAction(pod({ status: { phase: 'Failed' } })), 'ignore');
   assert.equal(podAction(pod()), 'run');

@@ -2,8 +2,10 @@
 // local provider (so it leads its own process group; Marina stops the machine by signalling the
 // group).
 //
-//   node dist/src/agent/main.js --config <dataDir>/agent.json
+//   node dist/src/agent/main.js --config <dataDir>/agent.json [--machine-uid <uid>]
 //
+// --machine-uid is not read here: it tags the process with the uid of its Machine object, so the
+// provider can tell whose agent it is from /proc alone (src/providers/local/processes.ts).
 // Logs go to <dataDir>/logs/agent.log (pino, JSON lines); children log to <dataDir>/logs/<name>.log.
 // Exit codes: 0 after SIGTERM/SIGINT, 2 for a bad config, 1 if it cannot start at all.
 import { mkdirSync } from 'node:fs';
@@ -11,6 +13,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { MachineAgent } from './agent.js';
 import { AgentConfigError, loadAgentConfig } from './config.js';
+import { readHeld } from './control.js';
 
 function configPath(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
@@ -40,7 +43,8 @@ async function main(): Promise<void> {
     { base: { machine: config.machine }, timestamp: pino.stdTimeFunctions.isoTime },
     pino.destination({ dest: join(logDir, 'agent.log'), sync: true, mkdir: true }),
   );
-  const agent = new MachineAgent(config, { log });
+  // Services a day-2 operation held down stay down across an agent restart.
+  const agent = new MachineAgent(config, { log, held: await readHeld(config.dataDir) });
 
   let exiting = false;
   const shutdown = (signal: string) => {

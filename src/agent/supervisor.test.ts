@@ -154,3 +154,38 @@ test('https readiness probes use the configured CA and client certificate (mTLS,
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('held processes stop (last first), are not restarted, stay down from the start, and come back when released', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sup-hold-'));
+  const specs = [
+    { name: 'etcd', command: '/bin/sleep', args: ['1000'] },
+    { name: 'kube-apiserver', command: '/bin/sleep', args: ['1000'] },
+  ];
+  const sup = new ProcessSupervisor(specs, { logDir: join(dir, 'logs'), log, backoff: { initialMs: 20 } });
+  try {
+    await sup.start();
+    const before = sup.processes().map((p) => p.pid!);
+    await assert.rejects(sup.hold(['nope']), /no process named nope/);
+    await sup.hold(['etcd', 'kube-apiserver']);
+    assert.deepEqual(sup.processes().map((p) => p.state), ['held', 'held']);
+    assert.deepEqual(sup.heldNames(), ['etcd', 'kube-apiserver']);
+    for (const pid of before) assert.ok(!isProcessAlive(pid), `pid ${pid} stopped`);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(sup.processes().map((p) => p.state), ['held', 'held'], 'not restarted');
+    assert.ok(!sup.allRunning());
+    sup.release(['etcd']);
+    await until(() => sup.processes()[0]!.state === 'running', 2000, 'etcd released');
+    assert.equal(sup.processes()[1]!.state, 'held');
+  } finally {
+    await sup.stop();
+  }
+  // An agent restarted while a restore holds etcd: it starts everything but the held process.
+  const again = new ProcessSupervisor(specs, { logDir: join(dir, 'logs'), log, held: ['etcd'] });
+  try {
+    await again.start();
+    assert.deepEqual(again.processes().map((p) => p.state), ['held', 'running']);
+  } finally {
+    await again.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

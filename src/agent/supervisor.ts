@@ -14,7 +14,8 @@ import { httpsRequest } from '../proc/http.js';
 import type { AgentProcessConfig, AgentProcessTLS } from './config.js';
 import type { KubeletLog } from './virtual-kubelet.js';
 
-export type ProcessState = 'pending' | 'running' | 'backoff' | 'stopping' | 'stopped';
+/** `held`: stopped on request (a day-2 operation) and not restarted until released. */
+export type ProcessState = 'pending' | 'running' | 'backoff' | 'stopping' | 'stopped' | 'held';
 
 export interface ProcessInfo {
   name: string;
@@ -37,6 +38,8 @@ export interface SupervisorOptions {
   backoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
   /** Pause between readiness probes (default 250 ms). */
   probeIntervalMs?: number;
+  /** Processes held (stopped on request) when the agent starts: they stay down until released. */
+  held?: readonly string[];
 }
 
 /**
@@ -74,6 +77,8 @@ class Managed {
   exited: Promise<void> = Promise.resolve();
   /** Resolves when the current incarnation became ready or exited. */
   readiness: Promise<boolean> = Promise.resolve(false);
+  /** Stopped on request: not restarted until released. */
+  held = false;
 
   constructor(
     readonly spec: AgentProcessConfig,
@@ -112,6 +117,58 @@ export class ProcessSupervisor {
     this.resetAfter = opts.backoff?.resetAfterMs ?? 60_000;
     this.probeInterval = opts.probeIntervalMs ?? 250;
     this.procs = specs.map((s) => new Managed(s, this.initialBackoff));
+    for (const p of this.procs) if (opts.held?.includes(p.spec.name)) (p.held = true), (p.state = 'held');
+  }
+
+  /** Names of the processes held down on request. */
+  heldNames(): string[] {
+    return this.procs.filter((p) => p.held).map((p) => p.spec.name);
+  }
+
+  /**
+   * Stops the named processes (last started first) and keeps them down, surviving crashes of
+   * theirs, until release(). Unknown names throw before anything stops. Idempotent. `immediate`:
+   * SIGKILL at once, for a caller that throws the process's state away anyway (a restore).
+   */
+  async hold(names: readonly string[], opts: { immediate?: boolean } = {}): Promise<void> {
+    const targets = this.pick(names);
+    for (const p of targets) p.held = true;
+    for (const p of [...targets].reverse()) {
+      if (p.restartTimer) clearTimeout(p.restartTimer);
+      p.restartTimer = undefined;
+      await this.terminate(p, opts.immediate ? 0 : this.stopGraceMs);
+      p.state = 'held';
+    }
+  }
+
+  /** Starts the named held processes again (in start order), without waiting for their readiness. */
+  release(names: readonly string[]): void {
+    for (const p of this.pick(names)) {
+      if (!p.held) continue;
+      p.held = false;
+      if (this.stopping) continue;
+      if (p.state === 'held' || p.state === 'stopped') this.spawn(p);
+    }
+  }
+
+  private pick(names: readonly string[]): Managed[] {
+    const unknown = names.filter((n) => !this.procs.some((p) => p.spec.name === n));
+    if (unknown.length > 0) throw new Error(`no process named ${unknown.join(', ')}; this machine runs ${this.procs.map((p) => p.spec.name).join(', ') || 'none'}`);
+    return this.procs.filter((p) => names.includes(p.spec.name));
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs` (0: SIGKILL at once); resolves once the child exited. */
+  private async terminate(p: Managed, graceMs = this.stopGraceMs): Promise<void> {
+    const child = p.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    p.state = 'stopping';
+    child.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
+    const timer = setTimeout(() => {
+      this.log.warn({ process: p.spec.name, pid: child.pid }, 'process ignored SIGTERM; sending SIGKILL');
+      child.kill('SIGKILL');
+    }, graceMs);
+    await p.exited;
+    clearTimeout(timer);
   }
 
   processes(): ProcessInfo[] {
@@ -135,8 +192,9 @@ export class ProcessSupervisor {
   async start(): Promise<void> {
     for (const p of this.procs) {
       if (this.stopping) return;
+      if (p.held) continue;
       this.spawn(p);
-      while (!this.stopping) {
+      while (!this.stopping && !p.held) {
         if (await p.readiness) break;
         // It exited before becoming ready: wait for the restart, then for its readiness again.
         await this.untilRespawned(p);
@@ -145,7 +203,7 @@ export class ProcessSupervisor {
   }
 
   private async untilRespawned(p: Managed): Promise<void> {
-    while (!this.stopping && p.state !== 'running') await new Promise((r) => setTimeout(r, 50));
+    while (!this.stopping && !p.held && p.state !== 'running') await new Promise((r) => setTimeout(r, 50));
   }
 
   private spawn(p: Managed): void {
@@ -232,6 +290,11 @@ export class ProcessSupervisor {
       p.state = 'stopped';
       return;
     }
+    if (p.held) {
+      p.state = 'held';
+      this.log.info({ process: p.spec.name, code, signal }, 'process held: not restarting');
+      return;
+    }
     // A process that ran long enough starts over with the shortest backoff.
     if (p.startedAtMs !== undefined && Date.now() - p.startedAtMs >= this.resetAfter) p.backoffMs = this.initialBackoff;
     const delay = p.backoffMs;
@@ -259,14 +322,7 @@ export class ProcessSupervisor {
         p.state = 'stopped';
         continue;
       }
-      p.state = 'stopping';
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => {
-        this.log.warn({ process: p.spec.name, pid: child.pid }, 'process ignored SIGTERM; sending SIGKILL');
-        child.kill('SIGKILL');
-      }, this.stopGraceMs);
-      await p.exited;
-      clearTimeout(timer);
+      await this.terminate(p);
       this.log.info({ process: p.spec.name, exit: p.lastExit }, 'process stopped');
     }
   }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { KubeClient, type KubeObject } from '../kube/client.js';
-import type { Lease, Node, Pod } from './kube-objects.js';
+import type { Lease, Node, Pod } from '../kube/objects.js';
 import { VirtualKubelet } from './virtual-kubelet.js';
 
 type Obj = KubeObject & { metadata: NonNullable<KubeObject['metadata']>; [k: string]: unknown };

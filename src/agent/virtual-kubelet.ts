@@ -25,20 +25,18 @@ import {
   buildNodeStatus,
   buildPodStatus,
   fallbackPodCidr,
-  type Lease,
   metaTime,
   microTime,
-  type Node,
   NODE_LEASE_NAMESPACE,
   type NodeIdentity,
   nodeLabels,
   nodeNeedsReadyStatus,
-  type Pod,
   podAction,
   PodIPAllocator,
   podStatusUpToDate,
   splitLabels,
 } from './kube-objects.js';
+import type { Lease, Node, Pod } from '../kube/objects.js';
 
 export type KubeletLog = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
 

@@ -10,12 +10,13 @@
 //   await alerting.stop();
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Alert, NotificationChannel } from '../api/kinds.js';
+import type { Alert } from '../api/kinds.js';
 import type { ObjectKey, Resource } from '../api/meta.js';
 import { Controller } from '../runtime/controller.js';
 import { RuntimeMetrics } from '../runtime/metrics.js';
+import { typed } from '../store/typed.js';
 import type { Store } from '../store/types.js';
-import { AlertManager } from './manager.js';
+import { AlertManager, type AlertManagerOptions } from './manager.js';
 import { AlertNotifier, type NotifierOptions } from './notifier.js';
 
 export * from './fingerprint.js';
@@ -38,6 +39,8 @@ export interface AlertingDeps {
   resyncPeriodMs?: number;
   /** See AlertManagerOptions.evaluatedRefreshMs. */
   evaluatedRefreshMs?: number;
+  /** See AlertManagerOptions.events. */
+  events?: AlertManagerOptions['events'];
 }
 
 export interface RunningAlerting {
@@ -55,10 +58,10 @@ export interface RunningAlerting {
  */
 class FiringIndex {
   private readonly byProject = new Map<string, Set<string>>();
-  note(a: Resource): void {
+  note(a: Alert): void {
     const project = a.metadata.project ?? '';
     let set = this.byProject.get(project);
-    if ((a as Alert).status?.state === 'firing') {
+    if (a.status?.state === 'firing') {
       if (!set) this.byProject.set(project, (set = new Set()));
       set.add(a.metadata.name);
     } else {
@@ -77,7 +80,7 @@ class FiringIndex {
 
 export async function startAlerting(deps: AlertingDeps): Promise<RunningAlerting> {
   const log = deps.logger ?? pino({ level: 'silent' });
-  const manager = new AlertManager({ store: deps.store, logger: log, evaluatedRefreshMs: deps.evaluatedRefreshMs });
+  const manager = new AlertManager({ store: deps.store, logger: log, evaluatedRefreshMs: deps.evaluatedRefreshMs, events: deps.events });
   const notifier = new AlertNotifier({ ...deps.notifier, store: deps.store, logger: log, metrics: deps.metrics, externalURL: deps.externalURL });
 
   const firing = new FiringIndex();
@@ -85,8 +88,8 @@ export async function startAlerting(deps: AlertingDeps): Promise<RunningAlerting
   const channelGenerations = new Map<string, string>();
   const signature = (c: Resource) => `${c.metadata.uid ?? ''}/${c.metadata.generation ?? 0}`;
   const channelKey = (c: Resource) => `${c.metadata.project ?? ''}/${c.metadata.name}`;
-  for (const a of await listAll(deps.store, 'Alert')) firing.note(a);
-  for (const c of await listAll(deps.store, 'NotificationChannel')) channelGenerations.set(channelKey(c), signature(c));
+  for (const a of await typed(deps.store, 'Alert').list()) firing.note(a);
+  for (const c of await typed(deps.store, 'NotificationChannel').list()) channelGenerations.set(channelKey(c), signature(c));
 
   const controller = new Controller({
     name: 'alert-notifier',
@@ -105,7 +108,7 @@ export async function startAlerting(deps: AlertingDeps): Promise<RunningAlerting
         // project's firing alerts.
         kind: 'NotificationChannel',
         mapTo: (c) => {
-          const k = channelKey(c as NotificationChannel);
+          const k = channelKey(c);
           const sig = signature(c);
           if (channelGenerations.get(k) === sig) return [];
           channelGenerations.set(k, sig);
@@ -122,15 +125,4 @@ export async function startAlerting(deps: AlertingDeps): Promise<RunningAlerting
     controller,
     stop: () => controller.stop(),
   };
-}
-
-async function listAll(store: Store, kind: string): Promise<Resource[]> {
-  const out: Resource[] = [];
-  let cont: string | undefined;
-  do {
-    const page = await store.list(kind, { limit: 500, continue: cont });
-    out.push(...page.items);
-    cont = page.continue;
-  } while (cont);
-  return out;
 }

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { CloudEvent } from '../api/functions.js';
 import type { Alert } from '../api/kinds.js';
 import { isApiError } from '../api/errors.js';
 import { API_VERSION } from '../api/meta.js';
@@ -152,4 +153,24 @@ test('concurrent writers converge without losing the delivery log', async () => 
   const [after] = await alerts(store);
   assert.equal(after!.status?.state, 'resolved');
   assert.equal(after!.status?.notifications?.length, 1);
+});
+
+test('every transition is published once as a platform event: fired, resolved, fired again', async () => {
+  const store = await memStore();
+  await store.create({ apiVersion: API_VERSION, kind: 'Project', metadata: { name: 'p' }, spec: { members: [] } });
+  const published: CloudEvent[] = [];
+  const manager = new AlertManager({ store, evaluatedRefreshMs: 0, events: { publish: async (ev) => void published.push(ev) } });
+  const scope = { project: 'p', cluster: 'c1', source: 'health' };
+  await manager.sync(scope, [node('w1')]);
+  await manager.sync(scope, [node('w1')]);
+  await manager.sync(scope, []);
+  await manager.sync(scope, []);
+  await manager.sync(scope, [node('w1', 'critical')]);
+  assert.deepEqual(published.map((e) => e.type), ['dev.marina.alert.fired', 'dev.marina.alert.resolved', 'dev.marina.alert.fired']);
+  assert.equal(new Set(published.map((e) => e.id)).size, 3, 'each transition has its own id');
+  const [fired, resolved, again] = published as [any, any, any];
+  assert.deepEqual([fired.data.rule, fired.data.cluster, fired.data.labels], ['NodeConditionUnhealthy', 'c1', { node: 'w1', condition: 'Ready' }]);
+  assert.ok(resolved.data.endsAt, 'a resolved alert says when');
+  assert.equal(again.data.severity, 'critical');
+  assert.equal(fired.subject, again.subject, 'the same alert');
 });

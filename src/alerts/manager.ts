@@ -13,20 +13,22 @@
 // of SHA-256 over the sorted identity labels) names the object (`<rule-kebab>-<fingerprint>`), so
 // raising the same alert again finds the same object. Severity and annotations are not part of the
 // identity: they are updated in place.
-import { isDeepStrictEqual } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { isApiError } from '../api/errors.js';
 import type { Alert, AlertSpec, AlertStatus, Severity } from '../api/kinds.js';
-import { API_VERSION, type Resource } from '../api/meta.js';
+import { jsonEqual } from '../api/json.js';
+import { API_VERSION } from '../api/meta.js';
+import { LABEL_CLUSTER } from '../api/wellknown.js';
 import { validateObject } from '../api/registry.js';
+import { typed, type TypedStore } from '../store/typed.js';
 import type { Store } from '../store/types.js';
+import type { EventBus } from '../events/bus.js';
+import { alertChanged } from '../events/platform.js';
 import { alertName, fingerprint, type AlertIdentity } from './fingerprint.js';
 
 /** Labels on every Alert object, for label selectors (`marina get alerts -l ...`). */
 export const LABEL_ALERT_SOURCE = 'marina.dev/alert-source';
 export const LABEL_ALERT_RULE = 'marina.dev/alert-rule';
-/** The same key the cluster controllers put on a cluster's objects. */
-export const LABEL_ALERT_CLUSTER = 'marina.dev/cluster';
 
 /** Rule names Marina's own evaluators use (any PascalCase name is accepted). */
 export const RULES = {
@@ -39,7 +41,10 @@ export const RULES = {
   /** An imported server is unhealthy; healing never replaces a user's server, so a person must look. */
   ImportedMachineUnhealthy: 'ImportedMachineUnhealthy',
   BackupFailed: 'BackupFailed',
+  BackupMissing: 'BackupMissing',
+  RestoreFailed: 'RestoreFailed',
   CertificateNearExpiry: 'CertificateNearExpiry',
+  OrphanedMachine: 'OrphanedMachine',
 } as const;
 
 /** One alert as an evaluator reports it. */
@@ -89,19 +94,23 @@ export interface AlertManagerOptions {
    * so that evaluators calling sync() every few seconds do not write every time.
    */
   evaluatedRefreshMs?: number;
+  /** Where alert.fired and alert.resolved platform events go (the function service); absent: none. */
+  events?: EventBus;
 }
 
 const SOURCE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const MAX_ATTEMPTS = 8;
 
 export class AlertManager {
-  private readonly store: Store;
+  private readonly alerts: TypedStore<Alert>;
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly refreshMs: number;
+  private readonly events?: EventBus;
 
   constructor(opts: AlertManagerOptions) {
-    this.store = opts.store;
+    this.alerts = typed(opts.store, 'Alert');
+    this.events = opts.events;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'alert-manager' });
     this.now = opts.now ?? (() => new Date());
     this.refreshMs = opts.evaluatedRefreshMs ?? 60_000;
@@ -127,7 +136,7 @@ export class AlertManager {
       result.firing.push(alert.metadata.name);
       if (opened) result.opened.push(alert.metadata.name);
     }
-    const selector = [`${LABEL_ALERT_SOURCE}=${scope.source}`, scope.cluster ? `${LABEL_ALERT_CLUSTER}=${scope.cluster}` : `!${LABEL_ALERT_CLUSTER}`].join(',');
+    const selector = [`${LABEL_ALERT_SOURCE}=${scope.source}`, scope.cluster ? `${LABEL_CLUSTER}=${scope.cluster}` : `!${LABEL_CLUSTER}`].join(',');
     for (const a of await this.listAlerts(scope.project, selector)) {
       if (a.status?.state !== 'firing' || (a.spec.cluster ?? undefined) !== scope.cluster) continue;
       if (a.status.fingerprint && wanted.has(a.status.fingerprint)) continue;
@@ -154,7 +163,7 @@ export class AlertManager {
   async resolve(id: AlertIdentity): Promise<Alert | undefined> {
     const name = alertName(id.rule, fingerprint({ ...id, labels: id.labels ?? {} }));
     await this.resolveByName(id.project, name);
-    return (await this.store.get({ kind: 'Alert', project: id.project, name })) as Alert | undefined;
+    return this.alerts.get(id.project, name);
   }
 
   /**
@@ -163,7 +172,7 @@ export class AlertManager {
    */
   async resolveAll(filter: { project: string; cluster?: string; source?: string }): Promise<string[]> {
     const sel: string[] = [];
-    if (filter.cluster) sel.push(`${LABEL_ALERT_CLUSTER}=${filter.cluster}`);
+    if (filter.cluster) sel.push(`${LABEL_CLUSTER}=${filter.cluster}`);
     if (filter.source) sel.push(`${LABEL_ALERT_SOURCE}=${filter.source}`);
     const resolved: string[] = [];
     for (const a of await this.listAlerts(filter.project, sel.join(','))) {
@@ -182,13 +191,13 @@ export class AlertManager {
     const spec: AlertSpec = { rule: input.rule, severity: input.severity, labels: { ...(input.labels ?? {}) }, annotations };
     if (id.cluster) spec.cluster = id.cluster;
     const labels: Record<string, string> = { [LABEL_ALERT_SOURCE]: source, [LABEL_ALERT_RULE]: input.rule };
-    if (id.cluster) labels[LABEL_ALERT_CLUSTER] = id.cluster;
-    const obj = {
+    if (id.cluster) labels[LABEL_CLUSTER] = id.cluster;
+    const obj: Alert = {
       apiVersion: API_VERSION,
       kind: 'Alert',
       metadata: { name: alertName(input.rule, fp), project: id.project, labels },
       spec,
-    } as Alert;
+    };
     // The schema and semantic checks of the API, so that Marina never stores what a client could not.
     validateObject(obj, undefined, { kubernetesVersions: [] });
     return obj;
@@ -199,11 +208,12 @@ export class AlertManager {
     const key = { kind: 'Alert', project: desired.metadata.project ?? '', name: desired.metadata.name };
     for (let attempt = 0; ; attempt++) {
       try {
-        const current = (await this.store.get(key)) as Alert | undefined;
+        const current = await this.alerts.get(key.project, key.name);
         const now = this.now().toISOString();
         if (!current) {
           const status: AlertStatus = { state: 'firing', startsAt: now, lastEvaluatedAt: now, fingerprint: fp, notifications: [] };
-          const created = (await this.store.create({ ...desired, status } as Resource)) as Alert;
+          const created = await this.alerts.create({ ...desired, status });
+          this.publish(created);
           return { alert: created, opened: true };
         }
         if (current.status?.fingerprint && current.status.fingerprint !== fp) {
@@ -211,8 +221,8 @@ export class AlertManager {
         }
         let obj = current;
         const labels = { ...current.metadata.labels, ...desired.metadata.labels };
-        if (!sameJson(current.spec, desired.spec) || !sameJson(current.metadata.labels ?? {}, labels)) {
-          obj = (await this.store.update({ ...current, spec: desired.spec, metadata: { ...current.metadata, labels } } as Resource)) as Alert;
+        if (!jsonEqual(current.spec, desired.spec) || !jsonEqual(current.metadata.labels ?? {}, labels)) {
+          obj = await this.alerts.update({ ...current, spec: desired.spec, metadata: { ...current.metadata, labels } });
         }
         const st: AlertStatus = obj.status ?? {};
         let next: AlertStatus | undefined;
@@ -224,7 +234,8 @@ export class AlertManager {
         } else if (!st.lastEvaluatedAt || Date.parse(now) - Date.parse(st.lastEvaluatedAt) >= this.refreshMs || st.fingerprint !== fp) {
           next = { ...st, lastEvaluatedAt: now, fingerprint: fp };
         }
-        if (next) obj = (await this.store.updateStatus({ ...obj, status: next } as Resource)) as Alert;
+        if (next) obj = await this.alerts.updateStatus({ ...obj, status: next });
+        if (opened) this.publish(obj);
         return { alert: obj, opened };
       } catch (err) {
         // 404: the notifier garbage-collected the resolved alert meanwhile; create it again.
@@ -236,14 +247,13 @@ export class AlertManager {
 
   /** Resolves one alert if it is firing (and, with `source`, still belongs to that source). */
   private async resolveByName(project: string, name: string, source?: string): Promise<boolean> {
-    const key = { kind: 'Alert', project, name };
     for (let attempt = 0; ; attempt++) {
       try {
-        const current = (await this.store.get(key)) as Alert | undefined;
+        const current = await this.alerts.get(project, name);
         if (!current || current.status?.state !== 'firing') return false;
         if (source && current.metadata.labels?.[LABEL_ALERT_SOURCE] !== source) return false;
         const now = this.now().toISOString();
-        await this.store.updateStatus({ ...current, status: { ...current.status, state: 'resolved', endsAt: now, lastEvaluatedAt: now } } as Resource);
+        this.publish(await this.alerts.updateStatus({ ...current, status: { ...current.status, state: 'resolved', endsAt: now, lastEvaluatedAt: now } }));
         return true;
       } catch (err) {
         if (isApiError(err) && err.code === 404) return false;
@@ -253,15 +263,13 @@ export class AlertManager {
     }
   }
 
-  private async listAlerts(project: string, labelSelector: string): Promise<Alert[]> {
-    const out: Alert[] = [];
-    let cont: string | undefined;
-    do {
-      const page = await this.store.list('Alert', { project, labelSelector: labelSelector || undefined, limit: 500, continue: cont });
-      out.push(...(page.items as Alert[]));
-      cont = page.continue;
-    } while (cont);
-    return out;
+  /** The platform event of a transition that was just stored; a failure is logged, never fails the evaluator. */
+  private publish(a: Alert): void {
+    this.events?.publish(alertChanged(a)).catch((err) => this.log.warn({ err, alert: a.metadata.name }, 'publishing a platform event failed'));
+  }
+
+  private listAlerts(project: string, labelSelector: string): Promise<Alert[]> {
+    return this.alerts.list({ project, labelSelector: labelSelector || undefined });
   }
 }
 
@@ -272,10 +280,6 @@ function checkSource(source: string): void {
 /** Optimistic-concurrency conflicts and create races: read again and retry. */
 function retryable(err: unknown): boolean {
   return isApiError(err) && err.code === 409;
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  return isDeepStrictEqual(JSON.parse(JSON.stringify(a ?? null)), JSON.parse(JSON.stringify(b ?? null)));
 }
 
 /** What evaluators (health checks, healing, provisioning watchdogs) need: depend on this, not the class. */

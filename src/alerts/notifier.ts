@@ -21,9 +21,10 @@ import { pino, type Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { isApiError } from '../api/errors.js';
 import type { Alert, AlertState, AlertStatus, NotificationChannel, NotificationChannelStatus, NotificationRecord, Severity } from '../api/kinds.js';
-import { keyString, type ObjectKey, type Resource } from '../api/meta.js';
+import { keyString, type ObjectKey } from '../api/meta.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
 import { reconcileObject } from '../runtime/reconcile.js';
+import { typed } from '../store/typed.js';
 import type { Store } from '../store/types.js';
 import { fingerprint, identityOf } from './fingerprint.js';
 import { payloadFor } from './payload.js';
@@ -320,15 +321,8 @@ export class AlertNotifier implements Reconciler {
     return keep.slice(-200);
   }
 
-  private async listChannels(project: string): Promise<NotificationChannel[]> {
-    const out: NotificationChannel[] = [];
-    let cont: string | undefined;
-    do {
-      const page = await this.store.list('NotificationChannel', { project, limit: 500, continue: cont });
-      out.push(...(page.items as NotificationChannel[]));
-      cont = page.continue;
-    } while (cont);
-    return out;
+  private listChannels(project: string): Promise<NotificationChannel[]> {
+    return typed(this.store, 'NotificationChannel').list({ project });
   }
 
   /** Delivery statistics on the channel's status; best effort, serialized per channel. */
@@ -337,7 +331,7 @@ export class AlertNotifier implements Reconciler {
     const k = keyString(key);
     const run = async () => {
       for (let attempt = 0; attempt < 5; attempt++) {
-        const cur = (await this.store.get(key)) as NotificationChannel | undefined;
+        const cur = await typed(this.store, 'NotificationChannel').get(key.project, key.name);
         if (!cur) return;
         const st: NotificationChannelStatus = { ...cur.status };
         if (rec.outcome === 'delivered') {
@@ -349,7 +343,7 @@ export class AlertNotifier implements Reconciler {
           st.lastError = rec.error;
         }
         try {
-          await this.store.updateStatus({ ...cur, status: st } as Resource);
+          await typed(this.store, 'NotificationChannel').updateStatus({ ...cur, status: st });
           return;
         } catch (err) {
           if (isApiError(err) && err.code === 409) continue;

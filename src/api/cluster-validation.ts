@@ -5,6 +5,7 @@ import type { Resource } from './meta.js';
 import type { ValidationContext } from './registry.js';
 import { cidrsOverlap, parseCidr, type Cidr } from './cidr.js';
 import { isCriticalRole, resolveHealth } from './healing-policy.js';
+import { scheduleProblem } from './backup-policy.js';
 
 export const DEFAULT_POD_CIDR = '10.244.0.0/16';
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/16';
@@ -36,6 +37,9 @@ export function validateCluster(obj: Resource, old: Resource | undefined, ctx: V
   }
 
   causes.push(...validateHealing(spec));
+  const schedule = spec.backup?.schedule;
+  const problem = schedule === undefined ? undefined : scheduleProblem(schedule);
+  if (problem) add('spec.backup.schedule', problem);
 
   if (spec.kubernetesVersion !== undefined && !ctx.kubernetesVersions.includes(spec.kubernetesVersion)) {
     add('spec.kubernetesVersion', `unsupported version ${spec.kubernetesVersion}; supported: ${ctx.kubernetesVersions.join(', ')}`);

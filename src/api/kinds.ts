@@ -2,10 +2,11 @@
 // request validation, the OpenAPI document and the TypeScript types.
 import { CloneType, Type, type Static, type TSchema } from '@sinclair/typebox';
 import { API_VERSION, Name, ObjectMeta, statusSchema } from './meta.js';
+import { OperationTypeSchema } from './operations.js';
 
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 4096 }));
 
-function envelope<S extends TSchema, T extends TSchema>(kind: string, spec: S, status: T, description: string) {
+export function envelope<S extends TSchema, T extends TSchema>(kind: string, spec: S, status: T, description: string) {
   return Type.Object(
     {
       apiVersion: Type.Literal(API_VERSION),
@@ -38,10 +39,24 @@ export const User = envelope('User', UserSpec, statusSchema({}), 'A person or ro
 export type User = Static<typeof User>;
 
 export const Member = Type.Object({ user: Name, role: Role }, { additionalProperties: false });
+
+/** Checkpoints: which operation types wait for a second person (operator or higher) to approve them. */
+export const OperationPolicy = Type.Object(
+  {
+    approvalRequired: Type.Optional(
+      Type.Array(OperationTypeSchema, { maxItems: 16, uniqueItems: true, description: 'operation types that wait in AwaitingApproval until another user approves them' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type OperationPolicy = Static<typeof OperationPolicy>;
+
 export const ProjectSpec = Type.Object(
   {
     displayName: Type.Optional(Type.String({ maxLength: 256 })),
     members: Type.Array(Member, { maxItems: 1000, default: [] }),
+    /** Applies to every cluster of the project, on top of the cluster's own policy. */
+    operations: Type.Optional(OperationPolicy),
   },
   { additionalProperties: false },
 );
@@ -158,6 +173,18 @@ export const Provider = Type.Union([
 ]);
 export type Provider = Static<typeof Provider>;
 
+// Scheduled etcd snapshots. Defaults: on, every 6 hours (0 */6 * * *), keep 8, Marina's data directory.
+export const BackupPolicy = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean({ description: 'take scheduled snapshots (default true)' })),
+    schedule: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'cron expression (5 or 6 fields, UTC), default "0 */6 * * *"' })),
+    retain: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'scheduled snapshots kept, newest first (default 8)' })),
+    target: Type.Optional(CloneType(Name, { description: "a BackupTarget of the project (default: Marina's data directory)" })),
+  },
+  { additionalProperties: false },
+);
+export type BackupPolicy = Static<typeof BackupPolicy>;
+
 export const NodePoolTemplate = Type.Object(
   {
     name: Name,
@@ -193,6 +220,8 @@ export const ClusterSpec = Type.Object(
     ),
     nodePools: Type.Array(NodePoolTemplate, { minItems: 1, maxItems: 32 }),
     health: Type.Optional(HealthPolicy),
+    backup: Type.Optional(BackupPolicy),
+    operations: Type.Optional(OperationPolicy),
   },
   { additionalProperties: false },
 );

@@ -97,3 +97,15 @@ export function parseKeyString(s: string): ObjectKey {
   if (parts.length === 3) return { kind: parts[0]!, project: parts[1]!, name: parts[2]! };
   throw new Error(`malformed object key ${JSON.stringify(s)}`);
 }
+
+export function isDeleting(obj: Resource): boolean {
+  return obj.metadata.deletionTimestamp !== undefined;
+}
+
+/** Oldest first: creationTimestamp, then name. */
+export function byAge(a: Resource, b: Resource): number {
+  const ta = a.metadata.creationTimestamp ?? '';
+  const tb = b.metadata.creationTimestamp ?? '';
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+}

@@ -7,6 +7,10 @@ import { API_VERSION, type Resource } from './meta.js';
 import { schemaErrors } from './validate.js';
 import { validateCluster } from './cluster-validation.js';
 import { validateAlert, validateNotificationChannel } from './alert-validation.js';
+import { BackupTarget, Operation, Snapshot } from './operations.js';
+import { validateBackupTarget, validateOperation, validateSnapshot } from './operation-validation.js';
+import { EventSource, Function, Pipeline } from './functions.js';
+import { validateFunction, validatePipeline } from './function-validation.js';
 
 /** Facts from outside the API package that semantic validation needs. */
 export interface ValidationContext {
@@ -37,6 +41,13 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'Alert', plural: 'alerts', scope: 'project', schema: Alert, validate: validateAlert },
   // Webhook URLs often carry a secret (Slack's do): encrypted at rest like Secrets.
   { kind: 'NotificationChannel', plural: 'notificationchannels', scope: 'project', schema: NotificationChannel, sensitive: true, validate: validateNotificationChannel },
+  { kind: 'Operation', plural: 'operations', scope: 'project', schema: Operation, validate: validateOperation },
+  { kind: 'Snapshot', plural: 'snapshots', scope: 'project', schema: Snapshot, validate: validateSnapshot },
+  { kind: 'BackupTarget', plural: 'backuptargets', scope: 'project', schema: BackupTarget, validate: validateBackupTarget },
+  // Function source and environment may embed credentials: encrypted at rest like Secrets.
+  { kind: 'Function', plural: 'functions', scope: 'project', schema: Function, sensitive: true, validate: validateFunction },
+  { kind: 'Pipeline', plural: 'pipelines', scope: 'project', schema: Pipeline, validate: validatePipeline },
+  { kind: 'EventSource', plural: 'eventsources', scope: 'project', schema: EventSource },
 ];
 
 const byKind = new Map(KINDS.map((k) => [k.kind, k]));

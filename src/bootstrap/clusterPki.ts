@@ -11,8 +11,6 @@ import {
   loadCA,
 } from '../pki/index.js';
 
-export const PKI_SECRET_TYPE = 'marina.dev/pki';
-
 /** The serializable form: PEM text only. */
 export interface ClusterPkiData {
   caCert: string;
@@ -46,10 +44,6 @@ const KEYS: Record<keyof ClusterPkiData, string> = {
   serviceAccountKey: 'sa.key',
   serviceAccountPub: 'sa.pub',
 };
-
-export function pkiSecretName(cluster: string): string {
-  return `${cluster}-pki`;
-}
 
 export interface GeneratePkiOptions {
   /** Validity of the CAs in days (default 3650). */

@@ -185,6 +185,8 @@ test('control-plane machine: apiserver SANs, flags, component kubeconfigs, taint
   assert.equal(nodeLabels(m)['node-role.kubernetes.io/control-plane'], '');
   // The probe identity comes from the cluster CA (for /readyz).
   assert.equal(certificateInfo(file(b, PATHS.probeCert)).issuer, (await pki()).ca.cert.subject);
+  // kube-apiserver's ComponentStatus looks for the controller-manager and scheduler at 127.0.0.1.
+  assert.deepEqual(b.loopbackPorts, [10257, 10259]);
 });
 
 test('worker machine: labels, taints and capacity from the machine spec; no services', async () => {
@@ -197,6 +199,7 @@ test('worker machine: labels, taints and capacity from the machine spec; no serv
   const b = await buildMachineBootstrap({ cluster: cluster(), machine: m, address: '127.0.20.9', endpoint, pki: await pki(), kubernetesVersion: 'v1.35.4' });
   assert.deepEqual(b.services, []);
   assert.equal(b.probeTls, undefined);
+  assert.equal(b.loopbackPorts, undefined);
   assert.ok(b.kubelet);
   assert.deepEqual(b.kubelet.capacity, { cpu: '16', memory: '3000Mi', pods: '50' });
   assert.equal(b.kubelet.kubeletVersion, 'v1.35.4');

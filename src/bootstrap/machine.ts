@@ -4,16 +4,19 @@
 // (virtual) kubelet. Providers turn this into files + processes (local) or cloud-init (OpenStack).
 //
 // Every machine has its own address, so ports are fixed: etcd 2379/2380, kube-apiserver 6443,
-// kube-controller-manager 10257, kube-scheduler 10259.
+// kube-controller-manager 10257, kube-scheduler 10259. The last two are also relayed from
+// 127.0.0.1 (`loopbackPorts`), where kube-apiserver's ComponentStatus probes them; binding them
+// there directly would collide between the machines that share a host.
 //
 // Paths in `files` are relative to the machine's root; service arguments name them as `{root}/...`
 // (the provider substitutes the root directory).
 import { nthAddress, parseCidr } from '../api/cidr.js';
 import { DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR } from '../api/cluster-validation.js';
-import type { Cluster, Machine, MachineRole, Taint } from '../api/kinds.js';
+import type { Cluster, Machine, Taint } from '../api/kinds.js';
+import { hasKubelet, hasRole, usesRealKubelet } from '../api/machines.js';
+import { CONTROL_PLANE_TAINT, LABEL_CLUSTER, LABEL_MACHINE, LABEL_POOL, ROLE_LABELS } from '../api/wellknown.js';
 import {
   etcdArgs,
-  type EtcdMember,
   hostPort,
   kubeApiServerArgs,
   kubeControllerManagerArgs,
@@ -36,6 +39,7 @@ import type {
   EndpointDescription,
   MachineBootstrap,
 } from '../providers/contract.js';
+import type { JoinPlan } from '../etcd/membership.js';
 import type { ClusterPki } from './clusterPki.js';
 import { kubeletMaySetLabel } from '../kube/node-labels.js';
 
@@ -44,18 +48,6 @@ export const ETCD_PEER_PORT = 2380;
 export const APISERVER_PORT = 6443;
 export const KCM_PORT = 10257;
 export const SCHEDULER_PORT = 10259;
-
-export const LABEL_CLUSTER = 'marina.dev/cluster';
-export const LABEL_POOL = 'marina.dev/pool';
-export const LABEL_MACHINE = 'marina.dev/machine';
-export const CONTROL_PLANE_TAINT: Taint = { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' };
-
-/** Node-role label of each Marina role (kubectl's ROLES column reads `node-role.kubernetes.io/*`). */
-export const ROLE_LABELS: Record<MachineRole, string> = {
-  etcd: 'node-role.kubernetes.io/etcd',
-  controlplane: 'node-role.kubernetes.io/control-plane',
-  worker: 'node-role.kubernetes.io/worker',
-};
 
 export const DEFAULT_CPU = 4;
 export const DEFAULT_MEMORY_MIB = 8192;
@@ -124,25 +116,11 @@ export function kubernetesServiceIP(cluster: Cluster): string {
   return nthAddress(cidr, 1);
 }
 
-export function hasRole(machine: Pick<Machine, 'spec'>, role: MachineRole): boolean {
-  return machine.spec.roles.includes(role);
-}
-
 /** Cluster DNS (kubelet clusterDNS): the 10th address of the service CIDR, as kubeadm does. */
 export function clusterDNSIP(cluster: Cluster): string {
   const cidr = parseCidr(serviceCIDR(cluster));
   if (typeof cidr === 'string') throw new Error(`cluster ${cluster.metadata.name}: spec.network.serviceCIDR: ${cidr}`);
   return nthAddress(cidr, 10);
-}
-
-/** A real kubelet with containerd instead of the virtual one: pools with runtime containerd, and every imported server. */
-export function usesRealKubelet(machine: Pick<Machine, 'spec'>): boolean {
-  return machine.spec.runtime?.type === 'containerd' || machine.spec.provider === 'import';
-}
-
-/** Machines with a control plane or worker role run a kubelet and become Nodes; etcd-only ones do not. */
-export function hasKubelet(machine: Pick<Machine, 'spec'>): boolean {
-  return hasRole(machine, 'controlplane') || hasRole(machine, 'worker');
 }
 
 /** Every label Marina wants on the machine's Node. */
@@ -183,15 +161,6 @@ export function nodeCapacity(machine: Machine): BootstrapKubelet['capacity'] {
   };
 }
 
-export interface EtcdBootstrap {
-  /** Every member the new member should know, itself included (`--initial-cluster`). */
-  initialCluster: EtcdMember[];
-  /** `new`: the first member of a fresh cluster; `existing`: joins after `member add`. */
-  state: 'new' | 'existing';
-  /** Client URLs of the etcd members (kube-apiserver's `--etcd-servers`). */
-  clientURLs: string[];
-}
-
 export interface MachineBootstrapInput {
   cluster: Cluster;
   machine: Machine;
@@ -199,8 +168,8 @@ export interface MachineBootstrapInput {
   address: string;
   endpoint: EndpointDescription;
   pki: ClusterPki;
-  /** Required for machines with the etcd or controlplane role. */
-  etcd?: EtcdBootstrap;
+  /** Required for machines with the etcd or controlplane role: how etcd starts (see src/etcd/membership.ts). */
+  etcd?: JoinPlan;
   kubernetesVersion: string;
   /** Validity of the machine's leaf certificates (default 365 days). */
   validityDays?: number;
@@ -459,6 +428,8 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
   if (kubeletSpec) bootstrap.kubelet = kubeletSpec;
   if (nodeSpec) bootstrap.node = nodeSpec;
   if (probeTls) bootstrap.probeTls = probeTls;
+  // kube-apiserver's ComponentStatus looks for them at 127.0.0.1, whatever their bind address.
+  if (isControlPlane) bootstrap.loopbackPorts = [KCM_PORT, SCHEDULER_PORT];
   return bootstrap;
 }
 

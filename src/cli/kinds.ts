@@ -11,6 +11,12 @@ const SHORT: Record<string, string[]> = {
   Machine: ['m', 'mach'],
   Alert: ['al'],
   NotificationChannel: ['channel', 'channels', 'nc'],
+  Operation: ['op', 'ops'],
+  Snapshot: ['snap', 'snaps'],
+  BackupTarget: ['bt', 'target', 'targets'],
+  Function: ['fn'],
+  Pipeline: ['pl'],
+  EventSource: ['es'],
 };
 
 const ALIASES = new Map<string, ResourceRef>();

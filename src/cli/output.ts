@@ -177,6 +177,32 @@ const COLUMNS: Record<string, Column[]> = {
     { header: 'FAILED', value: (o) => String(Number(status(o).failedAttempts ?? 0)) },
     AGE,
   ],
+  Operation: [
+    NAME,
+    { header: 'CLUSTER', value: (o) => str(spec(o).cluster) },
+    { header: 'TYPE', value: (o) => str(spec(o).type) },
+    { header: 'PHASE', value: phase },
+    { header: 'PROGRESS', value: (o) => `${Number(status(o).progress ?? 0)}%` },
+    { header: 'REQUESTED-BY', value: (o) => str(status(o).requestedBy) },
+    { header: 'MESSAGE', value: (o) => oneLine(status(o).message, 60) },
+    AGE,
+  ],
+  Snapshot: [
+    NAME,
+    { header: 'CLUSTER', value: (o) => str(spec(o).cluster) },
+    { header: 'PHASE', value: phase },
+    { header: 'SIZE', value: (o) => (typeof status(o).size === 'number' ? `${Math.round((status(o).size as number) / 1024)}Ki` : NONE) },
+    { header: 'REVISION', value: (o) => str(status(o).etcdRevision) },
+    { header: 'VERSION', value: (o) => str(status(o).kubernetesVersion) },
+    { header: 'TARGET', value: (o) => str(spec(o).target ?? 'local') },
+    AGE,
+  ],
+  BackupTarget: [
+    NAME,
+    { header: 'TYPE', value: (o) => str(spec(o).type) },
+    { header: 'WHERE', value: (o) => { const s3 = spec(o).s3 as { endpoint?: string; bucket?: string; prefix?: string } | undefined; return s3 ? `${channelEndpoint(s3.endpoint)}/${s3.bucket}/${s3.prefix ?? ''}` : 'data directory'; } },
+    AGE,
+  ],
 };
 
 /** Where a channel posts, without the path and credentials (Slack URLs carry a secret). */
@@ -265,8 +291,4 @@ export function formatWatchEvent(format: OutputFormat, ev: WatchEvent, table?: {
       if (!table) throw new Error('table format needs a StreamingTable');
       return table.table.row([ev.type, ...tableRow(table.cols, ev.object, now)]);
   }
-}
-
-export function toYamlDoc(v: unknown): string {
-  return toYaml(v);
 }

@@ -5,6 +5,8 @@ import { accountCommands } from './commands/account.js';
 import { agentCommand } from './commands/agent.js';
 import { alertsCommand, channelCommand } from './commands/alerts.js';
 import { clusterCommand } from './commands/cluster.js';
+import { machineCommand, operationCommand } from './commands/operations.js';
+import { functionCommand, pipelineCommand } from './commands/functions.js';
 import { applyCommand, deleteCommand, describeCommand, getCommand, watchCommand } from './commands/resources.js';
 import { serverCommand } from './commands/server.js';
 import { describeError, EXIT } from './errors.js';
@@ -51,8 +53,12 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   program.addCommand(deleteCommand());
   program.addCommand(watchCommand());
   program.addCommand(clusterCommand());
+  program.addCommand(operationCommand());
+  program.addCommand(machineCommand());
   program.addCommand(alertsCommand());
   program.addCommand(channelCommand());
+  program.addCommand(functionCommand());
+  program.addCommand(pipelineCommand());
   program.addCommand(toolchainCommand());
   program.addCommand(agentCommand());
 

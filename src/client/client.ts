@@ -94,6 +94,8 @@ export interface RequestOptions {
   body?: unknown;
   contentType?: string;
   accept?: string;
+  /** More request headers (e.g. Idempotency-Key). */
+  headers?: Record<string, string>;
   signal?: AbortSignal;
   /** Return the Response untouched (streaming); no timeout is applied. */
   stream?: boolean;
@@ -150,7 +152,7 @@ export class MarinaClient {
     for (const [k, v] of Object.entries(opts.query ?? {})) {
       if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     }
-    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
+    const headers: Record<string, string> = { ...opts.headers, accept: opts.accept ?? 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (this.userAgent) headers['user-agent'] = this.userAgent;
     let body: string | undefined;

@@ -3,3 +3,4 @@ export * from './client.js';
 export * from './errors.js';
 export * from './ndjson.js';
 export * from './resources.js';
+export * from './functions.js';

@@ -23,6 +23,12 @@ export const RESOURCES: readonly ResourceRef[] = [
   { kind: 'Machine', plural: 'machines', scope: 'project' },
   { kind: 'Alert', plural: 'alerts', scope: 'project' },
   { kind: 'NotificationChannel', plural: 'notificationchannels', scope: 'project' },
+  { kind: 'Operation', plural: 'operations', scope: 'project' },
+  { kind: 'Snapshot', plural: 'snapshots', scope: 'project' },
+  { kind: 'BackupTarget', plural: 'backuptargets', scope: 'project' },
+  { kind: 'Function', plural: 'functions', scope: 'project' },
+  { kind: 'Pipeline', plural: 'pipelines', scope: 'project' },
+  { kind: 'EventSource', plural: 'eventsources', scope: 'project' },
 ];
 
 /** A kind name (`Cluster`) or a ref. Unknown kind names are an error. */

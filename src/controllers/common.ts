@@ -1,32 +1,18 @@
-// Names, labels, timing and small store helpers shared by the Cluster, NodePool and Machine
-// controllers.
+// What the Cluster, NodePool and Machine controllers share: timing, the dependencies every
+// reconciler gets, object names and refs, error helpers, and the cluster → children index.
 import { createHash, randomInt } from 'node:crypto';
-import type { Logger } from 'pino';
 import { isApiError } from '../api/errors.js';
-import type { Cluster, Machine, MachineRole, NodePool } from '../api/kinds.js';
-import { keyString, NAME_MAX, type ObjectKey, type Resource } from '../api/meta.js';
-import { LABEL_CLUSTER, LABEL_POOL } from '../bootstrap/machine.js';
-import { EtcdError } from '../etcd/client.js';
+import type { Cluster, Machine, NodePool, Provider } from '../api/kinds.js';
+import { isDeleting, keyString, NAME_MAX, type ObjectKey } from '../api/meta.js';
 import type { ClusterRef, MachineRef, ProviderRegistry } from '../providers/contract.js';
-import { getCondition, isTrue } from '../runtime/conditions.js';
-import type { ListOptions, Store } from '../store/types.js';
-import type { ClusterConnections, ClusterSecrets } from './connections.js';
+import type { Logger } from 'pino';
+import type { Store } from '../store/types.js';
+import type { ClusterConnections } from '../clusteraccess/access.js';
+import type { ClusterSecrets } from '../clusteraccess/secrets.js';
 import type { HealthRegistry } from '../health/registry.js';
 import type { AlertSink } from '../alerts/manager.js';
-
-export { LABEL_CLUSTER, LABEL_POOL };
-/** On Machines: the name of the NodePool object that owns them. */
-export const LABEL_NODEPOOL = 'marina.dev/nodepool';
-
-export const FINALIZER_CLUSTER = 'marina.dev/cluster';
-export const FINALIZER_NODEPOOL = 'marina.dev/nodepool';
-export const FINALIZER_MACHINE = 'marina.dev/machine';
-
-export const ADMIN_KUBECONFIG_SECRET_TYPE = 'marina.dev/kubeconfig';
-
-export function adminKubeconfigSecretName(cluster: string): string {
-  return `${cluster}-admin-kubeconfig`;
-}
+import type { CloudEvent } from '../api/functions.js';
+import type { EventBus } from '../events/bus.js';
 
 /** How often controllers look again; tests shrink these. */
 export interface Timing {
@@ -67,11 +53,17 @@ export interface Shared {
   secrets: ClusterSecrets;
   timing: Timing;
   defaultKubernetesVersion: string;
-  log: Logger;
   /** Newest health report per cluster (the health checker's); absent in tests that don't check. */
   health?: HealthRegistry;
   /** Where healing reports HealingHeldBack. */
   alerts?: AlertSink;
+  /** Where platform events go (the function service); absent: none are published. */
+  events?: EventBus;
+}
+
+/** Publishes a platform event (built in src/events/platform.ts); a failure is logged, never fails the reconcile. */
+export function publishEvent(s: Pick<Shared, 'events'>, log: Logger, event: CloudEvent): void {
+  s.events?.publish(event).catch((err) => log.warn({ err, type: event.type, id: event.id }, 'publishing a platform event failed'));
 }
 
 // ---------- names ----------
@@ -116,15 +108,7 @@ export function machineRef(machine: Machine): MachineRef {
   };
 }
 
-export function isDeleting(obj: Resource): boolean {
-  return obj.metadata.deletionTimestamp !== undefined;
-}
-
-export function hasRole(obj: Machine | NodePool, role: MachineRole): boolean {
-  return obj.spec.roles.includes(role);
-}
-
-export function providerName(cluster: Cluster): string {
+export function providerName(cluster: Cluster): Provider {
   return cluster.spec.provider ?? 'local';
 }
 
@@ -132,75 +116,10 @@ export function kubernetesVersionOf(cluster: Cluster, fallback: string): string 
   return cluster.spec.kubernetesVersion ?? fallback;
 }
 
-// ---------- machine state ----------
-
-/** The provider was asked to boot this machine (its processes / server may exist). */
-export function isStarted(m: Machine): boolean {
-  return isTrue(m.status?.conditions, 'Bootstrapped') || m.status?.phase === 'Running';
-}
-
-/** Counted as ready by its pool: Running, and its Node (if it has one) Ready. */
-export function isMachineReady(m: Machine): boolean {
-  return m.status?.phase === 'Running' && m.status.nodeReady !== false;
-}
-
-/** Oldest first: creationTimestamp, then name. */
-export function byAge(a: Resource, b: Resource): number {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
-}
-
-export function conditionReason(obj: Resource & { status?: { conditions?: Parameters<typeof getCondition>[0] } }, type: string): string | undefined {
-  return getCondition(obj.status?.conditions, type)?.reason;
-}
-
-// ---------- store helpers ----------
-
-/** Every object of a kind matching the options (all pages). */
-export async function listAll<T extends Resource>(store: Store, kind: string, opts: Omit<ListOptions, 'limit' | 'continue'>): Promise<T[]> {
-  const out: T[] = [];
-  let cont: string | undefined;
-  do {
-    const page = await store.list(kind, { ...opts, limit: 500, continue: cont });
-    out.push(...(page.items as T[]));
-    cont = page.continue;
-  } while (cont);
-  return out;
-}
-
-export async function clusterMachines(store: Store, project: string, cluster: string): Promise<Machine[]> {
-  const items = await listAll<Machine>(store, 'Machine', { project, labelSelector: `${LABEL_CLUSTER}=${cluster}` });
-  return items.filter((m) => m.spec.cluster === cluster);
-}
-
-export async function clusterNodePools(store: Store, project: string, cluster: string): Promise<NodePool[]> {
-  const items = await listAll<NodePool>(store, 'NodePool', { project, labelSelector: `${LABEL_CLUSTER}=${cluster}` });
-  return items.filter((p) => p.spec.cluster === cluster);
-}
-
-export async function getCluster(store: Store, project: string, name: string): Promise<Cluster | undefined> {
-  return (await store.get(clusterKey(project, name))) as Cluster | undefined;
-}
-
-/** store.delete that treats "already gone" as success. */
-export async function deleteIfExists(store: Store, key: ObjectKey): Promise<void> {
-  try {
-    await store.delete(key);
-  } catch (err) {
-    if (isApiError(err) && err.code === 404) return;
-    throw err;
-  }
-}
+// ---------- errors ----------
 
 export function isConflictOrExists(err: unknown): boolean {
   return isApiError(err) && err.code === 409;
-}
-
-/** Condition reason for a failed etcd call: no answer at all, or an answer that said no. */
-export function etcdFailureReason(err: unknown): 'EtcdUnreachable' | 'EtcdRefused' {
-  return err instanceof EtcdError && !err.network ? 'EtcdRefused' : 'EtcdUnreachable';
 }
 
 export function errorMessage(err: unknown): string {

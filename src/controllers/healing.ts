@@ -15,8 +15,9 @@
 // the guard allows are not replaced at all (a partition, not broken machines).
 import { maxInFlight, resolveHealing, type ResolvedHealing } from '../api/healing-policy.js';
 import type { Machine, NodePool } from '../api/kinds.js';
-import { getCondition, isTrue } from '../runtime/conditions.js';
-import { isMachineReady } from './common.js';
+import { getCondition, isTrue } from '../api/conditions.js';
+import { isMachineReady } from '../api/machines.js';
+import { MachineCondition, MachineHealthyReason } from '../api/wellknown.js';
 
 export interface Candidate {
   machine: Machine;
@@ -49,7 +50,7 @@ function ms(iso: string | undefined, fallback: number): number {
 }
 
 export function isHealthy(m: Machine): boolean {
-  return isMachineReady(m) && getCondition(m.status?.conditions, 'Healthy')?.status !== 'False';
+  return isMachineReady(m) && getCondition(m.status?.conditions, MachineCondition.Healthy)?.status !== 'False';
 }
 
 /**
@@ -65,10 +66,10 @@ export function planHealing(pool: NodePool, active: Machine[], nowMs: number, st
   const later = (t: number) => (nextCheckAtMs = nextCheckAtMs === undefined ? t : Math.min(nextCheckAtMs, t));
 
   for (const m of active) {
-    const healthy = getCondition(m.status?.conditions, 'Healthy');
+    const healthy = getCondition(m.status?.conditions, MachineCondition.Healthy);
     if (healthy?.status === 'False') {
       const since = ms(healthy.lastTransitionTime, nowMs);
-      if (healthy.reason === 'MachineFailed') {
+      if (healthy.reason === MachineHealthyReason.MachineFailed) {
         candidates.push({ machine: m, reason: 'MachineFailed', message: healthy.message ?? 'failed', sinceMs: since });
         continue;
       }
@@ -83,8 +84,8 @@ export function planHealing(pool: NodePool, active: Machine[], nowMs: number, st
       } else later(due);
       continue;
     }
-    const started = getCondition(m.status?.conditions, 'Bootstrapped');
-    if (healthy?.reason === 'Provisioning' || (!healthy && isTrue(m.status?.conditions, 'Bootstrapped'))) {
+    const started = getCondition(m.status?.conditions, MachineCondition.Bootstrapped);
+    if (healthy?.reason === MachineHealthyReason.Provisioning || (!healthy && isTrue(m.status?.conditions, MachineCondition.Bootstrapped))) {
       if (!started || started.status !== 'True' || m.status?.phase === 'Running') continue;
       const since = ms(started.lastTransitionTime, nowMs);
       const due = since + policy.startupTimeoutSeconds * 1000;

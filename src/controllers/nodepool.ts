@@ -1,48 +1,59 @@
-// The NodePool controller keeps exactly `spec.replicas` Machines for a pool and passes label /
-// taint changes on to them.
+// The NodePool controller keeps exactly `spec.replicas` Machines for a pool, replaces broken ones
+// and passes label / taint changes on to them.
+//
+// Phases: propagate → heal → surgeRequested → scale → summarise.
+//
+// A Machine annotated `marina.dev/replace-requested` (a ReplaceMachine operation) gets a successor
+// the same way healing surges one: a new machine annotated `marina.dev/replaces: <old>`, counted on
+// top of spec.replicas until the old one is gone (the operation deletes it once the successor is
+// healthy). While the cluster is out of service (`marina.dev/paused-by`, a restore) healing waits.
 //
 // etcd pools change membership one member at a time: a new etcd Machine is created only when
 // every etcd Machine of the cluster (all pools) is Running (its member promoted to voter), no
 // member is leaving or joining and the etcd quorum is healthy; a member is removed only when no
-// other is leaving and the remaining members still hold a healthy quorum. Other pools scale in one
-// step. Scale-in removes machines that are not ready first, then the newest.
-import { isDeepStrictEqual } from 'node:util';
+// other is leaving and the remaining members still hold a healthy quorum (src/etcd/membership.ts
+// decides). Other pools scale in one step. Scale-in removes machines that are not ready first,
+// then the newest.
+//
+// A pool whose provider creates no machines (`import`: users' servers join with a join token)
+// never scales out and never replaces a machine: healing raises ImportedMachineUnhealthy for a
+// person instead, and a replacement request waits for a person to remove the machine.
+import { getCondition, type ConditionInput } from '../api/conditions.js';
+import { jsonEqual } from '../api/json.js';
 import type { Cluster, Machine, NodePool, NodePoolSpec } from '../api/kinds.js';
-import { API_VERSION, type ObjectKey } from '../api/meta.js';
-import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
-import { quorumHealthy } from '../etcd/client.js';
-import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
-import { getCondition, setCondition, type ConditionInput } from '../runtime/conditions.js';
-import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
-import {
-  byAge,
-  clusterMachines,
-  deleteIfExists,
-  errorMessage,
-  etcdFailureReason,
-  FINALIZER_NODEPOOL,
-  getCluster,
-  hasRole,
-  isDeleting,
-  isMachineReady,
-  isStarted,
-  LABEL_CLUSTER,
-  LABEL_NODEPOOL,
-  LABEL_POOL,
-  listAll,
-  machineName,
-  type Shared,
-} from './common.js';
-
-import { isHealthy, planHealing, type Candidate, type HealingPlan } from './healing.js';
+import { hasRole, isMachineReady, isStarted } from '../api/machines.js';
+import { API_VERSION, byAge, isDeleting, type ObjectKey } from '../api/meta.js';
+import { ANNOTATION_HOSTNAME, ANNOTATION_PAUSED_BY, ANNOTATION_REPLACE_REQUESTED, ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL, MachineCondition, NodePoolCondition } from '../api/wellknown.js';
 import { RULES } from '../alerts/manager.js';
-import { ANNOTATION_HOSTNAME } from '../api/imports.js';
+import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
+import { etcdMembership } from '../clusteraccess/etcd.js';
+import { failureReason, type EtcdMembership } from '../etcd/membership.js';
+import { createsMachines } from '../providers/contract.js';
+import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
+import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
+import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
+import { clusterMachines, typed } from '../store/typed.js';
+import { errorMessage, machineName, publishEvent, type Shared } from './common.js';
+import { machineReplaced } from '../events/platform.js';
+import { isHealthy, planHealing, type Candidate, type HealingPlan } from './healing.js';
 
 type Status = NonNullable<NodePool['status']>;
-
-/** On a surge machine: the name of the (working) machine it is brought up to replace. */
-export const ANNOTATION_REPLACES = 'marina.dev/replaces';
 type Decision = { ok: true } | { ok: false; reason: string; message: string };
+
+interface PoolScope extends Scope<NodePool> {
+  /** undefined: the cluster is gone. */
+  cluster?: Cluster;
+  /** The pool's machines, oldest first, those being deleted included. */
+  machines: Machine[];
+  /** The machines that count: not being deleted, without what healing removed, with what scaling created. */
+  active: Machine[];
+  /** What healing did (set by the heal phase while the cluster lives). */
+  healing?: HealingPlan;
+  /** Surge machines standing in for one still running: counted on top of spec.replicas (set by scale). */
+  surging: number;
+  /** Set by the scale phase. */
+  scaled?: ConditionInput;
+}
 
 /** The pool's template name (Machine.spec.pool). */
 export function poolTemplateName(pool: NodePool): string {
@@ -67,275 +78,207 @@ function propagated(spec: NodePoolSpec): Pick<Machine['spec'], 'labels' | 'taint
   return out;
 }
 
-const json = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
+const liveCluster = (sc: PoolScope): Cluster | undefined => (sc.cluster && !isDeleting(sc.cluster) ? sc.cluster : undefined);
+const named = (ms: readonly { metadata: { name: string } }[]) => new Set(ms.map((m) => m.metadata.name));
 
 export class NodePoolReconciler implements Reconciler {
-  constructor(private readonly s: Shared) {}
+  private readonly clusters;
+  private readonly machineObjects;
+  private readonly phases: readonly Phase<PoolScope, Status>[] = [
+    { name: 'propagate', run: (sc) => this.propagate(sc) },
+    { name: 'heal', run: (sc) => this.heal(sc) },
+    { name: 'surgeRequested', run: (sc) => this.surgeRequested(sc) },
+    { name: 'scale', run: (sc) => this.scale(sc) },
+    { name: 'summarise', run: (sc) => this.summarise(sc) },
+  ];
+
+  constructor(private readonly s: Shared) {
+    this.clusters = typed(s.store, 'Cluster');
+    this.machineObjects = typed(s.store, 'Machine');
+  }
 
   reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
     return reconcileObject<NodePool>(
       this.s.store,
       key,
-      { finalizer: FINALIZER_NODEPOOL, reconcile: (p) => this.ensure(p), finalize: (p) => this.finalize(p) },
+      { finalizer: FINALIZER_NODEPOOL, reconcile: (p) => this.ensure(p, ctx), finalize: (p) => this.finalize(p, ctx) },
       ctx,
     );
   }
 
   private async poolMachines(pool: NodePool): Promise<Machine[]> {
-    const items = await listAll<Machine>(this.s.store, 'Machine', {
-      project: pool.metadata.project ?? '',
-      labelSelector: `${LABEL_NODEPOOL}=${pool.metadata.name}`,
-    });
+    const items = await this.machineObjects.list({ project: pool.metadata.project ?? '', labelSelector: `${LABEL_NODEPOOL}=${pool.metadata.name}` });
     return items.filter((m) => m.spec.cluster === pool.spec.cluster).sort(byAge);
   }
 
-  private async ensure(pool: NodePool): Promise<Outcome<Status>> {
-    const project = pool.metadata.project ?? '';
-    const gen = pool.metadata.generation;
-    const status: Status = { ...(pool.status ?? {}) };
-    const set = (c: ConditionInput) => (status.conditions = setCondition(status.conditions, c, gen));
-
-    const cluster = await getCluster(this.s.store, project, pool.spec.cluster);
-    const machines = await this.poolMachines(pool);
-    await this.propagate(pool, machines);
-
-    let active = machines.filter((m) => !isDeleting(m));
-    const healing = cluster && !isDeleting(cluster) ? await this.heal(cluster, pool, active, status) : undefined;
-    if (healing) {
-      const gone = new Set(healing.victims.map((v) => v.machine.metadata.name));
-      active = active.filter((m) => !gone.has(m.metadata.name));
-    }
-    // A surge machine (see heal) stands in for one still running: it is counted on top of the
-    // spec until the one it replaces is gone, so scale-in does not take it away again.
-    const names = new Set(active.map((m) => m.metadata.name));
-    const surging = active.filter((m) => names.has(m.metadata.annotations?.[ANNOTATION_REPLACES] ?? '')).length;
-    const desired = pool.spec.replicas + surging;
-    let scaled: ConditionInput;
-    if (!cluster || isDeleting(cluster)) {
-      scaled = { type: 'Scaled', status: 'False', reason: cluster ? 'ClusterDeleting' : 'ClusterNotFound', message: 'not scaling' };
-    } else if (active.length < desired && !this.createsMachines(pool)) {
-      // Imported servers join by themselves (marina cluster join-token create); nothing to create.
-      scaled = {
-        type: 'Scaled',
-        status: 'False',
-        reason: 'WaitingForServers',
-        message: `${active.length}/${desired} servers joined; more join with \`marina cluster join-token create ${pool.spec.cluster} --pool ${poolTemplateName(pool)}\``,
-      };
-    } else if (active.length < desired) {
-      const decision = hasRole(pool, 'etcd') ? await this.etcdScaleOut(cluster) : ({ ok: true } as Decision);
-      if (decision.ok) {
-        const count = hasRole(pool, 'etcd') ? 1 : desired - active.length;
-        for (let i = 0; i < count; i++) active.push(await this.createMachine(pool));
-        scaled = { type: 'Scaled', status: 'False', reason: 'ScalingOut', message: `${active.length}/${desired} machines` };
-      } else {
-        scaled = { type: 'Scaled', status: 'False', reason: decision.reason, message: decision.message };
-      }
-    } else if (active.length > desired) {
-      const order = scaleInOrder(active);
-      let victims: Machine[] = [];
-      let decision: Decision = { ok: true };
-      if (hasRole(pool, 'etcd')) {
-        decision = await this.etcdScaleIn(cluster, order[0]!);
-        if (decision.ok) victims = [order[0]!];
-      } else {
-        victims = order.slice(0, active.length - desired);
-      }
-      for (const v of victims) await deleteIfExists(this.s.store, { kind: 'Machine', project, name: v.metadata.name });
-      const gone = new Set(victims.map((v) => v.metadata.name));
-      active = active.filter((m) => !gone.has(m.metadata.name));
-      scaled = decision.ok
-        ? { type: 'Scaled', status: 'False', reason: 'ScalingIn', message: `${active.length}/${desired} machines` }
-        : { type: 'Scaled', status: 'False', reason: decision.reason, message: decision.message };
-    } else {
-      scaled = { type: 'Scaled', status: 'True', reason: 'Scaled', message: `${desired} machines` };
-    }
-    set(scaled);
-
-    const ready = active.filter(isMachineReady);
-    status.replicas = active.length - surging;
-    // A surge machine and the one it replaces are one replica.
-    status.readyReplicas = Math.min(ready.length, pool.spec.replicas);
-    status.machines = active.map((m) => m.metadata.name).sort();
-    const notReady = active.filter((m) => !isMachineReady(m));
-    const allReady = active.length === desired && notReady.length === 0;
-    set(
-      allReady
-        ? { type: 'Ready', status: 'True', reason: 'Ready', message: `${ready.length}/${desired} machines ready` }
-        : {
-            type: 'Ready',
-            status: 'False',
-            reason: 'MachinesNotReady',
-            message: `${ready.length}/${desired} machines ready${notReady.length ? `; waiting for ${notReady.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'})`).join(', ')}` : ''}`.slice(0, 32768),
-          },
-    );
-    status.healthyReplicas = active.filter(isHealthy).length;
-    const unhealthy = active.filter((m) => getCondition(m.status?.conditions, 'Healthy')?.status === 'False');
-    set(
-      unhealthy.length === 0
-        ? { type: 'Healthy', status: 'True', reason: 'MachinesHealthy', message: `${status.healthyReplicas}/${active.length} machines healthy, none failing` }
-        : {
-            type: 'Healthy',
-            status: 'False',
-            reason: 'MachinesUnhealthy',
-            message: unhealthy.map((m) => `${m.metadata.name}: ${getCondition(m.status?.conditions, 'Healthy')?.reason}`).join(', ').slice(0, 32768),
-          },
-    );
-    let requeueAfterMs = allReady && scaled.status === 'True' ? undefined : this.s.timing.poolPollMs;
-    if (healing?.nextCheckAtMs !== undefined) {
-      const untilDue = Math.max(50, healing.nextCheckAtMs - Date.now());
-      requeueAfterMs = requeueAfterMs === undefined ? untilDue : Math.min(requeueAfterMs, untilDue);
-    }
-    if (healing && healing.heldBack.length > 0) requeueAfterMs = Math.min(requeueAfterMs ?? this.s.timing.poolPollMs, this.s.timing.poolPollMs);
-    return { status, ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) };
+  private async ensure(pool: NodePool, ctx: ReconcileContext): Promise<Outcome<Status>> {
+    const [cluster, machines] = await Promise.all([this.clusters.get(pool.metadata.project ?? '', pool.spec.cluster), this.poolMachines(pool)]);
+    const sc: PoolScope = { ...scopeFor(pool, ctx), ...(cluster ? { cluster } : {}), machines, active: machines.filter((m) => !isDeleting(m)), surging: 0 };
+    const run = await runPhases(sc, this.phases);
+    return run.ended ?? { status: sc.status };
   }
 
+  /** Passes the pool's labels and taints on to its machines (their controller syncs the Nodes). */
+  private async propagate(sc: PoolScope): Promise<PhaseResult<Status>> {
+    const want = propagated(sc.obj.spec);
+    for (const m of sc.active) {
+      if (jsonEqual({ labels: m.spec.labels, taints: m.spec.taints }, { labels: want.labels, taints: want.taints })) continue;
+      const { labels: _l, taints: _t, ...rest } = m.spec;
+      await this.machineObjects.update({ ...m, spec: { ...rest, ...want } });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // heal
+
   /**
-   * Auto-healing: deletes the machines the plan picks (the scale logic then creates their
+   * Auto-healing: deletes the machines the plan picks (the scale phase then creates their
    * replacements, keeping the pool's labels and taints), records them, and reports what the
    * guard holds back as the HealingHeldBack condition and alert. etcd members are replaced only
    * while the others keep a healthy quorum without the one removed, one at a time.
    */
-  private async heal(cluster: Cluster, pool: NodePool, active: Machine[], status: Status): Promise<HealingPlan | undefined> {
-    const project = pool.metadata.project ?? '';
-    const gen = pool.metadata.generation;
-    if (!this.createsMachines(pool)) {
-      await this.alertUnhealthyImports(cluster, pool, active);
-      return undefined;
-    }
-    const plan = planHealing(pool, active, Date.now(), hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await this.staleControlPlanes(cluster, active) : undefined);
+  private async heal(sc: PoolScope): Promise<PhaseResult<Status>> {
+    const cluster = liveCluster(sc);
+    if (!cluster) return;
+    // A restore holds the cluster's services down on purpose: nothing to heal.
+    if (cluster.metadata.annotations?.[ANNOTATION_PAUSED_BY]) return;
+    const pool = sc.obj;
+    if (!this.createsMachines(pool)) return this.alertUnhealthyImports(sc, cluster);
+    const stale = hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await this.staleControlPlanes(cluster, sc.active) : undefined;
+    const admitted = await this.admitEtcdVictims(cluster, sc.obj, planHealing(pool, sc.active, Date.now(), stale));
+    const replaced = await this.replace(sc, admitted.victims);
+    await this.reportHealing(sc, cluster, admitted);
+    sc.healing = { ...admitted, victims: replaced };
+    const gone = named(replaced.map((v) => v.machine));
+    sc.active = sc.active.filter((m) => !gone.has(m.metadata.name));
+  }
+
+  /** The plan, with the etcd victims whose removal would put the quorum at risk held back instead. */
+  private async admitEtcdVictims(cluster: Cluster, pool: NodePool, plan: HealingPlan): Promise<HealingPlan> {
+    if (!hasRole(pool, 'etcd')) return plan;
     const victims: Candidate[] = [];
+    const refused: { candidate: Candidate; decision: Extract<Decision, { ok: false }> }[] = [];
     for (const v of plan.victims) {
-      if (hasRole(pool, 'etcd')) {
-        const decision = await this.etcdScaleIn(cluster, v.machine);
-        if (!decision.ok) {
-          plan.heldBack.unshift(v);
-          plan.heldReason = 'EtcdQuorumAtRisk';
-          plan.heldMessage = `${decision.reason}: ${decision.message}`;
-          continue;
-        }
-      }
-      victims.push(v);
+      const decision = await this.etcdScaleIn(cluster, v.machine);
+      if (decision.ok) victims.push(v);
+      else refused.push({ candidate: v, decision });
     }
-    plan.victims = victims;
+    const last = refused.at(-1);
+    if (!last) return plan;
+    return {
+      ...plan,
+      victims,
+      heldBack: [...refused.map((r) => r.candidate).reverse(), ...plan.heldBack],
+      heldReason: 'EtcdQuorumAtRisk',
+      heldMessage: `${last.decision.reason}: ${last.decision.message}`,
+    };
+  }
+
+  /**
+   * Deletes the victims and records them in status.remediations; returns the ones deleted. A
+   * machine that works (its apiserver only knows too few etcd members) is surged instead: its
+   * replacement comes up first, then it goes, so a cluster with a single control plane keeps its API.
+   */
+  private async replace(sc: PoolScope, victims: readonly Candidate[]): Promise<Candidate[]> {
+    const pool = sc.obj;
+    const project = pool.metadata.project ?? '';
     const now = new Date().toISOString();
     const deleted: Candidate[] = [];
     for (const v of victims) {
+      const name = v.machine.metadata.name;
       if (v.reason === 'EtcdEndpointsStale') {
-        // The machine works: bring its replacement up first (a surge), then remove it, so a
-        // cluster with a single control plane keeps its API throughout.
-        const surge = active.find((m) => m.metadata.annotations?.[ANNOTATION_REPLACES] === v.machine.metadata.name);
+        const surge = sc.active.find((m) => m.metadata.annotations?.[ANNOTATION_REPLACES] === name);
         if (!surge) {
-          this.s.log.warn({ pool: pool.metadata.name, machine: v.machine.metadata.name, message: v.message }, 'auto-healing: surging a replacement');
-          await this.createMachine(pool, { [ANNOTATION_REPLACES]: v.machine.metadata.name });
+          sc.log.warn({ machine: name, message: v.message }, 'auto-healing: surging a replacement');
+          await this.createMachine(sc, { [ANNOTATION_REPLACES]: name });
           continue;
         }
         if (!isHealthy(surge)) continue;
       }
-      this.s.log.warn({ pool: pool.metadata.name, machine: v.machine.metadata.name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
-      await deleteIfExists(this.s.store, { kind: 'Machine', project, name: v.machine.metadata.name });
-      status.remediations = [...(status.remediations ?? []), { machine: v.machine.metadata.name, reason: v.reason, message: v.message.slice(0, 1024), at: now }].slice(-50);
+      sc.log.warn({ machine: name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
+      await this.machineObjects.deleteIfExists(project, name);
+      const remediation = { machine: name, reason: v.reason, message: v.message.slice(0, 1024), at: now };
+      sc.status.remediations = [...(sc.status.remediations ?? []), remediation].slice(-50);
+      publishEvent(this.s, sc.log, machineReplaced(pool, v.machine, remediation));
       deleted.push(v);
     }
-    plan.victims = deleted;
-    const held = plan.heldBack;
-    status.conditions = setCondition(
-      status.conditions,
-      held.length > 0
-        ? {
-            type: 'HealingHeldBack',
-            status: 'True',
-            reason: plan.heldReason ?? 'HeldBack',
-            message: `${held.length} unhealthy machines wait for replacement (${held.map((c) => c.machine.metadata.name).join(', ')}): ${plan.heldMessage ?? ''}`.slice(0, 32768),
-          }
-        : { type: 'HealingHeldBack', status: 'False', reason: victims.length > 0 ? 'Replacing' : 'NothingHeldBack', message: victims.length > 0 ? `replacing ${victims.map((v) => v.machine.metadata.name).join(', ')}` : 'no unhealthy machine is waiting' },
-      gen,
-    );
-    await this.s.alerts?.sync(
-      { project, cluster: cluster.metadata.name, source: `healing.${pool.metadata.name}` },
-      held.length > 0
-        ? [
-            {
-              rule: RULES.HealingHeldBack,
-              severity: 'warning',
-              labels: { pool: poolTemplateName(pool) },
-              summary: `auto-healing of pool ${poolTemplateName(pool)} is held back: ${held.length} unhealthy machines wait`,
-              description: `${plan.heldReason}: ${plan.heldMessage ?? ''}; waiting: ${held.map((c) => `${c.machine.metadata.name} (${c.reason}: ${c.message})`).join('; ')}`.slice(0, 16384),
-            },
-          ]
-        : [],
-    );
-    return plan;
+    return deleted;
   }
 
-  /** Whether the pool's provider can create machines (imported servers join by themselves). */
+  /**
+   * Successors for machines an operator asked to replace (ReplaceMachine): one at a time per pool,
+   * surged like healing's, so the pool never runs with fewer machines than it should.
+   */
+  private async surgeRequested(sc: PoolScope): Promise<PhaseResult<Status>> {
+    if (!liveCluster(sc) || !this.createsMachines(sc.obj)) return;
+    const names = named(sc.active);
+    const inFlight = sc.active.some((m) => names.has(m.metadata.annotations?.[ANNOTATION_REPLACES] ?? ''));
+    const requested = sc.active.filter((m) => m.metadata.annotations?.[ANNOTATION_REPLACE_REQUESTED]);
+    for (const old of requested) {
+      if (sc.active.some((m) => m.metadata.annotations?.[ANNOTATION_REPLACES] === old.metadata.name)) continue;
+      if (inFlight) return;
+      sc.log.info({ machine: old.metadata.name, operation: old.metadata.annotations?.[ANNOTATION_REPLACE_REQUESTED] }, 'replacement requested: surging a successor');
+      sc.active.push(await this.createMachine(sc, { [ANNOTATION_REPLACES]: old.metadata.name }));
+      return;
+    }
+  }
+
+  /** Whether the pool's provider creates machines (imported servers join by themselves). */
   private createsMachines(pool: NodePool): boolean {
     try {
-      return this.s.providers.get(pool.spec.provider).capabilities?.createsMachines !== false;
+      return createsMachines(this.s.providers.get(pool.spec.provider));
     } catch {
-      return true;
+      return true; // a provider this server does not run: the Machine controller reports it on each machine
     }
   }
 
   /** Healing never replaces a user's server: an unhealthy one becomes an alert for a person. */
-  private async alertUnhealthyImports(cluster: Cluster, pool: NodePool, active: Machine[]): Promise<void> {
-    const unhealthy = active.filter((m) => getCondition(m.status?.conditions, 'Healthy')?.status === 'False');
-    await this.s.alerts?.sync(
-      { project: pool.metadata.project ?? '', cluster: cluster.metadata.name, source: `healing.${pool.metadata.name}` },
-      unhealthy.map((m) => {
-        const h = getCondition(m.status?.conditions, 'Healthy');
-        return {
+  private async alertUnhealthyImports(sc: PoolScope, cluster: Cluster): Promise<void> {
+    const pool = sc.obj;
+    const template = poolTemplateName(pool);
+    const alerts = sc.active.flatMap((m) => {
+      const h = getCondition(m.status?.conditions, MachineCondition.Healthy);
+      if (h?.status !== 'False') return [];
+      const server = m.metadata.annotations?.[ANNOTATION_HOSTNAME] ?? m.metadata.name;
+      return [
+        {
           rule: RULES.ImportedMachineUnhealthy,
           severity: 'warning' as const,
-          labels: { pool: poolTemplateName(pool), machine: m.metadata.name },
-          summary: `imported server ${m.metadata.annotations?.[ANNOTATION_HOSTNAME] ?? m.metadata.name} (machine ${m.metadata.name}) is unhealthy; Marina does not replace users' servers`,
-          description: `${h?.reason ?? 'Unhealthy'}: ${h?.message ?? ''}`.slice(0, 16384),
-        };
-      }),
-    );
+          labels: { pool: template, machine: m.metadata.name },
+          summary: `imported server ${server} (machine ${m.metadata.name}) is unhealthy; Marina does not replace users' servers`,
+          description: `${h.reason}: ${h.message ?? ''}`.slice(0, 16384),
+        },
+      ];
+    });
+    await this.s.alerts?.sync({ project: pool.metadata.project ?? '', cluster: cluster.metadata.name, source: `healing.${pool.metadata.name}` }, alerts);
   }
 
-  /** Passes the pool's labels and taints on to its machines (their controller syncs the Nodes). */
-  private async propagate(pool: NodePool, machines: Machine[]): Promise<void> {
-    const want = propagated(pool.spec);
-    for (const m of machines) {
-      if (isDeleting(m)) continue;
-      const have = { labels: m.spec.labels, taints: m.spec.taints };
-      if (isDeepStrictEqual(json(have), json({ labels: want.labels, taints: want.taints }))) continue;
-      const spec: Machine['spec'] = { ...m.spec };
-      delete spec.labels;
-      delete spec.taints;
-      Object.assign(spec, want);
-      await this.s.store.update({ ...m, spec });
-    }
-  }
-
-  private async createMachine(pool: NodePool, annotations?: Record<string, string>): Promise<Machine> {
+  /** HealingHeldBack (condition and alert) from the plan as admitted. */
+  private async reportHealing(sc: PoolScope, cluster: Cluster, plan: HealingPlan): Promise<void> {
+    const pool = sc.obj;
+    const held = plan.heldBack;
     const template = poolTemplateName(pool);
-    const spec: Machine['spec'] = {
-      cluster: pool.spec.cluster,
-      pool: template,
-      roles: [...pool.spec.roles],
-      provider: pool.spec.provider,
-      kubernetesVersion: pool.spec.kubernetesVersion,
+    const names = (cs: readonly Candidate[]) => cs.map((c) => c.machine.metadata.name).join(', ');
+    sc.set(
+      held.length > 0
+        ? {
+            type: NodePoolCondition.HealingHeldBack,
+            status: 'True',
+            reason: plan.heldReason ?? 'HeldBack',
+            message: `${held.length} unhealthy machines wait for replacement (${names(held)}): ${plan.heldMessage ?? ''}`.slice(0, 32768),
+          }
+        : plan.victims.length > 0
+          ? { type: NodePoolCondition.HealingHeldBack, status: 'False', reason: 'Replacing', message: `replacing ${names(plan.victims)}` }
+          : { type: NodePoolCondition.HealingHeldBack, status: 'False', reason: 'NothingHeldBack', message: 'no unhealthy machine is waiting' },
+    );
+    const alert = {
+      rule: RULES.HealingHeldBack,
+      severity: 'warning' as const,
+      labels: { pool: template },
+      summary: `auto-healing of pool ${template} is held back: ${held.length} unhealthy machines wait`,
+      description: `${plan.heldReason}: ${plan.heldMessage ?? ''}; waiting: ${held.map((c) => `${c.machine.metadata.name} (${c.reason}: ${c.message})`).join('; ')}`.slice(0, 16384),
     };
-    if (pool.spec.machine) spec.machine = pool.spec.machine;
-    if (pool.spec.runtime) spec.runtime = pool.spec.runtime;
-    if (pool.spec.healing?.drainTimeoutSeconds !== undefined) spec.drainTimeoutSeconds = pool.spec.healing.drainTimeoutSeconds;
-    Object.assign(spec, propagated(pool.spec));
-    const machine: Machine = {
-      apiVersion: API_VERSION,
-      kind: 'Machine',
-      metadata: {
-        name: machineName(pool.spec.cluster, template),
-        project: pool.metadata.project,
-        labels: { [LABEL_CLUSTER]: pool.spec.cluster, [LABEL_POOL]: template, [LABEL_NODEPOOL]: pool.metadata.name },
-        ...(annotations ? { annotations } : {}),
-      },
-      spec,
-      status: { phase: 'Pending' },
-    };
-    this.s.log.info({ pool: pool.metadata.name, machine: machine.metadata.name }, 'creating machine');
-    return (await this.s.store.create(machine)) as Machine;
+    await this.s.alerts?.sync({ project: pool.metadata.project ?? '', cluster: cluster.metadata.name, source: `healing.${pool.metadata.name}` }, held.length > 0 ? [alert] : []);
   }
 
   /**
@@ -349,24 +292,115 @@ export class NodePoolReconciler implements Reconciler {
     const stale = new Map<string, string>();
     const known = active.filter((m) => m.status?.phase === 'Running' && m.status.etcdServers);
     if (known.length === 0) return stale;
-    const etcdMachines = (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
-    if (etcdMachines.some((m) => isDeleting(m) || m.status?.phase !== 'Running' || !m.status.address)) return stale;
+    const etcdMachines = await this.etcdMachines(cluster);
+    const addresses = etcdMachines.map((m) => (!isDeleting(m) && m.status?.phase === 'Running' ? m.status.address : undefined));
+    if (addresses.some((a) => a === undefined)) return stale;
     // A Running etcd machine is a voting member (its Machine turns Running only once promoted), so
     // the store tells the current members without asking etcd on every reconcile of the pool.
-    const live = new Set(etcdMachines.map((m) => etcdClientURL(m.status!.address!)));
+    const live = new Set(addresses.map((a) => etcdClientURL(a!)));
     const want = Math.min(2, live.size);
     for (const m of known) {
-      const reachable = m.status!.etcdServers!.filter((u) => live.has(u));
-      if (reachable.length < want) {
-        stale.set(m.metadata.name, `kube-apiserver knows ${reachable.length} of the ${live.size} current etcd members (${m.status!.etcdServers!.join(', ')})`);
-      }
+      const servers = m.status?.etcdServers ?? [];
+      const reachable = servers.filter((u) => live.has(u));
+      if (reachable.length < want) stale.set(m.metadata.name, `kube-apiserver knows ${reachable.length} of the ${live.size} current etcd members (${servers.join(', ')})`);
     }
     return stale;
   }
 
+  // ------------------------------------------------------------------------------------------
+  // scale
+
+  private async scale(sc: PoolScope): Promise<PhaseResult<Status>> {
+    const type = NodePoolCondition.Scaled;
+    // A surge machine (see replace) stands in for one still running: it is counted on top of the
+    // spec until the one it replaces is gone, so scale-in does not take it away again.
+    const names = named(sc.active);
+    sc.surging = sc.active.filter((m) => names.has(m.metadata.annotations?.[ANNOTATION_REPLACES] ?? '')).length;
+    const desired = sc.obj.spec.replicas + sc.surging;
+    const cluster = liveCluster(sc);
+    let scaled: ConditionInput;
+    if (!cluster) scaled = { type, status: 'False', reason: sc.cluster ? 'ClusterDeleting' : 'ClusterNotFound', message: 'not scaling' };
+    else if (sc.active.length < desired) scaled = await this.scaleOut(sc, cluster, desired);
+    else if (sc.active.length > desired) scaled = await this.scaleIn(sc, cluster, desired);
+    else scaled = { type, status: 'True', reason: 'Scaled', message: `${desired} machines` };
+    sc.scaled = scaled;
+    sc.set(scaled);
+  }
+
+  private async scaleOut(sc: PoolScope, cluster: Cluster, desired: number): Promise<ConditionInput> {
+    if (!this.createsMachines(sc.obj)) {
+      const pool = sc.obj;
+      return {
+        type: NodePoolCondition.Scaled,
+        status: 'False',
+        reason: 'WaitingForServers',
+        message: `${sc.active.length}/${desired} servers joined; more join with \`marina cluster join-token create ${pool.spec.cluster} --pool ${poolTemplateName(pool)}\``,
+      };
+    }
+    const etcd = hasRole(sc.obj, 'etcd');
+    const decision = etcd ? await this.etcdScaleOut(cluster) : ({ ok: true } as const);
+    if (!decision.ok) return { type: NodePoolCondition.Scaled, status: 'False', reason: decision.reason, message: decision.message };
+    const count = etcd ? 1 : desired - sc.active.length;
+    for (let i = 0; i < count; i++) sc.active.push(await this.createMachine(sc));
+    return { type: NodePoolCondition.Scaled, status: 'False', reason: 'ScalingOut', message: `${sc.active.length}/${desired} machines` };
+  }
+
+  private async scaleIn(sc: PoolScope, cluster: Cluster, desired: number): Promise<ConditionInput> {
+    const order = scaleInOrder(sc.active);
+    let victims = order.slice(0, sc.active.length - desired);
+    let decision: Decision = { ok: true };
+    if (hasRole(sc.obj, 'etcd')) {
+      decision = await this.etcdScaleIn(cluster, order[0]!);
+      victims = decision.ok ? [order[0]!] : [];
+    }
+    for (const v of victims) await this.machineObjects.deleteIfExists(sc.obj.metadata.project ?? '', v.metadata.name);
+    const gone = named(victims);
+    sc.active = sc.active.filter((m) => !gone.has(m.metadata.name));
+    return decision.ok
+      ? { type: NodePoolCondition.Scaled, status: 'False', reason: 'ScalingIn', message: `${sc.active.length}/${desired} machines` }
+      : { type: NodePoolCondition.Scaled, status: 'False', reason: decision.reason, message: decision.message };
+  }
+
+  private async createMachine(sc: PoolScope, annotations?: Record<string, string>): Promise<Machine> {
+    const pool = sc.obj;
+    const template = poolTemplateName(pool);
+    const spec: Machine['spec'] = {
+      cluster: pool.spec.cluster,
+      pool: template,
+      roles: [...pool.spec.roles],
+      provider: pool.spec.provider,
+      kubernetesVersion: pool.spec.kubernetesVersion,
+      ...(pool.spec.machine ? { machine: pool.spec.machine } : {}),
+      ...(pool.spec.runtime ? { runtime: pool.spec.runtime } : {}),
+      ...(pool.spec.healing?.drainTimeoutSeconds !== undefined ? { drainTimeoutSeconds: pool.spec.healing.drainTimeoutSeconds } : {}),
+      ...propagated(pool.spec),
+    };
+    const name = machineName(pool.spec.cluster, template);
+    sc.log.info({ machine: name }, 'creating machine');
+    return this.machineObjects.create({
+      apiVersion: API_VERSION,
+      kind: 'Machine',
+      metadata: {
+        name,
+        project: pool.metadata.project,
+        labels: { [LABEL_CLUSTER]: pool.spec.cluster, [LABEL_POOL]: template, [LABEL_NODEPOOL]: pool.metadata.name },
+        ...(annotations ? { annotations } : {}),
+      },
+      spec,
+      status: { phase: 'Pending' },
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // etcd pools
+
+  private async etcdMachines(cluster: Cluster): Promise<Machine[]> {
+    return (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
+  }
+
   /** May one more etcd member be created now? */
   private async etcdScaleOut(cluster: Cluster): Promise<Decision> {
-    const etcdMachines = (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
+    const etcdMachines = await this.etcdMachines(cluster);
     if (etcdMachines.length === 0) return { ok: true };
     const leaving = etcdMachines.find(isDeleting);
     if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
@@ -374,67 +408,96 @@ export class NodePoolReconciler implements Reconciler {
     if (pending) {
       return { ok: false, reason: 'WaitingForEtcdMember', message: `waiting for etcd machine ${pending.metadata.name} to be Running (${pending.status?.phase ?? 'Pending'})` };
     }
-    return this.etcdQuorum(cluster, etcdMachines, undefined);
+    return this.etcdDecision(cluster, etcdMachines, (m) => m.mayGrow());
   }
 
   /** May `victim` (an etcd machine) be removed now? */
   private async etcdScaleIn(cluster: Cluster, victim: Machine): Promise<Decision> {
-    const etcdMachines = (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
+    const etcdMachines = await this.etcdMachines(cluster);
     const leaving = etcdMachines.find((m) => isDeleting(m) && m.metadata.name !== victim.metadata.name);
     if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
     // A member that never started holds no data: removing it cannot hurt.
-    if (!isStarted(victim) || !victim.status?.address) return { ok: true };
-    return this.etcdQuorum(cluster, etcdMachines, victim);
+    const address = victim.status?.address;
+    if (!isStarted(victim) || !address) return { ok: true };
+    return this.etcdDecision(cluster, etcdMachines, (m) => m.mayRemove(etcdPeerURL(address)));
   }
 
-  /** A healthy quorum among the members, the leaving one (if any) not counted. */
-  private async etcdQuorum(cluster: Cluster, etcdMachines: Machine[], leaving: Machine | undefined): Promise<Decision> {
-    const endpoints = etcdMachines.filter((m) => m.status?.address && isStarted(m)).map((m) => etcdClientURL(m.status!.address!));
+  /** Asks the cluster's etcd (through its started members) for a membership decision. */
+  private async etcdDecision(cluster: Cluster, etcdMachines: Machine[], decide: (m: EtcdMembership) => Promise<Decision>): Promise<Decision> {
     try {
-      const etcd = await this.s.connections.etcd(cluster, endpoints);
-      if (!etcd) return { ok: false, reason: 'WaitingForPKI', message: 'the cluster has no PKI yet' };
-      const health = await etcd.memberHealth();
-      const joining = health.find((m) => m.isLearner || !m.name || m.clientURLs.length === 0);
-      if (!leaving && joining) return { ok: false, reason: 'EtcdMemberJoining', message: `etcd member ${joining.name || joining.peerURLs.join(',')} is still joining` };
-      const leavingPeer = leaving?.status?.address ? etcdPeerURL(leaving.status.address) : undefined;
-      const remaining = health.filter((m) => !leavingPeer || !m.peerURLs.includes(leavingPeer));
-      if (leaving && remaining.length === 0) return { ok: false, reason: 'LastEtcdMember', message: 'the last etcd member cannot be removed' };
-      if (!quorumHealthy(remaining)) {
-        const healthy = remaining.filter((m) => m.healthy).length;
-        return { ok: false, reason: 'EtcdQuorumUnhealthy', message: `${healthy}/${remaining.length} etcd members healthy${leaving ? ' without the leaving one' : ''}` };
-      }
-      return { ok: true };
+      const membership = await etcdMembership(this.s.connections, cluster, etcdMachines);
+      if (!membership) return { ok: false, reason: 'WaitingForPKI', message: 'the cluster has no PKI yet' };
+      return await decide(membership);
     } catch (err) {
-      return { ok: false, reason: etcdFailureReason(err), message: errorMessage(err) };
+      return { ok: false, reason: failureReason(err), message: errorMessage(err) };
     }
   }
 
-  private async finalize(pool: NodePool): Promise<Outcome<Status>> {
+  // ------------------------------------------------------------------------------------------
+  // summarise
+
+  /** Replica counts, Ready and Healthy; when to look again. */
+  private async summarise(sc: PoolScope): Promise<PhaseResult<Status>> {
+    const { status, active, obj: pool } = sc;
+    const desired = pool.spec.replicas + sc.surging;
+    const ready = active.filter(isMachineReady);
+    const notReady = active.filter((m) => !isMachineReady(m));
+    status.replicas = active.length - sc.surging;
+    // A surge machine and the one it replaces are one replica.
+    status.readyReplicas = Math.min(ready.length, pool.spec.replicas);
+    status.machines = active.map((m) => m.metadata.name).sort();
+    const allReady = active.length === desired && notReady.length === 0;
+    const waiting = notReady.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'})`).join(', ');
+    sc.set(
+      allReady
+        ? { type: NodePoolCondition.Ready, status: 'True', reason: 'Ready', message: `${ready.length}/${desired} machines ready` }
+        : { type: NodePoolCondition.Ready, status: 'False', reason: 'MachinesNotReady', message: `${ready.length}/${desired} machines ready${waiting ? `; waiting for ${waiting}` : ''}`.slice(0, 32768) },
+    );
+    status.healthyReplicas = active.filter(isHealthy).length;
+    const unhealthy = active.flatMap((m) => {
+      const h = getCondition(m.status?.conditions, MachineCondition.Healthy);
+      return h?.status === 'False' ? [`${m.metadata.name}: ${h.reason}`] : [];
+    });
+    sc.set(
+      unhealthy.length === 0
+        ? { type: NodePoolCondition.Healthy, status: 'True', reason: 'MachinesHealthy', message: `${status.healthyReplicas}/${active.length} machines healthy, none failing` }
+        : { type: NodePoolCondition.Healthy, status: 'False', reason: 'MachinesUnhealthy', message: unhealthy.join(', ').slice(0, 32768) },
+    );
+    const requeueAfterMs = this.nextLook(sc, allReady && sc.scaled?.status === 'True');
+    return { end: { status, ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) } };
+  }
+
+  /** Soon while converging or holding back healing; when the next machine crosses a healing timeout; else never. */
+  private nextLook(sc: PoolScope, settled: boolean): number | undefined {
+    const poll = this.s.timing.poolPollMs;
+    let after = settled ? undefined : poll;
+    const healing = sc.healing;
+    if (healing?.nextCheckAtMs !== undefined) after = Math.min(after ?? Infinity, Math.max(50, healing.nextCheckAtMs - Date.now()));
+    if (healing && healing.heldBack.length > 0) after = Math.min(after ?? poll, poll);
+    return after;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // finalize
+
+  private async finalize(pool: NodePool, ctx: ReconcileContext): Promise<Outcome<Status>> {
     const project = pool.metadata.project ?? '';
-    const status: Status = { ...(pool.status ?? {}) };
     const machines = await this.poolMachines(pool);
     if (machines.length === 0) {
       await this.s.alerts?.sync({ project, cluster: pool.spec.cluster, source: `healing.${pool.metadata.name}` }, []);
       return { done: true };
     }
-    const cluster = await getCluster(this.s.store, project, pool.spec.cluster);
-    const clusterGoing = !cluster || isDeleting(cluster);
+    const sc = scopeFor(pool, ctx);
+    const cluster = await this.clusters.get(project, pool.spec.cluster);
     const active = machines.filter((m) => !isDeleting(m));
-    if (hasRole(pool, 'etcd') && !clusterGoing) {
+    if (hasRole(pool, 'etcd') && cluster && !isDeleting(cluster)) {
       // Removing an etcd pool from a live cluster: one member at a time.
-      if (active.length === machines.length) {
-        const victim = scaleInOrder(active)[0]!;
-        const decision = await this.etcdScaleIn(cluster, victim);
-        if (decision.ok) await deleteIfExists(this.s.store, { kind: 'Machine', project, name: victim.metadata.name });
-      }
+      const victim = scaleInOrder(active)[0];
+      if (victim && active.length === machines.length && (await this.etcdScaleIn(cluster, victim)).ok) await this.machineObjects.deleteIfExists(project, victim.metadata.name);
     } else {
-      for (const m of active) await deleteIfExists(this.s.store, { kind: 'Machine', project, name: m.metadata.name });
+      for (const m of active) await this.machineObjects.deleteIfExists(project, m.metadata.name);
     }
-    status.conditions = setCondition(
-      status.conditions,
-      { type: 'Ready', status: 'False', reason: 'Deleting', message: `waiting for ${machines.length} machines to be deleted` },
-      pool.metadata.generation,
-    );
-    return { status, requeueAfterMs: this.s.timing.deletePollMs };
+    sc.set({ type: NodePoolCondition.Ready, status: 'False', reason: 'Deleting', message: `waiting for ${machines.length} machines to be deleted` });
+    return { status: sc.status, requeueAfterMs: this.s.timing.deletePollMs };
   }
 }

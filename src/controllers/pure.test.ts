@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import type { Machine } from '../api/kinds.js';
 import { API_VERSION, NAME_MAX } from '../api/meta.js';
 import { boundedName, ClusterIndex, machineName, nodePoolName } from './common.js';
-import type { KubeNode, KubePod, KubeTaint } from './connections.js';
-import { ANNOTATION_MANAGED_LABELS, ANNOTATION_MANAGED_TAINTS, nodeSyncPatch, podsToEvict } from './machine.js';
+import { ANNOTATION_MANAGED_LABELS, ANNOTATION_MANAGED_TAINTS } from '../api/wellknown.js';
+import type { Node as KubeNode, Pod as KubePod, Taint as KubeTaint } from '../kube/objects.js';
+import { nodeSyncPatch, podsToEvict } from './node.js';
 import { scaleInOrder } from './nodepool.js';
 
 function machine(name: string, created: string, phase?: 'Running' | 'Pending', nodeReady?: boolean): Machine {

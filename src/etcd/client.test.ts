@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createCA, issueCertificate } from '../pki/index.js';
-import { EtcdClient, EtcdError, parseJsonKeepingBigInts, quorumHealthy, quorumSize } from './client.js';
+import { blackHole } from '../../test/support/black-hole.js';
+import { EtcdClient, EtcdError, parseJsonKeepingBigInts } from './client.js';
 
 const BIG = '18446744073709551615'; // 2^64-1: a JS number would round it
 const BIG2 = '10276657743932975437';
@@ -105,17 +106,6 @@ test('parseJsonKeepingBigInts quotes long integer literals only', () => {
   assert.deepEqual(parseJsonKeepingBigInts('{"f":0.12345678901234567890}'), { f: JSON.parse('0.12345678901234567890') as number });
 });
 
-test('quorum arithmetic', () => {
-  assert.deepEqual([1, 2, 3, 4, 5].map(quorumSize), [1, 2, 2, 3, 3]);
-  const m = (healthy: boolean, isLearner = false) => ({ healthy, isLearner });
-  assert.equal(quorumHealthy([]), false);
-  assert.equal(quorumHealthy([m(true)]), true);
-  assert.equal(quorumHealthy([m(true), m(false)]), false);
-  assert.equal(quorumHealthy([m(true), m(true), m(false)]), true);
-  assert.equal(quorumHealthy([m(true), m(false), m(false)]), false);
-  assert.equal(quorumHealthy([m(true), m(false, true)]), true, 'learners do not vote');
-});
-
 for (const numbers of [false, true]) {
   test(`membership round trip keeps uint64 ids exact (${numbers ? 'numbers' : 'strings'} on the wire)`, async () => {
     const etcd = await fakeEtcd({ numbers });
@@ -163,7 +153,6 @@ test('health, member health and fail-over to the next endpoint', async () => {
     const mh = await c.memberHealth();
     assert.deepEqual(mh.map((m) => [m.id, m.healthy]), [[BIG, true], ['5', false]]);
     assert.equal(mh[1]!.error, 'not started');
-    assert.equal(quorumHealthy(mh), false, '1 of 2 is no quorum');
     etcd.setHealthy(false);
     assert.deepEqual(await c.health(etcd.url), { health: false, reason: 'RAFT NO LEADER' });
     await assert.rejects(c.health('https://127.0.0.1:1'), (err: unknown) => err instanceof EtcdError && err.network);
@@ -199,6 +188,27 @@ test('a client certificate from another CA is refused by the TLS handshake', asy
     await assert.rejects(c.memberList(), (err: unknown) => err instanceof EtcdError && err.status === 0);
   } finally {
     c.close();
+    await etcd.close();
+  }
+});
+
+test('an aborted call ends at once, closes its connection and does not fail over', async () => {
+  const etcd = await fakeEtcd();
+  // Accepts connections and never answers (not even the TLS handshake): only the abort ends the call.
+  const hole = await blackHole();
+  const c = new EtcdClient({ endpoints: [hole.url, etcd.url], ca: etcd.ca.certPem, cert: etcd.ca.certPem, key: etcd.ca.keyPem, timeoutMs: 600_000 });
+  try {
+    const ctl = new AbortController();
+    const call = c.memberList({ signal: ctl.signal });
+    await hole.connected();
+    ctl.abort(new Error('stopping'));
+    await assert.rejects(call, (err: unknown) => err instanceof EtcdError && err.network);
+    await hole.allClosed();
+    assert.equal(etcd.requests.length, 0, 'no fail-over after an abort');
+    await assert.rejects(c.memberHealth([{ id: '1', name: 'a', peerURLs: [], clientURLs: [hole.url], isLearner: false }], { signal: ctl.signal }), /stopping/);
+  } finally {
+    c.close();
+    await hole.close();
     await etcd.close();
   }
 });

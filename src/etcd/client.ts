@@ -6,7 +6,10 @@
 // them as JSON strings (proto3 JSON mapping), and this client keeps them as strings end to end;
 // should a server ever send them as bare numbers, the response parser quotes long integer
 // literals before JSON.parse so no precision is lost.
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import https from 'node:https';
+import { createInterface } from 'node:readline';
 
 export interface EtcdClientOptions {
   /** Client URLs of members to talk to, e.g. https://127.0.10.2:2379. Tried in order, failing over. */
@@ -56,6 +59,34 @@ export interface MemberHealth extends EtcdMember {
   error?: string;
 }
 
+/** Every call takes an optional AbortSignal: aborting it ends the call at once (with an EtcdError). */
+export interface EtcdCallOptions {
+  signal?: AbortSignal;
+}
+
+/** What Marina asks of a cluster's etcd; EtcdClient is the real one, tests bring their own. */
+export interface EtcdApi {
+  memberList(opts?: EtcdCallOptions): Promise<EtcdMember[]>;
+  memberAdd(peerURLs: string[], opts?: EtcdCallOptions & { isLearner?: boolean }): Promise<{ member: EtcdMember; members: EtcdMember[] }>;
+  memberRemove(id: string, opts?: EtcdCallOptions): Promise<EtcdMember[]>;
+  /** Makes a learner that caught up with the leader a voting member. */
+  memberPromote(id: string, opts?: EtcdCallOptions): Promise<EtcdMember[]>;
+  /** /health of every member (unstarted members are unhealthy). */
+  memberHealth(members?: EtcdMember[], opts?: EtcdCallOptions): Promise<MemberHealth[]>;
+  /** Prometheus text of the member at `endpoint` (a client URL). */
+  metrics(endpoint: string, opts?: EtcdCallOptions): Promise<string>;
+  /** Maintenance status of the member at `endpoint` (its version, its cluster). */
+  status?(endpoint: string, opts?: EtcdCallOptions): Promise<EtcdStatus>;
+  /** Streams a snapshot of the member at `endpoint` into `file` (see EtcdClient.snapshot). */
+  snapshot?(endpoint: string, file: string, opts?: EtcdCallOptions): Promise<SnapshotFile>;
+}
+
+/** A snapshot as written: its size and SHA-256 (of the whole file, etcd's own checksum included). */
+export interface SnapshotFile {
+  size: number;
+  sha256: string;
+}
+
 /** A failed call: `status` 0 when no HTTP response came back; `code` is the gRPC code when the gateway sent one. */
 export class EtcdError extends Error {
   constructor(
@@ -80,21 +111,6 @@ export class EtcdError extends Error {
   get memberUnavailable(): boolean {
     return this.network || this.code === 14 || /not supported for learner|no leader/i.test(this.message);
   }
-}
-
-/** Members needed for a quorum among `n` voting members. */
-export function quorumSize(n: number): number {
-  return Math.floor(n / 2) + 1;
-}
-
-/**
- * Whether enough voting members are healthy for a quorum. Learners do not vote and are ignored;
- * an empty list has no quorum.
- */
-export function quorumHealthy(members: readonly { healthy: boolean; isLearner?: boolean }[]): boolean {
-  const voting = members.filter((m) => !m.isLearner);
-  if (voting.length === 0) return false;
-  return voting.filter((m) => m.healthy).length >= quorumSize(voting.length);
 }
 
 /**
@@ -145,7 +161,7 @@ interface RawResponse {
   body: string;
 }
 
-export class EtcdClient {
+export class EtcdClient implements EtcdApi {
   private endpointList: string[];
   private preferred = 0;
   private readonly agent: https.Agent;
@@ -176,8 +192,8 @@ export class EtcdClient {
 
   // ---------- cluster-wide calls (any member answers) ----------
 
-  async memberList(): Promise<EtcdMember[]> {
-    const res = (await this.call('/v3/cluster/member/list', { linearizable: true })) as Json;
+  async memberList(opts: EtcdCallOptions = {}): Promise<EtcdMember[]> {
+    const res = (await this.call('/v3/cluster/member/list', { linearizable: true }, opts.signal)) as Json;
     return (Array.isArray(res.members) ? res.members : []).map(toMember);
   }
 
@@ -185,13 +201,13 @@ export class EtcdClient {
    * Adds a member by its peer URLs (it must then start with `--initial-cluster-state=existing`).
    * If a retried request finds the peer URL already registered, the existing member is returned.
    */
-  async memberAdd(peerURLs: string[], opts: { isLearner?: boolean } = {}): Promise<{ member: EtcdMember; members: EtcdMember[] }> {
+  async memberAdd(peerURLs: string[], opts: EtcdCallOptions & { isLearner?: boolean } = {}): Promise<{ member: EtcdMember; members: EtcdMember[] }> {
     try {
-      const res = (await this.call('/v3/cluster/member/add', { peerURLs, isLearner: opts.isLearner === true })) as Json;
+      const res = (await this.call('/v3/cluster/member/add', { peerURLs, isLearner: opts.isLearner === true }, opts.signal)) as Json;
       return { member: toMember(res.member), members: (Array.isArray(res.members) ? res.members : []).map(toMember) };
     } catch (err) {
       if (err instanceof EtcdError && /peer ?URLs? already exists/i.test(err.message)) {
-        const members = await this.memberList();
+        const members = await this.memberList(opts);
         const member = members.find((m) => m.peerURLs.some((u) => peerURLs.includes(u)));
         if (member) return { member, members };
       }
@@ -200,24 +216,26 @@ export class EtcdClient {
   }
 
   /** Removes a member by id (a decimal string); returns the remaining members. */
-  async memberRemove(id: string): Promise<EtcdMember[]> {
+  async memberRemove(id: string, opts: EtcdCallOptions = {}): Promise<EtcdMember[]> {
     if (typeof id !== 'string' || !/^[0-9]+$/.test(id)) throw new TypeError(`etcd member id must be a decimal string, got ${JSON.stringify(id)}`);
-    const res = (await this.call('/v3/cluster/member/remove', { ID: id })) as Json;
+    const res = (await this.call('/v3/cluster/member/remove', { ID: id }, opts.signal)) as Json;
     return (Array.isArray(res.members) ? res.members : []).map(toMember);
   }
 
   /** Promotes a learner that has caught up with the leader. */
-  async memberPromote(id: string): Promise<EtcdMember[]> {
+  async memberPromote(id: string, opts: EtcdCallOptions = {}): Promise<EtcdMember[]> {
     if (typeof id !== 'string' || !/^[0-9]+$/.test(id)) throw new TypeError(`etcd member id must be a decimal string, got ${JSON.stringify(id)}`);
-    const res = (await this.call('/v3/cluster/member/promote', { ID: id })) as Json;
+    const res = (await this.call('/v3/cluster/member/promote', { ID: id }, opts.signal)) as Json;
     return (Array.isArray(res.members) ? res.members : []).map(toMember);
   }
 
   // ---------- per-member calls ----------
 
   /** Maintenance status of the member at `endpoint` (default: the first endpoint that answers). */
-  async status(endpoint?: string): Promise<EtcdStatus> {
-    const res = (endpoint ? await this.callAt(endpoint, '/v3/maintenance/status', {}) : await this.call('/v3/maintenance/status', {})) as Json;
+  async status(endpoint?: string, opts: EtcdCallOptions = {}): Promise<EtcdStatus> {
+    const res = (
+      endpoint ? await this.callAt(endpoint, '/v3/maintenance/status', {}, opts.signal) : await this.call('/v3/maintenance/status', {}, opts.signal)
+    ) as Json;
     const header = (res.header ?? {}) as Json;
     return {
       version: typeof res.version === 'string' ? res.version : '',
@@ -236,8 +254,8 @@ export class EtcdClient {
    * GET /health of one member: true when it is part of a cluster with a leader that serves a
    * linearizable read (so it reflects quorum, not only the process).
    */
-  async health(endpoint: string): Promise<EtcdHealth> {
-    const res = await this.request(endpoint, 'GET', '/health', undefined);
+  async health(endpoint: string, opts: EtcdCallOptions = {}): Promise<EtcdHealth> {
+    const res = await this.request(endpoint, 'GET', '/health', undefined, opts.signal);
     let parsed: Json = {};
     try {
       parsed = parseJsonKeepingBigInts(res.body) as Json;
@@ -248,35 +266,87 @@ export class EtcdClient {
     return { health, reason: typeof parsed.reason === 'string' && parsed.reason ? parsed.reason : health ? '' : `HTTP ${res.status}` };
   }
 
-  /** /health of every member (in parallel). Members that have not started are unhealthy. */
-  async memberHealth(members?: EtcdMember[]): Promise<MemberHealth[]> {
-    const list = members ?? (await this.memberList());
-    return Promise.all(
+  /**
+   * /health of every member (in parallel). Members that have not started are unhealthy; so are
+   * members that do not answer, unless the call was aborted (then it throws).
+   */
+  async memberHealth(members?: EtcdMember[], opts: EtcdCallOptions = {}): Promise<MemberHealth[]> {
+    const list = members ?? (await this.memberList(opts));
+    const out = await Promise.all(
       list.map(async (m): Promise<MemberHealth> => {
         const url = m.clientURLs[0];
         if (!url) return { ...m, healthy: false, error: 'not started' };
         try {
-          const h = await this.health(url);
+          const h = await this.health(url, opts);
           return h.health ? { ...m, healthy: true } : { ...m, healthy: false, error: h.reason };
         } catch (err) {
           return { ...m, healthy: false, error: (err as Error).message };
         }
       }),
     );
+    opts.signal?.throwIfAborted();
+    return out;
   }
 
   /** Prometheus text of one member's /metrics (served on the client URL, mTLS like every call). */
-  async metrics(endpoint: string): Promise<string> {
+  async metrics(endpoint: string, opts: EtcdCallOptions = {}): Promise<string> {
     const base = endpoint.replace(/\/+$/, '');
-    const res = await this.request(base, 'GET', '/metrics', undefined);
+    const res = await this.request(base, 'GET', '/metrics', undefined, opts.signal);
     if (res.status !== 200) throw new EtcdError(`etcd ${base}/metrics: HTTP ${res.status}`, res.status);
     return res.body;
+  }
+
+  /**
+   * Streams a snapshot of one member into `file` through the gateway's /v3/maintenance/snapshot
+   * (newline-delimited JSON chunks, each a base64 `blob`), never holding more than a chunk in
+   * memory. etcd appends the SHA-256 of the database to it; the file is checked against it, so a
+   * snapshot cut short or garbled on the way is refused here, not found empty at restore time.
+   */
+  async snapshot(endpoint: string, file: string, opts: EtcdCallOptions = {}): Promise<SnapshotFile> {
+    const url = new URL('/v3/maintenance/snapshot', endpoint.endsWith('/') ? endpoint : `${endpoint}/`);
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const req = https.request(url, { method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': 2 }, ...(opts.signal ? { signal: opts.signal } : {}) }, resolve);
+      // A whole snapshot may take long; only a connection that stays silent this long fails.
+      req.setTimeout(Math.max(this.timeoutMs, 60_000), () => req.destroy(new Error('snapshot stream stalled')));
+      req.on('error', (err) => reject(new EtcdError(`etcd ${url.origin}/v3/maintenance/snapshot: ${err.message}`, 0, undefined, { cause: err })));
+      req.end('{}');
+    });
+    if (res.statusCode !== 200) {
+      let body = '';
+      for await (const c of res) body += String(c);
+      throw new EtcdError(`etcd ${url.origin}/v3/maintenance/snapshot: HTTP ${res.statusCode}: ${body.slice(0, 300)}`, res.statusCode ?? 0);
+    }
+    const out = createWriteStream(file, { mode: 0o600 });
+    const whole = createHash('sha256');
+    // The database's checksum covers everything but the last 32 bytes, which are the checksum.
+    const db = createHash('sha256');
+    let tail = Buffer.alloc(0);
+    let size = 0;
+    try {
+      for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
+        if (!line.trim()) continue;
+        const msg = JSON.parse(line) as { result?: { blob?: string }; error?: { message?: string } };
+        if (msg.error) throw new EtcdError(`etcd ${url.origin}/v3/maintenance/snapshot: ${msg.error.message ?? 'stream error'}`, 200);
+        const chunk = Buffer.from(msg.result?.blob ?? '', 'base64');
+        if (chunk.length === 0) continue;
+        whole.update(chunk);
+        size += chunk.length;
+        const joined = Buffer.concat([tail, chunk]);
+        db.update(joined.subarray(0, Math.max(0, joined.length - 32)));
+        tail = joined.subarray(Math.max(0, joined.length - 32));
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      }
+    } finally {
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    }
+    if (size < 32 || !db.digest().equals(tail)) throw new EtcdError(`etcd ${url.origin}: the snapshot (${size} bytes) does not match its own checksum`, 200);
+    return { size, sha256: whole.digest('hex') };
   }
 
   // ---------- transport ----------
 
   /** POST to the preferred endpoint, failing over to the others when a member cannot serve it. */
-  private async call(path: string, body: unknown): Promise<unknown> {
+  private async call(path: string, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
     const n = this.endpointList.length;
     if (n === 0) throw new EtcdError(`etcd ${path}: no endpoints`, 0);
     let last: unknown;
@@ -284,19 +354,19 @@ export class EtcdClient {
       const idx = (this.preferred + i) % n;
       const endpoint = this.endpointList[idx]!;
       try {
-        const out = await this.callAt(endpoint, path, body);
+        const out = await this.callAt(endpoint, path, body, signal);
         this.preferred = idx;
         return out;
       } catch (err) {
         last = err;
-        if (!(err instanceof EtcdError) || !err.memberUnavailable) throw err;
+        if (!(err instanceof EtcdError) || !err.memberUnavailable || signal?.aborted) throw err;
       }
     }
     throw last;
   }
 
-  private async callAt(endpoint: string, path: string, body: unknown): Promise<unknown> {
-    const res = await this.request(endpoint, 'POST', path, JSON.stringify(body));
+  private async callAt(endpoint: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
+    const res = await this.request(endpoint, 'POST', path, JSON.stringify(body), signal);
     let parsed: unknown;
     try {
       parsed = res.body ? parseJsonKeepingBigInts(res.body) : {};
@@ -311,7 +381,7 @@ export class EtcdClient {
     return parsed;
   }
 
-  private request(endpoint: string, method: 'GET' | 'POST', path: string, body: string | undefined): Promise<RawResponse> {
+  private request(endpoint: string, method: 'GET' | 'POST', path: string, body: string | undefined, signal: AbortSignal | undefined): Promise<RawResponse> {
     const url = new URL(path, endpoint.endsWith('/') ? endpoint : `${endpoint}/`);
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = { accept: 'application/json' };
@@ -323,7 +393,8 @@ export class EtcdClient {
       // connected, so a connect that hangs (a member starting up, its accept queue full) would
       // outlast it by seconds and hold up every reconcile that asks the cluster's etcd.
       const deadline = setTimeout(() => req.destroy(new Error(`no response within ${this.timeoutMs} ms`)), this.timeoutMs);
-      const req = https.request(url, { method, agent: this.agent, headers }, (res) => {
+      // An aborted signal destroys the request at once, whatever stage it is in.
+      const req = https.request(url, { method, agent: this.agent, headers, ...(signal ? { signal } : {}) }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {

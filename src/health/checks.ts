@@ -4,9 +4,14 @@
 // apiserver's /metrics (megabytes of text) costs far more than the simple probes.
 import type { Cluster, Machine } from '../api/kinds.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
-import type { ApiServerProbe, ClusterConnections, KubeApi, KubeNode } from '../controllers/connections.js';
-import { hasRole, isDeleting, isStarted } from '../controllers/common.js';
-import { hasComeUp } from './evaluate.js';
+import type { ApiServerProbe, ClusterConnections, KubeApi } from '../clusteraccess/access.js';
+import { agentHealth, agentMetrics } from '../clusteraccess/agents.js';
+import { etcdEndpoints, etcdMembership } from '../clusteraccess/etcd.js';
+import { findMember } from '../etcd/membership.js';
+import type { Node as KubeNode } from '../kube/objects.js';
+import { hasComeUp, hasRole, isStarted } from '../api/machines.js';
+import { isDeleting } from '../api/meta.js';
+import { LABEL_MACHINE } from '../api/wellknown.js';
 import { extractAgent, extractApiServer, extractEtcd } from './prom.js';
 import type { ClusterMetrics, ComponentCheck, HealthReport, NodeHealth } from './types.js';
 
@@ -31,6 +36,8 @@ export interface CheckInput {
   scrape: boolean;
   state: ScrapeState;
   now?: () => number;
+  /** Aborts every probe (Marina is stopping). */
+  signal?: AbortSignal;
 }
 
 /** Pressure conditions that are a problem when True (Ready is a problem when not True). */
@@ -48,6 +55,7 @@ export async function checkCluster(input: CheckInput): Promise<HealthReport> {
   const now = input.now ?? Date.now;
   const started = now();
   const { cluster, connections } = input;
+  const opts = { signal: input.signal };
   const machines = checkedMachines(input.machines);
   const cps = machines.filter((m) => hasRole(m, 'controlplane'));
   const etcds = machines.filter((m) => hasRole(m, 'etcd'));
@@ -62,20 +70,20 @@ export async function checkCluster(input: CheckInput): Promise<HealthReport> {
   const [endpoint, apiservers, etcdChecks, agents, nodes] = await Promise.all([
     timed('endpoint', undefined, async () => {
       if (!kube) return { ok: false, message: 'the cluster has no admin kubeconfig yet' };
-      return kube.readyz();
+      return kube.readyz(opts);
     }),
     Promise.all(
       cps.map(async (m) => {
         const probe = await connections.apiserverAt(cluster, m.status!.address!).catch(() => undefined);
-        return { machine: m, probe, check: await timed('apiserver', m.metadata.name, async () => (probe ? probe.readyz() : { ok: false, message: 'no admin kubeconfig yet' })) };
+        return { machine: m, probe, check: await timed('apiserver', m.metadata.name, async () => (probe ? probe.readyz(opts) : { ok: false, message: 'no admin kubeconfig yet' })) };
       }),
     ),
     checkEtcd(input, etcds),
-    Promise.all(machines.map((m) => checkAgent(m, input.timeoutMs))),
+    Promise.all(machines.map((m) => checkAgent(m, input.timeoutMs, input.signal))),
     (async (): Promise<KubeNode[] | undefined> => {
       if (!kube) return undefined;
       try {
-        return await kube.listNodes();
+        return await kube.listNodes(opts);
       } catch {
         return undefined;
       }
@@ -87,7 +95,7 @@ export async function checkCluster(input: CheckInput): Promise<HealthReport> {
   // Leader election leases: a fresh lease means some controller-manager / scheduler is working.
   // Without a reachable API there is nothing to ask (the endpoint check already fails).
   if (kube && endpoint.ok && cps.length > 0) {
-    checks.push(...(await Promise.all(['kube-controller-manager', 'kube-scheduler'].map((n) => checkLease(kube!, n as LeaseComponent, now())))));
+    checks.push(...(await Promise.all(['kube-controller-manager', 'kube-scheduler'].map((n) => checkLease(kube!, n as LeaseComponent, now(), input.signal)))));
   }
 
   const nodeHealth = nodes ? nodes.map(nodeHealthOf) : [];
@@ -127,12 +135,12 @@ async function checkEtcd(input: CheckInput, etcds: Machine[]): Promise<Component
   if (etcds.length === 0) return [];
   const t0 = Date.now();
   try {
-    const api = await input.connections.etcd(input.cluster, etcds.map((m) => etcdClientURL(m.status!.address!)));
-    if (!api) return etcds.map((m) => ({ component: 'etcd', machine: m.metadata.name, ok: false, message: 'the cluster has no PKI' }));
-    const health = await api.memberHealth();
+    const membership = await etcdMembership(input.connections, input.cluster, etcds, { signal: input.signal });
+    if (!membership) return etcds.map((m) => ({ component: 'etcd', machine: m.metadata.name, ok: false, message: 'the cluster has no PKI' }));
+    const health = await membership.health();
     const latencyMs = Date.now() - t0;
     return etcds.map((m): ComponentCheck => {
-      const member = health.find((h) => h.peerURLs.includes(etcdPeerURL(m.status!.address!)));
+      const member = findMember(health, etcdPeerURL(m.status!.address!));
       if (!member) return { component: 'etcd', machine: m.metadata.name, ok: false, message: 'not a member of the etcd cluster', latencyMs };
       return {
         component: 'etcd',
@@ -148,24 +156,18 @@ async function checkEtcd(input: CheckInput, etcds: Machine[]): Promise<Component
   }
 }
 
-interface AgentHealthBody {
-  ok?: boolean;
-  processes?: { name: string; state: string; ready: boolean; restarts: number; lastError?: string }[];
-}
-
 /** Services whose process state (as the agent reports it) is checked per machine. */
 const PROCESS_COMPONENTS = new Set(['kube-controller-manager', 'kube-scheduler']);
 
-async function checkAgent(m: Machine, timeoutMs: number): Promise<{ machine: Machine; check: ComponentCheck; processChecks: ComponentCheck[] }> {
+async function checkAgent(m: Machine, timeoutMs: number, signal: AbortSignal | undefined): Promise<{ machine: Machine; check: ComponentCheck; processChecks: ComponentCheck[] }> {
   const name = m.metadata.name;
   const url = m.status?.agentURL;
   const t0 = Date.now();
   if (!url) return { machine: m, check: { component: 'agent', machine: name, ok: false, message: 'the provider reports no agent URL' }, processChecks: [] };
   try {
-    const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
-    const body = (await res.json().catch(() => ({}))) as AgentHealthBody;
+    const res = await agentHealth(url, { timeoutMs, ...(signal ? { signal } : {}) });
     const latencyMs = Date.now() - t0;
-    const processes = body.processes ?? [];
+    const processes = res.processes;
     const down = processes.filter((p) => p.state !== 'running' || !p.ready);
     const processChecks = processes
       .filter((p) => PROCESS_COMPONENTS.has(p.name))
@@ -193,9 +195,9 @@ async function checkAgent(m: Machine, timeoutMs: number): Promise<{ machine: Mac
 
 type LeaseComponent = 'kube-controller-manager' | 'kube-scheduler';
 
-async function checkLease(kube: KubeApi, component: LeaseComponent, nowMs: number): Promise<ComponentCheck> {
+async function checkLease(kube: KubeApi, component: LeaseComponent, nowMs: number, signal: AbortSignal | undefined): Promise<ComponentCheck> {
   return timed(component, undefined, async () => {
-    const lease = await kube.getLease('kube-system', component);
+    const lease = await kube.getLease('kube-system', component, { signal });
     if (!lease) return { ok: false, message: 'no leader: the kube-system lease does not exist' };
     const renewed = lease.renewTime ? Date.parse(lease.renewTime) : NaN;
     const duration = (lease.leaseDurationSeconds ?? 15) * 1000;
@@ -217,7 +219,7 @@ function nodeHealthOf(node: KubeNode): NodeHealth {
   const status = ready?.status === 'True' || ready?.status === 'False' ? ready.status : 'Unknown';
   return {
     name: node.metadata.name,
-    machine: node.metadata.labels?.['marina.dev/machine'] ?? node.metadata.name,
+    machine: node.metadata.labels?.[LABEL_MACHINE] ?? node.metadata.name,
     ready: status,
     problems,
     ...(node.spec?.unschedulable ? { unschedulable: true } : {}),
@@ -233,13 +235,13 @@ async function scrape(
 ): Promise<ClusterMetrics> {
   const { state } = input;
   const at = new Date(now()).toISOString();
-  const etcdApi = etcds.length > 0 ? await input.connections.etcd(input.cluster, etcds.map((m) => etcdClientURL(m.status!.address!))).catch(() => undefined) : undefined;
+  const etcdApi = etcds.length > 0 ? await input.connections.etcd(input.cluster, etcdEndpoints(etcds)).catch(() => undefined) : undefined;
   const [etcd, apis, machines] = await Promise.all([
     Promise.all(
       etcds.map(async (m) => {
         if (!etcdApi) return undefined;
         try {
-          const text = await etcdApi.metrics(etcdClientURL(m.status!.address!));
+          const text = await etcdApi.metrics(etcdClientURL(m.status!.address!), { signal: input.signal });
           const r = extractEtcd(m.metadata.name, text, state.etcd.get(m.metadata.name));
           state.etcd.set(m.metadata.name, r.state);
           return r.metrics;
@@ -252,7 +254,7 @@ async function scrape(
       apiservers.map(async ({ machine, probe }) => {
         if (!probe) return undefined;
         try {
-          const r = extractApiServer(machine.metadata.name, await probe.metrics(), state.apiservers.get(machine.metadata.name));
+          const r = extractApiServer(machine.metadata.name, await probe.metrics({ signal: input.signal }), state.apiservers.get(machine.metadata.name));
           state.apiservers.set(machine.metadata.name, r.state);
           return r.metrics;
         } catch {
@@ -265,9 +267,9 @@ async function scrape(
         const url = machine.status?.agentURL;
         if (!url || !check.ok) return undefined;
         try {
-          const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(input.timeoutMs) });
-          if (res.status !== 200) return undefined;
-          const r = extractAgent(machine.metadata.name, await res.text(), state.agents.get(machine.metadata.name), now());
+          const text = await agentMetrics(url, { timeoutMs: input.timeoutMs, ...(input.signal ? { signal: input.signal } : {}) });
+          if (text === undefined) return undefined;
+          const r = extractAgent(machine.metadata.name, text, state.agents.get(machine.metadata.name), now());
           state.agents.set(machine.metadata.name, r.state);
           return r.metrics;
         } catch {

@@ -2,16 +2,18 @@
 // the complete set of alerts each evaluator currently sees. Pure functions: the caller hands the
 // result to AlertManager.sync, which opens, keeps and resolves Alert objects level-based.
 import type { ResolvedHealth } from '../api/healing-policy.js';
-import type { Cluster, Machine } from '../api/kinds.js';
+import type { Cluster, HealthSummary, Machine } from '../api/kinds.js';
 import type { AlertInput } from '../alerts/manager.js';
 import { RULES } from '../alerts/manager.js';
-import { getCondition } from '../runtime/conditions.js';
+import { getCondition } from '../api/conditions.js';
+import { hasComeUp } from '../api/machines.js';
+import { ClusterCondition, MachineCondition } from '../api/wellknown.js';
 import type { ComponentCheck, HealthReport, HealthSample } from './types.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
 /** The Cluster conditions whose loss makes the cluster itself unhealthy. */
-const CORE_CONDITIONS = ['PKIReady', 'EndpointReady', 'EtcdReady', 'ControlPlaneReady'] as const;
+const CORE_CONDITIONS = [ClusterCondition.PKIReady, ClusterCondition.EndpointReady, ClusterCondition.EtcdReady, ClusterCondition.ControlPlaneReady] as const;
 
 /** Components without which the cluster's API stops: their failure is critical. */
 const CRITICAL: ReadonlySet<ComponentCheck['component']> = new Set(['endpoint', 'etcd']);
@@ -79,12 +81,6 @@ export function healthAlerts(report: HealthReport, cluster: Cluster, policy: Res
   return out;
 }
 
-/** A machine that has been up once: its Healthy condition left the Provisioning state. */
-export function hasComeUp(m: Machine): boolean {
-  const h = getCondition(m.status?.conditions, 'Healthy');
-  return m.status?.phase === 'Running' || (h !== undefined && h.reason !== 'Provisioning');
-}
-
 /** NodeProvisioningSlow per machine and ClusterProvisioningSlow. */
 export function provisioningAlerts(cluster: Cluster, machines: Machine[], policy: ResolvedHealth, nowMs: number): AlertInput[] {
   const out: AlertInput[] = [];
@@ -93,8 +89,8 @@ export function provisioningAlerts(cluster: Cluster, machines: Machine[], policy
     if (m.metadata.deletionTimestamp || hasComeUp(m) || m.status?.phase === 'Failed') continue;
     const ms = age(m.metadata.creationTimestamp);
     if (ms < policy.nodeProvisioningAlertSeconds * 1000) continue;
-    const waiting = getCondition(m.status?.conditions, 'Bootstrapped');
-    const node = getCondition(m.status?.conditions, 'NodeReady');
+    const waiting = getCondition(m.status?.conditions, MachineCondition.Bootstrapped);
+    const node = getCondition(m.status?.conditions, MachineCondition.NodeReady);
     const why = waiting?.status === 'False' ? `${waiting.reason}: ${waiting.message}` : node && node.status !== 'True' ? `${node.reason}: ${node.message}` : (m.status?.phase ?? 'Pending');
     out.push({
       rule: RULES.NodeProvisioningSlow,
@@ -107,7 +103,7 @@ export function provisioningAlerts(cluster: Cluster, machines: Machine[], policy
   if (!cluster.metadata.deletionTimestamp && !hasBeenReady(cluster) && cluster.status?.phase !== 'Failed') {
     const ms = age(cluster.metadata.creationTimestamp);
     if (ms >= policy.clusterProvisioningAlertSeconds * 1000) {
-      const ready = getCondition(cluster.status?.conditions, 'Ready');
+      const ready = getCondition(cluster.status?.conditions, ClusterCondition.Ready);
       out.push({
         rule: RULES.ClusterProvisioningSlow,
         severity: 'warning',
@@ -152,3 +148,17 @@ export function sampleOf(report: HealthReport): HealthSample {
 }
 
 const round = (x: number): number => Math.round(x * 1000) / 1000;
+
+/** The summary of a health report kept in Cluster.status.health. */
+export function healthSummary(report: HealthReport): HealthSummary {
+  const failing = [
+    ...report.checks.filter((c) => !c.ok).map((c) => `${c.component}${c.machine ? `/${c.machine}` : ''}: ${c.message}`),
+    ...report.nodes.flatMap((n) => n.problems.map((p) => `node/${n.name}: ${p.type}=${p.status}${p.reason ? ` (${p.reason})` : ''}`)),
+  ];
+  return {
+    healthy: report.healthy,
+    failing: failing.slice(0, 20).map((f) => f.slice(0, 256)),
+    nodesReady: report.nodes.filter((n) => n.ready === 'True').length,
+    nodesTotal: report.nodes.length,
+  };
+}

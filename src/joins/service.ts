@@ -1,12 +1,22 @@
 // Join tokens and the join itself, on top of the store and the import provider. The REST routes
 // (src/server/routes/join-tokens.ts for people, routes/joins.ts for agents) are thin shells
 // around this.
+import { getCondition } from '../api/conditions.js';
 import { ApiError } from '../api/errors.js';
-import { ANNOTATION_APPROVAL, ANNOTATION_HOSTNAME, ANNOTATION_JOIN_TOKEN, LABEL_JOIN_TOKEN } from '../api/imports.js';
-import type { Cluster, Machine, NodePool, Secret } from '../api/kinds.js';
-import { API_VERSION } from '../api/meta.js';
-import { getCondition } from '../runtime/conditions.js';
-import { LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL, machineName } from '../controllers/common.js';
+import type { Cluster, Machine, NodePool } from '../api/kinds.js';
+import { API_VERSION, isDeleting } from '../api/meta.js';
+import {
+  ANNOTATION_APPROVAL,
+  ANNOTATION_HOSTNAME,
+  ANNOTATION_JOIN_TOKEN,
+  LABEL_CLUSTER,
+  LABEL_JOIN_TOKEN,
+  LABEL_NODEPOOL,
+  LABEL_POOL,
+  MachineCondition,
+} from '../api/wellknown.js';
+import { machineName } from '../controllers/common.js';
+import { typed } from '../store/typed.js';
 import type { Store } from '../store/types.js';
 import type { ImportProvider, ImportRecord } from '../providers/import/index.js';
 import {
@@ -55,10 +65,20 @@ export interface JoinResult {
 }
 
 export class JoinService {
+  private readonly clusters;
+  private readonly nodePools;
+  private readonly machines;
+  private readonly secrets;
+
   constructor(
-    private readonly store: Store,
+    store: Store,
     private readonly imports: ImportProvider,
-  ) {}
+  ) {
+    this.clusters = typed(store, 'Cluster');
+    this.nodePools = typed(store, 'NodePool');
+    this.machines = typed(store, 'Machine');
+    this.secrets = typed(store, 'Secret');
+  }
 
   // ---------------------------------------------------------------- tokens (people)
 
@@ -85,15 +105,15 @@ export class JoinService {
       ...(req.description ? { description: req.description } : {}),
       usedBy: [],
     };
-    await this.store.create(tokenSecret(project, record, hashToken(token)));
+    await this.secrets.create(tokenSecret(project, record, hashToken(token)));
     return { record, token };
   }
 
   async listTokens(project: string, clusterName: string): Promise<JoinTokenInfo[]> {
     await this.cluster(project, clusterName);
-    const page = await this.store.list('Secret', { project, labelSelector: `${LABEL_JOIN_TOKEN},${LABEL_CLUSTER}=${clusterName}` });
-    return page.items
-      .map((s) => recordOf(s as Secret))
+    const secrets = await this.secrets.list({ project, labelSelector: `${LABEL_JOIN_TOKEN},${LABEL_CLUSTER}=${clusterName}` });
+    return secrets
+      .map(recordOf)
       .filter((r): r is JoinTokenRecord => r !== undefined)
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
       .map((r) => ({ ...r, state: tokenState(r) }));
@@ -102,13 +122,13 @@ export class JoinService {
   /** Revoked tokens are kept (a server that tries one is told it was revoked) until the cluster goes. */
   async revokeToken(project: string, clusterName: string, id: string): Promise<JoinTokenRecord> {
     for (;;) {
-      const secret = (await this.store.get({ kind: 'Secret', project, name: secretName(id) })) as Secret | undefined;
+      const secret = await this.secrets.get(project, secretName(id));
       const record = secret ? recordOf(secret) : undefined;
       if (!secret || !record || record.cluster !== clusterName) throw new ApiError(404, 'NotFound', `join token ${JSON.stringify(id)} not found in cluster ${clusterName}`);
       if (record.revokedAt) return record;
       const next = { ...record, revokedAt: new Date().toISOString() };
       try {
-        await this.store.update({ ...secret, spec: { ...secret.spec, data: { ...secret.spec.data, record: JSON.stringify(next) } } });
+        await this.secrets.update({ ...secret, spec: { ...secret.spec, data: { ...secret.spec.data, record: JSON.stringify(next) } } });
         return next;
       } catch (err) {
         if (!(err instanceof ApiError && err.code === 409)) throw err;
@@ -127,8 +147,8 @@ export class JoinService {
     if (!m) throw ApiError.unauthorized('not a join token (expected the form abcdef.0123456789abcdef)');
     const id = m[1]!;
     for (;;) {
-      const page = await this.store.list('Secret', { labelSelector: `${LABEL_JOIN_TOKEN}=${id}` });
-      const secret = (page.items as Secret[]).find((s) => s.metadata.name === secretName(id) && matches(s, token));
+      const candidates = await this.secrets.list({ labelSelector: `${LABEL_JOIN_TOKEN}=${id}` });
+      const secret = candidates.find((s) => s.metadata.name === secretName(id) && matches(s, token));
       const record = secret ? recordOf(secret) : undefined;
       if (!secret || !record) throw ApiError.unauthorized('join token is not valid');
       const why = refusal(record);
@@ -145,12 +165,12 @@ export class JoinService {
       // token cannot both win.
       const claimed = { ...record, usedBy: [...record.usedBy, name] };
       try {
-        await this.store.update({ ...secret, spec: { ...secret.spec, data: { ...secret.spec.data, record: JSON.stringify(claimed) } } });
+        await this.secrets.update({ ...secret, spec: { ...secret.spec, data: { ...secret.spec.data, record: JSON.stringify(claimed) } } });
       } catch (err) {
         if (err instanceof ApiError && err.code === 409) continue;
         throw err;
       }
-      const machine = (await this.store.create(this.machineFor(project, cluster, pool, name, record, facts))) as Machine;
+      const machine = await this.machines.create(this.machineFor(project, cluster, pool, name, record, facts));
       const credential = this.imports.register(
         { project, cluster: record.cluster, name, uid: machine.metadata.uid ?? '' },
         { address: facts.address, hostname: facts.hostname },
@@ -161,9 +181,9 @@ export class JoinService {
 
   /** Why an imported machine is not started yet, in words for the server's operator. */
   async waitingMessage(r: ImportRecord): Promise<string> {
-    const machine = (await this.store.get({ kind: 'Machine', project: r.project, name: r.name })) as Machine | undefined;
+    const machine = await this.machines.get(r.project, r.name);
     if (!machine) return `machine ${r.name} no longer exists`;
-    const c = getCondition(machine.status?.conditions, 'Bootstrapped');
+    const c = getCondition(machine.status?.conditions, MachineCondition.Bootstrapped);
     return c && c.status !== 'True' ? `${c.reason}: ${c.message}` : `machine ${r.name} is ${machine.status?.phase ?? 'Pending'}`;
   }
 
@@ -200,20 +220,20 @@ export class JoinService {
   }
 
   private async cluster(project: string, name: string): Promise<Cluster> {
-    const c = (await this.store.get({ kind: 'Cluster', project, name })) as Cluster | undefined;
-    if (!c || c.metadata.deletionTimestamp) throw ApiError.notFound('Cluster', name);
+    const c = await this.clusters.get(project, name);
+    if (!c || isDeleting(c)) throw ApiError.notFound('Cluster', name);
     return c;
   }
 
   private async nodePool(project: string, cluster: string, pool: string): Promise<NodePool> {
-    const page = await this.store.list('NodePool', { project, labelSelector: `${LABEL_CLUSTER}=${cluster},${LABEL_POOL}=${pool}` });
-    const p = (page.items as NodePool[]).find((x) => !x.metadata.deletionTimestamp);
+    const pools = await this.nodePools.list({ project, labelSelector: `${LABEL_CLUSTER}=${cluster},${LABEL_POOL}=${pool}` });
+    const p = pools.find((x) => !isDeleting(x));
     if (!p) throw new ApiError(409, 'Conflict', `pool ${pool} of cluster ${cluster} does not exist (yet)`);
     return p;
   }
 
   private async poolMachines(project: string, pool: NodePool): Promise<Machine[]> {
-    const page = await this.store.list('Machine', { project, labelSelector: `${LABEL_NODEPOOL}=${pool.metadata.name}` });
-    return (page.items as Machine[]).filter((m) => !m.metadata.deletionTimestamp);
+    const machines = await this.machines.list({ project, labelSelector: `${LABEL_NODEPOOL}=${pool.metadata.name}` });
+    return machines.filter((m) => !isDeleting(m));
   }
 }

@@ -4,9 +4,9 @@
 // project (`join-token-<id>`, type marina.dev/join-token, labelled with the cluster), so it goes
 // with the cluster; the token itself is shown once, in the answer that creates it.
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
-import { JOIN_TOKEN_SECRET_TYPE, LABEL_JOIN_TOKEN } from '../api/imports.js';
 import type { Secret } from '../api/kinds.js';
 import { API_VERSION } from '../api/meta.js';
+import { LABEL_CLUSTER, LABEL_JOIN_TOKEN, LABEL_POOL, SECRET_TYPE_JOIN_TOKEN } from '../api/wellknown.js';
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 export const TOKEN_PATTERN = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
@@ -66,14 +66,14 @@ export function tokenSecret(project: string, r: JoinTokenRecord, hash: string): 
     metadata: {
       name: secretName(r.id),
       project,
-      labels: { 'marina.dev/cluster': r.cluster, 'marina.dev/pool': r.pool, [LABEL_JOIN_TOKEN]: r.id },
+      labels: { [LABEL_CLUSTER]: r.cluster, [LABEL_POOL]: r.pool, [LABEL_JOIN_TOKEN]: r.id },
     },
-    spec: { type: JOIN_TOKEN_SECRET_TYPE, data: { sha256: hash, record: JSON.stringify(r) } },
+    spec: { type: SECRET_TYPE_JOIN_TOKEN, data: { sha256: hash, record: JSON.stringify(r) } },
   };
 }
 
 export function recordOf(secret: Secret): JoinTokenRecord | undefined {
-  if (secret.spec.type !== JOIN_TOKEN_SECRET_TYPE) return undefined;
+  if (secret.spec.type !== SECRET_TYPE_JOIN_TOKEN) return undefined;
   try {
     return JSON.parse(secret.spec.data.record ?? '') as JoinTokenRecord;
   } catch {

@@ -19,6 +19,7 @@ import {
   type WatchEvent,
 } from './client.js';
 import { buildKubeconfig, createCA, issueCertificate } from '../pki/index.js';
+import { blackHole } from '../../test/support/black-hole.js';
 
 interface Seen {
   method: string;
@@ -437,5 +438,23 @@ test('a failing onEvent handler is reported and does not stop the watch', async 
     c.close(); // close() stops every watch of the client
     await w.done;
     await srv.close();
+  }
+});
+
+test('an aborted call ends at once and closes its connection', async () => {
+  // Accepts connections and never answers (not even the TLS handshake): only the abort ends the call.
+  const hole = await blackHole();
+  const c = new KubeClient({ server: hole.url, insecureSkipTLSVerify: true }, { timeoutMs: 600_000 });
+  try {
+    const ctl = new AbortController();
+    const call = c.get(Resources.nodes, 'n1', { signal: ctl.signal });
+    await hole.connected();
+    ctl.abort(new Error('stopping'));
+    await assert.rejects(call, (err: unknown) => err instanceof KubeError && err.code === 0);
+    await hole.allClosed();
+    await assert.rejects(c.patch(Resources.nodes, 'n1', {}, { type: 'merge', signal: ctl.signal }), KubeError, 'an aborted signal fails a new call too');
+  } finally {
+    c.close();
+    await hole.close();
   }
 });

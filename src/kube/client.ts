@@ -13,6 +13,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
@@ -285,14 +286,19 @@ export interface KubeClientOptions {
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
-export interface GetOptions {
+/** Every call takes an optional AbortSignal: aborting it ends the call at once (a KubeError, code 0). */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface GetOptions extends CallOptions {
   namespace?: string;
   subresource?: string;
   /** `"0"` reads from the API server's watch cache (cheaper, possibly stale). */
   resourceVersion?: string;
 }
 
-export interface ListOptions {
+export interface ListOptions extends CallOptions {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
@@ -302,7 +308,7 @@ export interface ListOptions {
   resourceVersionMatch?: 'Exact' | 'NotOlderThan';
 }
 
-export interface WriteOptions {
+export interface WriteOptions extends CallOptions {
   namespace?: string;
   fieldManager?: string;
   dryRun?: boolean;
@@ -324,7 +330,7 @@ export interface Preconditions {
   resourceVersion?: string;
 }
 
-export interface DeleteOptions {
+export interface DeleteOptions extends CallOptions {
   namespace?: string;
   gracePeriodSeconds?: number;
   propagationPolicy?: 'Orphan' | 'Background' | 'Foreground';
@@ -339,7 +345,7 @@ const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
   apply: 'application/apply-patch+yaml',
 };
 
-export interface RawRequest {
+export interface RawRequest extends CallOptions {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
   query?: Query;
@@ -412,17 +418,8 @@ interface RawResponse {
   body: Buffer;
 }
 
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+/** Waits `ms`, or less when `signal` aborts (then it resolves: the caller checks whether it stopped). */
+const pause = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, undefined, { signal }).catch(() => undefined);
 
 function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer): KubeError {
   const retryAfterHeader = Number(headers['retry-after']);
@@ -509,7 +506,7 @@ export class KubeClient {
   // -------------------------------------------------------------------------------------------
   // transport
 
-  private requestOptions(method: string, pathAndQuery: string, headers: http.OutgoingHttpHeaders): http.RequestOptions {
+  private requestOptions(method: string, pathAndQuery: string, headers: http.OutgoingHttpHeaders, signal?: AbortSignal): http.RequestOptions {
     const basePath = this.url.pathname.replace(/\/+$/, '');
     const h: http.OutgoingHttpHeaders = { 'user-agent': this.userAgent, accept: 'application/json', ...headers };
     if (this.token) h.authorization = `Bearer ${this.token}`;
@@ -521,6 +518,8 @@ export class KubeClient {
       path: basePath + pathAndQuery,
       agent: this.agent,
       headers: h,
+      // An aborted signal destroys the request at once, whatever stage it is in.
+      ...(signal ? { signal } : {}),
     };
   }
 
@@ -531,7 +530,7 @@ export class KubeClient {
         headers['content-type'] = req.contentType ?? 'application/json';
         headers['content-length'] = payload.length;
       }
-      const r = this.transport.request(this.requestOptions(req.method, req.path + buildQuery(req.query), headers), (res) => {
+      const r = this.transport.request(this.requestOptions(req.method, req.path + buildQuery(req.query), headers, req.signal), (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), reused: r.reusedSocket }));
@@ -568,7 +567,8 @@ export class KubeClient {
       // A keep-alive socket the server closed just as we reused it: the request never reached the
       // server, so one retry is safe (except for POST, where we cannot be sure).
       const e = err as NodeJS.ErrnoException & { reused?: boolean };
-      if (!(err instanceof KubeError) && e.reused && req.method !== 'POST' && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
+      const retry = !(err instanceof KubeError) && e.reused && req.method !== 'POST' && (e.code === 'ECONNRESET' || e.code === 'EPIPE');
+      if (retry && !req.signal?.aborted) {
         try {
           res = await this.sendOnce(req, payload);
         } catch (err2) {
@@ -597,7 +597,7 @@ export class KubeClient {
 
   async get<T extends KubeObject = KubeObject>(res: ResourceType, name: string, opts: GetOptions = {}): Promise<T> {
     const path = resourcePath(res, { namespace: this.ns(res, opts.namespace, 'get'), name, subresource: opts.subresource });
-    return this.request<T>({ method: 'GET', path, query: { resourceVersion: opts.resourceVersion } });
+    return this.request<T>({ method: 'GET', path, query: { resourceVersion: opts.resourceVersion }, signal: opts.signal });
   }
 
   /** One page; follow `metadata.continue` yourself or use listAll. Without `namespace`, all namespaces. */
@@ -614,6 +614,7 @@ export class KubeClient {
         resourceVersion: opts.resourceVersion,
         resourceVersionMatch: opts.resourceVersionMatch,
       },
+      signal: opts.signal,
     });
   }
 
@@ -639,7 +640,7 @@ export class KubeClient {
   /** POST. The namespace defaults to `obj.metadata.namespace`. */
   async create<T extends KubeObject>(res: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
     const path = resourcePath(res, { namespace: this.ns(res, opts.namespace ?? obj.metadata?.namespace, 'create') });
-    return this.request<T>({ method: 'POST', path, query: this.writeQuery(opts), body: obj });
+    return this.request<T>({ method: 'POST', path, query: this.writeQuery(opts), body: obj, signal: opts.signal });
   }
 
   /** PUT of the whole object (or a subresource such as `status`); name and namespace come from obj. */
@@ -651,7 +652,7 @@ export class KubeClient {
       name,
       subresource: opts.subresource,
     });
-    return this.request<T>({ method: 'PUT', path, query: this.writeQuery(opts), body: obj });
+    return this.request<T>({ method: 'PUT', path, query: this.writeQuery(opts), body: obj, signal: opts.signal });
   }
 
   /**
@@ -664,7 +665,7 @@ export class KubeClient {
     const path = resourcePath(res, { namespace: this.ns(res, opts.namespace, 'patch'), name, subresource: opts.subresource });
     const query = this.writeQuery(opts);
     if (opts.type === 'apply' && opts.force) query.force = true;
-    return this.request<T>({ method: 'PATCH', path, query, body: patch, contentType: PATCH_CONTENT_TYPES[opts.type] });
+    return this.request<T>({ method: 'PATCH', path, query, body: patch, contentType: PATCH_CONTENT_TYPES[opts.type], signal: opts.signal });
   }
 
   /** Server-side apply of a whole (partial) object: name/namespace from obj. */
@@ -690,7 +691,7 @@ export class KubeClient {
     if (opts.propagationPolicy) body.propagationPolicy = opts.propagationPolicy;
     if (opts.preconditions) body.preconditions = opts.preconditions;
     if (opts.dryRun) body.dryRun = ['All'];
-    return this.request({ method: 'DELETE', path, body });
+    return this.request({ method: 'DELETE', path, body, signal: opts.signal });
   }
 
   /**
@@ -700,7 +701,7 @@ export class KubeClient {
   async evict(
     namespace: string,
     name: string,
-    opts: { gracePeriodSeconds?: number; preconditions?: Preconditions; dryRun?: boolean } = {},
+    opts: CallOptions & { gracePeriodSeconds?: number; preconditions?: Preconditions; dryRun?: boolean } = {},
   ): Promise<void> {
     const deleteOptions: Record<string, unknown> = {};
     if (opts.gracePeriodSeconds !== undefined) deleteOptions.gracePeriodSeconds = opts.gracePeriodSeconds;
@@ -710,6 +711,7 @@ export class KubeClient {
       method: 'POST',
       path: resourcePath(Resources.pods, { namespace, name, subresource: 'eviction' }),
       body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace }, deleteOptions },
+      signal: opts.signal,
     });
   }
 
@@ -811,7 +813,7 @@ class ListWatch<T extends KubeObject> implements Watcher<T> {
           delay = initial;
           continue;
         }
-        await sleep(delay, this.abort.signal);
+        await pause(delay, this.abort.signal);
         delay = Math.min(delay * 2, max);
       } catch (err) {
         if (this.stopped) break;
@@ -821,7 +823,7 @@ class ListWatch<T extends KubeObject> implements Watcher<T> {
           continue;
         }
         this.report(err);
-        await sleep(delay * (0.75 + Math.random() / 2), this.abort.signal);
+        await pause(delay * (0.75 + Math.random() / 2), this.abort.signal);
         delay = Math.min(delay * 2, max);
       }
     }

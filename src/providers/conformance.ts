@@ -1,10 +1,11 @@
 // The shared conformance suite every infrastructure provider passes (run from each provider's own
 // test file). It checks the contract's promises: idempotent calls, re-adoption by a new provider
-// instance (a Marina restart), distinct addresses, stable endpoints and complete clean-up.
+// instance (a Marina restart), distinct addresses, stable endpoints, complete clean-up, and an
+// inventory (listMachines) that names every machine by the uid it was made for.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { ProviderError, type ClusterRef, type InfrastructureProvider, type MachineBootstrap, type MachineDescription, type MachineRef } from './contract.js';
+import { createsMachines, ProviderError, type ClusterRef, type InfrastructureProvider, type MachineBootstrap, type MachineDescription, type MachineRef, type ProviderMachine } from './contract.js';
 
 export interface ConformanceHarness {
   /** A provider instance; called again to simulate a restart of Marina on the same state. */
@@ -30,7 +31,7 @@ export function describeProviderConformance(name: string, harness: ConformanceHa
     const cluster: ClusterRef = { project: 'conformance', name: 'c1', uid: randomUUID() };
     const machine = (n: string): MachineRef => ({ project: cluster.project, cluster: cluster.name, name: n, uid: randomUUID() });
     const created: MachineRef[] = [];
-    const joins = provider.capabilities?.createsMachines === false;
+    const joins = !createsMachines(provider);
     const hasEndpoints = provider.capabilities?.endpoints !== false;
     if (joins && !harness.join) throw new Error(`provider ${name} cannot create machines: its harness must implement join()`);
     /** prepareMachine, after the machine joined when the provider cannot create it. */
@@ -70,6 +71,17 @@ export function describeProviderConformance(name: string, harness: ConformanceHa
       assert.fail(`machine ${m.name} not ${state} in time; last state ${last.state}`);
     }
 
+    const listed = async (m: MachineRef, p = provider): Promise<ProviderMachine | undefined> => {
+      const all = await p.listMachines();
+      const mine = all.filter((x) => x.ref.uid === m.uid);
+      assert.ok(mine.length <= 1, `machine ${m.name} listed ${mine.length} times`);
+      return mine[0];
+    };
+
+    it('says whether the orphan sweep may delete its machines', () => {
+      assert.equal(typeof provider.sweepOrphans, 'boolean');
+    });
+
     it('reports an unknown machine as Missing', async () => {
       assert.equal((await provider.describeMachine(machine('never-made'))).state, 'Missing');
     });
@@ -84,8 +96,12 @@ export function describeProviderConformance(name: string, harness: ConformanceHa
       assert.deepEqual(again, first);
       assert.notEqual(other.address, first.address);
       assert.ok(first.providerID.length > 0);
+      const inventory = await listed(a);
+      assert.deepEqual(inventory && { ...inventory.ref, providerID: inventory.providerID }, { ...a, providerID: first.providerID }, 'a prepared machine is listed');
+      assert.ok(await listed(b), 'every prepared machine is listed');
       await deleteEventually(b);
       created.splice(created.indexOf(b), 1);
+      assert.equal(await listed(b), undefined, 'a deleted machine is no longer listed');
     });
 
     it('starts a machine, keeps one copy on a repeated start, and a restarted provider re-adopts it', async () => {
@@ -99,10 +115,13 @@ export function describeProviderConformance(name: string, harness: ConformanceHa
       const again = await provider.describeMachine(m);
       assert.deepEqual(again.providerStatus, running.providerStatus, 'a second start made a second machine');
 
+      assert.equal((await listed(m))?.state, 'Running');
+
       const restarted = harness.newProvider();
       const adopted = await restarted.describeMachine(m);
       assert.equal(adopted.state, 'Running');
       assert.deepEqual(adopted.providerStatus, running.providerStatus);
+      assert.equal((await listed(m, restarted))?.ref.name, m.name, 'a restarted provider lists what runs');
       await restarted.close();
     });
 
@@ -112,12 +131,20 @@ export function describeProviderConformance(name: string, harness: ConformanceHa
       assert.equal((await provider.describeMachine(impostor)).state, 'Missing');
     });
 
+    it('deleting with another uid leaves the machine of the same name alone', async () => {
+      const first = created.find((m) => m.name === 'm-run')!;
+      await provider.deleteMachine({ ...first, uid: randomUUID() });
+      assert.equal((await provider.describeMachine(first)).state, 'Running');
+      assert.ok(await listed(first));
+    });
+
     it('deletes a machine completely, and deleting again succeeds', async () => {
       const m = created.find((x) => x.name === 'm-run')!;
       const last = await provider.describeMachine(m);
       await deleteEventually(m);
       assert.equal((await provider.describeMachine(m)).state, 'Missing');
       await harness.assertMachineGone(m, last);
+      assert.equal(await listed(m), undefined, 'a deleted machine is no longer listed');
       await provider.deleteMachine(m);
       created.splice(created.indexOf(m), 1);
     });

@@ -11,7 +11,13 @@
 //   describeMachine → what runs now; `Missing` when the provider has no trace of it.
 //   deleteMachine   → everything the provider created for the machine is gone (idempotent).
 // Every call is idempotent: after a Marina restart the controller simply calls them again and the
-// provider re-adopts what already exists instead of creating a second copy.
+// provider re-adopts what already exists instead of creating a second copy — including a start
+// that was in flight when Marina died: a provider finds what it started by the machine's uid, not
+// only by a record it writes after the fact.
+//
+// listMachines is the inventory the orphan sweep (src/controllers/orphans.ts) compares with the
+// Machine objects: what it lists that no Machine accounts for (by uid) is reported and, after a
+// grace period, deleted through deleteMachine — unless the provider sets `sweepOrphans` false.
 
 export interface MachineRef {
   project: string;
@@ -105,6 +111,11 @@ export interface ProviderCapabilities {
   endpoints?: boolean;
 }
 
+/** Whether the provider creates machines itself (false: imported servers, which join by themselves). */
+export function createsMachines(provider: Pick<InfrastructureProvider, 'capabilities'>): boolean {
+  return provider.capabilities?.createsMachines !== false;
+}
+
 /** Everything a machine needs to join its cluster: the provider-neutral "user-data". */
 export interface MachineBootstrap {
   kubernetesVersion: string;
@@ -116,6 +127,12 @@ export interface MachineBootstrap {
   node?: BootstrapNode;
   /** HTTPS client credentials (relative file paths) to check services' readyUrl. */
   probeTls?: { ca: string; cert: string; key: string };
+  /**
+   * Ports of the machine's services that must also answer on 127.0.0.1: kube-apiserver's
+   * ComponentStatus probes kube-controller-manager and kube-scheduler there, at a fixed address,
+   * while they serve on the machine's. The machine agent relays them (src/agent/loopback-relay.ts).
+   */
+  loopbackPorts?: number[];
 }
 
 export type MachineState = 'Provisioning' | 'Running' | 'Failed' | 'Missing';
@@ -133,6 +150,14 @@ export interface MachineDescription {
   providerStatus?: Record<string, unknown>;
 }
 
+/** One machine of the provider's inventory (listMachines). */
+export interface ProviderMachine {
+  /** Project, cluster and name of the machine, and the uid of the Machine object it was made for. */
+  ref: MachineRef;
+  providerID: string;
+  state: MachineState;
+}
+
 export interface EndpointDescription {
   /** https://host:port of the cluster's API load balancer. */
   url: string;
@@ -140,24 +165,50 @@ export interface EndpointDescription {
   port: number;
 }
 
+/**
+ * Passed to every call: `signal` aborts when Marina stops and the call outlived the stop grace
+ * period. A provider that waits on remote APIs should pass it on; one whose calls are quick may
+ * ignore it. An aborted call may have taken effect or not: the next call (after a restart) finds out.
+ */
+export interface ProviderCallOptions {
+  signal?: AbortSignal;
+}
+
 export interface InfrastructureProvider {
   readonly name: string;
   readonly capabilities?: ProviderCapabilities;
 
   /** Allocates identity and address; returns the same answer when called again. */
-  prepareMachine(machine: MachineRef): Promise<PreparedMachine>;
+  prepareMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<PreparedMachine>;
   /** Boots the machine; a machine that already runs with the same uid is left as is. */
-  startMachine(machine: MachineRef, bootstrap: MachineBootstrap): Promise<MachineDescription>;
-  describeMachine(machine: MachineRef): Promise<MachineDescription>;
-  /** Stops and removes everything of the machine; succeeds when it is already gone. */
-  deleteMachine(machine: MachineRef): Promise<void>;
+  startMachine(machine: MachineRef, bootstrap: MachineBootstrap, opts?: ProviderCallOptions): Promise<MachineDescription>;
+  describeMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<MachineDescription>;
+  /**
+   * Stops and removes everything of the machine made for this uid; succeeds when it is already
+   * gone. What the provider holds under the same name for another uid is left alone.
+   */
+  deleteMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<void>;
+
+  /**
+   * Every machine this provider made and still holds — prepared, running or failed — with the
+   * uid it was made for, including machines no record of Marina knows any more (a start in flight
+   * when Marina died). Only machines the provider owns, i.e. created and would delete, are listed:
+   * never something it merely observes or adopted from elsewhere.
+   */
+  listMachines(): Promise<ProviderMachine[]>;
+  /**
+   * Whether the orphan sweep may delete a listed machine that no Machine object accounts for.
+   * false for providers whose machines are not Marina's to destroy (e.g. imported servers): the
+   * sweep never touches them.
+   */
+  readonly sweepOrphans: boolean;
 
   /**
    * The cluster's stable API endpoint (a TCP load balancer). Its address is fixed on first call so
    * certificates can name it; `backends` (host:port of every apiserver) may change on every call.
    */
-  ensureEndpoint(cluster: ClusterRef, backends: string[]): Promise<EndpointDescription>;
-  deleteEndpoint(cluster: ClusterRef): Promise<void>;
+  ensureEndpoint(cluster: ClusterRef, backends: string[], opts?: ProviderCallOptions): Promise<EndpointDescription>;
+  deleteEndpoint(cluster: ClusterRef, opts?: ProviderCallOptions): Promise<void>;
 
   /**
    * Optional: `ip:port` where this provider's real nodes of the cluster reach its API endpoint
@@ -168,10 +219,49 @@ export interface InfrastructureProvider {
 
   /** Releases all provider state; running machines keep running (they survive a Marina restart). */
   close(): Promise<void>;
+
+  /** Day-2 actions on a machine's services (restore); absent: the provider offers none. */
+  readonly actions?: MachineActions;
+}
+
+/** What a restore hands each etcd machine: the snapshot (a file on Marina's host) and its member's place in the new cluster. */
+export interface EtcdRestoreRequest {
+  /** Identifies the restore: a repeated call with the same id is answered from the machine's record. */
+  id: string;
+  /** Absolute path of the (decrypted, verified) snapshot on Marina's host. */
+  snapshotPath: string;
+  sha256: string;
+  /** This member's name and peer URL, and every member as `name=peerURL,...`. */
+  memberName: string;
+  peerURL: string;
+  initialCluster: string;
+  /** A new token: the restored members form a new etcd cluster (a new cluster ID). */
+  clusterToken: string;
+  bumpRevision: number;
+}
+
+/**
+ * Machine-level actions of day-2 operations, provider-neutral: the machine agent performs them
+ * (src/agent/control.ts); a provider only carries the call to the machine's agent. A provider
+ * without them (or a machine started before they existed) answers with a ProviderError, and the
+ * operation fails with that message before touching anything.
+ */
+export interface MachineActions {
+  /**
+   * Stops the named services of the machine and keeps them down (also across agent restarts).
+   * `immediate`: no graceful stop (SIGKILL), for state that is thrown away anyway.
+   */
+  holdServices(machine: MachineRef, names: string[], opts?: ProviderCallOptions & { immediate?: boolean }): Promise<void>;
+  /** Starts the named held services again. */
+  releaseServices(machine: MachineRef, names: string[], opts?: ProviderCallOptions): Promise<void>;
+  /** Replaces the machine's etcd data directory with the snapshot (etcd must be held). Idempotent by id. */
+  restoreEtcd(machine: MachineRef, restore: EtcdRestoreRequest, opts?: ProviderCallOptions): Promise<void>;
 }
 
 export interface ProviderRegistry {
   get(name: string): InfrastructureProvider;
+  /** Every provider this server runs with (the orphan sweep asks each for its inventory). */
+  list(): InfrastructureProvider[];
 }
 
 export class ProviderError extends Error {

@@ -7,7 +7,8 @@ import type { Store } from '../store/types.js';
 import { Controller, TerminalError, type ReconcileContext, type Reconciler, type Result } from './controller.js';
 import { ControllerManager } from './manager.js';
 import { RuntimeMetrics } from './metrics.js';
-import { cluster, gate, machine, memStore, sleep, waitFor, within, wrapStore } from './test-helpers.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cluster, gate, machine, memStore, waitFor, within, wrapStore } from './test-helpers.js';
 
 type Handler = (key: ObjectKey, ctx: ReconcileContext, n: number) => Promise<Result>;
 

@@ -5,6 +5,7 @@
 import { pino, type Logger } from 'pino';
 import { isApiError } from '../api/errors.js';
 import { keyOf, keyString, parseKeyString, type ObjectKey, type Resource } from '../api/meta.js';
+import type { KindName, Kinds } from '../store/typed.js';
 import type { Store, Watch, WatchEvent } from '../store/types.js';
 import type { RuntimeMetrics, ReconcileResult } from './metrics.js';
 import { ExponentialBackoff, WorkQueue, type BackoffOptions } from './workqueue.js';
@@ -44,11 +45,13 @@ export function isTerminalError(err: unknown): err is TerminalError {
 }
 
 /** A secondary kind whose changes enqueue other objects, e.g. Machine → its Cluster. */
-export interface WatchSpec {
-  kind: string;
-  /** Keys (of the controller's primary kind) to reconcile when `obj` changes. */
-  mapTo: (obj: Resource) => ObjectKey[];
-}
+export type WatchSpec = {
+  [K in KindName]: {
+    kind: K;
+    /** Keys (of the controller's primary kind) to reconcile when `obj` (of `kind`) changes. */
+    mapTo: (obj: Kinds[K]) => ObjectKey[];
+  };
+}[KindName];
 
 export interface ControllerOptions {
   /** Unique name; used in logs and metric labels. */
@@ -155,7 +158,8 @@ export class Controller {
         handle: (ev) => {
           let keys: ObjectKey[];
           try {
-            keys = w.mapTo(ev.object);
+            // The watch is on w.kind: the store delivers objects of that kind only.
+            keys = (w.mapTo as (obj: Resource) => ObjectKey[])(ev.object);
           } catch (err) {
             this.log.error({ err, kind: w.kind, name: ev.object.metadata.name }, 'watch mapping failed');
             return;

@@ -6,10 +6,11 @@ import { isApiError } from '../api/errors.js';
 import type { ObjectKey, Resource } from '../api/meta.js';
 import type { Cluster, ClusterStatus } from '../api/kinds.js';
 import type { Store } from '../store/types.js';
-import { setCondition } from './conditions.js';
+import { setCondition } from '../api/conditions.js';
 import { Controller, type ReconcileContext, type Reconciler, type Result } from './controller.js';
 import { reconcileObject } from './reconcile.js';
-import { machine, memStore, recordEvents, sleep, waitFor, cluster } from './test-helpers.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { machine, memStore, recordEvents, waitFor, cluster } from './test-helpers.js';
 
 const CLUSTER_LABEL = 'marina.dev/cluster';
 

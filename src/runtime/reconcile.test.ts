@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { isApiError } from '../api/errors.js';
 import type { ObjectKey, Resource } from '../api/meta.js';
 import type { Cluster, ClusterStatus } from '../api/kinds.js';
-import { getCondition, setCondition } from './conditions.js';
+import { getCondition, setCondition } from '../api/conditions.js';
 import { TerminalError } from './controller.js';
-import { reconcileObject, type ObjectHandlers, type Outcome } from './reconcile.js';
+import { desiredStatus, reconcileObject, statusEqual, type ObjectHandlers, type Outcome } from './reconcile.js';
 import { cluster, memStore, recordEvents } from './test-helpers.js';
 
 const FIN = 'marina.dev/test';
@@ -211,4 +211,14 @@ test('without a finalizer option no finalizer is managed', async () => {
   assert.equal(cur.metadata.finalizers, undefined);
   assert.deepEqual(cur.status, { phase: 'Ready', observedGeneration: 1 });
   await store.close();
+});
+
+test('desiredStatus stamps observedGeneration; statusEqual ignores key order and undefined members', () => {
+  const obj = { apiVersion: 'v', kind: 'K', metadata: { name: 'n', generation: 7 } };
+  assert.deepEqual(desiredStatus(obj, undefined), { observedGeneration: 7 });
+  assert.deepEqual(desiredStatus(obj, { phase: 'Ready', observedGeneration: 1 }), { phase: 'Ready', observedGeneration: 7 });
+  assert.ok(statusEqual({ a: 1, b: { c: [1, 2] }, d: undefined }, { b: { c: [1, 2] }, a: 1 }));
+  assert.ok(!statusEqual({ a: 1 }, { a: 2 }));
+  assert.ok(!statusEqual({ b: { c: [1, 2] } }, { b: { c: [2, 1] } }));
+  assert.ok(statusEqual(undefined, {}));
 });

@@ -9,8 +9,9 @@
 //
 // Every write carries the resourceVersion that was read, so a concurrent change fails with 409;
 // the error propagates and the Controller retries the key with backoff against the fresh state.
-import { isDeepStrictEqual } from 'node:util';
+// A step aborted by a stop writes nothing.
 import { isApiError } from '../api/errors.js';
+import { jsonEqual } from '../api/json.js';
 import type { ObjectKey, Resource } from '../api/meta.js';
 import type { Store } from '../store/types.js';
 import type { ReconcileContext, Result } from './controller.js';
@@ -87,6 +88,8 @@ async function run<T extends Resource>(
   if (deleting) {
     if (!h.finalizer || !h.finalize || !finalizers.includes(h.finalizer)) return;
     const out = await h.finalize(draft(obj), ctx);
+    // A reconcile aborted by a stop records nothing: what it saw was cut short.
+    ctx?.signal.throwIfAborted();
     if (out.done) {
       const latest = (await store.get(key)) as T | undefined;
       if (latest?.metadata.finalizers?.includes(h.finalizer)) {
@@ -106,6 +109,7 @@ async function run<T extends Resource>(
   }
   const d = draft(obj);
   const out = await h.reconcile(d, ctx);
+  ctx?.signal.throwIfAborted();
   await patchStatus(store, obj, out, d.status);
   return finish(out);
 }
@@ -131,7 +135,7 @@ export function desiredStatus(obj: Resource, status: unknown): Record<string, un
 
 /** Deep equality as stored JSON: key order and `undefined` members do not matter. */
 export function statusEqual(a: unknown, b: unknown): boolean {
-  return isDeepStrictEqual(toJson(a ?? {}), toJson(b ?? {}));
+  return jsonEqual(a ?? {}, b ?? {});
 }
 
 function toJson(v: unknown): unknown {

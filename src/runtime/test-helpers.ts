@@ -1,15 +1,12 @@
 // Helpers shared by the runtime tests (not used by production code).
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, type Resource } from '../api/meta.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { Store, WatchEvent } from '../store/types.js';
 
 export async function memStore(): Promise<Store> {
   return await openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32) });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Polls `cond` until it holds; fails after `timeoutMs` with `what` in the message. */

@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ValidationContext } from '../api/registry.js';
+import type { FunctionService } from '../functions/service.js';
 import type { AuditLog, Store, TokenStore } from '../store/types.js';
 import { registerAuth } from './auth.js';
 import { registerConsole } from './console.js';
@@ -13,7 +14,10 @@ import { MembershipIndex } from './membership.js';
 import { registerOpenApi } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { clusterRoutes, type HealthSource } from './routes/clusters.js';
+import { functionTriggerRoutes } from './routes/function-triggers.js';
+import { functionRoutes } from './routes/functions.js';
 import { miscRoutes } from './routes/misc.js';
+import { operationRoutes } from './routes/operations.js';
 import { probeRoutes } from './routes/probes.js';
 import { resourceRoutes } from './routes/resources.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -47,6 +51,8 @@ export interface AppOptions {
     /** Marina's URL and CA pin (undefined: plain HTTP, no joins). */
     target: () => { url: string; caPin: string; caPem: string } | undefined;
   };
+  /** The function service (its routes: invoke, activations, dead letters, pipeline runs, events, /fn/...). */
+  functions?: FunctionService;
 }
 
 export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
@@ -67,11 +73,16 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
   await app.register(tokenRoutes, { prefix: API_PREFIX, store, tokens, audit });
   await app.register(auditRoutes, { prefix: API_PREFIX, audit });
   await app.register(clusterRoutes, { prefix: API_PREFIX, store, audit, health: opts.health });
+  await app.register(operationRoutes, { prefix: API_PREFIX, store, audit });
   await app.register(resourceRoutes, { prefix: API_PREFIX, store, audit, validation });
   if (opts.joins) {
     const j = opts.joins;
     await app.register(joinTokenRoutes, { prefix: API_PREFIX, joins: j.service, audit, joinTarget: j.target });
     await app.register(joinRoutes, { joins: j.service, imports: j.imports, artifacts: j.artifacts, caPem: () => j.target()?.caPem, metrics: opts.metrics });
+  }
+  if (opts.functions) {
+    await app.register(functionRoutes, { prefix: API_PREFIX, service: opts.functions });
+    await app.register(functionTriggerRoutes, { service: opts.functions, store });
   }
   if (opts.consoleDir !== false) await registerConsole(app, opts.consoleDir);
 

@@ -2,7 +2,8 @@
 //   onRequest  — the bearer token names a user; the membership index gives the user's roles
 //   preHandler — the access the route declares (config.access) is decided by `decideAccess`
 // A route under the API prefix that declares no access is refused at start-up, so a new route
-// cannot forget authorization.
+// cannot forget authorization. Routes outside the prefix (the functions' HTTP trigger) may decide
+// per request that no token is needed ('public'); otherwise the token is checked there too.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../api/errors.js';
 import type { Resource } from '../api/meta.js';
@@ -14,9 +15,10 @@ import type { MembershipIndex } from './membership.js';
 
 /**
  * What a route needs: 'public' (no token; only outside the API prefix), 'authenticated' (any
- * signed-in user; lists judge each item with `visibleTo`), or the access to decide.
+ * signed-in user; lists judge each item with `visibleTo`), or the access to decide. Outside the
+ * API prefix the decision may also be 'public' for this one request (a public function).
  */
-export type RouteAccess = 'public' | 'authenticated' | ((req: FastifyRequest) => Access | Promise<Access>);
+export type RouteAccess = 'public' | 'authenticated' | ((req: FastifyRequest) => Access | 'public' | Promise<Access | 'public'>);
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -45,10 +47,7 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
     }
   });
 
-  // /healthz, /metrics, /openapi and the console stay open so that probes, scrapers and browsers
-  // need no token.
-  app.addHook('onRequest', async (req) => {
-    if (!req.url.startsWith(API_PREFIX)) return;
+  const authenticate = async (req: FastifyRequest): Promise<Principal> => {
     const header = req.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
     if (!match) throw ApiError.unauthorized();
@@ -56,19 +55,30 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
     if (!verified) throw ApiError.unauthorized('token is invalid, revoked or expired');
     const user = await store.get({ kind: 'User', project: '', name: verified.user });
     if (!user) throw ApiError.unauthorized(`token's user ${JSON.stringify(verified.user)} no longer exists`);
-    req.principal = {
+    return {
       user: verified.user,
       platformAdmin: (user.spec as { platformAdmin?: boolean }).platformAdmin === true,
       roles: membership.rolesOf(verified.user),
       tokenId: verified.id,
     };
+  };
+
+  // /healthz, /metrics, /openapi and the console stay open so that probes, scrapers and browsers
+  // need no token.
+  app.addHook('onRequest', async (req) => {
+    if (req.url.startsWith(API_PREFIX)) req.principal = await authenticate(req);
   });
 
   app.addHook('preHandler', async (req) => {
     const access = req.routeOptions.config.access;
     if (typeof access !== 'function') return;
-    const p = principal(req);
     const wanted = await access(req);
+    if (wanted === 'public') {
+      if (req.principal) throw new Error(`route ${req.routeOptions.url} under ${API_PREFIX} decided 'public'`);
+      return;
+    }
+    req.principal ??= await authenticate(req);
+    const p = req.principal;
     const decision = decideAccess(p, wanted);
     if (decision === 'allow') return;
     if (decision === 'forbidden') {

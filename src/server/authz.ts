@@ -5,9 +5,15 @@
 // Roles are ranked: every role can do what the roles below it can.
 //   viewer   — read everything in the project except secrets and notification channels
 //   member   — create, change and delete clusters; read secrets and kubeconfigs
-//   operator — day-2 operations on machines and pools (replace a node, tune a pool)
+//   operator — day-2 operations on machines and pools (replace a node, tune a pool): Operations
+//              (snapshot, restore, replace a machine), approving, rejecting and cancelling them
+//              (never their own: four-eyes is checked where they are approved), deleting snapshots
 //   admin    — the project itself: its members and its deletion; its notification channels and
 //              its audit log
+// Functions and pipelines run the project's code with its Secrets: members deploy and invoke them
+// (verb `invoke`: a call, a pipeline run, a dead letter's replay, an ingested CloudEvent), viewers
+// read them and their records (activations, pipeline runs, dead letters). Event sources name the
+// Secret that signs a third party's events: members read them, admins change them.
 // Alerts are written by Marina (controllers); users read them (viewer+), only platform admins
 // write them through the API. Notification channels hold webhook URLs, which often carry a secret:
 // members read them, admins change them.
@@ -18,7 +24,7 @@
 import { ApiError } from '../api/errors.js';
 import type { Role } from '../api/kinds.js';
 
-export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'updateStatus';
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'updateStatus' | 'approve' | 'cancel' | 'invoke';
 
 const RANK: Record<Role, number> = { viewer: 1, member: 2, operator: 3, admin: 4 };
 const READ: ReadonlySet<Verb> = new Set(['get', 'list', 'watch']);
@@ -32,8 +38,9 @@ export interface Principal {
 }
 
 /**
- * What a request needs. `kind` is a kind of the API or one of the non-object resources `Token`
- * and `AuditLog`. For objects in a project, `project` is the project; for a Project it is the
+ * What a request needs. `kind` is a kind of the API or one of the non-object resources `Token`,
+ * `AuditLog` and the function service's records (`Activation`, `PipelineRun`, `DeadLetter`,
+ * `CloudEvent`). For objects in a project, `project` is the project; for a Project it is the
  * project itself (its name); `owner` is the user a Token belongs to.
  */
 export interface Access {
@@ -61,9 +68,32 @@ export function requiredRole(verb: Verb, kind: string): Role | undefined {
     case 'NodePool':
     case 'Machine':
       return read ? 'viewer' : 'operator';
+    case 'Operation':
+      // An Operation is a record: it is created, approved, rejected or cancelled, never edited.
+      if (read) return 'viewer';
+      return verb === 'create' || verb === 'approve' || verb === 'cancel' ? 'operator' : undefined;
+    case 'Snapshot':
+      // Marina takes snapshots (through Operations); people read and delete them.
+      if (read) return 'viewer';
+      return verb === 'delete' ? 'operator' : undefined;
+    case 'BackupTarget':
+      return read ? 'viewer' : 'admin';
     case 'Alert':
       return read ? 'viewer' : undefined;
     case 'NotificationChannel':
+      return read ? 'member' : 'admin';
+    case 'Function':
+    case 'Pipeline':
+      return read ? 'viewer' : 'member';
+    // Records the function service writes; `invoke` on a DeadLetter replays it, on a CloudEvent
+    // ingests it.
+    case 'Activation':
+    case 'PipelineRun':
+      return read ? 'viewer' : undefined;
+    case 'DeadLetter':
+    case 'CloudEvent':
+      return read ? 'viewer' : verb === 'invoke' ? 'member' : undefined;
+    case 'EventSource':
       return read ? 'member' : 'admin';
     case 'AuditLog':
       return 'admin';

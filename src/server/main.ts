@@ -7,11 +7,12 @@ import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { API_VERSION } from '../api/meta.js';
 import { loadMatrix } from '../toolchain/versions.js';
+import { HealthRegistry } from '../health/registry.js';
 import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
-import { startControllers } from '../controllers/index.js';
 import { startAlerting } from '../alerts/index.js';
-import { startNodeAdmission } from '../admission/controller.js';
 import { buildApp } from './app.js';
+import { startControlLoops } from './control-loops.js';
+import { FunctionService } from '../functions/service.js';
 import { buildProviderRegistry, nodeArtifacts } from './providers.js';
 import { isLoopbackHost, loadOrCreateServerTls, serverNames, type TlsMode } from './tls.js';
 import { JoinService } from '../joins/service.js';
@@ -63,7 +64,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger({ format: opts.logFormat ?? 'json' });
   const { host, port } = parseListen(opts.listen);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore({ path: join(opts.dataDir, 'marina.db'), encryptionKey: loadOrCreateEncryptionKey(opts.dataDir) });
+  const encryptionKey = loadOrCreateEncryptionKey(opts.dataDir);
+  const store = openSqliteStore({ path: join(opts.dataDir, 'marina.db'), encryptionKey });
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
 
@@ -79,16 +81,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const providers = buildProviderRegistry(opts.dataDir, isLoopbackHost(host) || !advertise ? {} : { publicAddress: { bind: host, advertise } });
   let serverURL = '';
   const joinTarget = () => (tls ? { url: process.env.MARINA_EXTERNAL_URL ?? serverURL, caPin: tls.caPin, caPem: tls.caPem } : undefined);
+  // The health checker writes the newest report of each cluster here; the API and the
+  // controllers read it. Without controllers nothing checks health: it stays empty.
+  const health = new HealthRegistry();
+  const functions = await FunctionService.start({ store, dbPath: join(opts.dataDir, 'marina.db'), metrics, logger: logger.child({ module: 'functions' }) });
   const { app, close: closeApp } = await buildApp({
     ...(tls ? { https: { key: tls.keyPem, cert: `${tls.certPem}${tls.caPem}` } } : {}),
     joins: { service: new JoinService(store, providers.imports), imports: providers.imports, artifacts: new ArtifactCatalog(nodeArtifacts), target: joinTarget },
+    functions,
     store,
     tokens: store.tokens,
     audit: store.audit,
     validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
     metrics,
     logger: logger.child({ module: 'api' }),
-    health: { latest: (project, cluster) => controllers?.health.get(project, cluster), series: store.series },
+    health: { latest: (project, cluster) => health.get(project, cluster), series: store.series },
   });
   // Alerting first: the controllers (health checks, healing) raise alerts through its manager.
   // Backlinks in notifications point at this server.
@@ -96,21 +103,23 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const alerting =
     opts.controllers === false
       ? undefined
-      : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL });
-  const controllers =
+      : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL, events: functions });
+  const loops =
     opts.controllers === false
       ? undefined
-      : await startControllers({
+      : await startControlLoops({
           store,
           providers,
           metrics,
           logger: logger.child({ module: 'controllers' }),
           defaultKubernetesVersion: matrix.default,
+          health,
           series: store.series,
           ...(alerting ? { alerts: alerting.manager } : {}),
+          // Platform events (clusters, healing, etcd members, operations, backups) trigger functions.
+          events: functions,
+          operations: { encryptionKey, dataDir: opts.dataDir, ...(stepTimeoutFromEnv() ? { stepTimeoutMs: stepTimeoutFromEnv() } : {}) },
         });
-  // Lets real kubelets join: bootstrap tokens and their certificate requests (src/admission).
-  const admission = opts.controllers === false ? undefined : await startNodeAdmission({ store, providers, log: logger.child({ module: 'node-admission' }) });
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
   externalURL = url;
@@ -127,9 +136,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (closed) return;
       closed = true;
       await closeApp();
-      await controllers?.stop();
-      await admission?.stop();
+      await loops?.stop();
       await alerting?.stop();
+      // Last of the three: the controllers and the AlertManager publish events into it.
+      await functions.stop();
       await providers.close();
       await store.close();
     },
@@ -140,6 +150,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 function firstExternalIPv4(): string | undefined {
   for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   return undefined;
+}
+
+/** `MARINA_OPERATION_STEP_TIMEOUT_SECONDS`: how long an operation step may wait (tests shorten it). */
+function stepTimeoutFromEnv(): number | undefined {
+  const v = Number(process.env.MARINA_OPERATION_STEP_TIMEOUT_SECONDS);
+  return Number.isFinite(v) && v > 0 ? v * 1000 : undefined;
 }
 
 /** First start only: the platform admin, the `default` project, and an admin token (also in a 0600 file). */

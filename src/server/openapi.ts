@@ -8,6 +8,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { VERSION } from '../api/meta.js';
 import { API_PREFIX } from './http.js';
 import { KINDS } from '../api/registry.js';
+import { FUNCTION_COMPONENTS } from './function-schemas.js';
 import {
   AuditEntry,
   AuditList,
@@ -21,10 +22,23 @@ import {
   WatchEvent,
   WhoAmI,
   kindSchemas,
+  OperationActionRequest,
 } from './schemas.js';
 import { JOIN_COMPONENTS } from './join-schemas.js';
 
 export const OPENAPI_PATH = '/openapi/v3';
+/**
+ * Route schema flag: the request body may be left out. @fastify/swagger marks every body it
+ * documents required; routes that take "no body" as a value (an invocation without an event) set
+ * this, and the document says so.
+ */
+export const OPTIONAL_BODY = 'x-optional-body';
+
+declare module 'fastify' {
+  interface FastifySchema {
+    'x-optional-body'?: boolean;
+  }
+}
 
 const COMPONENTS: TSchema[] = [
   Status,
@@ -39,6 +53,8 @@ const COMPONENTS: TSchema[] = [
   AuditList,
   ClusterHealth,
   ...JOIN_COMPONENTS,
+  OperationActionRequest,
+  ...FUNCTION_COMPONENTS,
   ...KINDS.flatMap((info) => [info.schema, ...kindSchemas(info)]),
 ];
 
@@ -53,9 +69,24 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       security: [{ bearer: [] }],
     },
     // Components keep the names of their $id (Cluster, ClusterList, Status, ...).
-    // Only the API is the contract; probes, the console and this document are not part of it.
-    transform: ({ schema, url }) => ({ schema: url.startsWith(API_PREFIX) ? schema : { ...schema, hide: true }, url }),
+    // The API is the contract, and the routes outside it that name an operation (the functions'
+    // HTTP trigger, signed event ingestion); probes, the console and this document are not.
+    transform: ({ schema, url }) => ({ schema: url.startsWith(API_PREFIX) || schema?.operationId ? schema : { ...schema, hide: true }, url }),
+    transformObject: (doc) => ('openapiObject' in doc ? markOptionalBodies(doc.openapiObject as OpenApiPaths) : doc.swaggerObject),
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   app.get(OPENAPI_PATH, { config: { access: 'public' } }, async () => app.swagger());
+}
+
+type OpenApiPaths = { paths?: Record<string, Record<string, { requestBody?: { required?: boolean }; [OPTIONAL_BODY]?: boolean }>> };
+
+function markOptionalBodies<T extends OpenApiPaths>(doc: T): T {
+  for (const ops of Object.values(doc.paths ?? {})) {
+    for (const op of Object.values(ops)) {
+      if (!op || typeof op !== 'object' || !(OPTIONAL_BODY in op)) continue;
+      delete op[OPTIONAL_BODY];
+      if (op.requestBody) op.requestBody.required = false;
+    }
+  }
+  return doc;
 }

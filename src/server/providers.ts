@@ -56,7 +56,10 @@ export function buildProviderRegistry(
   const local = new LocalProvider({
     root: join(dataDir, 'local'),
     addressBase: localAddressBase(),
-    binaries: (version) => resolveToolchain(version).paths,
+    binaries: (version) => {
+      const t = resolveToolchain(version);
+      return { ...t.paths, ...t.extras };
+    },
     nodeArtifacts,
     ...(opts.publicAddress ? { publicAddress: opts.publicAddress } : {}),
   });
@@ -74,6 +77,7 @@ export function buildProviderRegistry(
       }
       return provider;
     },
+    list: () => [...providers.values()],
     async close() {
       await Promise.all([...providers.values()].map((p) => p.close()));
     },

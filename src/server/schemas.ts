@@ -5,7 +5,12 @@
 // are derived from them here.
 import { CloneType, FormatRegistry, Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
 import { ObjectMeta } from '../api/meta.js';
-import type { KindInfo } from '../api/registry.js';
+// Not the registry's KindInfo: the client (and so the browser console) reads types from this file,
+// and the registry reaches server-only code (the Function source compiler).
+interface KindSchema {
+  kind: string;
+  schema: TSchema;
+}
 
 /** RFC 3339 date-time (the `date-time` format of JSON Schema), as every timestamp in the API. */
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -168,6 +173,11 @@ export const ClusterHealth = Type.Object(
   { $id: 'ClusterHealth', description: 'the newest health report of a cluster and its samples of the last 24 hours' },
 );
 
+export const OperationActionRequest = Type.Object(
+  { comment: Type.Optional(Type.String({ maxLength: 1024, description: 'why; recorded with the decision' })) },
+  { $id: 'OperationActionRequest', additionalProperties: false, description: 'optional; an empty body is fine' },
+);
+
 export const Kubeconfig = Type.String({ description: 'the admin kubeconfig (YAML)' });
 
 export const WatchEvent = Type.Object(
@@ -195,7 +205,7 @@ export const schemaNames = (kind: string) => ({
  * precondition instead of a server-owned field, and the status (PUT .../status) body, of which
  * only metadata.resourceVersion and status are read.
  */
-export function kindSchemas(info: KindInfo): TSchema[] {
+export function kindSchemas(info: KindSchema): TSchema[] {
   const names = schemaNames(info.kind);
   const object = info.schema as TObject;
   const list = Type.Object(

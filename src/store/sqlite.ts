@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { ApiError } from '../api/errors.js';
+import { jsonEqual } from '../api/json.js';
 import { API_VERSION, type ObjectKey, type ObjectMeta, type Resource } from '../api/meta.js';
 import { findKind, kindInfo, type KindInfo } from '../api/registry.js';
 import { decryptJson, encryptJson, isEncryptedField, KEY_BYTES } from './crypto.js';
@@ -688,25 +689,6 @@ function parseRevision(rv: string | undefined): number | undefined {
   if (rv === undefined || rv === '') return undefined;
   if (!REV_RE.test(String(rv))) throw ApiError.badRequest(`resourceVersion ${JSON.stringify(rv)} is not a revision`, 'resourceVersion');
   return Number(rv);
-}
-
-/** Deep equality of JSON values (key order ignored). */
-export function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) {
-    if (!Object.prototype.hasOwnProperty.call(b, k)) return false;
-    if (!jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
-  }
-  return true;
 }
 
 interface ContinueToken {

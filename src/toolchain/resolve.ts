@@ -145,11 +145,6 @@ export function resolveToolchain(version: string = defaultVersion(), options: Re
   return found.toolchain;
 }
 
-/** Path of one binary (throws ToolchainMissingError if the version is incomplete). */
-export function resolveBinary(name: BinaryName, version: string = defaultVersion(), options: ResolveOptions = {}): string {
-  return resolveToolchain(version, options).paths[name];
-}
-
 /**
  * Path of an extra binary (etcdutl, kubelet, kube-proxy) of a version; throws ToolchainMissingError
  * naming the install command when the version or that binary is not installed.

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Alert, NotificationChannel } from '../../src/api/kinds.js';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
 import { startAlerting, ZERO_TIME, type AlertmanagerPayload, type RunningAlerting, type SlackPayload } from '../../src/alerts/index.js';
@@ -43,7 +44,6 @@ function start(): Promise<RunningAlerting> {
   return startAlerting({ store, externalURL: 'http://marina.test:7443', notifier: OPTS, evaluatedRefreshMs: 0 });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {

@@ -8,6 +8,7 @@
 //   - an answer that breaks its own schema or content type (response_schema_conformance,
 //     content_type_conformance)
 //   - an operation that answers without the token (ignored_auth)
+// A function and a pipeline are deployed first, so that calls of the function service reach them.
 // The budget is bounded: every boundary value once (coverage phase), a few random cases per
 // operation (fuzzing) and a few stateful chains (create → read → change → delete).
 // The run's log is kept in test-artifacts/fuzz/ when it fails.
@@ -24,6 +25,9 @@ import { ROOT, startServerProcess, type ServerProcess } from '../support/marina.
 const SCRIPTS = join(ROOT, 'scripts', 'schemathesis');
 const FUZZ_USER = 'fuzz';
 const FUZZ_PROJECT = 'default';
+/** A function and a pipeline the fuzzer calls (schemathesis.toml names them), so that calls reach them. */
+const FUZZ_FUNCTION = 'echo';
+const FUZZ_PIPELINE = 'chain';
 /** Fixed, so that a failure can be replayed; MARINA_FUZZ_SEED explores other cases. */
 const SEED = process.env.MARINA_FUZZ_SEED ?? '20261101';
 const RUN_TIMEOUT_MS = 15 * 60_000;
@@ -67,6 +71,18 @@ test('the API keeps its OpenAPI contract under Schemathesis', { timeout: RUN_TIM
   const admin = new MarinaClient({ server: server.url, token: server.bootstrapToken });
   await admin.create({ apiVersion: API_VERSION, kind: 'User', metadata: { name: FUZZ_USER }, spec: { platformAdmin: true } });
   const token = await admin.createToken({ user: FUZZ_USER, description: 'schemathesis' });
+  await admin.create({
+    apiVersion: API_VERSION,
+    kind: 'Function',
+    metadata: { name: FUZZ_FUNCTION, project: FUZZ_PROJECT },
+    spec: { source: { code: 'export default (event) => event;' }, limits: { timeoutSeconds: 10 } },
+  });
+  await admin.create({
+    apiVersion: API_VERSION,
+    kind: 'Pipeline',
+    metadata: { name: FUZZ_PIPELINE, project: FUZZ_PROJECT },
+    spec: { steps: [{ name: 'first', function: FUZZ_FUNCTION }, { name: 'second', function: FUZZ_FUNCTION }] },
+  });
 
   const output = join(tmp, 'schemathesis.txt');
   const fd = openSync(output, 'w');
@@ -101,6 +117,8 @@ test('the API keeps its OpenAPI contract under Schemathesis', { timeout: RUN_TIM
             MARINA_FUZZ_USER: FUZZ_USER,
             MARINA_FUZZ_TOKEN_ID: token.id,
             MARINA_FUZZ_PROJECT: FUZZ_PROJECT,
+            MARINA_FUZZ_FUNCTION: FUZZ_FUNCTION,
+            MARINA_FUZZ_PIPELINE: FUZZ_PIPELINE,
           },
         },
       );

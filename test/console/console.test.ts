@@ -282,6 +282,37 @@ describe('e2e: the web console in a real browser against a real Marina', { skip,
     assert.equal(clusterPosts, 1, 'still one POST');
   });
 
+  it('operations: a snapshot from the button with live progress; another user\'s operation approved in the browser', async () => {
+    await page.getByRole('button', { name: 'Take snapshot' }).click();
+    const first = page.locator('#operations tbody tr').first();
+    await first.waitFor();
+    const name = (await first.getAttribute('data-operation'))!;
+    await waitUntil('the snapshot Succeeded on the page', 180_000, async () => ((await page.getByTestId(`op-phase-${name}`).textContent()) === 'Succeeded' ? true : undefined), 250);
+    assert.match((await first.textContent()) ?? '', /take: Succeeded.*store: Succeeded.*verify: Succeeded/);
+    await page.locator('#timeline li').filter({ hasText: `Snapshot Succeeded (${name})` }).waitFor();
+
+    // bob (an operator) asks for a snapshot that the cluster's policy makes wait for approval.
+    assert.equal((await api('POST', '/users', { apiVersion: 'marina.dev/v1alpha1', kind: 'User', metadata: { name: 'bob' }, spec: {} })).status, 201);
+    const bobToken = (await api('POST', '/tokens', { user: 'bob' })).json.token as string;
+    const project = (await api('GET', `/projects/${PROJECT}`)).json;
+    project.spec.members.push({ user: 'bob', role: 'operator' });
+    project.spec.operations = { approvalRequired: ['Snapshot'] };
+    assert.equal((await api('PUT', `/projects/${PROJECT}`, project)).status, 200);
+    const asked = await apiRequest(server!.url, bobToken, 'POST', `/projects/${PROJECT}/operations`, { apiVersion: 'marina.dev/v1alpha1', kind: 'Operation', metadata: { name: 'bobs-snapshot' }, spec: { cluster: CLUSTER, type: 'Snapshot' } });
+    assert.equal(asked.status, 201, asked.text);
+    const row = page.locator('#operations tbody tr[data-operation="bobs-snapshot"]');
+    await waitUntil('bob\'s operation awaiting approval on the page', 30_000, async () => ((await page.getByTestId('op-phase-bobs-snapshot').textContent().catch(() => '')) === 'AwaitingApproval' ? true : undefined), 250);
+    await shot('operation-awaiting-approval');
+    await row.getByRole('button', { name: 'Approve' }).click();
+    await waitUntil('bob\'s snapshot Succeeded after the approval', 180_000, async () => ((await page.getByTestId('op-phase-bobs-snapshot').textContent()) === 'Succeeded' ? true : undefined), 250);
+    assert.match((await row.textContent()) ?? '', /approved by admin/);
+    delete project.spec.operations;
+    const fresh = (await api('GET', `/projects/${PROJECT}`)).json;
+    delete fresh.spec.operations;
+    assert.equal((await api('PUT', `/projects/${PROJECT}`, fresh)).status, 200);
+    await shot('operations');
+  });
+
   it('scaling the workers 1 → 2 shows the new machine and its Node', async () => {
     const input = page.getByLabel('Replicas of pool workers');
     assert.equal(await input.inputValue(), '1');

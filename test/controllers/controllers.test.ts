@@ -5,15 +5,21 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import type { CloudEvent } from '../../src/api/functions.js';
 import type { Cluster, Machine, NodePool, Secret } from '../../src/api/kinds.js';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
-import { startControllers, type RunningControllers } from '../../src/controllers/index.js';
+import { startControlLoops, type ControlLoopOptions, type RunningControlLoops } from '../../src/server/control-loops.js';
 import { parseKubeconfig } from '../../src/kube/client.js';
-import { getCondition } from '../../src/runtime/conditions.js';
-import { waitFor } from '../../src/runtime/test-helpers.js';
+import { getCondition } from '../../src/api/conditions.js';
+import { waitFor, within } from '../../src/runtime/test-helpers.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';
 import { FakeWorld } from './fakes.js';
+import { blackHole } from '../support/black-hole.js';
+import { LiveConnections } from '../../src/clusteraccess/live.js';
+import { ClusterSecrets } from '../../src/clusteraccess/secrets.js';
+import { EtcdClient } from '../../src/etcd/client.js';
+import { createCA } from '../../src/pki/index.js';
 
 const P = 'p1';
 const FAST = {
@@ -32,7 +38,9 @@ interface Env {
   world: FakeWorld;
   /** Every Machine event as the store emitted it. */
   machineEvents: { type: string; machine: Machine }[];
-  start(): Promise<RunningControllers>;
+  /** Every platform event the controllers published, in order. */
+  published: CloudEvent[];
+  start(overrides?: Partial<ControlLoopOptions>): Promise<RunningControlLoops>;
   close(): Promise<void>;
 }
 
@@ -51,21 +59,25 @@ async function env(): Promise<Env> {
       world.timeline.push(`running ${m.metadata.name}`);
     }
   });
-  const controllers: RunningControllers[] = [];
+  const controllers: RunningControlLoops[] = [];
+  const published: CloudEvent[] = [];
   return {
     store,
     world,
     machineEvents,
-    async start() {
-      const c = await startControllers({
+    published,
+    async start(overrides = {}) {
+      const c = await startControlLoops({
         store,
         providers: world.registry,
         metrics: new Registry(),
         logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
         defaultKubernetesVersion: 'v1.36.3',
         timing: FAST,
-        connections: world.connections,
+        access: world.connections,
         resyncPeriodMs: 0,
+        events: { publish: async (ev) => void published.push(ev) },
+        ...overrides,
       });
       controllers.push(c);
       return c;
@@ -317,6 +329,18 @@ test('a cluster provisions in order, scales 2→4→1 with drains, follows label
     assert.equal(e.world.machines.size, 0);
     assert.ok(tl.includes('forget demo'), 'cached cluster clients are released');
     assert.deepEqual(e.world.errors, []);
+
+    // ----- platform events: created first, each etcd member once, deleted last -----
+    const types = e.published.map((ev) => ev.type);
+    assert.equal(types[0], 'dev.marina.cluster.created');
+    assert.equal(types.at(-1), 'dev.marina.cluster.deleted');
+    const createdEvents = e.published.filter((ev) => ev.type === 'dev.marina.cluster.created');
+    assert.equal(new Set(createdEvents.map((ev) => ev.id)).size, 1, 'a repeated first reconcile publishes the same id');
+    assert.equal((createdEvents[0]!.data as { nodePools: unknown[] }).nodePools.length, 3);
+    assert.equal(createdEvents[0]!.marinaproject, P);
+    const members = e.published.filter((ev) => ev.type === 'dev.marina.member.added');
+    assert.equal(new Set(members.map((ev) => ev.id)).size, 3, 'three etcd members joined');
+    assert.ok(members.every((ev) => ev.subject?.startsWith('demo/demo-etcd-')), JSON.stringify(members.map((ev) => ev.subject)));
   } finally {
     await e.close();
   }
@@ -467,7 +491,53 @@ test('auto-healing replaces a failed machine once, keeping labels and taints', a
       assert.deepEqual(w.spec.taints, [{ key: 'dedicated', value: 'web', effect: 'NoSchedule' }]);
     }
     assert.equal(getCondition(pool.status?.conditions, 'HealingHeldBack')?.status, 'False');
+    const replaced = e.published.filter((ev) => ev.type === 'dev.marina.machine.replaced');
+    assert.equal(replaced.length, 1);
+    assert.equal(replaced[0]!.subject, `heal/heal-workers/${victim!.metadata.name}`);
+    assert.equal((replaced[0]!.data as { reason: string }).reason, 'MachineFailed');
   } finally {
     await e.close();
   }
 });
+
+// The first remote call a cluster's reconciles make to each: the Cluster asks its API for /readyz
+// as soon as it has an endpoint; the etcd machine asks etcd to promote its member once it runs.
+for (const hanging of ['kube', 'etcd'] as const) {
+  test(`stopping aborts a hanging ${hanging} call after the grace period and records nothing it saw`, { timeout: 60_000 }, async () => {
+    const e = await env();
+    // Accepts connections and never answers: only an abort ends a call to it (the call timeout is 10 minutes).
+    const hole = await blackHole();
+    const ca = await createCA({ commonName: 'unused' }); // the TLS handshake never happens
+    const etcd = new EtcdClient({ endpoints: [hole.url], ca: ca.certPem, cert: ca.certPem, key: ca.keyPem, timeoutMs: 600_000 });
+    const live = new LiveConnections({ secrets: new ClusterSecrets(e.store), timeoutMs: 600_000 });
+    const fake = e.world.connections;
+    if (hanging === 'kube') e.world.endpointURL = hole.url;
+    try {
+      const loops = await e.start({
+        // The real clients, talking to the black hole: etcd (once the fake says the cluster has a
+        // PKI), or the cluster's API through its admin kubeconfig.
+        access:
+          hanging === 'etcd'
+            ? { ...fake, etcd: async (c, endpoints) => ((await fake.etcd(c, endpoints)) ? etcd : undefined) }
+            : { ...fake, kube: (c) => live.kube(c) },
+        stopGracePeriodMs: 200,
+      });
+      await e.store.create(clusterObj('hang', 0, 1));
+      await hole.connected();
+      // Resolves only once every reconcile ended: the hanging calls were aborted after the grace
+      // period. (Bounded far below the calls' own timeout, so a missing abort fails here.)
+      assert.notEqual(await within(loops.stop(), 20_000), 'pending', 'the stop waited for a hanging call');
+      await hole.allClosed();
+      const machines = await list<Machine>(e.store, 'Machine', 'hang');
+      const cluster = await get<Cluster>(e.store, 'Cluster', 'hang');
+      const seen = [...machines.flatMap((m) => m.status?.conditions ?? []), ...(cluster?.status?.conditions ?? [])].map((c) => `${c.type}: ${c.message ?? ''}`);
+      assert.deepEqual(seen.filter((c) => /abort/i.test(c)), [], 'an aborted call is not recorded as what the cluster said');
+    } finally {
+      // Unblocks whatever still hangs when the test failed.
+      etcd.close();
+      await live.close();
+      await hole.close();
+      await e.close();
+    }
+  });
+}

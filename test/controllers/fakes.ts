@@ -6,15 +6,11 @@
 import type { Cluster, Machine } from '../../src/api/kinds.js';
 import type { Store } from '../../src/store/types.js';
 import { kubeletMaySetLabel } from '../../src/kube/node-labels.js';
-import { EtcdError, quorumHealthy, quorumSize, type EtcdMember, type MemberHealth } from '../../src/etcd/client.js';
-import type {
-  ClusterConnections,
-  EtcdApi,
-  EvictionResult,
-  KubeApi,
-  KubeNode,
-  KubePod,
-} from '../../src/controllers/connections.js';
+import { EtcdError, type EtcdMember, type MemberHealth } from '../../src/etcd/client.js';
+import { quorumHealthy, quorumSize } from '../../src/etcd/membership.js';
+import type { ClusterConnections, EvictionResult, KubeApi } from '../../src/clusteraccess/access.js';
+import type { EtcdApi } from '../../src/etcd/client.js';
+import type { Node as KubeNode, Pod as KubePod, Taint as KubeTaint } from '../../src/kube/objects.js';
 import {
   ProviderError,
   type ClusterRef,
@@ -79,6 +75,8 @@ export class FakeWorld {
   readonly failStart = new Set<string>();
   /** Boot delay in describe calls. */
   bootDescribes = 1;
+  /** The API endpoint new clusters get (default: a fresh loopback address, port 6443). */
+  endpointURL?: string;
   private nextIp = 1;
   private nextEndpoint = 1;
   private nextMemberId = 18_000_000_000_000_000_000n;
@@ -173,8 +171,8 @@ export class FakeWorld {
       const sim = this.sim(cluster.name);
       if (!sim.endpoint) {
         this.record('ensureEndpoint', cluster.name, 'created');
-        const host = `127.2.0.${this.nextEndpoint++}`;
-        sim.endpoint = { url: `https://${host}:6443`, host, port: 6443 };
+        const url = new URL(this.endpointURL ?? `https://127.2.0.${this.nextEndpoint++}:6443`);
+        sim.endpoint = { url: url.origin, host: url.hostname, port: Number(url.port) };
       }
       sim.backends = [...backends];
       return sim.endpoint;
@@ -184,6 +182,9 @@ export class FakeWorld {
       const sim = this.clusters.get(cluster.name);
       if (sim) sim.endpoint = undefined;
     },
+    listMachines: async () =>
+      [...this.machines.values()].map((m) => ({ ref: m.ref, providerID: `test:///${m.ref.project}/${m.ref.cluster}/${m.ref.name}`, state: this.describe(m).state })),
+    sweepOrphans: true,
     close: async () => undefined,
   };
 
@@ -201,6 +202,7 @@ export class FakeWorld {
       if (name !== 'local' && name !== 'sim') throw new Error(`unknown provider ${name}`);
       return this.provider;
     },
+    list: () => [this.provider],
   };
 
   // ---------------- etcd ----------------
@@ -314,7 +316,7 @@ export class FakeWorld {
         apiVersion: 'v1',
         kind: 'Node',
         metadata: { name: k.nodeName, resourceVersion: String(sim.nextRv++), labels: { ...k.labels }, annotations: {} },
-        spec: { taints: k.taints.map((t) => ({ ...t })) },
+        spec: { taints: k.taints.map((t) => ({ ...t, effect: t.effect as KubeTaint['effect'] })) },
         status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'virtual kubelet is posting ready status' }] },
       });
     }

@@ -10,11 +10,11 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Cluster, Machine, NodePool } from '../../src/api/kinds.js';
 import { API_VERSION } from '../../src/api/meta.js';
-import { ANNOTATION_APPROVAL, ANNOTATION_APPROVED } from '../../src/api/imports.js';
+import { ANNOTATION_APPROVAL, ANNOTATION_APPROVED } from '../../src/api/wellknown.js';
 import type { AlertInput, AlertScope, AlertSink } from '../../src/alerts/manager.js';
-import { startControllers } from '../../src/controllers/index.js';
+import { startControlLoops } from '../../src/server/control-loops.js';
 import type { InfrastructureProvider, ProviderRegistry } from '../../src/providers/contract.js';
-import { getCondition } from '../../src/runtime/conditions.js';
+import { getCondition } from '../../src/api/conditions.js';
 import { waitFor } from '../../src/runtime/test-helpers.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { FakeWorld } from './fakes.js';
@@ -27,17 +27,17 @@ test('import pools wait for servers, admit approved ones, and alert instead of h
   const world = new FakeWorld(store);
   // The same in-test machines, but the provider says what the import provider says.
   const imports: InfrastructureProvider = { ...world.provider, name: 'import', capabilities: { createsMachines: false, endpoints: false } };
-  const registry: ProviderRegistry = { get: (name) => (name === 'import' ? imports : world.registry.get(name)) };
+  const registry: ProviderRegistry = { get: (name) => (name === 'import' ? imports : world.registry.get(name)), list: () => [...world.registry.list(), imports] };
   const alerts: { scope: AlertScope; active: readonly AlertInput[] }[] = [];
   const sink = { sync: async (scope: AlertScope, active: readonly AlertInput[]) => void alerts.push({ scope, active }) } as unknown as AlertSink;
-  const controllers = await startControllers({
+  const controllers = await startControlLoops({
     store,
     providers: registry,
     metrics: new Registry(),
     logger: pino({ level: 'silent' }),
     defaultKubernetesVersion: 'v1.36.3',
     timing: FAST,
-    connections: world.connections,
+    access: world.connections,
     resyncPeriodMs: 0,
     alerts: sink,
   });

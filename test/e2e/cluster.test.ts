@@ -10,18 +10,18 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { isDeepStrictEqual, promisify } from 'node:util';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { API_VERSION } from '../../src/api/meta.js';
-import { startControllers, type RunningControllers } from '../../src/controllers/index.js';
+import { startControlLoops, type RunningControlLoops } from '../../src/server/control-loops.js';
 import { isPortListening } from '../../src/proc/index.js';
 import { LocalProvider } from '../../src/providers/local/index.js';
 import { buildApp } from '../../src/server/app.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { findToolchain } from '../../src/toolchain/resolve.js';
 import { defaultVersion } from '../../src/toolchain/versions.js';
-import { apiRequest, waitUntil } from '../support/marina.js';
+import { apiRequest, pickAddressBase, waitUntil } from '../support/marina.js';
 
 const execFileAsync = promisify(execFile);
 const version = defaultVersion();
@@ -29,8 +29,6 @@ const found = findToolchain(version);
 const skip = found.ok ? false : `Kubernetes toolchain ${version} not installed; run scripts/toolchain/install.sh ${version}`;
 if (skip) console.log(`SKIP e2e cluster test: ${skip}`);
 
-/** Its own /16 so a developer's running Marina (127.77.0.0/16) or other tests never collide. */
-const ADDRESS_BASE = '127.79.0.0';
 const PROJECT = 'e2e';
 
 interface Machine {
@@ -92,17 +90,19 @@ describe('e2e: a local cluster from create to delete', { skip, timeout: 600_000 
     await store.create({ apiVersion: API_VERSION, kind: 'Project', metadata: { name: PROJECT }, spec: { members: [{ user: 'admin', role: 'admin' }] } });
     token = (await store.tokens.issue({ user: 'admin' })).token;
     const { app, close } = await buildApp({ store, tokens: store.tokens, audit: store.audit, validation: { kubernetesVersions: [version] } });
-    const provider = new LocalProvider({ root: join(dir, 'local'), addressBase: ADDRESS_BASE, binaries: () => toolchain.paths, startTimeoutMs: 120_000 });
-    let controllers: RunningControllers | undefined;
+    // A free random /16 of its own, so a developer's Marina or a parallel run never collides with it.
+    const addressBase = await pickAddressBase();
+    const provider = new LocalProvider({ root: join(dir, 'local'), addressBase, binaries: () => toolchain.paths, startTimeoutMs: 120_000 });
+    let controllers: RunningControlLoops | undefined;
     closeAll = async () => {
       await close();
       await controllers?.stop();
       await provider.close();
       await store.close();
     };
-    controllers = await startControllers({
+    controllers = await startControlLoops({
       store,
-      providers: { get: () => provider },
+      providers: { get: () => provider, list: () => [provider] },
       metrics: new Registry(),
       logger: pino({ level: process.env.E2E_LOG_LEVEL ?? 'warn' }),
       defaultKubernetesVersion: version,
@@ -184,6 +184,17 @@ describe('e2e: a local cluster from create to delete', { skip, timeout: 600_000 
     assert.equal(cp.metadata.labels['node-role.kubernetes.io/control-plane'], '');
     // (node.kubernetes.io/not-ready may still linger for a moment: the node-lifecycle controller owns it.)
     assert.ok(cp.spec.taints?.some((t) => `${t.key}:${t.effect}` === 'node-role.kubernetes.io/control-plane:NoSchedule'), JSON.stringify(cp.spec.taints));
+
+    // kube-apiserver probes the controller-manager and the scheduler at 127.0.0.1 (the agent
+    // relays it to the control-plane machine), and etcd through its own client.
+    type ComponentStatuses = { items: { metadata: { name: string }; conditions: { type: string; status: string; message?: string; error?: string }[] }[] };
+    let last = '';
+    await waitUntil('componentstatuses all Healthy', 30_000, async () => {
+      const cs = JSON.parse(await kubectl('get', 'componentstatuses', '-o', 'json')) as ComponentStatuses;
+      last = JSON.stringify(cs.items);
+      const healthy = new Set(cs.items.filter((i) => i.conditions.some((c) => c.type === 'Healthy' && c.status === 'True')).map((i) => i.metadata.name));
+      return ['controller-manager', 'scheduler', 'etcd-0'].every((n) => healthy.has(n)) ? true : undefined;
+    }).catch((err: Error) => assert.fail(`${err.message}; last: ${last}`));
   });
 
   it('runs a Deployment on the workers', async () => {
@@ -219,8 +230,12 @@ describe('e2e: a local cluster from create to delete', { skip, timeout: 600_000 
       const ok = list.items.filter((p) => p.status.phase === 'Running' && p.spec.nodeName === last);
       return ok.length === 3 ? true : undefined;
     });
-    const c = (await api('GET', `/projects/${PROJECT}/clusters/demo`)).json;
-    assert.deepEqual(c.status.pools.find((p: { name: string }) => p.name === 'workers'), { name: 'workers', replicas: 1, readyReplicas: 1 });
+    // The cluster's status follows its pools' on its own next reconcile.
+    await waitUntil('cluster status: 1/1 workers', 60_000, async () => {
+      const c = (await api('GET', `/projects/${PROJECT}/clusters/demo`)).json;
+      const workers = c.status?.pools?.find((p: { name: string }) => p.name === 'workers');
+      return isDeepStrictEqual(workers, { name: 'workers', replicas: 1, readyReplicas: 1 }) ? true : undefined;
+    });
   });
 
   it('deletes the cluster and leaves no process, port or directory behind', async () => {

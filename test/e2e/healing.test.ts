@@ -22,6 +22,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { toolchainOrSkip } from '../support/controlplane.js';
 import {
   apiRequest,
@@ -33,7 +34,6 @@ import {
   pickAddressBase,
   serverEnv,
   serverLogTail,
-  sleep,
   startServerProcess,
   teardown,
   waitUntil,

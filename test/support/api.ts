@@ -1,8 +1,10 @@
 // An API server on an in-memory store for tests: users with roles in two projects, and a token each.
 import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { MarinaClient } from '../../src/client/index.js';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
+import { FunctionService } from '../../src/functions/service.js';
 import { buildApp, type AppOptions } from '../../src/server/app.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 
@@ -20,7 +22,13 @@ export interface TestApi {
 }
 
 export async function startTestApi(
-  opts: { bodyLimit?: number; historyLimit?: number; health?: AppOptions['health']; joins?: (store: ReturnType<typeof openSqliteStore>) => AppOptions['joins'] } = {},
+  opts: {
+    bodyLimit?: number;
+    historyLimit?: number;
+    health?: AppOptions['health'];
+    functions?: boolean;
+    joins?: (store: ReturnType<typeof openSqliteStore>) => AppOptions['joins'];
+  } = {},
 ): Promise<TestApi> {
   const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32), historyLimit: opts.historyLimit });
   const tokens: Record<string, string> = {};
@@ -31,6 +39,8 @@ export async function startTestApi(
   }
   await store.create(project('alpha', ROLES.map((role) => ({ user: role, role }))));
   await store.create(project('beta', [{ user: 'outsider', role: 'admin' }]));
+  // The function service's routes, without warm sandboxes (test/functions runs functions).
+  const functions = opts.functions ? await FunctionService.start({ store, dbPath: ':memory:', spares: 0, logger: pino({ level: 'silent' }) }) : undefined;
   const { app, close } = await buildApp({
     store,
     tokens: store.tokens,
@@ -39,6 +49,7 @@ export async function startTestApi(
     bodyLimit: opts.bodyLimit,
     ...(opts.health ? { health: opts.health } : {}),
     ...(opts.joins ? { joins: opts.joins(store) } : {}),
+    ...(functions ? { functions } : {}),
   });
   await app.ready();
   return {
@@ -48,6 +59,7 @@ export async function startTestApi(
     client: (user) => new MarinaClient({ server: 'http://test.invalid', token: tokens[user], fetch: injectFetch(app) }),
     async close() {
       await close();
+      await functions?.stop();
       await store.close();
     },
   };

@@ -10,6 +10,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -17,13 +18,14 @@ import { isProcessAlive, isProcessGroupAlive, isPortListening, tailFile } from '
 import type { ResolvedToolchain } from '../../src/toolchain/resolve.js';
 import { API_PATH, MarinaClient, type ApiResponse } from '../../src/client/index.js';
 
+export { pickAddressBase } from './loopback.js';
+
 const execFileAsync = promisify(execFile);
 
 /** dist/test/support → repository root. */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'marina.js');
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, pollMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -46,25 +48,6 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const port = (srv.address() as { port: number }).port;
   await new Promise((r) => srv.close(r));
   return port;
-}
-
-/**
- * A loopback /16 for one test run's machines (MARINA_LOCAL_ADDRESS_BASE): picked at random from
- * 127.100.0.0 – 127.199.0.0, a range no other test and no default uses, and skipped if something
- * already answers on its first addresses. Random rather than fixed, so that two runs of the suite
- * on one host (two checkouts, two terminals) do not hand the same addresses to two Marinas.
- */
-export async function pickAddressBase(): Promise<string> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const base = `127.${100 + Math.floor(Math.random() * 100)}.0.0`;
-    const prefix = base.slice(0, -3);
-    let busy = false;
-    for (let host = 1; host <= 4 && !busy; host++) {
-      for (const port of [10250, 6443, 2379]) if (await isPortListening(`${prefix}0.${host}`, port, 200)) busy = true;
-    }
-    if (!busy) return base;
-  }
-  throw new Error('no free loopback /16 in 127.100-199');
 }
 
 // ---------- the server process ----------
@@ -92,6 +75,8 @@ export interface StartServerOptions {
   timeoutMs?: number;
   /** More `marina server` flags, e.g. --no-controllers. */
   args?: string[];
+  /** Called with the pid as soon as the process exists (before it listens). */
+  onSpawn?: (pid: number) => void;
 }
 
 /** Starts `node bin/marina.js server` detached (own process group) and waits for "listening". */
@@ -114,6 +99,7 @@ export async function startServerProcess(o: StartServerOptions): Promise<ServerP
   const log = () => (existsSync(o.logFile) ? readFileSync(o.logFile, 'utf8').slice(before) : '');
   const running = () => child.exitCode === null && child.signalCode === null;
   const pid = child.pid!;
+  o.onSpawn?.(pid);
   const stop: ServerProcess['stop'] = async (graceMs = 30_000) => {
     if (!running()) return { ...(await exited), killed: false };
     try {
@@ -318,15 +304,21 @@ export function processesMentioning(needle: string): number[] {
   return pids;
 }
 
-/** Machine agent processes of a data directory (their command line names an agent.json under it). */
-export function agentProcesses(dataDir: string): { pid: number; config: string }[] {
+/**
+ * Machine agent processes of a data directory (their command line names an agent.json under it),
+ * with the Machine uid they were started for (`--machine-uid`).
+ */
+export function agentProcesses(dataDir: string): { pid: number; config: string; uid?: string }[] {
   const prefix = join(dataDir, 'local', 'machines') + '/';
-  const out: { pid: number; config: string }[] = [];
+  const out: { pid: number; config: string; uid?: string }[] = [];
   for (const pid of processesMentioning(prefix)) {
     const args = cmdline(pid) ?? [];
     const i = args.indexOf('--config');
     const config = i >= 0 ? args[i + 1] : undefined;
-    if (args.some((a) => a.endsWith('/agent/main.js')) && config?.startsWith(prefix) && config.endsWith('/agent.json')) out.push({ pid, config });
+    const u = args.indexOf('--machine-uid');
+    if (args.some((a) => a.endsWith('/agent/main.js')) && config?.startsWith(prefix) && config.endsWith('/agent.json')) {
+      out.push({ pid, config, ...(u >= 0 && args[u + 1] ? { uid: args[u + 1] } : {}) });
+    }
   }
   return out;
 }

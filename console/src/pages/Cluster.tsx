@@ -9,8 +9,9 @@ import { SingleFlight } from '../../../src/console-lib/single-flight.js';
 import { clusterSummary, conditionRows, ofCluster, phaseTone, sortAlerts } from '../../../src/console-lib/summary.js';
 import { alertEntries, auditEntries, mergeTimeline, TransitionLog } from '../../../src/console-lib/timeline.js';
 import type { AlertView, ClusterView, MachineView, NodePoolView } from '../../../src/console-lib/types.js';
+import { clusterOperations, operationActions, operationEntries, operationSummary, type OperationView } from '../../../src/console-lib/operations.js';
 import { Link, navigate, paths } from '../router.js';
-import { useApplyLocally, useLive, useNow, useSession } from '../session.js';
+import { useApplyLocally, useLive, useNow, useRole, useSession } from '../session.js';
 import { Badge, Page, Section } from '../components/ui.js';
 import { ConfirmDialog } from '../components/Dialog.js';
 import { LineChart } from '../components/LineChart.js';
@@ -22,12 +23,14 @@ export function ClusterPage({ project, name }: { project: string; name: string }
   const nodePools = useLive<NodePoolView>('NodePool', project);
   const machineList = useLive<MachineView>('Machine', project);
   const alertList = useLive<AlertView>('Alert', project);
+  const operationList = useLive<OperationView>('Operation', project);
   const now = useNow();
 
   const cluster = clusters.items.find((c) => c.metadata.name === name);
   const pools = useMemo(() => ofCluster(nodePools.items, name), [nodePools.items, name]);
   const machines = useMemo(() => ofCluster(machineList.items, name), [machineList.items, name]);
   const alerts = useMemo(() => sortAlerts(alertList.items.filter((a) => a.spec?.cluster === name)), [alertList.items, name]);
+  const operations = useMemo(() => clusterOperations(operationList.items, name), [operationList.items, name]);
   const health = useHealth(project, name);
 
   if (clusters.state === 'error') return <Page title={name}><p className="error" role="alert">{clusters.error}</p></Page>;
@@ -65,10 +68,11 @@ export function ClusterPage({ project, name }: { project: string; name: string }
       </div>
       {s.problem && <p className="notice">{s.problem}</p>}
       <nav aria-label="Sections of this page" className="toc">
-        <a href="#pools">Pools</a> <a href="#machines">Machines</a> <a href="#nodes">Nodes</a> <a href="#health">Health</a>{' '}
+        <a href="#operations">Operations</a> <a href="#pools">Pools</a> <a href="#machines">Machines</a> <a href="#nodes">Nodes</a> <a href="#health">Health</a>{' '}
         <a href="#cluster-alerts">Alerts</a> <a href="#conditions">Conditions</a> <a href="#timeline">Timeline</a>
       </nav>
 
+      <OperationsSection project={project} cluster={cluster} operations={operations} now={now} />
       <div className="grid-2">
         <PoolsSection project={project} cluster={cluster} pools={pools} />
         <MachinesSection machines={machines} now={now} />
@@ -80,7 +84,7 @@ export function ClusterPage({ project, name }: { project: string; name: string }
       <PlotsSection health={health} />
       <AlertsSection project={project} alerts={alerts} />
       <ConditionsSection cluster={cluster} pools={pools} machines={machines} />
-      <TimelineSection project={project} cluster={cluster} pools={pools} machines={machines} alerts={alerts} />
+      <TimelineSection project={project} cluster={cluster} pools={pools} machines={machines} alerts={alerts} operations={operations} />
     </Page>
   );
 }
@@ -147,6 +151,125 @@ function ClusterActions({ project, cluster, machineCount }: { project: string; c
         </p>
       </ConfirmDialog>
     </>
+  );
+}
+
+// ---------- operations: live progress, approvals, snapshot ----------
+
+function OperationsSection({ project, cluster, operations, now }: { project: string; cluster: ClusterView; operations: OperationView[]; now: number }) {
+  const { client, me } = useSession();
+  const applyLocally = useApplyLocally();
+  const role = useRole(project);
+  const [error, setError] = useState<string>();
+  const guard = useRef(new SingleFlight());
+  const name = cluster.metadata.name;
+  const act = async (op: OperationView, action: 'approve' | 'reject' | 'cancel') => {
+    setError(undefined);
+    try {
+      const r = await guard.current.run(() => client.request<OperationView>('POST', `${client.path('Operation', { project, name: op.metadata.name })}/${action}`, { body: {} }));
+      if (r.ran) applyLocally(r.value);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  const snapshot = async () => {
+    setError(undefined);
+    try {
+      const suffix = Math.random().toString(36).slice(2, 7);
+      const r = await guard.current.run(() =>
+        client.create<OperationView>({ apiVersion: 'marina.dev/v1alpha1', kind: 'Operation', metadata: { name: `${name.slice(0, 46)}-snapshot-${suffix}`, project }, spec: { cluster: name, type: 'Snapshot' } }),
+      );
+      if (r.ran) applyLocally(r.value);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <Section id="operations" title="Operations">
+      <p>
+        <button type="button" onClick={snapshot} disabled={!!cluster.metadata.deletionTimestamp}>
+          Take snapshot
+        </button>
+      </p>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {operations.length === 0 ? (
+        <p className="muted">No operations yet.</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Operation</th>
+              <th scope="col">Phase</th>
+              <th scope="col">Progress</th>
+              <th scope="col">Requested by</th>
+              <th scope="col">Steps</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {operations.slice(0, 20).map((op) => {
+              const s = operationSummary(op);
+              const can = operationActions(op, me.user, role, me.platformAdmin);
+              return (
+                <tr key={op.metadata.name} data-operation={op.metadata.name}>
+                  <th scope="row">
+                    {s.title}
+                    <div className="small muted">
+                      {op.metadata.name} · {formatAge(op.metadata.creationTimestamp, now)} ago
+                    </div>
+                  </th>
+                  <td>
+                    <Badge tone={s.tone}>
+                      <span data-testid={`op-phase-${op.metadata.name}`}>{s.phase}</span>
+                    </Badge>
+                    {op.status?.message && <div className="small">{op.status.message}</div>}
+                  </td>
+                  <td>
+                    <progress max={100} value={s.progress} aria-label={`Progress of ${op.metadata.name}`} /> {s.progress}%
+                  </td>
+                  <td>
+                    {op.status?.requestedBy ?? '-'}
+                    {op.status?.approvedBy && <div className="small">approved by {op.status.approvedBy.user}</div>}
+                  </td>
+                  <td>
+                    <ol className="steps small">
+                      {(op.status?.steps ?? []).map((st) => (
+                        <li key={st.name} className={`step-${st.state.toLowerCase()}`} title={st.message}>
+                          {st.name}
+                          {st.disruptive ? '*' : ''}: {st.state}
+                        </li>
+                      ))}
+                    </ol>
+                  </td>
+                  <td>
+                    {can.approve && (
+                      <button type="button" onClick={() => act(op, 'approve')}>
+                        Approve
+                      </button>
+                    )}
+                    {can.reject && (
+                      <button type="button" onClick={() => act(op, 'reject')}>
+                        Reject
+                      </button>
+                    )}
+                    {can.cancel && (
+                      <button type="button" className="danger" onClick={() => act(op, 'cancel')}>
+                        Cancel
+                      </button>
+                    )}
+                    {can.note && <div className="small muted">{can.note}</div>}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </Section>
   );
 }
 
@@ -509,7 +632,7 @@ function ConditionsSection({ cluster, pools, machines }: { cluster: ClusterView;
   );
 }
 
-function TimelineSection({ project, cluster, pools, machines, alerts }: { project: string; cluster: ClusterView; pools: NodePoolView[]; machines: MachineView[]; alerts: AlertView[] }) {
+function TimelineSection({ project, cluster, pools, machines, alerts, operations }: { project: string; cluster: ClusterView; pools: NodePoolView[]; machines: MachineView[]; alerts: AlertView[]; operations: OperationView[] }) {
   const { client } = useSession();
   const log = useRef(new TransitionLog());
   const [audit, setAudit] = useState<AuditEntry[]>([]);
@@ -538,7 +661,7 @@ function TimelineSection({ project, cluster, pools, machines, alerts }: { projec
   }, [client, project, name, generation, deleting]);
 
   log.current.observe([cluster, ...pools, ...machines]);
-  const entries = mergeTimeline([log.current.list(), auditEntries(audit, name), alertEntries(alerts)], 150);
+  const entries = mergeTimeline([log.current.list(), auditEntries(audit, name), alertEntries(alerts), operationEntries(operations)], 150);
   return (
     <Section id="timeline" title="Timeline">
       {auditNote && <p className="muted small">{auditNote}</p>}

@@ -9,6 +9,7 @@ import { about, CliError, EXIT } from '../errors.js';
 import { objectRef } from '../kinds.js';
 import { formatTable, humanDuration } from '../output.js';
 import { collect, err, intArg, out, parseDuration, Session } from '../session.js';
+import { addClusterOperationCommands } from './operations.js';
 import { deleteOne, eachName, getObjects, outputOption, projectOption } from './resources.js';
 import { approveCommand, joinTokenCommand } from './join.js';
 
@@ -255,5 +256,6 @@ export function clusterCommand(): Command {
 
   cmd.addCommand(joinTokenCommand());
   cmd.addCommand(approveCommand());
+  addClusterOperationCommands(cmd);
   return cmd;
 }

@@ -2,7 +2,7 @@
 // servers join a cluster's import pool.
 import { Command, Option } from 'commander';
 import type { Machine } from '../../api/kinds.js';
-import { ANNOTATION_APPROVAL, ANNOTATION_APPROVED } from '../../api/imports.js';
+import { ANNOTATION_APPROVAL, ANNOTATION_APPROVED } from '../../api/wellknown.js';
 import { resourceRef } from '../../client/index.js';
 import { about, CliError, EXIT } from '../errors.js';
 import { formatTable, humanDuration } from '../output.js';

@@ -23,6 +23,7 @@ import type {
   MachineRef,
   PreparedMachine,
   ProviderCapabilities,
+  ProviderMachine,
 } from '../contract.js';
 import { ProviderError } from '../contract.js';
 
@@ -79,6 +80,8 @@ const hash = (s: string): string => createHash('sha256').update(s).digest('hex')
 export class ImportProvider implements InfrastructureProvider {
   readonly name = 'import';
   readonly capabilities: ProviderCapabilities = { createsMachines: false, endpoints: false };
+  /** The servers are their owners', not Marina's: the orphan sweep never deletes one. */
+  readonly sweepOrphans = false;
 
   constructor(private readonly opts: ImportProviderOptions) {
     mkdirSync(join(opts.root, 'machines'), { recursive: true, mode: 0o700 });
@@ -186,6 +189,13 @@ export class ImportProvider implements InfrastructureProvider {
       return;
     }
     throw new ProviderError('LeavePending', `waiting for the agent on ${r.hostname} to stop and remove what Marina started there`);
+  }
+
+  /** Every server that joined and has not left (tombstones are not listed). */
+  async listMachines(): Promise<ProviderMachine[]> {
+    return this.records()
+      .filter((r) => r.state !== 'left')
+      .map((r) => ({ ref: { project: r.project, cluster: r.cluster, name: r.name, uid: r.uid }, providerID: providerId(r), state: this.describe(r).state }));
   }
 
   async ensureEndpoint(c: ClusterRef): Promise<EndpointDescription> {

@@ -1,26 +1,36 @@
 // The `local` provider: every machine is a process group on this host, led by a machine agent
 // (src/agent) that supervises the machine's real etcd / Kubernetes binaries and runs its virtual
-// kubelet. Each machine and each cluster endpoint has its own loopback address. All state lives
-// in files under the provider's root, so a restarted Marina re-adopts what still runs.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+// kubelet — or, for a real worker (runtime containerd), a real node in a network namespace of its
+// own on the cluster's node network (./node-network.ts, ./real-node.ts). Each machine and each
+// cluster endpoint has its own loopback address. All state lives
+// in files under the provider's root, so a restarted Marina re-adopts what still runs; processes
+// carry their machine's directory and uid on their command line (./processes.ts), so one started
+// just before a crash, before its pid was recorded, is adopted too instead of started twice.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findFreePort, isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
+import { commandLine, findFreePort, isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
 import type {
   ClusterRef,
   EndpointDescription,
+  EtcdRestoreRequest,
   InfrastructureProvider,
+  MachineActions,
   MachineBootstrap,
   MachineDescription,
   MachineRef,
   PreparedMachine,
+  ProviderMachine,
 } from '../contract.js';
 import { ProviderError } from '../contract.js';
+import type { NodeArtifacts } from '../../agent/node-runtime/config.js';
 import { sweepNodeDir } from '../../agent/node-runtime/sweep.js';
 import { nextFreeAddress } from './addresses.js';
 import { NodeNetworks } from './node-network.js';
+import { MACHINE_UID_FLAG, processesWithConfig, type ConfiguredProcess } from './processes.js';
 import { API_TLS_SERVER_NAME, localNodeConfig } from './real-node.js';
-import type { NodeArtifacts } from '../../agent/node-runtime/config.js';
 
 export const AGENT_PORT = 10250;
 export const ENDPOINT_PORT = 6443;
@@ -65,12 +75,21 @@ interface EndpointRecord {
   publicPort?: number;
 }
 
+/** A real worker's agent takes its node apart before it exits (pods, containerd, namespaces). */
+const REAL_NODE_STOP_GRACE_MS = 60_000;
+const AGENT_STOP_GRACE_MS = 10_000;
+
 const here = dirname(fileURLToPath(import.meta.url));
 const AGENT_MAIN = resolve(here, '../../agent/main.js');
 const LB_MAIN = resolve(here, '../../lb/main.js');
+/** How agent and balancer processes are told apart from others naming a config file below root. */
+const AGENT_SCRIPT = '/agent/main.js';
+const LB_SCRIPT = '/lb/main.js';
 
 export class LocalProvider implements InfrastructureProvider {
   readonly name = 'local';
+  /** Every machine of this provider is a process group Marina started: its own to sweep. */
+  readonly sweepOrphans = true;
   /** Serializes allocation so two machines never get one address. */
   private allocation: Promise<unknown> = Promise.resolve();
   private readonly nodeNetworks: NodeNetworks;
@@ -93,7 +112,7 @@ export class LocalProvider implements InfrastructureProvider {
       const existing = readJson<MachineRecord>(join(this.machineDir(m), 'machine.json'));
       if (existing && existing.uid === m.uid) return { address: existing.address, providerID: providerId(m) };
       // A directory of an earlier object with the same name: never adopt it, clear it out first.
-      if (existing) await this.deleteMachine(m);
+      if (existing) await this.removeMachine(m, existing, () => true);
       const address = this.allocate();
       mkdirSync(this.machineDir(m), { recursive: true, mode: 0o700 });
       writeJson(join(this.machineDir(m), 'machine.json'), { uid: m.uid, address } satisfies MachineRecord);
@@ -106,6 +125,7 @@ export class LocalProvider implements InfrastructureProvider {
     const record = readJson<MachineRecord>(join(dir, 'machine.json'));
     if (!record || record.uid !== m.uid) throw new ProviderError('NotPrepared', `machine ${m.name} was not prepared`);
     if (record.pid && this.agentAlive(record.pid, dir)) return this.describeMachine(m);
+    if (await this.adoptUnrecordedAgent(m, dir, record)) return this.describeMachine(m);
 
     let binaries: Record<string, string>;
     try {
@@ -121,6 +141,13 @@ export class LocalProvider implements InfrastructureProvider {
     }
     const sub = (s: string) => s.replaceAll('{root}', dir);
     const node = bootstrap.node ? await this.realNode(m, dir, bootstrap) : undefined;
+    // Recorded before the agent starts, so an agent adopted after a crash keeps its node address.
+    const nodeAddress = node?.network.address;
+    if (nodeAddress && record.nodeAddress !== nodeAddress) {
+      record.nodeAddress = nodeAddress;
+      writeJson(join(dir, 'machine.json'), record);
+    }
+    const etcdDataDir = bootstrap.services.find((svc) => svc.binary === 'etcd')?.args.find((a) => a.startsWith('--data-dir='))?.slice('--data-dir='.length);
     const config = {
       machine: m.name,
       nodeName: bootstrap.kubelet?.nodeName ?? m.name,
@@ -128,6 +155,7 @@ export class LocalProvider implements InfrastructureProvider {
       dataDir: dir,
       agentPort: AGENT_PORT,
       roles: bootstrap.roles,
+      ...(bootstrap.loopbackPorts?.length ? { loopbackRelayPorts: bootstrap.loopbackPorts } : {}),
       processes: bootstrap.services.map((s) => {
         const command = binaries[s.binary];
         if (!command) throw new ProviderError('UnknownBinary', `service ${s.name} needs binary ${s.binary}, not in the toolchain`, true);
@@ -151,23 +179,22 @@ export class LocalProvider implements InfrastructureProvider {
           }
         : undefined,
       node,
+      // Day-2 actions (hold/release services, restore etcd) for whoever holds this token: Marina.
+      control: {
+        token: randomBytes(32).toString('hex'),
+        ...(etcdDataDir ? { etcdDataDir: sub(etcdDataDir) } : {}),
+        ...(binaries.etcdutl ? { etcdutl: binaries.etcdutl } : {}),
+      },
     };
     const configPath = join(dir, 'agent.json');
     writeJson(configPath, config);
     const proc = await spawnLogged({
       command: process.execPath,
-      args: [AGENT_MAIN, '--config', configPath],
+      args: [AGENT_MAIN, '--config', configPath, MACHINE_UID_FLAG, m.uid],
       logFile: join(dir, 'logs', 'agent.out'),
       unref: true,
     });
-    const nodeAddress = node?.network.address;
-    writeJson(join(dir, 'machine.json'), {
-      uid: record.uid,
-      address: record.address,
-      pid: proc.pid,
-      startedAt: new Date().toISOString(),
-      ...(nodeAddress ? { nodeAddress } : {}),
-    } satisfies MachineRecord);
+    writeJson(join(dir, 'machine.json'), { ...record, pid: proc.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
     return { state: 'Provisioning', address: nodeAddress ?? record.address, providerID: providerId(m), agentUrl: agentUrl(record.address), providerStatus: { pid: proc.pid } };
   }
 
@@ -200,20 +227,38 @@ export class LocalProvider implements InfrastructureProvider {
   async deleteMachine(m: MachineRef): Promise<void> {
     const dir = this.machineDir(m);
     const record = readJson<MachineRecord>(join(dir, 'machine.json'));
-    // A real worker's agent takes its node apart before it exits (pods, containerd, namespaces).
-    const grace = record?.nodeAddress ? 60_000 : 10_000;
-    if (record?.pid && this.agentAlive(record.pid, dir)) await stopProcessGroup(record.pid, { graceMs: grace });
-    else if (record?.pid && isProcessGroupAlive(record.pid)) await stopProcessGroup(record.pid, { graceMs: 2_000 });
-    // Again, from the node's state file: the agent may have died before it finished.
-    const left = await sweepNodeDir(join(dir, 'node'));
-    if (left && (left.pids.length > 0 || left.cgroups.length > 0 || left.interfaces.length > 0)) {
-      throw new ProviderError('NodeNotSwept', `machine ${m.name}: the real node left ${JSON.stringify(left)}; retrying`);
+    // An agent started without a uid tag belongs to whatever its directory's record names.
+    const ofThisUid = (p: ConfiguredProcess) => (p.uid ?? record?.uid ?? '') === m.uid;
+    if (record && record.uid !== m.uid) {
+      // The directory belongs to a newer object of the same name: only a stray agent of this uid goes.
+      for (const p of this.agentProcesses(dir).filter(ofThisUid)) await stopProcessGroup(p.pid, { graceMs: REAL_NODE_STOP_GRACE_MS });
+      return;
     }
-    // Synchronous read-modify-write: nothing interleaves with it (no serialized(): prepareMachine
-    // calls deleteMachine from inside it).
-    if (record?.nodeAddress) this.nodeNetworks.release(this.endpointDirOf(m), record.uid);
-    rmSync(dir, { recursive: true, force: true });
-    pruneEmptyParents(dir, join(this.opts.root, 'machines'));
+    await this.removeMachine(m, record, ofThisUid);
+  }
+
+  async listMachines(): Promise<ProviderMachine[]> {
+    const machinesRoot = join(this.opts.root, 'machines');
+    const found = new Map<string, MachineRef>();
+    for (const file of findFiles(machinesRoot, 'machine.json', 3)) {
+      const record = readJson<MachineRecord>(file);
+      const ref = refFromPath(machinesRoot, dirname(file), record?.uid ?? '');
+      if (ref) found.set(`${dirname(file)}\0${ref.uid}`, ref);
+    }
+    // Agents whose directory is gone or names another uid: only /proc still knows them.
+    for (const p of processesWithConfig(AGENT_SCRIPT, `${machinesRoot}/`)) {
+      const dir = dirname(p.config);
+      const uid = p.uid ?? readJson<MachineRecord>(join(dir, 'machine.json'))?.uid ?? '';
+      const ref = refFromPath(machinesRoot, dir, uid);
+      if (ref && !found.has(`${dir}\0${uid}`)) found.set(`${dir}\0${uid}`, ref);
+    }
+    return Promise.all(
+      [...found.values()].map(async (ref) => {
+        const desc = await this.describeMachine(ref);
+        // A listed machine that describeMachine does not know is an unrecorded agent: it runs.
+        return { ref, providerID: providerId(ref), state: desc.state === 'Missing' ? 'Running' : desc.state } satisfies ProviderMachine;
+      }),
+    );
   }
 
   async ensureEndpoint(c: ClusterRef, backends: string[]): Promise<EndpointDescription> {
@@ -240,6 +285,11 @@ export class LocalProvider implements InfrastructureProvider {
         JSON.stringify(extraListen) !== JSON.stringify(readJson<{ extraListen?: string[] }>(configPath)?.extraListen ?? []);
       if (changed) writeJson(configPath, { host: record.address, port: record.port, extraListen, backends: sorted });
       record.backends = sorted;
+      // A balancer started just before a crash is running without its pid recorded: adopt it.
+      if (!(record.pid && this.processAlive(record.pid, configPath))) {
+        const unrecorded = processesWithConfig(LB_SCRIPT, configPath)[0];
+        if (unrecorded) record.pid = unrecorded.pid;
+      }
       if (record.pid && this.processAlive(record.pid, configPath)) {
         if (changed) process.kill(record.pid, 'SIGHUP');
       } else {
@@ -262,6 +312,7 @@ export class LocalProvider implements InfrastructureProvider {
     if (record?.pid && isProcessGroupAlive(record.pid) && this.processAlive(record.pid, join(dir, 'lb.json'))) {
       await stopProcessGroup(record.pid, { graceMs: 5_000 });
     }
+    for (const p of processesWithConfig(LB_SCRIPT, join(dir, 'lb.json'))) await stopProcessGroup(p.pid, { graceMs: 5_000 });
     await this.nodeNetworks.remove(dir);
     rmSync(dir, { recursive: true, force: true });
     pruneEmptyParents(dir, join(this.opts.root, 'endpoints'));
@@ -337,6 +388,68 @@ export class LocalProvider implements InfrastructureProvider {
     });
   }
 
+  /** Day-2 actions, carried to the machine's agent with the control token from its agent.json. */
+  readonly actions: MachineActions = {
+    holdServices: async (m, names, opts) => {
+      await this.agentCall(m, 'POST', '/v1/services/hold', JSON.stringify({ names, immediate: opts?.immediate === true }), opts?.signal);
+    },
+    releaseServices: async (m, names, opts) => {
+      await this.agentCall(m, 'POST', '/v1/services/release', JSON.stringify({ names }), opts?.signal);
+    },
+    restoreEtcd: async (m, r: EtcdRestoreRequest, opts) => {
+      const q = new URLSearchParams({
+        id: r.id,
+        name: r.memberName,
+        initialCluster: r.initialCluster,
+        peerURL: r.peerURL,
+        token: r.clusterToken,
+        sha256: r.sha256,
+        bumpRevision: String(r.bumpRevision),
+      });
+      await this.agentCall(m, 'PUT', `/v1/etcd/restore?${q}`, { path: r.snapshotPath }, opts?.signal);
+    },
+  };
+
+  /** One control call to the machine's agent; throws a ProviderError with the agent's message. */
+  private async agentCall(m: MachineRef, method: string, path: string, body: string | { path: string }, signal?: AbortSignal): Promise<unknown> {
+    const dir = this.machineDir(m);
+    const record = readJson<MachineRecord>(join(dir, 'machine.json'));
+    if (!record || record.uid !== m.uid) throw new ProviderError('MachineMissing', `machine ${m.name} is not known to the local provider`);
+    const token = readJson<{ control?: { token?: string } }>(join(dir, 'agent.json'))?.control?.token;
+    if (!token) throw new ProviderError('ActionsUnsupported', `machine ${m.name} was started without day-2 actions (its agent has no control token); replace it first`, true);
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : statSync(body.path).size;
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        `${agentUrl(record.address)}${path}`,
+        {
+          method,
+          headers: { authorization: `Bearer ${token}`, 'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream', 'content-length': size },
+          ...(signal ? { signal } : {}),
+          timeout: 15 * 60_000,
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => {
+            let parsed: { error?: string } = {};
+            try {
+              parsed = JSON.parse(text) as { error?: string };
+            } catch {
+              /* not JSON */
+            }
+            if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) resolve(parsed);
+            else reject(new ProviderError('ActionFailed', `agent of ${m.name}: ${method} ${path.split('?')[0]}: HTTP ${res.statusCode}: ${parsed.error ?? text.slice(0, 500)}`, (res.statusCode ?? 0) < 500 && res.statusCode !== 409));
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer within 15 minutes')));
+      req.on('error', (err) => reject(new ProviderError('AgentUnreachable', `agent of ${m.name}: ${err.message}`)));
+      if (typeof body === 'string') req.end(body);
+      else createReadStream(body.path).on('error', (err) => req.destroy(err)).pipe(req);
+    });
+  }
+
   /** Records the first healthy answer of the current agent (unless a restart replaced it meanwhile). */
   private noteHealthy(dir: string, seen: MachineRecord): void {
     const path = join(dir, 'machine.json');
@@ -349,14 +462,47 @@ export class LocalProvider implements InfrastructureProvider {
     return this.processAlive(pid, join(dir, 'agent.json'));
   }
 
+  /** Agent processes started for the machine directory `dir`, recorded or not. */
+  private agentProcesses(dir: string): ConfiguredProcess[] {
+    return processesWithConfig(AGENT_SCRIPT, join(dir, 'agent.json'));
+  }
+
+  /**
+   * A start that was in flight when Marina died spawned the agent but never recorded its pid: the
+   * agent of this uid found in /proc is recorded now, and any extra copy stopped. True if adopted.
+   */
+  private async adoptUnrecordedAgent(m: MachineRef, dir: string, record: MachineRecord): Promise<boolean> {
+    const [agent, ...extra] = this.agentProcesses(dir).filter((p) => (p.uid ?? record.uid) === m.uid);
+    if (!agent) return false;
+    for (const p of extra) await stopProcessGroup(p.pid, { graceMs: record.nodeAddress ? REAL_NODE_STOP_GRACE_MS : AGENT_STOP_GRACE_MS });
+    writeJson(join(dir, 'machine.json'), { ...record, pid: agent.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
+    return true;
+  }
+
+  /**
+   * Stops the recorded agent and every agent process `which` selects, takes a real worker's node
+   * apart (again, from its state file: the agent may have died before it finished), releases its
+   * node address, then removes the directory.
+   */
+  private async removeMachine(m: MachineRef, record: MachineRecord | undefined, which: (p: ConfiguredProcess) => boolean): Promise<void> {
+    const dir = this.machineDir(m);
+    const graceMs = record?.nodeAddress ? REAL_NODE_STOP_GRACE_MS : AGENT_STOP_GRACE_MS;
+    if (record?.pid && this.agentAlive(record.pid, dir)) await stopProcessGroup(record.pid, { graceMs });
+    else if (record?.pid && isProcessGroupAlive(record.pid)) await stopProcessGroup(record.pid, { graceMs: 2_000 });
+    for (const p of this.agentProcesses(dir).filter(which)) await stopProcessGroup(p.pid, { graceMs });
+    const left = await sweepNodeDir(join(dir, 'node'));
+    if (left && (left.pids.length > 0 || left.cgroups.length > 0 || left.interfaces.length > 0)) {
+      throw new ProviderError('NodeNotSwept', `machine ${m.name}: the real node left ${JSON.stringify(left)}; retrying`);
+    }
+    // Synchronous read-modify-write: nothing interleaves with it (removeMachine also runs inside serialized()).
+    if (record?.nodeAddress) this.nodeNetworks.release(this.endpointDirOf(m), record.uid);
+    rmSync(dir, { recursive: true, force: true });
+    pruneEmptyParents(dir, join(this.opts.root, 'machines'));
+  }
+
   /** A live pid is ours only if its command line names our config file (pids get reused). */
   private processAlive(pid: number, configPath: string): boolean {
-    if (!isProcessAlive(pid)) return false;
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(configPath);
-    } catch {
-      return false;
-    }
+    return isProcessAlive(pid) && (commandLine(pid)?.includes(configPath) ?? false);
   }
 
   /** A free address after the previous allocation (called inside serialized()). */
@@ -391,6 +537,14 @@ export class LocalProvider implements InfrastructureProvider {
     this.allocation = run.catch(() => undefined);
     return run;
   }
+}
+
+/** The MachineRef of `<machinesRoot>/<project>/<cluster>/<name>`; undefined for other paths. */
+function refFromPath(machinesRoot: string, dir: string, uid: string): MachineRef | undefined {
+  const parts = relative(machinesRoot, dir).split(sep);
+  if (parts.length !== 3 || parts.some((x) => !x || x === '..')) return undefined;
+  const [project, cluster, name] = parts as [string, string, string];
+  return { project, cluster, name, uid };
 }
 
 function providerId(m: MachineRef): string {

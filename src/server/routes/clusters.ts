@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ApiError } from '../../api/errors.js';
-import { adminKubeconfigSecretName } from '../../controllers/common.js';
+import { adminKubeconfigSecretName } from '../../api/wellknown.js';
 import { seriesKey } from '../../health/controller.js';
 import type { ClusterHealth, HealthReport, HealthSample } from '../../health/types.js';
 import type { AuditLog, SeriesStore, Store } from '../../store/types.js';

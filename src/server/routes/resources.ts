@@ -23,6 +23,7 @@ import {
   errorResponses,
   schemaNames,
 } from '../schemas.js';
+import { admitCreate } from '../admission.js';
 import { recordChange } from './audit.js';
 import { streamWatch } from './watch.js';
 
@@ -166,7 +167,8 @@ class KindRoutes {
           obj.metadata = { ...meta, project };
           if (!(await this.deps.store.get({ kind: 'Project', project: '', name: project }))) throw ApiError.notFound('Project', project);
         }
-        const created = await this.deps.store.create(validateObject(stripServerFields(obj), undefined, this.deps.validation));
+        const valid = validateObject(stripServerFields(obj), undefined, this.deps.validation);
+        const created = await this.deps.store.create(await admitCreate(this.deps.store, valid, p));
         await recordChange(this.deps.audit, p, 'create', created, 201);
         void reply.code(201);
         return created;

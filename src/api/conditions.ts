@@ -1,7 +1,7 @@
 // Kubernetes-style status conditions (metav1.Condition semantics): one entry per type;
 // lastTransitionTime moves only when the status flips, so rewriting the same condition on every
 // reconcile is stable and produces no status patch.
-import type { Condition, ConditionStatus } from '../api/meta.js';
+import type { Condition, ConditionStatus } from './meta.js';
 
 export interface ConditionInput {
   type: string;

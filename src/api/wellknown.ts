@@ -1,0 +1,144 @@
+// Names one module writes and another reads back: labels, annotations, finalizers, the names and
+// types of a cluster's Secrets, and the condition types and reasons that more than one module
+// relies on. One home, so a writer and its readers cannot drift apart.
+import type { MachineRole, Taint } from './kinds.js';
+
+// ---------- labels ----------
+
+/** On NodePools, Machines, Secrets and Alerts of a cluster, and on its Nodes: the cluster's name. */
+export const LABEL_CLUSTER = 'marina.dev/cluster';
+/** On NodePools, Machines and Nodes: the pool template (`spec.nodePools[].name`) they come from. */
+export const LABEL_POOL = 'marina.dev/pool';
+/** On Machines: the name of the NodePool object that owns them. */
+export const LABEL_NODEPOOL = 'marina.dev/nodepool';
+/** On Nodes: the Machine that runs them. */
+export const LABEL_MACHINE = 'marina.dev/machine';
+
+/** Node-role label of each Marina role (kubectl's ROLES column reads `node-role.kubernetes.io/*`). */
+export const ROLE_LABELS: Readonly<Record<MachineRole, string>> = {
+  etcd: 'node-role.kubernetes.io/etcd',
+  controlplane: 'node-role.kubernetes.io/control-plane',
+  worker: 'node-role.kubernetes.io/worker',
+};
+
+/** On control-plane Nodes that are not also workers. */
+export const CONTROL_PLANE_TAINT: Readonly<Taint> = { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' };
+
+// ---------- annotations ----------
+
+/** On Nodes: the labels and taints Marina set, so removals can be told from others' additions. */
+export const ANNOTATION_MANAGED_LABELS = 'marina.dev/managed-labels';
+export const ANNOTATION_MANAGED_TAINTS = 'marina.dev/managed-taints';
+/** On a surge Machine: the name of the (working) Machine it is brought up to replace. */
+export const ANNOTATION_REPLACES = 'marina.dev/replaces';
+/**
+ * On a Cluster: the Operation (`<name>`) that took it out of service (a restore). While it is
+ * set, the health checker raises no health alerts and the NodePools replace no machine.
+ */
+export const ANNOTATION_PAUSED_BY = 'marina.dev/paused-by';
+/** On a Machine: the ReplaceMachine Operation that asked its pool to surge a replacement for it. */
+export const ANNOTATION_REPLACE_REQUESTED = 'marina.dev/replace-requested';
+/** The kubelet's mark on a static pod's mirror (a drain leaves those alone). */
+export const ANNOTATION_MIRROR_POD = 'kubernetes.io/config.mirror';
+/** On Machines of servers that joined with a token asking for approval: `required`. */
+export const ANNOTATION_APPROVAL = 'marina.dev/approval';
+/** Set to `true` by an operator (`marina cluster approve`) to admit such a machine. */
+export const ANNOTATION_APPROVED = 'marina.dev/approved';
+/** On Machines of imported servers: the host name the server reported when it joined. */
+export const ANNOTATION_HOSTNAME = 'marina.dev/hostname';
+/** On Machines of imported servers: the id of the join token the server joined with. */
+export const ANNOTATION_JOIN_TOKEN = 'marina.dev/join-token';
+
+// ---------- finalizers ----------
+
+export const FINALIZER_CLUSTER = 'marina.dev/cluster';
+export const FINALIZER_NODEPOOL = 'marina.dev/nodepool';
+export const FINALIZER_MACHINE = 'marina.dev/machine';
+/** On Snapshots: the stored object is deleted from its target before the Snapshot goes. */
+export const FINALIZER_SNAPSHOT = 'marina.dev/snapshot';
+
+/** On Snapshots: the operation that took it ran on the cluster's schedule (retention deletes only those). */
+export const LABEL_SCHEDULED = 'marina.dev/scheduled';
+/** On Operations: their type (for label selectors). */
+export const LABEL_OPERATION_TYPE = 'marina.dev/operation-type';
+
+/** The requester of operations Marina starts itself (the backup schedule). */
+export const SYSTEM_SCHEDULER = 'system:backup-schedule';
+
+// ---------- a cluster's Secrets ----------
+
+export const SECRET_TYPE_PKI = 'marina.dev/pki';
+export const SECRET_TYPE_KUBECONFIG = 'marina.dev/kubeconfig';
+/** Join tokens of imported servers: Secrets of this type hold only the token's SHA-256. */
+export const SECRET_TYPE_JOIN_TOKEN = 'marina.dev/join-token';
+/** On join-token Secrets: the token's id (the public half of `<id>.<secret>`). */
+export const LABEL_JOIN_TOKEN = 'marina.dev/join-token';
+
+/** The Secret holding a cluster's CAs and service-account key. */
+export function pkiSecretName(cluster: string): string {
+  return `${cluster}-pki`;
+}
+
+/** The Secret holding a cluster's admin kubeconfig (`marina cluster kubeconfig` serves it). */
+export function adminKubeconfigSecretName(cluster: string): string {
+  return `${cluster}-admin-kubeconfig`;
+}
+
+// ---------- conditions ----------
+
+/** Condition types of a Cluster. Ready sums up the five before Healthy; Healthy is the health checker's. */
+export const ClusterCondition = {
+  Ready: 'Ready',
+  PKIReady: 'PKIReady',
+  EndpointReady: 'EndpointReady',
+  EtcdReady: 'EtcdReady',
+  ControlPlaneReady: 'ControlPlaneReady',
+  PoolsReady: 'PoolsReady',
+  Healthy: 'Healthy',
+} as const;
+
+/** Condition types of a NodePool. */
+export const NodePoolCondition = {
+  Ready: 'Ready',
+  Scaled: 'Scaled',
+  Healthy: 'Healthy',
+  HealingHeldBack: 'HealingHeldBack',
+} as const;
+
+/** Condition types of an Operation. */
+export const OperationCondition = {
+  /** True once it ended (Succeeded, Failed, Cancelled); the reason says which. */
+  Complete: 'Complete',
+  Approved: 'Approved',
+} as const;
+
+/** Condition types of a Machine. */
+export const MachineCondition = {
+  /** True once the provider was asked to start the machine: Marina's own record of a start. */
+  Bootstrapped: 'Bootstrapped',
+  InfrastructureReady: 'InfrastructureReady',
+  NodeReady: 'NodeReady',
+  /** True once the machine's etcd member votes. */
+  EtcdMember: 'EtcdMember',
+  EtcdMemberRemoved: 'EtcdMemberRemoved',
+  Drained: 'Drained',
+  NodeDeleted: 'NodeDeleted',
+  /** What auto-healing reads: False only for what replacing the machine can fix. */
+  Healthy: 'Healthy',
+} as const;
+
+/** Reasons of a Machine's Healthy condition (auto-healing and the provisioning watchdog read them). */
+export const MachineHealthyReason = {
+  /** Not running yet: a machine that never came up is the startup timeout's business. */
+  Provisioning: 'Provisioning',
+  MachineFailed: 'MachineFailed',
+  AgentUnreachable: 'AgentUnreachable',
+  NodeNotReady: 'NodeNotReady',
+  Healthy: 'Healthy',
+} as const;
+
+/** Reasons of a Machine's NodeReady condition that say nothing about the Node itself. */
+export const NodeReadyReason = {
+  APIUnreachable: 'APIUnreachable',
+  MachineNotRunning: 'MachineNotRunning',
+} as const;

@@ -1,0 +1,103 @@
+// The core Kubernetes objects Marina reads and writes (Nodes, their taints and conditions, Leases,
+// Pods): only the fields some module uses. The machine agent's virtual kubelet writes them; the
+// controllers and the health checker read them through a cluster's API.
+import type { KubeObject, ObjectMeta } from './client.js';
+
+/** Metadata of an object read back from (or written to) the API: it always has a name. */
+export type NamedMeta = ObjectMeta & { name: string };
+
+export interface Taint {
+  key: string;
+  value?: string;
+  effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  timeAdded?: string;
+}
+
+export interface NodeCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastHeartbeatTime?: string;
+  lastTransitionTime?: string;
+}
+
+export interface NodeStatus {
+  conditions?: NodeCondition[];
+  addresses?: { type: string; address: string }[];
+  capacity?: Record<string, string>;
+  allocatable?: Record<string, string>;
+  nodeInfo?: Record<string, string>;
+  daemonEndpoints?: { kubeletEndpoint: { Port: number } };
+}
+
+export interface Node extends KubeObject {
+  metadata: NamedMeta;
+  spec?: { podCIDR?: string; podCIDRs?: string[]; taints?: Taint[]; unschedulable?: boolean; providerID?: string };
+  status?: NodeStatus;
+}
+
+export interface Lease extends KubeObject {
+  metadata: NamedMeta;
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    renewTime?: string;
+    acquireTime?: string;
+  };
+}
+
+export interface ContainerSpec {
+  name: string;
+  image?: string;
+  restartPolicy?: string;
+}
+
+export interface PodCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastProbeTime?: string | null;
+  lastTransitionTime?: string;
+  observedGeneration?: number;
+}
+
+export interface ContainerStatus {
+  name: string;
+  image: string;
+  imageID: string;
+  containerID?: string;
+  ready: boolean;
+  started?: boolean;
+  restartCount: number;
+  state: Record<string, Record<string, unknown>>;
+  lastState?: Record<string, unknown>;
+}
+
+export interface PodStatus {
+  phase?: string;
+  conditions?: PodCondition[];
+  hostIP?: string;
+  hostIPs?: { ip: string }[];
+  podIP?: string;
+  podIPs?: { ip: string }[];
+  startTime?: string;
+  containerStatuses?: ContainerStatus[];
+  initContainerStatuses?: ContainerStatus[];
+  observedGeneration?: number;
+  qosClass?: string;
+}
+
+export interface Pod extends KubeObject {
+  metadata: NamedMeta & { namespace: string };
+  spec?: {
+    nodeName?: string;
+    containers?: ContainerSpec[];
+    initContainers?: ContainerSpec[];
+    readinessGates?: { conditionType: string }[];
+    hostNetwork?: boolean;
+    restartPolicy?: string;
+  };
+  status?: PodStatus;
+}
