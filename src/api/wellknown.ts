@@ -11,8 +11,12 @@ export const LABEL_CLUSTER = 'marina.dev/cluster';
 export const LABEL_POOL = 'marina.dev/pool';
 /** On Machines: the name of the NodePool object that owns them. */
 export const LABEL_NODEPOOL = 'marina.dev/nodepool';
-/** On Nodes: the Machine that runs them. */
+/** On Nodes: the Machine that runs them; on a real kubelet's bootstrap-token Secret: the Machine it is for. */
 export const LABEL_MACHINE = 'marina.dev/machine';
+/** On objects Marina writes into a cluster (the kubelet bootstrap binding, the `kubernetes` Endpoints): `marina`. */
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+/** The ClusterRoleBinding that lets bootstrap tokens (group system:bootstrappers) create kubelet CSRs. */
+export const KUBELET_BOOTSTRAP_BINDING = 'marina:kubelet-bootstrap';
 
 /** Node-role label of each Marina role (kubectl's ROLES column reads `node-role.kubernetes.io/*`). */
 export const ROLE_LABELS: Readonly<Record<MachineRole, string>> = {
@@ -95,6 +99,11 @@ export const ClusterCondition = {
   ControlPlaneReady: 'ControlPlaneReady',
   PoolsReady: 'PoolsReady',
   Healthy: 'Healthy',
+  /**
+   * Clusters with real kubelets only: bootstrap tokens may request kubelet certificates and the
+   * `kubernetes` Service points where the real nodes reach the API. Not part of Ready.
+   */
+  NodeBootstrapReady: 'NodeBootstrapReady',
 } as const;
 
 /** Condition types of a NodePool. */
@@ -125,6 +134,11 @@ export const MachineCondition = {
   NodeDeleted: 'NodeDeleted',
   /** What auto-healing reads: False only for what replacing the machine can fix. */
   Healthy: 'Healthy',
+  /**
+   * Real kubelets only: True once the Node registered. Until then Marina keeps the machine's
+   * bootstrap token valid in the cluster and judges its kubelet's certificate requests.
+   */
+  NodeAdmitted: 'NodeAdmitted',
 } as const;
 
 /** Reasons of a Machine's Healthy condition (auto-healing and the provisioning watchdog read them). */

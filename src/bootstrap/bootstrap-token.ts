@@ -1,9 +1,11 @@
 // Kubelet TLS bootstrap tokens (kubeadm's format `[a-z0-9]{6}.[a-z0-9]{16}`). Marina derives each
-// machine's token from the cluster CA key and the Machine's uid, so the Machine controller (which
-// puts it into the bootstrap data) and the node-admission controller (which creates the
-// `bootstrap-token-<id>` Secret in the cluster and approves the CSR of `system:bootstrap:<id>`)
+// machine's token from the cluster CA key and the Machine's uid, so the bootstrap data (built
+// before the machine starts) and node admission (which creates the `bootstrap-token-<id>` Secret in
+// the cluster and approves the CSR of `system:bootstrap:<id>`, src/controllers/node-admission.ts)
 // agree on it without storing it anywhere. Whoever holds the CA key can mint certificates anyway.
 import { createHmac } from 'node:crypto';
+import { LABEL_MACHINE } from '../api/wellknown.js';
+import type { Secret } from '../kube/objects.js';
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -34,14 +36,20 @@ export function bootstrapUser(id: string): string {
 }
 
 export const BOOTSTRAP_TOKEN_SECRET_TYPE = 'bootstrap.kubernetes.io/token';
+/** Bootstrap tokens are Secrets in kube-system named after their id (the apiserver's convention). */
+export const BOOTSTRAP_TOKEN_NAMESPACE = 'kube-system';
+
+export function bootstrapTokenSecretName(id: string): string {
+  return `bootstrap-token-${id}`;
+}
 
 /** The Secret that makes the token valid (kube-system/bootstrap-token-<id>) until `expiration`. */
-export function bootstrapTokenSecret(t: BootstrapToken, opts: { expiration: Date; machine: string }) {
+export function bootstrapTokenSecret(t: BootstrapToken, opts: { expiration: Date; machine: string }): Secret {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
     type: BOOTSTRAP_TOKEN_SECRET_TYPE,
-    metadata: { name: `bootstrap-token-${t.id}`, namespace: 'kube-system', labels: { 'marina.dev/machine': opts.machine } },
+    metadata: { name: bootstrapTokenSecretName(t.id), namespace: BOOTSTRAP_TOKEN_NAMESPACE, labels: { [LABEL_MACHINE]: opts.machine } },
     stringData: {
       'token-id': t.id,
       'token-secret': t.secret,
@@ -50,4 +58,10 @@ export function bootstrapTokenSecret(t: BootstrapToken, opts: { expiration: Date
       description: `kubelet TLS bootstrap of Marina machine ${opts.machine}`,
     },
   };
+}
+
+/** When the token Secret `s` (as read back: data in base64) expires; 0 when it says nothing. */
+export function bootstrapTokenExpiry(s: Secret): number {
+  const raw = s.data?.expiration;
+  return raw ? Date.parse(Buffer.from(raw, 'base64').toString('utf8')) || 0 : 0;
 }

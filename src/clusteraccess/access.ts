@@ -4,7 +4,7 @@
 // clients, tests substitute their own ClusterConnections.
 import type { Cluster } from '../api/kinds.js';
 import type { EtcdApi } from '../etcd/client.js';
-import type { Node, Pod } from '../kube/objects.js';
+import type { CertificateSigningRequest, ClusterRoleBinding, Endpoints, Node, Pod, Secret } from '../kube/objects.js';
 
 /** The parts of a coordination.k8s.io Lease a leader-election check reads. */
 export interface LeaseInfo {
@@ -45,6 +45,24 @@ export interface KubeApi {
   listNodes(opts?: CallOptions): Promise<Node[]>;
   /** undefined when the Lease does not exist. */
   getLease(namespace: string, name: string, opts?: CallOptions): Promise<LeaseInfo | undefined>;
+
+  // What admitting real kubelets takes (src/controllers/node-admission.ts).
+
+  /** Creates the binding; one that exists already is left as it is. */
+  ensureClusterRoleBinding(binding: ClusterRoleBinding, opts?: CallOptions): Promise<void>;
+  /** undefined when the Secret does not exist. */
+  getSecret(namespace: string, name: string, opts?: CallOptions): Promise<Secret | undefined>;
+  /** Creates the Secret; one that exists already is left as it is. */
+  createSecret(secret: Secret, opts?: CallOptions): Promise<void>;
+  /** Succeeds when the Secret is already gone. */
+  deleteSecret(namespace: string, name: string, opts?: CallOptions): Promise<void>;
+  listCertificateSigningRequests(opts?: CallOptions): Promise<CertificateSigningRequest[]>;
+  /** Adds an Approved or Denied condition through the `approval` subresource (resourceVersion of `csr`). */
+  decideCertificateSigningRequest(csr: CertificateSigningRequest, condition: { type: 'Approved' | 'Denied'; reason: string; message: string }, opts?: CallOptions): Promise<void>;
+  /** Makes the Endpoints object what `endpoints` says (created, or its labels and subsets replaced). */
+  applyEndpoints(endpoints: Endpoints, opts?: CallOptions): Promise<void>;
+  /** undefined when the Endpoints object does not exist. */
+  getEndpoints(namespace: string, name: string, opts?: CallOptions): Promise<Endpoints | undefined>;
 }
 
 /** One control-plane machine's own kube-apiserver, addressed directly (not through the endpoint). */

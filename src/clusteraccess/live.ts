@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
 import type { Cluster } from '../api/kinds.js';
 import { APISERVER_PORT } from '../bootstrap/machine.js';
 import { EtcdClient, type EtcdApi } from '../etcd/client.js';
-import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type Watcher } from '../kube/client.js';
-import type { Node, Pod } from '../kube/objects.js';
+import { isAlreadyExists, isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type ResourceType, type Watcher } from '../kube/client.js';
+import type { CertificateSigningRequest, ClusterRoleBinding, Endpoints, Node, Pod, Secret } from '../kube/objects.js';
 import { issueCertificate } from '../pki/index.js';
 import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, Readiness } from './access.js';
 import type { ClusterSecrets } from './secrets.js';
@@ -181,20 +181,30 @@ export class LiveConnections implements ClusterConnections {
 
   /** The KubeApi over `client`; `onReady` runs whenever /readyz answers ok. */
   private adapt(client: KubeClient, onReady: () => void): KubeApi {
+    /** GET that answers undefined for 404. */
+    const find = async <T extends KubeObject>(res: ResourceType, name: string, opts: CallOptions & { namespace?: string }): Promise<T | undefined> => {
+      try {
+        return await client.get<T>(res, name, opts);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    };
+    /** POST that accepts an object that exists already. */
+    const createOnce = async <T extends KubeObject>(res: ResourceType, obj: T, opts: CallOptions): Promise<void> => {
+      try {
+        await client.create(res, obj, opts);
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+    };
     return {
       readyz: async (opts) => {
         const r = await readyz(client, opts);
         if (r.ok) onReady();
         return r;
       },
-      getNode: async (name, opts = {}) => {
-        try {
-          return await client.get<Node>(Resources.nodes, name, opts);
-        } catch (err) {
-          if (isNotFound(err)) return undefined;
-          throw err;
-        }
-      },
+      getNode: (name, opts = {}) => find<Node>(Resources.nodes, name, opts),
       patchNode: async (name, patch, opts = {}) => {
         await client.patch(Resources.nodes, name, patch, { ...opts, type: 'merge', fieldManager: 'marina' });
       },
@@ -211,12 +221,32 @@ export class LiveConnections implements ClusterConnections {
       },
       listNodes: async (opts = {}) => (await client.listAll<Node>(Resources.nodes, opts)).items,
       getLease: async (namespace, name, opts = {}) => {
+        const lease = await find<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { ...opts, namespace });
+        return lease && (lease.spec ?? {});
+      },
+      ensureClusterRoleBinding: (binding: ClusterRoleBinding, opts = {}) => createOnce(Resources.clusterRoleBindings, binding, opts),
+      getSecret: (namespace, name, opts = {}) => find<Secret>(Resources.secrets, name, { ...opts, namespace }),
+      createSecret: (secret: Secret, opts = {}) => createOnce(Resources.secrets, secret, { ...opts }),
+      deleteSecret: async (namespace, name, opts = {}) => {
         try {
-          const lease = await client.get<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { ...opts, namespace });
-          return lease.spec ?? {};
+          await client.delete(Resources.secrets, name, { ...opts, namespace });
         } catch (err) {
-          if (isNotFound(err)) return undefined;
-          throw err;
+          if (!isNotFound(err)) throw err;
+        }
+      },
+      listCertificateSigningRequests: async (opts = {}) => (await client.listAll<CertificateSigningRequest>(Resources.certificateSigningRequests, opts)).items,
+      decideCertificateSigningRequest: async (csr, condition, opts = {}) => {
+        const decided = { ...csr, status: { ...csr.status, conditions: [...(csr.status?.conditions ?? []), { ...condition, status: 'True' }] } };
+        await client.replace(Resources.certificateSigningRequests, decided, { ...opts, subresource: 'approval' });
+      },
+      getEndpoints: (namespace, name, opts = {}) => find<Endpoints>(Resources.endpoints, name, { ...opts, namespace }),
+      applyEndpoints: async (endpoints: Endpoints, opts = {}) => {
+        const { namespace, name, labels } = endpoints.metadata;
+        try {
+          await client.create(Resources.endpoints, endpoints, opts);
+        } catch (err) {
+          if (!isAlreadyExists(err)) throw err;
+          await client.patch(Resources.endpoints, name, { metadata: { labels }, subsets: endpoints.subsets }, { ...opts, namespace, type: 'merge', fieldManager: 'marina' });
         }
       },
       evictPod: async (namespace, name, opts = {}) => {

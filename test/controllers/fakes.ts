@@ -2,7 +2,8 @@
 // API with Nodes and Pods) for the controller integration tests. The provider records every call;
 // the etcd fake enforces what real etcd enforces (a joining member must have been added first;
 // one unstarted member at a time; membership changes need a quorum) and the API fake enforces
-// NodeRestriction's label rule on kubelet registration.
+// NodeRestriction's label rule on kubelet registration, and lets a real kubelet (a bootstrap with a
+// `node` section) register only while its bootstrap token Secret exists and bootstrappers are bound.
 import type { Cluster, Machine } from '../../src/api/kinds.js';
 import type { Store } from '../../src/store/types.js';
 import { kubeletMaySetLabel } from '../../src/kube/node-labels.js';
@@ -10,7 +11,7 @@ import { EtcdError, type EtcdMember, type MemberHealth } from '../../src/etcd/cl
 import { quorumHealthy, quorumSize } from '../../src/etcd/membership.js';
 import type { ClusterConnections, EvictionResult, KubeApi } from '../../src/clusteraccess/access.js';
 import type { EtcdApi } from '../../src/etcd/client.js';
-import type { Node as KubeNode, Pod as KubePod, Taint as KubeTaint } from '../../src/kube/objects.js';
+import type { Endpoints, Node as KubeNode, Pod as KubePod, Secret as KubeSecret, Taint as KubeTaint } from '../../src/kube/objects.js';
 import {
   ProviderError,
   type ClusterRef,
@@ -57,6 +58,10 @@ interface ClusterSim {
   nextRv: number;
   /** Node names kubelets registered with forbidden labels (NodeRestriction violations). */
   violations: string[];
+  /** Secrets by namespace/name, ClusterRoleBindings by name, Endpoints by namespace/name. */
+  secrets: Map<string, KubeSecret>;
+  bindings: Set<string>;
+  endpoints: Map<string, Endpoints>;
 }
 
 const argOf = (args: string[], name: string): string | undefined =>
@@ -86,7 +91,7 @@ export class FakeWorld {
   sim(cluster: string): ClusterSim {
     let s = this.clusters.get(cluster);
     if (!s) {
-      s = { members: [], nodes: new Map(), pods: [], backends: [], nextRv: 1, violations: [] };
+      s = { members: [], nodes: new Map(), pods: [], backends: [], nextRv: 1, violations: [], secrets: new Map(), bindings: new Set(), endpoints: new Map() };
       this.clusters.set(cluster, s);
     }
     return s;
@@ -311,6 +316,8 @@ export class FakeWorld {
       const n = m.bootstrap?.node;
       const k = m.bootstrap?.kubelet ?? (n ? { nodeName: n.nodeName, labels: n.labels, taints: n.taints } : undefined);
       if (m.ref.cluster !== cluster || !m.running || !k || sim.nodes.has(k.nodeName)) continue;
+      // A real kubelet's TLS bootstrap needs its token's Secret and the bootstrappers' binding.
+      if (n && (!sim.secrets.has(`kube-system/bootstrap-token-${n.bootstrapToken.split('.')[0]}`) || !sim.bindings.has('marina:kubelet-bootstrap'))) continue;
       if (Object.keys(k.labels).some((l) => !kubeletMaySetLabel(l))) sim.violations.push(k.nodeName);
       sim.nodes.set(k.nodeName, {
         apiVersion: 'v1',
@@ -376,6 +383,44 @@ export class FakeWorld {
         sim.pods.splice(i, 1);
         this.timeline.push(`evict ${namespace}/${name}`);
         return 'evicted';
+      },
+      ensureClusterRoleBinding: async (binding) => {
+        up();
+        sim.bindings.add(binding.metadata.name);
+      },
+      getSecret: async (namespace, name) => {
+        up();
+        const secret = sim.secrets.get(`${namespace}/${name}`);
+        return secret && structuredClone(secret);
+      },
+      createSecret: async (secret) => {
+        up();
+        const key = `${secret.metadata.namespace}/${secret.metadata.name}`;
+        if (sim.secrets.has(key)) return;
+        // Read back as the API does: stringData becomes base64 data.
+        const data = Object.fromEntries(Object.entries(secret.stringData ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+        sim.secrets.set(key, { ...structuredClone(secret), data });
+        this.timeline.push(`secret create ${key}`);
+      },
+      deleteSecret: async (namespace, name) => {
+        up();
+        if (sim.secrets.delete(`${namespace}/${name}`)) this.timeline.push(`secret delete ${namespace}/${name}`);
+      },
+      listCertificateSigningRequests: async () => {
+        up();
+        return [];
+      },
+      decideCertificateSigningRequest: async () => {
+        throw new Error('the fake API has no certificate signing requests');
+      },
+      getEndpoints: async (namespace, name) => {
+        up();
+        const e = sim.endpoints.get(`${namespace}/${name}`);
+        return e && structuredClone(e);
+      },
+      applyEndpoints: async (endpoints) => {
+        up();
+        sim.endpoints.set(`${endpoints.metadata.namespace}/${endpoints.metadata.name}`, structuredClone(endpoints));
       },
     };
   }

@@ -1,8 +1,9 @@
 // The controllers with a pool of imported servers (a provider that cannot create machines), on the
 // real SQLite store with the in-test provider of fakes.ts: the pool waits for servers instead of
 // creating machines, a server that joined with an approval token waits for `marina cluster
-// approve`, and an unhealthy imported machine raises ImportedMachineUnhealthy instead of being
-// replaced.
+// approve`, its kubelet joins with its bootstrap token (node admission: the token's Secret exists
+// until the Node registers, the kubernetes Service points where the provider says nodes reach the
+// API), and an unhealthy imported machine raises ImportedMachineUnhealthy instead of being replaced.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -26,7 +27,13 @@ test('import pools wait for servers, admit approved ones, and alert instead of h
   const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32) });
   const world = new FakeWorld(store);
   // The same in-test machines, but the provider says what the import provider says.
-  const imports: InfrastructureProvider = { ...world.provider, name: 'import', capabilities: { createsMachines: false, endpoints: false } };
+  const imports: InfrastructureProvider = {
+    ...world.provider,
+    name: 'import',
+    capabilities: { createsMachines: false, endpoints: false },
+    sweepOrphans: false,
+    nodeAPIEndpoint: async () => '192.0.2.10:7001',
+  };
   const registry: ProviderRegistry = { get: (name) => (name === 'import' ? imports : world.registry.get(name)), list: () => [...world.registry.list(), imports] };
   const alerts: { scope: AlertScope; active: readonly AlertInput[] }[] = [];
   const sink = { sync: async (scope: AlertScope, active: readonly AlertInput[]) => void alerts.push({ scope, active }) } as unknown as AlertSink;
@@ -79,7 +86,19 @@ test('import pools wait for servers, admit approved ones, and alert instead of h
     }, 'the machine waiting for approval');
     assert.equal(world.callsOf('start').some((c) => c.name === 'c-byo-srv01'), false, 'not started before approval');
     await store.update({ ...waiting!, metadata: { ...waiting!.metadata, annotations: { ...waiting!.metadata.annotations, [ANNOTATION_APPROVED]: 'true' } } });
-    await waitFor(async () => ((await store.get({ kind: 'Machine', project: P, name: 'c-byo-srv01' })) as Machine).status?.phase === 'Running', 'the approved machine Running');
+    let running: Machine | undefined;
+    await waitFor(async () => {
+      running = (await store.get({ kind: 'Machine', project: P, name: 'c-byo-srv01' })) as Machine;
+      return running.status?.phase === 'Running';
+    }, 'the approved machine Running');
+    // Its kubelet joined with the machine's bootstrap token; the token is gone once the Node exists.
+    assert.equal(getCondition(running!.status?.conditions, 'NodeAdmitted')?.status, 'True');
+    const sim = world.sim('c');
+    assert.ok(world.timeline.some((t) => /^secret create kube-system\/bootstrap-token-[a-z0-9]{6}$/.test(t)), 'a bootstrap token Secret was created');
+    await waitFor(async () => [...sim.secrets.keys()].every((k) => !k.startsWith('kube-system/bootstrap-token-')), 'the bootstrap token deleted after registration');
+    assert.ok(sim.bindings.has('marina:kubelet-bootstrap'));
+    await waitFor(async () => sim.endpoints.get('default/kubernetes')?.subsets?.[0]?.addresses?.[0]?.ip === '192.0.2.10', 'the kubernetes Endpoints at the nodes\' API address');
+    assert.equal(sim.endpoints.get('default/kubernetes')?.subsets?.[0]?.ports?.[0]?.port, 7001);
 
     // Its Node goes NotReady: healing alerts, and never deletes the machine.
     const node = world.sim('c').nodes.get('c-byo-srv01')!;

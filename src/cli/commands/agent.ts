@@ -25,7 +25,7 @@ export function agentCommand(): Command {
       if (process.getuid?.() !== 0) throw new CliError('the agent runs containerd and kubelet: run it as root', EXIT.usage);
       const token = opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, 'utf8').trim() : undefined);
       // Imported lazily: the node runtime is only needed here.
-      const { runJoinAgent } = await import('../../agent/join/run.js');
+      const { runJoinAgent } = await import('../../joinagent/run.js');
       const log = pino({ timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: join(opts.dataDir, 'agent.log'), sync: true, mkdir: true }));
       const ctl = new AbortController();
       const stop = () => ctl.abort();

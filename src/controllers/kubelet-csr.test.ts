@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { crypto } from '../pki/keys.js';
-import { judgeCsr, requestedNode, SIGNER_CLIENT, SIGNER_SERVING, type CsrObject, type CsrMachine } from './csr.js';
+import { judgeCsr, requestedNode, SIGNER_CLIENT, SIGNER_SERVING, type CsrObject, type CsrMachine } from './kubelet-csr.js';
 
 async function csr(o: { name: string; san?: { type: 'dns' | 'ip'; value: string }[]; signer: string; username: string; groups?: string[]; usages: string[] }): Promise<CsrObject> {
   const keys = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);

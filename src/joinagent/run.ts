@@ -14,12 +14,12 @@ import { isIP } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MachineAgent } from '../agent.js';
-import type { AgentConfig } from '../config.js';
-import { nodeConfigProblems, type AgentNodeConfig } from '../node-runtime/config.js';
-import { run } from '../node-runtime/exec.js';
-import { sweepNodeDir } from '../node-runtime/sweep.js';
-import type { KubeletLog } from '../virtual-kubelet.js';
+import { MachineAgent } from '../agent/agent.js';
+import type { AgentConfig } from '../agent/config.js';
+import { nodeConfigProblems, type AgentNodeConfig } from '../agent/node-runtime/config.js';
+import { run } from '../agent/node-runtime/exec.js';
+import { sweepNodeDir } from '../agent/node-runtime/sweep.js';
+import type { KubeletLog } from '../agent/virtual-kubelet.js';
 import { JoinClient, pinnedCa, type JoinAnswer, type SyncAnswer } from './client.js';
 
 export interface JoinOptions {

@@ -4,9 +4,9 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, createReadStream, createWriteStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import https from 'node:https';
-import type { Artifact } from '../../joins/artifacts.js';
-import { caPin, pinsEqual } from '../../joins/pin.js';
-import type { MachineBootstrap } from '../../providers/contract.js';
+import type { Artifact } from '../joins/artifacts.js';
+import { caPin, pinsEqual } from '../joins/pin.js';
+import type { MachineBootstrap } from '../providers/contract.js';
 
 export class JoinError extends Error {
   constructor(

@@ -13,15 +13,14 @@
 // signers or other names are none of Marina's business and stay untouched.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { bootstrapUser } from '../bootstrap/bootstrap-token.js';
+import type { CertificateSigningRequest } from '../kube/objects.js';
 
 export const SIGNER_CLIENT = 'kubernetes.io/kube-apiserver-client-kubelet';
 export const SIGNER_SERVING = 'kubernetes.io/kubelet-serving';
 
-export interface CsrObject {
-  metadata: { name: string };
-  spec: { request: string; signerName: string; username?: string; groups?: string[]; usages?: string[] };
-  status?: { conditions?: { type: string; status?: string }[]; certificate?: string };
-}
+/** The parts of a CertificateSigningRequest the judgement reads. */
+export type CsrObject = Pick<CertificateSigningRequest, 'metadata' | 'spec' | 'status'>;
 
 /** The Marina machine a CSR is judged against. */
 export interface CsrMachine {
@@ -83,7 +82,7 @@ export function judgeCsr(csr: CsrObject, machine: CsrMachine): Verdict {
   const user = csr.spec.username ?? '';
 
   if (signer === SIGNER_CLIENT) {
-    if (user !== `system:bootstrap:${machine.tokenId}` && user !== nodeUser) return deny(`requested by ${user}, not by its bootstrap token or itself`);
+    if (user !== bootstrapUser(machine.tokenId) && user !== nodeUser) return deny(`requested by ${user}, not by its bootstrap token or itself`);
     if (names.length > 0) return deny('client certificates carry no alternative names');
     const bad = usages.filter((u) => !CLIENT_USAGES.has(u));
     if (bad.length > 0 || !usages.includes('client auth')) return deny(`usages ${JSON.stringify(usages)} are not a kubelet client's`);
