@@ -1,12 +1,11 @@
 // The agent's side of the join protocol (src/server/routes/joins.ts), over HTTPS that trusts only
 // Marina's CA — and only after that CA's pin matched the one the join command carries: the CA is
 // fetched once without verification, its pin compared, and nothing (no token) is sent before.
-import { createHash } from 'node:crypto';
-import { chmodSync, createReadStream, createWriteStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import https from 'node:https';
-import type { Artifact } from '../joins/artifacts.js';
+import { sha256File, type Artifact } from '../joins/artifacts.js';
 import { caPin, pinsEqual } from '../joins/pin.js';
-import type { MachineBootstrap } from '../providers/contract.js';
+import { JOIN_PREFIX as JOIN, type JoinAnswer, type SyncAnswer } from '../server/join-schemas.js';
 
 export class JoinError extends Error {
   constructor(
@@ -24,8 +23,6 @@ export class PinMismatchError extends Error {
     this.name = 'PinMismatchError';
   }
 }
-
-const JOIN = '/join/v1';
 
 /** Marina's CA, fetched without verifying the server (it is verified by its pin next). */
 export function fetchCaUnverified(url: string): Promise<string> {
@@ -48,21 +45,6 @@ export async function pinnedCa(url: string, pin: string): Promise<string> {
   if (!pinsEqual(got, pin)) throw new PinMismatchError(url, got, pin);
   return pem;
 }
-
-export interface JoinAnswer {
-  project: string;
-  cluster: string;
-  pool: string;
-  machine: string;
-  credential: string;
-  approvalRequired: boolean;
-  agentPort: number;
-}
-
-export type SyncAnswer =
-  | { action: 'wait'; message: string }
-  | { action: 'run'; bootstrap: MachineBootstrap; apiServer: { url: string; tlsServerName?: string }; artifacts: Artifact[] }
-  | { action: 'leave'; message: string };
 
 export class JoinClient {
   private readonly agent: https.Agent;
@@ -151,14 +133,4 @@ export class JoinClient {
       req.end(payload);
     });
   }
-}
-
-export function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
 }

@@ -20,7 +20,8 @@ import { nodeConfigProblems, type AgentNodeConfig } from '../agent/node-runtime/
 import { run } from '../agent/node-runtime/exec.js';
 import { sweepNodeDir } from '../agent/node-runtime/sweep.js';
 import type { KubeletLog } from '../agent/virtual-kubelet.js';
-import { JoinClient, pinnedCa, type JoinAnswer, type SyncAnswer } from './client.js';
+import type { JoinAnswer, SyncAnswer } from '../server/join-schemas.js';
+import { JoinClient, pinnedCa } from './client.js';
 
 export interface JoinOptions {
   url: string;

@@ -22,7 +22,8 @@ export interface Artifact {
 
 export const CNI_PLUGINS = ['bridge', 'host-local', 'loopback', 'portmap'];
 
-function sha256File(path: string): Promise<string> {
+/** The SHA-256 (hex) of a file's content. */
+export function sha256File(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const h = createHash('sha256');
     createReadStream(path)

@@ -3,7 +3,7 @@
 // around this.
 import { getCondition } from '../api/conditions.js';
 import { ApiError } from '../api/errors.js';
-import type { Cluster, Machine, NodePool } from '../api/kinds.js';
+import type { Cluster, Machine, NodePool, Secret } from '../api/kinds.js';
 import { API_VERSION, isDeleting } from '../api/meta.js';
 import {
   ANNOTATION_APPROVAL,
@@ -143,16 +143,8 @@ export class JoinService {
    * is created in the token's pool, and the import provider records the server.
    */
   async join(token: string, facts: ServerFacts): Promise<JoinResult> {
-    const m = TOKEN_PATTERN.exec(token);
-    if (!m) throw ApiError.unauthorized('not a join token (expected the form abcdef.0123456789abcdef)');
-    const id = m[1]!;
     for (;;) {
-      const candidates = await this.secrets.list({ labelSelector: `${LABEL_JOIN_TOKEN}=${id}` });
-      const secret = candidates.find((s) => s.metadata.name === secretName(id) && matches(s, token));
-      const record = secret ? recordOf(secret) : undefined;
-      if (!secret || !record) throw ApiError.unauthorized('join token is not valid');
-      const why = refusal(record);
-      if (why) throw ApiError.unauthorized(why);
+      const { secret, record } = await this.checkToken(token);
       const project = secret.metadata.project ?? '';
       const cluster = await this.cluster(project, record.cluster);
       const pool = await this.nodePool(project, record.cluster, record.pool);
@@ -177,6 +169,23 @@ export class JoinService {
       );
       return { project, cluster: record.cluster, pool: record.pool, machine: name, credential, approvalRequired: record.approval };
     }
+  }
+
+  /**
+   * The token's Secret and record when `token` may be used to join now; otherwise a 401 that says
+   * why (expired, revoked, used) — or, for a token that does not match, nothing more.
+   */
+  async checkToken(token: string): Promise<{ secret: Secret; record: JoinTokenRecord }> {
+    const m = TOKEN_PATTERN.exec(token);
+    if (!m) throw ApiError.unauthorized('not a join token (expected the form abcdef.0123456789abcdef)');
+    const id = m[1]!;
+    const candidates = await this.secrets.list({ labelSelector: `${LABEL_JOIN_TOKEN}=${id}` });
+    const secret = candidates.find((s) => s.metadata.name === secretName(id) && matches(s, token));
+    const record = secret ? recordOf(secret) : undefined;
+    if (!secret || !record) throw ApiError.unauthorized('join token is not valid');
+    const why = refusal(record);
+    if (why) throw ApiError.unauthorized(why);
+    return { secret, record };
   }
 
   /** Why an imported machine is not started yet, in words for the server's operator. */

@@ -175,3 +175,34 @@ describe('join protocol: token checks', () => {
     assert.equal(res.statusCode, 401);
   });
 });
+
+describe('join protocol: declared credentials', () => {
+  it('documents each route with its credential in the OpenAPI document', async () => {
+    const doc = (await call(undefined, 'GET', '/openapi/v3')).json() as {
+      paths: Record<string, Record<string, { security?: Record<string, string[]>[] }>>;
+      components: { securitySchemes: Record<string, { type: string; scheme: string }> };
+    };
+    assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['bearer', 'joinToken', 'machineCredential']);
+    assert.deepEqual(doc.paths['/join/v1/ca']?.get?.security, []);
+    assert.deepEqual(doc.paths['/join/v1/machines']?.post?.security, [{ joinToken: [] }]);
+    for (const [path, method] of [['/join/v1/machine/sync', 'post'], ['/join/v1/machine/left', 'post'], ['/join/v1/artifacts/{name}', 'get']] as const) {
+      assert.deepEqual(doc.paths[path]?.[method]?.security, [{ machineCredential: [] }], path);
+    }
+  });
+
+  it('answers a call without its credential, or with an API token instead, with 401', async () => {
+    const missing = await call(undefined, 'POST', '/join/v1/machines', { hostname: 'x', address: '10.1.2.3' });
+    assert.equal(missing.statusCode, 401);
+    assert.match(missing.json().message, /missing bearer token \(joinToken\)/);
+    assert.equal((await call('platform', 'POST', '/join/v1/machine/sync', {})).statusCode, 401, 'an API token is no machine credential');
+    assert.equal((await call('platform', 'GET', '/join/v1/artifacts/kubelet')).statusCode, 401);
+  });
+
+  it('checks the body against its schema once the credential is good: 422 naming the field', async () => {
+    const res = await call('member', 'POST', BASE, { pool: 'byo' });
+    const { token } = res.json() as { token: string };
+    const bad = await call(undefined, 'POST', '/join/v1/machines', { hostname: 'x', address: '10.1.2.300' }, token);
+    assert.equal(bad.statusCode, 422);
+    assert.equal(bad.json().field, 'address');
+  });
+});

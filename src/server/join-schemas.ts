@@ -1,7 +1,10 @@
-// HTTP schemas of join tokens (the API people use) and of the join protocol (what agents on
-// imported servers speak, outside the API prefix). Registered as OpenAPI components by openapi.ts.
-import { Type, type Static } from '@sinclair/typebox';
+// HTTP schemas of join tokens (the API people use) and of the join protocol (what the agent on an
+// imported server speaks, outside the API prefix): the one source of their validation, their
+// OpenAPI components (openapi.ts) and the types both sides use (src/joinagent reads its answers
+// with them).
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { MAX_TTL_SECONDS } from '../joins/tokens.js';
+import type { BootstrapNode, MachineBootstrap } from '../providers/contract.js';
 
 export const CreateJoinTokenRequest = Type.Object(
   {
@@ -19,14 +22,14 @@ const tokenFields = {
   id: Type.String({ description: 'the public part of the token' }),
   cluster: Type.String(),
   pool: Type.String(),
-  createdAt: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
   createdBy: Type.String(),
-  expiresAt: Type.String(),
+  expiresAt: Type.String({ format: 'date-time' }),
   singleUse: Type.Boolean(),
   approval: Type.Boolean(),
   description: Type.Optional(Type.String()),
   usedBy: Type.Array(Type.String(), { description: 'machines that joined with it' }),
-  revokedAt: Type.Optional(Type.String()),
+  revokedAt: Type.Optional(Type.String({ format: 'date-time' })),
 };
 
 export const JoinTokenInfo = Type.Object(
@@ -47,26 +50,109 @@ export const JoinTokenCreated = Type.Object(
 );
 
 export const JoinTokenParams = Type.Object({
-  project: Type.String({ minLength: 1 }),
-  name: Type.String({ minLength: 1, description: 'the cluster' }),
+  project: Type.String({ description: 'the project' }),
+  name: Type.String({ description: 'the cluster' }),
   id: Type.String({ pattern: '^[a-z0-9]{6}$', description: 'the token id' }),
 });
 
-// ---------- the join protocol (agents) ----------
+// ---------- the join protocol (the agent on an imported server) ----------
+
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const IPV4 = `(${OCTET}\\.){3}${OCTET}`;
+
+/** Where the join protocol lives, outside the API prefix (the agent has no API token). */
+export const JOIN_PREFIX = '/join/v1';
 
 export const JoinRequest = Type.Object(
   {
     hostname: Type.String({ minLength: 1, maxLength: 253 }),
-    address: Type.String({ minLength: 7, maxLength: 45, description: "the server's node IP" }),
+    address: Type.String({ pattern: `^${IPV4}$`, description: "the server's node IPv4 address (where the cluster reaches its kubelet)" }),
   },
-  { additionalProperties: false },
+  { $id: 'JoinRequest', additionalProperties: false },
 );
 export type JoinRequest = Static<typeof JoinRequest>;
 
-export const SyncRequest = Type.Object(
-  { health: Type.Optional(Type.Object({ ok: Type.Boolean(), message: Type.String({ maxLength: 4096 }) })) },
-  { additionalProperties: false },
+export const JoinAnswer = Type.Object(
+  {
+    project: Type.String(),
+    cluster: Type.String(),
+    pool: Type.String(),
+    machine: Type.String({ description: 'the Machine the server is from now on' }),
+    credential: Type.String({ description: "the agent's credential for every later call (shown only here)" }),
+    approvalRequired: Type.Boolean({ description: 'the machine waits for `marina cluster approve`' }),
+    agentPort: Type.Integer({ description: 'the port the agent serves /healthz, /facts and /metrics on' }),
+  },
+  { $id: 'JoinAnswer' },
 );
+export type JoinAnswer = Static<typeof JoinAnswer>;
+
+const NodeHealth = Type.Object({ ok: Type.Boolean(), message: Type.String({ maxLength: 4096 }) }, { additionalProperties: false });
+
+export const SyncRequest = Type.Object({ health: Type.Optional(NodeHealth) }, { $id: 'SyncRequest', additionalProperties: false });
 export type SyncRequest = Static<typeof SyncRequest>;
 
-export const JOIN_COMPONENTS = [CreateJoinTokenRequest, JoinTokenInfo, JoinTokenList, JoinTokenCreated];
+const Taint = Type.Object({ key: Type.String(), value: Type.Optional(Type.String()), effect: Type.String() });
+
+/** What an imported server is handed to run: the provider contract's MachineBootstrap, as a worker gets it. */
+const ImportBootstrap = Type.Object(
+  {
+    kubernetesVersion: Type.String(),
+    roles: Type.Array(Type.String()),
+    files: Type.Array(Type.Object({ path: Type.String(), content: Type.String(), mode: Type.Integer() }), { description: "certificates and the CA, relative to the agent's data directory" }),
+    services: Type.Array(Type.Object({ name: Type.String(), binary: Type.String(), args: Type.Array(Type.String()), readyUrl: Type.Optional(Type.String()) })),
+    node: Type.Object({
+      nodeName: Type.String(),
+      apiServerURL: Type.String(),
+      caFile: Type.String(),
+      bootstrapToken: Type.String({ description: "the kubelet's TLS bootstrap token" }),
+      kubeProxyCertFile: Type.String(),
+      kubeProxyKeyFile: Type.String(),
+      clusterCIDR: Type.String(),
+      clusterDNS: Type.String(),
+      clusterDomain: Type.String(),
+      labels: Type.Record(Type.String(), Type.String()),
+      taints: Type.Array(Taint),
+      maxPods: Type.Integer(),
+    }),
+  },
+  { $id: 'ImportBootstrap' },
+);
+// The schema and the provider contract describe the same object: this fails to compile when they drift.
+type Handed = MachineBootstrap & { node: BootstrapNode };
+const bootstrapAgrees: [Static<typeof ImportBootstrap>, Handed] extends [Handed, Static<typeof ImportBootstrap>] ? true : never = true;
+void bootstrapAgrees;
+
+export const Artifact = Type.Object(
+  {
+    name: Type.String({ description: 'kubelet, kube-proxy, containerd, ctr, containerd-shim-runc-v2, runc, cni-<plugin>, image-<name>' }),
+    kind: Type.Union([Type.Literal('binary'), Type.Literal('cni'), Type.Literal('image')]),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    size: Type.Integer({ minimum: 0 }),
+    ref: Type.Optional(Type.String({ description: 'images: the reference it is imported under' })),
+    sandbox: Type.Optional(Type.Boolean({ description: "the pause image: containerd's sandbox image" })),
+  },
+  { $id: 'Artifact' },
+);
+
+export const SyncAnswer = Type.Union(
+  [
+    Type.Object({ action: Type.Literal('wait'), message: Type.String({ description: 'what the machine waits for' }) }),
+    Type.Object({
+      action: Type.Literal('run'),
+      bootstrap: Type.Ref(ImportBootstrap.$id!),
+      apiServer: Type.Object({ url: Type.String(), tlsServerName: Type.Optional(Type.String({ description: 'a name in the apiserver certificate when the URL host is not' })) }),
+      artifacts: Type.Array(Type.Ref(Artifact.$id!), { description: 'download each from /join/v1/artifacts/{name} and check its size and SHA-256' }),
+    }),
+    Type.Object({ action: Type.Literal('leave'), message: Type.String() }),
+  ],
+  { $id: 'SyncAnswer', description: 'what the agent does until its next sync' },
+);
+/** The schema's type, with the bootstrap as the provider contract types it. */
+export type SyncAnswer =
+  | { action: 'wait'; message: string }
+  | { action: 'run'; bootstrap: MachineBootstrap; apiServer: { url: string; tlsServerName?: string }; artifacts: Static<typeof Artifact>[] }
+  | { action: 'leave'; message: string };
+
+export const ArtifactParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{0,62}$', description: 'an artifact of the manifest' }) });
+
+export const JOIN_COMPONENTS: TSchema[] = [CreateJoinTokenRequest, JoinTokenInfo, JoinTokenList, JoinTokenCreated, JoinRequest, JoinAnswer, SyncRequest, ImportBootstrap, Artifact, SyncAnswer];

@@ -1,13 +1,14 @@
 // Join tokens of a cluster: create (the answer carries the token and the one command line for the
-// server, once), list (never the secret), revoke. Creating and revoking need what changing the
-// cluster needs; listing what reading its Secrets needs.
+// server, once), list (never the secret), revoke. Access is decided for the kind `JoinToken` in
+// the cluster's project (authz.ts: members create and revoke, viewers list).
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ApiError } from '../../api/errors.js';
-import { schemaErrors } from '../../api/validate.js';
 import type { JoinService } from '../../joins/service.js';
 import type { AuditLog } from '../../store/types.js';
 import { principal } from '../auth.js';
+import { objectBody } from '../http.js';
+import type { Verb } from '../authz.js';
 import { CreateJoinTokenRequest, JoinTokenCreated, JoinTokenInfo, JoinTokenList, JoinTokenParams } from '../join-schemas.js';
 import { ProjectNameParams, errorResponses } from '../schemas.js';
 
@@ -30,12 +31,7 @@ export function joinCommand(url: string, token: string, caPin: string): string {
 
 export const joinTokenRoutes: FastifyPluginAsync<JoinTokenRouteOptions> = async (app, { joins, audit, joinTarget }) => {
   const tags = ['JoinToken'];
-  const clusterAccess = (verb: 'update' | 'get', kind: 'Cluster' | 'Secret') => (req: { params: unknown }) => ({
-    verb,
-    kind,
-    project: (req.params as Params).project,
-    name: (req.params as Params).name,
-  });
+  const tokenAccess = (verb: Verb) => (req: { params: unknown }) => ({ verb, kind: 'JoinToken', project: (req.params as Params).project, name: (req.params as Params).name });
 
   app.post<{ Params: Params }>('/projects/:project/clusters/:name/jointokens', {
     schema: {
@@ -44,19 +40,16 @@ export const joinTokenRoutes: FastifyPluginAsync<JoinTokenRouteOptions> = async 
       tags,
       params: ProjectNameParams,
       body: { content: { 'application/json': { schema: Type.Ref(CreateJoinTokenRequest.$id!) } } },
-      response: { 201: Type.Ref(JoinTokenCreated.$id!, { description: 'the token (shown only here)' }), ...errorResponses(400, 401, 403, 404, 409, 415, 422) },
+      response: { 201: Type.Ref(JoinTokenCreated.$id!, { description: 'the token (shown only here)' }), ...errorResponses(400, 401, 403, 404, 409, 413, 415, 422) },
     },
-    config: { access: clusterAccess('update', 'Cluster') },
+    config: { access: tokenAccess('create') },
     handler: async (req, reply) => {
-      const body = req.body;
-      if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) throw ApiError.badRequest('request body must be a JSON object like {"pool": "byo"}');
-      const causes = schemaErrors(CreateJoinTokenRequest, body);
-      if (causes.length > 0) throw ApiError.invalid(causes);
+      const body = objectBody<CreateJoinTokenRequest>(CreateJoinTokenRequest, req.body, '{"pool": "byo"}');
       const target = joinTarget();
       if (!target) {
         throw new ApiError(409, 'Conflict', 'Marina serves plain HTTP: a CA pin would mean nothing. Start it on an address other hosts reach with `marina server --tls auto`');
       }
-      const { record, token } = await joins.createToken(req.params.project, req.params.name, body as CreateJoinTokenRequest, principal(req).user);
+      const { record, token } = await joins.createToken(req.params.project, req.params.name, body, principal(req).user);
       await audit.append({ time: new Date().toISOString(), user: principal(req).user, verb: 'create', kind: 'JoinToken', project: req.params.project, name: record.id, code: 201 });
       void reply.code(201);
       return { ...record, token, caPin: target.caPin, url: target.url, command: joinCommand(target.url, token, target.caPin) };
@@ -71,7 +64,7 @@ export const joinTokenRoutes: FastifyPluginAsync<JoinTokenRouteOptions> = async 
       params: ProjectNameParams,
       response: { 200: Type.Ref(JoinTokenList.$id!, { description: 'oldest first' }), ...errorResponses(401, 403, 404) },
     },
-    config: { access: clusterAccess('get', 'Secret') },
+    config: { access: tokenAccess('list') },
     handler: async (req) => ({ items: await joins.listTokens(req.params.project, req.params.name) }),
   });
 
@@ -83,7 +76,7 @@ export const joinTokenRoutes: FastifyPluginAsync<JoinTokenRouteOptions> = async 
       params: JoinTokenParams,
       response: { 200: Type.Ref(JoinTokenInfo.$id!, { description: 'the revoked token' }), ...errorResponses(400, 401, 403, 404) },
     },
-    config: { access: clusterAccess('update', 'Cluster') },
+    config: { access: tokenAccess('delete') },
     handler: async (req) => {
       const record = await joins.revokeToken(req.params.project, req.params.name, req.params.id);
       await audit.append({ time: new Date().toISOString(), user: principal(req).user, verb: 'delete', kind: 'JoinToken', project: req.params.project, name: record.id, code: 200 });
