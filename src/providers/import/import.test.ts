@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeProviderConformance } from '../conformance.js';
-import { ProviderError, type MachineBootstrap, type MachineRef } from '../contract.js';
+import { ProviderError, type InfrastructureProvider, type MachineBootstrap, type MachineRef } from '../contract.js';
 import { ImportProvider } from './index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'marina-import-provider-'));
@@ -113,6 +113,25 @@ describe('import provider: what the contract does not cover', () => {
     assert.equal((await p.describeMachine(m)).state, 'Missing');
     assert.equal(p.sync(p.authenticate(credential)!, undefined, '').action, 'leave');
     assert.ok(existsSync(join(dir, 'machines', 'p', 'c', 'gone.json')), 'tombstone kept');
+  });
+
+  it('lists the servers that joined and have not left; the orphan sweep never deletes one', async () => {
+    const m = ref('listed');
+    p.register(m, { address: '10.99.1.5', hostname: 'h' });
+    const listed = (await p.listMachines()).find((x) => x.ref.uid === m.uid);
+    assert.deepEqual(listed, { ref: m, providerID: 'import:///p/c/listed', state: 'Provisioning' });
+    assert.equal((await p.listMachines()).some((x) => x.ref.name === 'gone'), false, 'a tombstone is not listed');
+    assert.equal(p.sweepOrphans, false);
+    assert.equal((p as InfrastructureProvider).actions, undefined, 'no day-2 actions on users\' servers');
+  });
+
+  it('writes nothing for a call whose reconcile was aborted', async () => {
+    const m = ref('aborted');
+    const credential = p.register(m, { address: '10.99.1.6', hostname: 'h' });
+    const signal = AbortSignal.abort();
+    await assert.rejects(p.startMachine(m, bootstrap(), { signal }), { name: 'AbortError' });
+    await assert.rejects(p.deleteMachine(m, { signal }), { name: 'AbortError' });
+    assert.equal(p.authenticate(credential)?.state, 'joined', 'neither started nor leaving');
   });
 
   it('has no endpoints', async () => {

@@ -10,6 +10,13 @@
 // or leave. State lives in files (`<root>/machines/<project>/<cluster>/<name>.json`), so a
 // restarted Marina knows its imported servers; a record outlives its Machine as a tombstone for a
 // week, so an agent that was away learns to leave.
+//
+// The servers are their owners': listMachines names every server that joined and has not left,
+// and the orphan sweep never deletes one (`sweepOrphans: false`). Every call is a quick file
+// operation; one whose reconcile was aborted writes nothing. No day-2 `actions`: a restore holds
+// and restores only etcd and control-plane machines, which are never imported servers, and Marina
+// cannot call a server's agent (it may sit behind NAT; it polls), so an action would have to wait
+// for the next sync — worth building once an operation acts on workers.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -22,6 +29,7 @@ import type {
   MachineDescription,
   MachineRef,
   PreparedMachine,
+  ProviderCallOptions,
   ProviderCapabilities,
   ProviderMachine,
 } from '../contract.js';
@@ -142,13 +150,15 @@ export class ImportProvider implements InfrastructureProvider {
 
   // ---------------------------------------------------------------- the contract
 
-  async prepareMachine(m: MachineRef): Promise<PreparedMachine> {
+  async prepareMachine(m: MachineRef, opts?: ProviderCallOptions): Promise<PreparedMachine> {
+    opts?.signal?.throwIfAborted();
     const r = this.current(m);
     if (!r) throw new ProviderError('NotJoined', `machine ${m.name}: no server joined as this machine (imported machines are created by \`marina agent join\`)`);
     return { address: r.address, providerID: providerId(m) };
   }
 
-  async startMachine(m: MachineRef, bootstrap: MachineBootstrap): Promise<MachineDescription> {
+  async startMachine(m: MachineRef, bootstrap: MachineBootstrap, opts?: ProviderCallOptions): Promise<MachineDescription> {
+    opts?.signal?.throwIfAborted();
     const r = this.current(m);
     if (!r) throw new ProviderError('NotJoined', `machine ${m.name}: no server joined as this machine`);
     if (!bootstrap.node) throw new ProviderError('InvalidBootstrap', 'an imported server runs a real kubelet: the bootstrap has no node section', true);
@@ -160,7 +170,8 @@ export class ImportProvider implements InfrastructureProvider {
     return this.describe(r);
   }
 
-  async describeMachine(m: MachineRef): Promise<MachineDescription> {
+  async describeMachine(m: MachineRef, opts?: ProviderCallOptions): Promise<MachineDescription> {
+    opts?.signal?.throwIfAborted();
     const r = this.current(m);
     return r ? this.describe(r) : { state: 'Missing' };
   }
@@ -170,7 +181,8 @@ export class ImportProvider implements InfrastructureProvider {
    * error) until it confirms, or until it was not heard of for the leave timeout: a server that is
    * gone cannot be cleaned up, and is never deleted by Marina anyway.
    */
-  async deleteMachine(m: MachineRef): Promise<void> {
+  async deleteMachine(m: MachineRef, opts?: ProviderCallOptions): Promise<void> {
+    opts?.signal?.throwIfAborted();
     const r = this.read(m);
     if (!r || r.uid !== m.uid || r.state === 'left') return;
     const now = Date.now();
