@@ -3,8 +3,10 @@
 // each worker is a network namespace of its own with containerd, kubelet and kube-proxy, joined by
 // kubelet TLS bootstrap that Marina approves. A Deployment of the locally built test image runs on
 // both workers; `kubectl logs`, `exec` and `port-forward` work; pods reach each other by pod IP and
-// through a Service's ClusterIP; deleting the cluster leaves no process, cgroup, network interface,
-// mount or directory behind, and the host's kernel settings untouched.
+// through a Service's ClusterIP; a snapshot and a restore leave the real kubelets serving the
+// restored state (a pod started after the snapshot is stopped, the others run on); a worker whose
+// Node is deleted registers again; deleting the cluster leaves no process, cgroup, network
+// interface, mount or directory behind, and the host's kernel settings untouched.
 //
 // Needs root on Linux; builds the node runtime and images first when they are not cached.
 import { after, before, describe, it } from 'node:test';
@@ -17,6 +19,8 @@ import { join } from 'node:path';
 import type { ResolvedToolchain } from '../../src/toolchain/resolve.js';
 import { stopProcessGroup } from '../../src/proc/index.js';
 import { Cli, freePort, kubectl, pickAddressBase, processesMentioning, serverEnv, serverLogTail, startServerProcess, teardown, waitUntil, type ServerProcess } from '../support/marina.js';
+import type { Operation } from '../../src/api/operations.js';
+import { cgroupDirs, pidsIn } from '../../src/agent/node-runtime/cgroups.js';
 import { ensureRealNodeArtifacts, leftovers, linkExists, nodeCacheEnv, nodeFootprints, readSysctls, realNodeSkip, sweepLeftoverNodes, type NodeFootprint } from './support.js';
 
 const skip = realNodeSkip();
@@ -28,7 +32,7 @@ interface NodeJson {
   status: { conditions: { type: string; status: string }[]; addresses: { type: string; address: string }[]; nodeInfo: { containerRuntimeVersion: string; kubeletVersion: string } };
 }
 interface PodJson {
-  metadata: { name: string };
+  metadata: { name: string; uid: string };
   spec: { nodeName: string };
   status: { phase: string; podIP?: string };
 }
@@ -229,6 +233,55 @@ spec:
     } finally {
       if (pf.pid) await stopProcessGroup(pf.pid, { graceMs: 2_000 });
     }
+  });
+
+  /** The processes of a pod on any of the nodes (its cgroup `pod<uid>` below the node's kubepods). */
+  const podProcesses = (uid: string): number[] => pidsIn(nodes.flatMap((n) => cgroupDirs(n.cgroupRoot)).filter((d) => d.endsWith(`/pod${uid}`)));
+  /** Runs an operation command to its end (exit 0); the operation's result. */
+  const operation = async (args: string[]): Promise<Operation> => {
+    const r = await cli.run(args, 900_000);
+    assert.equal(r.code, 0, `marina ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}\n${serverLogTail(server!.logFile)}`);
+    const name = /operation\/(\S+) created/.exec(r.stdout)?.[1];
+    assert.ok(name, `an operation was created: ${r.stdout}`);
+    return cli.json<Operation>(['get', 'operation', name, '-o', 'json']);
+  };
+  let snapshot = '';
+  let late: PodJson | undefined;
+
+  it('a snapshot of the cluster with real workers; then a pod that is not in it', async () => {
+    const op = await operation(['cluster', 'snapshot', 'rw']);
+    snapshot = op.status?.result?.snapshot ?? '';
+    assert.ok(snapshot, JSON.stringify(op.status));
+    await k(['run', 'late', '--image=marina.local/testapp:1', '--image-pull-policy=Never', '--restart=Never']);
+    await k(['wait', '--for=condition=Ready', 'pod/late', '--timeout=120s'], 130_000);
+    late = JSON.parse(await k(['get', 'pod', 'late', '-o', 'json'])) as PodJson;
+    assert.ok(podProcesses(late.metadata.uid).length > 0, 'the late pod runs on a real worker');
+  });
+
+  it('a restore: the kubelets serve the restored state — the pod started after the snapshot is stopped, the others run on', async () => {
+    const started = Date.now();
+    const op = await operation(['cluster', 'restore', 'rw', '--snapshot', snapshot]);
+    console.log(`# restore of a cluster with 2 real workers took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.equal(op.status?.phase, 'Succeeded', op.status?.message);
+    // The restore waited for every Node Ready with its Lease renewed; the kubelets relisted.
+    await waitUntil('the pod started after the snapshot gone from the API', 120_000, async () => ((await k(['get', 'pods', '-o', 'name'])).includes('pod/late') ? undefined : true));
+    await waitUntil("the late pod's containers stopped by its kubelet", 120_000, async () => (podProcesses(late!.metadata.uid).length === 0 ? true : undefined));
+    for (const p of pods) assert.ok(podProcesses(p.metadata.uid).length > 0, `${p.metadata.name} (in the snapshot) kept running`);
+    assert.equal(await k(['exec', pods[0]!.metadata.name, '--', 'sh', '-c', 'echo $((6 * 7))']), '42\n', 'kubectl exec after the restore');
+    const [a, b] = pods as [PodJson, PodJson];
+    assert.equal(await k(['exec', a.metadata.name, '--', 'wget', '-qO-', `http://${b.status.podIP}:8080/`]), `testapp ${b.metadata.name}\n`, 'pod to pod after the restore');
+  });
+
+  it('a worker whose Node is deleted while it runs registers again (its agent restarts kubelet)', async () => {
+    const name = pods[1]!.spec.nodeName;
+    await k(['delete', 'node', name]);
+    const back = await waitUntil('the Node registered again and Ready', 240_000, async () => {
+      const text = await k(['get', 'node', name, '-o', 'json']).catch(() => '');
+      const n = text ? (JSON.parse(text) as NodeJson) : undefined;
+      return n?.status.conditions.find((c) => c.type === 'Ready')?.status === 'True' && n.spec.podCIDR ? n : undefined;
+    });
+    assert.equal(back.metadata.labels['node-role.kubernetes.io/worker'], '', 'Marina labels it again');
+    await k(['rollout', 'status', 'deployment/web', '--timeout=180s'], 200_000);
   });
 
   it("the host's kernel settings are untouched while the workers run", () => {

@@ -16,6 +16,10 @@
 //   authenticates, so kubelet does not start before Marina made it valid.
 // - Pod network: once the Node has its pod CIDR (kube-controller-manager allocates it), the bridge
 //   CNI configuration for it is written and the routes to other nodes' pod CIDRs kept current.
+// - Registered again: kubelet never registers its Node a second time (kubernetes#71398). When the
+//   Node disappears while kubelet runs — a restore from a snapshot taken before this node joined,
+//   `kubectl delete node` — kubelet is restarted and registers with the certificate it has; the
+//   CNI configuration waits for the pod CIDR the new Node is given.
 //
 // stop() stops everything and sweeps (sweep.ts), so nothing of the node is left on the host.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -33,6 +37,8 @@ import { containerdConfig, kubeletConfig, kubeProxyConfig, type NodePaths } from
 import { run } from './exec.js';
 import { applyNat, cniConfig, enableHostForwarding, isAdjacent, setupNamespaceNetwork, syncPodRoutes, type NatRules, type PodRoute } from './network.js';
 import { readNodeState, sweepNode, writeNodeState, type Leftovers, type NodeState } from './sweep.js';
+
+const CNI_CONFIG_FILE = '10-marina.conflist';
 
 /** Kernel settings kubelet's container manager rewrites unless protectKernelDefaults is set. */
 export const KUBELET_SYSCTLS = ['vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/panic', 'kernel/panic_on_oops', 'kernel/keys/root_maxkeys', 'kernel/keys/root_maxbytes'];
@@ -71,6 +77,8 @@ export class NodeRuntime {
   private api: KubeClient | undefined;
   private nodes: Watcher<NodeObject> | undefined;
   private podCIDR: string | undefined;
+  /** Its Node was seen: from then on, a Node that is gone was deleted. */
+  private registered = false;
   private nat: NatRules = {};
   private kubeletHealthy = false;
   private lastProblem = 'starting';
@@ -408,12 +416,15 @@ export class NodeRuntime {
     const c = this.config;
     const pid = this.namespaced ? this.holderPid : undefined;
     const nodes = [...this.nodes.store.values()];
-    const own = nodes.find((n) => n.metadata.name === c.nodeName)?.spec?.podCIDR;
+    const node = nodes.find((n) => n.metadata.name === c.nodeName);
+    if (node) this.registered = true;
+    else if (this.registered) await this.registerAgain();
+    const own = node?.spec?.podCIDR;
     if (own && own !== this.podCIDR) {
       this.log.info({ podCIDR: own }, 'pod CIDR assigned; writing the CNI configuration');
       this.nat = { ...this.nat, masquerade: { podCIDR: own, clusterCIDR: c.clusterCIDR } };
       await applyNat(pid, this.nat);
-      writeFileSync(join(this.paths.cniConfDir, '10-marina.conflist'), cniConfig(own, this.paths.cniDataDir));
+      writeFileSync(join(this.paths.cniConfDir, CNI_CONFIG_FILE), cniConfig(own, this.paths.cniDataDir));
       this.podCIDR = own;
     }
     const routes: PodRoute[] = [];
@@ -424,5 +435,18 @@ export class NodeRuntime {
       if (await isAdjacent(pid, ip)) routes.push({ cidr, via: ip });
     }
     await syncPodRoutes(pid, routes);
+  }
+
+  /** Restarts kubelet, whose Node was deleted, so that it registers it again (see the top of this file). */
+  private async registerAgain(): Promise<void> {
+    const kubelet = this.supervisors.get('kubelet');
+    if (!kubelet || this.stopping) return;
+    this.registered = false;
+    this.log.warn({ node: this.config.nodeName }, 'this machine\'s Node is gone while kubelet runs: restarting kubelet so that it registers again');
+    // The new Node gets a pod CIDR of its own: no pod starts with the old one's in the meantime.
+    rmSync(join(this.paths.cniConfDir, CNI_CONFIG_FILE), { force: true });
+    this.podCIDR = undefined;
+    await kubelet.hold(['kubelet']);
+    kubelet.release(['kubelet']);
   }
 }
