@@ -63,6 +63,11 @@ export interface KubeApi {
   applyEndpoints(endpoints: Endpoints, opts?: CallOptions): Promise<void>;
   /** undefined when the Endpoints object does not exist. */
   getEndpoints(namespace: string, name: string, opts?: CallOptions): Promise<Endpoints | undefined>;
+  /**
+   * The kubelet's /healthz through the apiserver's node proxy: ok only when the apiserver reaches
+   * the kubelet and verifies its serving certificate (what `kubectl logs` and `exec` need). Never throws.
+   */
+  kubeletHealthz(node: string, opts?: CallOptions): Promise<Readiness>;
 }
 
 /** One control-plane machine's own kube-apiserver, addressed directly (not through the endpoint). */

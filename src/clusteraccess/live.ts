@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Cluster } from '../api/kinds.js';
 import { APISERVER_PORT } from '../bootstrap/machine.js';
 import { EtcdClient, type EtcdApi } from '../etcd/client.js';
-import { isAlreadyExists, isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type ResourceType, type Watcher } from '../kube/client.js';
+import { isAlreadyExists, isNotFound, KubeClient, KubeError, parseKubeconfig, resourcePath, Resources, type KubeObject, type ResourceType, type Watcher } from '../kube/client.js';
 import type { CertificateSigningRequest, ClusterRoleBinding, Endpoints, Node, Pod, Secret } from '../kube/objects.js';
 import { issueCertificate } from '../pki/index.js';
 import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, Readiness } from './access.js';
@@ -238,6 +238,15 @@ export class LiveConnections implements ClusterConnections {
       decideCertificateSigningRequest: async (csr, condition, opts = {}) => {
         const decided = { ...csr, status: { ...csr.status, conditions: [...(csr.status?.conditions ?? []), { ...condition, status: 'True' }] } };
         await client.replace(Resources.certificateSigningRequests, decided, { ...opts, subresource: 'approval' });
+      },
+      kubeletHealthz: async (node, opts = {}) => {
+        try {
+          const body = await client.request<unknown>({ method: 'GET', path: `${resourcePath(Resources.nodes, { name: node })}/proxy/healthz`, signal: opts.signal });
+          const text = typeof body === 'string' ? body.trim() : JSON.stringify(body);
+          return { ok: text === 'ok', message: text.slice(0, 1024) };
+        } catch (err) {
+          return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${err.message}` : String(err) };
+        }
       },
       getEndpoints: (namespace, name, opts = {}) => find<Endpoints>(Resources.endpoints, name, { ...opts, namespace }),
       applyEndpoints: async (endpoints: Endpoints, opts = {}) => {

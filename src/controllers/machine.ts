@@ -14,7 +14,8 @@
 // peer URL and not added twice). The gates a machine waits at are in ./machine-gate.ts.
 //
 // status.phase: Pending (gated) → Provisioning (started) → Running (provider says Running, the
-// etcd member votes, and for machines with a kubelet the Node was Ready) ; Failed (terminal
+// etcd member votes, and for machines with a kubelet the Node was Ready — a real kubelet's also
+// admitted) ; Failed (terminal
 // provider error, or a Running machine the provider lost) ; Deleting.
 //
 // Deletion: Nodes are cordoned and drained through the eviction API (PodDisruptionBudgets hold;
@@ -230,7 +231,8 @@ export class MachineReconciler implements Reconciler {
   private async admitNode(sc: MachineScope): Promise<PhaseResult<Status>> {
     if (!hasKubelet(sc.obj) || !usesRealKubelet(sc.obj)) return;
     const address = sc.desc?.address ?? sc.status.address;
-    sc.set(await admitNode(this.s, sc, sc.cluster, { ...(address ? { address } : {}), settled: sc.status.phase === 'Running' }));
+    // The provider's address of a machine it reports Running is final: a serving certificate for another is denied.
+    sc.set(await admitNode(this.s, sc, sc.cluster, { ...(address ? { address } : {}), settled: sc.desc?.state === 'Running' }));
   }
 
   /** Records what the provider and the cluster's API say about a started machine. */
@@ -256,7 +258,8 @@ export class MachineReconciler implements Reconciler {
         const node = await observeNode(this.s, sc, sc.cluster, status.nodeName);
         if (node.ready !== undefined) status.nodeReady = node.ready;
         sc.set(node.condition);
-        nodeOk = node.ready === true;
+        // A real kubelet counts once the apiserver can verify it too (logs and exec work).
+        nodeOk = node.ready === true && (!usesRealKubelet(machine) || isTrue(status.conditions, MachineCondition.NodeAdmitted));
       } else {
         sc.set({ type: MachineCondition.NodeReady, status: 'False', reason: NodeReadyReason.MachineNotRunning, message: 'waiting for the machine' });
       }

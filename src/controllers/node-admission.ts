@@ -16,6 +16,9 @@
 //       once the Node exists (the kubelet then renews its certificate as itself) or the machine goes.
 //     - its kubelet's pending CSRs, judged by ./kubelet-csr.ts, approved or denied with the reason;
 //       the cluster's signer (kube-controller-manager, cluster CA) issues the approved ones.
+//     - admitted (NodeAdmitted=True) once the Node is registered and the apiserver reaches its
+//       kubelet and verifies the serving certificate (the node proxy's /healthz): from then on
+//       `kubectl logs` and `exec` work, which is why the machine counts as Running only then.
 import type { ConditionInput } from '../api/conditions.js';
 import type { Cluster, Machine } from '../api/kinds.js';
 import { usesRealKubelet } from '../api/machines.js';
@@ -139,9 +142,11 @@ export async function admitNode(s: Shared, sc: Scope<Machine>, cluster: Cluster,
       decided.push(`${condition.type === 'Approved' ? 'approved' : 'denied'} ${csr.metadata.name}: ${condition.message}`);
     }
     const what = decided.length > 0 ? `; ${decided.join('; ')}` : '';
-    return registered
-      ? { type, status: 'True', reason: 'Registered', message: `Node ${name} registered with a certificate Marina approved${what}`.slice(0, 32768) }
-      : { type, status: 'False', reason: 'WaitingForKubelet', message: `bootstrap token ${token.id} is valid; waiting for the kubelet to register${what}`.slice(0, 32768) };
+    if (!registered) return { type, status: 'False', reason: 'WaitingForKubelet', message: `bootstrap token ${token.id} is valid; waiting for the kubelet to register${what}`.slice(0, 32768) };
+    const kubelet = await kube.kubeletHealthz(name, { signal: sc.signal });
+    return kubelet.ok
+      ? { type, status: 'True', reason: 'Admitted', message: `Node ${name} registered; the apiserver reaches its kubelet and verifies its serving certificate${what}`.slice(0, 32768) }
+      : { type, status: 'False', reason: 'WaitingForServingCertificate', message: `Node ${name} registered; the apiserver cannot verify its kubelet yet: ${kubelet.message}${what}`.slice(0, 32768) };
   } catch (err) {
     sc.signal.throwIfAborted();
     return { type, status: 'False', reason: 'APIUnreachable', message: errorMessage(err) };

@@ -192,8 +192,8 @@ export interface InfrastructureProvider {
   /**
    * Every machine this provider made and still holds — prepared, running or failed — with the
    * uid it was made for, including machines no record of Marina knows any more (a start in flight
-   * when Marina died). Only machines the provider owns, i.e. created and would delete, are listed:
-   * never something it merely observes or adopted from elsewhere.
+   * when Marina died). Only machines the provider holds for Marina are listed — made by it, or
+   * (imported servers) joined through it — never something it merely observes.
    */
   listMachines(): Promise<ProviderMachine[]>;
   /**

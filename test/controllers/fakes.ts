@@ -413,6 +413,7 @@ export class FakeWorld {
       decideCertificateSigningRequest: async () => {
         throw new Error('the fake API has no certificate signing requests');
       },
+      kubeletHealthz: async (name) => (this.apiUp(cluster) && sim.nodes.has(name) ? { ok: true, message: 'ok' } : { ok: false, message: `nodes "${name}" not found` }),
       getEndpoints: async (namespace, name) => {
         up();
         const e = sim.endpoints.get(`${namespace}/${name}`);

@@ -235,8 +235,8 @@ spec:
     }
   });
 
-  /** The processes of a pod on any of the nodes (its cgroup `pod<uid>` below the node's kubepods). */
-  const podProcesses = (uid: string): number[] => pidsIn(nodes.flatMap((n) => cgroupDirs(n.cgroupRoot)).filter((d) => d.endsWith(`/pod${uid}`)));
+  /** The processes of a pod on any of the nodes: in its cgroup `pod<uid>` below the node's kubepods, and the containers' below it. */
+  const podProcesses = (uid: string): number[] => pidsIn(nodes.flatMap((n) => cgroupDirs(n.cgroupRoot)).filter((d) => d.includes(`/pod${uid}`)));
   /** Runs an operation command to its end (exit 0); the operation's result. */
   const operation = async (args: string[]): Promise<Operation> => {
     const r = await cli.run(args, 900_000);
