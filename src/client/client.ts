@@ -10,42 +10,12 @@ import type { Resource } from '../api/meta.js';
 import type { ClusterHealth } from '../health/types.js';
 import type { AuditEntry, IssuedToken, TokenInfo } from '../store/types.js';
 import type { WhoAmI } from '../server/schemas.js';
+import type { CreateJoinTokenRequest, JoinTokenCreated, JoinTokenInfo } from '../server/join-schemas.js';
 import { MarinaApiError, MarinaConnectionError, errorFromResponse, isNotFound, isStatus } from './errors.js';
 import { ndjsonLines, parseWatchLine, type WatchEvent } from './ndjson.js';
 import { API_PATH, requireProject, resourcePath, resourceRef, type KindLike, type ResourceList, type ResourceRef } from './resources.js';
 
-export type { AuditEntry, IssuedToken, TokenInfo, WhoAmI };
-
-export interface CreateJoinToken {
-  pool: string;
-  ttlSeconds?: number;
-  singleUse?: boolean;
-  approval?: boolean;
-  description?: string;
-}
-
-/** A join token without its secret (GET .../jointokens). */
-export interface JoinTokenInfo {
-  id: string;
-  cluster: string;
-  pool: string;
-  createdAt: string;
-  createdBy: string;
-  expiresAt: string;
-  singleUse: boolean;
-  approval: boolean;
-  description?: string;
-  usedBy: string[];
-  revokedAt?: string;
-  state: 'active' | 'expired' | 'revoked' | 'used';
-}
-
-export interface JoinTokenCreated extends Omit<JoinTokenInfo, 'state'> {
-  token: string;
-  caPin: string;
-  url: string;
-  command: string;
-}
+export type { AuditEntry, CreateJoinTokenRequest, IssuedToken, JoinTokenCreated, JoinTokenInfo, TokenInfo, WhoAmI };
 
 export interface ClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:7443`. */
@@ -403,7 +373,7 @@ export class MarinaClient {
   }
 
   /** A join token for an import pool; the answer (token, command) is the only time the token is shown. */
-  createJoinToken(project: string, cluster: string, opts: CreateJoinToken): Promise<JoinTokenCreated> {
+  createJoinToken(project: string, cluster: string, opts: CreateJoinTokenRequest): Promise<JoinTokenCreated> {
     return this.request('POST', this.path('Cluster', { project, name: cluster, subresource: 'jointokens' }), { body: opts });
   }
 

@@ -36,6 +36,7 @@ export const JoinTokenInfo = Type.Object(
   { ...tokenFields, state: Type.Union([Type.Literal('active'), Type.Literal('expired'), Type.Literal('revoked'), Type.Literal('used')]) },
   { $id: 'JoinTokenInfo', description: 'a join token without its secret' },
 );
+export type JoinTokenInfo = Static<typeof JoinTokenInfo>;
 export const JoinTokenList = Type.Object({ items: Type.Array(Type.Ref(JoinTokenInfo.$id!)) }, { $id: 'JoinTokenList' });
 
 export const JoinTokenCreated = Type.Object(
@@ -48,6 +49,8 @@ export const JoinTokenCreated = Type.Object(
   },
   { $id: 'JoinTokenCreated' },
 );
+
+export type JoinTokenCreated = Static<typeof JoinTokenCreated>;
 
 export const JoinTokenParams = Type.Object({
   project: Type.String({ description: 'the project' }),
