@@ -50,17 +50,22 @@ export function bootstrapTokenSecret(t: BootstrapToken, opts: { expiration: Date
     kind: 'Secret',
     type: BOOTSTRAP_TOKEN_SECRET_TYPE,
     metadata: { name: bootstrapTokenSecretName(t.id), namespace: BOOTSTRAP_TOKEN_NAMESPACE, labels: { [LABEL_MACHINE]: opts.machine } },
-    stringData: {
+    // `data`, not `stringData`: the Secret is written with server-side apply, which merges data.
+    data: base64Values({
       'token-id': t.id,
       'token-secret': t.secret,
       expiration: opts.expiration.toISOString().replace(/\.\d{3}Z$/, 'Z'),
       'usage-bootstrap-authentication': 'true',
       description: `kubelet TLS bootstrap of Marina machine ${opts.machine}`,
-    },
+    }),
   };
 }
 
-/** When the token Secret `s` (as read back: data in base64) expires; 0 when it says nothing. */
+function base64Values(values: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+}
+
+/** When the token Secret `s` expires; 0 when it says nothing. */
 export function bootstrapTokenExpiry(s: Secret): number {
   const raw = s.data?.expiration;
   return raw ? Date.parse(Buffer.from(raw, 'base64').toString('utf8')) || 0 : 0;

@@ -42,6 +42,7 @@ import type {
 import type { JoinPlan } from '../etcd/membership.js';
 import type { ClusterPki } from './clusterPki.js';
 import { kubeletMaySetLabel } from '../kube/node-labels.js';
+import { CLUSTER_DOMAIN, clusterDnsIP } from '../api/cluster-dns.js';
 
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
@@ -85,7 +86,6 @@ export const PATHS = {
   kubeProxyKey: 'pki/kube-proxy.key',
 } as const;
 
-export const CLUSTER_DOMAIN = 'cluster.local';
 
 const root = (p: string): string => `{root}/${p}`;
 
@@ -114,13 +114,6 @@ export function kubernetesServiceIP(cluster: Cluster): string {
   const cidr = parseCidr(serviceCIDR(cluster));
   if (typeof cidr === 'string') throw new Error(`cluster ${cluster.metadata.name}: spec.network.serviceCIDR: ${cidr}`);
   return nthAddress(cidr, 1);
-}
-
-/** Cluster DNS (kubelet clusterDNS): the 10th address of the service CIDR, as kubeadm does. */
-export function clusterDNSIP(cluster: Cluster): string {
-  const cidr = parseCidr(serviceCIDR(cluster));
-  if (typeof cidr === 'string') throw new Error(`cluster ${cluster.metadata.name}: spec.network.serviceCIDR: ${cidr}`);
-  return nthAddress(cidr, 10);
 }
 
 /** Every label Marina wants on the machine's Node. */
@@ -375,7 +368,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
       kubeProxyCertFile: PATHS.kubeProxyCert,
       kubeProxyKeyFile: PATHS.kubeProxyKey,
       clusterCIDR: podCIDR(cluster),
-      clusterDNS: clusterDNSIP(cluster),
+      clusterDNS: clusterDnsIP(serviceCIDR(cluster)),
       clusterDomain: CLUSTER_DOMAIN,
       labels: Object.fromEntries(Object.entries(nodeLabels(machine)).filter(([k]) => kubeletMaySetLabel(k))),
       taints: nodeTaints(machine),
@@ -404,6 +397,8 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
       taints: nodeTaints(machine),
       capacity: nodeCapacity(machine),
       kubeletVersion: input.kubernetesVersion,
+      clusterDNS: [clusterDnsIP(serviceCIDR(cluster))],
+      clusterDomain: CLUSTER_DOMAIN,
     };
   }
 

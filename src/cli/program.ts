@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { accountCommands } from './commands/account.js';
 import { agentCommand } from './commands/agent.js';
+import { addonCommand } from './commands/addons.js';
 import { alertsCommand, channelCommand } from './commands/alerts.js';
 import { clusterCommand } from './commands/cluster.js';
 import { machineCommand, operationCommand } from './commands/operations.js';
@@ -59,6 +60,7 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   program.addCommand(channelCommand());
   program.addCommand(functionCommand());
   program.addCommand(pipelineCommand());
+  program.addCommand(addonCommand());
   program.addCommand(toolchainCommand());
   program.addCommand(agentCommand());
 

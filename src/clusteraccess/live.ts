@@ -1,15 +1,17 @@
 // The real ClusterConnections: one etcd client (with a short-lived client certificate from the
-// cluster's etcd CA), one Kubernetes client through the endpoint and one per control-plane
-// machine's apiserver, cached per cluster and closed when the cluster is deleted or Marina stops.
+// cluster's etcd CA), one Kubernetes client through the endpoint (behind both KubeApi and the
+// discovery-based ObjectApi) and one per control-plane machine's apiserver, cached per cluster and
+// closed when the cluster is deleted or Marina stops.
 // Once a cluster's API answers, a Node watch wakes the Machine of every Node that changes.
 import type { Logger } from 'pino';
 import type { Cluster } from '../api/kinds.js';
 import { APISERVER_PORT } from '../bootstrap/machine.js';
 import { EtcdClient, type EtcdApi } from '../etcd/client.js';
-import { isAlreadyExists, isNotFound, KubeClient, KubeError, parseKubeconfig, resourcePath, Resources, type KubeObject, type ResourceType, type Watcher } from '../kube/client.js';
-import type { CertificateSigningRequest, ClusterRoleBinding, Endpoints, Node, Pod, Secret } from '../kube/objects.js';
+import { isNotFound, KubeClient, KubeError, parseKubeconfig, resourcePath, Resources, type KubeObject, type ResourceType, type Watcher } from '../kube/client.js';
+import type { CertificateSigningRequest, Node, Pod } from '../kube/objects.js';
 import { issueCertificate } from '../pki/index.js';
-import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, Readiness } from './access.js';
+import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, ObjectApi, Readiness } from './access.js';
+import { DiscoveredObjects } from './objects.js';
 import type { ClusterSecrets } from './secrets.js';
 
 const cacheKey = (c: { project: string; name: string }): string => `${c.project}/${c.name}`;
@@ -41,7 +43,7 @@ const RENEW_BEFORE_MS = 24 * 3600 * 1000;
 interface Entry {
   clusterUid: string;
   etcd?: { caPem: string; notAfter: number; client: EtcdClient };
-  kube?: { kubeconfig: string; client: KubeClient; api: KubeApi; nodes?: Watcher<Node> };
+  kube?: { kubeconfig: string; client: KubeClient; api: KubeApi; objects: ObjectApi; nodes?: Watcher<Node> };
   /** Direct clients of each control-plane machine's apiserver, by address. */
   apiservers?: { kubeconfig: string; byAddress: Map<string, { client: KubeClient; probe: ApiServerProbe }> };
 }
@@ -86,6 +88,15 @@ export class LiveConnections implements ClusterConnections {
   }
 
   async kube(cluster: Cluster): Promise<KubeApi | undefined> {
+    return (await this.kubeEntry(cluster))?.api;
+  }
+
+  async objects(cluster: Cluster): Promise<ObjectApi | undefined> {
+    return (await this.kubeEntry(cluster))?.objects;
+  }
+
+  /** The cluster's Kubernetes client (through its endpoint), made anew when the admin kubeconfig changes. */
+  private async kubeEntry(cluster: Cluster): Promise<Entry['kube']> {
     if (this.closed) throw new Error('connections closed');
     const kubeconfig = await this.opts.secrets.adminKubeconfig(cluster);
     if (!kubeconfig) return undefined;
@@ -93,10 +104,15 @@ export class LiveConnections implements ClusterConnections {
     if (!e.kube || e.kube.kubeconfig !== kubeconfig) {
       this.closeKube(e);
       const client = new KubeClient(parseKubeconfig(kubeconfig), { timeoutMs: this.timeoutMs, userAgent: 'marina-controllers' });
-      const kube: NonNullable<Entry['kube']> = { kubeconfig, client, api: this.adapt(client, () => this.watchNodes(cluster, kube)) };
+      const kube: NonNullable<Entry['kube']> = {
+        kubeconfig,
+        client,
+        api: this.adapt(client, () => this.watchNodes(cluster, kube)),
+        objects: new DiscoveredObjects(client),
+      };
       e.kube = kube;
     }
-    return e.kube.api;
+    return e.kube;
   }
 
   async apiserverAt(cluster: Cluster, address: string): Promise<ApiServerProbe | undefined> {
@@ -190,14 +206,6 @@ export class LiveConnections implements ClusterConnections {
         throw err;
       }
     };
-    /** POST that accepts an object that exists already. */
-    const createOnce = async <T extends KubeObject>(res: ResourceType, obj: T, opts: CallOptions): Promise<void> => {
-      try {
-        await client.create(res, obj, opts);
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-      }
-    };
     return {
       readyz: async (opts) => {
         const r = await readyz(client, opts);
@@ -224,16 +232,6 @@ export class LiveConnections implements ClusterConnections {
         const lease = await find<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { ...opts, namespace });
         return lease && (lease.spec ?? {});
       },
-      ensureClusterRoleBinding: (binding: ClusterRoleBinding, opts = {}) => createOnce(Resources.clusterRoleBindings, binding, opts),
-      getSecret: (namespace, name, opts = {}) => find<Secret>(Resources.secrets, name, { ...opts, namespace }),
-      createSecret: (secret: Secret, opts = {}) => createOnce(Resources.secrets, secret, { ...opts }),
-      deleteSecret: async (namespace, name, opts = {}) => {
-        try {
-          await client.delete(Resources.secrets, name, { ...opts, namespace });
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-        }
-      },
       listCertificateSigningRequests: async (opts = {}) => (await client.listAll<CertificateSigningRequest>(Resources.certificateSigningRequests, opts)).items,
       decideCertificateSigningRequest: async (csr, condition, opts = {}) => {
         const decided = { ...csr, status: { ...csr.status, conditions: [...(csr.status?.conditions ?? []), { ...condition, status: 'True' }] } };
@@ -246,16 +244,6 @@ export class LiveConnections implements ClusterConnections {
           return { ok: text === 'ok', message: text.slice(0, 1024) };
         } catch (err) {
           return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${err.message}` : String(err) };
-        }
-      },
-      getEndpoints: (namespace, name, opts = {}) => find<Endpoints>(Resources.endpoints, name, { ...opts, namespace }),
-      applyEndpoints: async (endpoints: Endpoints, opts = {}) => {
-        const { namespace, name, labels } = endpoints.metadata;
-        try {
-          await client.create(Resources.endpoints, endpoints, opts);
-        } catch (err) {
-          if (!isAlreadyExists(err)) throw err;
-          await client.patch(Resources.endpoints, name, { metadata: { labels }, subsets: endpoints.subsets }, { ...opts, namespace, type: 'merge', fieldManager: 'marina' });
         }
       },
       evictPod: async (namespace, name, opts = {}) => {

@@ -22,7 +22,7 @@
 import type { ConditionInput } from '../api/conditions.js';
 import type { Cluster, Machine } from '../api/kinds.js';
 import { usesRealKubelet } from '../api/machines.js';
-import { ClusterCondition, KUBELET_BOOTSTRAP_BINDING, LABEL_MANAGED_BY, MachineCondition } from '../api/wellknown.js';
+import { ClusterCondition, KUBELET_BOOTSTRAP_BINDING, LABEL_MANAGED_BY, MachineCondition, MANAGED_BY_MARINA } from '../api/wellknown.js';
 import {
   BOOTSTRAP_TOKEN_NAMESPACE,
   bootstrapTokenExpiry,
@@ -30,8 +30,8 @@ import {
   bootstrapTokenSecret,
   bootstrapTokenSecretName,
 } from '../bootstrap/bootstrap-token.js';
-import type { KubeApi } from '../clusteraccess/access.js';
-import type { ClusterRoleBinding, Endpoints } from '../kube/objects.js';
+import type { ObjectApi, ObjectRef } from '../clusteraccess/access.js';
+import type { ClusterRoleBinding, Endpoints, Secret } from '../kube/objects.js';
 import { createsMachines, type ClusterRef } from '../providers/contract.js';
 import type { Scope } from '../runtime/phases.js';
 import { errorMessage, providerName, type Shared } from './common.js';
@@ -39,12 +39,17 @@ import { isPending, judgeCsr, requestedNode } from './kubelet-csr.js';
 
 /** A bootstrap token Secret lives this long; renewed while the machine has not joined. */
 export const BOOTSTRAP_TOKEN_TTL_MS = 60 * 60 * 1000;
-const MANAGED = { [LABEL_MANAGED_BY]: 'marina' };
+const MANAGED = { [LABEL_MANAGED_BY]: MANAGED_BY_MARINA };
+/** Server-side apply's field manager of what node admission writes. */
+const FIELD_MANAGER = 'marina';
 
 /** Whether a cluster has pools whose machines run real kubelets. */
 export function hasRealKubelets(cluster: Cluster): boolean {
   return cluster.spec.nodePools.some((p) => usesRealKubelet({ spec: { runtime: p.runtime, provider: p.provider ?? providerName(cluster) } }));
 }
+
+const KUBERNETES_ENDPOINTS: ObjectRef = { apiVersion: 'v1', kind: 'Endpoints', namespace: 'default', name: 'kubernetes' };
+const tokenSecretRef = (id: string): ObjectRef => ({ apiVersion: 'v1', kind: 'Secret', namespace: BOOTSTRAP_TOKEN_NAMESPACE, name: bootstrapTokenSecretName(id) });
 
 const BOOTSTRAP_BINDING: ClusterRoleBinding = {
   apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -61,12 +66,12 @@ const BOOTSTRAP_BINDING: ClusterRoleBinding = {
 export async function ensureNodeBootstrap(s: Shared, sc: Scope<Cluster>): Promise<ConditionInput> {
   const type = ClusterCondition.NodeBootstrapReady;
   try {
-    const kube = await s.connections.kube(sc.obj);
-    if (!kube) return { type, status: 'False', reason: 'NoKubeconfig', message: 'no admin kubeconfig yet' };
-    await kube.ensureClusterRoleBinding(BOOTSTRAP_BINDING, { signal: sc.signal });
+    const objects = await s.connections.objects(sc.obj);
+    if (!objects) return { type, status: 'False', reason: 'NoKubeconfig', message: 'no admin kubeconfig yet' };
+    await objects.apply(BOOTSTRAP_BINDING, FIELD_MANAGER, { signal: sc.signal });
     const target = await nodeAPIEndpoint(s, sc.obj);
     if (!target) return { type, status: 'False', reason: 'NoNodeAPIEndpoint', message: 'no provider of the pools says yet where their nodes reach the API' };
-    await ensureKubernetesEndpoints(kube, target, sc);
+    await ensureKubernetesEndpoints(objects, target, sc);
     return { type, status: 'True', reason: 'Ready', message: `bootstrap tokens may request kubelet certificates; the kubernetes Service points at ${target}` };
   } catch (err) {
     sc.signal.throwIfAborted();
@@ -98,13 +103,13 @@ async function nodeAPIEndpoint(s: Shared, cluster: Cluster): Promise<string | un
 }
 
 /** Endpoints default/kubernetes → `target` (ip:port), written only when it says something else. */
-async function ensureKubernetesEndpoints(kube: KubeApi, target: string, sc: Scope<Cluster>): Promise<void> {
+async function ensureKubernetesEndpoints(objects: ObjectApi, target: string, sc: Scope<Cluster>): Promise<void> {
   const i = target.lastIndexOf(':');
   const subsets = [{ addresses: [{ ip: target.slice(0, i) }], ports: [{ name: 'https', port: Number(target.slice(i + 1)), protocol: 'TCP' }] }];
-  const current = await kube.getEndpoints('default', 'kubernetes', { signal: sc.signal });
+  const current = (await objects.get(KUBERNETES_ENDPOINTS, { signal: sc.signal })) as Endpoints | undefined;
   if (current && JSON.stringify(current.subsets ?? []) === JSON.stringify(subsets)) return;
   const endpoints: Endpoints = { apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'kubernetes', namespace: 'default', labels: MANAGED }, subsets };
-  await kube.applyEndpoints(endpoints, { signal: sc.signal });
+  await objects.apply(endpoints, FIELD_MANAGER, { signal: sc.signal });
   sc.log.info({ endpoint: target }, 'the kubernetes Service points where the nodes reach the API');
 }
 
@@ -121,12 +126,12 @@ export async function admitNode(s: Shared, sc: Scope<Machine>, cluster: Cluster,
   const machine = sc.obj;
   const name = machine.metadata.name;
   try {
-    const [kube, pki] = await Promise.all([s.connections.kube(cluster), s.secrets.pki(cluster)]);
-    if (!kube || !pki) return { type, status: 'False', reason: 'WaitingForAPI', message: 'the cluster has no admin kubeconfig or PKI yet' };
+    const [kube, objects, pki] = await Promise.all([s.connections.kube(cluster), s.connections.objects(cluster), s.secrets.pki(cluster)]);
+    if (!kube || !objects || !pki) return { type, status: 'False', reason: 'WaitingForAPI', message: 'the cluster has no admin kubeconfig or PKI yet' };
     const token = bootstrapTokenFor(pki.ca.keyPem, machine.metadata.uid ?? '');
     const registered = (await kube.getNode(name, { signal: sc.signal })) !== undefined;
-    if (registered) await kube.deleteSecret(BOOTSTRAP_TOKEN_NAMESPACE, bootstrapTokenSecretName(token.id), { signal: sc.signal });
-    else await ensureBootstrapToken(kube, token, name, sc);
+    if (registered) await objects.delete(tokenSecretRef(token.id), { signal: sc.signal });
+    else await ensureBootstrapToken(objects, token, name, sc);
 
     const decided: string[] = [];
     for (const csr of await kube.listCertificateSigningRequests({ signal: sc.signal })) {
@@ -154,13 +159,11 @@ export async function admitNode(s: Shared, sc: Scope<Machine>, cluster: Cluster,
 }
 
 /** The token's Secret, renewed ahead of its expiry: a kubelet that starts bootstrapping must find it valid. */
-async function ensureBootstrapToken(kube: KubeApi, token: ReturnType<typeof bootstrapTokenFor>, machine: string, sc: Scope<Machine>): Promise<void> {
-  const name = bootstrapTokenSecretName(token.id);
-  const existing = await kube.getSecret(BOOTSTRAP_TOKEN_NAMESPACE, name, { signal: sc.signal });
+async function ensureBootstrapToken(objects: ObjectApi, token: ReturnType<typeof bootstrapTokenFor>, machine: string, sc: Scope<Machine>): Promise<void> {
+  const existing = (await objects.get(tokenSecretRef(token.id), { signal: sc.signal })) as Secret | undefined;
   if (existing && bootstrapTokenExpiry(existing) - Date.now() > BOOTSTRAP_TOKEN_TTL_MS / 4) return;
-  if (existing) await kube.deleteSecret(BOOTSTRAP_TOKEN_NAMESPACE, name, { signal: sc.signal });
-  await kube.createSecret(bootstrapTokenSecret(token, { expiration: new Date(Date.now() + BOOTSTRAP_TOKEN_TTL_MS), machine }), { signal: sc.signal });
-  sc.log.info({ secret: name }, 'bootstrap token created');
+  await objects.apply(bootstrapTokenSecret(token, { expiration: new Date(Date.now() + BOOTSTRAP_TOKEN_TTL_MS), machine }), FIELD_MANAGER, { signal: sc.signal });
+  sc.log.info({ secret: bootstrapTokenSecretName(token.id), renewed: existing !== undefined }, 'bootstrap token valid for an hour');
 }
 
 /**
@@ -170,10 +173,10 @@ async function ensureBootstrapToken(kube: KubeApi, token: ReturnType<typeof boot
  */
 export async function revokeBootstrapToken(s: Shared, sc: Scope<Machine>, cluster: Cluster): Promise<void> {
   try {
-    const [kube, pki] = await Promise.all([s.connections.kube(cluster), s.secrets.pki(cluster)]);
-    if (!kube || !pki) return;
+    const [objects, pki] = await Promise.all([s.connections.objects(cluster), s.secrets.pki(cluster)]);
+    if (!objects || !pki) return;
     const token = bootstrapTokenFor(pki.ca.keyPem, sc.obj.metadata.uid ?? '');
-    await kube.deleteSecret(BOOTSTRAP_TOKEN_NAMESPACE, bootstrapTokenSecretName(token.id), { signal: sc.signal });
+    await objects.delete(tokenSecretRef(token.id), { signal: sc.signal });
   } catch (err) {
     sc.signal.throwIfAborted();
     sc.log.warn({ err: errorMessage(err) }, 'cannot delete the bootstrap token; it expires within the hour');

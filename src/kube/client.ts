@@ -673,7 +673,7 @@ export class KubeClient {
   async apply<T extends KubeObject>(
     res: ResourceType,
     obj: T,
-    opts: { fieldManager: string; force?: boolean; namespace?: string; subresource?: string; dryRun?: boolean },
+    opts: CallOptions & { fieldManager: string; force?: boolean; namespace?: string; subresource?: string; dryRun?: boolean },
   ): Promise<T> {
     const name = obj.metadata?.name;
     if (!name) throw new TypeError(`apply ${res.kind}: metadata.name is required`);

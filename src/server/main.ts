@@ -10,6 +10,7 @@ import { loadMatrix } from '../toolchain/versions.js';
 import { HealthRegistry } from '../health/registry.js';
 import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
 import { startAlerting } from '../alerts/index.js';
+import { openAddons } from '../addons/index.js';
 import { buildApp } from './app.js';
 import { startControlLoops } from './control-loops.js';
 import { FunctionService } from '../functions/service.js';
@@ -81,6 +82,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const providers = buildProviderRegistry(opts.dataDir, isLoopbackHost(host) || !advertise ? {} : { publicAddress: { bind: host, advertise } });
   let serverURL = '';
   const joinTarget = () => (tls ? { url: process.env.MARINA_EXTERNAL_URL ?? serverURL, caPin: tls.caPin, caPem: tls.caPem } : undefined);
+  const validation = { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default };
+  // The catalog in memory and the add-on checks the API edge needs; the shipped catalog is loaded.
+  const addons = await openAddons({ store, logger: logger.child({ module: 'addons' }), validation });
   // The health checker writes the newest report of each cluster here; the API and the
   // controllers read it. Without controllers nothing checks health: it stays empty.
   const health = new HealthRegistry();
@@ -92,7 +96,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     store,
     tokens: store.tokens,
     audit: store.audit,
-    validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
+    validation: { ...validation, addons: addons.admission },
     metrics,
     logger: logger.child({ module: 'api' }),
     health: { latest: (project, cluster) => health.get(project, cluster), series: store.series },
@@ -115,6 +119,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           defaultKubernetesVersion: matrix.default,
           health,
           series: store.series,
+          addons,
           ...(alerting ? { alerts: alerting.manager } : {}),
           // Platform events (clusters, healing, etcd members, operations, backups) trigger functions.
           events: functions,
@@ -137,6 +142,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       closed = true;
       await closeApp();
       await loops?.stop();
+      await addons.stop();
       await alerting?.stop();
       // Last of the three: the controllers and the AlertManager publish events into it.
       await functions.stop();

@@ -9,9 +9,9 @@ import type { Store } from '../../src/store/types.js';
 import { kubeletMaySetLabel } from '../../src/kube/node-labels.js';
 import { EtcdError, type EtcdMember, type MemberHealth } from '../../src/etcd/client.js';
 import { quorumHealthy, quorumSize } from '../../src/etcd/membership.js';
-import type { ClusterConnections, EvictionResult, KubeApi } from '../../src/clusteraccess/access.js';
+import { UnknownKindError, type ClusterConnections, type ClusterObject, type EvictionResult, type KubeApi, type ObjectApi } from '../../src/clusteraccess/access.js';
 import type { EtcdApi } from '../../src/etcd/client.js';
-import type { Endpoints, Node as KubeNode, Pod as KubePod, Secret as KubeSecret, Taint as KubeTaint } from '../../src/kube/objects.js';
+import type { Node as KubeNode, Pod as KubePod, Taint as KubeTaint } from '../../src/kube/objects.js';
 import {
   ProviderError,
   type ClusterRef,
@@ -58,10 +58,8 @@ interface ClusterSim {
   nextRv: number;
   /** Node names kubelets registered with forbidden labels (NodeRestriction violations). */
   violations: string[];
-  /** Secrets by namespace/name, ClusterRoleBindings by name, Endpoints by namespace/name. */
-  secrets: Map<string, KubeSecret>;
-  bindings: Set<string>;
-  endpoints: Map<string, Endpoints>;
+  /** What node admission wrote (Secrets, Endpoints, ClusterRoleBindings), by `kind/namespace/name`. */
+  objects: Map<string, ClusterObject>;
 }
 
 const argOf = (args: string[], name: string): string | undefined =>
@@ -91,7 +89,7 @@ export class FakeWorld {
   sim(cluster: string): ClusterSim {
     let s = this.clusters.get(cluster);
     if (!s) {
-      s = { members: [], nodes: new Map(), pods: [], backends: [], nextRv: 1, violations: [], secrets: new Map(), bindings: new Set(), endpoints: new Map() };
+      s = { members: [], nodes: new Map(), pods: [], backends: [], nextRv: 1, violations: [], objects: new Map() };
       this.clusters.set(cluster, s);
     }
     return s;
@@ -317,7 +315,7 @@ export class FakeWorld {
       const k = m.bootstrap?.kubelet ?? (n ? { nodeName: n.nodeName, labels: n.labels, taints: n.taints } : undefined);
       if (m.ref.cluster !== cluster || !m.running || !k || sim.nodes.has(k.nodeName)) continue;
       // A real kubelet's TLS bootstrap needs its token's Secret and the bootstrappers' binding.
-      if (n && (!sim.secrets.has(`kube-system/bootstrap-token-${n.bootstrapToken.split('.')[0]}`) || !sim.bindings.has('marina:kubelet-bootstrap'))) continue;
+      if (n && (!sim.objects.has(`Secret/kube-system/bootstrap-token-${n.bootstrapToken.split('.')[0]}`) || !sim.objects.has('ClusterRoleBinding//marina:kubelet-bootstrap'))) continue;
       if (Object.keys(k.labels).some((l) => !kubeletMaySetLabel(l))) sim.violations.push(k.nodeName);
       sim.nodes.set(k.nodeName, {
         apiVersion: 'v1',
@@ -384,28 +382,6 @@ export class FakeWorld {
         this.timeline.push(`evict ${namespace}/${name}`);
         return 'evicted';
       },
-      ensureClusterRoleBinding: async (binding) => {
-        up();
-        sim.bindings.add(binding.metadata.name);
-      },
-      getSecret: async (namespace, name) => {
-        up();
-        const secret = sim.secrets.get(`${namespace}/${name}`);
-        return secret && structuredClone(secret);
-      },
-      createSecret: async (secret) => {
-        up();
-        const key = `${secret.metadata.namespace}/${secret.metadata.name}`;
-        if (sim.secrets.has(key)) return;
-        // Read back as the API does: stringData becomes base64 data.
-        const data = Object.fromEntries(Object.entries(secret.stringData ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
-        sim.secrets.set(key, { ...structuredClone(secret), data });
-        this.timeline.push(`secret create ${key}`);
-      },
-      deleteSecret: async (namespace, name) => {
-        up();
-        if (sim.secrets.delete(`${namespace}/${name}`)) this.timeline.push(`secret delete ${namespace}/${name}`);
-      },
       listCertificateSigningRequests: async () => {
         up();
         return [];
@@ -414,14 +390,42 @@ export class FakeWorld {
         throw new Error('the fake API has no certificate signing requests');
       },
       kubeletHealthz: async (name) => (this.apiUp(cluster) && sim.nodes.has(name) ? { ok: true, message: 'ok' } : { ok: false, message: `nodes "${name}" not found` }),
-      getEndpoints: async (namespace, name) => {
-        up();
-        const e = sim.endpoints.get(`${namespace}/${name}`);
-        return e && structuredClone(e);
+    };
+  }
+
+  /** Secrets, Endpoints and ClusterRoleBindings of a simulated cluster, by `kind/namespace/name`. */
+  objectApi(cluster: string): ObjectApi {
+    const sim = this.sim(cluster);
+    const KINDS: Record<string, boolean> = { Secret: true, Endpoints: true, ClusterRoleBinding: false };
+    const key = (ref: { kind: string; namespace?: string; metadata?: { namespace?: string; name: string }; name?: string }) =>
+      `${ref.kind}/${ref.namespace ?? ref.metadata?.namespace ?? ''}/${ref.name ?? ref.metadata?.name}`;
+    const served = (kind: string, apiVersion: string) => {
+      if (!this.apiUp(cluster)) throw new Error(`connect ECONNREFUSED ${sim.endpoint?.url ?? 'no endpoint'}`);
+      if (!(kind in KINDS)) throw new UnknownKindError(apiVersion, kind);
+    };
+    return {
+      namespaced: async (apiVersion, kind) => {
+        served(kind, apiVersion);
+        return KINDS[kind]!;
       },
-      applyEndpoints: async (endpoints) => {
-        up();
-        sim.endpoints.set(`${endpoints.metadata.namespace}/${endpoints.metadata.name}`, structuredClone(endpoints));
+      get: async (ref) => {
+        served(ref.kind, ref.apiVersion);
+        const obj = sim.objects.get(key(ref));
+        return obj && structuredClone(obj);
+      },
+      apply: async (obj) => {
+        served(obj.kind, obj.apiVersion);
+        const k = key(obj);
+        if (!sim.objects.has(k)) this.timeline.push(`apply ${k}`);
+        sim.objects.set(k, structuredClone(obj));
+        return structuredClone(obj);
+      },
+      delete: async (ref) => {
+        served(ref.kind, ref.apiVersion);
+        if (sim.objects.delete(key(ref))) this.timeline.push(`delete ${key(ref)}`);
+      },
+      watch: async () => {
+        throw new Error('the simulated clusters do not watch objects');
       },
     };
   }
@@ -434,6 +438,12 @@ export class FakeWorld {
     kube: async (cluster: Cluster) => {
       const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
       return secret ? this.kubeApi(cluster.metadata.name) : undefined;
+    },
+    // Beyond Nodes, Pods and Leases the simulated clusters serve what node admission writes (add-ons
+    // are tested with their own fake).
+    objects: async (cluster: Cluster) => {
+      const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
+      return secret ? this.objectApi(cluster.metadata.name) : undefined;
     },
     apiserverAt: async (cluster: Cluster, _address: string) => {
       const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });

@@ -18,6 +18,7 @@ import type { InfrastructureProvider, ProviderRegistry } from '../../src/provide
 import { getCondition } from '../../src/api/conditions.js';
 import { waitFor } from '../../src/runtime/test-helpers.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
+import type { Endpoints } from '../../src/kube/objects.js';
 import { FakeWorld } from './fakes.js';
 
 const P = 'p1';
@@ -94,11 +95,12 @@ test('import pools wait for servers, admit approved ones, and alert instead of h
     // Its kubelet joined with the machine's bootstrap token; the token is gone once the Node exists.
     assert.equal(getCondition(running!.status?.conditions, 'NodeAdmitted')?.status, 'True');
     const sim = world.sim('c');
-    assert.ok(world.timeline.some((t) => /^secret create kube-system\/bootstrap-token-[a-z0-9]{6}$/.test(t)), 'a bootstrap token Secret was created');
-    await waitFor(async () => [...sim.secrets.keys()].every((k) => !k.startsWith('kube-system/bootstrap-token-')), 'the bootstrap token deleted after registration');
-    assert.ok(sim.bindings.has('marina:kubelet-bootstrap'));
-    await waitFor(async () => sim.endpoints.get('default/kubernetes')?.subsets?.[0]?.addresses?.[0]?.ip === '192.0.2.10', 'the kubernetes Endpoints at the nodes\' API address');
-    assert.equal(sim.endpoints.get('default/kubernetes')?.subsets?.[0]?.ports?.[0]?.port, 7001);
+    assert.ok(world.timeline.some((t) => /^apply Secret\/kube-system\/bootstrap-token-[a-z0-9]{6}$/.test(t)), 'a bootstrap token Secret was applied');
+    await waitFor(async () => [...sim.objects.keys()].every((k) => !k.startsWith('Secret/kube-system/bootstrap-token-')), 'the bootstrap token deleted after registration');
+    assert.ok(sim.objects.has('ClusterRoleBinding//marina:kubelet-bootstrap'));
+    const endpoints = () => sim.objects.get('Endpoints/default/kubernetes') as Endpoints | undefined;
+    await waitFor(async () => endpoints()?.subsets?.[0]?.addresses?.[0]?.ip === '192.0.2.10', 'the kubernetes Endpoints at the nodes\' API address');
+    assert.equal(endpoints()?.subsets?.[0]?.ports?.[0]?.port, 7001);
 
     // Its Node goes NotReady: healing alerts, and never deletes the machine.
     const node = world.sim('c').nodes.get('c-byo-srv01')!;

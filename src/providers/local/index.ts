@@ -176,6 +176,8 @@ export class LocalProvider implements InfrastructureProvider {
             taints: bootstrap.kubelet.taints,
             capacity: bootstrap.kubelet.capacity,
             kubeletVersion: bootstrap.kubelet.kubeletVersion,
+            clusterDNS: bootstrap.kubelet.clusterDNS,
+            clusterDomain: bootstrap.kubelet.clusterDomain,
           }
         : undefined,
       node,
