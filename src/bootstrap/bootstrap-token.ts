@@ -35,7 +35,7 @@ export function bootstrapUser(id: string): string {
   return `system:bootstrap:${id}`;
 }
 
-export const BOOTSTRAP_TOKEN_SECRET_TYPE = 'bootstrap.kubernetes.io/token';
+const BOOTSTRAP_TOKEN_SECRET_TYPE = 'bootstrap.kubernetes.io/token';
 /** Bootstrap tokens are Secrets in kube-system named after their id (the apiserver's convention). */
 export const BOOTSTRAP_TOKEN_NAMESPACE = 'kube-system';
 

@@ -38,7 +38,7 @@ import { errorMessage, providerName, type Shared } from './common.js';
 import { isPending, judgeCsr, requestedNode } from './kubelet-csr.js';
 
 /** A bootstrap token Secret lives this long; renewed while the machine has not joined. */
-export const BOOTSTRAP_TOKEN_TTL_MS = 60 * 60 * 1000;
+const BOOTSTRAP_TOKEN_TTL_MS = 60 * 60 * 1000;
 const MANAGED = { [LABEL_MANAGED_BY]: MANAGED_BY_MARINA };
 /** Server-side apply's field manager of what node admission writes. */
 const FIELD_MANAGER = 'marina';

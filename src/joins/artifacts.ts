@@ -20,7 +20,7 @@ export interface Artifact {
   sandbox?: boolean;
 }
 
-export const CNI_PLUGINS = ['bridge', 'host-local', 'loopback', 'portmap'];
+const CNI_PLUGINS = ['bridge', 'host-local', 'loopback', 'portmap'];
 
 /** The SHA-256 (hex) of a file's content. */
 export function sha256File(path: string): Promise<string> {

@@ -51,9 +51,9 @@ export const KUBELET_SYSCTLS = ['vm/overcommit_memory', 'vm/panic_on_oom', 'kern
 export const HOST_PATHS = ['/var/lib/kubelet', '/var/log/pods', '/var/log/containers', '/var/lib/cni'];
 
 /** Where kubelet and kube-proxy reach the API inside the node (127.0.0.1 is in every apiserver certificate). */
-export const LOCAL_API_PORT = 6443;
+const LOCAL_API_PORT = 6443;
 /** host mode: the agent's in-process relay to the API endpoint (6443 may be taken on a user's server). */
-export const LOCAL_API_PORT_HOST_MODE = 6444;
+const LOCAL_API_PORT_HOST_MODE = 6444;
 
 interface NodeObject extends KubeObject {
   metadata: { name: string };

@@ -30,7 +30,7 @@ export interface Leftovers {
   mounts: string[];
 }
 
-export const STATE_FILE = 'node-state.json';
+const STATE_FILE = 'node-state.json';
 
 export function writeNodeState(dir: string, state: NodeState): void {
   writeFileSync(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });

@@ -28,15 +28,15 @@ export interface NodeNetworkRecord {
   last: number;
 }
 
-export const NODE_NETWORK_FILE = 'node-network.json';
+const NODE_NETWORK_FILE = 'node-network.json';
 export const PREFIX_LENGTH = 24;
 
 /** Default block node networks are allocated from (a /24 each); MARINA_NODE_NETWORK_BASE overrides. */
-export const DEFAULT_NODE_NETWORK_BLOCK = '172.30.0.0/15';
+const DEFAULT_NODE_NETWORK_BLOCK = '172.30.0.0/15';
 
 const shortHash = (s: string, n = 8): string => createHash('sha256').update(s).digest('hex').slice(0, n);
 
-export function bridgeName(clusterUid: string): string {
+function bridgeName(clusterUid: string): string {
   return `mrn${shortHash(clusterUid)}`;
 }
 

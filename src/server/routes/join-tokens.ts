@@ -25,7 +25,7 @@ interface Params {
 }
 
 /** The command a user runs on the server. */
-export function joinCommand(url: string, token: string, caPin: string): string {
+function joinCommand(url: string, token: string, caPin: string): string {
   return `marina agent join --url ${url} --token ${token} --ca-pin ${caPin}`;
 }
 
