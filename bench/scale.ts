@@ -102,6 +102,8 @@ export interface ScaleResult {
     killed: number;
     detectSeconds: Percentiles;
     detectToReadySeconds: Percentiles;
+    /** The same per pool template (etcd, control plane, workers): their replacements take different paths. */
+    detectToReadyByPool: Record<string, Percentiles>;
     killToAllReadySeconds: number;
     /** Largest number of machines one pool had in flight at once, next to its guard. */
     guard: { pools: number; violations: string[]; maxInFlightSeen: number };
@@ -428,6 +430,9 @@ export async function runScaleBench(opts: Partial<ScaleOptions> = {}): Promise<S
       killed: victims.length,
       detectSeconds: pct(detect),
       detectToReadySeconds: pct(detectToReady),
+      detectToReadyByPool: Object.fromEntries(
+        [...new Set(victims.map((v) => v.spec.pool))].map((pool) => [pool, pct(detectToReady.filter((_, i) => victims[i]!.spec.pool === pool))]),
+      ),
       killToAllReadySeconds: round((healedAt - killedAt) / 1000),
       guard: { pools: pools.length, ...guard },
       remediations: (await metric(server.url, 'marina_remediations_total')) - remediations0,
@@ -507,6 +512,7 @@ function printResult(r: ScaleResult): void {
     [`machines killed at once`, String(r.heal.killed)],
     ['kill → detected p50 / p99 / max, s', ms(r.heal.detectSeconds)],
     ['detected → replacement Ready p50 / p99 / max, s', ms(r.heal.detectToReadySeconds)],
+    ...Object.entries(r.heal.detectToReadyByPool).map(([pool, p]): [string, string] => [`  of pool ${pool} p50 / p99 / max, s`, ms(p)]),
     ['kill → every replacement Ready, s', String(r.heal.killToAllReadySeconds)],
     ['remediations / storm-guard violations / max in flight in one pool', `${r.heal.remediations} / ${r.heal.guard.violations.length} / ${r.heal.guard.maxInFlightSeen}`],
     ['SIGKILL → API answers / resynced / health resumed, s', `${r.restart.apiSeconds} / ${r.restart.resyncedSeconds} / ${r.restart.resumedSeconds}`],

@@ -23,6 +23,7 @@ export function validateCluster(obj: Resource, old: Resource | undefined, ctx: V
     names.add(pool.name);
     if (pool.roles.includes('etcd')) etcd += pool.replicas;
     if (pool.roles.includes('controlplane')) controlplane += pool.replicas;
+    causes.push(...validatePoolRuntime(spec, i));
   });
   const etcdPool = spec.nodePools.findIndex((p) => p.roles.includes('etcd'));
   const cpPool = spec.nodePools.findIndex((p) => p.roles.includes('controlplane'));
@@ -60,9 +61,37 @@ export function validateCluster(obj: Resource, old: Resource | undefined, ctx: V
       if (pool && JSON.stringify([...pool.roles].sort()) !== JSON.stringify([...oldPool.roles].sort())) {
         add(`spec.nodePools[${i}].roles`, 'roles of an existing pool are immutable; add a new pool instead');
       }
+      if (pool && (pool.provider ?? '') !== (oldPool.provider ?? '')) add(`spec.nodePools[${i}].provider`, 'is immutable; add a new pool instead');
     });
   }
   return causes;
+}
+
+/**
+ * Real kubelets (runtime containerd) and imported servers are workers only: Marina's control-plane
+ * and etcd machines are its own, and an imported server never runs them. A simulated cluster is
+ * simulated whole: Marina reaches a cluster through one access chosen by the cluster's provider,
+ * so a `sim` pool in a real cluster (or a real pool in a `sim` cluster) could never be reached, and
+ * a simulated machine runs no real kubelet.
+ */
+function validatePoolRuntime(spec: ClusterSpec, i: number): FieldCause[] {
+  const pool = spec.nodePools[i]!;
+  const provider = pool.provider ?? spec.provider ?? 'local';
+  const workerOnly = pool.roles.length === 1 && pool.roles[0] === 'worker';
+  const at = `spec.nodePools[${i}]`;
+  if ((provider === 'sim') !== ((spec.provider ?? 'local') === 'sim')) {
+    return [{ field: `${at}.provider`, message: 'the sim provider simulates whole clusters: set spec.provider to sim and no other provider on a pool' }];
+  }
+  if (provider === 'sim' && pool.runtime?.type === 'containerd') {
+    return [{ field: `${at}.runtime.type`, message: 'simulated machines run virtual kubelets only: omit runtime.type or set it to virtual' }];
+  }
+  if (provider === 'import') {
+    if (!workerOnly) return [{ field: `${at}.roles`, message: 'imported servers join as workers only: roles must be [worker]' }];
+    if (pool.runtime?.type === 'virtual') return [{ field: `${at}.runtime.type`, message: 'imported servers run a real kubelet: omit runtime.type or set it to containerd' }];
+  } else if (pool.runtime?.type === 'containerd' && !workerOnly) {
+    return [{ field: `${at}.runtime.type`, message: 'real kubelets (containerd) run on worker-only pools; roles must be [worker]' }];
+  }
+  return [];
 }
 
 function checkCidr(value: string | undefined, field: string, add: (f: string, m: string) => void): Cidr | undefined {

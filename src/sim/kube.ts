@@ -2,7 +2,7 @@
 // Leases, Pods, /readyz) and on each control-plane machine directly (/readyz, /metrics). Shaped
 // like the KubeApi and ApiServerProbe of src/clusteraccess/access.ts, which src/clusteraccess/sim.ts
 // hands out. There are no Pods: simulated Nodes run nothing, so a drain has nothing to evict.
-import type { Node, Pod, Taint } from '../kube/objects.js';
+import type { CertificateSigningRequest, Node, Pod, Taint } from '../kube/objects.js';
 import { noAnswer, refused, roundTrip } from './errors.js';
 import { alive, apiserverStarted } from './model.js';
 import type { SimCluster, SimWorld } from './world.js';
@@ -111,6 +111,27 @@ export function simKubeApi(world: SimWorld, c: SimCluster, opts: SimCallOptions)
       if (leader) c.leaseRenewedAt = now;
       const renewed = c.leaseRenewedAt ?? now;
       return { holderIdentity: `${leader?.name ?? 'gone'}_sim`, renewTime: new Date(renewed).toISOString(), leaseDurationSeconds: 15 };
+    },
+
+    /** Simulated kubelets are virtual ones with their certificates given: none asks for one. */
+    async listCertificateSigningRequests(o: Call = {}): Promise<CertificateSigningRequest[]> {
+      await reach(o.signal);
+      return [];
+    },
+
+    async decideCertificateSigningRequest(csr: CertificateSigningRequest, _condition: unknown, o: Call = {}): Promise<void> {
+      await reach(o.signal);
+      throw new Error(`certificatesigningrequests.certificates.k8s.io "${csr.metadata.name}" not found`);
+    },
+
+    /** No node proxy: a simulated kubelet serves nothing the apiserver could reach. */
+    async kubeletHealthz(node: string, o: Call = {}): Promise<Readiness> {
+      try {
+        await reach(o.signal);
+      } catch (err) {
+        return { ok: false, message: (err as Error).message };
+      }
+      return { ok: false, message: `node ${node} is simulated: its kubelet serves no node proxy` };
     },
   };
 }

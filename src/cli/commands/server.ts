@@ -16,6 +16,7 @@ interface ServerFlags {
   leaseDuration: string;
   renewDeadline: string;
   retryPeriod: string;
+  tls?: 'auto' | 'off';
 }
 
 function seconds(flag: string, value: string): number {
@@ -54,6 +55,12 @@ export function serverCommand(): Command {
     .option('--sim', 'also offer the sim provider (simulated machines, for scale tests; never the default) and fault injection (default: $MARINA_SIM=1)')
     .option('--sim-timing <list>', 'start-up times of simulated machines in ms, e.g. etcd=1000,controlplane=4500,worker=1000 (default: $MARINA_SIM_TIMING)')
     .addOption(
+      new Option('--tls <mode>', "auto: HTTPS with Marina's own CA, made in <data-dir>/tls (default when listening beyond loopback); off: plain HTTP (default on loopback)").choices([
+        'auto',
+        'off',
+      ]),
+    )
+    .addOption(
       new Option('--log-format <format>', 'log lines as json or readable text (default: $MARINA_LOG_FORMAT, else text on a terminal, json otherwise)').choices([
         'json',
         'text',
@@ -76,11 +83,13 @@ export function serverCommand(): Command {
       const { startServer, defaultDataDir, DEFAULT_LISTEN } = await import('../../server/main.js');
       const dataDir = opts.dataDir ?? defaultDataDir();
       const listen = opts.listen ?? process.env.MARINA_LISTEN ?? DEFAULT_LISTEN;
-      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat, store: storeConfig(opts), ...(sim ? { sim } : {}) });
+      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat, store: storeConfig(opts), ...(opts.tls ? { tls: opts.tls } : {}), ...(sim ? { sim } : {}) });
       out(`Marina listening on ${server.url}\n`);
+      if (server.tls) out(`Marina CA: ${server.tls.caFile} (pin ${server.tls.caPin}); clients trust it with --certificate-authority\n`);
       if (server.adminToken) {
         out(`bootstrap admin token: ${server.adminToken}\n`);
-        out(`(also written to ${server.adminTokenFile}; log in with: marina login ${server.url} --token-file ${server.adminTokenFile})\n`);
+        const ca = server.tls ? ` --certificate-authority ${server.tls.caFile}` : '';
+        out(`(also written to ${server.adminTokenFile}; log in with: marina login ${server.url} --token-file ${server.adminTokenFile}${ca})\n`);
       }
       await new Promise<void>((resolve) => {
         let stopping = false;
