@@ -40,7 +40,7 @@ import type { Watch } from '../src/store/types.js';
 import { resolveToolchain } from '../src/toolchain/resolve.js';
 import { defaultVersion } from '../src/toolchain/versions.js';
 import { apiRequest } from '../test/support/marina.js';
-import { allStats, GIB, groupMembers, killRecordedGroups, load, reportLeftovers, median, MIB, readJson, sec, selfTicks, systemBusyTicks, table, type ProcStat } from './support.js';
+import { allStats, GIB, groupMembers, killRecordedGroups, load, memOf, reportLeftovers, median, MIB, readJson, sec, selfTicks, systemBusyTicks, table, type Mem, type ProcStat } from './support.js';
 
 const execFileAsync = promisify(execFile);
 const { values } = parseArgs({
@@ -89,40 +89,6 @@ function memTotal(): number {
 
 // ---------------------------------------------------------------------------------------------
 // /proc
-
-interface Mem {
-  /** resident set size */
-  rss: number;
-  /** proportional set size: shared pages divided among every process that maps them (machine-wide) */
-  pss: number;
-  /** anonymous resident pages (heaps, stacks): private to the process, what it really costs */
-  anon: number;
-}
-
-/** RSS, PSS and anonymous memory in bytes (smaps_rollup; VmRSS / RssAnon if that is unreadable). */
-function memOf(pid: number): Mem | undefined {
-  const kb = (t: string, field: string): number | undefined => {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(t);
-    return m ? Number(m[1]) * 1024 : undefined;
-  };
-  try {
-    const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-    const rss = kb(t, 'Rss');
-    const pss = kb(t, 'Pss');
-    const anon = kb(t, 'Anonymous');
-    if (rss !== undefined && pss !== undefined && anon !== undefined) return { rss, pss, anon: anon + (kb(t, 'Pss_Shmem') ?? 0) };
-  } catch {
-    /* fall through */
-  }
-  try {
-    const t = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rss = kb(t, 'VmRSS');
-    if (rss !== undefined) return { rss, pss: rss, anon: kb(t, 'RssAnon') ?? rss };
-  } catch {
-    /* gone */
-  }
-  return undefined;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Marina in this process

@@ -106,6 +106,43 @@ export function selfTicks(): number {
 }
 
 // ---------------------------------------------------------------------------------------------
+// memory
+
+export interface Mem {
+  /** resident set size */
+  rss: number;
+  /** proportional set size: shared pages divided among every process that maps them (machine-wide) */
+  pss: number;
+  /** anonymous resident pages (heaps, stacks): private to the process, what it really costs */
+  anon: number;
+}
+
+/** RSS, PSS and anonymous memory in bytes (smaps_rollup; VmRSS / RssAnon if that is unreadable). */
+export function memOf(pid: number): Mem | undefined {
+  const kb = (t: string, field: string): number | undefined => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(t);
+    return m ? Number(m[1]) * 1024 : undefined;
+  };
+  try {
+    const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const rss = kb(t, 'Rss');
+    const pss = kb(t, 'Pss');
+    const anon = kb(t, 'Anonymous');
+    if (rss !== undefined && pss !== undefined && anon !== undefined) return { rss, pss, anon: anon + (kb(t, 'Pss_Shmem') ?? 0) };
+  } catch {
+    /* fall through */
+  }
+  try {
+    const t = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = kb(t, 'VmRSS');
+    if (rss !== undefined) return { rss, pss: rss, anon: kb(t, 'RssAnon') ?? rss };
+  } catch {
+    /* gone */
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
 // cleanup
 
 /**

@@ -14,6 +14,14 @@ import { clusterContext, renderAddon } from './render.js';
 const cluster = (serviceCIDR?: string) =>
   clusterContext({ metadata: { name: 'demo', project: 'p' }, spec: { nodePools: [], ...(serviceCIDR ? { network: { serviceCIDR } } : {}) } }, 'v1.36.3');
 
+async function until(what: string, ok: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    assert.ok(Date.now() < deadline, `timed out waiting: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 async function withStore<T>(fn: (store: ReturnType<typeof openSqliteStore>, index: DefinitionIndex) => Promise<T>): Promise<T> {
   const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32) });
   const index = await DefinitionIndex.start(store);
@@ -74,6 +82,8 @@ test('loading again changes nothing; a catalog update is applied unless a platfo
       write('2.0.0', 'two-fixed');
       const again = await loadCatalog(store, readCatalog(dir), ctx);
       assert.deepEqual(again, { created: [], updated: ['demo-v1-0-0'], keptAdmin: ['demo-v2-0-0'] });
+      // The index follows the store through a watch, which delivers after the writes returned.
+      await until('the index sees the update', () => /one-fixed/.test(index.get('demo', '1.0.0')?.spec.manifests[0]?.content ?? ''));
       assert.match(index.get('demo', '1.0.0')!.spec.manifests[0]!.content, /one-fixed/);
       assert.equal(index.get('demo', '2.0.0')!.spec.description, 'ours');
       assert.ok(index.get('demo', '1.0.0')!.metadata.annotations?.[ANNOTATION_CATALOG_DIGEST]);

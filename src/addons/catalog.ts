@@ -96,6 +96,24 @@ async function loadDefinition(definitions: TypedStore<AddonDefinition>, def: Add
 }
 
 /**
+ * The admission of the policy checks its defaults against the definition index, which follows the
+ * store through a watch: the definitions written a moment ago reach it only after their writes
+ * returned. A refusal is retried until the index had time to see them (a policy naming a
+ * definition that truly is not there is still refused, with the field named).
+ */
+async function admittedSoon<T>(admit: () => T, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return admit();
+    } catch (err) {
+      if (!(isApiError(err) && err.code === 422) || Date.now() >= deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/**
  * Writes the catalog into the store. Every object passes the API's own validation first: a
  * catalog that the API would refuse is a bug and stops the start-up with the field named.
  */
@@ -117,7 +135,7 @@ export async function loadCatalog(store: Store, catalog: Catalog, validation: Va
   }
   if (catalog.policy && !(await typed(store, 'AddonPolicy').get('', ADDON_POLICY_NAME))) {
     try {
-      await store.create(validateObject(catalog.policy, undefined, validation));
+      await store.create(await admittedSoon(() => validateObject(catalog.policy!, undefined, validation)));
       result.created.push(`policy/${ADDON_POLICY_NAME}`);
     } catch (err) {
       if (!(isApiError(err) && err.code === 409)) throw err;

@@ -38,7 +38,7 @@ import { clusterContext, renderAddon, RenderError, type Manifest, type Rendered 
 import { removeObjects, syncAddon, type SyncReport } from './sync.js';
 
 /** How the add-on controllers reach a cluster's objects: the cluster access Marina shares. */
-export type ClusterObjectAccess = Pick<ClusterConnections, 'objects'>;
+export type ClusterObjectAccess = Pick<ClusterConnections, 'objects' | 'runsWorkloads'>;
 
 /** AddonDriftCorrected stays firing this long after the last correction, then resolves. */
 export const DRIFT_ALERT_MS = 5 * 60_000;
@@ -257,6 +257,10 @@ export class ClusterAddonController {
     if (typeof prepared === 'string') return { end: this.wait(sc, AddonReason.InvalidDefinition, prepared) };
     sc.definition = def;
     sc.prepared = prepared;
+    // No poll: a cluster that runs no workloads (the sim provider's) never will.
+    if (this.o.access.runsWorkloads?.(cluster) === false) {
+      return { end: this.wait(sc, AddonReason.ClusterRunsNoWorkloads, `cluster ${this.o.cluster} runs no workloads (provider ${cluster.spec.provider ?? 'local'}): nothing to apply to`) };
+    }
     if (!isTrue(cluster.status?.conditions, ClusterCondition.ControlPlaneReady)) {
       return { end: this.wait(sc, AddonReason.ClusterNotReady, `the API of cluster ${this.o.cluster} is not ready yet`, NOT_READY_POLL_MS) };
     }

@@ -219,6 +219,10 @@ export class AddonStarter {
   private async ensureDefaults(cluster: Cluster): Promise<void> {
     const annotations = cluster.metadata.annotations ?? {};
     if (annotations[ANNOTATION_ADDON_DEFAULTS_APPLIED] || annotations[ANNOTATION_ADDON_DEFAULTS] === 'none') return;
+    // A cluster that runs no workloads (the sim provider's) gets no default set: its add-ons could
+    // never be applied, and a thousand simulated clusters would keep a thousand add-on controllers
+    // and four thousand waiting Addons busy for nothing. One enabled by hand says why it waits.
+    if (this.o.access.runsWorkloads?.(cluster) === false) return;
     const project = cluster.metadata.project ?? '';
     const have = new Set(this.addons.of(project, cluster.metadata.name).map((a) => a.spec.addon));
     const created: string[] = [];

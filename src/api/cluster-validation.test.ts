@@ -24,6 +24,18 @@ describe('cluster validation: real workers and imported servers', () => {
     assert.deepEqual(fields(cluster([{ name: 'byo', roles: ['worker'], replicas: 1, provider: 'import', runtime: { type: 'virtual' } }])), ['spec.nodePools[1].runtime.type']);
   });
 
+  it('simulates whole clusters only: no sim pool in a real cluster, no real pool in a sim cluster, no real kubelet on a sim pool', () => {
+    const sim = (pools: unknown[]): Resource => {
+      const r = cluster(pools);
+      (r.spec as { provider?: string }).provider = 'sim';
+      return r;
+    };
+    assert.deepEqual(fields(sim([{ name: 'w', roles: ['worker'], replicas: 2 }])), []);
+    assert.deepEqual(fields(cluster([{ name: 'w', roles: ['worker'], replicas: 1, provider: 'sim' }])), ['spec.nodePools[1].provider']);
+    assert.deepEqual(fields(sim([{ name: 'byo', roles: ['worker'], replicas: 1, provider: 'import' }])), ['spec.nodePools[1].provider']);
+    assert.deepEqual(fields(sim([{ name: 'w', roles: ['worker'], replicas: 1, runtime: { type: 'containerd' } }])), ['spec.nodePools[1].runtime.type']);
+  });
+
   it("keeps a pool's provider immutable", () => {
     const old = cluster([{ name: 'byo', roles: ['worker'], replicas: 1, provider: 'import' }]);
     assert.deepEqual(fields(cluster([{ name: 'byo', roles: ['worker'], replicas: 1 }]), old), ['spec.nodePools[1].provider']);

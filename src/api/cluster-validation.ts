@@ -69,13 +69,22 @@ export function validateCluster(obj: Resource, old: Resource | undefined, ctx: V
 
 /**
  * Real kubelets (runtime containerd) and imported servers are workers only: Marina's control-plane
- * and etcd machines are its own, and an imported server never runs them.
+ * and etcd machines are its own, and an imported server never runs them. A simulated cluster is
+ * simulated whole: Marina reaches a cluster through one access chosen by the cluster's provider,
+ * so a `sim` pool in a real cluster (or a real pool in a `sim` cluster) could never be reached, and
+ * a simulated machine runs no real kubelet.
  */
 function validatePoolRuntime(spec: ClusterSpec, i: number): FieldCause[] {
   const pool = spec.nodePools[i]!;
   const provider = pool.provider ?? spec.provider ?? 'local';
   const workerOnly = pool.roles.length === 1 && pool.roles[0] === 'worker';
   const at = `spec.nodePools[${i}]`;
+  if ((provider === 'sim') !== ((spec.provider ?? 'local') === 'sim')) {
+    return [{ field: `${at}.provider`, message: 'the sim provider simulates whole clusters: set spec.provider to sim and no other provider on a pool' }];
+  }
+  if (provider === 'sim' && pool.runtime?.type === 'containerd') {
+    return [{ field: `${at}.runtime.type`, message: 'simulated machines run virtual kubelets only: omit runtime.type or set it to virtual' }];
+  }
   if (provider === 'import') {
     if (!workerOnly) return [{ field: `${at}.roles`, message: 'imported servers join as workers only: roles must be [worker]' }];
     if (pool.runtime?.type === 'virtual') return [{ field: `${at}.runtime.type`, message: 'imported servers run a real kubelet: omit runtime.type or set it to containerd' }];

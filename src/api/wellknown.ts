@@ -197,6 +197,7 @@ export const AddonReason = {
   ClusterNotFound: 'ClusterNotFound',
   ClusterReplaced: 'ClusterReplaced',
   ClusterNotReady: 'ClusterNotReady',
+  ClusterRunsNoWorkloads: 'ClusterRunsNoWorkloads',
   ClusterUnreachable: 'ClusterUnreachable',
   Duplicate: 'Duplicate',
   DefinitionNotFound: 'DefinitionNotFound',

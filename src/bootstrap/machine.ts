@@ -39,7 +39,7 @@ import type {
   EndpointDescription,
   MachineBootstrap,
 } from '../providers/contract.js';
-import type { JoinPlan } from '../etcd/membership.js';
+import { MAX_JOINING, type JoinPlan } from '../etcd/membership.js';
 import type { ClusterPki } from './clusterPki.js';
 import { kubeletMaySetLabel } from '../kube/node-labels.js';
 import { CLUSTER_DOMAIN, clusterDnsIP } from '../api/cluster-dns.js';
@@ -243,6 +243,8 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
         initialCluster: etcd.initialCluster,
         initialClusterState: etcd.state,
         initialClusterToken: `marina-${cluster.metadata.uid ?? clusterName}`,
+        // A new cluster's members join together (src/etcd/membership.ts).
+        maxLearners: MAX_JOINING,
       }),
       // serializable: the member itself serves (a joining learner has no say in the cluster's
       // health yet; the Machine controller promotes it and checks the quorum). On a combined

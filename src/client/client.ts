@@ -10,12 +10,13 @@ import type { Resource } from '../api/meta.js';
 import type { ClusterHealth } from '../health/types.js';
 import type { AuditEntry, IssuedToken, TokenInfo } from '../store/types.js';
 import type { WhoAmI } from '../server/schemas.js';
+import type { AppliedFault, SimFault } from '../sim/faults.js';
 import type { CreateJoinTokenRequest, JoinTokenCreated, JoinTokenInfo } from '../server/join-schemas.js';
 import { MarinaApiError, MarinaConnectionError, errorFromResponse, isNotFound, isStatus } from './errors.js';
 import { ndjsonLines, parseWatchLine, type WatchEvent } from './ndjson.js';
 import { API_PATH, requireProject, resourcePath, resourceRef, type KindLike, type ResourceList, type ResourceRef } from './resources.js';
 
-export type { AuditEntry, CreateJoinTokenRequest, IssuedToken, JoinTokenCreated, JoinTokenInfo, TokenInfo, WhoAmI };
+export type { AppliedFault, AuditEntry, CreateJoinTokenRequest, IssuedToken, JoinTokenCreated, JoinTokenInfo, SimFault, TokenInfo, WhoAmI };
 
 export interface ClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:7443`. */
@@ -401,6 +402,15 @@ export class MarinaClient {
   async audit(query: { project?: string; user?: string; kind?: string; limit?: number } = {}): Promise<AuditEntry[]> {
     const res = await this.request<{ items: AuditEntry[] }>('GET', `${API_PATH}/audit`, { query });
     return res.items;
+  }
+
+  /** Faults in simulated clusters, applied together (servers started with --sim; platform admins). */
+  async injectSimFaults(faults: SimFault[]): Promise<AppliedFault[]> {
+    return (await this.request<{ items: AppliedFault[] }>('POST', `${API_PATH}/sim/faults`, { body: { faults } })).items;
+  }
+
+  async listSimFaults(): Promise<AppliedFault[]> {
+    return (await this.request<{ items: AppliedFault[] }>('GET', `${API_PATH}/sim/faults`)).items;
   }
 
   healthz(): Promise<unknown> {

@@ -1,11 +1,15 @@
 // How Marina reaches *into* a cluster: its Kubernetes API (readiness, Nodes, Pods, Leases, and any
-// other kind through discovery), each control-plane machine's own apiserver, and its etcd members.
-// The controllers, the health checker and the add-on controllers use these narrow interfaces;
-// LiveConnections (./live.ts) implements them with the real clients, tests substitute their own.
+// other kind through discovery), each control-plane machine's own apiserver, its etcd members and
+// its machines' agents. The controllers, the health checker and the add-on controllers use these
+// narrow interfaces; LiveConnections (./live.ts) implements them with the real clients,
+// SimConnections (./sim.ts) over the simulated clusters of the `sim` provider, and
+// ProviderRoutedConnections (./routed.ts) picks one per cluster by the cluster's provider, so the
+// controllers never know which.
 import type { Cluster } from '../api/kinds.js';
 import type { EtcdApi } from '../etcd/client.js';
 import type { KubeObject, ObjectMeta, WatchEventType } from '../kube/client.js';
 import type { CertificateSigningRequest, Node, Pod } from '../kube/objects.js';
+import type { AgentApi } from './agents.js';
 
 /** The parts of a coordination.k8s.io Lease a leader-election check reads. */
 export interface LeaseInfo {
@@ -136,8 +140,15 @@ export interface ClusterConnections {
   kube(cluster: Cluster): Promise<KubeApi | undefined>;
   /** undefined while the cluster has no admin kubeconfig. The same client as `kube`, for any kind. */
   objects(cluster: Cluster): Promise<ObjectApi | undefined>;
+  /**
+   * false: the cluster runs no workloads, so `objects` never answers and nothing should wait for
+   * it (a simulated cluster: its machines run no kubelet that could start a pod). Absent: true.
+   */
+  runsWorkloads?(cluster: Cluster): boolean;
   /** undefined while the cluster has no admin kubeconfig. `address`: the machine's address. */
   apiserverAt(cluster: Cluster, address: string): Promise<ApiServerProbe | undefined>;
+  /** The machine agent at `agentURL` (Machine.status.agentURL) of one of the cluster's machines. */
+  agent(cluster: Cluster, agentURL: string): AgentApi;
   /** Closes what is cached for the cluster. */
   forget(cluster: { project: string; name: string }): void;
   close(): Promise<void>;

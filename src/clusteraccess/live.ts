@@ -12,6 +12,7 @@ import type { CertificateSigningRequest, Node, Pod } from '../kube/objects.js';
 import { issueCertificate } from '../pki/index.js';
 import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, ObjectApi, Readiness } from './access.js';
 import { DiscoveredObjects } from './objects.js';
+import { httpAgent, type AgentApi } from './agents.js';
 import type { ClusterSecrets } from './secrets.js';
 
 const cacheKey = (c: { project: string; name: string }): string => `${c.project}/${c.name}`;
@@ -137,6 +138,10 @@ export class LiveConnections implements ClusterConnections {
       e.apiservers.byAddress.set(address, hit);
     }
     return hit.probe;
+  }
+
+  agent(_cluster: Cluster, agentURL: string): AgentApi {
+    return httpAgent(agentURL);
   }
 
   /** Drops direct apiserver clients of machines no longer in `addresses`. */

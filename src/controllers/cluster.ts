@@ -39,7 +39,7 @@ import { TerminalError, type ReconcileContext, type Reconciler, type Result } fr
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, clusterNodePools, typed } from '../store/typed.js';
-import { clusterRef, errorMessage, isConflictOrExists, kubernetesVersionOf, nodePoolName, providerName, publishEvent, type Shared } from './common.js';
+import { backoffPoll, clusterRef, errorMessage, isConflictOrExists, kubernetesVersionOf, nodePoolName, providerName, publishEvent, type Shared } from './common.js';
 import { clusterCreated, clusterDeleted } from '../events/platform.js';
 import { ensureNodeBootstrap, hasRealKubelets } from './node-admission.js';
 
@@ -77,6 +77,12 @@ export class ClusterReconciler implements Reconciler {
     { name: 'nodeBootstrap', run: (sc) => this.nodeBootstrapPhase(sc) },
     { name: 'health', run: (sc) => this.healthPhase(sc) },
   ];
+
+  /** What each admin kubeconfig Secret holds, parsed once per revision (reconciles run every 30 s per cluster). */
+  private readonly adminCertificates = new ParsedPerRevision((kubeconfig: string) => {
+    const conn = parseKubeconfig(kubeconfig);
+    return { server: conn.server, caPem: conn.ca?.toString('utf8'), at: conn.cert ? certificateNotAfter(conn.cert.toString('utf8')) : new Date(0) };
+  });
 
   constructor(private readonly s: Shared) {
     this.clusterPools = typed(s.store, 'NodePool');
@@ -134,7 +140,9 @@ export class ClusterReconciler implements Reconciler {
     const ready = first === undefined;
     const wasUp = status.phase === 'Ready' || status.phase === 'Degraded';
     status.phase = ready ? 'Ready' : wasUp ? 'Degraded' : 'Provisioning';
-    return { status, requeueAfterMs: ready ? this.s.timing.clusterReadyPollMs : this.s.timing.clusterPollMs };
+    // Not Ready: its pools, machines and Secrets wake it when they change; the poll backs off.
+    const since = getCondition(status.conditions, ClusterCondition.Ready)?.lastTransitionTime;
+    return { status, requeueAfterMs: ready ? this.s.timing.clusterReadyPollMs : backoffPoll(since, this.s.timing.clusterPollMs, 5 * this.s.timing.clusterPollMs) };
   }
 
   /** The cluster's CAs: created on first reconcile, never again (its machines trust the old ones). */
@@ -270,15 +278,8 @@ export class ClusterReconciler implements Reconciler {
     const existing = await this.secretObjects.get(project, name);
     const current = existing?.spec.data.kubeconfig;
     if (current) {
-      try {
-        const conn = parseKubeconfig(current);
-        const notAfter = conn.cert ? certificateNotAfter(conn.cert.toString('utf8')) : new Date(0);
-        const fresh =
-          conn.server === endpoint.url && conn.ca?.toString('utf8') === pki.ca.certPem && notAfter.getTime() - Date.now() > ADMIN_CERT_RENEW_BEFORE_MS;
-        if (fresh) return notAfter;
-      } catch {
-        /* unreadable: replace it */
-      }
+      const held = this.adminCertificates.of(existing, current);
+      if (held && held.server === endpoint.url && held.caPem === pki.ca.certPem && held.at.getTime() - Date.now() > ADMIN_CERT_RENEW_BEFORE_MS) return held.at;
     }
     const admin = await buildAdminKubeconfig({ clusterName: cluster.metadata.name, endpointUrl: endpoint.url, pki });
     const spec = { type: SECRET_TYPE_KUBECONFIG, data: { kubeconfig: admin.kubeconfig } };
@@ -378,10 +379,37 @@ export class ClusterReconciler implements Reconciler {
     const secrets = await this.secretObjects.list({ project, labelSelector: `${LABEL_CLUSTER}=${name}` });
     const names = new Set([...secrets.map((s) => s.metadata.name), pkiSecretName(name), adminKubeconfigSecretName(name)]);
     for (const n of names) await this.secretObjects.deleteIfExists(project, n);
+    for (const secret of secrets) this.adminCertificates.forget(secret);
     this.s.connections.forget({ project, name });
     this.s.secrets.forget({ project, name });
     publishEvent(this.s, ctx.log, clusterDeleted(cluster));
     return { done: true };
+  }
+}
+
+/** A value derived from a Secret's content, computed once per Secret revision (undefined when it cannot be). */
+class ParsedPerRevision<T> {
+  private readonly byUid = new Map<string, { rv: string; value: T | undefined }>();
+
+  constructor(private readonly parse: (content: string) => T) {}
+
+  of(secret: Secret, content: string): T | undefined {
+    const uid = secret.metadata.uid ?? '';
+    const rv = secret.metadata.resourceVersion ?? '';
+    const hit = this.byUid.get(uid);
+    if (hit?.rv === rv) return hit.value;
+    let value: T | undefined;
+    try {
+      value = this.parse(content);
+    } catch {
+      value = undefined; // unreadable: the caller replaces it
+    }
+    this.byUid.set(uid, { rv, value });
+    return value;
+  }
+
+  forget(secret: Pick<Secret, 'metadata'>): void {
+    this.byUid.delete(secret.metadata.uid ?? '');
   }
 }
 

@@ -94,6 +94,36 @@ describe('planHealing', () => {
     const two = planHealing(pool(5, ['worker'], { maxInFlight: '40%' }), [machine('healthy'), machine('healthy'), machine('healthy'), machine({ unhealthyFor: 90 }), machine({ unhealthyFor: 90 })], NOW);
     assert.equal(two.victims.length, 2);
     assert.equal(two.heldReason, undefined);
+    // The machines of a partition turn unhealthy one reconcile after another: the first one past
+    // its timeout is not replaced alone while the others are still within theirs.
+    const staggered = planHealing(
+      pool(4, ['worker'], { maxInFlight: 1, unhealthyTimeoutSeconds: 60 }),
+      [machine({ unhealthyFor: 60 }), machine({ unhealthyFor: 59.5 }), machine({ unhealthyFor: 59.5 }), machine('healthy')],
+      NOW,
+    );
+    assert.equal(staggered.heldReason, 'TooManyUnhealthy');
+    assert.deepEqual(staggered.victims, []);
+  });
+
+  it('believes the newest health pass over a Healthy condition that has not caught up yet', () => {
+    // Two machines were unreachable; the newest pass reached one of them again, whose condition is
+    // still False: replacing the other alone would be a partition healed half-way.
+    const ms = [machine({ unhealthyFor: 90 }), machine({ unhealthyFor: 90 }), machine('healthy'), machine('healthy')];
+    const plan = planHealing(pool(4, ['worker'], { maxInFlight: 1 }), ms, NOW, { fineNow: new Set([ms[0]!.metadata.name]) });
+    assert.deepEqual(plan.victims.map((v) => v.machine.metadata.name), [ms[1]!.metadata.name]);
+    const both = planHealing(pool(4, ['worker'], { maxInFlight: 1 }), ms, NOW, { fineNow: new Set([ms[0]!.metadata.name, ms[1]!.metadata.name]) });
+    assert.deepEqual(both.victims, []);
+    assert.equal(both.heldBack.length, 0);
+  });
+
+  it('replaces nothing for being unreachable while no machine of the cluster answers, not even a lone control plane', () => {
+    const lone = [machine({ unhealthyFor: 90 })];
+    const plan = planHealing(pool(1, ['controlplane']), lone, NOW, { clusterUnreachable: true });
+    assert.deepEqual(plan.victims, []);
+    assert.equal(plan.heldReason, 'TooManyUnhealthy');
+    assert.match(plan.heldMessage ?? '', /no machine of the cluster answers/);
+    // A failure the provider confirms is still replaced.
+    assert.equal(planHealing(pool(1, ['controlplane']), [machine('failed')], NOW, { clusterUnreachable: true }).victims.length, 1);
   });
 
   it('etcd and controlplane pools replace one machine at a time whatever the guard says', () => {
@@ -122,10 +152,10 @@ describe('planHealing', () => {
   it('replaces stale control planes after broken ones, one at a time', () => {
     const ms = [machine('healthy'), machine('healthy'), machine('failed')];
     const stale = new Map([[ms[0]!.metadata.name, 'knows 1 of 3 etcd members'], [ms[1]!.metadata.name, 'knows 1 of 3 etcd members']]);
-    const plan = planHealing(pool(3, ['controlplane']), ms, NOW, stale);
+    const plan = planHealing(pool(3, ['controlplane']), ms, NOW, { stale });
     assert.deepEqual(plan.victims.map((v) => v.reason), ['MachineFailed']);
     assert.deepEqual(plan.heldBack.map((v) => v.reason), ['EtcdEndpointsStale', 'EtcdEndpointsStale']);
-    const next = planHealing(pool(3, ['controlplane']), [ms[0]!, ms[1]!, machine('healthy')], NOW, stale);
+    const next = planHealing(pool(3, ['controlplane']), [ms[0]!, ms[1]!, machine('healthy')], NOW, { stale });
     assert.equal(next.victims.length, 1);
     assert.equal(next.victims[0]!.reason, 'EtcdEndpointsStale');
   });

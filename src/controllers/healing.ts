@@ -18,6 +18,7 @@ import type { Machine, NodePool } from '../api/kinds.js';
 import { getCondition, isTrue } from '../api/conditions.js';
 import { isMachineReady } from '../api/machines.js';
 import { MachineCondition, MachineHealthyReason } from '../api/wellknown.js';
+import type { HealthReport } from '../health/types.js';
 
 export interface Candidate {
   machine: Machine;
@@ -53,26 +54,62 @@ export function isHealthy(m: Machine): boolean {
   return isMachineReady(m) && getCondition(m.status?.conditions, MachineCondition.Healthy)?.status !== 'False';
 }
 
-/**
- * `active`: the pool's machines that are not being deleted. `stale`: machines that work but must
- * be replaced anyway (a control plane whose kube-apiserver knows too few live etcd members),
- * with why; they go after the broken ones, under the same guard.
- */
-export function planHealing(pool: NodePool, active: Machine[], nowMs: number, stale: ReadonlyMap<string, string> = new Map()): HealingPlan {
+/** What the pool's reconcile knows besides its machines' conditions. */
+export interface HealingContext {
+  /**
+   * Machines that work but must be replaced anyway (a control plane whose kube-apiserver knows too
+   * few live etcd members), with why; they go after the broken ones, under the same guard.
+   */
+  stale?: ReadonlyMap<string, string>;
+  /**
+   * Machines the newest health pass found fine (agent answered, Node Ready). The pass sees the
+   * whole cluster at one moment, while each machine's Healthy condition catches up at its own
+   * reconcile: one still False for such a machine is out of date, and it is not replaced.
+   */
+  fineNow?: ReadonlySet<string>;
+  /**
+   * The newest health pass reached no machine of the cluster at all: Marina is cut off from it.
+   * Then no machine is replaced for being unreachable, not even in a pool too small to show a
+   * partition by itself (the single control plane).
+   */
+  clusterUnreachable?: boolean;
+}
+
+/** What the newest health report of the cluster says for healing: who is fine now, whether anything answers. */
+export function observed(report: HealthReport | undefined): Pick<HealingContext, 'fineNow' | 'clusterUnreachable'> {
+  if (!report) return {};
+  const agents = report.checks.filter((c) => c.component === 'agent' && c.machine);
+  const notReady = new Set(report.nodes.filter((n) => n.ready !== 'True').map((n) => n.machine ?? n.name));
+  const fineNow = new Set(agents.filter((c) => c.reachable === true && !notReady.has(c.machine!)).map((c) => c.machine!));
+  return { fineNow, clusterUnreachable: agents.length >= 2 && agents.every((c) => c.reachable === false) };
+}
+
+/** `active`: the pool's machines that are not being deleted. */
+export function planHealing(pool: NodePool, active: Machine[], nowMs: number, ctx: HealingContext = {}): HealingPlan {
+  const stale = ctx.stale ?? new Map<string, string>();
   const policy = resolveHealing(pool.spec.healing);
   const desired = pool.spec.replicas;
   const candidates: Candidate[] = [];
+  /** Unreachable or NotReady now, whether or not past the timeout (what a partition looks like). */
+  let unconfirmedNow = 0;
   let nextCheckAtMs: number | undefined;
   const later = (t: number) => (nextCheckAtMs = nextCheckAtMs === undefined ? t : Math.min(nextCheckAtMs, t));
 
+  /** Machines whose False condition the newest pass contradicts: they count as healthy. */
+  const caughtUp = new Set<Machine>();
   for (const m of active) {
     const healthy = getCondition(m.status?.conditions, MachineCondition.Healthy);
+    if (healthy?.status === 'False' && healthy.reason !== MachineHealthyReason.MachineFailed && ctx.fineNow?.has(m.metadata.name)) {
+      caughtUp.add(m);
+      continue;
+    }
     if (healthy?.status === 'False') {
       const since = ms(healthy.lastTransitionTime, nowMs);
       if (healthy.reason === MachineHealthyReason.MachineFailed) {
         candidates.push({ machine: m, reason: 'MachineFailed', message: healthy.message ?? 'failed', sinceMs: since });
         continue;
       }
+      unconfirmedNow++;
       const due = since + policy.unhealthyTimeoutSeconds * 1000;
       if (nowMs >= due) {
         candidates.push({
@@ -102,7 +139,7 @@ export function planHealing(pool: NodePool, active: Machine[], nowMs: number, st
   candidates.sort((a, b) => rank(a) - rank(b) || a.sinceMs - b.sinceMs);
 
   // A stale machine is healthy and a candidate: count it once, as a candidate.
-  const healthy = active.filter((m) => isHealthy(m) && !stale.has(m.metadata.name)).length;
+  const healthy = active.filter((m) => (isHealthy(m) || caughtUp.has(m)) && !stale.has(m.metadata.name)).length;
   const budget = maxInFlight(policy, desired, pool.spec.roles);
   const inFlight = Math.max(0, desired - healthy - candidates.length);
   const plan: HealingPlan = { policy, victims: [], heldBack: [], healthy, inFlight, budget };
@@ -117,16 +154,19 @@ export function planHealing(pool: NodePool, active: Machine[], nowMs: number, st
   // More machines unreachable or NotReady at once than the guard allows looks like a network
   // partition (between Marina and the machines, or inside the cluster), not like that many broken
   // machines: replacing them would not help and could take the whole pool down (Gardener's
-  // incident). Those wait for a person; failures the provider confirms are still replaced.
-  const unconfirmed = candidates.filter((c) => c.reason === 'Unhealthy');
-  const partitioned = unconfirmed.length > budget;
+  // incident). Those wait for a person; failures the provider confirms are still replaced. Every
+  // machine unhealthy now counts, not only those past the timeout: the machines of a partition
+  // are marked one reconcile after another, and the first past its timeout must not go alone.
+  const partitioned = unconfirmedNow > budget || (unconfirmedNow > 0 && ctx.clusterUnreachable === true);
   const eligible = partitioned ? candidates.filter((c) => c.reason !== 'Unhealthy') : candidates;
   const allowed = Math.max(0, budget - inFlight);
   plan.victims = eligible.slice(0, allowed);
   plan.heldBack = candidates.filter((c) => !plan.victims.includes(c));
   if (partitioned) {
     plan.heldReason = 'TooManyUnhealthy';
-    plan.heldMessage = `${unconfirmed.length} machines are unreachable or NotReady at once, more than the storm guard allows (${budget}): this looks like a network partition, not broken machines; replace them by hand (delete the Machines) if they are really gone`;
+    plan.heldMessage = ctx.clusterUnreachable
+      ? 'no machine of the cluster answers Marina: this looks like a network partition between Marina and the cluster, not broken machines; replace them by hand (delete the Machines) if they are really gone'
+      : `${unconfirmedNow} machines are unreachable or NotReady at once, more than the storm guard allows (${budget}): this looks like a network partition, not broken machines; replace them by hand (delete the Machines) if they are really gone`;
   } else if (plan.heldBack.length > 0) {
     plan.heldReason = 'MaxInFlight';
     plan.heldMessage = `storm guard: at most ${budget} of ${desired} machines are replaced at once (healing.maxInFlight ${policy.maxInFlight}); ${inFlight + plan.victims.length} in flight`;

@@ -5,8 +5,9 @@
 //   etcd            the oldest etcd machine of a cluster in which no etcd member ever started
 //                   founds a new etcd cluster alone; every later one joins as a learner (see
 //                   src/etcd/membership.ts) and starts as `existing` with the member list
-//   controlplane    (without etcd on the same machine) a healthy etcd quorum with every etcd
-//                   member the spec asks for, so --etcd-servers names them all
+//   controlplane    (without etcd on the same machine) a healthy etcd quorum; --etcd-servers
+//                   names every etcd machine of the cluster, also those still joining (a new
+//                   cluster's control plane starts while its etcd grows from the founder)
 //   worker          kube-apiserver answers /readyz through the endpoint
 import type { Cluster, Machine } from '../api/kinds.js';
 import { hasKubelet, hasRole, isStarted } from '../api/machines.js';
@@ -29,11 +30,6 @@ const closed = (reason: string, message: string): Closed => ({ open: false, reas
 function endpointFromUrl(url: string): EndpointDescription {
   const u = new URL(url);
   return { url, host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 443) };
-}
-
-/** Desired etcd member count from the cluster spec. */
-function desiredEtcdMembers(cluster: Cluster): number {
-  return cluster.spec.nodePools.filter((p) => p.roles.includes('etcd')).reduce((n, p) => n + p.replicas, 0);
 }
 
 /** Whether the machine of `sc` (prepared: it has an address) may start now. */
@@ -78,7 +74,8 @@ async function etcdGate(s: Shared, sc: Scope<Machine>, cluster: Cluster, address
     if (!membership) return closed('WaitingForPKI', 'the cluster PKI does not exist yet');
     // A member added before it started has no name in etcd yet: its machine's name fills it in.
     const names = new Map(machines.flatMap((m) => (m.status?.address ? [[etcdPeerURL(m.status.address), m.metadata.name] as const] : [])));
-    const plan = await membership.join(self, names);
+    // Two machines of a cluster may pass the gate at once: their checks and adds must not interleave.
+    const plan = await oneAtATime(`${cluster.metadata.project ?? ''}/${cluster.metadata.name}`, () => membership.join(self, names));
     if (!plan.ok) return closed(plan.reason, plan.message);
     if (plan.added) sc.log.info({ peerURL: self.peerURL }, 'added etcd learner');
     return { initialCluster: plan.initialCluster, state: plan.state, clientURLs: plan.clientURLs };
@@ -87,15 +84,33 @@ async function etcdGate(s: Shared, sc: Scope<Machine>, cluster: Cluster, address
   }
 }
 
-/** A control plane without etcd of its own starts once every etcd member the spec asks for is up. */
+const membershipChanges = new Map<string, Promise<unknown>>();
+
+/** Runs `fn` after the previous call for the same key has finished (a per-cluster lock). */
+async function oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const before = membershipChanges.get(key) ?? Promise.resolve();
+  const run = before.then(fn, fn);
+  const done = run.catch(() => undefined);
+  membershipChanges.set(key, done);
+  void done.then(() => {
+    if (membershipChanges.get(key) === done) membershipChanges.delete(key);
+  });
+  return run;
+}
+
+/**
+ * A control plane without etcd of its own starts once the etcd quorum is healthy, told about every
+ * etcd machine of the cluster: kube-apiserver fails over to the members that join later.
+ */
 async function apiserverGate(s: Shared, sc: Scope<Machine>, cluster: Cluster): Promise<JoinPlan | Closed> {
   const machines = await clusterMachines(s.store, cluster.metadata.project ?? '', cluster.metadata.name);
   const started = startedEtcdMachines(machines, sc.obj.metadata.name);
   if (started.length === 0) return closed('WaitingForEtcd', 'no etcd member has started yet');
+  const planned = machines.filter((m) => hasRole(m, 'etcd') && !isDeleting(m) && m.status?.address).map((m) => etcdClientURL(m.status!.address!));
   try {
     const membership = await etcdMembership(s.connections, cluster, started, { signal: sc.signal });
     if (!membership) return closed('WaitingForPKI', 'the cluster PKI does not exist yet');
-    const members = await membership.apiserverMembers(desiredEtcdMembers(cluster));
+    const members = await membership.apiserverMembers(planned);
     if (!members.ok) return closed(members.reason, members.message);
     return { initialCluster: [], state: 'existing', clientURLs: members.clientURLs };
   } catch (err) {

@@ -37,13 +37,16 @@ import type { ReconcileContext, Reconciler, Result } from '../runtime/controller
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, typed } from '../store/typed.js';
-import { errorMessage, kubernetesVersionOf, machineRef, publishEvent, type Shared } from './common.js';
+import { backoffPoll, errorMessage, kubernetesVersionOf, machineRef, publishEvent, type Shared } from './common.js';
 import { etcdMemberAdded } from '../events/platform.js';
 import { machineGate, type Gate } from './machine-gate.js';
 import { drainNode, observeNode, removeNode } from './node.js';
 import { admitNode, revokeBootstrapToken } from './node-admission.js';
 
 type Status = MachineStatus;
+
+/** How long a learner's promotion waits at most for the other etcd machines of a new cluster to join. */
+const PROMOTION_HOLD_MS = 10_000;
 
 interface MachineScope extends Scope<Machine> {
   cluster: Cluster;
@@ -197,7 +200,9 @@ export class MachineReconciler implements Reconciler {
     }
     sc.status.phase = 'Pending';
     sc.set({ type: MachineCondition.Bootstrapped, status: 'False', reason: gate.reason, message: gate.message });
-    return { end: { status: sc.status, requeueAfterMs: this.s.timing.machinePollMs } };
+    // Changes of the cluster and of its etcd machines wake a gated machine; the poll backs off.
+    const since = getCondition(sc.status.conditions, MachineCondition.Bootstrapped)?.lastTransitionTime ?? sc.obj.metadata.creationTimestamp;
+    return { end: { status: sc.status, requeueAfterMs: backoffPoll(since, this.s.timing.machinePollMs, 10 * this.s.timing.machinePollMs) } };
   }
 
   /** Certificates, kubeconfigs and service arguments for the machine's roles. */
@@ -268,7 +273,9 @@ export class MachineReconciler implements Reconciler {
     const memberOk = !hasRole(machine, 'etcd') || !infraUp || (await this.ensureVotingMember(sc));
     status.phase = infraUp && memberOk && (nodeOk || status.phase === 'Running') ? 'Running' : 'Provisioning';
     const settled = infraUp && nodeOk && memberOk;
-    return { end: { status, requeueAfterMs: settled ? this.s.timing.machineReadyPollMs : this.s.timing.machinePollMs } };
+    // Booting: the provider has to be asked (no event tells); less often the longer it takes.
+    const booting = backoffPoll(getCondition(status.conditions, MachineCondition.Bootstrapped)?.lastTransitionTime, this.s.timing.machinePollMs, 5 * this.s.timing.machinePollMs);
+    return { end: { status, requeueAfterMs: settled ? this.s.timing.machineReadyPollMs : booting } };
   }
 
   /**
@@ -281,12 +288,22 @@ export class MachineReconciler implements Reconciler {
     const peerURL = etcdPeerURL(sc.status.address!);
     try {
       const machines = await clusterMachines(this.s.store, sc.cluster.metadata.project ?? '', sc.cluster.metadata.name);
+      // Other etcd machines waiting to join (a new cluster's): they join beside this learner, which
+      // etcd refuses for 5 s after a promotion the quorum depends on. Promote once they started,
+      // or after PROMOTION_HOLD_MS at most.
+      const waiting = machines.filter((m) => m.metadata.name !== sc.obj.metadata.name && hasRole(m, 'etcd') && !isStarted(m) && !isDeleting(m));
+      const startedAt = Date.parse(getCondition(sc.status.conditions, MachineCondition.Bootstrapped)?.lastTransitionTime ?? '');
+      const hold = waiting.length > 0 && Date.now() - startedAt < PROMOTION_HOLD_MS;
       // The others first: a learner serves no membership calls.
       const membership = await etcdMembership(this.s.connections, sc.cluster, machines, { last: { ...sc.obj, status: sc.status }, signal: sc.signal });
       if (!membership) throw new Error('the cluster has no PKI');
-      const self = await membership.promote(peerURL);
+      const self = await membership.promote(peerURL, { hold });
       if (self.member === 'absent') {
         sc.set({ type, status: 'False', reason: 'NotAMember', message: `${peerURL} is not in the member list` });
+        return false;
+      }
+      if (self.member === 'learner') {
+        sc.set({ type, status: 'False', reason: 'WaitingForJoiners', message: `promotion waits for ${waiting.map((m) => m.metadata.name).join(', ')} to join` });
         return false;
       }
       if (self.promoted) sc.log.info({ member: self.id }, 'promoted etcd learner');

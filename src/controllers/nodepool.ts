@@ -10,7 +10,10 @@
 //
 // etcd pools change membership one member at a time: a new etcd Machine is created only when
 // every etcd Machine of the cluster (all pools) is Running (its member promoted to voter), no
-// member is leaving or joining and the etcd quorum is healthy; a member is removed only when no
+// member is leaving or joining and the etcd quorum is healthy — except for a new cluster, whose
+// etcd Machines are all created at once (each joins only when its gate lets it, one after the
+// other, but their addresses, certificates and starts are ready meanwhile, and the control
+// plane can be told about every one of them); a member is removed only when no
 // other is leaving and the remaining members still hold a healthy quorum (src/etcd/membership.ts
 // decides). Other pools scale in one step. Scale-in removes machines that are not ready first,
 // then the newest.
@@ -33,9 +36,9 @@ import type { ReconcileContext, Reconciler, Result } from '../runtime/controller
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, typed } from '../store/typed.js';
-import { errorMessage, machineName, publishEvent, type Shared } from './common.js';
+import { backoffPoll, errorMessage, machineName, publishEvent, type Shared } from './common.js';
 import { machineReplaced } from '../events/platform.js';
-import { isHealthy, planHealing, type Candidate, type HealingPlan } from './healing.js';
+import { isHealthy, observed, planHealing, type Candidate, type HealingPlan } from './healing.js';
 
 type Status = NonNullable<NodePool['status']>;
 type Decision = { ok: true } | { ok: false; reason: string; message: string };
@@ -58,6 +61,11 @@ interface PoolScope extends Scope<NodePool> {
 /** The pool's template name (Machine.spec.pool). */
 export function poolTemplateName(pool: NodePool): string {
   return pool.metadata.labels?.[LABEL_POOL] ?? pool.metadata.name;
+}
+
+/** The role a pool's metrics are labelled with: its most critical one. */
+function poolRole(pool: NodePool): string {
+  return hasRole(pool, 'etcd') ? 'etcd' : hasRole(pool, 'controlplane') ? 'controlplane' : 'worker';
 }
 
 /** Scale-in order: machines that are not ready go first, then the newest. */
@@ -145,7 +153,9 @@ export class NodePoolReconciler implements Reconciler {
     const pool = sc.obj;
     if (!this.createsMachines(pool)) return this.alertUnhealthyImports(sc, cluster);
     const stale = hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await this.staleControlPlanes(cluster, sc.active) : undefined;
-    const admitted = await this.admitEtcdVictims(cluster, sc.obj, planHealing(pool, sc.active, Date.now(), stale));
+    const report = this.s.health?.get(cluster.metadata.project ?? '', cluster.metadata.name);
+    const plan = planHealing(pool, sc.active, Date.now(), { ...(stale ? { stale } : {}), ...observed(report) });
+    const admitted = await this.admitEtcdVictims(cluster, sc.obj, plan);
     const replaced = await this.replace(sc, admitted.victims);
     await this.reportHealing(sc, cluster, admitted);
     sc.healing = { ...admitted, victims: replaced };
@@ -199,6 +209,7 @@ export class NodePoolReconciler implements Reconciler {
       await this.machineObjects.deleteIfExists(project, name);
       const remediation = { machine: name, reason: v.reason, message: v.message.slice(0, 1024), at: now };
       sc.status.remediations = [...(sc.status.remediations ?? []), remediation].slice(-50);
+      this.s.metrics?.remediations.inc({ reason: v.reason, role: poolRole(pool) });
       publishEvent(this.s, sc.log, machineReplaced(pool, v.machine, remediation));
       deleted.push(v);
     }
@@ -338,9 +349,9 @@ export class NodePoolReconciler implements Reconciler {
       };
     }
     const etcd = hasRole(sc.obj, 'etcd');
-    const decision = etcd ? await this.etcdScaleOut(cluster) : ({ ok: true } as const);
+    const decision = etcd ? await this.etcdScaleOut(cluster) : ({ ok: true, all: true } as const);
     if (!decision.ok) return { type: NodePoolCondition.Scaled, status: 'False', reason: decision.reason, message: decision.message };
-    const count = etcd ? 1 : desired - sc.active.length;
+    const count = decision.all ? desired - sc.active.length : 1;
     for (let i = 0; i < count; i++) sc.active.push(await this.createMachine(sc));
     return { type: NodePoolCondition.Scaled, status: 'False', reason: 'ScalingOut', message: `${sc.active.length}/${desired} machines` };
   }
@@ -398,10 +409,11 @@ export class NodePoolReconciler implements Reconciler {
     return (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
   }
 
-  /** May one more etcd member be created now? */
-  private async etcdScaleOut(cluster: Cluster): Promise<Decision> {
+  /** May one more etcd member be created now (`all`: every missing one, for a cluster whose etcd never started)? */
+  private async etcdScaleOut(cluster: Cluster): Promise<Decision & { all?: boolean }> {
     const etcdMachines = await this.etcdMachines(cluster);
-    if (etcdMachines.length === 0) return { ok: true };
+    // A new cluster: nothing started, so nothing to keep safe yet; the gates order the joins.
+    if (etcdMachines.every((m) => !isStarted(m) && !isDeleting(m))) return { ok: true, all: true };
     const leaving = etcdMachines.find(isDeleting);
     if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
     const pending = etcdMachines.find((m) => m.status?.phase !== 'Running');
@@ -467,10 +479,17 @@ export class NodePoolReconciler implements Reconciler {
     return { end: { status, ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) } };
   }
 
-  /** Soon while converging or holding back healing; when the next machine crosses a healing timeout; else never. */
+  /**
+   * Soon while converging (less often the longer it takes: its machines' changes wake it anyway)
+   * or holding back healing; when the next machine crosses a healing timeout; else never.
+   */
   private nextLook(sc: PoolScope, settled: boolean): number | undefined {
     const poll = this.s.timing.poolPollMs;
-    let after = settled ? undefined : poll;
+    const since = getCondition(sc.status.conditions, NodePoolCondition.Ready)?.lastTransitionTime;
+    // Waiting for etcd to allow a membership change is waiting for the world: poll (backing off).
+    // Waiting for its machines to come up is not: their changes wake the pool; a slow safety poll.
+    const waitsForEtcd = sc.scaled?.status === 'False' && sc.scaled.reason !== 'ScalingOut' && sc.scaled.reason !== 'ScalingIn';
+    let after = settled ? undefined : waitsForEtcd ? backoffPoll(since, poll, 5 * poll) : 15 * poll;
     const healing = sc.healing;
     if (healing?.nextCheckAtMs !== undefined) after = Math.min(after ?? Infinity, Math.max(50, healing.nextCheckAtMs - Date.now()));
     if (healing && healing.heldBack.length > 0) after = Math.min(after ?? poll, poll);

@@ -46,7 +46,7 @@ async function fakeEtcd(opts: { numbers?: boolean; learner?: boolean; ca?: CA } 
         };
         const header = { cluster_id: BIG2, member_id: BIG, revision: '7', raft_term: '2' };
         switch (req.url) {
-          case '/health':
+          case '/health?serializable=true':
             return send(healthy ? 200 : 503, { health: String(healthy), reason: healthy ? '' : 'RAFT NO LEADER' });
           case '/v3/cluster/member/list':
             if (opts.learner) return send(503, { error: 'etcdserver: rpc not supported for learner', code: 14, message: 'etcdserver: rpc not supported for learner' });

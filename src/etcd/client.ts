@@ -251,11 +251,14 @@ export class EtcdClient implements EtcdApi {
   }
 
   /**
-   * GET /health of one member: true when it is part of a cluster with a leader that serves a
-   * linearizable read (so it reflects quorum, not only the process).
+   * GET /health?serializable=true of one member: true when it runs, knows a leader and has no
+   * alarm. Serializable: the member answers from its own state instead of a linearizable read
+   * through the leader, which a member promoted moments ago answers only after seconds (measured:
+   * 5.6 s, holding up every membership decision and the cluster's EtcdReady meanwhile). A member
+   * cut off from the quorum loses its leader within a few election timeouts and says so here.
    */
   async health(endpoint: string, opts: EtcdCallOptions = {}): Promise<EtcdHealth> {
-    const res = await this.request(endpoint, 'GET', '/health', undefined, opts.signal);
+    const res = await this.request(endpoint, 'GET', '/health?serializable=true', undefined, opts.signal);
     let parsed: Json = {};
     try {
       parsed = parseJsonKeepingBigInts(res.body) as Json;

@@ -9,6 +9,7 @@ import {
   failureReason,
   foundingPlan,
   isJoining,
+  MAX_JOINING,
   joinPlan,
   mayAddMember,
   mayGrow,
@@ -58,12 +59,15 @@ test('a member is still joining while it is a learner or has not started', () =>
   for (const [spec, want] of table) assert.equal(isJoining(member(spec)), want, spec);
 });
 
-test('mayAddMember: nobody joining and every member healthy', () => {
+test('mayAddMember: no added member still to start, fewer than MAX_JOINING learners, every other member healthy', () => {
+  assert.equal(MAX_JOINING, 2);
   const table: [string, string][] = [
     ['a', 'ok'],
     ['a b c', 'ok'],
-    ['a b~', 'EtcdMemberJoining'],
-    ['a b?', 'EtcdMemberJoining'],
+    ['a b~', 'ok'], // one learner catching up: a second may join beside it
+    ['a b?', 'EtcdMemberJoining'], // added, not started: its --initial-cluster would no longer match
+    ['a b~ c?', 'EtcdMemberJoining'],
+    ['a b~ c~', 'EtcdMemberJoining'],
     ['a b!', 'EtcdUnhealthy'],
     ['a b c!', 'EtcdUnhealthy'], // a quorum is not enough for a join: the new member would need a vote
   ];
@@ -99,16 +103,18 @@ test('mayRemoveMember: another member remains and the rest holds a healthy quoru
   for (const [specs, leaving, want] of table) assert.equal(outcome(mayRemoveMember(members(specs), peer(leaving))), want, `${specs} without ${leaving}`);
 });
 
-test('apiserverMembers: a healthy quorum, then the members kube-apiserver should know', () => {
-  const table: [string, number, string, string[]][] = [
-    ['a', 1, 'ok', [client('a')]],
-    ['a b c', 3, 'ok', [client('a'), client('b'), client('c')]],
-    ['a b c!', 3, 'WaitingForEtcdMembers', []],
-    ['a b~', 2, 'WaitingForEtcdMembers', []], // a learner is not counted
-    ['a! b!', 1, 'WaitingForEtcdQuorum', []],
+test('apiserverMembers: a healthy quorum, then every member kube-apiserver should know, those to come included', () => {
+  const table: [string, string[], string, string[]][] = [
+    ['a', [], 'ok', [client('a')]],
+    ['a b c', [], 'ok', [client('a'), client('b'), client('c')]],
+    ['a b c!', [], 'ok', [client('a'), client('b')]], // a quorum serves; the unhealthy one is not named...
+    ['a b c!', [client('c')], 'ok', [client('a'), client('b'), client('c')]], // ...unless it is one of ours to come
+    ['a', [client('a'), client('b'), client('c')], 'ok', [client('a'), client('b'), client('c')]], // the founder alone: start, knowing all
+    ['a b~', [], 'ok', [client('a')]], // a learner serves no clients yet
+    ['a! b!', [client('a')], 'WaitingForEtcdQuorum', []],
   ];
-  for (const [specs, want, reason, urls] of table) {
-    const r = apiserverMembers(members(specs), want);
+  for (const [specs, planned, reason, urls] of table) {
+    const r = apiserverMembers(members(specs), planned);
     assert.equal(outcome(r), reason, specs);
     assert.deepEqual(r.clientURLs, urls, specs);
   }
@@ -162,10 +168,15 @@ function fakeApi(list: MemberHealth[]) {
     memberPromote: async (id, o) => (signals.add(o?.signal), calls.push(`promote ${id}`), (list.find((m) => m.id === id)!.isLearner = false), list),
     metrics: async () => '',
   };
-  return { api, calls, signals };
+  /** The added member at `peerURL` starts: it gets its name and client URL, and answers /health. */
+  const start = (peerURL: string) => {
+    const m = list.find((x) => x.peerURLs.includes(peerURL))!;
+    Object.assign(m, { name: peerURL.replace(/^https:\/\/10\.0\.0\.|:2380$/g, ''), clientURLs: [peerURL.replace(':2380', ':2379')], healthy: true });
+  };
+  return { api, calls, signals, start };
 }
 
-test('EtcdMembership.join adds a learner once, waits while another joins, and plans the start', async () => {
+test('EtcdMembership.join adds a learner once, lets MAX_JOINING join together, and plans the start', async () => {
   const signal = new AbortController().signal;
   const f = fakeApi(members('a b'));
   const m = new EtcdMembership(f.api, { signal });
@@ -175,9 +186,16 @@ test('EtcdMembership.join adds a learner once, waits while another joins, and pl
   assert.deepEqual(first.initialCluster.map((x) => x.name), ['a', 'b', 'c']);
   const again = await m.join(self, new Map());
   assert.ok(again.ok && !again.added, 'a repeated start finds its member by peer URL');
-  const other = await m.join({ name: 'd', peerURL: peer('d'), clientURL: client('d') }, new Map());
-  assert.ok(!other.ok && other.reason === 'EtcdMemberJoining');
-  assert.deepEqual(f.calls, ['list', 'health 2', `add learner ${peer('c')}`, 'list', 'list']);
+  const early = await m.join({ name: 'd', peerURL: peer('d'), clientURL: client('d') }, new Map([[peer('c'), 'c']]));
+  assert.ok(!early.ok && early.reason === 'EtcdMemberJoining', 'not while c has not started');
+  f.start(peer('c'));
+  const second = await m.join({ name: 'd', peerURL: peer('d'), clientURL: client('d') }, new Map());
+  assert.ok(second.ok && second.added, 'a second member joins beside the first once it started');
+  assert.deepEqual(second.initialCluster.map((x) => x.name), ['a', 'b', 'c', 'd']);
+  f.start(peer('d'));
+  const third = await m.join({ name: 'e', peerURL: peer('e'), clientURL: client('e') }, new Map());
+  assert.ok(!third.ok && third.reason === 'EtcdMemberJoining', 'not a third learner');
+  assert.deepEqual(f.calls, ['list', 'health 2', `add learner ${peer('c')}`, 'list', 'list', 'list', 'health 3', `add learner ${peer('d')}`, 'list']);
   assert.deepEqual([...f.signals], [signal], 'every call carries the caller signal');
 });
 

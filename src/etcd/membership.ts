@@ -1,12 +1,18 @@
 // etcd membership, one owner. The rules are pure functions of a member list and its health, so
 // each can be tested alone (membership.test.ts):
 //
-//   a member joins     one at a time, as a learner (it does not count for the quorum until it caught
-//                      up and is promoted), only while no other member is still joining and every
-//                      member is healthy; it starts with `--initial-cluster` naming every member
+//   a member joins     as a learner (it does not count for the quorum until it caught up and is
+//                      promoted), only while no added member is still to start, fewer than
+//                      MAX_JOINING learners are catching up and every other member is healthy; it
+//                      starts with `--initial-cluster` naming every member (etcd refuses a start
+//                      whose list differs from the membership, hence one add at a time). Learners
+//                      do not vote, so several catching up together cannot cost the quorum: a new
+//                      cluster's members join side by side (etcd needs `--max-learners`, which
+//                      bootstrap sets to MAX_JOINING, and refuses adds for 5 s after a promotion
+//                      that the quorum depends on, so promotions wait for the other joiners)
 //   a member leaves    only when another member remains and the remaining ones hold a healthy quorum
 //   the cluster grows  (a new member is planned) when none is joining and the quorum is healthy
-//   kube-apiserver     starts once the quorum is healthy and the members it should know are up
+//   kube-apiserver     starts once the quorum is healthy, told about every member, also those to come
 //
 // EtcdMembership applies them to a live cluster through an EtcdApi: the one entry point for the
 // Machine gate (join), promotion and leaving, the NodePool's scale decisions, the Cluster's
@@ -44,6 +50,9 @@ export function quorumHealthy(members: readonly { healthy: boolean; isLearner?: 
   return voting.filter((m) => m.healthy).length >= quorumSize(voting.length);
 }
 
+/** Members joining at once at most (and etcd's `--max-learners`). */
+export const MAX_JOINING = 2;
+
 /** Added but not a full member yet: a learner, or a member that has not started (no name, no client URL). */
 export function isJoining(m: EtcdMember): boolean {
   return m.isLearner || !m.name || m.clientURLs.length === 0;
@@ -60,11 +69,19 @@ function joining(members: readonly EtcdMember[]): Decision {
   return j ? refuse('EtcdMemberJoining', `etcd member ${describe(j)} is still joining`) : allow;
 }
 
-/** May a new member be added (`member add`) now? Nobody joining, every member healthy. */
+/** Room for one more joiner: no added member still to start, fewer than MAX_JOINING learners. */
+function tooManyJoining(members: readonly EtcdMember[]): Decision {
+  const unstarted = members.find((m) => !m.name || m.clientURLs.length === 0);
+  if (unstarted) return refuse('EtcdMemberJoining', `etcd member ${describe(unstarted)} was added and has not started yet`);
+  const learners = members.filter((m) => m.isLearner);
+  return learners.length >= MAX_JOINING ? refuse('EtcdMemberJoining', `etcd members ${learners.map(describe).join(', ')} are still joining`) : allow;
+}
+
+/** May a new member be added (`member add`) now? Room for a joiner (see tooManyJoining), every other member healthy. */
 export function mayAddMember(health: readonly MemberHealth[]): Decision {
-  const j = joining(health);
+  const j = tooManyJoining(health);
   if (!j.ok) return j;
-  const sick = health.filter((m) => !m.healthy);
+  const sick = health.filter((m) => !isJoining(m) && !m.healthy);
   if (sick.length > 0) return refuse('EtcdUnhealthy', `etcd member ${sick.map(describe).join(', ')} unhealthy: ${sick[0]!.error ?? ''}`);
   return allow;
 }
@@ -87,14 +104,19 @@ export function mayRemoveMember(health: readonly MemberHealth[], peerURL: string
   return allow;
 }
 
-/** The voting, healthy, started members kube-apiserver is told about (`--etcd-servers`), once `want` of them are up. */
-export function apiserverMembers(health: readonly MemberHealth[], want: number): Decision & { clientURLs: string[] } {
+/**
+ * What kube-apiserver is told about (`--etcd-servers`), once the quorum is healthy: the voting,
+ * healthy, started members, and the members still to come (`planned`: client URLs of etcd machines
+ * that are joining or about to). kube-apiserver's etcd client fails over among its endpoints, so it
+ * starts as soon as a quorum serves and uses the others once they do, instead of waiting for
+ * every member to have joined.
+ */
+export function apiserverMembers(health: readonly MemberHealth[], planned: readonly string[] = []): Decision & { clientURLs: string[] } {
   if (!quorumHealthy(health)) {
     return { ...refuse('WaitingForEtcdQuorum', `${health.filter((m) => m.healthy).length}/${health.length} etcd members healthy`), clientURLs: [] };
   }
-  const up = health.filter((m) => m.healthy && !m.isLearner && m.clientURLs.length > 0);
-  if (up.length < want) return { ...refuse('WaitingForEtcdMembers', `${up.length}/${want} etcd members are up`), clientURLs: [] };
-  return { ok: true, clientURLs: up.flatMap((m) => m.clientURLs.slice(0, 1)) };
+  const up = health.filter((m) => m.healthy && !m.isLearner && m.clientURLs.length > 0).flatMap((m) => m.clientURLs.slice(0, 1));
+  return { ok: true, clientURLs: [...new Set([...up, ...planned])] };
 }
 
 /** One entry of `--initial-cluster`. */
@@ -152,7 +174,7 @@ export function failureReason(err: unknown): 'EtcdUnreachable' | 'EtcdRefused' {
 }
 
 export type JoinResult = (JoinPlan & { ok: true; added: boolean }) | (Decision & { ok: false });
-export type PromoteResult = { member: 'absent' } | { member: 'voting'; id: string; promoted: boolean };
+export type PromoteResult = { member: 'absent' } | { member: 'voting'; id: string; promoted: boolean } | { member: 'learner'; id: string };
 export type LeaveResult = { member: 'absent' } | { member: 'removed'; id: string } | (Decision & { ok: false; member: 'present' });
 
 /** The membership rules applied to one cluster's etcd. Every call carries the caller's signal. */
@@ -175,8 +197,8 @@ export class EtcdMembership {
     let members = await this.api.memberList(this.opts);
     let added = false;
     if (!findMember(members, self.peerURL)) {
-      const nobodyJoining = joining(members);
-      if (!nobodyJoining.ok) return nobodyJoining;
+      const room = tooManyJoining(members);
+      if (!room.ok) return room;
       const may = mayAddMember(await this.api.memberHealth(members, this.opts));
       if (!may.ok) return may;
       members = (await this.api.memberAdd([self.peerURL], { ...this.opts, isLearner: true })).members;
@@ -186,10 +208,14 @@ export class EtcdMembership {
     return plan.ok ? { ...plan, added } : plan;
   }
 
-  /** Makes the member at `peerURL` a voting member if it is a learner (it must have caught up: etcd refuses otherwise). */
-  async promote(peerURL: string): Promise<PromoteResult> {
+  /**
+   * Makes the member at `peerURL` a voting member if it is a learner (it must have caught up: etcd
+   * refuses otherwise). `hold`: leave a learner a learner for now (others are about to join).
+   */
+  async promote(peerURL: string, opts: { hold?: boolean } = {}): Promise<PromoteResult> {
     const self = findMember(await this.api.memberList(this.opts), peerURL);
     if (!self) return { member: 'absent' };
+    if (self.isLearner && opts.hold) return { member: 'learner', id: self.id };
     if (self.isLearner) await this.api.memberPromote(self.id, this.opts);
     return { member: 'voting', id: self.id, promoted: self.isLearner };
   }
@@ -216,8 +242,8 @@ export class EtcdMembership {
     return mayRemoveMember(await this.health(), peerURL);
   }
 
-  /** Whether kube-apiserver may start now, and with which `--etcd-servers`. */
-  async apiserverMembers(want: number): Promise<Decision & { clientURLs: string[] }> {
-    return apiserverMembers(await this.health(), want);
+  /** Whether kube-apiserver may start now, and with which `--etcd-servers` (`planned`: members to come). */
+  async apiserverMembers(planned: readonly string[] = []): Promise<Decision & { clientURLs: string[] }> {
+    return apiserverMembers(await this.health(), planned);
   }
 }

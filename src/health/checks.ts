@@ -5,7 +5,6 @@
 import type { Cluster, Machine } from '../api/kinds.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
 import type { ApiServerProbe, ClusterConnections, KubeApi } from '../clusteraccess/access.js';
-import { agentHealth, agentMetrics } from '../clusteraccess/agents.js';
 import { etcdEndpoints, etcdMembership } from '../clusteraccess/etcd.js';
 import { findMember } from '../etcd/membership.js';
 import type { Node as KubeNode } from '../kube/objects.js';
@@ -79,7 +78,7 @@ export async function checkCluster(input: CheckInput): Promise<HealthReport> {
       }),
     ),
     checkEtcd(input, etcds),
-    Promise.all(machines.map((m) => checkAgent(m, input.timeoutMs, input.signal))),
+    Promise.all(machines.map((m) => checkAgent(input, m))),
     (async (): Promise<KubeNode[] | undefined> => {
       if (!kube) return undefined;
       try {
@@ -159,13 +158,14 @@ async function checkEtcd(input: CheckInput, etcds: Machine[]): Promise<Component
 /** Services whose process state (as the agent reports it) is checked per machine. */
 const PROCESS_COMPONENTS = new Set(['kube-controller-manager', 'kube-scheduler']);
 
-async function checkAgent(m: Machine, timeoutMs: number, signal: AbortSignal | undefined): Promise<{ machine: Machine; check: ComponentCheck; processChecks: ComponentCheck[] }> {
+async function checkAgent(input: CheckInput, m: Machine): Promise<{ machine: Machine; check: ComponentCheck; processChecks: ComponentCheck[] }> {
+  const { timeoutMs, signal } = input;
   const name = m.metadata.name;
   const url = m.status?.agentURL;
   const t0 = Date.now();
   if (!url) return { machine: m, check: { component: 'agent', machine: name, ok: false, message: 'the provider reports no agent URL' }, processChecks: [] };
   try {
-    const res = await agentHealth(url, { timeoutMs, ...(signal ? { signal } : {}) });
+    const res = await input.connections.agent(input.cluster, url).health({ timeoutMs, ...(signal ? { signal } : {}) });
     const latencyMs = Date.now() - t0;
     const processes = res.processes;
     const down = processes.filter((p) => p.state !== 'running' || !p.ready);
@@ -267,7 +267,7 @@ async function scrape(
         const url = machine.status?.agentURL;
         if (!url || !check.ok) return undefined;
         try {
-          const text = await agentMetrics(url, { timeoutMs: input.timeoutMs, ...(input.signal ? { signal: input.signal } : {}) });
+          const text = await input.connections.agent(input.cluster, url).metrics({ timeoutMs: input.timeoutMs, ...(input.signal ? { signal: input.signal } : {}) });
           if (text === undefined) return undefined;
           const r = extractAgent(machine.metadata.name, text, state.agents.get(machine.metadata.name), now());
           state.agents.set(machine.metadata.name, r.state);

@@ -37,6 +37,8 @@ export interface HealthCheckerDeps {
   /** Called after each pass with the new and the previous report. */
   onReport?: (report: HealthReport, previous: HealthReport | undefined, machines: Machine[]) => void;
   now?: () => number;
+  /** Where passes are timed and reports counted. */
+  metrics?: RuntimeMetrics;
 }
 
 interface ClusterState {
@@ -53,9 +55,13 @@ export class HealthChecker implements Reconciler {
   private readonly now: () => number;
   private readonly clusters;
 
+  /** When the checker started: the first passes after a start are spread over one interval. */
+  private readonly startedAt: number;
+
   constructor(private readonly d: HealthCheckerDeps) {
     this.now = d.now ?? Date.now;
     this.clusters = typed(d.store, 'Cluster');
+    this.startedAt = this.now();
   }
 
   async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
@@ -81,6 +87,7 @@ export class HealthChecker implements Reconciler {
     });
     // A pass cut short by a stop says nothing about the cluster.
     ctx.signal.throwIfAborted();
+    this.d.metrics?.healthPassDuration.observe({ scrape: String(pass.scrape) }, report.durationMs / 1000);
     // The cluster may have gone while the probes ran: do not resurrect its alerts or series.
     const current = await this.clusters.get(key.project, key.name);
     if (!current || current.metadata.deletionTimestamp || current.metadata.uid !== cluster.metadata.uid) {
@@ -107,6 +114,11 @@ export class HealthChecker implements Reconciler {
     if (st && st.uid !== cluster.metadata.uid) st = undefined;
     if (st && now - st.lastAt < intervalMs - 20) return { requeueAfterMs: intervalMs - (now - st.lastAt) };
     if (!st) {
+      // Right after a (re)start every cluster is due at once: spread their first passes over one
+      // interval, each cluster at its own offset, so the checks run evenly from the start.
+      const offset = spreadOffset(k, intervalMs);
+      const sinceStart = now - this.startedAt;
+      if (sinceStart < offset) return { requeueAfterMs: offset - sinceStart };
       st = { uid: cluster.metadata.uid ?? '', lastAt: 0, lastScrapeAt: 0, scrape: emptyScrapeState() };
       this.state.set(k, st);
     }
@@ -123,6 +135,7 @@ export class HealthChecker implements Reconciler {
     // Between scrapes the newest metrics stay in the report, so readers always see them.
     if (!report.metrics && previous?.metrics) report.metrics = previous.metrics;
     this.d.registry.set(report);
+    this.d.metrics?.healthReports.set(this.d.registry.size);
     if (this.d.series && sharesReport(report, previous, scraped)) await shareReport(this.d.series, report);
     if (scraped && this.d.series) {
       await this.d.series.append(seriesKey(scope.project, scope.cluster), report.at, sampleOf(report), {
@@ -146,6 +159,7 @@ export class HealthChecker implements Reconciler {
     this.state.delete(k);
     for (const f of this.forgotten) if (f.startsWith(`${k}/`)) this.forgotten.delete(f);
     this.d.registry.forget(project, cluster);
+    this.d.metrics?.healthReports.set(this.d.registry.size);
     await this.d.series?.drop(seriesKey(project, cluster));
     if (this.d.alerts) {
       await this.d.alerts.sync({ project, cluster, source: 'health' }, []);
@@ -154,9 +168,15 @@ export class HealthChecker implements Reconciler {
   }
 }
 
+/** A fixed offset in [0, intervalMs) per cluster (FNV-1a of its key). */
+function spreadOffset(key: string, intervalMs: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0;
+  return h % Math.max(1, intervalMs);
+}
+
 export interface HealthChecksOptions extends Omit<HealthCheckerDeps, 'log'> {
   logger: Logger;
-  metrics?: RuntimeMetrics;
   /** Clusters checked at once (default 4). */
   workers?: number;
   resyncPeriodMs?: number;

@@ -17,6 +17,11 @@ export class HealthRegistry {
     return this.reports.get(key(project, cluster));
   }
 
+  /** Clusters with a report. */
+  get size(): number {
+    return this.reports.size;
+  }
+
   forget(project: string, cluster: string): void {
     this.reports.delete(key(project, cluster));
   }

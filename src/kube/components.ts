@@ -103,6 +103,8 @@ export interface EtcdConfig {
   quotaBackendBytes?: number;
   snapshotCount?: number;
   autoCompaction?: { mode: 'periodic' | 'revision'; retention: string };
+  /** --max-learners: learners allowed in the membership at once (etcd's default 1). */
+  maxLearners?: number;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   extraArgs?: ExtraArgs;
 }
@@ -153,6 +155,7 @@ export function etcdArgs(config: EtcdConfig): string[] {
     .set('auto-compaction-mode', config.autoCompaction?.mode)
     .set('auto-compaction-retention', config.autoCompaction?.retention)
     .set('unsafe-no-fsync', config.unsafeNoFsync ? true : undefined)
+    .set('max-learners', config.maxLearners)
     .set('log-level', config.logLevel);
   return flags.merge(config.extraArgs).toArgs();
 }

@@ -164,6 +164,9 @@ test('convergence after a restart: exactly the desired children, none duplicated
 
   // Quiescent: level-based reconciles of an unchanged world write nothing.
   await waitFor(() => b.queueStats().ready === 0 && b.queueStats().processing === 0, 'queue idle');
+  // The store delivers watch events on the next turn of the event loop after a write: let the
+  // events of the last writes arrive before counting.
+  await new Promise((resolve) => setImmediate(resolve));
   const clusterEvents = await recordEvents(store, 'Cluster');
   const before = machineEvents.events.length;
   b.enqueue({ kind: 'Cluster', project: 'p1', name: 'alpha' });

@@ -1,5 +1,6 @@
 // Prometheus metrics of the controller runtime, registered in a caller-supplied Registry (the
-// server exposes it at /metrics). Names follow controller-runtime's, with a marina_ prefix.
+// server exposes it at /metrics). Names follow controller-runtime's, with a marina_ prefix; the
+// health checker's passes and auto-healing's remediations are counted here too.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { WorkQueueHooks } from './workqueue.js';
 
@@ -14,6 +15,12 @@ export class RuntimeMetrics {
   readonly workqueueRetries: Counter<'controller'>;
   readonly reconcileTotal: Counter<'controller' | 'result'>;
   readonly reconcileDuration: Histogram<'controller'>;
+  /** One health pass over one cluster (`scrape`: whether it scraped Prometheus metrics too). */
+  readonly healthPassDuration: Histogram<'scrape'>;
+  /** Clusters whose newest health report Marina holds (all of them, once every cluster had a pass). */
+  readonly healthReports: Gauge;
+  /** Machines auto-healing replaced, by the reason and the role of their pool. */
+  readonly remediations: Counter<'reason' | 'role'>;
 
   /**
    * Registers the metrics in `registry`. Constructing twice on one registry reuses the metrics
@@ -43,6 +50,26 @@ export class RuntimeMetrics {
         help: 'Time spent in one reconcile',
         labelNames: ['controller'],
         buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+        registers: [registry],
+      }),
+    );
+    this.healthPassDuration = metric(registry, 'marina_health_pass_duration_seconds', () =>
+      new Histogram({
+        name: 'marina_health_pass_duration_seconds',
+        help: 'Time one health pass over one cluster took (scrape: whether it scraped metrics as well)',
+        labelNames: ['scrape'],
+        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [registry],
+      }),
+    );
+    this.healthReports = metric(registry, 'marina_health_reports', () =>
+      new Gauge({ name: 'marina_health_reports', help: 'Clusters with a health report (a pass since Marina started)', registers: [registry] }),
+    );
+    this.remediations = metric(registry, 'marina_remediations_total', () =>
+      new Counter({
+        name: 'marina_remediations_total',
+        help: 'Machines replaced by auto-healing, by reason (MachineFailed, Unhealthy, StartupTimeout, EtcdEndpointsStale) and pool role',
+        labelNames: ['reason', 'role'],
         registers: [registry],
       }),
     );

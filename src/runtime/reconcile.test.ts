@@ -53,7 +53,7 @@ test('adds the finalizer, patches status once per reconcile, sets observedGenera
 
   // First pass: finalizer (one update) + status (one updateStatus).
   assert.equal(await reconcileObject(store, KEY, handlers), undefined);
-  assert.equal(rec.events.length, 2);
+  assert.equal((await rec.delivered()).length, 2);
   let cur = (await store.get(KEY)) as Cluster;
   assert.deepEqual(cur.metadata.finalizers, [FIN]);
   assert.equal(cur.status?.phase, 'Provisioning');
@@ -62,25 +62,25 @@ test('adds the finalizer, patches status once per reconcile, sets observedGenera
 
   // Same result again: no write at all.
   await reconcileObject(store, KEY, handlers);
-  assert.equal(rec.events.length, 2, 'unchanged status is not written');
+  assert.equal((await rec.delivered()).length, 2, 'unchanged status is not written');
 
   // Status changes: exactly one write.
   phase = 'Ready';
   await reconcileObject(store, KEY, handlers);
-  assert.equal(rec.events.length, 3);
+  assert.equal((await rec.delivered()).length, 3);
 
   // Spec change bumps generation; the next pass records it in observedGeneration with one write.
   cur = (await store.get(KEY)) as Cluster;
   await store.update({ ...cur, spec: { ...cur.spec, nodePools: [{ name: 'pool', roles: ['worker'], replicas: 5 }] } });
-  assert.equal(rec.events.length, 4);
+  assert.equal((await rec.delivered()).length, 4);
   await reconcileObject(store, KEY, handlers);
-  assert.equal(rec.events.length, 5);
+  assert.equal((await rec.delivered()).length, 5);
   cur = (await store.get(KEY)) as Cluster;
   assert.equal(cur.metadata.generation, 2);
   assert.equal(cur.status?.observedGeneration, 2);
   assert.equal(getCondition(cur.status?.conditions, 'Ready')?.observedGeneration, 2);
   assert.deepEqual(ran, ['reconcile', 'reconcile', 'reconcile', 'reconcile']);
-  assert.ok(rec.events.every((e) => e.type === 'MODIFIED'));
+  assert.ok((await rec.delivered()).every((e) => e.type === 'MODIFIED'));
   rec.stop();
   await store.close();
 });
@@ -171,11 +171,11 @@ test('deletion: finalize until done, then the finalizer is removed and the objec
   let cur = (await store.get(KEY)) as Cluster;
   assert.equal(cur.status?.phase, 'Deleting');
   assert.deepEqual(cur.metadata.finalizers, [FIN]);
-  assert.equal(rec.events.length, 1);
+  assert.equal((await rec.delivered()).length, 1);
 
   assert.equal(await reconcileObject(store, KEY, handlers), undefined);
   assert.equal(await store.get(KEY), undefined);
-  assert.deepEqual(rec.events.map((e) => e.type), ['MODIFIED', 'DELETED']);
+  assert.deepEqual((await rec.delivered()).map((e) => e.type), ['MODIFIED', 'DELETED']);
   assert.deepEqual(ran, ['reconcile', 'finalize', 'finalize']);
 
   // Once gone, nothing runs.

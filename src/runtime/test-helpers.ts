@@ -52,11 +52,13 @@ export function machine(name: string, clusterName: string, project = 'p1'): Reso
 }
 
 /** Records every watch event of `kind` from the store's current revision on. */
-export async function recordEvents(store: Store, kind: string): Promise<{ events: WatchEvent[]; stop: () => void }> {
+export async function recordEvents(store: Store, kind: string): Promise<{ events: WatchEvent[]; delivered: () => Promise<WatchEvent[]>; stop: () => void }> {
   const events: WatchEvent[] = [];
   const rv = await store.currentRevision();
   const w = store.watch({ kind, resourceVersion: rv }, (ev) => events.push(ev));
-  return { events, stop: () => w.stop() };
+  // The store delivers events on the next turn of the event loop after the write.
+  const delivered = () => new Promise<WatchEvent[]>((resolve) => setImmediate(() => resolve(events)));
+  return { events, delivered, stop: () => w.stop() };
 }
 
 /** A Store delegating to `real` (bound), with some methods replaced: for injecting failures. */

@@ -8,9 +8,11 @@ import type { ValidationContext } from '../api/registry.js';
 import type { FunctionService } from '../functions/service.js';
 import type { AuditLog, Store, TokenStore } from '../store/types.js';
 import { registerAuth } from './auth.js';
+import { registerHttpMetrics } from './http-metrics.js';
 import { registerConsole } from './console.js';
 import { API_PREFIX, registerHttp } from './http.js';
 import { MembershipIndex } from './membership.js';
+import { CachingTokenStore, UserIndex } from './principals.js';
 import { registerOpenApi } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { clusterRoutes, type HealthSource } from './routes/clusters.js';
@@ -20,6 +22,8 @@ import { miscRoutes } from './routes/misc.js';
 import { operationRoutes } from './routes/operations.js';
 import { probeRoutes } from './routes/probes.js';
 import { resourceRoutes } from './routes/resources.js';
+import { simRoutes } from './routes/sim.js';
+import type { SimWorld } from '../sim/world.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { joinTokenRoutes } from './routes/join-tokens.js';
 import { joinRoutes } from './routes/joins.js';
@@ -32,6 +36,11 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024;
 export interface AppOptions {
   store: Store;
   tokens: TokenStore;
+  /**
+   * Remember verified tokens in memory (default true). Only where this process sees every
+   * revocation: with several replicas another one may revoke a token, so each verifies it again.
+   */
+  cacheTokens?: boolean;
   audit: AuditLog;
   validation: ValidationContext;
   metrics?: Registry;
@@ -41,6 +50,8 @@ export interface AppOptions {
   health?: HealthSource;
   /** Directory of the built web console (default dist/console); false serves no console. */
   consoleDir?: string | false;
+  /** The simulated world of the `sim` provider: serves fault injection when given. */
+  sim?: SimWorld;
   /** Serve HTTPS with this key and certificate chain (PEM). */
   https?: { key: string; cert: string };
   /** Join tokens and the join protocol of imported servers. */
@@ -56,8 +67,14 @@ export interface AppOptions {
 }
 
 export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
-  const { store, tokens, audit, validation } = opts;
+  const { store, audit, validation } = opts;
   const membership = await MembershipIndex.start(store);
+  // Authentication reads neither tokens nor users from the store for a known token; revoking a
+  // token (through `tokens`) or changing a user takes effect at once. Users come from a watch, so
+  // that holds with several replicas too; tokens are cached only with one (see cacheTokens).
+  const cache = opts.cacheTokens === false ? undefined : new CachingTokenStore(opts.tokens);
+  const tokens = cache ?? opts.tokens;
+  const users = await UserIndex.start(store, (user) => cache?.forgetUser(user));
   const app = Fastify({
     ...(opts.https ? { https: opts.https } : {}),
     ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
@@ -65,7 +82,8 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
     return503OnClosing: true,
   });
   registerHttp(app);
-  registerAuth(app, { store, tokens, audit, membership });
+  if (opts.metrics) registerHttpMetrics(app, opts.metrics);
+  registerAuth(app, { tokens, audit, membership, users });
   await registerOpenApi(app);
 
   await app.register(probeRoutes, { metrics: opts.metrics });
@@ -75,6 +93,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
   await app.register(clusterRoutes, { prefix: API_PREFIX, store, audit, health: opts.health });
   await app.register(operationRoutes, { prefix: API_PREFIX, store, audit });
   await app.register(resourceRoutes, { prefix: API_PREFIX, store, audit, validation });
+  if (opts.sim) await app.register(simRoutes, { prefix: API_PREFIX, world: opts.sim, audit });
   if (opts.joins) {
     const j = opts.joins;
     await app.register(joinTokenRoutes, { prefix: API_PREFIX, joins: j.service, audit, joinTarget: j.target });
@@ -90,6 +109,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
     app,
     async close() {
       membership.stop();
+      users.stop();
       await app.close();
     },
   };

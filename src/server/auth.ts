@@ -1,5 +1,6 @@
 // Authentication and authorization of every API request, as hooks:
-//   onRequest  — the bearer token names a user; the membership index gives the user's roles
+//   onRequest  — the bearer token names a user (both from memory: see principals.ts); the
+//                membership index gives the user's roles
 //   preHandler — the access the route declares (config.access) is decided by `decideAccess`
 // A route under the API prefix that declares no access is refused at start-up, so a new route
 // cannot forget authorization. Routes outside the prefix (the functions' HTTP trigger) may decide
@@ -11,10 +12,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../api/errors.js';
 import type { Resource } from '../api/meta.js';
 import { findKind } from '../api/registry.js';
-import type { AuditLog, Store, TokenStore } from '../store/types.js';
+import type { AuditLog, TokenStore } from '../store/types.js';
 import { decideAccess, denial, type Access, type Principal, type Verb } from './authz.js';
 import { API_PREFIX } from './http.js';
 import type { MembershipIndex } from './membership.js';
+import type { UserIndex } from './principals.js';
 
 /** Bearer credentials other than users' API tokens, as the OpenAPI document names and explains them. */
 export const CREDENTIAL_SCHEMES = {
@@ -51,15 +53,16 @@ declare module 'fastify' {
 }
 
 export interface AuthOptions {
-  store: Store;
+  /** Verifies bearer tokens (the server's CachingTokenStore: no store read for a known token). */
   tokens: TokenStore;
   audit: AuditLog;
   membership: MembershipIndex;
+  users: UserIndex;
 }
 
 /** Installs the hooks on the root instance (before any route is registered). */
 export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
-  const { store, tokens, audit, membership } = opts;
+  const { tokens, audit, membership, users } = opts;
 
   app.addHook('onRoute', (route) => {
     const access = (route.config as { access?: RouteAccess } | undefined)?.access;
@@ -78,11 +81,11 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
     if (!token) throw ApiError.unauthorized();
     const verified = await tokens.verify(token);
     if (!verified) throw ApiError.unauthorized('token is invalid, revoked or expired');
-    const user = await store.get({ kind: 'User', project: '', name: verified.user });
-    if (!user) throw ApiError.unauthorized(`token's user ${JSON.stringify(verified.user)} no longer exists`);
+    const platformAdmin = users.platformAdmin(verified.user);
+    if (platformAdmin === undefined) throw ApiError.unauthorized(`token's user ${JSON.stringify(verified.user)} no longer exists`);
     return {
       user: verified.user,
-      platformAdmin: (user.spec as { platformAdmin?: boolean }).platformAdmin === true,
+      platformAdmin,
       roles: membership.rolesOf(verified.user),
       tokenId: verified.id,
     };

@@ -43,9 +43,10 @@ export interface Principal {
 
 /**
  * What a request needs. `kind` is a kind of the API or one of the non-object resources `Token`,
- * `AuditLog`, `JoinToken` and the function service's records (`Activation`, `PipelineRun`,
- * `DeadLetter`, `CloudEvent`). For objects in a project, `project` is the project; for a Project it is the
- * project itself (its name); `owner` is the user a Token belongs to.
+ * `AuditLog`, `JoinToken`, the function service's records (`Activation`, `PipelineRun`,
+ * `DeadLetter`, `CloudEvent`) and `SimFault` (faults in simulated clusters: platform admins only).
+ * For objects in a project, `project` is the project; for a Project it is the project itself (its
+ * name); `owner` is the user a Token belongs to.
  */
 export interface Access {
   verb: Verb;
@@ -170,6 +171,8 @@ export function denial(p: Principal, a: Access, decision: Exclude<Decision, 'all
           ? 'only platform admins read the whole audit log; pass ?project='
           : `reading the audit log of project ${a.project} needs the admin role`,
       );
+    case 'SimFault':
+      return ApiError.forbidden('only platform admins inject faults into simulated clusters');
     case 'User':
     case 'AddonDefinition':
     case 'AddonPolicy':

@@ -17,6 +17,7 @@ import { LeaderElector, type Leadership } from '../runtime/leader.js';
 import { openBackend, type ServerStore, type StoreConfig } from './backend.js';
 import { openAddons } from '../addons/index.js';
 import { buildApp } from './app.js';
+import { Inventory } from './inventory.js';
 import { startControlLoops } from './control-loops.js';
 import { FunctionService } from '../functions/service.js';
 import { buildProviderRegistry, nodeArtifacts } from './providers.js';
@@ -24,6 +25,9 @@ import { isLoopbackHost, loadOrCreateServerTls, serverNames, type TlsMode } from
 import { JoinService } from '../joins/service.js';
 import { ArtifactCatalog } from '../joins/artifacts.js';
 import { networkInterfaces } from 'node:os';
+import { sqlitePersistence } from '../sim/persist.js';
+import type { SimTiming } from '../sim/timing.js';
+import { SimWorld } from '../sim/world.js';
 import { createLogger, type LogFormat } from './log.js';
 
 export interface ServerOptions {
@@ -35,6 +39,11 @@ export interface ServerOptions {
   logFormat?: LogFormat;
   /** Run the controllers (default true); false serves the API alone. */
   controllers?: boolean;
+  /**
+   * Offer the `sim` provider (simulated machines and clusters, for scale tests and benchmarks)
+   * with these start-up times, and the fault-injection endpoint. Off by default.
+   */
+  sim?: { timing?: Partial<SimTiming> };
   /** Where the state lives (default: SQLite in dataDir). */
   store?: StoreConfig;
   /**
@@ -77,6 +86,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   logger.info({ store: backend.describe }, 'store open');
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
+  const inventory = await Inventory.start(store, metrics);
 
   const adminTokenFile = join(opts.dataDir, 'admin-token');
   const adminToken = await bootstrapAdmin(store, adminTokenFile, backend.saveAdminToken);
@@ -87,7 +97,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const tls = tlsMode === 'auto' ? await loadOrCreateServerTls(opts.dataDir, serverNames(host, externalHost ? [externalHost] : [])) : undefined;
   // Beyond loopback, cluster endpoints are published on this host too, for imported servers.
   const advertise = externalHost ?? (host === '0.0.0.0' || host === '::' ? firstExternalIPv4() : host);
-  const providers = buildProviderRegistry(opts.dataDir, isLoopbackHost(host) || !advertise ? {} : { publicAddress: { bind: host, advertise } });
+  // Simulated machines outlive the server like real ones: their world is kept in the data directory
+  // (so the sim is for one replica: its world is not shared through the store).
+  const sim = opts.sim ? new SimWorld({ timing: opts.sim.timing, persistence: sqlitePersistence(join(opts.dataDir, 'sim', 'world.db')) }) : undefined;
+  const providers = buildProviderRegistry(opts.dataDir, {
+    ...(isLoopbackHost(host) || !advertise ? {} : { publicAddress: { bind: host, advertise } }),
+    ...(sim ? { sim } : {}),
+  });
   let serverURL = '';
   const joinTarget = () => (tls ? { url: process.env.MARINA_EXTERNAL_URL ?? serverURL, caPin: tls.caPin, caPem: tls.caPem } : undefined);
   const validation = { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default };
@@ -104,11 +120,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     functions,
     store,
     tokens: store.tokens,
+    // With several replicas a token may be revoked through another one: verify it every time.
+    cacheTokens: backend.election === undefined,
     audit: store.audit,
     validation: { ...validation, addons: addons.admission },
     metrics,
     logger: logger.child({ module: 'api' }),
     health: { latest: (project, cluster) => newestReport(health, store.series, project, cluster), series: store.series },
+    ...(sim ? { sim } : {}),
   });
   let externalURL: string | undefined;
   // The leader's work: alerting first (the controllers' health checks and healing raise alerts
@@ -124,6 +143,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       defaultKubernetesVersion: matrix.default,
       health,
       series: store.series,
+      ...(sim ? { sim } : {}),
       addons,
       alerts: alerting.manager,
       // Platform events (clusters, healing, etcd members, operations, backups) trigger functions.
@@ -175,6 +195,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       // Last: the controllers and the AlertManager publish events into it.
       await functions.stop();
       await providers.close();
+      sim?.close();
+      inventory.stop();
       await backend.close();
     },
   };

@@ -7,6 +7,8 @@ import type { InfrastructureProvider, ProviderRegistry } from '../providers/cont
 import { LocalProvider } from '../providers/local/index.js';
 import { ImportProvider } from '../providers/import/index.js';
 import { DEFAULT_ADDRESS_BASE } from '../providers/local/addresses.js';
+import { SimProvider } from '../providers/sim/index.js';
+import type { SimWorld } from '../sim/world.js';
 import { resolveExtraBinary, resolveToolchain } from '../toolchain/resolve.js';
 import { resolveImages, resolveNodeRuntime } from '../toolchain/components.js';
 import type { NodeArtifacts } from '../agent/node-runtime/config.js';
@@ -47,6 +49,8 @@ export function localAddressBase(env: NodeJS.ProcessEnv = process.env): string {
 export interface ProviderRegistryOptions {
   /** Set when Marina listens beyond loopback: cluster endpoints are published there for imported servers. */
   publicAddress?: { bind: string; advertise: string };
+  /** The simulated world whose machines the `sim` provider runs (only servers started with --sim have one). */
+  sim?: SimWorld;
 }
 
 export function buildProviderRegistry(
@@ -68,6 +72,7 @@ export function buildProviderRegistry(
     ['local', local],
     ['import', imports],
   ]);
+  if (opts.sim) providers.set('sim', new SimProvider(opts.sim));
   return {
     imports,
     get(name: string): InfrastructureProvider {

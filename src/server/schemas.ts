@@ -11,6 +11,8 @@ interface KindSchema {
   kind: string;
   schema: TSchema;
 }
+// Only the list of fault types (sim/faults.ts imports nothing else at run time).
+import { SIM_FAULT_TYPES } from '../sim/faults.js';
 
 /** RFC 3339 date-time (the `date-time` format of JSON Schema), as every timestamp in the API. */
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -159,6 +161,34 @@ export const AuditEntry = Type.Object(
   { $id: 'AuditEntry' },
 );
 export const AuditList = Type.Object({ items: Type.Array(Type.Ref(AuditEntry.$id!)) }, { $id: 'AuditList' });
+
+// ---------- simulated clusters (servers started with --sim) ----------
+
+const simFaultFields = {
+  type: Type.Union(
+    SIM_FAULT_TYPES.map((t) => Type.Literal(t)),
+    {
+      description:
+        'KillMachine: the machine is gone (not clearable); NodeNotReady: its kubelet reports NotReady; AgentUnreachable: its agent does not answer; PartitionCluster: nothing of the cluster answers Marina; EtcdMemberDown: its etcd process stops',
+    },
+  ),
+  project: Type.String({ minLength: 1, maxLength: 63, description: 'the project of the cluster' }),
+  cluster: Type.String({ minLength: 1, maxLength: 63, description: 'a cluster of the sim provider' }),
+  machine: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'the Machine (every type but PartitionCluster)' })),
+  clear: Type.Optional(Type.Boolean({ description: 'undo the fault instead (every type but KillMachine)' })),
+};
+
+export const SimFault = Type.Object(simFaultFields, { $id: 'SimFault', additionalProperties: false, description: 'a fault in a simulated cluster' });
+
+export const SimFaultRequest = Type.Object(
+  { faults: Type.Array(SimFault, { minItems: 1, maxItems: 10_000, description: 'applied together, or none of them' }) },
+  { $id: 'SimFaultRequest', additionalProperties: false },
+);
+export type SimFaultRequest = Static<typeof SimFaultRequest>;
+
+export const AppliedSimFault = Type.Object({ ...simFaultFields, at: DateTime('when it took effect') }, { $id: 'AppliedSimFault' });
+
+export const SimFaultList = Type.Object({ items: Type.Array(Type.Ref(AppliedSimFault.$id!)) }, { $id: 'SimFaultList' });
 
 export const ClusterHealth = Type.Object(
   {

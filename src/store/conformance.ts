@@ -269,6 +269,26 @@ export function storeConformance(name: string, target: ConformanceTarget): void 
         }
       });
 
+      test('an equality selector follows every label change, status write and deletion', async () => {
+        const s = await seeded();
+        try {
+          const sel = async (labelSelector: string, project?: string) => names((await s.list('Cluster', { labelSelector, ...(project ? { project } : {}) })).items);
+          const a = (await s.get({ kind: 'Cluster', project: 'p1', name: 'a' }))!;
+          await s.update({ ...a, metadata: { ...a.metadata, labels: { tier: 'db', env: 'dev' } } });
+          assert.deepEqual(await sel('tier=web'), ['p2/b'], 'the old label no longer matches');
+          assert.deepEqual(await sel('tier=db'), ['p1/a', 'p1/c']);
+          assert.deepEqual(await sel('tier=db', 'p1'), ['p1/a', 'p1/c']);
+          assert.deepEqual(await sel('tier=db,env=dev'), ['p1/a'], 'the rest of the selector still applies');
+          const c = (await s.get({ kind: 'Cluster', project: 'p1', name: 'c' }))!;
+          await s.updateStatus({ ...c, status: { phase: 'Provisioning' } });
+          assert.deepEqual(await sel('tier=db'), ['p1/a', 'p1/c'], 'a status write keeps the labels');
+          await s.delete({ kind: 'Cluster', project: 'p1', name: 'c' });
+          assert.deepEqual(await sel('tier=db'), ['p1/a'], 'a deleted object leaves the selection');
+        } finally {
+          await s.close();
+        }
+      });
+
       test('pagination with limit and continue, also combined with a selector and a project', async () => {
         const s = await seeded();
         try {

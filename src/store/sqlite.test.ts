@@ -1,6 +1,7 @@
 // The SQLite store: the shared conformance suite (./conformance.ts), then what only SQLite promises:
-// dense revisions (genesis 1, +1 per change), synchronous live delivery in one global order, the
-// retention window of its event table, persistence in one file, and its encryption at rest on disk.
+// dense revisions (genesis 1, +1 per change), live delivery on the next turn of the event loop in
+// one global order, the retention window of its event table, persistence in one file, its label
+// index (schema 2), and its encryption at rest on disk.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -59,7 +60,7 @@ storeConformance('sqlite', {
   futureRevisionIsGone: true,
 });
 
-describe('sqlite: dense revisions and synchronous delivery', () => {
+describe('sqlite: dense revisions and delivery outside the write path', () => {
   test('genesis revision 1; every change +1; failed and no-op writes take none', async () => {
     const s = openTestStore();
     assert.equal((await s.list('Cluster')).resourceVersion, '1', 'a fresh store lists at revision 1 (never "0")');
@@ -76,13 +77,17 @@ describe('sqlite: dense revisions and synchronous delivery', () => {
     await s.close();
   });
 
-  test('live events are delivered from within the mutation, in one order across kinds', async () => {
+  test('live events are delivered after the mutation returned, in one order across kinds', async () => {
     const s = openTestStore();
     const all = collect(s, {});
-    await s.create(obj('Project', '', 'p', { members: [] }));
-    assert.deepEqual(all.summary(), ['ADDED p@2'], 'delivered before create() resolved');
+    const writing = s.create(obj('Project', '', 'p', { members: [] }));
+    assert.deepEqual(all.summary(), [], 'not delivered inside the write');
+    await writing;
+    await flush();
+    assert.deepEqual(all.summary(), ['ADDED p@2'], 'delivered on the next turn of the event loop');
     await s.create(cluster('p', 'a'));
     await s.create(obj('Secret', 'p', 's', { type: 'x', data: {} }));
+    await flush();
     assert.deepEqual(all.summary(), ['ADDED p@2', 'ADDED a@3', 'ADDED s@4']);
     const replay = collect(s, { resourceVersion: '1' });
     await flush();
@@ -141,6 +146,31 @@ describe('sqlite: retention window', () => {
 
 });
 
+describe('sqlite: label index', () => {
+  test('a database of schema 1 gets its label index on open', async () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir, 'm.db');
+      const s = openSqliteStore({ path, encryptionKey: TEST_KEY });
+      await s.create(cluster('p1', 'a', {}, { labels: { tier: 'web' } }));
+      await s.create(cluster('p1', 'b', {}, { labels: { tier: 'db' } }));
+      await s.close();
+      const db = new Database(path);
+      db.exec("DELETE FROM labels; UPDATE meta SET value = 1 WHERE key = 'schema'");
+      db.close();
+      const again = openSqliteStore({ path, encryptionKey: TEST_KEY });
+      const items = (await again.list('Cluster', { labelSelector: 'tier=web' })).items;
+      assert.deepEqual(items.map((i) => `${i.metadata.project}/${i.metadata.name}`), ['p1/a']);
+      await again.close();
+      const check = new Database(path, { readonly: true });
+      assert.equal((check.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: number }).value, 2);
+      check.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('persistence and encryption at rest', () => {
   test('a reopened file keeps objects, the revision and the watch history', async () => {
     const dir = tempDir();
@@ -156,6 +186,7 @@ describe('persistence and encryption at rest', () => {
       assert.deepEqual((await s2.get({ kind: 'Cluster', project: 'p', name: 'a' }))!.spec, { size: 2 });
       const w = collect(s2, { resourceVersion: '2' });
       await s2.create(cluster('p', 'b'));
+      await flush();
       assert.deepEqual(w.summary(), ['MODIFIED a@3', 'ADDED b@4']);
       const db = new Database(path, { readonly: true });
       assert.equal((db.prepare("SELECT value FROM meta WHERE key = 'revision'").get() as { value: number }).value, 4);
@@ -179,6 +210,7 @@ describe('persistence and encryption at rest', () => {
       assert.equal(sec2.metadata.generation, 2);
       assert.deepEqual((await s.get({ kind: 'Secret', project: 'p', name: 'db-password' }))!.spec, { type: 'opaque', data: { password: plaintext + '-rotated' } });
       assert.deepEqual((await s.list('Secret')).items[0]!.spec, sec2.spec);
+      await flush();
       assert.deepEqual(w.events.map((e) => e.object.spec), [sec.spec, sec2.spec]);
       const replay = collect(s, { resourceVersion: '0' });
       const replayAll = collect(s, { kind: 'Secret', resourceVersion: '2' });

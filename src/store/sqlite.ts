@@ -5,9 +5,11 @@
 // open the same file from two processes: revisions are counted in memory). Every mutation runs
 // start-to-finish in a single synchronous call: one IMMEDIATE transaction reads the stored copy,
 // checks preconditions, bumps the global revision, writes the object and appends the event; after
-// the commit the event is queued to the matching watchers and the queue is drained before the
-// mutation returns. Because no other JavaScript can run between those steps, watch() can replay
-// history and register itself atomically: no gap, no duplicate.
+// the commit the event is queued to the matching watchers. The queues are drained outside the
+// write path, on the next turn of the event loop (setImmediate), all events of a turn together:
+// a write does not wait for its watchers. Because no other JavaScript can run between the commit
+// and the queueing, watch() can replay history and register itself atomically: no gap, no
+// duplicate (each watcher remembers the last revision it was given).
 import Database from 'better-sqlite3';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { pino } from 'pino';
@@ -118,8 +120,18 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user);
 CREATE TABLE IF NOT EXISTS series (series TEXT NOT NULL, time TEXT NOT NULL, json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS series_by_time ON series (series, time);
+-- Every label of every object: a list with a selector like marina.dev/cluster=demo reads the
+-- matching objects by this index instead of parsing every object of the kind.
+CREATE TABLE IF NOT EXISTS labels (
+  kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, project TEXT NOT NULL, name TEXT NOT NULL,
+  PRIMARY KEY (kind, key, value, project, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS labels_by_object ON labels (kind, project, name);
 CREATE TABLE IF NOT EXISTS series_latest (series TEXT PRIMARY KEY, time TEXT NOT NULL, json TEXT NOT NULL);
 `;
+
+/** The schema version this code writes; older databases are brought up to it on open. */
+const SCHEMA_VERSION = 2;
 
 interface ObjectRow {
   kind: string;
@@ -185,6 +197,8 @@ class SqliteStoreImpl implements SqliteStore {
   private readonly watchers = new Set<Watcher>();
   private ready: Watcher[] = [];
   private draining = false;
+  /** A drain is scheduled for the next turn of the event loop. */
+  private drainScheduled = false;
 
   private readonly txn: Database.Transaction<(fn: () => unknown) => unknown>;
   private readonly st: {
@@ -195,6 +209,8 @@ class SqliteStoreImpl implements SqliteStore {
     insertEvent: Database.Statement<[number, string, string, string, string, string, string | null]>;
     setMeta: Database.Statement<[number, string]>;
     compact: Database.Statement<[number]>;
+    insertLabel: Database.Statement<[string, string, string, string, string]>;
+    deleteLabels: Database.Statement<[string, string, string]>;
   };
   private readonly stmtCache = new Map<string, Database.Statement>();
 
@@ -221,6 +237,7 @@ class SqliteStoreImpl implements SqliteStore {
       throw err;
     }
     const meta = db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?');
+    if (meta.get('schema')!.value < 2) backfillLabels(db);
     this.rev = meta.get('revision')!.value;
     this.compacted = meta.get('compacted')!.value;
 
@@ -238,6 +255,8 @@ class SqliteStoreImpl implements SqliteStore {
       ),
       setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
       compact: db.prepare('DELETE FROM events WHERE rv <= ?'),
+      insertLabel: db.prepare('INSERT OR IGNORE INTO labels (kind, key, value, project, name) VALUES (?, ?, ?, ?, ?)'),
+      deleteLabels: db.prepare('DELETE FROM labels WHERE kind = ? AND project = ? AND name = ?'),
     };
     const check = () => this.assertOpen();
     this.audit = new SqliteAuditLog(db, check);
@@ -269,19 +288,33 @@ class SqliteStoreImpl implements SqliteStore {
       after = { p: tok.p, n: tok.n };
     }
 
+    // A selector with an equality term reads the objects carrying that label through the label
+    // index, in the same (project, name) order; the rest of the selector is checked below.
+    const equal = selector?.requirements.filter((r) => r.op === 'eq') ?? [];
+    const indexed = equal.length > 0;
+    const t = indexed ? 'l0' : 'objects';
     let sql = 'SELECT kind, project, name, json FROM objects WHERE kind = ?';
     const args: (string | number)[] = [info.kind];
+    if (indexed) {
+      // One join per equality term: SQLite starts from the most selective label.
+      const joins = equal.slice(1).map((_, i) => ` JOIN labels l${i + 1} ON l${i + 1}.kind = l0.kind AND l${i + 1}.project = l0.project AND l${i + 1}.name = l0.name AND l${i + 1}.key = ? AND l${i + 1}.value = ?`);
+      sql = `SELECT o.kind, o.project, o.name, o.json FROM labels l0${joins.join('')} JOIN objects o ON o.kind = l0.kind AND o.project = l0.project AND o.name = l0.name WHERE l0.kind = ? AND l0.key = ? AND l0.value = ?`;
+      args.length = 0;
+      for (const r of equal.slice(1)) args.push(r.key, r.values[0]!);
+      args.push(info.kind, equal[0]!.key, equal[0]!.values[0]!);
+    }
     if (opts.project !== undefined) {
-      sql += ' AND project = ?';
+      sql += ` AND ${t}.project = ?`;
       args.push(opts.project);
     }
     if (after) {
-      sql += ' AND (project, name) > (?, ?)';
+      sql += ` AND (${t}.project, ${t}.name) > (?, ?)`;
       args.push(after.p, after.n);
     }
-    sql += ' ORDER BY project, name';
-    // Without a selector the page size is known up front: fetch one extra row to see if there is more.
-    if (limit > 0 && !selector) sql += ` LIMIT ${limit + 1}`;
+    sql += ` ORDER BY ${t}.project, ${t}.name`;
+    // When the query alone decides what matches, the page size is known up front: fetch one extra
+    // row to see if there is more.
+    if (limit > 0 && (!selector || equal.length === selector.requirements.length)) sql += ` LIMIT ${limit + 1}`;
 
     const items: Resource[] = [];
     let more = false;
@@ -486,6 +519,11 @@ class SqliteStoreImpl implements SqliteStore {
       : plain;
     if (c.type === 'DELETED') this.st.deleteObject.run(key.kind, key.project, key.name);
     else this.st.upsertObject.run(key.kind, key.project, key.name, object.metadata.uid ?? '', c.rev, stored);
+    // The label index follows creations, deletions and label changes (updates carry oldLabels then).
+    if (c.type !== 'MODIFIED' || c.oldLabels) {
+      if (c.type !== 'ADDED') this.st.deleteLabels.run(key.kind, key.project, key.name);
+      if (c.type !== 'DELETED') for (const [k, v] of Object.entries(object.metadata.labels ?? {})) this.st.insertLabel.run(key.kind, k, v, key.project, key.name);
+    }
     this.st.insertEvent.run(c.rev, key.kind, key.project, key.name, c.type, stored, c.oldLabels ? JSON.stringify(c.oldLabels) : null);
     this.st.setMeta.run(c.rev, 'revision');
     if (c.rev - this.compacted > this.historyLimit + this.compactSlack) {
@@ -511,7 +549,13 @@ class SqliteStoreImpl implements SqliteStore {
         this.ready.push(w);
       }
     }
-    this.drain();
+    if (this.ready.length > 0 && !this.drainScheduled) {
+      this.drainScheduled = true;
+      setImmediate(() => {
+        this.drainScheduled = false;
+        this.drain();
+      });
+    }
   }
 
   /** Delivers queued events; re-entrant calls (a handler mutating the store) just queue. */
@@ -524,10 +568,8 @@ class SqliteStoreImpl implements SqliteStore {
         while (!w.stopped && w.head < w.pending.length) {
           const ev = w.pending[w.head]!;
           w.head++;
-          let event: WatchEvent;
           try {
-            event = { type: ev.type, object: JSON.parse(ev.json) as Resource };
-            w.handler(event);
+            w.handler(watchEvent(ev.type, ev.json));
           } catch (err) {
             try {
               this.logger.error({ err, type: ev.type }, 'watch handler threw; event skipped for this watcher');
@@ -567,6 +609,32 @@ class SqliteStoreImpl implements SqliteStore {
   private precondition(info: KindInfo, key: ObjectKey, inc: Resource): Resource {
     return checkPreconditions(key, inc, this.read(info, key.project, key.name));
   }
+}
+
+// ----- helpers ---------------------------------------------------------------------------------
+
+/** A watch event whose object is parsed when first read: a watcher that forwards `json` never parses it. */
+function watchEvent(type: WatchEventType, json: string): WatchEvent {
+  let object: Resource | undefined;
+  return {
+    type,
+    json,
+    get object(): Resource {
+      return (object ??= JSON.parse(json) as Resource);
+    },
+  };
+}
+
+/** Schema 1 → 2: indexes the labels of every stored object (labels are never encrypted). */
+function backfillLabels(db: Database.Database): void {
+  const insert = db.prepare<[string, string, string, string, string]>('INSERT OR IGNORE INTO labels (kind, key, value, project, name) VALUES (?, ?, ?, ?, ?)');
+  db.transaction(() => {
+    for (const row of db.prepare<[], ObjectRow>('SELECT kind, project, name, json FROM objects').all()) {
+      const labels = (JSON.parse(row.json) as Resource).metadata.labels ?? {};
+      for (const [k, v] of Object.entries(labels)) insert.run(row.kind, k, v, row.project, row.name);
+    }
+    db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(SCHEMA_VERSION, 'schema');
+  })();
 }
 
 // ----- time series -----------------------------------------------------------------------------

@@ -57,6 +57,8 @@ export function typed<K extends KindName>(store: Store, kind: K): TypedStore<Kin
       const out: T[] = [];
       let cont: string | undefined;
       do {
+        // Let the event loop in between pages (see Controller's relist).
+        if (cont) await new Promise((resolve) => setImmediate(resolve));
         const page = await store.list(kind, { ...opts, limit: PAGE, continue: cont });
         out.push(...page.items.map(as));
         cont = page.continue;

@@ -12,9 +12,15 @@ export interface WatchEvent {
   /**
    * The object after the change; for DELETED, the last state before removal. In every case
    * `object.metadata.resourceVersion` is the revision of this event (for DELETED: the revision of
-   * the deletion), so it can be used to resume a watch. Each watcher gets its own copy.
+   * the deletion), so it can be used to resume a watch. Each watcher gets its own copy (a store
+   * may parse it only when it is read: see `json`).
    */
   object: Resource;
+  /**
+   * The same object as JSON, when the store has it at hand: a consumer that only passes the object
+   * on (the API's watch stream) uses it and never parses the object.
+   */
+  json?: string;
 }
 
 export interface ListOptions {
@@ -127,14 +133,15 @@ export interface Store {
   /**
    * Handler is called in resourceVersion order (per kind; a watch of every kind is in one order
    * across kinds only in SQLite), exactly once per change, never concurrently. Replayed history
-   * (resourceVersion given) is delivered after watch() returns (on a microtask, or earlier from
-   * within the next mutation). Live events: SQLite delivers them synchronously from within the
-   * mutation that caused them; the Kubernetes store once the API server's watch reports them. Either
-   * way handlers must be quick (hand work off to a queue). A handler may call the store, including
-   * mutations: the nested mutation's event is queued and delivered after the current handler
-   * returns, preserving order. A handler that throws is logged and keeps its subscription; the
-   * store is unaffected. For DELETED caused by an update that removed the last finalizer, the
-   * object is the update's content (SQLite) or the last stored state (Kubernetes).
+   * (resourceVersion given) is delivered after watch() returns (on a microtask). Live events are
+   * delivered after the mutation that caused them returned, never inside it, so a write's latency
+   * does not grow with the number of watchers: SQLite delivers them on the next turn of the event
+   * loop (all changes of one turn together); the Kubernetes store once the API server's watch
+   * reports them. Handlers must still be quick (hand work off to a queue). A handler may call the
+   * store, including mutations: their events follow in order. A handler that throws is logged and
+   * keeps its subscription; the store is unaffected. For DELETED caused by an update that removed
+   * the last finalizer, the object is the update's content (SQLite) or the last stored state
+   * (Kubernetes).
    */
   watch(opts: WatchOptions, handler: (event: WatchEvent) => void): Watch;
   /**

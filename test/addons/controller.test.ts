@@ -57,7 +57,9 @@ before(async () => {
   addons = await openAddons({ store, logger: log });
   const policy = (await store.get({ kind: 'AddonPolicy', project: '', name: 'default' })) as AddonPolicy;
   await store.update({ ...policy, spec: { ...policy.spec, resyncSeconds: 3600, unhealthyAlertSeconds: 0 } } as Resource);
-  starter = await addons.startControllers({ access: { objects: async (c) => api(c.metadata.name) }, alerts: new AlertManager({ store, logger: log }) });
+  // Clusters named sim-* stand for the sim provider's: their access says they run no workloads.
+  const access = { objects: async (c: Cluster) => api(c.metadata.name), runsWorkloads: (c: Cluster) => !c.metadata.name.startsWith('sim-') };
+  starter = await addons.startControllers({ access, alerts: new AlertManager({ store, logger: log }) });
 });
 after(async () => {
   await addons?.stop();
@@ -96,6 +98,21 @@ describe('the starter', () => {
     await enable('bare-coredns', { cluster: 'bare', addon: 'coredns', version: '1.12.0' });
     await until('applied', async () => (cond(await getAddon('bare-coredns'), 'Applied')?.status === 'True' ? true : undefined));
     assert.deepEqual((await addonsOf('bare')).map((a) => a.spec.addon), ['coredns']);
+  });
+
+  it('a cluster that runs no workloads gets no default set; an add-on enabled by hand says why it waits', async () => {
+    await createCluster('sim-a');
+    await enable('sim-a-coredns', { cluster: 'sim-a', addon: 'coredns', version: '1.12.0' });
+    const a = await until('waiting', async () => {
+      const x = await getAddon('sim-a-coredns');
+      return cond(x, 'Applied')?.reason === 'ClusterRunsNoWorkloads' ? x : undefined;
+    });
+    assert.equal(cond(a, 'Applied')?.status, 'False');
+    assert.match(cond(a, 'Applied')?.message ?? '', /runs no workloads/);
+    assert.deepEqual((await addonsOf('sim-a')).map((x) => x.spec.addon), ['coredns'], 'no default set');
+    const c = (await store.get({ kind: 'Cluster', project: P, name: 'sim-a' })) as Cluster;
+    assert.equal(c.metadata.annotations?.[ANNOTATION_ADDON_DEFAULTS_APPLIED], undefined);
+    assert.equal(apis.get('sim-a')?.find('Deployment', 'coredns'), undefined, 'nothing applied');
   });
 });
 

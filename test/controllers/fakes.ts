@@ -249,7 +249,8 @@ export class FakeWorld {
         if (sim.members.some((x) => peerURLs.includes(x.peerURL))) throw new EtcdError('etcdserver: Peer URLs already exists', 400, 9);
         const started = sim.members.filter((x) => x.started && !x.isLearner).length;
         const total = sim.members.filter((x) => !x.isLearner).length + 1;
-        if (sim.members.some((x) => x.isLearner) && isLearner) throw new EtcdError('etcdserver: too many learner members in cluster', 400, 9);
+        // --max-learners=2, as Marina starts its members.
+        if (sim.members.filter((x) => x.isLearner).length >= 2 && isLearner) throw new EtcdError('etcdserver: too many learner members in cluster', 400, 9);
         if (!isLearner && !(started === 1 && total === 2) && started < quorumSize(total)) {
           throw new EtcdError('etcdserver: re-configuration failed due to not enough started members', 400, 9);
         }
@@ -456,6 +457,9 @@ export class FakeWorld {
           return 'apiserver_current_inflight_requests{request_kind="readOnly"} 1\n';
         },
       };
+    },
+    agent: () => {
+      throw new Error('the fake machines have no agents (the provider reports no agent URL)');
     },
     forget: (cluster) => {
       this.timeline.push(`forget ${cluster.name}`);

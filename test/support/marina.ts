@@ -75,6 +75,8 @@ export interface StartServerOptions {
   timeoutMs?: number;
   /** More `marina server` flags, e.g. --no-controllers or --store kubernetes ... */
   args?: string[];
+  /** Flags for node itself, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */
+  nodeArgs?: string[];
   /** Called with the pid as soon as the process exists (before it listens). */
   onSpawn?: (pid: number) => void;
 }
@@ -85,7 +87,7 @@ export async function startServerProcess(o: StartServerOptions): Promise<ServerP
   const fd = openSync(o.logFile, 'a', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [BIN, 'server', '--data-dir', o.dataDir, '--listen', o.listen, ...(o.args ?? [])], {
+    child = spawn(process.execPath, [...(o.nodeArgs ?? []), BIN, 'server', '--data-dir', o.dataDir, '--listen', o.listen, ...(o.args ?? [])], {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: o.env,

@@ -8,6 +8,8 @@ interface ServerFlags {
   listen?: string;
   controllers: boolean;
   logFormat?: string;
+  sim?: boolean;
+  simTiming?: string;
   store: string;
   kubeconfig?: string;
   namespace?: string;
@@ -50,6 +52,8 @@ export function serverCommand(): Command {
     .option('--data-dir <dir>', 'state directory (default: $MARINA_DATA_DIR or ${XDG_DATA_HOME:-~/.local/share}/marina)')
     .option('--listen <host:port>', 'address to serve on (default: $MARINA_LISTEN or 127.0.0.1:7443)')
     .option('--no-controllers', 'serve the API only; nothing acts on the stored objects')
+    .option('--sim', 'also offer the sim provider (simulated machines, for scale tests; never the default) and fault injection (default: $MARINA_SIM=1)')
+    .option('--sim-timing <list>', 'start-up times of simulated machines in ms, e.g. etcd=1000,controlplane=4500,worker=1000 (default: $MARINA_SIM_TIMING)')
     .addOption(
       new Option('--tls <mode>', "auto: HTTPS with Marina's own CA, made in <data-dir>/tls (default when listening beyond loopback); off: plain HTTP (default on loopback)").choices([
         'auto',
@@ -73,10 +77,13 @@ export function serverCommand(): Command {
       // command needs. A bad MARINA_LOG_FORMAT is refused before all that loads.
       const { logFormatFrom } = await import('../../server/log.js');
       const logFormat = logFormatFrom(opts.logFormat);
+      const { parseSimTiming } = await import('../../sim/timing.js');
+      const simTiming = opts.simTiming ?? process.env.MARINA_SIM_TIMING;
+      const sim = opts.sim || process.env.MARINA_SIM === '1' || opts.simTiming !== undefined ? { timing: parseSimTiming(simTiming) } : undefined;
       const { startServer, defaultDataDir, DEFAULT_LISTEN } = await import('../../server/main.js');
       const dataDir = opts.dataDir ?? defaultDataDir();
       const listen = opts.listen ?? process.env.MARINA_LISTEN ?? DEFAULT_LISTEN;
-      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat, store: storeConfig(opts), ...(opts.tls ? { tls: opts.tls } : {}) });
+      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat, store: storeConfig(opts), ...(opts.tls ? { tls: opts.tls } : {}), ...(sim ? { sim } : {}) });
       out(`Marina listening on ${server.url}\n`);
       if (server.tls) out(`Marina CA: ${server.tls.caFile} (pin ${server.tls.caPin}); clients trust it with --certificate-authority\n`);
       if (server.adminToken) {

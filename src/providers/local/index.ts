@@ -86,6 +86,21 @@ const LB_MAIN = resolve(here, '../../lb/main.js');
 const AGENT_SCRIPT = '/agent/main.js';
 const LB_SCRIPT = '/lb/main.js';
 
+/**
+ * Node flags of the agent and load-balancer processes: a young generation of 1 MiB instead of up
+ * to 16 (they allocate little and should stay small, since every machine has one), and a heap cap
+ * that keeps a runaway from taking the host.
+ */
+export const SMALL_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=256'];
+
+/**
+ * The Go garbage collector's target for the machines' etcd and Kubernetes processes: collect when
+ * the heap grew 25 % over the live data instead of 100 %. Local machines share one host, so their
+ * memory counts more than the little CPU the extra collections take (kube-apiserver of a small
+ * cluster: 271 → 213 MiB resident; docs/benchmarks.md).
+ */
+export const LOCAL_GOGC = '25';
+
 export class LocalProvider implements InfrastructureProvider {
   readonly name = 'local';
   /** Every machine of this provider is a process group Marina started: its own to sweep. */
@@ -163,6 +178,8 @@ export class LocalProvider implements InfrastructureProvider {
           name: s.name,
           command,
           args: s.args.map(sub),
+          // Unless the host sets its own (the agent passes its environment on).
+          ...(process.env.GOGC ? {} : { env: { GOGC: LOCAL_GOGC } }),
           readyUrl: s.readyUrl,
           tls: bootstrap.probeTls
             ? { ca: join(dir, bootstrap.probeTls.ca), cert: join(dir, bootstrap.probeTls.cert), key: join(dir, bootstrap.probeTls.key) }
@@ -192,7 +209,7 @@ export class LocalProvider implements InfrastructureProvider {
     writeJson(configPath, config);
     const proc = await spawnLogged({
       command: process.execPath,
-      args: [AGENT_MAIN, '--config', configPath, MACHINE_UID_FLAG, m.uid],
+      args: [...SMALL_NODE_FLAGS, AGENT_MAIN, '--config', configPath, MACHINE_UID_FLAG, m.uid],
       logFile: join(dir, 'logs', 'agent.out'),
       unref: true,
     });
@@ -297,7 +314,7 @@ export class LocalProvider implements InfrastructureProvider {
       } else {
         const proc = await spawnLogged({
           command: process.execPath,
-          args: [LB_MAIN, '--config', configPath],
+          args: [...SMALL_NODE_FLAGS, LB_MAIN, '--config', configPath],
           logFile: join(dir, 'lb.log'),
           unref: true,
         });

@@ -38,7 +38,8 @@ export function processesWithConfig(script: string, config: string): ConfiguredP
     const pid = Number(entry);
     if (pid === process.pid) continue;
     const args = commandLine(pid);
-    if (!args || !args[1]?.endsWith(script)) continue;
+    // The script is node's first argument that is not a flag of node's own (--max-old-space-size=…).
+    if (!args || !args.slice(1).find((a) => !a.startsWith('-'))?.endsWith(script)) continue;
     const value = flagValue(args, '--config');
     if (value === undefined || !(config.endsWith('/') ? value.startsWith(config) : value === config)) continue;
     const uid = flagValue(args, MACHINE_UID_FLAG);

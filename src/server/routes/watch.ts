@@ -3,7 +3,7 @@
 // connections stay open and clients learn the current revision.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { API_VERSION, type Resource } from '../../api/meta.js';
-import type { Store } from '../../store/types.js';
+import type { Store, WatchEvent } from '../../store/types.js';
 import type { ListQuery } from '../schemas.js';
 
 const WATCH_HEARTBEAT_MS = 15_000;
@@ -23,15 +23,18 @@ export interface WatchTarget {
 export function streamWatch(req: FastifyRequest, reply: FastifyReply, t: WatchTarget): void {
   const raw = reply.raw;
   let lastRv = t.query.resourceVersion ?? '0';
+  /** The newest event not read yet: its revision is needed only for the next bookmark. */
+  let newest: WatchEvent | undefined;
   let closed = false;
   // store.watch throws 410 Gone (or 400) synchronously, before anything is written, so the client
   // gets a proper error response instead of a broken stream.
   const buffered: string[] = [];
   let started = false;
   const watch = t.store.watch({ kind: t.kind, project: t.project, labelSelector: t.query.labelSelector, resourceVersion: t.query.resourceVersion }, (ev) => {
-    lastRv = ev.object.metadata.resourceVersion ?? lastRv;
+    newest = ev;
     if (!t.visible(ev.object)) return;
-    const line = JSON.stringify(ev) + '\n';
+    // The store's JSON of the object goes out as it is: no parse and stringify per watcher.
+    const line = ev.json !== undefined ? `{"type":"${ev.type}","object":${ev.json}}\n` : JSON.stringify({ type: ev.type, object: ev.object }) + '\n';
     if (!started) buffered.push(line);
     else write(line);
   });
@@ -42,6 +45,8 @@ export function streamWatch(req: FastifyRequest, reply: FastifyReply, t: WatchTa
   started = true;
   for (const line of buffered) write(line);
   const heartbeat = setInterval(() => {
+    if (newest) lastRv = newest.object.metadata.resourceVersion ?? lastRv;
+    newest = undefined;
     write(JSON.stringify({ type: 'BOOKMARK', object: { apiVersion: API_VERSION, kind: t.kind, metadata: { resourceVersion: lastRv } } }) + '\n');
   }, WATCH_HEARTBEAT_MS);
   // timeoutSeconds ends the stream as in Kubernetes; the client resumes from the last revision.
