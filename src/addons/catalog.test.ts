@@ -88,3 +88,16 @@ test('loading again changes nothing; a catalog update is applied unless a platfo
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('replicas starting together load the catalog at once: each definition written once, no start fails', async () => {
+  await withStore(async (store, index) => {
+    const ctx = { kubernetesVersions: [], addons: addonAdmission(index) };
+    const catalog = readCatalog();
+    // Interleaved on one store, both see a definition missing and create it: one gets the 409.
+    const [a, b] = await Promise.all([loadCatalog(store, catalog, ctx), loadCatalog(store, catalog, ctx)]);
+    const names = catalog.definitions.map((d) => d.metadata.name).sort();
+    assert.deepEqual([...a.created, ...b.created].filter((n) => !n.startsWith('policy/')).sort(), names, 'every definition created by exactly one');
+    assert.deepEqual([...a.updated, ...b.updated, ...a.keptAdmin, ...b.keptAdmin], []);
+    assert.equal((await store.list('AddonDefinition')).items.length, names.length);
+  });
+});

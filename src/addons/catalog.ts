@@ -20,7 +20,7 @@ import { ADDON_POLICY_NAME, definitionName, type AddonDefinition, type AddonDefi
 import { isApiError } from '../api/errors.js';
 import { API_VERSION } from '../api/meta.js';
 import { validateObject, type ValidationContext } from '../api/registry.js';
-import { typed } from '../store/typed.js';
+import { typed, type TypedStore } from '../store/typed.js';
 import type { Store } from '../store/types.js';
 
 /** dist/src/addons → the repository root's catalog/. */
@@ -79,6 +79,22 @@ export interface LoadResult {
   keptAdmin: string[];
 }
 
+/** Writes one catalog definition unless the stored one is current or an admin's; what was done. */
+async function loadDefinition(definitions: TypedStore<AddonDefinition>, def: AddonDefinition): Promise<keyof LoadResult | undefined> {
+  const name = def.metadata.name;
+  const stored = await definitions.get('', name);
+  const digest = def.metadata.annotations![ANNOTATION_CATALOG_DIGEST]!;
+  if (!stored) {
+    await definitions.create(def);
+    return 'created';
+  }
+  const written = stored.metadata.annotations?.[ANNOTATION_CATALOG_DIGEST];
+  if (written === digest) return undefined;
+  if (written === undefined || digestOf(stored.spec) !== written) return 'keptAdmin';
+  await definitions.update({ ...stored, metadata: { ...stored.metadata, annotations: { ...stored.metadata.annotations, [ANNOTATION_CATALOG_DIGEST]: digest } }, spec: def.spec });
+  return 'updated';
+}
+
 /**
  * Writes the catalog into the store. Every object passes the API's own validation first: a
  * catalog that the API would refuse is a bug and stops the start-up with the field named.
@@ -88,22 +104,16 @@ export async function loadCatalog(store: Store, catalog: Catalog, validation: Va
   const definitions = typed(store, 'AddonDefinition');
   for (const def of catalog.definitions) {
     validateObject(def, undefined, validation);
-    const name = def.metadata.name;
-    const stored = await definitions.get('', name);
-    const digest = def.metadata.annotations![ANNOTATION_CATALOG_DIGEST]!;
-    if (!stored) {
-      await definitions.create(def);
-      result.created.push(name);
-      continue;
+    // Replicas starting together load the same catalog: a 409 means another wrote first; look again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const outcome = await loadDefinition(definitions, def);
+        if (outcome) result[outcome].push(def.metadata.name);
+        break;
+      } catch (err) {
+        if (!(isApiError(err) && err.code === 409) || attempt === 3) throw err;
+      }
     }
-    const written = stored.metadata.annotations?.[ANNOTATION_CATALOG_DIGEST];
-    if (written === digest) continue;
-    if (written === undefined || digestOf(stored.spec) !== written) {
-      result.keptAdmin.push(name);
-      continue;
-    }
-    await definitions.update({ ...stored, metadata: { ...stored.metadata, annotations: { ...stored.metadata.annotations, [ANNOTATION_CATALOG_DIGEST]: digest } }, spec: def.spec });
-    result.updated.push(name);
   }
   if (catalog.policy && !(await typed(store, 'AddonPolicy').get('', ADDON_POLICY_NAME))) {
     try {

@@ -45,8 +45,10 @@ export interface AddonControllerDeps {
 export interface Addons {
   admission: AddonAdmission;
   definitions: DefinitionIndex;
-  /** Starts the starter (once); stop() stops it. */
+  /** Starts the starter (not while it runs); stopControllers() or stop() stops it. */
   startControllers(deps: AddonControllerDeps): Promise<AddonStarter>;
+  /** Stops the starter, if started; it may start again (a replica that regains the Lease). */
+  stopControllers(): Promise<void>;
   /** Stops the starter, if started, then the catalog's watch. */
   stop(): Promise<void>;
 }
@@ -65,6 +67,11 @@ export async function openAddons(o: AddonsOptions): Promise<Addons> {
     }
   }
   let starter: AddonStarter | undefined;
+  const stopControllers = async (): Promise<void> => {
+    const running = starter;
+    starter = undefined;
+    await running?.stop();
+  };
   return {
     admission,
     definitions,
@@ -83,9 +90,9 @@ export async function openAddons(o: AddonsOptions): Promise<Addons> {
       await starter.start();
       return starter;
     },
+    stopControllers,
     async stop() {
-      await starter?.stop();
-      starter = undefined;
+      await stopControllers();
       definitions.stop();
     },
   };

@@ -2,9 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { accountCommands } from './commands/account.js';
+import { agentCommand } from './commands/agent.js';
 import { addonCommand } from './commands/addons.js';
 import { alertsCommand, channelCommand } from './commands/alerts.js';
 import { clusterCommand } from './commands/cluster.js';
+import { crdsCommand } from './commands/crds.js';
 import { machineCommand, operationCommand } from './commands/operations.js';
 import { functionCommand, pipelineCommand } from './commands/functions.js';
 import { applyCommand, deleteCommand, describeCommand, getCommand, watchCommand } from './commands/resources.js';
@@ -46,6 +48,7 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   for (const o of CONNECTION_OPTIONS()) program.addOption(o);
 
   program.addCommand(serverCommand());
+  program.addCommand(crdsCommand());
   for (const c of accountCommands()) program.addCommand(c);
   program.addCommand(getCommand());
   program.addCommand(describeCommand());
@@ -61,12 +64,13 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   program.addCommand(pipelineCommand());
   program.addCommand(addonCommand());
   program.addCommand(toolchainCommand());
+  program.addCommand(agentCommand());
 
   // Commands built standalone (new Command) do not inherit settings; apply them to the whole tree.
   const configure = (c: Command) => {
     c.exitOverride();
     c.showHelpAfterError('(add --help for usage)');
-    if (c.commands.length === 0 && c.name() !== 'server' && c.parent?.name() !== 'toolchain') {
+    if (c.commands.length === 0 && c.name() !== 'server' && c.parent?.name() !== 'toolchain' && c.parent?.name() !== 'agent') {
       for (const o of CONNECTION_OPTIONS()) {
         if (!c.options.some((x) => x.long === o.long)) c.addOption(o);
       }

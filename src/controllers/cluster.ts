@@ -2,7 +2,7 @@
 // kubeconfig, and the cluster's health as conditions. Deletion tears down in order: NodePools
 // (and through them every Machine), then the endpoint, then the Secrets.
 //
-// Phases:  pki → endpoint → pools → adminKubeconfig → health, then Ready sums them up.
+// Phases:  pki → endpoint → pools → adminKubeconfig → nodeBootstrap → health, then Ready sums them up.
 // Conditions (each with reason and observedGeneration):
 //   PKIReady          the CA Secret exists and loads
 //   EndpointReady     the provider's load balancer exists (status.endpoint)
@@ -10,6 +10,7 @@
 //   ControlPlaneReady kube-apiserver answers /readyz through the endpoint (admin credentials)
 //   PoolsReady        every NodePool has all its replicas ready and no removed machine left
 //   Healthy           the health checker's newest report (informational: Ready does not read it)
+//   NodeBootstrapReady clusters with real kubelets: they may join (informational, see ./node-admission.ts)
 //   Ready             all of the above but Healthy
 import { getCondition, type ConditionInput } from '../api/conditions.js';
 import { jsonEqual } from '../api/json.js';
@@ -40,6 +41,7 @@ import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, clusterNodePools, typed } from '../store/typed.js';
 import { clusterRef, errorMessage, isConflictOrExists, kubernetesVersionOf, nodePoolName, providerName, publishEvent, type Shared } from './common.js';
 import { clusterCreated, clusterDeleted } from '../events/platform.js';
+import { ensureNodeBootstrap, hasRealKubelets } from './node-admission.js';
 
 /** Rotate the admin certificate when less than this much validity is left. */
 const ADMIN_CERT_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
@@ -72,6 +74,7 @@ export class ClusterReconciler implements Reconciler {
     { name: 'endpoint', run: (sc) => this.endpointPhase(sc) },
     { name: 'pools', run: (sc) => this.poolsPhase(sc) },
     { name: 'adminKubeconfig', run: (sc) => this.adminKubeconfigPhase(sc) },
+    { name: 'nodeBootstrap', run: (sc) => this.nodeBootstrapPhase(sc) },
     { name: 'health', run: (sc) => this.healthPhase(sc) },
   ];
 
@@ -293,6 +296,12 @@ export class ClusterReconciler implements Reconciler {
     return admin.notAfter;
   }
 
+  /** Clusters with real kubelets: what lets them join (./node-admission.ts), as NodeBootstrapReady. */
+  private async nodeBootstrapPhase(sc: ClusterScope): Promise<PhaseResult<Status>> {
+    if (!sc.endpoint || !hasRealKubelets(sc.obj)) return;
+    sc.set(await ensureNodeBootstrap(this.s, sc));
+  }
+
   /**
    * EtcdReady and ControlPlaneReady (asked now), and Healthy from the health checker's newest
    * report (it runs on its own schedule and wakes this reconciler when the summary changes).
@@ -382,7 +391,7 @@ function desiredPoolSpec(cluster: Cluster, t: NodePoolTemplate, version: string)
     roles: [...t.roles],
     replicas: t.replicas,
     kubernetesVersion: version,
-    provider: providerName(cluster),
+    provider: t.provider ?? providerName(cluster),
   };
   if (t.machine) spec.machine = t.machine;
   if (t.labels) spec.labels = t.labels;

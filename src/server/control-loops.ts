@@ -159,7 +159,7 @@ export async function startControlLoops(opts: ControlLoopOptions): Promise<Runni
     ...(addonStarter ? { addons: addonStarter } : {}),
     stop() {
       stopping ??= (async () => {
-        await Promise.all([checker.stop(), running.stop(), operations?.stop(), addonStarter?.stop()]);
+        await Promise.all([checker.stop(), running.stop(), operations?.stop(), addonStarter ? opts.addons?.stopControllers() : undefined]);
         await access.close();
       })();
       return stopping;
