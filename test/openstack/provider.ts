@@ -224,6 +224,11 @@ export function describeProviderTests(skipReason: string | undefined): void {
             }),
           ),
         );
+        for (const m of machines.slice(0, 2)) {
+          const again = await provider.prepareMachine(m.ref);
+          assert.equal(again.address, m.address, 'prepare answers the same once the server runs');
+          assert.equal(again.providerID, (await provider.describeMachine(m.ref)).providerID);
+        }
         const cps = machines.filter((m) => m.facts.pool === 'cp');
         const endpoint = await provider.ensureEndpoint(cluster, cps.map((m) => `${m.address}:6443`));
         assert.equal(endpoint.host, vip, 'the endpoint address is fixed at first call');

@@ -64,7 +64,11 @@ export function isServerGroupOf(name: string, clusterUid: string): boolean {
   return name.startsWith(`marina-${clusterUid}-`);
 }
 
-/** `openstack:///<server id>` as the OpenStack cloud provider names nodes; before the server exists, the port. */
-export function providerIdOf(serverId: string | undefined, portId: string): string {
-  return serverId ? `openstack:///${serverId}` : `openstack:///ports/${portId}`;
+/**
+ * The machine's provider id: its port, made first and kept for the machine's life, so
+ * prepareMachine, describeMachine and listMachines give the same answer before and after the
+ * server exists. Only a server whose port is gone is named by the server.
+ */
+export function providerIdOf(portId: string | undefined, serverId: string | undefined): string {
+  return portId ? `openstack:///ports/${portId}` : `openstack:///servers/${serverId ?? ''}`;
 }

@@ -83,8 +83,7 @@ export class OpenStackProvider implements InfrastructureProvider {
         port = await createMachinePort(api, m, { cloudUid: cloud.uid, clusterUid: facts.clusterUid, network, subnet, securityGroup, podCIDR: facts.podCIDR }, signal);
       }
       await tagMachinePort(api, port, m, cloud.uid, facts.clusterUid, signal);
-      const server = (await machineServers(api, machineTag(m.uid), m.uid, signal))[0];
-      return { address: portAddress(port), providerID: providerIdOf(server?.id, port.id) };
+      return { address: portAddress(port), providerID: providerIdOf(port.id, undefined) };
     });
   }
 
@@ -140,8 +139,9 @@ export class OpenStackProvider implements InfrastructureProvider {
       if (!port && !server) return { state: 'Missing' };
       const address = port ? portAddress(port) : undefined;
       const base = {
-        ...(address ? { address, agentUrl: `https://${address}:${VM_AGENT_PORT}` } : {}),
-        ...(port || server ? { providerID: providerIdOf(server?.id, port?.id ?? '') } : {}),
+        // The agent serves /healthz, /facts and /metrics there, as on an imported server.
+        ...(address ? { address, agentUrl: `http://${address}:${VM_AGENT_PORT}` } : {}),
+        providerID: providerIdOf(port?.id, server?.id),
         providerStatus: { ...(server ? { serverId: server.id } : {}), ...(port ? { portId: port.id } : {}) },
       };
       if (!server) return { ...base, state: 'Provisioning' };
@@ -179,13 +179,13 @@ export class OpenStackProvider implements InfrastructureProvider {
         const ref = machineOfServer(s.metadata);
         if (!ref || isGoing(s)) continue;
         const report = s.status === 'ACTIVE' ? await this.o.joins.report(ref) : undefined;
-        found.set(ref.uid, { ref, providerID: providerIdOf(s.id, portOf.get(s.id)?.id ?? ''), state: serverState(s, report?.healthy === true).state });
+        found.set(ref.uid, { ref, providerID: providerIdOf(portOf.get(s.id)?.id, s.id), state: serverState(s, report?.healthy === true).state });
         this.seenIn.set(ref.uid, cloud);
       }
       for (const p of ports) {
         const ref = machineOfPort(p.description);
         if (!ref || found.has(ref.uid)) continue;
-        found.set(ref.uid, { ref, providerID: providerIdOf(undefined, p.id), state: 'Provisioning' });
+        found.set(ref.uid, { ref, providerID: providerIdOf(p.id, undefined), state: 'Provisioning' });
         this.seenIn.set(ref.uid, cloud);
       }
     }
