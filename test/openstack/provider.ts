@@ -161,25 +161,6 @@ export function describeProviderTests(skipReason: string | undefined): void {
       }
     });
 
-    describeProviderConformance('openstack', {
-      newProvider,
-      minimalBootstrap: (m) => bootstrapOf(m, ['worker']),
-      runningTimeoutMs: 180_000,
-      async assertMachineGone(m, last) {
-        const serverId = (last.providerStatus as { serverId?: string }).serverId;
-        assert.ok(serverId, 'the machine had a server');
-        assert.equal((await marina.request('compute', 'GET', `/servers/${serverId}`, undefined, NOVA)).status, 404, 'its server is gone');
-        const portId = (last.providerStatus as { portId?: string }).portId;
-        assert.equal((await marina.request('network', 'GET', `/v2.0/ports/${portId}`)).status, 404, 'its port is gone');
-        assert.deepEqual((await marina.request('network', 'GET', `/v2.0/ports?tags=${machineTag(m.uid)}`)).body.ports, []);
-        assert.equal(joins.issued.has(m.uid), false, 'its join is forgotten');
-      },
-      async assertEndpointGone(cluster) {
-        const lbs = (await marina.request('load-balancer', 'GET', `/v2/lbaas/loadbalancers?tags=${clusterTag(cluster.uid)}`)).body.loadbalancers;
-        assert.deepEqual(lbs, [], 'no load balancer of the cluster left');
-      },
-    });
-
     it('Keystone: the token is cached and renewed before it expires', async () => {
       let offset = 0;
       const session = new OpenStackSession({ authURL: env.endpoints.keystone, applicationCredential: env.applicationCredential, now: () => Date.now() + offset });
@@ -193,177 +174,203 @@ export function describeProviderTests(skipReason: string | undefined): void {
       await assert.rejects(wrong.request('compute', 'GET', '/flavors'), /identity answered 401/);
     });
 
-    describe('a cluster of 3 etcd, 2 control-plane and 3 worker machines', () => {
-      const provider = newProvider();
-      const cluster: ClusterRef = { project: 'p', name: `c-${randomUUID().slice(0, 6)}`, uid: randomUUID() };
-      const pools = [
-        { pool: 'etcd', roles: ['etcd'], count: 3, flavor: 'm1.small' },
-        { pool: 'cp', roles: ['controlplane'], count: 2, flavor: 'm1.small' },
-        { pool: 'workers', roles: ['worker'], count: 3, flavor: 'm1.medium' },
-      ];
-      const machines: { ref: MachineRef; facts: MachineFacts; address?: string }[] = [];
-      const add = (pool: (typeof pools)[number], i: number, image?: string) => {
-        const ref: MachineRef = { project: cluster.project, cluster: cluster.name, name: `${pool.pool}-${i}`, uid: randomUUID() };
-        const facts: MachineFacts = { clusterUid: cluster.uid, pool: pool.pool, roles: pool.roles, image: image ?? env.image.name, flavor: pool.flavor, podCIDR: POD_CIDR };
-        directory.facts.set(ref.uid, facts);
-        return { ref, facts };
-      };
-      let vip: string;
-
-      it('creates exactly the servers, ports, groups, tags, user data and load balancer it should', async () => {
-        vip = (await provider.ensureEndpoint(cluster, [])).host;
-        for (const p of pools) for (let i = 0; i < p.count; i++) machines.push(add(p, i));
-        await Promise.all(machines.map(async (m) => (m.address = (await provider.prepareMachine(m.ref)).address)));
-        await Promise.all(machines.map((m) => provider.startMachine(m.ref, bootstrapOf(m.ref, m.facts.roles))));
-        await Promise.all(
-          machines.map((m) =>
-            waitFor(`${m.ref.name} Running`, 180_000, async () => {
-              const d = await provider.describeMachine(m.ref);
-              assert.notEqual(d.state, 'Failed', `${m.ref.name}: ${d.failureReason}: ${d.failureMessage}`);
-              return d.state === 'Running' ? d : undefined;
-            }),
-          ),
-        );
-        for (const m of machines.slice(0, 2)) {
-          const again = await provider.prepareMachine(m.ref);
-          assert.equal(again.address, m.address, 'prepare answers the same once the server runs');
-          assert.equal(again.providerID, (await provider.describeMachine(m.ref)).providerID);
-        }
-        const cps = machines.filter((m) => m.facts.pool === 'cp');
-        const endpoint = await provider.ensureEndpoint(cluster, cps.map((m) => `${m.address}:6443`));
-        assert.equal(endpoint.host, vip, 'the endpoint address is fixed at first call');
-        assert.equal(endpoint.url, `https://${vip}:6443`);
-
-        const cloud = await directory.cloud;
-        // Servers: one per machine, tagged, with its flavor, image, port and metadata.
-        const servers = (await marina.request('compute', 'GET', `/servers/detail?tags=${clusterTag(cluster.uid)}`, undefined, NOVA)).body.servers as any[];
-        assert.deepEqual(servers.map((s) => s.name).sort(), machines.map((m) => m.ref.name).sort());
-        const groups = (await marina.request('compute', 'GET', '/os-server-groups', undefined, NOVA)).body.server_groups as any[];
-        for (const m of machines) {
-          const s = servers.find((x) => x.name === m.ref.name);
-          assert.equal(s.status, 'ACTIVE');
-          assert.deepEqual([...s.tags].sort(), [cloudTag(cloud.uid), clusterTag(cluster.uid), machineTag(m.ref.uid)].sort());
-          assert.equal(s.flavor.original_name, m.facts.flavor);
-          assert.equal(s.image.id, env.image.id);
-          assert.deepEqual(s.metadata, { 'marina:project': 'p', 'marina:cluster': cluster.name, 'marina:machine': m.ref.name, 'marina:machine-uid': m.ref.uid, 'marina:pool': m.facts.pool });
-          const addrs = Object.values(s.addresses as Record<string, { addr: string }[]>).flat().map((a) => a.addr);
-          assert.deepEqual(addrs, [m.address], 'booted on the prepared port');
-          // server_groups is in a single server's view only (2.71+), not in the list.
-          const shown = (await marina.request('compute', 'GET', `/servers/${s.id}`, undefined, NOVA)).body.server;
-          const group = groups.find((g) => g.name === serverGroupName(cluster.uid, m.facts.pool));
-          if (m.facts.pool === 'workers') assert.deepEqual(shown.server_groups, [], 'workers are in no group');
-          else assert.deepEqual(shown.server_groups, [group.id], `${m.ref.name} is in its pool's group`);
-        }
-        // Anti-affinity: etcd and control-plane members on distinct hosts.
-        for (const pool of ['etcd', 'cp']) {
-          const group = groups.find((g) => g.name === serverGroupName(cluster.uid, pool));
-          assert.equal(group.policy, 'anti-affinity');
-          const members = servers.filter((s) => s.metadata['marina:pool'] === pool);
-          assert.deepEqual([...group.members].sort(), members.map((s) => s.id).sort());
-          assert.equal(new Set(members.map((s) => s.hostId)).size, members.length, `${pool} members on distinct hosts`);
-        }
-
-        // User data: cloud-config that runs the agent join with the machine's own single-use token.
-        for (const m of machines) {
-          const { config } = (await userDataOf(admin, m.ref.uid))[0]!;
-          const issued = joins.issued.get(m.ref.uid)!;
-          assert.equal(issued.count, 1, 'one token per machine');
-          assert.equal(tokenIn(config), issued.join.token);
-          assert.equal(config.hostname, m.ref.name);
-          const token = config.write_files.find((f: any) => f.path === TOKEN_FILE);
-          assert.equal(token.permissions, '0600');
-          const unit = config.write_files.find((f: any) => f.path.endsWith('marina-agent.service')).content as string;
-          const exec = unit.split('\n').find((l) => l.startsWith('ExecStart='))!;
-          assert.equal(
-            exec,
-            `ExecStart=marina agent join --url ${MARINA_URL} --token-file ${TOKEN_FILE} --ca-pin ${issued.join.caPin} --data-dir /var/lib/marina-agent --node-ip ${m.address} --hostname ${m.ref.name}`,
-          );
-          assert.ok(!unit.includes(issued.join.token), 'the token is not on the command line');
-        }
-
-        // Ports: one per machine in the cluster's security group, tagged; pods' CIDR allowed.
-        const ports = (await marina.request('network', 'GET', `/v2.0/ports?tags=${clusterTag(cluster.uid)}`)).body.ports as any[];
-        assert.equal(ports.length, machines.length);
-        const sgs = (await marina.request('network', 'GET', `/v2.0/security-groups?tags=${clusterTag(cluster.uid)}`)).body.security_groups as any[];
-        assert.equal(sgs.length, 1, 'one security group per cluster');
-        const sg = sgs[0];
-        assert.deepEqual([...sg.tags].sort(), [cloudTag(cloud.uid), clusterTag(cluster.uid)].sort());
-        for (const m of machines) {
-          const p = ports.find((x) => x.fixed_ips[0].ip_address === m.address);
-          assert.ok(p, `port of ${m.ref.name}`);
-          assert.equal(p.network_id, env.network.id);
-          assert.deepEqual(p.security_groups, [sg.id]);
-          assert.deepEqual([...p.tags].sort(), [cloudTag(cloud.uid), clusterTag(cluster.uid), machineTag(m.ref.uid)].sort());
-          assert.deepEqual(p.allowed_address_pairs.map((a: any) => a.ip_address), [POD_CIDR]);
-          assert.equal(p.device_owner, 'compute:nova');
-        }
-        const ingress = (sg.security_group_rules as any[])
-          .filter((r) => r.direction === 'ingress')
-          .map((r) => `${r.protocol ?? 'any'}:${r.port_range_min ?? ''}-${r.port_range_max ?? ''}:${r.remote_group_id === sg.id ? 'group' : r.remote_ip_prefix}`)
-          .sort();
-        assert.deepEqual(ingress, [
-          `any:-:${POD_CIDR}`,
-          'tcp:10250-10250:group',
-          `tcp:10270-10270:${MANAGEMENT_CIDR}`,
-          'tcp:2379-2379:' + MANAGEMENT_CIDR,
-          'tcp:2379-2380:group',
-          'tcp:6443-6443:0.0.0.0/0',
-        ]);
-
-        // Load balancer: listener 6443, pool, HTTPS health monitor on /readyz, the control planes as members.
-        const lbs = (await marina.request('load-balancer', 'GET', `/v2/lbaas/loadbalancers?tags=${clusterTag(cluster.uid)}`)).body.loadbalancers as any[];
-        assert.equal(lbs.length, 1);
-        const status = (await marina.request('load-balancer', 'GET', `/v2/lbaas/loadbalancers/${lbs[0].id}/status`)).body.statuses.loadbalancer;
-        assert.equal(status.provisioning_status, 'ACTIVE');
-        const listener = status.listeners[0];
-        const lbPool = listener.pools[0];
-        assert.equal(lbPool.health_monitor.type, 'HTTPS');
-        const hm = (await marina.request('load-balancer', 'GET', `/v2/lbaas/healthmonitors/${lbPool.health_monitor.id}`)).body.healthmonitor;
-        assert.equal(hm.url_path, '/readyz');
-        assert.deepEqual(lbPool.members.map((x: any) => `${x.address}:${x.protocol_port}`).sort(), cps.map((m) => `${m.address}:6443`).sort());
-        assert.equal((await marina.request('load-balancer', 'GET', `/v2/lbaas/listeners/${listener.id}`)).body.listener.protocol_port, 6443);
-
-        // The inventory names every machine by the uid it was made for.
-        const listed = (await provider.listMachines()).filter((x) => x.ref.cluster === cluster.name);
-        assert.deepEqual(listed.map((x) => x.ref.uid).sort(), machines.map((m) => m.ref.uid).sort());
-        assert.ok(listed.every((x) => x.state === 'Running'));
-      });
-
-      it('a fourth etcd server has no host left: Failed with NoValidHost and Nova\'s message', async () => {
-        const extra = add(pools[0]!, 3);
-        machines.push(extra);
-        await provider.prepareMachine(extra.ref);
-        await provider.startMachine(extra.ref, bootstrapOf(extra.ref, ['etcd']));
-        const d = await waitFor('the fourth etcd server to fail', 180_000, async () => {
-          const x = await provider.describeMachine(extra.ref);
-          return x.state === 'Failed' ? x : undefined;
+    // Side by side (they share nothing but the cloud): the conformance suite's machines are workers
+    // without a server group, the cluster's etcd group needs the three hosts to itself only. The
+    // tests inside each suite run in order (concurrency 1).
+    describe('the conformance suite and a cluster, side by side', { concurrency: true }, () => {
+      describe('conformance', { concurrency: 1 }, () => {
+        describeProviderConformance('openstack', {
+          newProvider,
+          minimalBootstrap: (m) => bootstrapOf(m, ['worker']),
+          runningTimeoutMs: 180_000,
+          async assertMachineGone(m, last) {
+            const serverId = (last.providerStatus as { serverId?: string }).serverId;
+            assert.ok(serverId, 'the machine had a server');
+            assert.equal((await marina.request('compute', 'GET', `/servers/${serverId}`, undefined, NOVA)).status, 404, 'its server is gone');
+            const portId = (last.providerStatus as { portId?: string }).portId;
+            assert.equal((await marina.request('network', 'GET', `/v2.0/ports/${portId}`)).status, 404, 'its port is gone');
+            assert.deepEqual((await marina.request('network', 'GET', `/v2.0/ports?tags=${machineTag(m.uid)}`)).body.ports, []);
+            assert.equal(joins.issued.has(m.uid), false, 'its join is forgotten');
+          },
+          async assertEndpointGone(cluster) {
+            const lbs = (await marina.request('load-balancer', 'GET', `/v2/lbaas/loadbalancers?tags=${clusterTag(cluster.uid)}`)).body.loadbalancers;
+            assert.deepEqual(lbs, [], 'no load balancer of the cluster left');
+          },
         });
-        assert.equal(d.failureReason, 'NoValidHost');
-        assert.match(d.failureMessage!, /No valid host was found|Exceeded maximum number of retries/);
       });
 
-      it('a server put into ERROR through the API is reported Failed (healing replaces it)', async () => {
-        const victim = machines.find((m) => m.ref.name === 'workers-0')!;
-        const serverId = ((await provider.describeMachine(victim.ref)).providerStatus as { serverId: string }).serverId;
-        const r = await admin.request('compute', 'POST', `/servers/${serverId}/action`, { 'os-resetState': { state: 'error' } }, NOVA);
-        assert.equal(r.status, 202);
-        const d = await provider.describeMachine(victim.ref);
-        assert.equal(d.state, 'Failed');
-        assert.equal(d.failureReason, 'ServerError');
-        assert.match(d.failureMessage!, new RegExp(`server ${serverId} is in ERROR`));
-      });
+      describe('a cluster of 3 etcd, 2 control-plane and 3 worker machines', { concurrency: 1 }, () => {
+        const provider = newProvider();
+        const cluster: ClusterRef = { project: 'p', name: `c-${randomUUID().slice(0, 6)}`, uid: randomUUID() };
+        const pools = [
+          { pool: 'etcd', roles: ['etcd'], count: 3, flavor: 'm1.small' },
+          { pool: 'cp', roles: ['controlplane'], count: 2, flavor: 'm1.small' },
+          { pool: 'workers', roles: ['worker'], count: 3, flavor: 'm1.medium' },
+        ];
+        const machines: { ref: MachineRef; facts: MachineFacts; address?: string }[] = [];
+        const add = (pool: (typeof pools)[number], i: number, image?: string) => {
+          const ref: MachineRef = { project: cluster.project, cluster: cluster.name, name: `${pool.pool}-${i}`, uid: randomUUID() };
+          const facts: MachineFacts = { clusterUid: cluster.uid, pool: pool.pool, roles: pool.roles, image: image ?? env.image.name, flavor: pool.flavor, podCIDR: POD_CIDR };
+          directory.facts.set(ref.uid, facts);
+          return { ref, facts };
+        };
+        let vip: string;
 
-      it('delete leaves nothing tagged with the cluster', async () => {
-        await Promise.all(machines.map((m) => provider.deleteMachine(m.ref)));
-        await provider.deleteEndpoint(cluster);
-        const tag = clusterTag(cluster.uid);
-        assert.deepEqual((await marina.request('compute', 'GET', `/servers/detail?tags=${tag}`, undefined, NOVA)).body.servers, []);
-        assert.deepEqual((await marina.request('network', 'GET', `/v2.0/ports?tags=${tag}`)).body.ports, []);
-        assert.deepEqual((await marina.request('network', 'GET', `/v2.0/security-groups?tags=${tag}`)).body.security_groups, []);
-        assert.deepEqual((await marina.request('load-balancer', 'GET', `/v2/lbaas/loadbalancers?tags=${tag}`)).body.loadbalancers, []);
-        const groups = (await marina.request('compute', 'GET', '/os-server-groups', undefined, NOVA)).body.server_groups as any[];
-        assert.deepEqual(groups.filter((g) => g.name.includes(cluster.uid)), []);
-        assert.deepEqual((await provider.listMachines()).filter((x) => x.ref.cluster === cluster.name), []);
+        it('creates exactly the servers, ports, groups, tags, user data and load balancer it should', async () => {
+          vip = (await provider.ensureEndpoint(cluster, [])).host;
+          for (const p of pools) for (let i = 0; i < p.count; i++) machines.push(add(p, i));
+          await Promise.all(machines.map(async (m) => (m.address = (await provider.prepareMachine(m.ref)).address)));
+          await Promise.all(machines.map((m) => provider.startMachine(m.ref, bootstrapOf(m.ref, m.facts.roles))));
+          await Promise.all(
+            machines.map((m) =>
+              waitFor(`${m.ref.name} Running`, 180_000, async () => {
+                const d = await provider.describeMachine(m.ref);
+                assert.notEqual(d.state, 'Failed', `${m.ref.name}: ${d.failureReason}: ${d.failureMessage}`);
+                return d.state === 'Running' ? d : undefined;
+              }),
+            ),
+          );
+          for (const m of machines.slice(0, 2)) {
+            const again = await provider.prepareMachine(m.ref);
+            assert.equal(again.address, m.address, 'prepare answers the same once the server runs');
+            assert.equal(again.providerID, (await provider.describeMachine(m.ref)).providerID);
+          }
+          const cps = machines.filter((m) => m.facts.pool === 'cp');
+          const endpoint = await provider.ensureEndpoint(cluster, cps.map((m) => `${m.address}:6443`));
+          assert.equal(endpoint.host, vip, 'the endpoint address is fixed at first call');
+          assert.equal(endpoint.url, `https://${vip}:6443`);
+
+          const cloud = await directory.cloud;
+          // Servers: one per machine, tagged, with its flavor, image, port and metadata.
+          const servers = (await marina.request('compute', 'GET', `/servers/detail?tags=${clusterTag(cluster.uid)}`, undefined, NOVA)).body.servers as any[];
+          assert.deepEqual(servers.map((s) => s.name).sort(), machines.map((m) => m.ref.name).sort());
+          const groups = (await marina.request('compute', 'GET', '/os-server-groups', undefined, NOVA)).body.server_groups as any[];
+          for (const m of machines) {
+            const s = servers.find((x) => x.name === m.ref.name);
+            assert.equal(s.status, 'ACTIVE');
+            assert.deepEqual([...s.tags].sort(), [cloudTag(cloud.uid), clusterTag(cluster.uid), machineTag(m.ref.uid)].sort());
+            assert.equal(s.flavor.original_name, m.facts.flavor);
+            assert.equal(s.image.id, env.image.id);
+            assert.deepEqual(s.metadata, { 'marina:project': 'p', 'marina:cluster': cluster.name, 'marina:machine': m.ref.name, 'marina:machine-uid': m.ref.uid, 'marina:pool': m.facts.pool });
+            const addrs = Object.values(s.addresses as Record<string, { addr: string }[]>).flat().map((a) => a.addr);
+            assert.deepEqual(addrs, [m.address], 'booted on the prepared port');
+            // server_groups is in a single server's view only (2.71+), not in the list.
+            const shown = (await marina.request('compute', 'GET', `/servers/${s.id}`, undefined, NOVA)).body.server;
+            const group = groups.find((g) => g.name === serverGroupName(cluster.uid, m.facts.pool));
+            if (m.facts.pool === 'workers') assert.deepEqual(shown.server_groups, [], 'workers are in no group');
+            else assert.deepEqual(shown.server_groups, [group.id], `${m.ref.name} is in its pool's group`);
+          }
+          // Anti-affinity: etcd and control-plane members on distinct hosts.
+          for (const pool of ['etcd', 'cp']) {
+            const group = groups.find((g) => g.name === serverGroupName(cluster.uid, pool));
+            assert.equal(group.policy, 'anti-affinity');
+            const members = servers.filter((s) => s.metadata['marina:pool'] === pool);
+            assert.deepEqual([...group.members].sort(), members.map((s) => s.id).sort());
+            assert.equal(new Set(members.map((s) => s.hostId)).size, members.length, `${pool} members on distinct hosts`);
+          }
+
+          // User data: cloud-config that runs the agent join with the machine's own single-use token.
+          for (const m of machines) {
+            const { config } = (await userDataOf(admin, m.ref.uid))[0]!;
+            const issued = joins.issued.get(m.ref.uid)!;
+            assert.equal(issued.count, 1, 'one token per machine');
+            assert.equal(tokenIn(config), issued.join.token);
+            assert.equal(config.hostname, m.ref.name);
+            const token = config.write_files.find((f: any) => f.path === TOKEN_FILE);
+            assert.equal(token.permissions, '0600');
+            const unit = config.write_files.find((f: any) => f.path.endsWith('marina-agent.service')).content as string;
+            const exec = unit.split('\n').find((l) => l.startsWith('ExecStart='))!;
+            assert.equal(
+              exec,
+              `ExecStart=marina agent join --url ${MARINA_URL} --token-file ${TOKEN_FILE} --ca-pin ${issued.join.caPin} --data-dir /var/lib/marina-agent --node-ip ${m.address} --hostname ${m.ref.name}`,
+            );
+            assert.ok(!unit.includes(issued.join.token), 'the token is not on the command line');
+          }
+
+          // Ports: one per machine in the cluster's security group, tagged; pods' CIDR allowed.
+          const ports = (await marina.request('network', 'GET', `/v2.0/ports?tags=${clusterTag(cluster.uid)}`)).body.ports as any[];
+          assert.equal(ports.length, machines.length);
+          const sgs = (await marina.request('network', 'GET', `/v2.0/security-groups?tags=${clusterTag(cluster.uid)}`)).body.security_groups as any[];
+          assert.equal(sgs.length, 1, 'one security group per cluster');
+          const sg = sgs[0];
+          assert.deepEqual([...sg.tags].sort(), [cloudTag(cloud.uid), clusterTag(cluster.uid)].sort());
+          for (const m of machines) {
+            const p = ports.find((x) => x.fixed_ips[0].ip_address === m.address);
+            assert.ok(p, `port of ${m.ref.name}`);
+            assert.equal(p.network_id, env.network.id);
+            assert.deepEqual(p.security_groups, [sg.id]);
+            assert.deepEqual([...p.tags].sort(), [cloudTag(cloud.uid), clusterTag(cluster.uid), machineTag(m.ref.uid)].sort());
+            assert.deepEqual(p.allowed_address_pairs.map((a: any) => a.ip_address), [POD_CIDR]);
+            assert.equal(p.device_owner, 'compute:nova');
+          }
+          const ingress = (sg.security_group_rules as any[])
+            .filter((r) => r.direction === 'ingress')
+            .map((r) => `${r.protocol ?? 'any'}:${r.port_range_min ?? ''}-${r.port_range_max ?? ''}:${r.remote_group_id === sg.id ? 'group' : r.remote_ip_prefix}`)
+            .sort();
+          assert.deepEqual(ingress, [
+            `any:-:${POD_CIDR}`,
+            'tcp:10250-10250:group',
+            `tcp:10270-10270:${MANAGEMENT_CIDR}`,
+            'tcp:2379-2379:' + MANAGEMENT_CIDR,
+            'tcp:2379-2380:group',
+            'tcp:6443-6443:0.0.0.0/0',
+          ]);
+
+          // Load balancer: listener 6443, pool, HTTPS health monitor on /readyz, the control planes as members.
+          const lbs = (await marina.request('load-balancer', 'GET', `/v2/lbaas/loadbalancers?tags=${clusterTag(cluster.uid)}`)).body.loadbalancers as any[];
+          assert.equal(lbs.length, 1);
+          const status = (await marina.request('load-balancer', 'GET', `/v2/lbaas/loadbalancers/${lbs[0].id}/status`)).body.statuses.loadbalancer;
+          assert.equal(status.provisioning_status, 'ACTIVE');
+          const listener = status.listeners[0];
+          const lbPool = listener.pools[0];
+          assert.equal(lbPool.health_monitor.type, 'HTTPS');
+          const hm = (await marina.request('load-balancer', 'GET', `/v2/lbaas/healthmonitors/${lbPool.health_monitor.id}`)).body.healthmonitor;
+          assert.equal(hm.url_path, '/readyz');
+          assert.deepEqual(lbPool.members.map((x: any) => `${x.address}:${x.protocol_port}`).sort(), cps.map((m) => `${m.address}:6443`).sort());
+          assert.equal((await marina.request('load-balancer', 'GET', `/v2/lbaas/listeners/${listener.id}`)).body.listener.protocol_port, 6443);
+
+          // The inventory names every machine by the uid it was made for.
+          const listed = (await provider.listMachines()).filter((x) => x.ref.cluster === cluster.name);
+          assert.deepEqual(listed.map((x) => x.ref.uid).sort(), machines.map((m) => m.ref.uid).sort());
+          assert.ok(listed.every((x) => x.state === 'Running'));
+        });
+
+        it('a fourth etcd server has no host left: Failed with NoValidHost and Nova\'s message', async () => {
+          const extra = add(pools[0]!, 3);
+          machines.push(extra);
+          await provider.prepareMachine(extra.ref);
+          await provider.startMachine(extra.ref, bootstrapOf(extra.ref, ['etcd']));
+          const d = await waitFor('the fourth etcd server to fail', 180_000, async () => {
+            const x = await provider.describeMachine(extra.ref);
+            return x.state === 'Failed' ? x : undefined;
+          });
+          assert.equal(d.failureReason, 'NoValidHost');
+          assert.match(d.failureMessage!, /No valid host was found|Exceeded maximum number of retries/);
+        });
+
+        it('a server put into ERROR through the API is reported Failed (healing replaces it)', async () => {
+          const victim = machines.find((m) => m.ref.name === 'workers-0')!;
+          const serverId = ((await provider.describeMachine(victim.ref)).providerStatus as { serverId: string }).serverId;
+          const r = await admin.request('compute', 'POST', `/servers/${serverId}/action`, { 'os-resetState': { state: 'error' } }, NOVA);
+          assert.equal(r.status, 202);
+          const d = await provider.describeMachine(victim.ref);
+          assert.equal(d.state, 'Failed');
+          assert.equal(d.failureReason, 'ServerError');
+          assert.match(d.failureMessage!, new RegExp(`server ${serverId} is in ERROR`));
+        });
+
+        it('delete leaves nothing tagged with the cluster', async () => {
+          await Promise.all(machines.map((m) => provider.deleteMachine(m.ref)));
+          await provider.deleteEndpoint(cluster);
+          const tag = clusterTag(cluster.uid);
+          assert.deepEqual((await marina.request('compute', 'GET', `/servers/detail?tags=${tag}`, undefined, NOVA)).body.servers, []);
+          assert.deepEqual((await marina.request('network', 'GET', `/v2.0/ports?tags=${tag}`)).body.ports, []);
+          assert.deepEqual((await marina.request('network', 'GET', `/v2.0/security-groups?tags=${tag}`)).body.security_groups, []);
+          assert.deepEqual((await marina.request('load-balancer', 'GET', `/v2/lbaas/loadbalancers?tags=${tag}`)).body.loadbalancers, []);
+          const groups = (await marina.request('compute', 'GET', '/os-server-groups', undefined, NOVA)).body.server_groups as any[];
+          assert.deepEqual(groups.filter((g) => g.name.includes(cluster.uid)), []);
+          assert.deepEqual((await provider.listMachines()).filter((x) => x.ref.cluster === cluster.name), []);
+        });
       });
     });
 

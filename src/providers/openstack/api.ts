@@ -1,7 +1,14 @@
 // The OpenStack calls the provider makes, typed with the fields it reads. Shapes as documented in
 // docs/openstack-dev.md (observed against Zed): Nova /servers and /os-server-groups, Neutron
 // /v2.0 ports, networks, subnets, security groups and tags, Glance /v2/images, Octavia /v2/lbaas.
-import type { OpenStackSession, RequestOptions } from './session.js';
+import { OpenStackError, type OpenStackSession, type Reply, type RequestOptions, type ServiceType } from './session.js';
+
+const isObjectWithId = (v: unknown): boolean => typeof v === 'object' && v !== null && typeof (v as { id?: unknown }).id === 'string';
+
+function unexpected(service: ServiceType, reply: Reply<unknown>, wanted: string): OpenStackError {
+  const got = typeof reply.body === 'string' ? reply.body.slice(0, 200) : JSON.stringify(reply.body).slice(0, 200);
+  return new OpenStackError(service, reply.status, `unexpected answer (wanted ${wanted}): ${got}`);
+}
 
 export interface Server {
   id: string;
@@ -87,7 +94,7 @@ export interface Image {
   status: string;
 }
 
-export type ProvisioningStatus = 'ACTIVE' | 'PENDING_CREATE' | 'PENDING_UPDATE' | 'PENDING_DELETE' | 'DELETED' | 'ERROR';
+type ProvisioningStatus = 'ACTIVE' | 'PENDING_CREATE' | 'PENDING_UPDATE' | 'PENDING_DELETE' | 'DELETED' | 'ERROR';
 
 export interface LoadBalancer {
   id: string;
@@ -101,13 +108,13 @@ export interface LoadBalancer {
   tags: string[];
 }
 
-export interface Listener {
+interface Listener {
   id: string;
   protocol_port: number;
   default_pool_id: string | null;
 }
 
-export interface LbPool {
+interface LbPool {
   id: string;
   healthmonitor_id: string | null;
   members: { id: string }[];
@@ -136,24 +143,40 @@ export const looksLikeId = (s: string): boolean => UUID.test(s);
 export class OpenStackApi {
   constructor(readonly session: OpenStackSession) {}
 
-  private call<T>(service: Parameters<OpenStackSession['request']>[0], method: string, path: string, opts: RequestOptions = {}) {
-    return this.session.request<T>(service, method, path, opts);
+  private call(service: ServiceType, method: string, path: string, opts: RequestOptions = {}): Promise<Reply<unknown>> {
+    return this.session.request(service, method, path, opts);
+  }
+
+  // The answers are checked for what the provider reads (the wrapper key, and objects with an id)
+  // before they are used: a proxy's page or another API version is an OpenStackError naming the
+  // service, not a TypeError deep in a controller.
+
+  private one<T>(reply: Reply<unknown>, service: ServiceType, key: string): T {
+    const value = (reply.body as Record<string, unknown> | null)?.[key];
+    if (!isObjectWithId(value)) throw unexpected(service, reply, `an object "${key}" with an id`);
+    return value as T;
+  }
+
+  private list<T>(reply: Reply<unknown>, service: ServiceType, key: string): T[] {
+    const value = (reply.body as Record<string, unknown> | null)?.[key];
+    if (!Array.isArray(value) || !value.every(isObjectWithId)) throw unexpected(service, reply, `a list "${key}" of objects with ids`);
+    return value as T[];
   }
 
   // ---------------------------------------------------------------- Nova
 
   async servers(tags: string[], signal?: AbortSignal): Promise<Server[]> {
-    return (await this.call<{ servers: Server[] }>('compute', 'GET', `/servers/detail${q({ tags: tags.join(',') })}`, { signal })).body.servers;
+    return this.list<Server>(await this.call('compute', 'GET', `/servers/detail${q({ tags: tags.join(',') })}`, { signal }), 'compute', 'servers');
   }
 
   async server(id: string, signal?: AbortSignal): Promise<Server | undefined> {
-    const r = await this.call<{ server: Server }>('compute', 'GET', `/servers/${id}`, { signal, accept: [404] });
-    return r.status === 404 ? undefined : r.body.server;
+    const r = await this.call('compute', 'GET', `/servers/${id}`, { signal, accept: [404] });
+    return r.status === 404 ? undefined : this.one<Server>(r, 'compute', 'server');
   }
 
   async createServer(server: Record<string, unknown>, hints: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<string> {
     const body = { server, ...(hints ? { 'os:scheduler_hints': hints } : {}) };
-    return (await this.call<{ server: { id: string } }>('compute', 'POST', '/servers', { body, signal })).body.server.id;
+    return this.one<{ id: string }>(await this.call('compute', 'POST', '/servers', { body, signal }), 'compute', 'server').id;
   }
 
   async deleteServer(id: string, signal?: AbortSignal): Promise<void> {
@@ -161,11 +184,11 @@ export class OpenStackApi {
   }
 
   async serverGroups(signal?: AbortSignal): Promise<ServerGroup[]> {
-    return (await this.call<{ server_groups: ServerGroup[] }>('compute', 'GET', '/os-server-groups?limit=1000', { signal })).body.server_groups;
+    return this.list<ServerGroup>(await this.call('compute', 'GET', '/os-server-groups?limit=1000', { signal }), 'compute', 'server_groups');
   }
 
   async createServerGroup(name: string, policy: string, signal?: AbortSignal): Promise<ServerGroup> {
-    return (await this.call<{ server_group: ServerGroup }>('compute', 'POST', '/os-server-groups', { body: { server_group: { name, policy } }, signal })).body.server_group;
+    return this.one<ServerGroup>(await this.call('compute', 'POST', '/os-server-groups', { body: { server_group: { name, policy } }, signal }), 'compute', 'server_group');
   }
 
   async deleteServerGroup(id: string, signal?: AbortSignal): Promise<void> {
@@ -173,31 +196,31 @@ export class OpenStackApi {
   }
 
   async flavors(signal?: AbortSignal): Promise<Flavor[]> {
-    return (await this.call<{ flavors: Flavor[] }>('compute', 'GET', '/flavors/detail', { signal })).body.flavors;
+    return this.list<Flavor>(await this.call('compute', 'GET', '/flavors/detail', { signal }), 'compute', 'flavors');
   }
 
   // ---------------------------------------------------------------- Glance
 
   async images(name: string, signal?: AbortSignal): Promise<Image[]> {
-    return (await this.call<{ images: Image[] }>('image', 'GET', `/v2/images${q({ name })}`, { signal })).body.images;
+    return this.list<Image>(await this.call('image', 'GET', `/v2/images${q({ name })}`, { signal }), 'image', 'images');
   }
 
   // ---------------------------------------------------------------- Neutron
 
   async networks(ref: string, signal?: AbortSignal): Promise<Network[]> {
-    return (await this.call<{ networks: Network[] }>('network', 'GET', `/v2.0/networks${q(looksLikeId(ref) ? { id: ref } : { name: ref })}`, { signal })).body.networks;
+    return this.list<Network>(await this.call('network', 'GET', `/v2.0/networks${q(looksLikeId(ref) ? { id: ref } : { name: ref })}`, { signal }), 'network', 'networks');
   }
 
   async subnets(filter: Record<string, string>, signal?: AbortSignal): Promise<Subnet[]> {
-    return (await this.call<{ subnets: Subnet[] }>('network', 'GET', `/v2.0/subnets${q(filter)}`, { signal })).body.subnets;
+    return this.list<Subnet>(await this.call('network', 'GET', `/v2.0/subnets${q(filter)}`, { signal }), 'network', 'subnets');
   }
 
   async ports(filter: Record<string, string | string[]>, signal?: AbortSignal): Promise<Port[]> {
-    return (await this.call<{ ports: Port[] }>('network', 'GET', `/v2.0/ports${q(filter)}`, { signal })).body.ports;
+    return this.list<Port>(await this.call('network', 'GET', `/v2.0/ports${q(filter)}`, { signal }), 'network', 'ports');
   }
 
   async createPort(port: Record<string, unknown>, signal?: AbortSignal): Promise<Port> {
-    return (await this.call<{ port: Port }>('network', 'POST', '/v2.0/ports', { body: { port }, signal })).body.port;
+    return this.one<Port>(await this.call('network', 'POST', '/v2.0/ports', { body: { port }, signal }), 'network', 'port');
   }
 
   async deletePort(id: string, signal?: AbortSignal): Promise<void> {
@@ -210,11 +233,11 @@ export class OpenStackApi {
   }
 
   async securityGroups(filter: Record<string, string>, signal?: AbortSignal): Promise<SecurityGroup[]> {
-    return (await this.call<{ security_groups: SecurityGroup[] }>('network', 'GET', `/v2.0/security-groups${q(filter)}`, { signal })).body.security_groups;
+    return this.list<SecurityGroup>(await this.call('network', 'GET', `/v2.0/security-groups${q(filter)}`, { signal }), 'network', 'security_groups');
   }
 
   async createSecurityGroup(name: string, description: string, signal?: AbortSignal): Promise<SecurityGroup> {
-    return (await this.call<{ security_group: SecurityGroup }>('network', 'POST', '/v2.0/security-groups', { body: { security_group: { name, description } }, signal })).body.security_group;
+    return this.one<SecurityGroup>(await this.call('network', 'POST', '/v2.0/security-groups', { body: { security_group: { name, description } }, signal }), 'network', 'security_group');
   }
 
   /** Adds a rule; one that exists already (409 SecurityGroupRuleExists) counts as added. */
@@ -231,16 +254,16 @@ export class OpenStackApi {
   // ---------------------------------------------------------------- Octavia
 
   async loadBalancers(tags: string[], signal?: AbortSignal): Promise<LoadBalancer[]> {
-    return (await this.call<{ loadbalancers: LoadBalancer[] }>('load-balancer', 'GET', `/v2/lbaas/loadbalancers${q({ tags: tags.join(',') })}`, { signal })).body.loadbalancers;
+    return this.list<LoadBalancer>(await this.call('load-balancer', 'GET', `/v2/lbaas/loadbalancers${q({ tags: tags.join(',') })}`, { signal }), 'load-balancer', 'loadbalancers');
   }
 
   async loadBalancer(id: string, signal?: AbortSignal): Promise<LoadBalancer | undefined> {
-    const r = await this.call<{ loadbalancer: LoadBalancer }>('load-balancer', 'GET', `/v2/lbaas/loadbalancers/${id}`, { signal, accept: [404] });
-    return r.status === 404 ? undefined : r.body.loadbalancer;
+    const r = await this.call('load-balancer', 'GET', `/v2/lbaas/loadbalancers/${id}`, { signal, accept: [404] });
+    return r.status === 404 ? undefined : this.one<LoadBalancer>(r, 'load-balancer', 'loadbalancer');
   }
 
   async createLoadBalancer(lb: Record<string, unknown>, signal?: AbortSignal): Promise<LoadBalancer> {
-    return (await this.call<{ loadbalancer: LoadBalancer }>('load-balancer', 'POST', '/v2/lbaas/loadbalancers', { body: { loadbalancer: lb }, signal })).body.loadbalancer;
+    return this.one<LoadBalancer>(await this.call('load-balancer', 'POST', '/v2/lbaas/loadbalancers', { body: { loadbalancer: lb }, signal }), 'load-balancer', 'loadbalancer');
   }
 
   async deleteLoadBalancer(id: string, signal?: AbortSignal): Promise<void> {
@@ -249,19 +272,19 @@ export class OpenStackApi {
   }
 
   async listener(id: string, signal?: AbortSignal): Promise<Listener> {
-    return (await this.call<{ listener: Listener }>('load-balancer', 'GET', `/v2/lbaas/listeners/${id}`, { signal })).body.listener;
+    return this.one<Listener>(await this.call('load-balancer', 'GET', `/v2/lbaas/listeners/${id}`, { signal }), 'load-balancer', 'listener');
   }
 
   async createListener(listener: Record<string, unknown>, signal?: AbortSignal): Promise<Listener> {
-    return (await this.call<{ listener: Listener }>('load-balancer', 'POST', '/v2/lbaas/listeners', { body: { listener }, signal })).body.listener;
+    return this.one<Listener>(await this.call('load-balancer', 'POST', '/v2/lbaas/listeners', { body: { listener }, signal }), 'load-balancer', 'listener');
   }
 
   async pool(id: string, signal?: AbortSignal): Promise<LbPool> {
-    return (await this.call<{ pool: LbPool }>('load-balancer', 'GET', `/v2/lbaas/pools/${id}`, { signal })).body.pool;
+    return this.one<LbPool>(await this.call('load-balancer', 'GET', `/v2/lbaas/pools/${id}`, { signal }), 'load-balancer', 'pool');
   }
 
   async createPool(pool: Record<string, unknown>, signal?: AbortSignal): Promise<LbPool> {
-    return (await this.call<{ pool: LbPool }>('load-balancer', 'POST', '/v2/lbaas/pools', { body: { pool }, signal })).body.pool;
+    return this.one<LbPool>(await this.call('load-balancer', 'POST', '/v2/lbaas/pools', { body: { pool }, signal }), 'load-balancer', 'pool');
   }
 
   async createHealthMonitor(healthmonitor: Record<string, unknown>, signal?: AbortSignal): Promise<void> {
@@ -269,7 +292,7 @@ export class OpenStackApi {
   }
 
   async members(poolId: string, signal?: AbortSignal): Promise<Member[]> {
-    return (await this.call<{ members: Member[] }>('load-balancer', 'GET', `/v2/lbaas/pools/${poolId}/members`, { signal })).body.members;
+    return this.list<Member>(await this.call('load-balancer', 'GET', `/v2/lbaas/pools/${poolId}/members`, { signal }), 'load-balancer', 'members');
   }
 
   /** Replaces the pool's whole member set (202; the load balancer goes PENDING_UPDATE). */

@@ -44,16 +44,7 @@ export async function machineServers(api: OpenStackApi, tag: string, uid: string
 
 export const isGoing = (s: Server): boolean => s.status === 'DELETED' || s.status === 'SOFT_DELETED' || s['OS-EXT-STS:task_state'] === 'deleting';
 
-/** The server's first IPv4 address. */
-export function serverAddress(s: Server): string | undefined {
-  for (const list of Object.values(s.addresses ?? {})) {
-    const a = list.find((x) => x.version === 4);
-    if (a) return a.addr;
-  }
-  return undefined;
-}
-
-export interface ServerState {
+interface ServerState {
   state: MachineState;
   reason?: string;
   message?: string;

@@ -37,7 +37,7 @@ export async function settled(api: OpenStackApi, id: string, s: Settle): Promise
 }
 
 /** A live load balancer with these tags (one being deleted does not count). */
-export async function findLoadBalancer(api: OpenStackApi, tags: string[], signal?: AbortSignal): Promise<LoadBalancer | undefined> {
+async function findLoadBalancer(api: OpenStackApi, tags: string[], signal?: AbortSignal): Promise<LoadBalancer | undefined> {
   const lbs = (await api.loadBalancers(tags, signal)).filter((lb) => lb.provisioning_status !== 'PENDING_DELETE' && lb.provisioning_status !== 'DELETED');
   return lbs.sort((a, b) => a.id.localeCompare(b.id))[0];
 }

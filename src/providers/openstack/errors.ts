@@ -32,7 +32,7 @@ export function providerError(err: unknown, doing: string): unknown {
   return new ProviderError(reason, `${doing}: OpenStack ${SERVICE_NAMES[err.service] ?? err.service} answered ${err.status}: ${err.detail}`, terminal);
 }
 
-export function classify(err: OpenStackError): { reason: string; terminal: boolean } {
+function classify(err: OpenStackError): { reason: string; terminal: boolean } {
   const d = err.detail;
   if (/quota (exceeded|has been met)/i.test(d) || err.type === 'OverQuota') return { reason: 'QuotaExceeded', terminal: false };
   if (err.service === 'identity') return { reason: 'AuthenticationFailed', terminal: false };

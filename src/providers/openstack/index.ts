@@ -80,7 +80,7 @@ export class OpenStackProvider implements InfrastructureProvider {
         const securityGroup = await this.serialized(`security group ${cloud.uid} ${cluster.uid}`, () =>
           ensureSecurityGroup(api, cloud.uid, cluster, facts.podCIDR, cloud.managementCIDR ?? DEFAULT_MANAGEMENT_CIDR, signal),
         );
-        port = await createMachinePort(api, m, { cloudUid: cloud.uid, clusterUid: facts.clusterUid, network, subnet, securityGroup, podCIDR: facts.podCIDR }, signal);
+        port = await createMachinePort(api, m, { network, subnet, securityGroup, podCIDR: facts.podCIDR }, signal);
       }
       await tagMachinePort(api, port, m, cloud.uid, facts.clusterUid, signal);
       return { address: portAddress(port), providerID: providerIdOf(port.id, undefined) };
@@ -121,6 +121,7 @@ export class OpenStackProvider implements InfrastructureProvider {
       await this.serialized(`group ${cloud.uid} ${facts.clusterUid} ${facts.pool}`, async () => {
         const group = await doing(`ensuring the anti-affinity group of pool ${facts.pool}`, () => ensureServerGroup(api, facts.clusterUid, facts.pool, signal));
         const id = await boot({ group: group.id });
+        // A server still building after the wait does not fail this start (it booted): the next member goes.
         await this.until(`server of machine ${m.name} to leave BUILD`, async () => (await api.server(id, signal))?.status !== 'BUILD', signal).catch(() => undefined);
       });
     }

@@ -96,8 +96,6 @@ export async function machinePorts(api: OpenStackApi, m: MachineRef, signal?: Ab
 }
 
 export interface PortRequest {
-  cloudUid: string;
-  clusterUid: string;
   network: Network;
   subnet: Subnet;
   securityGroup: SecurityGroup;

@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { cidrProblem, validateOpenStackCloud } from '../../api/openstack.js';
 import type { Resource } from '../../api/meta.js';
 import { ProviderError } from '../contract.js';
+import { OpenStackApi } from './api.js';
 import { providerError } from './errors.js';
 import { machineOfPort, portDescription } from './identity.js';
 import { securityGroupRules } from './network.js';
@@ -45,6 +46,15 @@ describe('OpenStack errors', () => {
     const unreachable = providerError(new OpenStackUnreachable('identity', 'http://192.0.2.1:5000', 'ECONNREFUSED'), 'describing') as ProviderError;
     assert.equal(unreachable.reason, 'OpenStackUnreachable');
     assert.equal(unreachable.message, 'describing: cannot reach OpenStack identity at http://192.0.2.1:5000: ECONNREFUSED');
+  });
+});
+
+describe('OpenStack answers', () => {
+  it('an answer without what the provider reads is an OpenStackError naming the service, not a TypeError', async () => {
+    const answering = (body: unknown) => new OpenStackApi({ request: async () => ({ status: 200, body }) } as unknown as ConstructorParameters<typeof OpenStackApi>[0]);
+    await assert.rejects(answering('<html>proxy login</html>').servers([]), (e: unknown) => e instanceof OpenStackError && e.service === 'compute' && /wanted a list "servers" of objects with ids\): <html>proxy login/.test(e.detail));
+    await assert.rejects(answering({ port: { name: 'no id' } }).createPort({}), (e: unknown) => e instanceof OpenStackError && e.service === 'network' && /wanted an object "port" with an id/.test(e.detail));
+    assert.deepEqual(await answering({ servers: [{ id: 'a', name: 'x' }] }).servers([]), [{ id: 'a', name: 'x' }]);
   });
 });
 

@@ -12,7 +12,7 @@
 export type ServiceType = 'compute' | 'network' | 'image' | 'load-balancer';
 
 /** Nova microversion: tags at boot (2.52), `policy` as a string (2.64), `server_groups` in a server (2.71). */
-export const NOVA_MICROVERSION = '2.71';
+const NOVA_MICROVERSION = '2.71';
 
 export interface SessionOptions {
   /** Keystone v3 URL (`…/v3` is appended when missing). */
@@ -73,7 +73,6 @@ interface Token {
   expiresAt: number;
   /** service type → base URL without a trailing slash. */
   endpoints: Map<string, string>;
-  projectId: string;
 }
 
 export class OpenStackSession {
@@ -90,11 +89,6 @@ export class OpenStackSession {
   get keystoneURL(): string {
     const base = this.o.authURL.replace(/\/+$/, '');
     return /\/v3$/.test(base) ? base : `${base}/v3`;
-  }
-
-  /** The project the credential is scoped to. */
-  async projectId(signal?: AbortSignal): Promise<string> {
-    return (await this.currentToken(signal)).projectId;
   }
 
   async request<T = unknown>(service: ServiceType, method: string, path: string, opts: RequestOptions = {}): Promise<Reply<T>> {
@@ -144,7 +138,7 @@ export class OpenStackSession {
       if (ep) endpoints.set(service.type, ep.url.replace(/\/+$/, ''));
     }
     this.authentications++;
-    const token: Token = { value, expiresAt: Date.parse(tb.expires_at), endpoints, projectId: tb.project?.id ?? '' };
+    const token: Token = { value, expiresAt: Date.parse(tb.expires_at), endpoints };
     this.token = token;
     return token;
   }
@@ -179,7 +173,6 @@ export class OpenStackSession {
 
 interface KeystoneToken {
   expires_at: string;
-  project?: { id: string };
   catalog?: { type: string; endpoints: { interface: string; region_id?: string; region?: string; url: string }[] }[];
 }
 

@@ -8,12 +8,12 @@
 import { stringify } from 'yaml';
 import type { JoinInstructions } from './config.js';
 
-export const AGENT_DATA_DIR = '/var/lib/marina-agent';
+const AGENT_DATA_DIR = '/var/lib/marina-agent';
 export const TOKEN_FILE = '/etc/marina/join-token';
-export const AGENT_UNIT = 'marina-agent.service';
+const AGENT_UNIT = 'marina-agent.service';
 
-/** The agent's command line (also what the test that plays the hypervisor runs). */
-export function joinCommand(join: JoinInstructions, node: { address: string; hostname: string }): string[] {
+/** The agent's command line: `marina agent join` as an imported server runs it, the token from a file. */
+function joinCommand(join: JoinInstructions, node: { address: string; hostname: string }): string[] {
   return ['marina', 'agent', 'join', '--url', join.url, '--token-file', TOKEN_FILE, '--ca-pin', join.caPin, '--data-dir', AGENT_DATA_DIR, '--node-ip', node.address, '--hostname', node.hostname];
 }
 
