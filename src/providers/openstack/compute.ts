@@ -32,7 +32,7 @@ export function wantsAntiAffinity(roles: readonly string[]): boolean {
 
 export async function ensureServerGroup(api: OpenStackApi, clusterUid: string, pool: string, signal?: AbortSignal): Promise<ServerGroup> {
   const name = serverGroupName(clusterUid, pool);
-  // Several of one name (left by an older Marina): the fullest, then the oldest id, every time.
+  // Several of one name (left by an older Marina): always the fullest, then the lowest id.
   const existing = (await api.serverGroups(signal)).filter((g) => g.name === name).sort((a, b) => b.members.length - a.members.length || a.id.localeCompare(b.id));
   return existing[0] ?? api.createServerGroup(name, 'anti-affinity', signal);
 }
