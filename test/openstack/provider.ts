@@ -20,7 +20,7 @@ import type { AgentReport, CloudConfig, CloudDirectory, JoinInstructions, Machin
 import { cloudTag, clusterTag, machineTag, serverGroupName } from '../../src/providers/openstack/identity.js';
 import { OpenStackSession } from '../../src/providers/openstack/session.js';
 import { TOKEN_FILE } from '../../src/providers/openstack/userdata.js';
-import { authenticate, type Session, waitFor } from './client.js';
+import { authenticate, http, type Session, waitFor } from './client.js';
 import { type OpenStackEnv, sharedOpenStack } from './controlplane.js';
 
 const NOVA = { 'OpenStack-API-Version': 'compute 2.88' };
@@ -161,7 +161,7 @@ export function describeProviderTests(skipReason: string | undefined): void {
       }
     });
 
-    it('Keystone: the token is cached and renewed before it expires', async () => {
+    it('Keystone: the token is cached, renewed before it expires and after a 401', async () => {
       let offset = 0;
       const session = new OpenStackSession({ authURL: env.endpoints.keystone, applicationCredential: env.applicationCredential, now: () => Date.now() + offset });
       await session.request('compute', 'GET', '/flavors');
@@ -170,6 +170,30 @@ export function describeProviderTests(skipReason: string | undefined): void {
       offset = 56 * 60_000; // Keystone's tokens last an hour; renewal is 5 min before
       await session.request('compute', 'GET', '/flavors');
       assert.equal(session.authentications, 2, 'renewed near expiry');
+
+      // A token Keystone revoked: the service answers 401, the session authenticates again once.
+      // Neutron is asked first after the revocation (Nova's middleware caches the validation).
+      const revoked = new OpenStackSession({ authURL: env.endpoints.keystone, applicationCredential: env.applicationCredential });
+      const seen: string[] = [];
+      const realFetch = globalThis.fetch;
+      globalThis.fetch = (async (url: string | URL | Request, init?: RequestInit) => {
+        const token = (init?.headers as Record<string, string> | undefined)?.['X-Auth-Token'];
+        if (token && !String(url).startsWith(env.endpoints.keystone)) seen.push(token); // the services' requests only
+        return realFetch(url, init);
+      }) as typeof fetch;
+      try {
+        await revoked.request('compute', 'GET', '/flavors');
+        const first = seen[0]!;
+        const r = await http('DELETE', `${env.endpoints.keystone}/auth/tokens`, { token: admin.token, headers: { 'X-Subject-Token': first } });
+        assert.equal(r.status, 204, 'Keystone revoked the token');
+        const networks = await revoked.request<{ networks: unknown[] }>('network', 'GET', '/v2.0/networks');
+        assert.equal(networks.status, 200);
+        assert.equal(revoked.authentications, 2, 'authenticated again after the 401');
+        assert.deepEqual(seen.slice(1).map((t) => t === first), [true, false], 'the revoked token once, then a new one');
+      } finally {
+        globalThis.fetch = realFetch;
+      }
+
       const wrong = new OpenStackSession({ authURL: env.endpoints.keystone, applicationCredential: { id: env.applicationCredential.id, secret: 'wrong' } });
       await assert.rejects(wrong.request('compute', 'GET', '/flavors'), /identity answered 401/);
     });
