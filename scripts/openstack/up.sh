@@ -66,7 +66,10 @@ else
 fi
 # The services' usual ports where free on this address, else any free port.
 port() { if can_bind "$H" "$1"; then echo "$1"; else free_port "$H"; fi; }
-P_DB=$(port 3306); P_MQ=$(port 5672); P_DIST=$(port 25672); P_EPMD=$(free_port 127.0.0.1)
+# RabbitMQ's prelaunch checks its distribution port by listening on every address
+# ("dist_port_already_used" when another control plane holds it on its own address): a port free
+# everywhere.
+P_DB=$(port 3306); P_MQ=$(port 5672); P_DIST=$(free_port 0.0.0.0); P_EPMD=$(free_port 127.0.0.1)
 P_KEYSTONE=$(port 5000); P_PLACEMENT=$(port 8778); P_NOVA=$(port 8774); P_NEUTRON=$(port 9696)
 P_GLANCE=$(port 9292); P_OCTAVIA=$(port 9876)
 log "address $H, state $S"

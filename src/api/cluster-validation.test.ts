@@ -41,3 +41,20 @@ describe('cluster validation: real workers and imported servers', () => {
     assert.deepEqual(fields(cluster([{ name: 'byo', roles: ['worker'], replicas: 1 }]), old), ['spec.nodePools[1].provider']);
   });
 });
+
+describe('cluster validation: provider openstack', () => {
+  const os = (spec: Record<string, unknown>, pools: unknown[]): Resource =>
+    ({ apiVersion: 'marina.dev/v1alpha1', kind: 'Cluster', metadata: { name: 'c', project: 'p' }, spec: { provider: 'openstack', nodePools: pools, ...spec } }) as Resource;
+  const vm = { image: 'debian-12', flavor: 'm1.small' };
+
+  it('needs a cloud, and an image and a flavor for every pool of VMs (not for imported servers)', () => {
+    assert.deepEqual(fields(os({ cloud: 'prod' }, [{ name: 'cp', roles: ['etcd', 'controlplane'], replicas: 3, machine: vm }, { name: 'byo', roles: ['worker'], replicas: 1, provider: 'import' }])), []);
+    assert.deepEqual(fields(os({}, [{ name: 'cp', roles: ['etcd', 'controlplane'], replicas: 3, machine: { image: 'debian-12' } }])), ['spec.cloud', 'spec.nodePools[0].machine.flavor']);
+    assert.deepEqual(fields({ ...cluster([]), spec: { ...(cluster([]).spec as object), cloud: 'prod' } } as Resource), ['spec.cloud'], 'a cloud only for provider openstack');
+  });
+
+  it('keeps the cloud immutable', () => {
+    const old = os({ cloud: 'prod' }, [{ name: 'cp', roles: ['etcd', 'controlplane'], replicas: 3, machine: vm }]);
+    assert.deepEqual(fields(os({ cloud: 'other' }, [{ name: 'cp', roles: ['etcd', 'controlplane'], replicas: 3, machine: vm }]), old), ['spec.cloud']);
+  });
+});

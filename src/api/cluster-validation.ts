@@ -51,9 +51,12 @@ export function validateCluster(obj: Resource, old: Resource | undefined, ctx: V
     add('spec.network.serviceCIDR', `${spec.network?.serviceCIDR} overlaps the pod CIDR ${spec.network?.podCIDR}`);
   }
 
+  causes.push(...validateOpenStack(spec));
+
   if (old) {
     const oldSpec = old.spec as ClusterSpec;
     if ((oldSpec.provider ?? 'local') !== (spec.provider ?? 'local')) add('spec.provider', 'is immutable');
+    if (oldSpec.cloud !== spec.cloud) add('spec.cloud', 'is immutable: the machines and the endpoint live in that cloud');
     if (JSON.stringify(oldSpec.network ?? {}) !== JSON.stringify(spec.network ?? {})) add('spec.network', 'is immutable');
     oldSpec.nodePools.forEach((oldPool) => {
       const i = spec.nodePools.findIndex((p) => p.name === oldPool.name);
@@ -64,6 +67,23 @@ export function validateCluster(obj: Resource, old: Resource | undefined, ctx: V
       if (pool && (pool.provider ?? '') !== (oldPool.provider ?? '')) add(`spec.nodePools[${i}].provider`, 'is immutable; add a new pool instead');
     });
   }
+  return causes;
+}
+
+/** provider openstack: a cloud to run in, and an image and a flavor for every pool's servers. */
+function validateOpenStack(spec: ClusterSpec): FieldCause[] {
+  const causes: FieldCause[] = [];
+  if ((spec.provider ?? 'local') !== 'openstack') {
+    if (spec.cloud !== undefined) causes.push({ field: 'spec.cloud', message: 'only for provider openstack' });
+    return causes;
+  }
+  if (spec.cloud === undefined) causes.push({ field: 'spec.cloud', message: 'provider openstack needs the OpenStackCloud (of this project) to run in' });
+  spec.nodePools.forEach((pool, i) => {
+    if ((pool.provider ?? 'openstack') !== 'openstack') return; // e.g. imported servers beside the VMs
+    for (const field of ['image', 'flavor'] as const) {
+      if (!pool.machine?.[field]) causes.push({ field: `spec.nodePools[${i}].machine.${field}`, message: `provider openstack needs the ${field === 'image' ? 'Glance image' : 'Nova flavor'} (name or id) of the pool's servers` });
+    }
+  });
   return causes;
 }
 

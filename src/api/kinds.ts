@@ -205,6 +205,7 @@ export type NodePoolTemplate = Static<typeof NodePoolTemplate>;
 export const ClusterSpec = Type.Object(
   {
     provider: Type.Optional(Provider),
+    cloud: Type.Optional(CloneType(Name, { description: 'provider openstack: the OpenStackCloud of the project the machines and the API endpoint are made in' })),
     kubernetesVersion: Type.Optional(
       Type.String({ pattern: '^v[0-9]+\\.[0-9]+\\.[0-9]+$', description: 'one of the toolchain versions; default: newest' }),
     ),

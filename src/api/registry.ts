@@ -11,6 +11,7 @@ import { BackupTarget, Operation, Snapshot } from './operations.js';
 import { validateBackupTarget, validateOperation, validateSnapshot } from './operation-validation.js';
 import { EventSource, Function, Pipeline } from './functions.js';
 import { validateFunction, validatePipeline } from './function-validation.js';
+import { OpenStackCloud, validateOpenStackCloud } from './openstack.js';
 import { Addon, AddonDefinition, AddonPolicy, validateAddon, validateAddonDefinition, validateAddonPolicy, type AddonAdmission } from './addons.js';
 
 /** Facts from outside the API package that semantic validation needs. */
@@ -47,6 +48,7 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'Operation', plural: 'operations', scope: 'project', schema: Operation, validate: validateOperation },
   { kind: 'Snapshot', plural: 'snapshots', scope: 'project', schema: Snapshot, validate: validateSnapshot },
   { kind: 'BackupTarget', plural: 'backuptargets', scope: 'project', schema: BackupTarget, validate: validateBackupTarget },
+  { kind: 'OpenStackCloud', plural: 'openstackclouds', scope: 'project', schema: OpenStackCloud, validate: validateOpenStackCloud },
   // Function source and environment may embed credentials: encrypted at rest like Secrets.
   { kind: 'Function', plural: 'functions', scope: 'project', schema: Function, sensitive: true, validate: validateFunction },
   { kind: 'Pipeline', plural: 'pipelines', scope: 'project', schema: Pipeline, validate: validatePipeline },

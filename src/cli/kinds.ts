@@ -14,6 +14,7 @@ const SHORT: Record<string, string[]> = {
   Operation: ['op', 'ops'],
   Snapshot: ['snap', 'snaps'],
   BackupTarget: ['bt', 'target', 'targets'],
+  OpenStackCloud: ['osc', 'cloud', 'clouds'],
   Function: ['fn'],
   Pipeline: ['pl'],
   EventSource: ['es'],

@@ -203,6 +203,14 @@ const COLUMNS: Record<string, Column[]> = {
     { header: 'WHERE', value: (o) => { const s3 = spec(o).s3 as { endpoint?: string; bucket?: string; prefix?: string } | undefined; return s3 ? `${channelEndpoint(s3.endpoint)}/${s3.bucket}/${s3.prefix ?? ''}` : 'data directory'; } },
     AGE,
   ],
+  OpenStackCloud: [
+    NAME,
+    { header: 'AUTH-URL', value: (o) => str(spec(o).authURL) },
+    { header: 'REGION', value: (o) => str(spec(o).region) },
+    { header: 'NETWORK', value: (o) => str(spec(o).network) },
+    { header: 'CREDENTIALS', value: (o) => str(spec(o).credentialsSecret) },
+    AGE,
+  ],
 };
 
 /** Where a channel posts, without the path and credentials (Slack URLs carry a secret). */

@@ -26,6 +26,7 @@ export const RESOURCES: readonly ResourceRef[] = [
   { kind: 'Operation', plural: 'operations', scope: 'project' },
   { kind: 'Snapshot', plural: 'snapshots', scope: 'project' },
   { kind: 'BackupTarget', plural: 'backuptargets', scope: 'project' },
+  { kind: 'OpenStackCloud', plural: 'openstackclouds', scope: 'project' },
   { kind: 'Function', plural: 'functions', scope: 'project' },
   { kind: 'Pipeline', plural: 'pipelines', scope: 'project' },
   { kind: 'EventSource', plural: 'eventsources', scope: 'project' },

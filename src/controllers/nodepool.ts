@@ -459,7 +459,7 @@ export class NodePoolReconciler implements Reconciler {
     status.readyReplicas = Math.min(ready.length, pool.spec.replicas);
     status.machines = active.map((m) => m.metadata.name).sort();
     const allReady = active.length === desired && notReady.length === 0;
-    const waiting = notReady.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'})`).join(', ');
+    const waiting = notReady.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'}${whyNotReady(m)})`).join(', ');
     sc.set(
       allReady
         ? { type: NodePoolCondition.Ready, status: 'True', reason: 'Ready', message: `${ready.length}/${desired} machines ready` }
@@ -519,4 +519,16 @@ export class NodePoolReconciler implements Reconciler {
     sc.set({ type: NodePoolCondition.Ready, status: 'False', reason: 'Deleting', message: `waiting for ${machines.length} machines to be deleted` });
     return { status: sc.status, requeueAfterMs: this.s.timing.deletePollMs };
   }
+}
+
+/**
+ * What the provider said about a machine that is not ready (a quota, a missing image, the cloud
+ * unreachable), so the pool's condition names it too: `: reason: message`, or nothing.
+ */
+function whyNotReady(m: Machine): string {
+  if (m.status?.phase === 'Failed' && m.status.failureReason) return `: ${m.status.failureReason}: ${m.status.failureMessage ?? ''}`;
+  const infra = getCondition(m.status?.conditions, MachineCondition.InfrastructureReady);
+  // A plain state ("the provider reports Provisioning") is already in the phase.
+  const plain = ['Provisioning', 'Missing', 'Failed', 'Running'].includes(infra?.reason ?? '');
+  return infra?.status === 'False' && infra.reason && !plain ? `: ${infra.reason}: ${infra.message ?? ''}` : '';
 }

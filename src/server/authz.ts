@@ -83,6 +83,7 @@ export function requiredRole(verb: Verb, kind: string): Role | undefined {
       if (read) return 'viewer';
       return verb === 'delete' ? 'operator' : undefined;
     case 'BackupTarget':
+    case 'OpenStackCloud':
       return read ? 'viewer' : 'admin';
     case 'Alert':
       return read ? 'viewer' : undefined;

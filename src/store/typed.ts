@@ -6,6 +6,7 @@ import type { Addon, AddonDefinition, AddonPolicy } from '../api/addons.js';
 import type { Alert, Cluster, Machine, NodePool, NotificationChannel, Project, Secret, User } from '../api/kinds.js';
 import type { Resource } from '../api/meta.js';
 import type { BackupTarget, Operation, Snapshot } from '../api/operations.js';
+import type { OpenStackCloud } from '../api/openstack.js';
 import { LABEL_CLUSTER } from '../api/wellknown.js';
 import type { ListOptions, Store } from './types.js';
 
@@ -22,6 +23,7 @@ export interface Kinds {
   Operation: Operation;
   Snapshot: Snapshot;
   BackupTarget: BackupTarget;
+  OpenStackCloud: OpenStackCloud;
   AddonDefinition: AddonDefinition;
   AddonPolicy: AddonPolicy;
   Addon: Addon;

@@ -463,6 +463,11 @@ test('a terminal provider error fails the machine with its reason', async () => 
     const c = (await get<Cluster>(e.store, 'Cluster', 'broken'))!;
     assert.notEqual(c.status?.phase, 'Ready');
     assert.equal(getCondition(c.status?.conditions, 'PoolsReady')?.status, 'False');
+    // The pool's condition names the provider's reason and message too.
+    await waitFor(async () => {
+      const ready = getCondition((await get<NodePool>(e.store, 'NodePool', 'broken-workers'))?.status?.conditions, 'Ready');
+      return ready?.message?.includes(`${worker!.metadata.name} (Failed: BadFlavor: flavor of ${worker!.metadata.name} does not exist)`) === true;
+    }, "the pool's Ready condition naming BadFlavor");
     // Healing is off for the pool: the failure is held back, visibly.
     await waitFor(async () => {
       const pool = await get<NodePool>(e.store, 'NodePool', 'broken-workers');

@@ -94,3 +94,20 @@ export async function startOpenStack(onProgress: (line: string) => void = () => 
     throw err;
   }
 }
+
+let shared: Promise<RunningOpenStack> | undefined;
+
+/**
+ * One control plane for every suite of this test process (the API facts and the provider's
+ * tests): started on first use, stopped by stopSharedOpenStack in the entry file's `after`.
+ */
+export function sharedOpenStack(onProgress?: (line: string) => void): Promise<RunningOpenStack> {
+  shared ??= startOpenStack(onProgress);
+  return shared;
+}
+
+export async function stopSharedOpenStack(): Promise<void> {
+  const running = await shared?.catch(() => undefined);
+  shared = undefined;
+  await running?.stop();
+}

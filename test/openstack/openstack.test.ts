@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { authenticate, http, type Session, waitFor } from './client.js';
-import { type OpenStackEnv, type RunningOpenStack, startOpenStack, unavailableReason } from './controlplane.js';
+import { type OpenStackEnv, sharedOpenStack, stopSharedOpenStack, unavailableReason } from './controlplane.js';
+import { describeProviderTests } from './provider.js';
 
 const skipReason = await unavailableReason();
 if (skipReason) console.log(`SKIP OpenStack integration test: ${skipReason}`);
@@ -18,8 +19,10 @@ if (skipReason) console.log(`SKIP OpenStack integration test: ${skipReason}`);
 const NOVA = { 'OpenStack-API-Version': 'compute 2.88' };
 const ACTIVE_TIMEOUT = 180_000;
 
+// One control plane for both suites below; stopped (if this process started it) at the end.
+after(() => stopSharedOpenStack());
+
 describe('OpenStack control plane (real Zed services from Debian)', { skip: skipReason ?? false, timeout: 1_500_000 }, () => {
-  let os: RunningOpenStack | undefined;
   let env: OpenStackEnv;
   let marina: Session; // the application credential Marina would be given
   let admin: Session; // the cloud operator (reset-state, quotas, hypervisor hosts)
@@ -28,8 +31,7 @@ describe('OpenStack control plane (real Zed services from Debian)', { skip: skip
   const leftovers: (() => Promise<unknown>)[] = [];
 
   before(async () => {
-    os = await startOpenStack((line) => console.log(line));
-    env = os.env;
+    env = (await sharedOpenStack((line) => console.log(line))).env;
     marina = await authenticate(env.endpoints.keystone, { applicationCredential: env.applicationCredential });
     admin = await authenticate(env.endpoints.keystone, {
       password: { username: env.admin.username, password: env.admin.password, projectName: env.admin.projectName },
@@ -38,7 +40,6 @@ describe('OpenStack control plane (real Zed services from Debian)', { skip: skip
 
   after(async () => {
     for (const cleanup of leftovers.reverse()) await cleanup().catch(() => undefined);
-    await os?.stop();
   });
 
   const flavor = (name: string) => {
@@ -341,3 +342,5 @@ describe('OpenStack control plane (real Zed services from Debian)', { skip: skip
     assert.match(noNetwork.body.badRequest.message, new RegExp(missing));
   });
 });
+
+describeProviderTests(skipReason);
