@@ -7,8 +7,8 @@
 // registered it) is registered again, like Marina's real workers do: Marina deletes a machine's
 // Node only after its agent was stopped, so a running kubelet losing its Node means someone else
 // removed it — a restore of etcd data from before this machine joined, or `kubectl delete node`.
-// A Node replaced by one with another uid is adopted. The kubelet carries on either way; pods
-// bound to the old Node went with it.
+// A Node replaced by one with another uid is adopted. The kubelet carries on either way, with
+// the pods still bound to its name.
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
