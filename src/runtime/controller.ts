@@ -2,6 +2,7 @@
 // this object again"; the reconciler always reads the current state from the store and drives it
 // towards the desired state. Missed or coalesced events are harmless because of the initial list,
 // the relist after a broken watch and the periodic resync.
+import { setMaxListeners } from 'node:events';
 import { pino, type Logger } from 'pino';
 import { isApiError } from '../api/errors.js';
 import { keyOf, keyString, parseKeyString, type ObjectKey, type Resource } from '../api/meta.js';
@@ -83,6 +84,11 @@ export interface TerminalFailure {
 }
 
 const LIST_PAGE = 500;
+/**
+ * Calls one reconcile may have in flight at once, each listening on the controller's signal until
+ * it ends (a health pass probes every etcd member and apiserver of a cluster at the same time).
+ */
+const CALLS_PER_RECONCILE = 64;
 
 interface Stream {
   kind: string;
@@ -129,6 +135,10 @@ export class Controller {
     this.metrics = opts.metrics;
     this.queue = new WorkQueue({ backoff: opts.backoff, hooks: this.metrics?.queueHooks(opts.name) });
     this.rewatchBackoff = new ExponentialBackoff({ baseDelayMs: 200, maxDelayMs: 30_000, ...opts.rewatchBackoff });
+    // Every worker's reconcile hands this one signal to all its calls, so far more than Node's
+    // default of 10 abort listeners at once is normal here, not a leak: each call removes its own
+    // when it ends. Without this, Node warns (MaxListenersExceededWarning) under ordinary load.
+    setMaxListeners(this.workers * CALLS_PER_RECONCILE, this.abort.signal);
   }
 
   /**
