@@ -408,6 +408,8 @@ export class VirtualKubelet {
       this.register(known).then(() => {
         this.heartbeatWaker.wake();
         this.statusWaker.wake();
+        // Pods skipped meanwhile: look at them now rather than at the next resync.
+        for (const key of this.podWatch?.store.keys() ?? []) this.enqueue(key);
       }),
     );
   }
