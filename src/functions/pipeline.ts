@@ -4,16 +4,14 @@
 // saved after every step, so a run interrupted by a crash resumes after its last finished step
 // when its delivery is claimed again.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { PIPELINE_DEFAULT_DEADLINE_SECONDS, RETRY_DEFAULTS, type PipelineRun, type PipelineStep, type RetryPolicy, type StepRun } from '../api/functions.js';
 import { backoffMs, type ClaimedDelivery, type FunctionStore } from '../store/functions-sqlite.js';
 import type { Catalog, PipelineObject } from './catalog.js';
 import type { Executor } from './executor.js';
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
+/** Waits `ms`, or less when `signal` aborts; its abort listener goes when the wait ends either way. */
+const sleep = (ms: number, signal: AbortSignal): Promise<void> => delay(ms, undefined, { signal }).catch(() => undefined);
 
 export class PipelineRunner {
   constructor(private readonly deps: { catalog: Catalog; executor: Executor; store: FunctionStore }) {}

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { Registry } from 'prom-client';
 import { ApiError } from '../api/errors.js';
 import { keyString, type ObjectKey, type Resource } from '../api/meta.js';
@@ -333,4 +334,44 @@ test('ControllerManager starts and stops all controllers; a failed start stops t
   await assert.rejects(mgr2.start(), /disk on fire/);
   assert.ok(!ok.isRunning() && !bad.isRunning());
   await store.close();
+});
+
+test('many calls of several workers listening on the reconcile signal at once raise no MaxListenersExceededWarning', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => {
+    if (w.name === 'MaxListenersExceededWarning') warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  const store = await memStore();
+  const release = gate();
+  let signal: AbortSignal | undefined;
+  // Like a health pass: several probes at once, each listening on ctx.signal until it ends.
+  const probe = (s: AbortSignal) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        s.removeEventListener('abort', done);
+        resolve();
+      };
+      s.addEventListener('abort', done);
+      void release.promise.then(done);
+    });
+  const r = new TestReconciler(async (_key, ctx) => {
+    signal = ctx.signal;
+    await Promise.all(Array.from({ length: 6 }, () => probe(ctx.signal)));
+  });
+  const c = newController(store, r, { workers: 4 });
+  try {
+    await c.start();
+    for (const name of ['a', 'b', 'c', 'd']) c.enqueue(K(name));
+    await waitFor(() => signal !== undefined && getEventListeners(signal, 'abort').length >= 24, '24 probes listening');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(warnings, []);
+    release.open();
+    await waitFor(() => getEventListeners(signal!, 'abort').length === 0, 'every probe removed its listener');
+  } finally {
+    release.open();
+    process.off('warning', onWarning);
+    await c.stop();
+    await store.close();
+  }
 });

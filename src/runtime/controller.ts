@@ -84,7 +84,6 @@ export interface TerminalFailure {
 }
 
 const LIST_PAGE = 500;
-
 interface Stream {
   kind: string;
   handle: (ev: WatchEvent) => void;
