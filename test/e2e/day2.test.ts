@@ -320,7 +320,12 @@ describe('e2e: day-2 operations — snapshots, restores, checkpoints, machine re
     // drain timeout (60 s by default) and the step says who blocks it.
     await k('create', 'deployment', 'web', '--image=registry.k8s.io/pause:3.10', '--replicas=1');
     await k('create', 'poddisruptionbudget', 'web-pdb', '--selector=app=web', '--min-available=1');
-    await waitUntil('the web pod Running', 60_000, async () => ((await k('get', 'pods', '-l', 'app=web', '-o', 'jsonpath={.items[*].status.phase}')).trim() === 'Running' ? true : undefined));
+    // After four restores the controller-manager and scheduler may first wait out the leader Leases
+    // the restored data holds: patience, and what the cluster shows if it runs out.
+    await waitUntil('the web pod Running', 180_000, async () => ((await k('get', 'pods', '-l', 'app=web', '-o', 'jsonpath={.items[*].status.phase}')).trim() === 'Running' ? true : undefined)).catch(async (err: Error) => {
+      const seen = await k('get', 'deployments,replicasets,pods,leases', '-A', '-o', 'wide').catch((e: Error) => e.message);
+      throw new Error(`${err.message}\n${seen}`);
+    });
     const name = opName((await cli.ok(['machine', 'replace', old, '--no-wait', '--token', tokens.alice!])).stdout);
     const blocked = await waitUntil('the drain blocked by the budget', 300_000, async () => {
       const op = await getOp(name);
