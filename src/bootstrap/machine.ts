@@ -22,14 +22,7 @@ import {
   kubeControllerManagerArgs,
   kubeSchedulerArgs,
 } from '../kube/components.js';
-import {
-  buildKubeconfig,
-  type CertificateAuthority,
-  issueCertificate,
-  type IssuedCertificate,
-  KUBERNETES_SERVICE_NAMES,
-  sanList,
-} from '../pki/index.js';
+import { buildKubeconfig, type IssuedCertificate, type IssueOptions, KUBERNETES_SERVICE_NAMES, sanList } from '../pki/index.js';
 import type {
   BootstrapFile,
   BootstrapKubelet,
@@ -38,7 +31,7 @@ import type {
   MachineBootstrap,
 } from '../providers/contract.js';
 import type { JoinPlan } from '../etcd/membership.js';
-import type { ClusterPki } from './clusterPki.js';
+import { issueLeaf, trustPem, type CaName, type ClusterPki } from './clusterPki.js';
 import { kubeletMaySetLabel } from '../kube/node-labels.js';
 
 export const ETCD_CLIENT_PORT = 2379;
@@ -54,7 +47,10 @@ export const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.lo
 
 /** Machine-relative paths of every bootstrap file. */
 export const PATHS = {
+  /** The cluster CA bundle every component trusts (old + new during a CA rotation). */
   caCert: 'pki/ca.crt',
+  /** The one CA kube-controller-manager signs with (its key is caKey). */
+  caSignerCert: 'pki/ca-signer.crt',
   caKey: 'pki/ca.key',
   etcdCaCert: 'pki/etcd/ca.crt',
   etcdServerCert: 'pki/etcd/server.crt',
@@ -168,6 +164,9 @@ interface FileSink {
   pair(cert: IssuedCertificate, certPath: string, keyPath: string): void;
 }
 
+/** A machine's bootstrap, and when the earliest of the leaf certificates issued for it ends. */
+export type BuiltBootstrap = MachineBootstrap & { certificatesNotAfter: Date };
+
 function sink(): FileSink {
   const files: BootstrapFile[] = [];
   const put = (path: string, content: string, secret = false) => {
@@ -187,7 +186,7 @@ function sink(): FileSink {
 }
 
 /** Builds the bootstrap of one machine; issues fresh leaf certificates on every call. */
-export async function buildMachineBootstrap(input: MachineBootstrapInput): Promise<MachineBootstrap> {
+export async function buildMachineBootstrap(input: MachineBootstrapInput): Promise<BuiltBootstrap> {
   const { cluster, machine, address, endpoint, pki } = input;
   const roles = machine.spec.roles;
   const isEtcd = roles.includes('etcd');
@@ -197,10 +196,15 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
   const clusterName = cluster.metadata.name;
   const out = sink();
   const services: BootstrapService[] = [];
-  const issue = (ca: CertificateAuthority, opts: Parameters<typeof issueCertificate>[1]) =>
-    issueCertificate(ca, { validityDays, ...opts });
+  let earliest: Date | undefined;
+  const issue = async (ca: CaName, opts: IssueOptions): Promise<IssuedCertificate> => {
+    const cert = await issueLeaf(pki, ca, { validityDays, ...opts });
+    if (!earliest || cert.notAfter < earliest) earliest = cert.notAfter;
+    return cert;
+  };
+  const caBundle = trustPem(pki, 'ca');
 
-  out.put(PATHS.caCert, pki.ca.certPem);
+  out.put(PATHS.caCert, caBundle);
 
   if ((isEtcd || isControlPlane) && !input.etcd) {
     throw new Error(`machine ${machine.metadata.name}: etcd bootstrap data is required for the etcd and controlplane roles`);
@@ -211,10 +215,10 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     const etcd = input.etcd!;
     const sans = sanList(['localhost', machine.metadata.name, address, '127.0.0.1']);
     const [server, peer] = await Promise.all([
-      issue(pki.etcdCa, { commonName: `${machine.metadata.name}-etcd-server`, usage: 'both', ...sans }),
-      issue(pki.etcdCa, { commonName: `${machine.metadata.name}-etcd-peer`, usage: 'both', ...sans }),
+      issue('etcdCa', { commonName: `${machine.metadata.name}-etcd-server`, usage: 'both', ...sans }),
+      issue('etcdCa', { commonName: `${machine.metadata.name}-etcd-peer`, usage: 'both', ...sans }),
     ]);
-    out.put(PATHS.etcdCaCert, pki.etcdCa.certPem);
+    out.put(PATHS.etcdCaCert, trustPem(pki, 'etcdCa'));
     out.pair(server, PATHS.etcdServerCert, PATHS.etcdServerKey);
     out.pair(peer, PATHS.etcdPeerCert, PATHS.etcdPeerKey);
     services.push({
@@ -255,16 +259,17 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     const apiSANs = sanList([endpoint.host, address, kubernetesServiceIP(cluster), ...KUBERNETES_SERVICE_NAMES, 'localhost', '127.0.0.1']);
     const ownServer = apiServerURL(address);
     const [apiServer, etcdClient, kubeletClient, frontProxyClient, kcm, scheduler] = await Promise.all([
-      issue(pki.ca, { commonName: 'kube-apiserver', usage: 'server', ...apiSANs }),
-      issue(pki.etcdCa, { commonName: 'kube-apiserver-etcd-client', usage: 'client' }),
-      issue(pki.ca, { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'], usage: 'client' }),
-      issue(pki.frontProxyCa, { commonName: 'front-proxy-client', usage: 'client' }),
-      issue(pki.ca, { commonName: 'system:kube-controller-manager', usage: 'client' }),
-      issue(pki.ca, { commonName: 'system:kube-scheduler', usage: 'client' }),
+      issue('ca', { commonName: 'kube-apiserver', usage: 'server', ...apiSANs }),
+      issue('etcdCa', { commonName: 'kube-apiserver-etcd-client', usage: 'client' }),
+      issue('ca', { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'], usage: 'client' }),
+      issue('frontProxyCa', { commonName: 'front-proxy-client', usage: 'client' }),
+      issue('ca', { commonName: 'system:kube-controller-manager', usage: 'client' }),
+      issue('ca', { commonName: 'system:kube-scheduler', usage: 'client' }),
     ]);
     out.put(PATHS.caKey, pki.ca.keyPem, true);
-    out.put(PATHS.etcdCaCert, pki.etcdCa.certPem);
-    out.put(PATHS.frontProxyCaCert, pki.frontProxyCa.certPem);
+    out.put(PATHS.caSignerCert, pki.ca.certPem);
+    out.put(PATHS.etcdCaCert, trustPem(pki, 'etcdCa'));
+    out.put(PATHS.frontProxyCaCert, trustPem(pki, 'frontProxyCa'));
     out.put(PATHS.serviceAccountKey, pki.serviceAccount.privateKeyPem, true);
     out.put(PATHS.serviceAccountPub, pki.serviceAccount.publicKeyPem);
     out.pair(apiServer, PATHS.apiServerCert, PATHS.apiServerKey);
@@ -272,7 +277,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     out.pair(kubeletClient, PATHS.apiServerKubeletClientCert, PATHS.apiServerKubeletClientKey);
     out.pair(frontProxyClient, PATHS.frontProxyClientCert, PATHS.frontProxyClientKey);
     const kubeconfig = (userName: string, c: IssuedCertificate) =>
-      buildKubeconfig({ server: ownServer, caPem: pki.ca.certPem, userName, clientCertPem: c.certPem, clientKeyPem: c.keyPem, clusterName });
+      buildKubeconfig({ server: ownServer, caPem: caBundle, userName, clientCertPem: c.certPem, clientKeyPem: c.keyPem, clusterName });
     out.put(PATHS.controllerManagerKubeconfig, kubeconfig('system:kube-controller-manager', kcm), true);
     out.put(PATHS.schedulerKubeconfig, kubeconfig('system:kube-scheduler', scheduler), true);
 
@@ -318,7 +323,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
         securePort: KCM_PORT,
         rootCaFile: root(PATHS.caCert),
         serviceAccountPrivateKeyFile: root(PATHS.serviceAccountKey),
-        clusterSigningCertFile: root(PATHS.caCert),
+        clusterSigningCertFile: root(PATHS.caSignerCert),
         clusterSigningKeyFile: root(PATHS.caKey),
         clusterName,
         serviceClusterIpRange: svcCIDR,
@@ -341,12 +346,12 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
   let kubeletSpec: BootstrapKubelet | undefined;
   if (kubelet) {
     const nodeName = machine.metadata.name;
-    const nodeCert = await issue(pki.ca, { commonName: `system:node:${nodeName}`, organizations: ['system:nodes'], usage: 'client' });
+    const nodeCert = await issue('ca', { commonName: `system:node:${nodeName}`, organizations: ['system:nodes'], usage: 'client' });
     out.put(
       PATHS.kubeletKubeconfig,
       buildKubeconfig({
         server: endpoint.url,
-        caPem: pki.ca.certPem,
+        caPem: caBundle,
         userName: `system:node:${nodeName}`,
         clientCertPem: nodeCert.certPem,
         clientKeyPem: nodeCert.keyPem,
@@ -371,17 +376,18 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     // etcd-only machines are probed by etcd (client certs from the etcd CA); everything else by
     // kube-apiserver (client certs from the cluster CA; /readyz is open to authenticated users).
     const etcdOnly = isEtcd && !isControlPlane;
-    const probe = await issue(etcdOnly ? pki.etcdCa : pki.ca, { commonName: 'marina-probe', usage: 'client' });
-    out.put(PATHS.probeCa, etcdOnly ? pki.etcdCa.certPem : pki.ca.certPem);
+    const probe = await issue(etcdOnly ? 'etcdCa' : 'ca', { commonName: 'marina-probe', usage: 'client' });
+    out.put(PATHS.probeCa, etcdOnly ? trustPem(pki, 'etcdCa') : caBundle);
     out.pair(probe, PATHS.probeCert, PATHS.probeKey);
     probeTls = { ca: PATHS.probeCa, cert: PATHS.probeCert, key: PATHS.probeKey };
   }
 
-  const bootstrap: MachineBootstrap = {
+  const bootstrap: BuiltBootstrap = {
     kubernetesVersion: input.kubernetesVersion,
     roles: [...roles],
     files: out.files,
     services,
+    certificatesNotAfter: earliest ?? new Date(Date.now() + validityDays * 86_400_000),
   };
   if (kubeletSpec) bootstrap.kubelet = kubeletSpec;
   if (probeTls) bootstrap.probeTls = probeTls;
@@ -402,7 +408,7 @@ export async function buildAdminKubeconfig(opts: {
   pki: ClusterPki;
   validityDays?: number;
 }): Promise<AdminKubeconfig> {
-  const cert = await issueCertificate(opts.pki.ca, {
+  const cert = await issueLeaf(opts.pki, 'ca', {
     commonName: 'marina:admin',
     organizations: ['system:masters'],
     usage: 'client',
@@ -410,7 +416,7 @@ export async function buildAdminKubeconfig(opts: {
   });
   const kubeconfig = buildKubeconfig({
     server: opts.endpointUrl,
-    caPem: opts.pki.ca.certPem,
+    caPem: trustPem(opts.pki, 'ca'),
     userName: `${opts.clusterName}-admin`,
     clientCertPem: cert.certPem,
     clientKeyPem: cert.keyPem,

@@ -8,7 +8,7 @@ import { APISERVER_PORT } from '../bootstrap/machine.js';
 import { EtcdClient, type EtcdApi } from '../etcd/client.js';
 import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type Watcher } from '../kube/client.js';
 import type { Node, Pod } from '../kube/objects.js';
-import { issueCertificate } from '../pki/index.js';
+import { issueLeaf, trustPem } from '../bootstrap/clusterPki.js';
 import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, Readiness } from './access.js';
 import type { ClusterSecrets } from './secrets.js';
 
@@ -40,7 +40,8 @@ const RENEW_BEFORE_MS = 24 * 3600 * 1000;
 
 interface Entry {
   clusterUid: string;
-  etcd?: { caPem: string; notAfter: number; client: EtcdClient };
+  /** `issuer`: the signing CA and trust bundle the client was made for (a CA rotation changes them). */
+  etcd?: { issuer: string; notAfter: number; client: EtcdClient };
   kube?: { kubeconfig: string; client: KubeClient; api: KubeApi; nodes?: Watcher<Node> };
   /** Direct clients of each control-plane machine's apiserver, by address. */
   apiservers?: { kubeconfig: string; byAddress: Map<string, { client: KubeClient; probe: ApiServerProbe }> };
@@ -72,13 +73,17 @@ export class LiveConnections implements ClusterConnections {
     const pki = await this.opts.secrets.pki(cluster);
     if (!pki) return undefined;
     const e = this.entry(cluster);
-    if (!e.etcd || e.etcd.caPem !== pki.etcdCa.certPem || e.etcd.notAfter - Date.now() < RENEW_BEFORE_MS) {
+    const trust = trustPem(pki, 'etcdCa');
+    const issuer = `${pki.etcdCa.certPem}${trust}`;
+    if (!e.etcd || e.etcd.issuer !== issuer || e.etcd.notAfter - Date.now() < RENEW_BEFORE_MS) {
       e.etcd?.client.close();
-      const cert = await issueCertificate(pki.etcdCa, { commonName: 'marina-controller', usage: 'client', validityDays: ETCD_CLIENT_CERT_DAYS });
+      // During a CA rotation the certificate carries the new CA cross-signed by the old one, so
+      // members that still trust only the old CA accept it; the bundle verifies old and new members.
+      const cert = await issueLeaf(pki, 'etcdCa', { commonName: 'marina-controller', usage: 'client', validityDays: ETCD_CLIENT_CERT_DAYS });
       e.etcd = {
-        caPem: pki.etcdCa.certPem,
+        issuer,
         notAfter: cert.notAfter.getTime(),
-        client: new EtcdClient({ endpoints, ca: pki.etcdCa.certPem, cert: cert.certPem, key: cert.keyPem, timeoutMs: this.timeoutMs }),
+        client: new EtcdClient({ endpoints, ca: trust, cert: cert.certPem, key: cert.keyPem, timeoutMs: this.timeoutMs }),
       };
     }
     e.etcd.client.setEndpoints(endpoints);
