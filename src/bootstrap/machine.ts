@@ -398,6 +398,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
 
 export interface AdminKubeconfig {
   kubeconfig: string;
+  notBefore: Date;
   notAfter: Date;
 }
 
@@ -423,7 +424,7 @@ export async function buildAdminKubeconfig(opts: {
     clusterName: opts.clusterName,
     contextName: opts.clusterName,
   });
-  return { kubeconfig, notAfter: cert.notAfter };
+  return { kubeconfig, notBefore: cert.notBefore, notAfter: cert.notAfter };
 }
 
 function uniq(xs: string[]): string[] {

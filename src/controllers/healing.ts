@@ -21,7 +21,7 @@ import { MachineCondition, MachineHealthyReason } from '../api/wellknown.js';
 
 export interface Candidate {
   machine: Machine;
-  reason: 'MachineFailed' | 'Unhealthy' | 'StartupTimeout' | 'EtcdEndpointsStale';
+  reason: 'MachineFailed' | 'Unhealthy' | 'StartupTimeout';
   message: string;
   /** Since when it is bad (ms); failed machines sort first, then the longest bad. */
   sinceMs: number;
@@ -54,11 +54,10 @@ export function isHealthy(m: Machine): boolean {
 }
 
 /**
- * `active`: the pool's machines that are not being deleted. `stale`: machines that work but must
- * be replaced anyway (a control plane whose kube-apiserver knows too few live etcd members),
- * with why; they go after the broken ones, under the same guard.
+ * `active`: the pool's machines that are not being deleted. Machines that work but must be
+ * replaced anyway (out of date, a stale control plane) are the roll's business (./rollout.ts).
  */
-export function planHealing(pool: NodePool, active: Machine[], nowMs: number, stale: ReadonlyMap<string, string> = new Map()): HealingPlan {
+export function planHealing(pool: NodePool, active: Machine[], nowMs: number): HealingPlan {
   const policy = resolveHealing(pool.spec.healing);
   const desired = pool.spec.replicas;
   const candidates: Candidate[] = [];
@@ -94,15 +93,10 @@ export function planHealing(pool: NodePool, active: Machine[], nowMs: number, st
       } else later(due);
     }
   }
-  const rank = (c: Candidate) => (c.reason === 'MachineFailed' ? 0 : c.reason === 'EtcdEndpointsStale' ? 2 : 1);
-  for (const m of active) {
-    const why = stale.get(m.metadata.name);
-    if (why && !candidates.some((c) => c.machine === m)) candidates.push({ machine: m, reason: 'EtcdEndpointsStale', message: why, sinceMs: nowMs });
-  }
+  const rank = (c: Candidate) => (c.reason === 'MachineFailed' ? 0 : 1);
   candidates.sort((a, b) => rank(a) - rank(b) || a.sinceMs - b.sinceMs);
 
-  // A stale machine is healthy and a candidate: count it once, as a candidate.
-  const healthy = active.filter((m) => isHealthy(m) && !stale.has(m.metadata.name)).length;
+  const healthy = active.filter(isHealthy).length;
   const budget = maxInFlight(policy, desired, pool.spec.roles);
   const inFlight = Math.max(0, desired - healthy - candidates.length);
   const plan: HealingPlan = { policy, victims: [], heldBack: [], healthy, inFlight, budget };

@@ -1,39 +1,44 @@
-// The NodePool controller keeps exactly `spec.replicas` Machines for a pool, replaces broken ones
-// and passes label / taint changes on to them.
+// The NodePool controller keeps exactly `spec.replicas` Machines for a pool, made of the pool's
+// current template, replaces broken ones and passes label / taint changes on to them.
 //
-// Phases: propagate → heal → surgeRequested → scale → summarise.
+// Phases: propagate → heal → roll → scale → summarise.
 //
-// A Machine annotated `marina.dev/replace-requested` (a ReplaceMachine operation) gets a successor
-// the same way healing surges one: a new machine annotated `marina.dev/replaces: <old>`, counted on
-// top of spec.replicas until the old one is gone (the operation deletes it once the successor is
-// healthy). While the cluster is out of service (`marina.dev/paused-by`, a restore) healing waits.
+// heal deletes broken machines (the scale phase creates their replacements); roll replaces the
+// machines that work but are out of date — their template changed (machine spec, runtime,
+// Kubernetes version, certificates), their kube-apiserver knows too few live etcd members, or a
+// ReplaceMachine operation asked for it — surge first, one successor per machine, annotated
+// `marina.dev/replaces: <old>` and counted on top of spec.replicas until the old one is gone
+// (./pool-rollout.ts, planned by ./rollout.ts). Both see the same machines in one reconcile, so
+// they agree on who replaces what: a machine healing removed has no successor made for it, a
+// successor is never made twice, the pool never goes above replicas + maxSurge. While the
+// cluster is out of service (`marina.dev/paused-by`, a restore) neither heals nor rolls.
 //
 // etcd pools change membership one member at a time: a new etcd Machine is created only when
 // every etcd Machine of the cluster (all pools) is Running (its member promoted to voter), no
 // member is leaving or joining and the etcd quorum is healthy; a member is removed only when no
 // other is leaving and the remaining members still hold a healthy quorum (src/etcd/membership.ts
-// decides). Other pools scale in one step. Scale-in removes machines that are not ready first,
-// then the newest.
+// decides, through ./pool-etcd.ts). Other pools scale in one step. Scale-in removes out-of-date
+// machines first, then those that are not ready, then the newest.
 import { getCondition, type ConditionInput } from '../api/conditions.js';
 import { jsonEqual } from '../api/json.js';
 import type { Cluster, Machine, NodePool, NodePoolSpec } from '../api/kinds.js';
-import { hasRole, isMachineReady, isStarted } from '../api/machines.js';
+import { hasRole, isMachineReady } from '../api/machines.js';
 import { API_VERSION, byAge, isDeleting, type ObjectKey } from '../api/meta.js';
-import { ANNOTATION_PAUSED_BY, ANNOTATION_REPLACE_REQUESTED, ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL, MachineCondition, NodePoolCondition } from '../api/wellknown.js';
+import { ANNOTATION_PAUSED_BY, ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL, LABEL_TEMPLATE_HASH, MachineCondition, NodePoolCondition } from '../api/wellknown.js';
 import { RULES } from '../alerts/manager.js';
-import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
-import { etcdMembership } from '../clusteraccess/etcd.js';
-import { failureReason, type EtcdMembership } from '../etcd/membership.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
-import { clusterMachines, typed } from '../store/typed.js';
-import { errorMessage, machineName, publishEvent, type Shared } from './common.js';
+import { typed } from '../store/typed.js';
+import { machineName, publishEvent, type Shared } from './common.js';
 import { machineReplaced } from '../events/platform.js';
 import { isHealthy, planHealing, type Candidate, type HealingPlan } from './healing.js';
+import { etcdScaleIn, etcdScaleOut, type Decision } from './pool-etcd.js';
+import { machineHash, PoolRoller } from './pool-rollout.js';
+import type { RolloutPlan } from './rollout.js';
+import { templateHash } from './template.js';
 
 type Status = NonNullable<NodePool['status']>;
-type Decision = { ok: true } | { ok: false; reason: string; message: string };
 
 interface PoolScope extends Scope<NodePool> {
   /** undefined: the cluster is gone. */
@@ -44,6 +49,8 @@ interface PoolScope extends Scope<NodePool> {
   active: Machine[];
   /** What healing did (set by the heal phase while the cluster lives). */
   healing?: HealingPlan;
+  /** What the roll did (set by the roll phase while the cluster lives). */
+  rollout?: RolloutPlan;
   /** Surge machines standing in for one still running: counted on top of spec.replicas (set by scale). */
   surging: number;
   /** Set by the scale phase. */
@@ -55,9 +62,11 @@ export function poolTemplateName(pool: NodePool): string {
   return pool.metadata.labels?.[LABEL_POOL] ?? pool.metadata.name;
 }
 
-/** Scale-in order: machines that are not ready go first, then the newest. */
-export function scaleInOrder(machines: Machine[]): Machine[] {
+/** Scale-in order: machines of an old template go first (`hash`, when given), then those that are not ready, then the newest. */
+export function scaleInOrder(machines: Machine[], hash?: string): Machine[] {
+  const outdated = (m: Machine) => (hash !== undefined && machineHash(m) !== hash ? 0 : 1);
   return [...machines].sort((a, b) => {
+    if (outdated(a) !== outdated(b)) return outdated(a) - outdated(b);
     const ra = isMachineReady(a) ? 1 : 0;
     const rb = isMachineReady(b) ? 1 : 0;
     if (ra !== rb) return ra - rb;
@@ -79,10 +88,11 @@ const named = (ms: readonly { metadata: { name: string } }[]) => new Set(ms.map(
 export class NodePoolReconciler implements Reconciler {
   private readonly clusters;
   private readonly machineObjects;
+  private readonly roller: PoolRoller;
   private readonly phases: readonly Phase<PoolScope, Status>[] = [
     { name: 'propagate', run: (sc) => this.propagate(sc) },
     { name: 'heal', run: (sc) => this.heal(sc) },
-    { name: 'surgeRequested', run: (sc) => this.surgeRequested(sc) },
+    { name: 'roll', run: (sc) => this.roll(sc) },
     { name: 'scale', run: (sc) => this.scale(sc) },
     { name: 'summarise', run: (sc) => this.summarise(sc) },
   ];
@@ -90,6 +100,7 @@ export class NodePoolReconciler implements Reconciler {
   constructor(private readonly s: Shared) {
     this.clusters = typed(s.store, 'Cluster');
     this.machineObjects = typed(s.store, 'Machine');
+    this.roller = new PoolRoller(s, (sc, annotations) => this.createMachine(sc as PoolScope, annotations));
   }
 
   reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
@@ -113,14 +124,21 @@ export class NodePoolReconciler implements Reconciler {
     return run.ended ?? { status: sc.status };
   }
 
-  /** Passes the pool's labels and taints on to its machines (their controller syncs the Nodes). */
+  /**
+   * Passes the pool's labels and taints on to its machines (their controller syncs the Nodes), and
+   * labels each machine with the hash of what it is made of (machines made before the label existed).
+   */
   private async propagate(sc: PoolScope): Promise<PhaseResult<Status>> {
     const want = propagated(sc.obj.spec);
-    for (const m of sc.active) {
-      if (jsonEqual({ labels: m.spec.labels, taints: m.spec.taints }, { labels: want.labels, taints: want.taints })) continue;
-      const { labels: _l, taints: _t, ...rest } = m.spec;
-      await this.machineObjects.update({ ...m, spec: { ...rest, ...want } });
-    }
+    sc.active = await Promise.all(
+      sc.active.map(async (m) => {
+        const hash = machineHash(m);
+        const specInSync = jsonEqual({ labels: m.spec.labels, taints: m.spec.taints }, { labels: want.labels, taints: want.taints });
+        if (specInSync && m.metadata.labels?.[LABEL_TEMPLATE_HASH] === hash) return m;
+        const { labels: _l, taints: _t, ...rest } = m.spec;
+        return this.machineObjects.update({ ...m, metadata: { ...m.metadata, labels: { ...m.metadata.labels, [LABEL_TEMPLATE_HASH]: hash } }, spec: { ...rest, ...want } });
+      }),
+    );
   }
 
   // ------------------------------------------------------------------------------------------
@@ -138,8 +156,7 @@ export class NodePoolReconciler implements Reconciler {
     // A restore holds the cluster's services down on purpose: nothing to heal.
     if (cluster.metadata.annotations?.[ANNOTATION_PAUSED_BY]) return;
     const pool = sc.obj;
-    const stale = hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await this.staleControlPlanes(cluster, sc.active) : undefined;
-    const admitted = await this.admitEtcdVictims(cluster, sc.obj, planHealing(pool, sc.active, Date.now(), stale));
+    const admitted = await this.admitEtcdVictims(cluster, sc.obj, planHealing(pool, sc.active, Date.now()));
     const replaced = await this.replace(sc, admitted.victims);
     await this.reportHealing(sc, cluster, admitted);
     sc.healing = { ...admitted, victims: replaced };
@@ -153,7 +170,7 @@ export class NodePoolReconciler implements Reconciler {
     const victims: Candidate[] = [];
     const refused: { candidate: Candidate; decision: Extract<Decision, { ok: false }> }[] = [];
     for (const v of plan.victims) {
-      const decision = await this.etcdScaleIn(cluster, v.machine);
+      const decision = await etcdScaleIn(this.s, cluster, v.machine);
       if (decision.ok) victims.push(v);
       else refused.push({ candidate: v, decision });
     }
@@ -168,53 +185,29 @@ export class NodePoolReconciler implements Reconciler {
     };
   }
 
-  /**
-   * Deletes the victims and records them in status.remediations; returns the ones deleted. A
-   * machine that works (its apiserver only knows too few etcd members) is surged instead: its
-   * replacement comes up first, then it goes, so a cluster with a single control plane keeps its API.
-   */
+  /** Deletes the victims and records them in status.remediations; returns the ones deleted. */
   private async replace(sc: PoolScope, victims: readonly Candidate[]): Promise<Candidate[]> {
     const pool = sc.obj;
     const project = pool.metadata.project ?? '';
     const now = new Date().toISOString();
-    const deleted: Candidate[] = [];
     for (const v of victims) {
       const name = v.machine.metadata.name;
-      if (v.reason === 'EtcdEndpointsStale') {
-        const surge = sc.active.find((m) => m.metadata.annotations?.[ANNOTATION_REPLACES] === name);
-        if (!surge) {
-          sc.log.warn({ machine: name, message: v.message }, 'auto-healing: surging a replacement');
-          await this.createMachine(sc, { [ANNOTATION_REPLACES]: name });
-          continue;
-        }
-        if (!isHealthy(surge)) continue;
-      }
       sc.log.warn({ machine: name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
       await this.machineObjects.deleteIfExists(project, name);
       const remediation = { machine: name, reason: v.reason, message: v.message.slice(0, 1024), at: now };
       sc.status.remediations = [...(sc.status.remediations ?? []), remediation].slice(-50);
       publishEvent(this.s, sc.log, machineReplaced(pool, v.machine, remediation));
-      deleted.push(v);
     }
-    return deleted;
+    return [...victims];
   }
 
-  /**
-   * Successors for machines an operator asked to replace (ReplaceMachine): one at a time per pool,
-   * surged like healing's, so the pool never runs with fewer machines than it should.
-   */
-  private async surgeRequested(sc: PoolScope): Promise<PhaseResult<Status>> {
-    if (!liveCluster(sc)) return;
-    const names = named(sc.active);
-    const inFlight = sc.active.some((m) => names.has(m.metadata.annotations?.[ANNOTATION_REPLACES] ?? ''));
-    const requested = sc.active.filter((m) => m.metadata.annotations?.[ANNOTATION_REPLACE_REQUESTED]);
-    for (const old of requested) {
-      if (sc.active.some((m) => m.metadata.annotations?.[ANNOTATION_REPLACES] === old.metadata.name)) continue;
-      if (inFlight) return;
-      sc.log.info({ machine: old.metadata.name, operation: old.metadata.annotations?.[ANNOTATION_REPLACE_REQUESTED] }, 'replacement requested: surging a successor');
-      sc.active.push(await this.createMachine(sc, { [ANNOTATION_REPLACES]: old.metadata.name }));
-      return;
-    }
+  // ------------------------------------------------------------------------------------------
+  // roll
+
+  private async roll(sc: PoolScope): Promise<PhaseResult<Status>> {
+    const cluster = liveCluster(sc);
+    if (!cluster) return;
+    sc.rollout = await this.roller.roll(sc, cluster);
   }
 
   /** HealingHeldBack (condition and alert) from the plan as admitted. */
@@ -245,32 +238,6 @@ export class NodePoolReconciler implements Reconciler {
     await this.s.alerts?.sync({ project: pool.metadata.project ?? '', cluster: cluster.metadata.name, source: `healing.${pool.metadata.name}` }, held.length > 0 ? [alert] : []);
   }
 
-  /**
-   * Control-plane machines whose kube-apiserver knows fewer than two live etcd members (it was
-   * started before the others joined, and its etcd client never learns about new members): after
-   * one more etcd replacement it would know none. Replacing such a machine (one at a time, under
-   * the guard) starts an apiserver with the current member list. Only while every etcd member is
-   * up and voting: a membership change in progress settles first.
-   */
-  private async staleControlPlanes(cluster: Cluster, active: Machine[]): Promise<Map<string, string>> {
-    const stale = new Map<string, string>();
-    const known = active.filter((m) => m.status?.phase === 'Running' && m.status.etcdServers);
-    if (known.length === 0) return stale;
-    const etcdMachines = await this.etcdMachines(cluster);
-    const addresses = etcdMachines.map((m) => (!isDeleting(m) && m.status?.phase === 'Running' ? m.status.address : undefined));
-    if (addresses.some((a) => a === undefined)) return stale;
-    // A Running etcd machine is a voting member (its Machine turns Running only once promoted), so
-    // the store tells the current members without asking etcd on every reconcile of the pool.
-    const live = new Set(addresses.map((a) => etcdClientURL(a!)));
-    const want = Math.min(2, live.size);
-    for (const m of known) {
-      const servers = m.status?.etcdServers ?? [];
-      const reachable = servers.filter((u) => live.has(u));
-      if (reachable.length < want) stale.set(m.metadata.name, `kube-apiserver knows ${reachable.length} of the ${live.size} current etcd members (${servers.join(', ')})`);
-    }
-    return stale;
-  }
-
   // ------------------------------------------------------------------------------------------
   // scale
 
@@ -293,7 +260,7 @@ export class NodePoolReconciler implements Reconciler {
 
   private async scaleOut(sc: PoolScope, cluster: Cluster, desired: number): Promise<ConditionInput> {
     const etcd = hasRole(sc.obj, 'etcd');
-    const decision = etcd ? await this.etcdScaleOut(cluster) : ({ ok: true } as const);
+    const decision = etcd ? await etcdScaleOut(this.s, cluster) : ({ ok: true } as const);
     if (!decision.ok) return { type: NodePoolCondition.Scaled, status: 'False', reason: decision.reason, message: decision.message };
     const count = etcd ? 1 : desired - sc.active.length;
     for (let i = 0; i < count; i++) sc.active.push(await this.createMachine(sc));
@@ -301,11 +268,11 @@ export class NodePoolReconciler implements Reconciler {
   }
 
   private async scaleIn(sc: PoolScope, cluster: Cluster, desired: number): Promise<ConditionInput> {
-    const order = scaleInOrder(sc.active);
+    const order = scaleInOrder(sc.active, templateHash(sc.obj.spec));
     let victims = order.slice(0, sc.active.length - desired);
     let decision: Decision = { ok: true };
     if (hasRole(sc.obj, 'etcd')) {
-      decision = await this.etcdScaleIn(cluster, order[0]!);
+      decision = await etcdScaleIn(this.s, cluster, order[0]!);
       victims = decision.ok ? [order[0]!] : [];
     }
     for (const v of victims) await this.machineObjects.deleteIfExists(sc.obj.metadata.project ?? '', v.metadata.name);
@@ -327,6 +294,7 @@ export class NodePoolReconciler implements Reconciler {
       kubernetesVersion: pool.spec.kubernetesVersion,
       ...(pool.spec.machine ? { machine: pool.spec.machine } : {}),
       ...(pool.spec.runtime ? { runtime: pool.spec.runtime } : {}),
+      ...(pool.spec.certificates ? { certificates: pool.spec.certificates } : {}),
       ...(pool.spec.healing?.drainTimeoutSeconds !== undefined ? { drainTimeoutSeconds: pool.spec.healing.drainTimeoutSeconds } : {}),
       ...propagated(pool.spec),
     };
@@ -338,54 +306,12 @@ export class NodePoolReconciler implements Reconciler {
       metadata: {
         name,
         project: pool.metadata.project,
-        labels: { [LABEL_CLUSTER]: pool.spec.cluster, [LABEL_POOL]: template, [LABEL_NODEPOOL]: pool.metadata.name },
+        labels: { [LABEL_CLUSTER]: pool.spec.cluster, [LABEL_POOL]: template, [LABEL_NODEPOOL]: pool.metadata.name, [LABEL_TEMPLATE_HASH]: templateHash(spec) },
         ...(annotations ? { annotations } : {}),
       },
       spec,
       status: { phase: 'Pending' },
     });
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // etcd pools
-
-  private async etcdMachines(cluster: Cluster): Promise<Machine[]> {
-    return (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
-  }
-
-  /** May one more etcd member be created now? */
-  private async etcdScaleOut(cluster: Cluster): Promise<Decision> {
-    const etcdMachines = await this.etcdMachines(cluster);
-    if (etcdMachines.length === 0) return { ok: true };
-    const leaving = etcdMachines.find(isDeleting);
-    if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
-    const pending = etcdMachines.find((m) => m.status?.phase !== 'Running');
-    if (pending) {
-      return { ok: false, reason: 'WaitingForEtcdMember', message: `waiting for etcd machine ${pending.metadata.name} to be Running (${pending.status?.phase ?? 'Pending'})` };
-    }
-    return this.etcdDecision(cluster, etcdMachines, (m) => m.mayGrow());
-  }
-
-  /** May `victim` (an etcd machine) be removed now? */
-  private async etcdScaleIn(cluster: Cluster, victim: Machine): Promise<Decision> {
-    const etcdMachines = await this.etcdMachines(cluster);
-    const leaving = etcdMachines.find((m) => isDeleting(m) && m.metadata.name !== victim.metadata.name);
-    if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
-    // A member that never started holds no data: removing it cannot hurt.
-    const address = victim.status?.address;
-    if (!isStarted(victim) || !address) return { ok: true };
-    return this.etcdDecision(cluster, etcdMachines, (m) => m.mayRemove(etcdPeerURL(address)));
-  }
-
-  /** Asks the cluster's etcd (through its started members) for a membership decision. */
-  private async etcdDecision(cluster: Cluster, etcdMachines: Machine[], decide: (m: EtcdMembership) => Promise<Decision>): Promise<Decision> {
-    try {
-      const membership = await etcdMembership(this.s.connections, cluster, etcdMachines);
-      if (!membership) return { ok: false, reason: 'WaitingForPKI', message: 'the cluster has no PKI yet' };
-      return await decide(membership);
-    } catch (err) {
-      return { ok: false, reason: failureReason(err), message: errorMessage(err) };
-    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -409,6 +335,10 @@ export class NodePoolReconciler implements Reconciler {
         : { type: NodePoolCondition.Ready, status: 'False', reason: 'MachinesNotReady', message: `${ready.length}/${desired} machines ready${waiting ? `; waiting for ${waiting}` : ''}`.slice(0, 32768) },
     );
     status.healthyReplicas = active.filter(isHealthy).length;
+    if (sc.rollout) {
+      status.updatedReplicas = Math.min(sc.rollout.updated, pool.spec.replicas);
+      status.availableReplicas = Math.min(sc.rollout.available, pool.spec.replicas);
+    }
     const unhealthy = active.flatMap((m) => {
       const h = getCondition(m.status?.conditions, MachineCondition.Healthy);
       return h?.status === 'False' ? [`${m.metadata.name}: ${h.reason}`] : [];
@@ -422,10 +352,11 @@ export class NodePoolReconciler implements Reconciler {
     return { end: { status, ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) } };
   }
 
-  /** Soon while converging or holding back healing; when the next machine crosses a healing timeout; else never. */
+  /** Soon while converging, rolling or holding back healing; when the next machine crosses a healing timeout; else never. */
   private nextLook(sc: PoolScope, settled: boolean): number | undefined {
     const poll = this.s.timing.poolPollMs;
-    let after = settled ? undefined : poll;
+    const rolling = (sc.rollout?.candidates.length ?? 0) > 0 || (sc.status.rollout?.draining?.length ?? 0) > 0;
+    let after = settled && !rolling ? undefined : poll;
     const healing = sc.healing;
     if (healing?.nextCheckAtMs !== undefined) after = Math.min(after ?? Infinity, Math.max(50, healing.nextCheckAtMs - Date.now()));
     if (healing && healing.heldBack.length > 0) after = Math.min(after ?? poll, poll);
@@ -448,7 +379,7 @@ export class NodePoolReconciler implements Reconciler {
     if (hasRole(pool, 'etcd') && cluster && !isDeleting(cluster)) {
       // Removing an etcd pool from a live cluster: one member at a time.
       const victim = scaleInOrder(active)[0];
-      if (victim && active.length === machines.length && (await this.etcdScaleIn(cluster, victim)).ok) await this.machineObjects.deleteIfExists(project, victim.metadata.name);
+      if (victim && active.length === machines.length && (await etcdScaleIn(this.s, cluster, victim)).ok) await this.machineObjects.deleteIfExists(project, victim.metadata.name);
     } else {
       for (const m of active) await this.machineObjects.deleteIfExists(project, m.metadata.name);
     }

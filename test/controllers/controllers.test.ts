@@ -187,11 +187,11 @@ test('a cluster provisions in order, scales 2→4→1 with drains, follows label
     }
     assert.equal(cluster.status?.kubernetesVersion, 'v1.36.3');
     assert.match(cluster.status?.endpoint ?? '', /^https:\/\/127\.2\.0\.\d+:6443$/);
-    assert.deepEqual(cluster.status?.certificates?.map((c) => c.name), ['ca', 'etcd-ca', 'front-proxy-ca', 'admin']);
+    assert.deepEqual(cluster.status?.certificates?.map((c) => c.name), ['ca', 'etcd-ca', 'front-proxy-ca', 'admin', 'pool/cp', 'pool/etcd', 'pool/workers']);
     assert.deepEqual(cluster.status?.pools, [
-      { name: 'etcd', replicas: 3, readyReplicas: 3 },
-      { name: 'cp', replicas: 1, readyReplicas: 1 },
-      { name: 'workers', replicas: 2, readyReplicas: 2 },
+      { name: 'etcd', replicas: 3, readyReplicas: 3, updatedReplicas: 3, availableReplicas: 3, kubernetesVersion: 'v1.36.3' },
+      { name: 'cp', replicas: 1, readyReplicas: 1, updatedReplicas: 1, availableReplicas: 1, kubernetesVersion: 'v1.36.3' },
+      { name: 'workers', replicas: 2, readyReplicas: 2, updatedReplicas: 2, availableReplicas: 2, kubernetesVersion: 'v1.36.3' },
     ]);
     const pki = await get<Secret>(e.store, 'Secret', 'demo-pki');
     assert.equal(pki?.spec.type, 'marina.dev/pki');
