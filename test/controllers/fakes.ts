@@ -34,6 +34,8 @@ interface FakeMachine {
   address: string;
   started: boolean;
   running: boolean;
+  /** kill(): its processes are gone; the provider reports it Failed. */
+  killed?: boolean;
   describesUntilRunning: number;
   bootstrap?: MachineBootstrap;
 }
@@ -154,7 +156,7 @@ export class FakeWorld {
       if (!m) return { state: 'Missing' };
       // Like the local provider: prepared but not started is Provisioning, not Missing.
       if (!m.started) return { state: 'Provisioning', address: m.address };
-      if (!m.running && m.describesUntilRunning-- <= 0) m.running = true;
+      if (!m.running && !m.killed && m.describesUntilRunning-- <= 0) m.running = true;
       return this.describe(m);
     },
     deleteMachine: async (ref: MachineRef): Promise<void> => {
@@ -194,7 +196,18 @@ export class FakeWorld {
   }
 
   private describe(m: FakeMachine): MachineDescription {
-    return { state: m.running ? 'Running' : 'Provisioning', address: m.address, providerID: `test:///${m.ref.project}/${m.ref.cluster}/${m.ref.name}` };
+    const providerID = `test:///${m.ref.project}/${m.ref.cluster}/${m.ref.name}`;
+    if (m.killed) return { state: 'Failed', address: m.address, providerID, failureReason: 'MachineStopped', failureMessage: 'killed by the test' };
+    return { state: m.running ? 'Running' : 'Provisioning', address: m.address, providerID };
+  }
+
+  /** Like kill -9 of a machine's processes: it stops serving and its provider reports it Failed. */
+  kill(name: string): void {
+    const m = this.machines.get(name);
+    if (!m) throw new Error(`no machine ${name}`);
+    m.killed = true;
+    m.running = false;
+    this.timeline.push(`kill ${name}`);
   }
 
   readonly registry: ProviderRegistry = {
@@ -370,7 +383,10 @@ export class FakeWorld {
         up();
         const i = sim.pods.findIndex((p) => p.metadata.namespace === namespace && p.metadata.name === name);
         if (i < 0) return 'gone';
-        if (sim.pods[i]!.metadata.annotations?.['test/pdb'] === 'block') return 'blocked';
+        const pdb = sim.pods[i]!.metadata.annotations?.['test/pdb'];
+        // A PodDisruptionBudget that refuses: 'block' unnamed, 'namespace/name' named as the API names it.
+        if (pdb === 'block') return 'blocked';
+        if (pdb) return { blockedBy: pdb };
         sim.pods.splice(i, 1);
         this.timeline.push(`evict ${namespace}/${name}`);
         return 'evicted';
