@@ -4,7 +4,7 @@
 // clients, tests substitute their own ClusterConnections.
 import type { Cluster } from '../api/kinds.js';
 import type { EtcdApi } from '../etcd/client.js';
-import type { Node, Pod } from '../kube/objects.js';
+import type { Node, Pod, PodDisruptionBudget } from '../kube/objects.js';
 
 /** The parts of a coordination.k8s.io Lease a leader-election check reads. */
 export interface LeaseInfo {
@@ -45,6 +45,10 @@ export interface KubeApi {
   listNodes(opts?: CallOptions): Promise<Node[]>;
   /** undefined when the Lease does not exist. */
   getLease(namespace: string, name: string, opts?: CallOptions): Promise<LeaseInfo | undefined>;
+  /** Every PodDisruptionBudget of the cluster (all namespaces). */
+  listPodDisruptionBudgets(opts?: CallOptions): Promise<PodDisruptionBudget[]>;
+  /** GET /version: the apiserver's gitVersion (what `kubectl version` reports as the server version). */
+  serverVersion(opts?: CallOptions): Promise<string>;
 }
 
 /** One control-plane machine's own kube-apiserver, addressed directly (not through the endpoint). */

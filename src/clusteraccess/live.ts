@@ -7,7 +7,7 @@ import type { Cluster } from '../api/kinds.js';
 import { APISERVER_PORT } from '../bootstrap/machine.js';
 import { EtcdClient, type EtcdApi } from '../etcd/client.js';
 import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type Watcher } from '../kube/client.js';
-import type { Node, Pod } from '../kube/objects.js';
+import type { Node, Pod, PodDisruptionBudget } from '../kube/objects.js';
 import { issueLeaf, trustPem } from '../bootstrap/clusterPki.js';
 import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, Readiness } from './access.js';
 import type { ClusterSecrets } from './secrets.js';
@@ -215,6 +215,11 @@ export class LiveConnections implements ClusterConnections {
         return list.items;
       },
       listNodes: async (opts = {}) => (await client.listAll<Node>(Resources.nodes, opts)).items,
+      listPodDisruptionBudgets: async (opts = {}) => (await client.listAll<PodDisruptionBudget>(Resources.podDisruptionBudgets, opts)).items,
+      serverVersion: async (opts = {}) => {
+        const v = await client.request<{ gitVersion?: string }>({ method: 'GET', path: '/version', signal: opts.signal });
+        return v.gitVersion ?? '';
+      },
       getLease: async (namespace, name, opts = {}) => {
         try {
           const lease = await client.get<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { ...opts, namespace });

@@ -101,3 +101,10 @@ export interface Pod extends KubeObject {
   };
   status?: PodStatus;
 }
+
+/** policy/v1 PodDisruptionBudget: what an upgrade's preflight reads to list the budgets that will block drains. */
+export interface PodDisruptionBudget extends KubeObject {
+  metadata: NamedMeta & { namespace: string };
+  spec?: { minAvailable?: number | string; maxUnavailable?: number | string; selector?: { matchLabels?: Record<string, string> } };
+  status?: { currentHealthy?: number; desiredHealthy?: number; disruptionsAllowed?: number; expectedPods?: number };
+}

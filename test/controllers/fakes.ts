@@ -345,6 +345,14 @@ export class FakeWorld {
         up();
         return [...sim.nodes.values()].map((n) => structuredClone(n) as KubeNode);
       },
+      listPodDisruptionBudgets: async () => {
+        up();
+        return [];
+      },
+      serverVersion: async () => {
+        up();
+        return 'v1.36.3';
+      },
       getLease: async (_namespace, name) => {
         up();
         return { holderIdentity: `${name}-leader`, renewTime: new Date().toISOString(), leaseDurationSeconds: 15 };
