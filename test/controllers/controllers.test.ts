@@ -3,10 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { CloudEvent } from '../../src/api/functions.js';
 import type { Cluster, Machine, NodePool, Secret } from '../../src/api/kinds.js';
+import type { Operation } from '../../src/api/operations.js';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
 import { startControlLoops, type ControlLoopOptions, type RunningControlLoops } from '../../src/server/control-loops.js';
 import { parseKubeconfig } from '../../src/kube/client.js';
@@ -719,5 +723,82 @@ test('a worker killed mid-roll: healing replaces it, the roll goes on, no machin
     assert.deepEqual(e.world.errors, []);
   } finally {
     await e.close();
+  }
+});
+
+// ---------- certificate rotation as an operation ----------
+
+async function runOperation(e: Env, cluster: string, name: string, spec: Partial<Operation['spec']>, timeoutMs = 60_000): Promise<Operation> {
+  await e.store.create({
+    apiVersion: API_VERSION,
+    kind: 'Operation',
+    metadata: { name, project: P, labels: { 'marina.dev/cluster': cluster, 'marina.dev/operation-type': spec.type ?? '' } },
+    spec: { cluster, ...spec },
+    status: { phase: 'Pending', requestedBy: 'tester' },
+  } as Operation);
+  let op: Operation | undefined;
+  await waitFor(async () => {
+    op = await get<Operation>(e.store, 'Operation', name);
+    return ['Succeeded', 'Failed', 'Cancelled'].includes(op?.status?.phase ?? '');
+  }, `operation ${name} ends`, timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}; ${JSON.stringify(op?.status?.steps?.map((s) => [s.name, s.state, s.message]))}`);
+  });
+  return op!;
+}
+
+test('RotateCertificates --ca: phase 1 rolls every machine onto the new CAs trusting both, phase 2 drops the old ones and rolls again', async () => {
+  const e = await env();
+  const dataDir = mkdtempSync(join(tmpdir(), 'marina-rotate-'));
+  try {
+    await e.start({ operations: { encryptionKey: randomBytes(32), dataDir } });
+    await e.store.create(clusterObj('rot', 1, 1));
+    await waitReady(e.store, 'rot');
+    const before = await loadClusterPkiFromSecretData((await get<Secret>(e.store, 'Secret', 'rot-pki'))!.spec.data);
+    const generations: string[] = [];
+    const watch = e.store.watch({ kind: 'Secret' }, (ev) => {
+      const g = (ev.object as Secret).spec.data.generation;
+      if (ev.object.metadata.name === 'rot-pki' && g && generations.at(-1) !== g) generations.push(g);
+    });
+    const op = await runOperation(e, 'rot', 'rot-ca', { type: 'RotateCertificates', rotateCertificates: { ca: true } }, 90_000);
+    watch.stop();
+    assert.equal(op.status?.phase, 'Succeeded', op.status?.message);
+    assert.deepEqual(generations, ['rot-ca.1', 'rot-ca.2'], 'phase 1, then phase 2');
+    assert.match(op.status?.result?.note ?? '', /keep working until phase 2/);
+    const after = await loadClusterPkiFromSecretData((await get<Secret>(e.store, 'Secret', 'rot-pki'))!.spec.data);
+    assert.notEqual(after.ca.certPem, before.ca.certPem, 'new CAs');
+    assert.equal(after.rotation, undefined, 'the old CAs are no longer trusted');
+    assert.equal(after.serviceAccount.privateKeyPem, before.serviceAccount.privateKeyPem, 'service-account tokens stay valid');
+    const machines = await list<Machine>(e.store, 'Machine', 'rot');
+    assert.ok(machines.every((m) => m.spec.certificates === 'rot-ca.2'), 'every machine rolled twice');
+    const admin = parseKubeconfig((await get<Secret>(e.store, 'Secret', 'rot-admin-kubeconfig'))!.spec.data.kubeconfig!);
+    assert.equal(admin.ca?.toString('utf8'), after.ca.certPem, 'the admin kubeconfig trusts only the new CA');
+    assert.deepEqual(op.status?.steps?.map((s) => s.state), Array(10).fill('Succeeded'));
+    assert.deepEqual(e.world.errors, []);
+  } finally {
+    await e.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('RotateCertificates (leaves): one roll, the phase-2 steps skipped, the new expiries in the cluster status', async () => {
+  const e = await env();
+  const dataDir = mkdtempSync(join(tmpdir(), 'marina-rotate-'));
+  try {
+    await e.start({ operations: { encryptionKey: randomBytes(32), dataDir } });
+    await e.store.create(clusterObj('leaf', 1, 1));
+    const before = await waitReady(e.store, 'leaf');
+    const op = await runOperation(e, 'leaf', 'leaf-rotate', { type: 'RotateCertificates' });
+    assert.equal(op.status?.phase, 'Succeeded', op.status?.message);
+    assert.deepEqual(op.status?.steps?.filter((s) => s.state === 'Skipped').map((s) => s.name), ['dropOldCAs', 'finalEtcd', 'finalControlPlanes', 'finalWorkers']);
+    const after = (await get<Cluster>(e.store, 'Cluster', 'leaf'))!;
+    for (const name of ['admin', 'pool/etcd', 'pool/cp', 'pool/workers']) {
+      const was = before.status?.certificates?.find((c) => c.name === name)?.notAfter ?? '';
+      const now = after.status?.certificates?.find((c) => c.name === name)?.notAfter ?? '';
+      assert.ok(now > was, `${name}: ${was} → ${now}`);
+    }
+    assert.equal(after.status?.certificates?.find((c) => c.name === 'ca')?.notAfter, before.status?.certificates?.find((c) => c.name === 'ca')?.notAfter, 'the CAs stay');
+  } finally {
+    await e.close();
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });
