@@ -277,6 +277,8 @@ export const ClusterStatus = statusSchema({
     Type.Union([Type.Literal('Provisioning'), Type.Literal('Ready'), Type.Literal('Degraded'), Type.Literal('Deleting'), Type.Literal('Failed')]),
   ),
   endpoint: Type.Optional(Type.String()),
+  /** The control-plane machines the endpoint sends new connections to (a roll takes one out before it stops it). */
+  endpointBackends: Type.Optional(Type.Array(Type.String())),
   kubernetesVersion: Type.Optional(Type.String()),
   pools: Type.Optional(Type.Array(PoolSummary)),
   certificates: Type.Optional(Type.Array(CertificateStatus)),

@@ -182,14 +182,14 @@ export class ClusterReconciler implements Reconciler {
   private async endpointPhase(sc: ClusterScope): Promise<PhaseResult<Status>> {
     // A control plane a roll drains is on its way out: no new connections reach its apiserver.
     const leaving = new Set(sc.pools.flatMap(drainingMachines));
-    const backends = sc.machines
-      .filter((m) => hasRole(m, 'controlplane') && !isDeleting(m) && !leaving.has(m.metadata.name) && isStarted(m) && m.status?.address)
-      .map((m) => `${m.status!.address}:${APISERVER_PORT}`)
-      .sort();
+    const serving = sc.machines.filter((m) => hasRole(m, 'controlplane') && !isDeleting(m) && !leaving.has(m.metadata.name) && isStarted(m) && m.status?.address);
+    const backends = serving.map((m) => `${m.status!.address}:${APISERVER_PORT}`).sort();
     try {
       const endpoint = await sc.provider.ensureEndpoint(clusterRef(sc.obj), backends, { signal: sc.signal });
       sc.endpoint = endpoint;
       sc.status.endpoint = endpoint.url;
+      // Recorded once the endpoint has them: a roll stops an old apiserver only after it left this list.
+      sc.status.endpointBackends = serving.map((m) => m.metadata.name).sort();
       sc.set({
         type: ClusterCondition.EndpointReady,
         status: 'True',

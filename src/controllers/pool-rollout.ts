@@ -61,8 +61,10 @@ export class PoolRoller {
     const pool = sc.obj;
     const hash = templateHash(pool.spec);
     const previous = sc.status.rollout;
-    const rollout: RolloutStatus = { templateHash: hash, ...(previous?.lastDrainTimeout ? { lastDrainTimeout: previous.lastDrainTimeout } : {}) };
     const paused = pausedBy(cluster);
+    // A drain timeout holds the machine back from the next attempt for a while — unless the roll
+    // was paused since (the operation that hit it failed): running it again resumes at once.
+    const rollout: RolloutStatus = { templateHash: hash, ...(previous?.lastDrainTimeout && !paused ? { lastDrainTimeout: previous.lastDrainTimeout } : {}) };
     const stale = hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await staleControlPlanes(this.s, cluster, sc.active) : new Map<string, string>();
     const candidates = rollCandidates(sc.active, hash, machineHash, stale);
     const policy = resolveRollout(pool.spec.roles, pool.spec.rollout);
@@ -196,7 +198,12 @@ export class PoolRoller {
       sc.signal.throwIfAborted();
       problem = errorMessage(err);
     }
-    if (!problem && remaining === 0) return { state: 'drained', message: `Node ${node} cordoned and drained` };
+    if (!problem && remaining === 0) {
+      // An apiserver stops only once the endpoint sends it no new connections: a connection the
+      // balancer hands to a process that is closing its listener is a failed request.
+      if (!cluster.status?.endpointBackends?.includes(m.metadata.name)) return { state: 'drained', message: `Node ${node} cordoned and drained` };
+      problem = 'waiting for the API endpoint to stop sending connections to its apiserver';
+    }
     const elapsed = Date.now() - Date.parse(d.since);
     const left = `${remaining} pods left on ${node}${problem ? `; ${problem}` : ''}`;
     if (elapsed >= timeoutMs) return { state: 'timedOut', message: `drain of ${node} timed out after ${Math.round(timeoutMs / 1000)} s: ${left}` };
