@@ -26,9 +26,10 @@
 //   summary            the new expiries.
 import { getCondition } from '../api/conditions.js';
 import type { Machine } from '../api/kinds.js';
-import { ClusterCondition, pkiSecretName } from '../api/wellknown.js';
+import { isDeleting } from '../api/meta.js';
+import { ANNOTATION_CERTIFICATES_GENERATION, ClusterCondition, adminKubeconfigSecretName, pkiSecretName } from '../api/wellknown.js';
 import { beginCaRotation, finishCaRotation, pkiToSecretData, withGeneration, type ClusterPki } from '../bootstrap/clusterPki.js';
-import { typed } from '../store/typed.js';
+import { clusterMachines, typed } from '../store/typed.js';
 import { done, fail, skip, wait, type OperationDefinition, type StepScope } from './framework.js';
 import { clusterServes, resumeRollouts, rollStep, stopRollouts } from './rolling.js';
 
@@ -45,8 +46,6 @@ async function preflight(sc: StepScope) {
   const pki = await sc.deps.secrets.pki(sc.cluster);
   if (!pki) return fail('the cluster has no PKI');
   const resuming = pki.rotation ? ` (a CA rotation is in phase 1 since generation ${pki.generation ?? '?'}: ${isCa(sc) ? 'it is continued' : 'its new CAs issue the new certificates'})` : '';
-  // What ends when, before: the summary waits until each of them moved on.
-  sc.record.before = Object.fromEntries(leafExpiries(sc.cluster.status?.certificates).map((c) => [c.name, c.notAfter]));
   return done(`etcd healthy, every pool Ready${resuming}`);
 }
 
@@ -97,14 +96,36 @@ function leafExpiries(certs: readonly { name: string; notAfter: string }[] | und
   return (certs ?? []).filter((x) => x.name === 'admin' || x.name.startsWith('pool/'));
 }
 
+/**
+ * What the cluster has not yet recorded of the rotation: the admin kubeconfig and each pool whose
+ * entry in status.certificates is not the one its machines, all on the final generation, report.
+ * Compared by generation and by what the machines report — not by "notAfter moved": X.509 times
+ * have one-second precision, so a rotation in the second its certificates were first issued
+ * re-issues them with the same notAfter.
+ */
+async function unrecorded(sc: StepScope, generation: string, leaves: { name: string; notAfter: string }[]): Promise<string[]> {
+  const project = sc.op.metadata.project ?? '';
+  const admin = await typed(sc.deps.store, 'Secret').get(project, adminKubeconfigSecretName(sc.cluster.metadata.name));
+  const missing = admin?.metadata.annotations?.[ANNOTATION_CERTIFICATES_GENERATION] === generation ? [] : ['admin'];
+  const machines = (await clusterMachines(sc.deps.store, project, sc.cluster.metadata.name)).filter((m) => !isDeleting(m));
+  const pools = new Map<string, string | undefined>();
+  for (const m of machines) {
+    const key = `pool/${m.spec.pool}`;
+    const at = m.spec.certificates === generation ? m.status?.certificatesNotAfter : undefined;
+    const earliest = pools.has(key) ? pools.get(key) : at;
+    pools.set(key, at === undefined || earliest === undefined ? undefined : at < earliest ? at : earliest);
+  }
+  for (const [name, at] of pools) if (at === undefined || leaves.find((x) => x.name === name)?.notAfter !== at) missing.push(name);
+  return missing.sort();
+}
+
 async function summary(sc: StepScope) {
   const c = await typed(sc.deps.store, 'Cluster').get(sc.op.metadata.project ?? '', sc.cluster.metadata.name);
   const leaves = leafExpiries(c?.status?.certificates);
   // The Cluster controller records the new expiries once it looked at the rolled machines.
-  const before = (sc.records.preflight?.before ?? {}) as Record<string, string>;
-  const stale = leaves.filter((x) => before[x.name] !== undefined && x.notAfter <= before[x.name]!);
+  const stale = await unrecorded(sc, generationOf(sc, isCa(sc) ? 2 : 1), leaves);
   if (stale.length > 0 || getCondition(c?.status?.conditions, ClusterCondition.Ready)?.status !== 'True') {
-    return wait(`waiting for the cluster to record the new certificates${stale.length > 0 ? ` (${stale.map((x) => x.name).join(', ')})` : ''}`);
+    return wait(`waiting for the cluster to record the new certificates${stale.length > 0 ? ` (${stale.join(', ')})` : ''}`);
   }
   sc.result('earliestLeafNotAfter', leaves.map((x) => x.notAfter).sort()[0] ?? '');
   return done(`every certificate re-issued${isCa(sc) ? ' from the new CAs; the old CAs are no longer trusted' : ''}; ${leaves.map((x) => `${x.name} until ${x.notAfter}`).join(', ')}`);
