@@ -62,9 +62,10 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const session = useMemo<SessionValue | undefined>(() => {
     if (!state) return undefined;
     const registry = new LiveRegistry(
-      (kind, project) =>
+      (kind, project, pollIntervalMs) =>
         new LiveCollection<Resource>(state.client, kind, {
           ...(project ? { project } : {}),
+          ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }),
           onFatal: (err) => {
             if (err.code === 401) logout(`Your session ended: ${err.message}`);
           },

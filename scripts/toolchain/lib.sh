@@ -162,7 +162,7 @@ timed_build() { # timed_build <label> <cmd...>
 }
 
 # go_install <out-dir> <package@version> [go flags...]: `go install` of a package of a module
-# without replace directives (containerd, runc, CNI plugins, versitygw), into out-dir. The caller
+# without replace directives (containerd, runc, CNI plugins, versitygw, helm), into out-dir. The caller
 # sets CGO_ENABLED. Runs outside any module so only the named module's go.mod counts.
 go_install() {
   local out="$1" pkg="$2"; shift 2
@@ -171,7 +171,7 @@ go_install() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Pinned Go-built components (node runtime, S3 server): one cache entry per component version,
+# Pinned Go-built components (node runtime, S3 server, helm): one cache entry per component version,
 #   $MARINA_CACHE_BASE/<group>/<name>/<version>/  with the binaries and the stamp.
 # The calling script defines build_<name with - as _> <version> <out-dir>.
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +183,7 @@ reported_by() {
   case "$(basename "$path")" in
     containerd-shim-runc-v2) "$path" -v 2>&1 || true ;;
     containerd|ctr|runc|versitygw) "$path" --version 2>&1 || true ;;
+    helm) "$path" version --short 2>&1 || true ;;
     # CNI plugins print "CNI <name> plugin <version>" when called without CNI_COMMAND.
     *) env -u CNI_COMMAND "$path" </dev/null 2>&1 || true ;;
   esac

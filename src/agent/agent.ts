@@ -42,6 +42,8 @@ export interface MachineFacts {
   total: { rssBytes: number; cpuSeconds: number };
   disk: { path: string; usedBytes: number };
   kubelet: KubeletState | null;
+  /** The nameservers the kubelet is configured to give pods (the cluster DNS Service address). */
+  clusterDNS: string[];
 }
 
 const DISK_CACHE_MS = 15_000;
@@ -198,6 +200,7 @@ export class MachineAgent {
       },
       disk: { path: this.config.dataDir, usedBytes: await this.diskUsed() },
       kubelet: this.kubelet?.state() ?? null,
+      clusterDNS: this.config.kubelet?.clusterDNS ?? [],
     };
   }
 

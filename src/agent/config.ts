@@ -45,6 +45,9 @@ export interface AgentKubeletConfig {
   kubeletVersion: string;
   /** spec.podCIDR at registration (else the one the node-ipam controller assigns, else a private range). */
   podCIDR?: string;
+  /** The nameserver(s) pods get (the cluster DNS Service, by convention the 10th address of the service CIDR) and the DNS domain. */
+  clusterDNS?: string[];
+  clusterDomain?: string;
   /** Heartbeat tuning (defaults: lease 40 s renewed every 10 s, node status every 60 s). */
   leaseDurationSeconds?: number;
   renewIntervalSeconds?: number;
@@ -115,6 +118,8 @@ const ALLOWED_KUBELET = new Set([
   'capacity',
   'kubeletVersion',
   'podCIDR',
+  'clusterDNS',
+  'clusterDomain',
   'leaseDurationSeconds',
   'renewIntervalSeconds',
   'statusIntervalSeconds',
@@ -257,6 +262,10 @@ export function validateAgentConfig(raw: unknown, source?: string): AgentConfig 
       const cidr = str(k, 'podCIDR', at, false);
       const parsed = cidr === undefined ? undefined : parseCidr(cidr);
       if (typeof parsed === 'string') p.push(`kubelet.podCIDR: ${parsed}`);
+      if (k.clusterDNS !== undefined && (!Array.isArray(k.clusterDNS) || k.clusterDNS.some((ip) => typeof ip !== 'string' || isIP(ip) === 0))) {
+        p.push('kubelet.clusterDNS: must be a list of IP addresses');
+      }
+      if (k.clusterDomain !== undefined && (typeof k.clusterDomain !== 'string' || !DNS1123_SUBDOMAIN.test(k.clusterDomain))) p.push('kubelet.clusterDomain: must be a DNS domain');
       int(k, 'leaseDurationSeconds', at, 10, 3600, false);
       int(k, 'renewIntervalSeconds', at, 1, 600, false);
       int(k, 'statusIntervalSeconds', at, 1, 3600, false);

@@ -43,6 +43,10 @@ export const RULES = {
   RestoreFailed: 'RestoreFailed',
   CertificateNearExpiry: 'CertificateNearExpiry',
   OrphanedMachine: 'OrphanedMachine',
+  /** An add-on unhealthy or not applied for AddonPolicy.spec.unhealthyAlertSeconds (warning). */
+  AddonUnhealthy: 'AddonUnhealthy',
+  /** Objects of an add-on put back after someone changed or deleted them (info, for 5 minutes). */
+  AddonDriftCorrected: 'AddonDriftCorrected',
 } as const;
 
 /** One alert as an evaluator reports it. */

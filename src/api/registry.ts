@@ -11,12 +11,15 @@ import { BackupTarget, Operation, Snapshot } from './operations.js';
 import { validateBackupTarget, validateOperation, validateSnapshot } from './operation-validation.js';
 import { EventSource, Function, Pipeline } from './functions.js';
 import { validateFunction, validatePipeline } from './function-validation.js';
+import { Addon, AddonDefinition, AddonPolicy, validateAddon, validateAddonDefinition, validateAddonPolicy, type AddonAdmission } from './addons.js';
 
 /** Facts from outside the API package that semantic validation needs. */
 export interface ValidationContext {
   kubernetesVersions: string[];
   /** The version a cluster that names none gets (default: the first of kubernetesVersions). */
   defaultKubernetesVersion?: string;
+  /** Checks of the add-on kinds that need the catalog (src/addons); without it those kinds are refused. */
+  addons?: AddonAdmission;
 }
 
 export interface KindInfo {
@@ -48,6 +51,9 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'Function', plural: 'functions', scope: 'project', schema: Function, sensitive: true, validate: validateFunction },
   { kind: 'Pipeline', plural: 'pipelines', scope: 'project', schema: Pipeline, validate: validatePipeline },
   { kind: 'EventSource', plural: 'eventsources', scope: 'project', schema: EventSource },
+  { kind: 'AddonDefinition', plural: 'addondefinitions', scope: 'global', schema: AddonDefinition, validate: validateAddonDefinition },
+  { kind: 'AddonPolicy', plural: 'addonpolicies', scope: 'global', schema: AddonPolicy, validate: validateAddonPolicy },
+  { kind: 'Addon', plural: 'addons', scope: 'project', schema: Addon, validate: validateAddon },
 ];
 
 const byKind = new Map(KINDS.map((k) => [k.kind, k]));

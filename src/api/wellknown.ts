@@ -19,6 +19,17 @@ export const LABEL_MACHINE = 'marina.dev/machine';
  * Deployment's pod-template-hash. A machine whose hash differs from its pool's is rolled.
  */
 export const LABEL_TEMPLATE_HASH = 'marina.dev/template-hash';
+/** On Addons the add-on starter created from the AddonPolicy's default set (value `true`). */
+export const LABEL_DEFAULT_ADDON = 'addons.marina.dev/default';
+
+/**
+ * On every object an add-on applies in a cluster: `app.kubernetes.io/managed-by=marina-addons`.
+ * The add-on controllers watch each managed kind with this selector, so it also says what they see.
+ */
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_ADDONS = 'marina-addons';
+/** On every object an add-on applies in a cluster except Namespaces (several add-ons may share one): the add-on. */
+export const LABEL_ADDON = 'addons.marina.dev/addon';
 
 /** Node-role label of each Marina role (kubectl's ROLES column reads `node-role.kubernetes.io/*`). */
 export const ROLE_LABELS: Readonly<Record<MachineRole, string>> = {
@@ -54,6 +65,14 @@ export const ANNOTATION_CERTIFICATES_GENERATION = 'marina.dev/certificates-gener
 export const ANNOTATION_REPLACE_REQUESTED = 'marina.dev/replace-requested';
 /** The kubelet's mark on a static pod's mirror (a drain leaves those alone). */
 export const ANNOTATION_MIRROR_POD = 'kubernetes.io/config.mirror';
+/** On a Cluster at creation: `none` skips the default add-ons. */
+export const ANNOTATION_ADDON_DEFAULTS = 'addons.marina.dev/defaults';
+/** On a Cluster, written by the add-on starter once it created the default set (never again, even if an add-on is disabled later). */
+export const ANNOTATION_ADDON_DEFAULTS_APPLIED = 'addons.marina.dev/defaults-applied';
+/** On an object in a cluster: never delete it (prune, add-on disabled), as Gardener's keep-object. */
+export const ANNOTATION_ADDON_KEEP = 'addons.marina.dev/keep';
+/** On an object in a cluster: leave it alone entirely (no drift correction, no deletion, no health verdict). */
+export const ANNOTATION_ADDON_IGNORE = 'addons.marina.dev/ignore';
 
 // ---------- finalizers ----------
 
@@ -72,6 +91,9 @@ export const LABEL_OPERATION_TYPE = 'marina.dev/operation-type';
 export const SYSTEM_SCHEDULER = 'system:backup-schedule';
 /** The requester of the certificate rotations Marina starts when certificates near their end. */
 export const SYSTEM_CERTIFICATE_RENEWAL = 'system:certificate-renewal';
+
+/** On Addons: the objects the add-on put into its cluster are removed before the Addon goes. */
+export const FINALIZER_ADDON = 'addons.marina.dev/cleanup';
 
 // ---------- a cluster's Secrets ----------
 
@@ -157,4 +179,35 @@ export const MachineHealthyReason = {
 export const NodeReadyReason = {
   APIUnreachable: 'APIUnreachable',
   MachineNotRunning: 'MachineNotRunning',
+} as const;
+
+/** Condition types of an Addon (the CLI and the console read them). */
+export const AddonCondition = {
+  /** True once the current version and values are in the cluster; False names what it waits for or what failed. */
+  Applied: 'Applied',
+  /** Every object healthy by its kind's rule; False names the objects that are not. */
+  Healthy: 'Healthy',
+  /** A rollout of a new version or of values is under way. */
+  Progressing: 'Progressing',
+} as const;
+
+/** Reasons of an Addon's conditions, written by its add-on controller; the console and the alert rules read them. */
+export const AddonReason = {
+  Applied: 'Applied',
+  ApplyFailed: 'ApplyFailed',
+  RenderFailed: 'RenderFailed',
+  ClusterNotFound: 'ClusterNotFound',
+  ClusterReplaced: 'ClusterReplaced',
+  ClusterNotReady: 'ClusterNotReady',
+  ClusterUnreachable: 'ClusterUnreachable',
+  Duplicate: 'Duplicate',
+  DefinitionNotFound: 'DefinitionNotFound',
+  InvalidDefinition: 'InvalidDefinition',
+  DependencyMissing: 'DependencyMissing',
+  DependencyNotReady: 'DependencyNotReady',
+  Removing: 'Removing',
+  Healthy: 'Healthy',
+  Unhealthy: 'Unhealthy',
+  RollingOut: 'RollingOut',
+  Stable: 'Stable',
 } as const;

@@ -33,6 +33,7 @@ import type {
 import type { JoinPlan } from '../etcd/membership.js';
 import { issueLeaf, trustPem, type CaName, type ClusterPki } from './clusterPki.js';
 import { kubeletMaySetLabel } from '../kube/node-labels.js';
+import { CLUSTER_DOMAIN, clusterDnsIP } from '../api/cluster-dns.js';
 
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
@@ -367,6 +368,8 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
       taints: nodeTaints(machine),
       capacity: nodeCapacity(machine),
       kubeletVersion: input.kubernetesVersion,
+      clusterDNS: [clusterDnsIP(serviceCIDR(cluster))],
+      clusterDomain: CLUSTER_DOMAIN,
     };
   }
 

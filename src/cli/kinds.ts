@@ -17,6 +17,9 @@ const SHORT: Record<string, string[]> = {
   Function: ['fn'],
   Pipeline: ['pl'],
   EventSource: ['es'],
+  AddonDefinition: ['addondef', 'addondefs', 'ad'],
+  AddonPolicy: ['addonpolicy'],
+  Addon: [],
 };
 
 const ALIASES = new Map<string, ResourceRef>();

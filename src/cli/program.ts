@@ -2,8 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { accountCommands } from './commands/account.js';
+import { addonCommand } from './commands/addons.js';
 import { alertsCommand, channelCommand } from './commands/alerts.js';
 import { clusterCommand } from './commands/cluster.js';
+import { crdsCommand } from './commands/crds.js';
 import { machineCommand, operationCommand } from './commands/operations.js';
 import { functionCommand, pipelineCommand } from './commands/functions.js';
 import { applyCommand, deleteCommand, describeCommand, getCommand, watchCommand } from './commands/resources.js';
@@ -45,6 +47,7 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   for (const o of CONNECTION_OPTIONS()) program.addOption(o);
 
   program.addCommand(serverCommand());
+  program.addCommand(crdsCommand());
   for (const c of accountCommands()) program.addCommand(c);
   program.addCommand(getCommand());
   program.addCommand(describeCommand());
@@ -58,6 +61,7 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   program.addCommand(channelCommand());
   program.addCommand(functionCommand());
   program.addCommand(pipelineCommand());
+  program.addCommand(addonCommand());
   program.addCommand(toolchainCommand());
 
   // Commands built standalone (new Command) do not inherit settings; apply them to the whole tree.

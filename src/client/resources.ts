@@ -29,6 +29,9 @@ export const RESOURCES: readonly ResourceRef[] = [
   { kind: 'Function', plural: 'functions', scope: 'project' },
   { kind: 'Pipeline', plural: 'pipelines', scope: 'project' },
   { kind: 'EventSource', plural: 'eventsources', scope: 'project' },
+  { kind: 'AddonDefinition', plural: 'addondefinitions', scope: 'global' },
+  { kind: 'AddonPolicy', plural: 'addonpolicies', scope: 'global' },
+  { kind: 'Addon', plural: 'addons', scope: 'project' },
 ];
 
 /** A kind name (`Cluster`) or a ref. Unknown kind names are an error. */

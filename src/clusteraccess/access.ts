@@ -1,9 +1,10 @@
-// How Marina reaches *into* a cluster: its Kubernetes API (readiness, Nodes, Pods, Leases), each
-// control-plane machine's own apiserver, and its etcd members. The controllers and the health
-// checker use these narrow interfaces; LiveConnections (./live.ts) implements them with the real
-// clients, tests substitute their own ClusterConnections.
+// How Marina reaches *into* a cluster: its Kubernetes API (readiness, Nodes, Pods, Leases, and any
+// other kind through discovery), each control-plane machine's own apiserver, and its etcd members.
+// The controllers, the health checker and the add-on controllers use these narrow interfaces;
+// LiveConnections (./live.ts) implements them with the real clients, tests substitute their own.
 import type { Cluster } from '../api/kinds.js';
 import type { EtcdApi } from '../etcd/client.js';
+import type { KubeObject, ObjectMeta, WatchEventType } from '../kube/client.js';
 import type { Node, Pod, PodDisruptionBudget } from '../kube/objects.js';
 
 /** The parts of a coordination.k8s.io Lease a leader-election check reads. */
@@ -58,11 +59,75 @@ export interface ApiServerProbe {
   metrics(opts?: CallOptions): Promise<string>;
 }
 
+/** Where an object lives in a cluster. */
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+}
+
+/** Any object of a cluster, as its API returns it. */
+export interface ClusterObject extends KubeObject {
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+}
+
+/** What server-side apply takes: a (partial) object that names itself. */
+export interface ApplyObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta & { name: string };
+}
+
+/** The cluster's API does not serve this kind (a CRD not installed, or not established yet). */
+export class UnknownKindError extends Error {
+  constructor(
+    readonly apiVersion: string,
+    readonly kind: string,
+  ) {
+    super(`the cluster's API does not serve ${kind} in ${apiVersion}`);
+    this.name = 'UnknownKindError';
+  }
+}
+
+export interface ObjectWatchOptions {
+  /** Only objects with these labels (a Kubernetes label selector), in every namespace. */
+  labelSelector: string;
+  /** Every change, serially; the initial list arrives as ADDED. */
+  onEvent(type: WatchEventType, obj: ClusterObject): void;
+  /** A failure the watch recovers from by itself (it resumes until stopped). */
+  onError?(err: unknown): void;
+}
+
+/**
+ * Objects of any kind the cluster's API serves, found through discovery (cached with the cluster's
+ * client; a kind the cache does not know is looked up again, so a CRD established a moment ago is
+ * found). What the add-on controllers read, apply, delete and watch.
+ */
+export interface ObjectApi {
+  /** Is `kind` of `apiVersion` namespaced? Throws UnknownKindError when the API does not serve it. */
+  namespaced(apiVersion: string, kind: string, opts?: CallOptions): Promise<boolean>;
+  /** undefined when the object does not exist. */
+  get(ref: ObjectRef, opts?: CallOptions): Promise<ClusterObject | undefined>;
+  /** Server-side apply under `fieldManager`, forcing conflicts on the fields `obj` sets (and only those). */
+  apply(obj: ApplyObject, fieldManager: string, opts?: CallOptions): Promise<ClusterObject>;
+  /** Deletion with background propagation; succeeds when the object is already gone. */
+  delete(ref: ObjectRef, opts?: CallOptions): Promise<void>;
+  /**
+   * Follows the objects of one kind (list, then watch; resumes after errors). Stops with `stop()`,
+   * or when the cluster's clients are closed (a new ObjectApi comes with the next connection).
+   */
+  watch(apiVersion: string, kind: string, opts: ObjectWatchOptions): Promise<{ stop(): void }>;
+}
+
 export interface ClusterConnections {
   /** undefined while the cluster has no PKI secret. `endpoints`: etcd client URLs to use. */
   etcd(cluster: Cluster, endpoints: string[]): Promise<EtcdApi | undefined>;
   /** undefined while the cluster has no admin kubeconfig. Talks through the cluster endpoint. */
   kube(cluster: Cluster): Promise<KubeApi | undefined>;
+  /** undefined while the cluster has no admin kubeconfig. The same client as `kube`, for any kind. */
+  objects(cluster: Cluster): Promise<ObjectApi | undefined>;
   /** undefined while the cluster has no admin kubeconfig. `address`: the machine's address. */
   apiserverAt(cluster: Cluster, address: string): Promise<ApiServerProbe | undefined>;
   /** Closes what is cached for the cluster. */

@@ -1,6 +1,7 @@
 // The real ClusterConnections: one etcd client (with a short-lived client certificate from the
-// cluster's etcd CA), one Kubernetes client through the endpoint and one per control-plane
-// machine's apiserver, cached per cluster and closed when the cluster is deleted or Marina stops.
+// cluster's etcd CA), one Kubernetes client through the endpoint (behind both KubeApi and the
+// discovery-based ObjectApi) and one per control-plane machine's apiserver, cached per cluster and
+// closed when the cluster is deleted or Marina stops.
 // Once a cluster's API answers, a Node watch wakes the Machine of every Node that changes.
 import type { Logger } from 'pino';
 import type { Cluster } from '../api/kinds.js';
@@ -9,7 +10,8 @@ import { EtcdClient, type EtcdApi } from '../etcd/client.js';
 import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type Watcher } from '../kube/client.js';
 import type { Node, Pod, PodDisruptionBudget } from '../kube/objects.js';
 import { issueLeaf, trustPem } from '../bootstrap/clusterPki.js';
-import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, Readiness } from './access.js';
+import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, ObjectApi, Readiness } from './access.js';
+import { DiscoveredObjects } from './objects.js';
 import type { ClusterSecrets } from './secrets.js';
 
 const cacheKey = (c: { project: string; name: string }): string => `${c.project}/${c.name}`;
@@ -42,7 +44,7 @@ interface Entry {
   clusterUid: string;
   /** `issuer`: the signing CA and trust bundle the client was made for (a CA rotation changes them). */
   etcd?: { issuer: string; notAfter: number; client: EtcdClient };
-  kube?: { kubeconfig: string; client: KubeClient; api: KubeApi; nodes?: Watcher<Node> };
+  kube?: { kubeconfig: string; client: KubeClient; api: KubeApi; objects: ObjectApi; nodes?: Watcher<Node> };
   /** Direct clients of each control-plane machine's apiserver, by address. */
   apiservers?: { kubeconfig: string; byAddress: Map<string, { client: KubeClient; probe: ApiServerProbe }> };
 }
@@ -91,6 +93,15 @@ export class LiveConnections implements ClusterConnections {
   }
 
   async kube(cluster: Cluster): Promise<KubeApi | undefined> {
+    return (await this.kubeEntry(cluster))?.api;
+  }
+
+  async objects(cluster: Cluster): Promise<ObjectApi | undefined> {
+    return (await this.kubeEntry(cluster))?.objects;
+  }
+
+  /** The cluster's Kubernetes client (through its endpoint), made anew when the admin kubeconfig changes. */
+  private async kubeEntry(cluster: Cluster): Promise<Entry['kube']> {
     if (this.closed) throw new Error('connections closed');
     const kubeconfig = await this.opts.secrets.adminKubeconfig(cluster);
     if (!kubeconfig) return undefined;
@@ -98,10 +109,15 @@ export class LiveConnections implements ClusterConnections {
     if (!e.kube || e.kube.kubeconfig !== kubeconfig) {
       this.closeKube(e);
       const client = new KubeClient(parseKubeconfig(kubeconfig), { timeoutMs: this.timeoutMs, userAgent: 'marina-controllers' });
-      const kube: NonNullable<Entry['kube']> = { kubeconfig, client, api: this.adapt(client, () => this.watchNodes(cluster, kube)) };
+      const kube: NonNullable<Entry['kube']> = {
+        kubeconfig,
+        client,
+        api: this.adapt(client, () => this.watchNodes(cluster, kube)),
+        objects: new DiscoveredObjects(client),
+      };
       e.kube = kube;
     }
-    return e.kube.api;
+    return e.kube;
   }
 
   async apiserverAt(cluster: Cluster, address: string): Promise<ApiServerProbe | undefined> {

@@ -202,3 +202,32 @@ test('the registry shares one collection per kind and project, and stops unused 
   assert.equal(m.running, false);
   assert.equal(reg.size, 0);
 });
+
+test('beyond its watch budget the registry hands out collections that poll the list', async () => {
+  const lists: string[] = [];
+  let phase = 'Provisioning';
+  const fakeApi = {
+    listAll: async (kind: string) => {
+      lists.push(kind);
+      return { items: [obj('a', String(lists.length), phase)], metadata: { resourceVersion: String(lists.length) } };
+    },
+    watch: () => (async function* () {})(),
+  };
+  const reg = new LiveRegistry((kind, project, pollIntervalMs) => new LiveCollection(fakeApi as never, kind, { project: project ?? '', ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }), sleep: (ms, signal) => new Promise<void>((r) => { const t = setTimeout(r, ms); signal?.addEventListener('abort', () => { clearTimeout(t); r(); }); }) }), 20, 2, 10);
+  const watched = [reg.acquire('Cluster', 'p'), reg.acquire('Machine', 'p')];
+  const polled = reg.acquire('Operation', 'p');
+  assert.deepEqual(watched.map((c) => c.watching), [true, true]);
+  assert.equal(polled.watching, false, 'the third kind polls');
+  await new Promise((r) => setTimeout(r, 30));
+  phase = 'Ready';
+  await new Promise((r) => setTimeout(r, 40));
+  const snap = polled.getSnapshot();
+  assert.equal(snap.state, 'live');
+  assert.equal((snap.items[0]!.status as { phase: string }).phase, 'Ready', 'a later list replaced the content');
+  assert.ok(lists.filter((k) => k === 'Operation').length >= 3, `listed again and again: ${lists.join(',')}`);
+  reg.stopAll();
+  await polled.done;
+  // A stopped registry has room again: the next collection watches.
+  assert.equal(reg.acquire('Alert', 'p').watching, true);
+  reg.stopAll();
+});

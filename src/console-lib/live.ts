@@ -39,6 +39,11 @@ export interface LiveOptions {
    * is considered dead and replaced. Default 45 s; 0 disables.
    */
   idleTimeoutMs?: number;
+  /**
+   * Read the list every this many ms instead of watching (a page beyond the registry's watch
+   * budget). Undefined: watch.
+   */
+  pollIntervalMs?: number;
   /** Called on an error the collection does not retry (e.g. 401: the token expired). */
   onFatal?: (err: MarinaApiError) => void;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -62,6 +67,11 @@ export class LiveCollection<T extends Resource = Resource> {
     readonly kind: KindLike,
     private readonly opts: LiveOptions = {},
   ) {}
+
+  /** Whether the collection follows a watch (else it polls the list). */
+  get watching(): boolean {
+    return this.opts.pollIntervalMs === undefined;
+  }
 
   get running(): boolean {
     return this.controller !== undefined && !this.controller.signal.aborted;
@@ -140,6 +150,15 @@ export class LiveCollection<T extends Resource = Resource> {
         }, idle);
       };
       try {
+        if (this.opts.pollIntervalMs !== undefined) {
+          const list = await this.api.listAll<T>(this.kind, { project: this.opts.project, signal: conn.signal });
+          if (signal.aborted) return;
+          this.replaceAll(list.items, list.metadata.resourceVersion);
+          this.patchState({ state: 'live', error: undefined, errorCode: undefined });
+          delay = base;
+          await sleep(this.opts.pollIntervalMs, signal);
+          continue;
+        }
         if (rv === undefined) {
           const list = await this.api.listAll<T>(this.kind, { project: this.opts.project, signal: conn.signal });
           if (signal.aborted) return;
@@ -207,23 +226,30 @@ export class LiveCollection<T extends Resource = Resource> {
 
 /**
  * Shares one LiveCollection per (kind, project) between every view that needs it, so a page with
- * several panels opens each watch once (browsers allow only a few connections per origin). A
- * collection nobody uses any more is stopped after `lingerMs`, so that moving between pages does
- * not reconnect.
+ * several panels opens each watch once. A collection nobody uses any more is stopped after
+ * `lingerMs`, so that moving between pages does not reconnect.
+ *
+ * Browsers open at most six HTTP/1.1 connections per origin, and each watch holds one for good: a
+ * page with six watches starves every other request (the cluster page's health fetches waited
+ * forever). So at most `maxWatches` collections watch at once; the ones created beyond that poll
+ * their list every `pollIntervalMs`.
  */
 export class LiveRegistry {
   private readonly entries = new Map<string, { collection: LiveCollection<Resource>; refs: number; timer?: ReturnType<typeof setTimeout> }>();
 
   constructor(
-    private readonly create: (kind: string, project: string | undefined) => LiveCollection<Resource>,
+    private readonly create: (kind: string, project: string | undefined, pollIntervalMs: number | undefined) => LiveCollection<Resource>,
     private readonly lingerMs = 5_000,
+    private readonly maxWatches = 4,
+    private readonly pollIntervalMs = 2_000,
   ) {}
 
   acquire<T extends Resource>(kind: string, project: string | undefined): LiveCollection<T> {
     const key = `${kind}/${project ?? ''}`;
     let entry = this.entries.get(key);
     if (!entry) {
-      entry = { collection: this.create(kind, project), refs: 0 };
+      const watching = [...this.entries.values()].filter((e) => e.collection.watching).length;
+      entry = { collection: this.create(kind, project, watching < this.maxWatches ? undefined : this.pollIntervalMs), refs: 0 };
       this.entries.set(key, entry);
     }
     if (entry.timer) {
@@ -249,7 +275,7 @@ export class LiveRegistry {
     }
   }
 
-  /** Number of collections currently watching. */
+  /** Number of collections (watching or polling). */
   get size(): number {
     return this.entries.size;
   }

@@ -1,8 +1,9 @@
 // The health checker: a reconciler over Clusters that checks each cluster every
-// spec.health.intervalSeconds, keeps the newest report in the HealthRegistry, appends a sample to
-// the cluster's 24-hour series on every advanced (metrics) pass, and syncs the alerts of the
-// `health` and `provisioning` evaluators (not while a restore holds the cluster out of service:
-// the cluster's `marina.dev/paused-by` annotation). It writes no object status itself: `onReport` tells the
+// spec.health.intervalSeconds, keeps the newest report in the HealthRegistry (and shares it with
+// other replicas through the series store, ./shared.ts), appends a sample to the cluster's 24-hour
+// series on every advanced (metrics) pass, and syncs the alerts of the `health` and `provisioning`
+// evaluators (not while a restore holds the cluster out of service: the cluster's
+// `marina.dev/paused-by` annotation). It writes no object status itself: `onReport` tells the
 // wiring which objects to look at again, and their own reconcilers turn the report into conditions.
 import type { Logger } from 'pino';
 import { resolveHealth, type ResolvedHealth } from '../api/healing-policy.js';
@@ -18,14 +19,11 @@ import type { SeriesStore, Store } from '../store/types.js';
 import { checkCluster, emptyScrapeState, type ScrapeState } from './checks.js';
 import { hasBeenReady, healthAlerts, provisioningAlerts, sampleOf } from './evaluate.js';
 import type { HealthRegistry } from './registry.js';
+import { seriesKey, shareReport, sharesReport } from './shared.js';
 import type { HealthReport } from './types.js';
 
 /** Samples older than this leave the series. */
 export const SERIES_RETENTION_MS = 24 * 3600 * 1000;
-
-export function seriesKey(project: string, cluster: string): string {
-  return `health/${project}/${cluster}`;
-}
 
 export interface HealthCheckerDeps {
   store: Store;
@@ -125,6 +123,7 @@ export class HealthChecker implements Reconciler {
     // Between scrapes the newest metrics stay in the report, so readers always see them.
     if (!report.metrics && previous?.metrics) report.metrics = previous.metrics;
     this.d.registry.set(report);
+    if (this.d.series && sharesReport(report, previous, scraped)) await shareReport(this.d.series, report);
     if (scraped && this.d.series) {
       await this.d.series.append(seriesKey(scope.project, scope.cluster), report.at, sampleOf(report), {
         retainSince: new Date(now - SERIES_RETENTION_MS).toISOString(),

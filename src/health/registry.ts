@@ -21,6 +21,11 @@ export class HealthRegistry {
     this.reports.delete(key(project, cluster));
   }
 
+  /** Forgets every report (a replica that stops checking must not answer with its last ones). */
+  clear(): void {
+    this.reports.clear();
+  }
+
   /** The agent check of one machine in the newest report, if the machine was checked. */
   agentCheck(project: string, cluster: string, machine: string): (ComponentCheck & { at: string }) | undefined {
     const r = this.get(project, cluster);

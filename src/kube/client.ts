@@ -205,6 +205,11 @@ export interface KubeConnection {
   cert?: Buffer;
   key?: Buffer;
   token?: string;
+  /**
+   * Where `token` came from: re-read at most once a minute, because projected service-account
+   * tokens (in-cluster) are rotated by the kubelet.
+   */
+  tokenFile?: string;
   insecureSkipTLSVerify?: boolean;
   tlsServerName?: string;
 }
@@ -261,8 +266,10 @@ export function parseKubeconfig(text: string, opts: { context?: string; baseDir?
   if (cert) conn.cert = cert;
   if (key) conn.key = key;
   if ((cert === undefined) !== (key === undefined)) throw new Error('kubeconfig: client certificate and key must be given together');
-  const token = str(user.token) ?? (str(user.tokenFile) ? file(str(user.tokenFile)!).toString('utf8').trim() : undefined);
+  const tokenFile = str(user.tokenFile);
+  const token = str(user.token) ?? (tokenFile ? file(tokenFile).toString('utf8').trim() : undefined);
   if (token) conn.token = token;
+  if (!str(user.token) && tokenFile) conn.tokenFile = isAbsolute(tokenFile) || !opts.baseDir ? tokenFile : resolvePath(opts.baseDir, tokenFile);
   return conn;
 }
 
@@ -463,7 +470,9 @@ export class KubeClient {
   private readonly url: URL;
   private readonly transport: typeof http | typeof https;
   private readonly agent: http.Agent;
-  private readonly token: string | undefined;
+  private token: string | undefined;
+  private readonly tokenFile: string | undefined;
+  private tokenReadAt = 0;
   private readonly timeoutMs: number;
   private readonly userAgent: string;
   private readonly watchers = new Set<{ stop(): void }>();
@@ -472,6 +481,8 @@ export class KubeClient {
     this.server = conn.server.replace(/\/+$/, '');
     this.url = new URL(this.server);
     this.token = conn.token;
+    this.tokenFile = conn.tokenFile;
+    this.tokenReadAt = Date.now();
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.userAgent = opts.userAgent ?? 'marina';
     const common = { keepAlive: true, maxFreeSockets: 4, scheduling: 'lifo' as const, maxSockets: opts.maxSockets ?? Infinity };
@@ -509,6 +520,14 @@ export class KubeClient {
   private requestOptions(method: string, pathAndQuery: string, headers: http.OutgoingHttpHeaders, signal?: AbortSignal): http.RequestOptions {
     const basePath = this.url.pathname.replace(/\/+$/, '');
     const h: http.OutgoingHttpHeaders = { 'user-agent': this.userAgent, accept: 'application/json', ...headers };
+    if (this.tokenFile && Date.now() - this.tokenReadAt > 60_000) {
+      this.tokenReadAt = Date.now();
+      try {
+        this.token = readFileSync(this.tokenFile, 'utf8').trim() || this.token;
+      } catch {
+        /* keep the last token; the server says when it is no longer good */
+      }
+    }
     if (this.token) h.authorization = `Bearer ${this.token}`;
     return {
       method,
@@ -672,7 +691,7 @@ export class KubeClient {
   async apply<T extends KubeObject>(
     res: ResourceType,
     obj: T,
-    opts: { fieldManager: string; force?: boolean; namespace?: string; subresource?: string; dryRun?: boolean },
+    opts: CallOptions & { fieldManager: string; force?: boolean; namespace?: string; subresource?: string; dryRun?: boolean },
   ): Promise<T> {
     const name = obj.metadata?.name;
     if (!name) throw new TypeError(`apply ${res.kind}: metadata.name is required`);

@@ -69,6 +69,9 @@ export interface BootstrapKubelet {
   taints: { key: string; value?: string; effect: string }[];
   capacity: { cpu: string; memory: string; pods: string };
   kubeletVersion: string;
+  /** Nameserver(s) the kubelet gives pods (the cluster DNS Service address) and the cluster's DNS domain. */
+  clusterDNS?: string[];
+  clusterDomain?: string;
 }
 
 /** Everything a machine needs to join its cluster: the provider-neutral "user-data". */

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { API_VERSION, type Resource } from '../api/meta.js';
-import { seriesKey } from '../health/controller.js';
+import { seriesKey } from '../health/shared.js';
 import type { HealthReport } from '../health/types.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { ROLES, clusterBody, startTestApi, type TestApi } from '../../test/support/api.js';

@@ -34,6 +34,16 @@ test('every access is decided in one table', () => {
     [member, { verb: 'get', kind: 'User', name: 'ada' }, 'invisible'],
     [member, { verb: 'list', kind: 'User', name: 'max' }, 'invisible'],
     [member, { verb: 'update', kind: 'User', name: 'max' }, 'forbidden'],
+    // add-ons: members enable them on their clusters; everyone reads the catalog and the policy, platform admins change them
+    [viewer, { verb: 'get', kind: 'Addon', project: 'alpha', name: 'c-coredns' }, 'allow'],
+    [viewer, { verb: 'create', kind: 'Addon', project: 'alpha', name: 'c-coredns' }, 'forbidden'],
+    [member, { verb: 'delete', kind: 'Addon', project: 'alpha', name: 'c-coredns' }, 'allow'],
+    [member, { verb: 'get', kind: 'Addon', project: 'beta', name: 'c-coredns' }, 'invisible'],
+    [viewer, { verb: 'list', kind: 'AddonDefinition' }, 'allow'],
+    [member, { verb: 'get', kind: 'AddonPolicy', name: 'default' }, 'allow'],
+    [admin, { verb: 'create', kind: 'AddonDefinition', name: 'x-v1-0-0' }, 'forbidden'],
+    [admin, { verb: 'update', kind: 'AddonPolicy', name: 'default' }, 'forbidden'],
+    [platform, { verb: 'update', kind: 'AddonPolicy', name: 'default' }, 'allow'],
     // tokens belong to their owner
     [member, { verb: 'create', kind: 'Token', owner: 'max' }, 'allow'],
     [member, { verb: 'create', kind: 'Token', owner: 'ada' }, 'forbidden'],

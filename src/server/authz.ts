@@ -17,6 +17,8 @@
 // Alerts are written by Marina (controllers); users read them (viewer+), only platform admins
 // write them through the API. Notification channels hold webhook URLs, which often carry a secret:
 // members read them, admins change them.
+// Members enable and disable add-ons (Addon) like they create clusters; the catalog
+// (AddonDefinition) and the AddonPolicy are global: everyone reads them, platform admins write them.
 // Platform admins (User.spec.platformAdmin) may do everything, in every project. Status is
 // written by Marina's own controllers; through the API only platform admins may write it.
 // Users and projects are created by platform admins; everyone may read their own User, and API
@@ -64,6 +66,7 @@ export function requiredRole(verb: Verb, kind: string): Role | undefined {
     case 'Secret':
       return 'member';
     case 'Cluster':
+    case 'Addon':
       return read ? 'viewer' : 'member';
     case 'NodePool':
     case 'Machine':
@@ -135,6 +138,11 @@ export function decideAccess(p: Principal, a: Access): Decision {
     case 'Project':
       if (a.verb === 'create') return 'forbidden';
       return decide(p, a.verb, 'Project', a.project ?? a.name ?? '');
+    case 'AddonDefinition':
+    case 'AddonPolicy':
+      // The catalog and the platform's add-on choices: every signed-in user reads them (to pick
+      // an add-on and its values); they are the platform's to change.
+      return READ.has(a.verb) ? 'allow' : 'forbidden';
     default:
       // The whole audit log (no project) is for platform admins only.
       if (a.project === undefined) return 'forbidden';
@@ -159,7 +167,9 @@ export function denial(p: Principal, a: Access, decision: Exclude<Decision, 'all
           : `reading the audit log of project ${a.project} needs the admin role`,
       );
     case 'User':
-      return ApiError.forbidden(`only platform admins may ${a.verb} User objects`);
+    case 'AddonDefinition':
+    case 'AddonPolicy':
+      return ApiError.forbidden(`only platform admins may ${a.verb} ${a.kind} objects`);
     case 'Project':
       if (a.verb === 'create') return ApiError.forbidden('only platform admins may create Project objects');
       return ApiError.forbidden(`user ${p.user} may not ${a.verb} project ${a.project ?? a.name}`);

@@ -1,8 +1,10 @@
 // The control loops `marina server` runs, wired together: the cluster access they share (one set
-// of clients per cluster), the Cluster / NodePool / Machine controllers, and the health checker
-// with the registry of its newest reports, which the controllers and the API read.
+// of clients per cluster), the Cluster / NodePool / Machine controllers, the health checker with
+// the registry of its newest reports, which the controllers and the API read, and the add-on
+// starter with its per-cluster add-on controllers.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { AddonStarter, Addons } from '../addons/index.js';
 import type { AlertSink } from '../alerts/manager.js';
 import type { ClusterConnections } from '../clusteraccess/access.js';
 import { LiveConnections } from '../clusteraccess/live.js';
@@ -54,13 +56,17 @@ export interface ControlLoopOptions {
     /** How long a step may wait before its operation fails (default 15 min). */
     stepTimeoutMs?: number;
   };
+  /** Add-on management (openAddons): its starter runs with the other loops (none: no add-on controllers). */
+  addons?: Addons;
 }
 
 export interface RunningControlLoops {
   controllers: RunningControllers;
+  /** The add-on starter, when add-on management was given. */
+  addons?: AddonStarter;
   /** The newest health report of every cluster. */
   health: HealthRegistry;
-  /** Stops the health checker and the controllers (aborting calls that outlive the grace period), then closes the cluster access. */
+  /** Stops the health checker, the controllers and the add-on controllers (aborting calls that outlive the grace period), then closes the cluster access. */
   stop(): Promise<void>;
 }
 
@@ -140,13 +146,20 @@ export async function startControlLoops(opts: ControlLoopOptions): Promise<Runni
         throw err;
       })
     : undefined;
+  const addonStarter = await opts.addons
+    ?.startControllers({ access, metrics: opts.metrics, stopGracePeriodMs, ...(opts.alerts ? { alerts: opts.alerts } : {}) })
+    .catch(async (err: unknown) => {
+      await Promise.all([checker.stop(), running.stop(), operations?.stop()]);
+      throw err;
+    });
   let stopping: Promise<void> | undefined;
   return {
     controllers: running,
     health,
+    ...(addonStarter ? { addons: addonStarter } : {}),
     stop() {
       stopping ??= (async () => {
-        await Promise.all([checker.stop(), running.stop(), operations?.stop()]);
+        await Promise.all([checker.stop(), running.stop(), operations?.stop(), addonStarter ? opts.addons?.stopControllers() : undefined]);
         await access.close();
       })();
       return stopping;

@@ -1,15 +1,21 @@
-// Starts one Marina: the embedded SQLite store in a data directory, the REST API, and the
-// controllers. On first start it creates the platform admin and prints its token once.
+// Starts one Marina: its store (the embedded SQLite database in a data directory, or the Kubernetes
+// API of a management cluster shared by several replicas), the REST API, and the controllers (with
+// the Kubernetes store only on the replica holding the Lease). On first start it creates the
+// platform admin and prints its token once.
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { isApiError } from '../api/errors.js';
 import { API_VERSION } from '../api/meta.js';
 import { loadMatrix } from '../toolchain/versions.js';
 import { HealthRegistry } from '../health/registry.js';
-import { loadOrCreateEncryptionKey, openSqliteStore } from '../store/sqlite.js';
+import { newestReport } from '../health/shared.js';
 import { startAlerting } from '../alerts/index.js';
+import { LeaderElector, type Leadership } from '../runtime/leader.js';
+import { openBackend, type ServerStore, type StoreConfig } from './backend.js';
+import { openAddons } from '../addons/index.js';
 import { buildApp } from './app.js';
 import { startControlLoops } from './control-loops.js';
 import { FunctionService } from '../functions/service.js';
@@ -25,6 +31,8 @@ export interface ServerOptions {
   logFormat?: LogFormat;
   /** Run the controllers (default true); false serves the API alone. */
   controllers?: boolean;
+  /** Where the state lives (default: SQLite in dataDir). */
+  store?: StoreConfig;
 }
 
 export interface RunningServer {
@@ -53,17 +61,22 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger({ format: opts.logFormat ?? 'json' });
   const { host, port } = parseListen(opts.listen);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const encryptionKey = loadOrCreateEncryptionKey(opts.dataDir);
-  const store = openSqliteStore({ path: join(opts.dataDir, 'marina.db'), encryptionKey });
+  const backend = await openBackend(opts.store ?? { kind: 'sqlite' }, opts.dataDir, logger);
+  const store = backend.store;
+  logger.info({ store: backend.describe }, 'store open');
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
 
   const adminTokenFile = join(opts.dataDir, 'admin-token');
-  const adminToken = await bootstrapAdmin(store, adminTokenFile);
+  const adminToken = await bootstrapAdmin(store, adminTokenFile, backend.saveAdminToken);
 
   const matrix = loadMatrix();
+  const validation = { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default };
+  // The catalog in memory and the add-on checks the API edge needs; the shipped catalog is loaded.
+  const addons = await openAddons({ store, logger: logger.child({ module: 'addons' }), validation });
   // The health checker writes the newest report of each cluster here; the API and the
-  // controllers read it. Without controllers nothing checks health: it stays empty.
+  // controllers read it. Where nothing checks health (no controllers, or a replica without the
+  // Lease) it stays empty and the API answers what the checking replica shared in the store.
   const health = new HealthRegistry();
   const functions = await FunctionService.start({ store, dbPath: join(opts.dataDir, 'marina.db'), metrics, logger: logger.child({ module: 'functions' }) });
   const { app, close: closeApp } = await buildApp({
@@ -71,35 +84,55 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     store,
     tokens: store.tokens,
     audit: store.audit,
-    validation: { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default },
+    validation: { ...validation, addons: addons.admission },
     metrics,
     logger: logger.child({ module: 'api' }),
-    health: { latest: (project, cluster) => health.get(project, cluster), series: store.series },
+    health: { latest: (project, cluster) => newestReport(health, store.series, project, cluster), series: store.series },
   });
   const providers = buildProviderRegistry(opts.dataDir);
-  // Alerting first: the controllers (health checks, healing) raise alerts through its manager.
-  // Backlinks in notifications point at this server.
   let externalURL: string | undefined;
-  const alerting =
-    opts.controllers === false
-      ? undefined
-      : await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL, events: functions });
-  const loops =
-    opts.controllers === false
-      ? undefined
-      : await startControlLoops({
-          store,
-          providers,
-          metrics,
-          logger: logger.child({ module: 'controllers' }),
-          defaultKubernetesVersion: matrix.default,
-          health,
-          series: store.series,
-          ...(alerting ? { alerts: alerting.manager } : {}),
-          // Platform events (clusters, healing, etcd members, operations, backups) trigger functions.
-          events: functions,
-          operations: { encryptionKey, dataDir: opts.dataDir, ...(stepTimeoutFromEnv() ? { stepTimeoutMs: stepTimeoutFromEnv() } : {}) },
-        });
+  // The leader's work: alerting first (the controllers' health checks and healing raise alerts
+  // through its manager; backlinks in notifications point at this server), then the control loops,
+  // which also run the orphan sweep.
+  const startWork = async (): Promise<Leadership> => {
+    const alerting = await startAlerting({ store, metrics, logger: logger.child({ module: 'alerts' }), externalURL: () => process.env.MARINA_EXTERNAL_URL ?? externalURL, events: functions });
+    const loops = await startControlLoops({
+      store,
+      providers,
+      metrics,
+      logger: logger.child({ module: 'controllers' }),
+      defaultKubernetesVersion: matrix.default,
+      health,
+      series: store.series,
+      addons,
+      alerts: alerting.manager,
+      // Platform events (clusters, healing, etcd members, operations, backups) trigger functions.
+      events: functions,
+      operations: { encryptionKey: backend.encryptionKey, dataDir: opts.dataDir, ...(stepTimeoutFromEnv() ? { stepTimeoutMs: stepTimeoutFromEnv() } : {}) },
+    }).catch(async (err: unknown) => {
+      await alerting.stop();
+      throw err;
+    });
+    return {
+      async stop() {
+        await loops.stop();
+        await alerting.stop();
+        // From now on another replica checks health: answer what it shares, not this one's last reports.
+        health.clear();
+      },
+    };
+  };
+  let work: Leadership | undefined;
+  let elector: LeaderElector | undefined;
+  if (opts.controllers !== false) {
+    if (backend.election) {
+      // Several replicas: only the Lease holder runs the work, and hands it over when it loses it.
+      elector = new LeaderElector({ ...backend.election, name: 'marina-controllers', logger: logger.child({ module: 'leader-election' }) }, startWork);
+      elector.start();
+    } else {
+      work = await startWork();
+    }
+  }
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
   externalURL = url;
@@ -113,12 +146,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (closed) return;
       closed = true;
       await closeApp();
-      await loops?.stop();
-      await alerting?.stop();
-      // Last of the three: the controllers and the AlertManager publish events into it.
+      await elector?.stop();
+      await work?.stop();
+      await addons.stop();
+      // Last: the controllers and the AlertManager publish events into it.
       await functions.stop();
       await providers.close();
-      await store.close();
+      await backend.close();
     },
   };
 }
@@ -130,15 +164,21 @@ function stepTimeoutFromEnv(): number | undefined {
 }
 
 /** First start only: the platform admin, the `default` project, and an admin token (also in a 0600 file). */
-async function bootstrapAdmin(store: ReturnType<typeof openSqliteStore>, tokenFile: string): Promise<string | undefined> {
+async function bootstrapAdmin(store: ServerStore, tokenFile: string, save?: (token: string) => Promise<void>): Promise<string | undefined> {
   const users = await store.list('User', { limit: 1 });
   if (users.items.length > 0) return undefined;
-  await store.create({
-    apiVersion: API_VERSION,
-    kind: 'User',
-    metadata: { name: 'admin' },
-    spec: { displayName: 'Platform administrator', platformAdmin: true },
-  });
+  try {
+    await store.create({
+      apiVersion: API_VERSION,
+      kind: 'User',
+      metadata: { name: 'admin' },
+      spec: { displayName: 'Platform administrator', platformAdmin: true },
+    });
+  } catch (err) {
+    // Another replica starting at the same moment bootstrapped first.
+    if (isApiError(err) && err.code === 409) return undefined;
+    throw err;
+  }
   // A first project so that a newcomer can create a cluster right away.
   await store.create({
     apiVersion: API_VERSION,
@@ -148,6 +188,7 @@ async function bootstrapAdmin(store: ReturnType<typeof openSqliteStore>, tokenFi
   });
   const issued = await store.tokens.issue({ user: 'admin', description: 'bootstrap admin token' });
   writeFileSync(tokenFile, issued.token + '\n', { mode: 0o600 });
+  await save?.(issued.token);
   chmodSync(tokenFile, 0o600); // the mode above applies only when the file is new
   return issued.token;
 }

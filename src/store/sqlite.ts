@@ -12,9 +12,25 @@ import Database from 'better-sqlite3';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { ApiError } from '../api/errors.js';
-import { jsonEqual } from '../api/json.js';
-import { API_VERSION, type ObjectKey, type ObjectMeta, type Resource } from '../api/meta.js';
+import type { ObjectKey, Resource } from '../api/meta.js';
 import { findKind, kindInfo, type KindInfo } from '../api/registry.js';
+import {
+  aadOf,
+  admit,
+  checkDeletePrecondition,
+  checkPreconditions,
+  decodeContinue,
+  encodeContinue,
+  envelope,
+  matchesSelector,
+  newObject,
+  parseLimit,
+  parseRevision,
+  planUpdate,
+  planUpdateStatus,
+  withRevision,
+  type Labels,
+} from './admission.js';
 import { decryptJson, encryptJson, isEncryptedField, KEY_BYTES } from './crypto.js';
 import { parseLabelSelector, type LabelSelector } from './selector.js';
 import type {
@@ -102,6 +118,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user);
 CREATE TABLE IF NOT EXISTS series (series TEXT NOT NULL, time TEXT NOT NULL, json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS series_by_time ON series (series, time);
+CREATE TABLE IF NOT EXISTS series_latest (series TEXT PRIMARY KEY, time TEXT NOT NULL, json TEXT NOT NULL);
 `;
 
 interface ObjectRow {
@@ -116,8 +133,6 @@ interface EventRow extends ObjectRow {
   type: WatchEventType;
   old_labels: string | null;
 }
-
-type Labels = Record<string, string>;
 
 /** One committed change, as handed to watchers. */
 interface Change {
@@ -152,8 +167,6 @@ interface Watcher {
   queued: boolean;
   stopped: boolean;
 }
-
-const REV_RE = /^\d{1,15}$/;
 
 class SqliteStoreImpl implements SqliteStore {
   readonly audit: AuditLog;
@@ -243,8 +256,7 @@ class SqliteStoreImpl implements SqliteStore {
   async list(kind: string, opts: ListOptions = {}): Promise<ListResult> {
     this.assertOpen();
     const info = kindInfo(kind);
-    const limit = opts.limit ?? 0;
-    if (!Number.isInteger(limit) || limit < 0) throw ApiError.badRequest('limit must be a non-negative integer', 'limit');
+    const limit = parseLimit(opts.limit);
     const selector = opts.labelSelector ? parseLabelSelector(opts.labelSelector) : undefined;
     let listRev = this.rev;
     let after: { p: string; n: string } | undefined;
@@ -298,72 +310,35 @@ class SqliteStoreImpl implements SqliteStore {
 
   async create(obj: Resource): Promise<Resource> {
     return this.mutate(() => {
-      const { info, key, inc } = this.admit(obj);
+      const a = admit(obj);
+      const { info, key } = a;
       if (this.st.exists.get(key.kind, key.project, key.name)) throw ApiError.alreadyExists(key.kind, key.name);
       const rev = this.rev + 1;
-      const md = inc.metadata;
-      const object = envelope(inc.apiVersion ?? API_VERSION, info.kind, {
-        name: key.name,
-        project: key.project || undefined,
-        uid: randomUUID(),
-        resourceVersion: String(rev),
-        generation: 1,
-        creationTimestamp: new Date().toISOString(),
-        labels: md.labels,
-        annotations: md.annotations,
-        finalizers: md.finalizers,
-      }, inc.spec, inc.status);
+      const object = newObject(a, { uid: randomUUID(), resourceVersion: String(rev), creationTimestamp: new Date().toISOString() });
       return { result: object, change: { rev, type: 'ADDED', info, key, object } };
     });
   }
 
   async update(obj: Resource): Promise<Resource> {
     return this.mutate(() => {
-      const { info, key, inc } = this.admit(obj);
+      const { info, key, inc } = admit(obj);
       const cur = this.precondition(info, key, inc);
-      const md = inc.metadata;
-      const cm = cur.metadata;
-      if (cm.deletionTimestamp && md.finalizers) {
-        const had = new Set(cm.finalizers ?? []);
-        const added = md.finalizers.filter((f) => !had.has(f));
-        if (added.length > 0) {
-          throw ApiError.invalidField(
-            'metadata.finalizers',
-            `cannot add finalizers ${JSON.stringify(added)} to an object that is being deleted`,
-          );
-        }
-      }
-      const specChanged = !jsonEqual(cur.spec, inc.spec);
-      if (
-        !specChanged &&
-        jsonEqual(cm.labels, md.labels) &&
-        jsonEqual(cm.annotations, md.annotations) &&
-        jsonEqual(cm.finalizers, md.finalizers)
-      ) {
-        return { result: cur };
-      }
+      const plan = planUpdate(cur, inc);
+      if (!plan) return { result: cur };
       const rev = this.rev + 1;
-      const object = envelope(cur.apiVersion, cur.kind, {
-        ...cm,
-        resourceVersion: String(rev),
-        generation: (cm.generation ?? 0) + (specChanged ? 1 : 0),
-        labels: md.labels,
-        annotations: md.annotations,
-        finalizers: md.finalizers,
-      }, inc.spec, cur.status);
-      const type: WatchEventType = cm.deletionTimestamp && !md.finalizers ? 'DELETED' : 'MODIFIED';
-      const oldLabels = !jsonEqual(cm.labels, md.labels) ? (cm.labels ?? {}) : undefined;
-      return { result: object, change: { rev, type, info, key, object, oldLabels } };
+      const object = withRevision(plan.next, String(rev));
+      return { result: object, change: { rev, type: plan.type, info, key, object, oldLabels: plan.oldLabels } };
     });
   }
 
   async updateStatus(obj: Resource): Promise<Resource> {
     return this.mutate(() => {
-      const { info, key, inc } = this.admit(obj);
+      const { info, key, inc } = admit(obj);
       const cur = this.precondition(info, key, inc);
-      if (jsonEqual(cur.status, inc.status)) return { result: cur };
+      const next = planUpdateStatus(cur, inc);
+      if (!next) return { result: cur };
       const rev = this.rev + 1;
-      const object = envelope(cur.apiVersion, cur.kind, { ...cur.metadata, resourceVersion: String(rev) }, cur.spec, inc.status);
+      const object = withRevision(next, String(rev));
       return { result: object, change: { rev, type: 'MODIFIED', info, key, object } };
     });
   }
@@ -374,17 +349,11 @@ class SqliteStoreImpl implements SqliteStore {
       const k: ObjectKey = { kind: info.kind, project: key.project ?? '', name: key.name };
       const cur = this.read(info, k.project, k.name);
       if (!cur) throw ApiError.notFound(k.kind, k.name);
-      if (opts.resourceVersion !== undefined && String(opts.resourceVersion) !== cur.metadata.resourceVersion) {
-        throw ApiError.conflict(
-          k.kind,
-          k.name,
-          `precondition failed: resourceVersion is ${cur.metadata.resourceVersion}, not ${opts.resourceVersion}`,
-        );
-      }
+      checkDeletePrecondition(k, cur, opts.resourceVersion);
       if (cur.metadata.deletionTimestamp) return { result: { object: cur, removed: false } };
       const rev = this.rev + 1;
       if (!cur.metadata.finalizers?.length) {
-        const object = envelope(cur.apiVersion, cur.kind, { ...cur.metadata, resourceVersion: String(rev) }, cur.spec, cur.status);
+        const object = withRevision(cur, String(rev));
         return { result: { object, removed: true }, change: { rev, type: 'DELETED', info, key: k, object } };
       }
       const object = envelope(cur.apiVersion, cur.kind, {
@@ -594,134 +563,10 @@ class SqliteStoreImpl implements SqliteStore {
     return obj;
   }
 
-  /** Validates the envelope and returns a normalised deep copy of the argument. */
-  private admit(obj: Resource): { info: KindInfo; key: ObjectKey; inc: Resource } {
-    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw ApiError.badRequest('object required');
-    const info = kindInfo(obj.kind);
-    // JSON round trip: a private copy without `undefined` members, so later caller mutations and
-    // deep comparisons behave.
-    const inc = JSON.parse(JSON.stringify(obj)) as Resource;
-    const md = inc.metadata as ObjectMeta | undefined;
-    if (typeof md !== 'object' || md === null || Array.isArray(md)) throw ApiError.invalidField('metadata', 'required');
-    if (typeof md.name !== 'string' || md.name === '') throw ApiError.invalidField('metadata.name', 'required');
-    const project = md.project ?? '';
-    if (typeof project !== 'string') throw ApiError.invalidField('metadata.project', 'must be a string');
-    if (info.scope === 'project' && project === '') {
-      throw ApiError.invalidField('metadata.project', `required: ${info.kind} is a project-scoped kind`);
-    }
-    if (info.scope === 'global' && project !== '') {
-      throw ApiError.invalidField('metadata.project', `must be empty: ${info.kind} is a global kind`);
-    }
-    md.labels = stringMap(md.labels, 'metadata.labels');
-    md.annotations = stringMap(md.annotations, 'metadata.annotations');
-    if (md.finalizers !== undefined) {
-      if (!Array.isArray(md.finalizers) || md.finalizers.some((f) => typeof f !== 'string' || f === '')) {
-        throw ApiError.invalidField('metadata.finalizers', 'must be a list of non-empty strings');
-      }
-      if (md.finalizers.length === 0) md.finalizers = undefined;
-    }
-    return { info, key: { kind: info.kind, project, name: md.name }, inc };
-  }
-
   /** The stored object, after the resourceVersion (and uid, if given) preconditions of an update. */
   private precondition(info: KindInfo, key: ObjectKey, inc: Resource): Resource {
-    const rv = inc.metadata.resourceVersion;
-    if (rv === undefined || rv === null || rv === '') {
-      throw ApiError.invalidField('metadata.resourceVersion', 'required for an update: read the object first');
-    }
-    const cur = this.read(info, key.project, key.name);
-    if (!cur) throw ApiError.notFound(key.kind, key.name);
-    if (String(rv) !== cur.metadata.resourceVersion) {
-      throw ApiError.conflict(
-        key.kind,
-        key.name,
-        `the object has been modified (resourceVersion ${cur.metadata.resourceVersion}, request has ${rv}); read it again and retry`,
-      );
-    }
-    if (inc.metadata.uid && inc.metadata.uid !== cur.metadata.uid) {
-      throw ApiError.conflict(key.kind, key.name, `uid ${inc.metadata.uid} does not match the stored object's ${cur.metadata.uid}`);
-    }
-    return cur;
+    return checkPreconditions(key, inc, this.read(info, key.project, key.name));
   }
-}
-
-// ----- helpers ---------------------------------------------------------------------------------
-
-/** Builds an object with a stable key order and without absent/empty optional members. */
-function envelope(apiVersion: string, kind: string, md: ObjectMeta, spec: unknown, status: unknown): Resource {
-  const metadata: ObjectMeta = { name: md.name };
-  if (md.project) metadata.project = md.project;
-  metadata.uid = md.uid;
-  metadata.resourceVersion = md.resourceVersion;
-  metadata.generation = md.generation;
-  metadata.creationTimestamp = md.creationTimestamp;
-  if (md.deletionTimestamp) metadata.deletionTimestamp = md.deletionTimestamp;
-  if (md.labels && Object.keys(md.labels).length > 0) metadata.labels = md.labels;
-  if (md.annotations && Object.keys(md.annotations).length > 0) metadata.annotations = md.annotations;
-  if (md.finalizers && md.finalizers.length > 0) metadata.finalizers = md.finalizers;
-  const obj: Resource = { apiVersion, kind, metadata };
-  if (spec !== undefined) obj.spec = spec;
-  if (status !== undefined) obj.status = status;
-  return obj;
-}
-
-function stringMap(v: unknown, field: string): Labels | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) {
-    throw ApiError.invalidField(field, 'must be a map of strings');
-  }
-  return Object.keys(v).length > 0 ? (v as Labels) : undefined;
-}
-
-/**
- * A selector watch gets an event when the object matches after the change or matched before it
- * (so it learns that an object left its set, including a DELETED whose update also changed labels).
- */
-function matchesSelector(sel: LabelSelector, labels: Labels | undefined, oldLabels: Labels | undefined): boolean {
-  return sel.matches(labels) || (oldLabels !== undefined && sel.matches(oldLabels));
-}
-
-function aadOf(key: ObjectKey): string {
-  return `${key.kind}/${key.project}/${key.name}`;
-}
-
-function parseRevision(rv: string | undefined): number | undefined {
-  if (rv === undefined || rv === '') return undefined;
-  if (!REV_RE.test(String(rv))) throw ApiError.badRequest(`resourceVersion ${JSON.stringify(rv)} is not a revision`, 'resourceVersion');
-  return Number(rv);
-}
-
-interface ContinueToken {
-  /** kind */
-  k: string;
-  /** project and name of the last item returned */
-  p: string;
-  n: string;
-  /** revision of the first page */
-  rv: number;
-}
-
-function encodeContinue(t: ContinueToken): string {
-  return Buffer.from(JSON.stringify(t), 'utf8').toString('base64url');
-}
-
-function decodeContinue(s: string, kind: string, currentRev: number): ContinueToken {
-  let t: unknown;
-  try {
-    t = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
-  } catch {
-    t = undefined;
-  }
-  const c = t as ContinueToken | undefined;
-  if (
-    typeof c !== 'object' || c === null ||
-    typeof c.k !== 'string' || typeof c.p !== 'string' || typeof c.n !== 'string' ||
-    !Number.isSafeInteger(c.rv) || c.rv < 0 || c.rv > currentRev
-  ) {
-    throw ApiError.badRequest('malformed continue token', 'continue');
-  }
-  if (c.k !== kind) throw ApiError.badRequest(`continue token belongs to a list of ${c.k}, not ${kind}`, 'continue');
-  return c;
 }
 
 // ----- time series -----------------------------------------------------------------------------
@@ -742,7 +587,16 @@ class SqliteSeriesStore implements SeriesStore {
       ),
       range: db.prepare<[string, string], { time: string; json: string }>('SELECT time, json FROM series WHERE series = ? AND time > ? ORDER BY time, rowid'),
       drop: db.prepare<[string]>('DELETE FROM series WHERE series = ?'),
+      setLatest: db.prepare<[string, string, string]>(
+        'INSERT INTO series_latest (series, time, json) VALUES (?, ?, ?) ON CONFLICT (series) DO UPDATE SET time = excluded.time, json = excluded.json',
+      ),
+      latest: db.prepare<[string], { time: string; json: string }>('SELECT time, json FROM series_latest WHERE series = ?'),
+      dropLatest: db.prepare<[string]>('DELETE FROM series_latest WHERE series = ?'),
     };
+    this.dropTx = db.transaction((series: string) => {
+      this.stmts.dropLatest.run(series);
+      return this.stmts.drop.run(series).changes;
+    });
     this.tx = db.transaction((series: string, time: string, json: string, retainSince: string, maxPoints: number) => {
       this.stmts.insert.run(series, time, json);
       this.stmts.pruneAge.run(series, retainSince);
@@ -751,6 +605,7 @@ class SqliteSeriesStore implements SeriesStore {
   }
 
   private readonly tx: (series: string, time: string, json: string, retainSince: string, maxPoints: number) => void;
+  private readonly dropTx: (series: string) => number;
 
   async append(series: string, time: string, sample: unknown, bounds: { retainSince: string; maxPoints: number }): Promise<void> {
     this.check();
@@ -762,9 +617,20 @@ class SqliteSeriesStore implements SeriesStore {
     return this.stmts.range.all(series, since).map((r) => ({ time: r.time, sample: JSON.parse(r.json) as unknown }));
   }
 
+  async setLatest(series: string, time: string, value: unknown): Promise<void> {
+    this.check();
+    this.stmts.setLatest.run(series, time, JSON.stringify(value));
+  }
+
+  async latest(series: string): Promise<{ time: string; value: unknown } | undefined> {
+    this.check();
+    const row = this.stmts.latest.get(series);
+    return row ? { time: row.time, value: JSON.parse(row.json) as unknown } : undefined;
+  }
+
   async drop(series: string): Promise<number> {
     this.check();
-    return this.stmts.drop.run(series).changes;
+    return this.dropTx(series);
   }
 }
 

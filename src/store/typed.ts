@@ -2,6 +2,7 @@
 // Machine, a Secret..., so the code that reads and writes them does not cast. The kind name picks
 // the type: `typed(store, 'Machine').get(project, name)` is a Machine or undefined.
 import { isApiError } from '../api/errors.js';
+import type { Addon, AddonDefinition, AddonPolicy } from '../api/addons.js';
 import type { Alert, Cluster, Machine, NodePool, NotificationChannel, Project, Secret, User } from '../api/kinds.js';
 import type { Resource } from '../api/meta.js';
 import type { BackupTarget, Operation, Snapshot } from '../api/operations.js';
@@ -21,6 +22,9 @@ export interface Kinds {
   Operation: Operation;
   Snapshot: Snapshot;
   BackupTarget: BackupTarget;
+  AddonDefinition: AddonDefinition;
+  AddonPolicy: AddonPolicy;
+  Addon: Addon;
 }
 
 export type KindName = keyof Kinds;

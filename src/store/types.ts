@@ -1,6 +1,8 @@
-// The store contract every backend (SQLite now, a Kubernetes-API-backed store later) fulfils.
-// Semantics follow the Kubernetes API server: a global, monotonically increasing resourceVersion,
-// optimistic concurrency, finalizers, and watch resumable from a resourceVersion.
+// The store contract every backend fulfils: SQLite (./sqlite.ts, one process) and the Kubernetes API
+// of a management cluster (./kubernetes/, several replicas; docs/ha.md). Semantics follow the
+// Kubernetes API server: a global, monotonically increasing resourceVersion (not necessarily dense:
+// compare revisions, never count them), optimistic concurrency, finalizers, and watch resumable
+// from a resourceVersion. ./conformance.ts and ./properties.ts check every backend against it.
 import type { ObjectKey, Resource } from '../api/meta.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -68,7 +70,9 @@ export interface WatchOptions {
    * Deliver every change after this revision ("0" or undefined: only changes from now on).
    * A revision older than the retained history fails with a 410 Gone ApiError, thrown synchronously
    * by watch(). A revision newer than the store's current revision (the store was reset) also
-   * fails with 410 so the client relists. Malformed: 400, field `resourceVersion`.
+   * fails with 410 so the client relists (SQLite); a Kubernetes replica cannot tell it from a
+   * revision another replica handed out a moment ago, and waits for it. Malformed: 400, field
+   * `resourceVersion`.
    */
   resourceVersion?: string;
 }
@@ -121,18 +125,21 @@ export interface Store {
    */
   delete(key: ObjectKey, opts?: DeleteOptions): Promise<DeleteResult>;
   /**
-   * Handler is called in resourceVersion order, exactly once per change, never concurrently.
-   * Replayed history (resourceVersion given) is delivered after watch() returns (on a microtask, or
-   * earlier from within the next mutation); live events are delivered synchronously from within the
-   * mutation that caused them, so handlers must be quick (hand work off to a queue). A handler may
-   * call the store, including mutations: the nested mutation's event is queued and delivered after
-   * the current handler returns, preserving order. A handler that throws is logged and keeps its
-   * subscription; the store is unaffected.
+   * Handler is called in resourceVersion order (per kind; a watch of every kind is in one order
+   * across kinds only in SQLite), exactly once per change, never concurrently. Replayed history
+   * (resourceVersion given) is delivered after watch() returns (on a microtask, or earlier from
+   * within the next mutation). Live events: SQLite delivers them synchronously from within the
+   * mutation that caused them; the Kubernetes store once the API server's watch reports them. Either
+   * way handlers must be quick (hand work off to a queue). A handler may call the store, including
+   * mutations: the nested mutation's event is queued and delivered after the current handler
+   * returns, preserving order. A handler that throws is logged and keeps its subscription; the
+   * store is unaffected. For DELETED caused by an update that removed the last finalizer, the
+   * object is the update's content (SQLite) or the last stored state (Kubernetes).
    */
   watch(opts: WatchOptions, handler: (event: WatchEvent) => void): Watch;
   /**
-   * Current revision of the whole store. Revisions are positive integers (as strings); a new store
-   * starts at "1" without any event, so "0" is never a real revision and always means "now".
+   * Current revision of the whole store. Revisions are positive integers (as strings); a new SQLite
+   * store starts at "1" without any event, so "0" is never a real revision and always means "now".
    */
   currentRevision(): Promise<string>;
   close(): Promise<void>;
@@ -182,14 +189,20 @@ export interface AuditLog {
 
 /**
  * Small time series beside the objects (e.g. a cluster's health samples): append-only per series
- * key, bounded by age and count, read back by time range.
+ * key, bounded by age and count, read back by time range. Beside its samples a series may keep one
+ * full record, replaced on each write (a cluster's newest health report, which the replica that
+ * checks health shares with the others this way).
  */
 export interface SeriesStore {
   /** Appends a sample, then drops the series' samples older than `retainSince` and beyond the newest `maxPoints`. */
   append(series: string, time: string, sample: unknown, bounds: { retainSince: string; maxPoints: number }): Promise<void>;
   /** Samples with time > since, oldest first. */
   range(series: string, since: string): Promise<{ time: string; sample: unknown }[]>;
-  /** Deletes a whole series (its owner is gone); returns how many samples. */
+  /** Keeps `value` as the series' newest record, replacing the one before. */
+  setLatest(series: string, time: string, value: unknown): Promise<void>;
+  /** The record setLatest kept last, if any. */
+  latest(series: string): Promise<{ time: string; value: unknown } | undefined>;
+  /** Deletes a whole series (its owner is gone), its newest record too; returns how many samples. */
   drop(series: string): Promise<number>;
 }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ComponentMissingError, marinaCacheBase, resolveImages, resolveNodeRuntime, resolveS3Server } from './components.js';
+import { ComponentMissingError, marinaCacheBase, resolveImages, resolveNodeRuntime, resolveHelm, resolveS3Server } from './components.js';
 import { STAMP_FILE } from './resolve.js';
 import { loadComponentPins } from './versions.js';
 
@@ -87,5 +87,13 @@ describe('resolveImages and resolveS3Server', () => {
     const pin = loadComponentPins().s3.versitygw;
     writeEntry(join(base, 's3', 'versitygw', pin.version), { version: pin.version }, ['versitygw']);
     assert.equal(resolveS3Server({ env: { MARINA_CACHE_DIR: base } }).versitygw, join(base, 's3', 'versitygw', pin.version, 'versitygw'));
+  });
+
+  it('finds helm, or names helm.sh', () => {
+    const base = join(tmp, 'tools');
+    assert.throws(() => resolveHelm({ env: { MARINA_CACHE_DIR: base } }), /helm .*scripts\/toolchain\/helm\.sh/);
+    const pin = loadComponentPins().tools.helm;
+    writeEntry(join(base, 'tools', 'helm', pin.version), { version: pin.version }, ['helm']);
+    assert.equal(resolveHelm({ env: { MARINA_CACHE_DIR: base } }).helm, join(base, 'tools', 'helm', pin.version, 'helm'));
   });
 });

@@ -1,8 +1,9 @@
-// Finds, at run time, what scripts/toolchain/node-runtime.sh, images.sh and s3.sh put in the cache:
+// Finds, at run time, what scripts/toolchain/node-runtime.sh, images.sh, s3.sh and helm.sh put in the cache:
 //   ${MARINA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/marina}/
 //     node/<component>/<version>/     containerd, ctr, containerd-shim-runc-v2 | runc | CNI plugins
 //     images/<image>/<tag>/image.oci.tar
 //     s3/versitygw/<version>/versitygw
+//     tools/helm/<version>/helm
 // An entry counts only when its stamp (written last by the script) names the pinned version (or,
 // for an image, the pinned reference) and every binary is there.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
@@ -68,7 +69,7 @@ export interface ResolvedComponent {
   paths: Record<string, string>;
 }
 
-function resolveComponent(group: 'node' | 's3', name: string, pin: ComponentPin, script: ToolchainScript, env: NodeJS.ProcessEnv): ResolvedComponent {
+function resolveComponent(group: 'node' | 's3' | 'tools', name: string, pin: ComponentPin, script: ToolchainScript, env: NodeJS.ProcessEnv): ResolvedComponent {
   const dir = join(marinaCacheBase(env), group, name, pin.version);
   const stamp = readStamp(dir);
   const paths: Record<string, string> = {};
@@ -149,4 +150,11 @@ export function resolveS3Server(options: ComponentOptions = {}): { versitygw: st
   const pin = loadComponentPins().s3.versitygw;
   const c = resolveComponent('s3', 'versitygw', pin, 's3.sh', options.env ?? process.env);
   return { versitygw: c.paths.versitygw ?? join(c.dir, 'versitygw'), version: c.version };
+}
+
+/** Resolves helm (it renders the chart in deploy/helm); throws ComponentMissingError naming helm.sh. */
+export function resolveHelm(options: ComponentOptions = {}): { helm: string; version: string } {
+  const pin = loadComponentPins().tools.helm;
+  const c = resolveComponent('tools', 'helm', pin, 'helm.sh', options.env ?? process.env);
+  return { helm: c.paths.helm ?? join(c.dir, 'helm'), version: c.version };
 }

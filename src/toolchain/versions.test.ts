@@ -52,7 +52,7 @@ describe('toolchain versions', () => {
 });
 
 describe('component pins', () => {
-  it('loads the node runtime, image and S3 server pins', () => {
+  it('loads the node runtime, image, S3 server and tool pins', () => {
     const p = loadComponentPins();
     assert.match(p.node.containerd.version, /^v2\./, 'Kubernetes 1.36 needs containerd 2.x');
     assert.deepEqual(p.node.containerd.binaries, ['containerd', 'ctr', 'containerd-shim-runc-v2']);
@@ -61,6 +61,8 @@ describe('component pins', () => {
     assert.equal(p.images.pause.ref, 'marina.local/pause:3.10.2');
     assert.equal(p.images.testapp.ref, 'marina.local/testapp:1');
     assert.equal(p.s3.versitygw.version, 'v1.8.0');
+    assert.match(p.tools.helm.version, /^v3\./);
+    assert.deepEqual(p.tools.helm.binaries, ['helm']);
   });
 
   it('rejects malformed pins, naming the entry', () => {
@@ -72,11 +74,13 @@ describe('component pins', () => {
       },
       images: { pause: { ref: 'marina.local/pause:3.10.2' }, testapp: { ref: 'marina.local/testapp:1' } },
       s3: { versitygw: { version: 'v1.8.0', binaries: ['versitygw'] } },
+      tools: { helm: { version: 'v3.19.0', binaries: ['helm'] } },
     };
     assert.equal(parseComponentPins(ok).node.runc.version, 'v1.5.3');
     assert.throws(() => parseComponentPins({ ...ok, node: { ...ok.node, runc: { version: '1.5', binaries: ['runc'] } } }), /bad version for node\.runc/);
     assert.throws(() => parseComponentPins({ ...ok, s3: { versitygw: { version: 'v1.8.0', binaries: [] } } }), /bad binaries for s3\.versitygw/);
     assert.throws(() => parseComponentPins({ ...ok, images: { ...ok.images, testapp: { ref: 'testapp' } } }), /bad ref for images\.testapp/);
+    assert.throws(() => parseComponentPins({ ...ok, tools: {} }), /bad version for tools\.helm/);
     assert.throws(() => parseComponentPins({}), /node\.containerd/);
   });
 });

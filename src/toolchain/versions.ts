@@ -62,8 +62,8 @@ export function versionsJsonPath(): string {
   return join(repoRoot(), 'scripts', 'toolchain', 'versions.json');
 }
 
-/** A script of scripts/toolchain/: install.sh, node-runtime.sh, images.sh or s3.sh. */
-export type ToolchainScript = 'install.sh' | 'node-runtime.sh' | 'images.sh' | 's3.sh';
+/** A script of scripts/toolchain/: install.sh, node-runtime.sh, images.sh, s3.sh or helm.sh. */
+export type ToolchainScript = 'install.sh' | 'node-runtime.sh' | 'images.sh' | 's3.sh' | 'helm.sh';
 
 export function toolchainScriptPath(script: ToolchainScript): string {
   return join(repoRoot(), 'scripts', 'toolchain', script);
@@ -147,6 +147,8 @@ export interface ComponentPins {
   /** Image references (`name:tag`) the archives are imported under. */
   images: Record<ImageName, { ref: string }>;
   s3: { versitygw: ComponentPin };
+  /** Tools the repository's scripts and tests run (helm renders the chart). */
+  tools: { helm: ComponentPin };
 }
 
 function componentPin(raw: unknown, what: string): ComponentPin {
@@ -160,9 +162,14 @@ function componentPin(raw: unknown, what: string): ComponentPin {
 
 const IMAGE_REF_RE = /^[a-z0-9.-]+(?::\d+)?(?:\/[a-z0-9._-]+)+:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 
-/** Validates and converts the node/images/s3 sections of versions.json. Exported for tests. */
+/** Validates and converts the node/images/s3/tools sections of versions.json. Exported for tests. */
 export function parseComponentPins(raw: unknown): ComponentPins {
-  const file = (raw ?? {}) as { node?: Record<string, unknown>; images?: Record<string, { ref?: unknown }>; s3?: Record<string, unknown> };
+  const file = (raw ?? {}) as {
+    node?: Record<string, unknown>;
+    images?: Record<string, { ref?: unknown }>;
+    s3?: Record<string, unknown>;
+    tools?: Record<string, unknown>;
+  };
   const node = {} as Record<NodeComponent, ComponentPin>;
   for (const c of NODE_COMPONENTS) node[c] = componentPin(file.node?.[c], `node.${c}`);
   const images = {} as Record<ImageName, { ref: string }>;
@@ -171,12 +178,17 @@ export function parseComponentPins(raw: unknown): ComponentPins {
     if (typeof ref !== 'string' || !IMAGE_REF_RE.test(ref)) throw new Error(`versions.json: bad ref for images.${i}`);
     images[i] = { ref };
   }
-  return { node, images, s3: { versitygw: componentPin(file.s3?.versitygw, 's3.versitygw') } };
+  return {
+    node,
+    images,
+    s3: { versitygw: componentPin(file.s3?.versitygw, 's3.versitygw') },
+    tools: { helm: componentPin(file.tools?.helm, 'tools.helm') },
+  };
 }
 
 let cachedPins: ComponentPins | undefined;
 
-/** The node runtime, image and S3 server pins from scripts/toolchain/versions.json (read once). */
+/** The node runtime, image, S3 server and tool pins from scripts/toolchain/versions.json (read once). */
 export function loadComponentPins(): ComponentPins {
   cachedPins ??= parseComponentPins(JSON.parse(readFileSync(versionsJsonPath(), 'utf8')));
   return cachedPins;

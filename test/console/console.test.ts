@@ -270,6 +270,11 @@ describe('e2e: the web console in a real browser against a real Marina', { skip,
     await page.locator('#components tbody tr').first().waitFor();
     await page.locator('#conditions tbody tr').first().waitFor();
     await page.locator('#timeline li').filter({ hasText: `admin create Cluster ${CLUSTER}` }).waitFor();
+    // The default add-ons, live, until each is healthy.
+    await waitUntil('4 healthy add-ons', 120_000, async () => {
+      const rows = await page.locator('#addons tbody tr').allTextContents();
+      return rows.length === 4 && rows.every((r) => /Healthy/.test(r)) ? rows : undefined;
+    });
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download kubeconfig' }).click()]);
     assert.equal(download.suggestedFilename(), `${CLUSTER}.kubeconfig`);

@@ -411,6 +411,8 @@ export class FakeWorld {
       const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
       return secret ? this.kubeApi(cluster.metadata.name) : undefined;
     },
+    // The simulated clusters serve Nodes, Pods and Leases only (add-ons are tested with their own fake).
+    objects: async () => undefined,
     apiserverAt: async (cluster: Cluster, _address: string) => {
       const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
       if (!secret) return undefined;

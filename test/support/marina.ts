@@ -73,7 +73,7 @@ export interface StartServerOptions {
   logFile: string;
   env: NodeJS.ProcessEnv;
   timeoutMs?: number;
-  /** More `marina server` flags, e.g. --no-controllers. */
+  /** More `marina server` flags, e.g. --no-controllers or --store kubernetes ... */
   args?: string[];
   /** Called with the pid as soon as the process exists (before it listens). */
   onSpawn?: (pid: number) => void;

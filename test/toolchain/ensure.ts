@@ -2,7 +2,7 @@
 // (a cached component answers in about a second; a missing one is built, which takes minutes).
 // The scripts' progress goes to the test's stderr.
 import { resolveExtraBinary, resolveToolchain, type ResolvedToolchain } from '../../src/toolchain/resolve.js';
-import { type LocalImage, type NodeRuntime, resolveImages, resolveNodeRuntime, resolveS3Server } from '../../src/toolchain/components.js';
+import { type LocalImage, type NodeRuntime, resolveHelm, resolveImages, resolveNodeRuntime, resolveS3Server } from '../../src/toolchain/components.js';
 import { installToolchain, runToolchainScript } from '../../src/toolchain/install.js';
 import type { ExtraBinaryName, ImageName } from '../../src/toolchain/versions.js';
 
@@ -35,4 +35,9 @@ export async function ensureImages(): Promise<Record<ImageName, LocalImage>> {
 export async function ensureS3Server(): Promise<{ versitygw: string; version: string }> {
   await runToolchainScript('s3.sh', [], quiet);
   return resolveS3Server();
+}
+
+export async function ensureHelm(): Promise<{ helm: string; version: string }> {
+  await runToolchainScript('helm.sh', [], quiet);
+  return resolveHelm();
 }

@@ -15,6 +15,7 @@ import { useApplyLocally, useLive, useNow, useRole, useSession } from '../sessio
 import { Badge, Page, Section } from '../components/ui.js';
 import { ConfirmDialog } from '../components/Dialog.js';
 import { LineChart } from '../components/LineChart.js';
+import { AddonsSection } from '../components/AddonsSection.js';
 
 const HEALTH_POLL_MS = 5_000;
 
@@ -68,7 +69,7 @@ export function ClusterPage({ project, name }: { project: string; name: string }
       </div>
       {s.problem && <p className="notice">{s.problem}</p>}
       <nav aria-label="Sections of this page" className="toc">
-        <a href="#operations">Operations</a> <a href="#pools">Pools</a> <a href="#machines">Machines</a> <a href="#nodes">Nodes</a> <a href="#health">Health</a>{' '}
+        <a href="#operations">Operations</a> <a href="#pools">Pools</a> <a href="#machines">Machines</a> <a href="#nodes">Nodes</a> <a href="#health">Health</a> <a href="#addons">Add-ons</a>{' '}
         <a href="#cluster-alerts">Alerts</a> <a href="#conditions">Conditions</a> <a href="#timeline">Timeline</a>
       </nav>
 
@@ -82,6 +83,7 @@ export function ClusterPage({ project, name }: { project: string; name: string }
         <ChecksSection health={health} />
       </div>
       <PlotsSection health={health} />
+      <AddonsSection project={project} cluster={name} />
       <AlertsSection project={project} alerts={alerts} />
       <ConditionsSection cluster={cluster} pools={pools} machines={machines} />
       <TimelineSection project={project} cluster={cluster} pools={pools} machines={machines} alerts={alerts} operations={operations} />

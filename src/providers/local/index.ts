@@ -145,6 +145,8 @@ export class LocalProvider implements InfrastructureProvider {
             taints: bootstrap.kubelet.taints,
             capacity: bootstrap.kubelet.capacity,
             kubeletVersion: bootstrap.kubelet.kubeletVersion,
+            clusterDNS: bootstrap.kubelet.clusterDNS,
+            clusterDomain: bootstrap.kubelet.clusterDomain,
           }
         : undefined,
       // Day-2 actions (hold/release services, restore etcd) for whoever holds this token: Marina.

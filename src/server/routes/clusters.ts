@@ -4,7 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { ApiError } from '../../api/errors.js';
 import { adminKubeconfigSecretName } from '../../api/wellknown.js';
-import { seriesKey } from '../../health/controller.js';
+import { seriesKey } from '../../health/shared.js';
 import type { ClusterHealth, HealthReport, HealthSample } from '../../health/types.js';
 import type { AuditLog, SeriesStore, Store } from '../../store/types.js';
 import { principal } from '../auth.js';
@@ -12,7 +12,7 @@ import { ClusterHealth as ClusterHealthSchema, HealthQuery, Kubeconfig, ProjectN
 
 /** Health reports and series for GET .../clusters/{name}/health (read at request time). */
 export interface HealthSource {
-  latest(project: string, cluster: string): HealthReport | undefined;
+  latest(project: string, cluster: string): Promise<HealthReport | undefined> | HealthReport | undefined;
   series?: SeriesStore;
 }
 
@@ -75,12 +75,12 @@ export const clusterRoutes: FastifyPluginAsync<ClusterRouteOptions> = async (app
       const { project, name } = req.params;
       if (!(await store.get({ kind: 'Cluster', project, name }))) throw ApiError.notFound('Cluster', name);
       const since = new Date(req.query.since === undefined ? Date.now() - DAY_MS : parseDateTime(req.query.since)).toISOString();
-      const series = health?.series ? await health.series.range(seriesKey(project, name), since) : [];
+      const [latest, series] = await Promise.all([health?.latest(project, name), health?.series ? health.series.range(seriesKey(project, name), since) : []]);
       return {
         kind: 'ClusterHealth',
         project,
         cluster: name,
-        latest: health?.latest(project, name) ?? null,
+        latest: latest ?? null,
         samples: series.map((s) => s.sample as HealthSample),
       };
     },

@@ -39,7 +39,7 @@ interface Params {
 }
 
 /** Kinds in a project whose existence keeps the project from being deleted. */
-const PROJECT_CHILDREN = ['Cluster', 'Secret', 'NotificationChannel'];
+const PROJECT_CHILDREN = ['Cluster', 'Addon', 'Secret', 'NotificationChannel'];
 
 export const resourceRoutes: FastifyPluginAsync<ResourceRouteOptions> = async (app, opts) => {
   for (const info of KINDS) new KindRoutes(app, info, opts).register();
@@ -301,7 +301,7 @@ class KindRoutes {
         if (this.info.kind === 'Project') {
           const children = await Promise.all(PROJECT_CHILDREN.map((k) => this.deps.store.list(k, { project: key.name, limit: 1 })));
           if (children.some((c) => c.items.length > 0)) {
-            throw new ApiError(409, 'Conflict', `project ${key.name} still has clusters, secrets or notification channels; delete them first`, [
+            throw new ApiError(409, 'Conflict', `project ${key.name} still has clusters, add-ons, secrets or notification channels; delete them first`, [
               { field: 'metadata.name', message: 'project not empty' },
             ]);
           }
