@@ -14,6 +14,7 @@
 // (PodDisruptionBudgets hold); the Cluster controller takes a draining control plane out of the
 // API endpoint's backends at once, so its apiserver gets no new connections before it stops.
 // What the pool drains is in its status (status.rollout.draining), so a restarted Marina carries on.
+import { getCondition } from '../api/conditions.js';
 import type { Cluster, DrainRecord, Machine, NodePool, RolloutStatus } from '../api/kinds.js';
 import { hasKubelet, hasRole } from '../api/machines.js';
 import { isCriticalRole } from '../api/healing-policy.js';
@@ -63,8 +64,10 @@ export class PoolRoller {
     const previous = sc.status.rollout;
     const paused = pausedBy(cluster);
     // A drain timeout holds the machine back from the next attempt for a while — unless the roll
-    // was paused since (the operation that hit it failed): running it again resumes at once.
-    const rollout: RolloutStatus = { templateHash: hash, ...(previous?.lastDrainTimeout && !paused ? { lastDrainTimeout: previous.lastDrainTimeout } : {}) };
+    // was paused since (the operation that hit it failed): running it again resumes at once. While
+    // paused it stays on record, so the pool's condition still names what held the drain up.
+    const resumed = !paused && getCondition(sc.status.conditions, NodePoolCondition.UpToDate)?.reason === UpToDateReason.Paused;
+    const rollout: RolloutStatus = { templateHash: hash, ...(previous?.lastDrainTimeout && !resumed ? { lastDrainTimeout: previous.lastDrainTimeout } : {}) };
     const stale = hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await staleControlPlanes(this.s, cluster, sc.active) : new Map<string, string>();
     const candidates = rollCandidates(sc.active, hash, machineHash, stale);
     const policy = resolveRollout(pool.spec.roles, pool.spec.rollout);
@@ -166,10 +169,11 @@ export class PoolRoller {
     }
     const timeout = rollout.lastDrainTimeout;
     const detail = [...notes, ...(plan.waiting ? [`waiting: ${plan.waiting}`] : [])].join('; ');
-    if (timeout && blocked.has(timeout.machine)) {
+    if (paused) {
+      const stayed = timeout ? `; ${timeout.machine} stayed: ${timeout.message}` : '';
+      sc.set({ type, status: 'False', reason: UpToDateReason.Paused, message: `${progress}; paused: ${paused}${stayed}`.slice(0, 32768) });
+    } else if (timeout && blocked.has(timeout.machine)) {
       sc.set({ type, status: 'False', reason: UpToDateReason.DrainTimeout, message: `${progress}; ${timeout.machine} stays: ${timeout.message}${detail ? `; ${detail}` : ''}`.slice(0, 32768) });
-    } else if (paused) {
-      sc.set({ type, status: 'False', reason: UpToDateReason.Paused, message: `${progress}; paused: ${paused}`.slice(0, 32768) });
     } else {
       sc.set({ type, status: 'False', reason: UpToDateReason.RollingUpdate, message: `${progress}${detail ? `; ${detail}` : ''}`.slice(0, 32768) });
     }
