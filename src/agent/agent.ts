@@ -10,6 +10,7 @@ import { MachineControl } from './control.js';
 import { diskUsageBytes, processUsage, type ProcessUsage } from './procfs.js';
 import { type ProcessInfo, ProcessSupervisor, type SupervisorOptions } from './supervisor.js';
 import { type KubeletLog, type KubeletState, VirtualKubelet } from './virtual-kubelet.js';
+import { NodeRuntime } from './node-runtime/runtime.js';
 import { LoopbackRelay } from './loopback-relay.js';
 
 export interface MachineAgentOptions {
@@ -28,6 +29,8 @@ export interface HealthReport {
   nodeName: string;
   processes: ProcessInfo[];
   kubelet: KubeletState | null;
+  /** A real node's health (containerd, kubelet, kube-proxy), when the machine runs one. */
+  node?: { ok: boolean; message: string; podCIDR?: string };
 }
 
 export interface MachineFacts {
@@ -54,6 +57,8 @@ export class MachineAgent {
   private readonly supervisor: ProcessSupervisor;
   private readonly control: MachineControl | undefined;
   private kubelet: VirtualKubelet | undefined;
+  /** The real node (containerd + kubelet), when the config has a `node` section. */
+  readonly node: NodeRuntime | undefined;
   private clients: KubeClient[] = [];
   private server: http.Server | undefined;
   private readonly registry = new Registry();
@@ -74,6 +79,7 @@ export class MachineAgent {
       ...(opts.held ? { held: opts.held } : {}),
       ...opts.supervisor,
     });
+    this.node = config.node ? new NodeRuntime(config.node, { log: opts.log }) : undefined;
     this.relays = (config.loopbackRelayPorts ?? []).map((port) => new LoopbackRelay({ port, ownAddress: config.address, log: opts.log }));
     this.control = config.control ? new MachineControl(config.control, config.dataDir, this.supervisor, opts.log) : undefined;
     this.defineMetrics();
@@ -92,6 +98,8 @@ export class MachineAgent {
     await this.supervisor.start();
     if (this.stopped) return;
     for (const r of this.relays) r.start();
+    await this.node?.start();
+    if (this.stopped) return;
     const k = this.config.kubelet;
     if (k) {
       const client = await KubeClient.fromKubeconfigFile(k.kubeconfigPath, { userAgent: `marina-virtual-kubelet/${this.config.nodeName}` });
@@ -140,6 +148,7 @@ export class MachineAgent {
       const k = this.kubelet?.stop();
       for (const c of this.clients) c.close(); // aborts in-flight calls so the kubelet stops at once
       await k;
+      await this.node?.stop();
       await Promise.all(this.relays.map((r) => r.stop()));
       await this.supervisor.stop();
       await new Promise<void>((resolve) => {
@@ -154,16 +163,23 @@ export class MachineAgent {
   }
 
   health(): HealthReport {
-    const processes = this.supervisor.processes();
+    const processes = this.allProcesses();
     const kubelet = this.kubelet?.state() ?? null;
     const kubeletOk = !this.config.kubelet || (kubelet !== null && kubelet.heartbeating);
+    const node = this.node?.health();
     return {
-      ok: this.supervisor.allRunning() && kubeletOk && !this.stopped,
+      ok: this.supervisor.allRunning() && kubeletOk && (node?.ok ?? true) && !this.stopped,
       machine: this.config.machine,
       nodeName: this.config.nodeName,
       processes,
       kubelet,
+      ...(node ? { node } : {}),
     };
+  }
+
+  /** The configured processes and, on a real node, containerd, kubelet and kube-proxy. */
+  allProcesses(): ProcessInfo[] {
+    return [...this.supervisor.processes(), ...(this.node?.processes() ?? [])];
   }
 
   private async diskUsed(): Promise<number> {
@@ -178,7 +194,7 @@ export class MachineAgent {
   async facts(): Promise<MachineFacts> {
     const now = Date.now();
     const agentUsage = processUsage(process.pid);
-    const processes = this.supervisor.processes().map((p) => {
+    const processes = this.allProcesses().map((p) => {
       const usage = p.pid !== undefined ? processUsage(p.pid) : {};
       const out: MachineFacts['processes'][number] = { ...p, ...usage };
       if (p.startedAt) out.uptimeSeconds = Math.round((now - Date.parse(p.startedAt)) / 1000);
@@ -214,7 +230,7 @@ export class MachineAgent {
   private usageByProcess(): { name: string; usage: ProcessUsage }[] {
     return [
       { name: 'agent', usage: processUsage(process.pid) },
-      ...this.supervisor.pids().map(({ name, pid }) => ({ name, usage: processUsage(pid) })),
+      ...[...this.supervisor.pids(), ...(this.node?.pids() ?? [])].map(({ name, pid }) => ({ name, usage: processUsage(pid) })),
     ];
   }
 
@@ -248,7 +264,7 @@ export class MachineAgent {
       registers,
       collect() {
         this.reset();
-        for (const p of agent.supervisor.processes()) this.inc({ process: p.name }, p.restarts);
+        for (const p of agent.allProcesses()) this.inc({ process: p.name }, p.restarts);
       },
     });
     new Gauge({
@@ -258,7 +274,7 @@ export class MachineAgent {
       registers,
       collect() {
         this.reset();
-        for (const p of agent.supervisor.processes()) this.set({ process: p.name }, p.state === 'running' ? 1 : 0);
+        for (const p of agent.allProcesses()) this.set({ process: p.name }, p.state === 'running' ? 1 : 0);
       },
     });
     new Gauge({

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { parseCidr } from '../api/cidr.js';
 import type { Taint } from '../kube/objects.js';
+import { nodeConfigProblems, type AgentNodeConfig } from './node-runtime/config.js';
 
 export interface AgentProcessTLS {
   /** PEM file paths used to probe `readyUrl` (CA of the server; client cert/key if it wants one). */
@@ -70,6 +71,8 @@ export interface AgentConfig {
   /** Started in order; each waits for the previous one's readyUrl. */
   processes: AgentProcessConfig[];
   kubelet?: AgentKubeletConfig;
+  /** Instead of `kubelet`: a real node (containerd, kubelet, kube-proxy); see node-runtime/. */
+  node?: AgentNodeConfig;
   /** SIGTERM→SIGKILL grace for children at shutdown (default 10 s). */
   stopGraceSeconds?: number;
   /**
@@ -108,7 +111,7 @@ const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 /** Kubernetes quantity (e.g. 2, 500m, 4Gi, 1e3). */
 const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][-+]?[0-9]+)?$/;
-const ALLOWED_TOP = new Set(['machine', 'nodeName', 'address', 'dataDir', 'agentPort', 'roles', 'processes', 'kubelet', 'stopGraceSeconds', 'loopbackRelayPorts', 'control']);
+const ALLOWED_TOP = new Set(['machine', 'nodeName', 'address', 'dataDir', 'agentPort', 'roles', 'processes', 'kubelet', 'node', 'stopGraceSeconds', 'loopbackRelayPorts', 'control']);
 const ALLOWED_PROCESS = new Set(['name', 'command', 'args', 'env', 'readyUrl', 'tls']);
 const ALLOWED_KUBELET = new Set([
   'kubeconfigPath',
@@ -270,6 +273,11 @@ export function validateAgentConfig(raw: unknown, source?: string): AgentConfig 
       int(k, 'renewIntervalSeconds', at, 1, 600, false);
       int(k, 'statusIntervalSeconds', at, 1, 3600, false);
     }
+  }
+
+  if (raw.node !== undefined) {
+    p.push(...nodeConfigProblems(raw.node));
+    if (raw.kubelet !== undefined) p.push('node: a machine runs either the virtual kubelet (kubelet) or a real node (node), not both');
   }
 
   if (raw.control !== undefined) {

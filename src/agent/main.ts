@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     const hardStop = setTimeout(() => {
       log.error({}, 'shutdown took too long; exiting');
       process.exit(1);
-    }, ((config.stopGraceSeconds ?? 10) + 10) * 1000 * Math.max(1, config.processes.length));
+    }, (((config.stopGraceSeconds ?? 10) + 10) * Math.max(1, config.processes.length) + (config.node ? 60 : 0)) * 1000);
     hardStop.unref();
     agent.stop().then(
       () => process.exit(0),

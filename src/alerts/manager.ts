@@ -38,6 +38,8 @@ export const RULES = {
   NodeConditionUnhealthy: 'NodeConditionUnhealthy',
   ClusterConditionUnhealthy: 'ClusterConditionUnhealthy',
   HealingHeldBack: 'HealingHeldBack',
+  /** An imported server is unhealthy; healing never replaces a user's server, so a person must look. */
+  ImportedMachineUnhealthy: 'ImportedMachineUnhealthy',
   BackupFailed: 'BackupFailed',
   BackupMissing: 'BackupMissing',
   RestoreFailed: 'RestoreFailed',

@@ -26,6 +26,7 @@ export function validateCluster(obj: Resource, old: Resource | undefined, ctx: V
     if (rollout) add(`spec.nodePools[${i}].${rollout.field}`, rollout.message);
     if (pool.roles.includes('etcd')) etcd += pool.replicas;
     if (pool.roles.includes('controlplane')) controlplane += pool.replicas;
+    causes.push(...validatePoolRuntime(spec, i));
   });
   const etcdPool = spec.nodePools.findIndex((p) => p.roles.includes('etcd'));
   const cpPool = spec.nodePools.findIndex((p) => p.roles.includes('controlplane'));
@@ -63,9 +64,28 @@ export function validateCluster(obj: Resource, old: Resource | undefined, ctx: V
       if (pool && JSON.stringify([...pool.roles].sort()) !== JSON.stringify([...oldPool.roles].sort())) {
         add(`spec.nodePools[${i}].roles`, 'roles of an existing pool are immutable; add a new pool instead');
       }
+      if (pool && (pool.provider ?? '') !== (oldPool.provider ?? '')) add(`spec.nodePools[${i}].provider`, 'is immutable; add a new pool instead');
     });
   }
   return causes;
+}
+
+/**
+ * Real kubelets (runtime containerd) and imported servers are workers only: Marina's control-plane
+ * and etcd machines are its own, and an imported server never runs them.
+ */
+function validatePoolRuntime(spec: ClusterSpec, i: number): FieldCause[] {
+  const pool = spec.nodePools[i]!;
+  const provider = pool.provider ?? spec.provider ?? 'local';
+  const workerOnly = pool.roles.length === 1 && pool.roles[0] === 'worker';
+  const at = `spec.nodePools[${i}]`;
+  if (provider === 'import') {
+    if (!workerOnly) return [{ field: `${at}.roles`, message: 'imported servers join as workers only: roles must be [worker]' }];
+    if (pool.runtime?.type === 'virtual') return [{ field: `${at}.runtime.type`, message: 'imported servers run a real kubelet: omit runtime.type or set it to containerd' }];
+  } else if (pool.runtime?.type === 'containerd' && !workerOnly) {
+    return [{ field: `${at}.runtime.type`, message: 'real kubelets (containerd) run on worker-only pools; roles must be [worker]' }];
+  }
+  return [];
 }
 
 function checkCidr(value: string | undefined, field: string, add: (f: string, m: string) => void): Cidr | undefined {

@@ -102,12 +102,20 @@ export const MachineSpecTemplate = Type.Object(
 );
 export type MachineSpecTemplate = Static<typeof MachineSpecTemplate>;
 
+export const RuntimeType = Type.Union([Type.Literal('virtual'), Type.Literal('containerd')], {
+  description:
+    'virtual (default for local pools): a virtual kubelet registers the Node and reports pods Running, nothing runs; containerd: a real kubelet with containerd, runc and bridge CNI runs the pods (always for imported servers)',
+});
+export type RuntimeType = Static<typeof RuntimeType>;
+
 export const RuntimeOptions = Type.Object(
   {
+    type: Type.Optional(RuntimeType),
     maxPods: Type.Optional(Type.Integer({ minimum: 1, maximum: 2500 })),
   },
   { additionalProperties: false },
 );
+export type RuntimeOptions = Static<typeof RuntimeOptions>;
 
 /** Auto-healing of a pool's machines. Defaults: on, startup 600 s, unhealthy 60 s, 40 % in flight (1 for etcd/controlplane). */
 export const HealingPolicy = Type.Object(
@@ -157,6 +165,14 @@ export const HealthPolicy = Type.Object(
 );
 export type HealthPolicy = Static<typeof HealthPolicy>;
 
+export const Provider = Type.Union([
+  Type.Literal('local'),
+  Type.Literal('openstack'),
+  Type.Literal('import'),
+  Type.Literal('sim'),
+]);
+export type Provider = Static<typeof Provider>;
+
 // Scheduled etcd snapshots. Defaults: on, every 6 hours (0 */6 * * *), keep 8, Marina's data directory.
 export const BackupPolicy = Type.Object(
   {
@@ -198,18 +214,12 @@ export const NodePoolTemplate = Type.Object(
     runtime: Type.Optional(RuntimeOptions),
     healing: Type.Optional(HealingPolicy),
     rollout: Type.Optional(RolloutPolicy),
+    /** Another provider than the cluster's for this pool, e.g. `import` for users' own servers. */
+    provider: Type.Optional(CloneType(Provider, { description: "this pool's provider (default: the cluster's); import: users' own servers join with a join token" })),
   },
   { additionalProperties: false },
 );
 export type NodePoolTemplate = Static<typeof NodePoolTemplate>;
-
-export const Provider = Type.Union([
-  Type.Literal('local'),
-  Type.Literal('openstack'),
-  Type.Literal('import'),
-  Type.Literal('sim'),
-]);
-export type Provider = Static<typeof Provider>;
 
 export const ClusterSpec = Type.Object(
   {

@@ -11,7 +11,7 @@ export const LABEL_CLUSTER = 'marina.dev/cluster';
 export const LABEL_POOL = 'marina.dev/pool';
 /** On Machines: the name of the NodePool object that owns them. */
 export const LABEL_NODEPOOL = 'marina.dev/nodepool';
-/** On Nodes: the Machine that runs them. */
+/** On Nodes: the Machine that runs them; on a real kubelet's bootstrap-token Secret: the Machine it is for. */
 export const LABEL_MACHINE = 'marina.dev/machine';
 /**
  * On Machines: the hash of what the machine is made of (roles, provider, machine spec, runtime,
@@ -30,6 +30,10 @@ export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_ADDONS = 'marina-addons';
 /** On every object an add-on applies in a cluster except Namespaces (several add-ons may share one): the add-on. */
 export const LABEL_ADDON = 'addons.marina.dev/addon';
+/** The value of LABEL_MANAGED_BY on what Marina itself writes into a cluster (the kubelet bootstrap binding, the `kubernetes` Endpoints). */
+export const MANAGED_BY_MARINA = 'marina';
+/** The ClusterRoleBinding that lets bootstrap tokens (group system:bootstrappers) create kubelet CSRs. */
+export const KUBELET_BOOTSTRAP_BINDING = 'marina:kubelet-bootstrap';
 
 /** Node-role label of each Marina role (kubectl's ROLES column reads `node-role.kubernetes.io/*`). */
 export const ROLE_LABELS: Readonly<Record<MachineRole, string>> = {
@@ -65,6 +69,14 @@ export const ANNOTATION_CERTIFICATES_GENERATION = 'marina.dev/certificates-gener
 export const ANNOTATION_REPLACE_REQUESTED = 'marina.dev/replace-requested';
 /** The kubelet's mark on a static pod's mirror (a drain leaves those alone). */
 export const ANNOTATION_MIRROR_POD = 'kubernetes.io/config.mirror';
+/** On Machines of servers that joined with a token asking for approval: `required`. */
+export const ANNOTATION_APPROVAL = 'marina.dev/approval';
+/** Set to `true` by an operator (`marina cluster approve`) to admit such a machine. */
+export const ANNOTATION_APPROVED = 'marina.dev/approved';
+/** On Machines of imported servers: the host name the server reported when it joined. */
+export const ANNOTATION_HOSTNAME = 'marina.dev/hostname';
+/** On Machines of imported servers: the id of the join token the server joined with. */
+export const ANNOTATION_JOIN_TOKEN = 'marina.dev/join-token';
 /** On a Cluster at creation: `none` skips the default add-ons. */
 export const ANNOTATION_ADDON_DEFAULTS = 'addons.marina.dev/defaults';
 /** On a Cluster, written by the add-on starter once it created the default set (never again, even if an add-on is disabled later). */
@@ -99,6 +111,10 @@ export const FINALIZER_ADDON = 'addons.marina.dev/cleanup';
 
 export const SECRET_TYPE_PKI = 'marina.dev/pki';
 export const SECRET_TYPE_KUBECONFIG = 'marina.dev/kubeconfig';
+/** Join tokens of imported servers: Secrets of this type hold only the token's SHA-256. */
+export const SECRET_TYPE_JOIN_TOKEN = 'marina.dev/join-token';
+/** On join-token Secrets: the token's id (the public half of `<id>.<secret>`). */
+export const LABEL_JOIN_TOKEN = 'marina.dev/join-token';
 
 /** The Secret holding a cluster's CAs and service-account key. */
 export function pkiSecretName(cluster: string): string {
@@ -121,6 +137,11 @@ export const ClusterCondition = {
   ControlPlaneReady: 'ControlPlaneReady',
   PoolsReady: 'PoolsReady',
   Healthy: 'Healthy',
+  /**
+   * Clusters with real kubelets only: bootstrap tokens may request kubelet certificates and the
+   * `kubernetes` Service points where the real nodes reach the API. Not part of Ready.
+   */
+  NodeBootstrapReady: 'NodeBootstrapReady',
 } as const;
 
 /** Condition types of a NodePool. */
@@ -163,6 +184,11 @@ export const MachineCondition = {
   NodeDeleted: 'NodeDeleted',
   /** What auto-healing reads: False only for what replacing the machine can fix. */
   Healthy: 'Healthy',
+  /**
+   * Real kubelets only: True once the Node registered. Until then Marina keeps the machine's
+   * bootstrap token valid in the cluster and judges its kubelet's certificate requests.
+   */
+  NodeAdmitted: 'NodeAdmitted',
 } as const;
 
 /** Reasons of a Machine's Healthy condition (auto-healing and the provisioning watchdog read them). */

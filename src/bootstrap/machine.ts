@@ -13,7 +13,7 @@
 import { nthAddress, parseCidr } from '../api/cidr.js';
 import { DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR } from '../api/cluster-validation.js';
 import type { Cluster, Machine, Taint } from '../api/kinds.js';
-import { hasKubelet, hasRole } from '../api/machines.js';
+import { hasKubelet, hasRole, usesRealKubelet } from '../api/machines.js';
 import { CONTROL_PLANE_TAINT, LABEL_CLUSTER, LABEL_MACHINE, LABEL_POOL, ROLE_LABELS } from '../api/wellknown.js';
 import {
   etcdArgs,
@@ -23,9 +23,11 @@ import {
   kubeSchedulerArgs,
 } from '../kube/components.js';
 import { buildKubeconfig, type IssuedCertificate, type IssueOptions, KUBERNETES_SERVICE_NAMES, sanList } from '../pki/index.js';
+import { bootstrapTokenFor } from './bootstrap-token.js';
 import type {
   BootstrapFile,
   BootstrapKubelet,
+  BootstrapNode,
   BootstrapService,
   EndpointDescription,
   MachineBootstrap,
@@ -76,7 +78,10 @@ export const PATHS = {
   probeCa: 'pki/probe-ca.crt',
   probeCert: 'pki/probe.crt',
   probeKey: 'pki/probe.key',
+  kubeProxyCert: 'pki/kube-proxy.crt',
+  kubeProxyKey: 'pki/kube-proxy.key',
 } as const;
+
 
 const root = (p: string): string => `{root}/${p}`;
 
@@ -312,6 +317,14 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
         // Loopback addresses are invalid in Endpoints/EndpointSlices; the apiservers must not try
         // to publish them in the `kubernetes` Service.
         endpointReconcilerType: 'none',
+        extraArgs: {
+          // Real kubelets join by TLS bootstrap (bootstrap-token-<id> Secrets Marina creates).
+          'enable-bootstrap-token-auth': true,
+          // Reach kubelets at their address (a Node named after its Machine has no DNS entry) and
+          // verify their serving certificates, which the cluster CA signs.
+          'kubelet-preferred-address-types': ['InternalIP', 'ExternalIP', 'Hostname'],
+          'kubelet-certificate-authority': root(PATHS.caCert),
+        },
       }),
       readyUrl: `${ownServer}/readyz`,
     });
@@ -330,6 +343,8 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
         serviceClusterIpRange: svcCIDR,
         clusterCidr: podCIDR(cluster),
         allocateNodeCidrs: true,
+        // tokencleaner removes expired bootstrap-token Secrets (off by default).
+        controllers: ['*', 'tokencleaner'],
       }),
     });
     services.push({
@@ -345,7 +360,26 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
 
   // ---------- kubelet ----------
   let kubeletSpec: BootstrapKubelet | undefined;
-  if (kubelet) {
+  let nodeSpec: BootstrapNode | undefined;
+  if (kubelet && usesRealKubelet(machine)) {
+    if (!machine.metadata.uid) throw new Error(`machine ${machine.metadata.name}: a real kubelet needs the Machine's uid (bootstrap token)`);
+    const kubeProxy = await issue('ca', { commonName: 'system:kube-proxy', usage: 'client' });
+    out.pair(kubeProxy, PATHS.kubeProxyCert, PATHS.kubeProxyKey);
+    nodeSpec = {
+      nodeName: machine.metadata.name,
+      apiServerURL: endpoint.url,
+      caFile: PATHS.caCert,
+      bootstrapToken: bootstrapTokenFor(pki.ca.keyPem, machine.metadata.uid).token,
+      kubeProxyCertFile: PATHS.kubeProxyCert,
+      kubeProxyKeyFile: PATHS.kubeProxyKey,
+      clusterCIDR: podCIDR(cluster),
+      clusterDNS: clusterDnsIP(serviceCIDR(cluster)),
+      clusterDomain: CLUSTER_DOMAIN,
+      labels: Object.fromEntries(Object.entries(nodeLabels(machine)).filter(([k]) => kubeletMaySetLabel(k))),
+      taints: nodeTaints(machine),
+      maxPods: machine.spec.runtime?.maxPods ?? DEFAULT_MAX_PODS,
+    };
+  } else if (kubelet) {
     const nodeName = machine.metadata.name;
     const nodeCert = await issue('ca', { commonName: `system:node:${nodeName}`, organizations: ['system:nodes'], usage: 'client' });
     out.put(
@@ -393,6 +427,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     certificatesNotAfter: earliest ?? new Date(Date.now() + validityDays * 86_400_000),
   };
   if (kubeletSpec) bootstrap.kubelet = kubeletSpec;
+  if (nodeSpec) bootstrap.node = nodeSpec;
   if (probeTls) bootstrap.probeTls = probeTls;
   // kube-apiserver's ComponentStatus looks for them at 127.0.0.1, whatever their bind address.
   if (isControlPlane) bootstrap.loopbackPorts = [KCM_PORT, SCHEDULER_PORT];

@@ -17,6 +17,8 @@ export interface Context {
   project?: string;
   /** The user the token belonged to at login (informational). */
   user?: string;
+  /** PEM of the CA the server's certificate chains to (Marina's own with --tls auto). */
+  certificateAuthority?: string;
 }
 
 export interface CliConfig {
@@ -105,6 +107,8 @@ export interface ConnectionFlags {
 export interface Connection {
   server: string;
   token?: string;
+  /** PEM of an extra CA to trust: MARINA_CA_FILE, else the context's. */
+  ca?: string;
   project?: string;
   contextName?: string;
 }
@@ -125,10 +129,25 @@ export function resolveConnection(cfg: CliConfig, flags: ConnectionFlags, env: N
   const server = normalizeServer(flags.server ?? env.MARINA_URL ?? ctx?.server ?? DEFAULT_SERVER);
   // A token from the config belongs to that context's server; do not send it to another one.
   const ctxToken = ctx && normalizeServer(ctx.server) === server ? ctx.token : undefined;
+  const ctxCa = ctx && normalizeServer(ctx.server) === server ? ctx.certificateAuthority : undefined;
+  const ca = env.MARINA_CA_FILE ? readCaFile(env.MARINA_CA_FILE) : ctxCa;
   return {
     server,
+    ...(ca ? { ca } : {}),
     token: flags.token ?? env.MARINA_TOKEN ?? ctxToken,
     project: env.MARINA_PROJECT ?? ctx?.project,
     contextName: ctx?.name,
   };
+}
+
+/** A PEM CA file (MARINA_CA_FILE, --certificate-authority). */
+export function readCaFile(path: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read the CA file ${path}: ${(err as Error).message}`, EXIT.usage);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new CliError(`${path} holds no PEM certificate`, EXIT.usage);
+  return pem;
 }

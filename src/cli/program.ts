@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { accountCommands } from './commands/account.js';
+import { agentCommand } from './commands/agent.js';
 import { addonCommand } from './commands/addons.js';
 import { alertsCommand, channelCommand } from './commands/alerts.js';
 import { clusterCommand } from './commands/cluster.js';
@@ -63,12 +64,13 @@ Config: $MARINA_CONFIG or \${XDG_CONFIG_HOME:-~/.config}/marina/config.yaml.`,
   program.addCommand(pipelineCommand());
   program.addCommand(addonCommand());
   program.addCommand(toolchainCommand());
+  program.addCommand(agentCommand());
 
   // Commands built standalone (new Command) do not inherit settings; apply them to the whole tree.
   const configure = (c: Command) => {
     c.exitOverride();
     c.showHelpAfterError('(add --help for usage)');
-    if (c.commands.length === 0 && c.name() !== 'server' && c.parent?.name() !== 'toolchain') {
+    if (c.commands.length === 0 && c.name() !== 'server' && c.parent?.name() !== 'toolchain' && c.parent?.name() !== 'agent') {
       for (const o of CONNECTION_OPTIONS()) {
         if (!c.options.some((x) => x.long === o.long)) c.addOption(o);
       }

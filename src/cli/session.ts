@@ -4,6 +4,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { MarinaClient, type ResourceRef } from '../client/index.js';
 import { configPath, loadConfig, resolveConnection, type CliConfig, type Connection, type ConnectionFlags } from './config.js';
 import { CliError, EXIT } from './errors.js';
+import { fetchTrusting } from './https-fetch.js';
 
 export const USER_AGENT = 'marina-cli/0.1';
 
@@ -30,7 +31,8 @@ export class Session {
           EXIT.unauthorized,
         );
       }
-      this.cachedClient = new MarinaClient({ server: this.connection.server, token: this.connection.token, userAgent: USER_AGENT });
+      const ca = this.connection.ca;
+      this.cachedClient = new MarinaClient({ server: this.connection.server, token: this.connection.token, userAgent: USER_AGENT, ...(ca ? { fetch: fetchTrusting(ca) } : {}) });
     }
     return this.cachedClient;
   }

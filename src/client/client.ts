@@ -10,11 +10,12 @@ import type { Resource } from '../api/meta.js';
 import type { ClusterHealth } from '../health/types.js';
 import type { AuditEntry, IssuedToken, TokenInfo } from '../store/types.js';
 import type { WhoAmI } from '../server/schemas.js';
+import type { CreateJoinTokenRequest, JoinTokenCreated, JoinTokenInfo } from '../server/join-schemas.js';
 import { MarinaApiError, MarinaConnectionError, errorFromResponse, isNotFound, isStatus } from './errors.js';
 import { ndjsonLines, parseWatchLine, type WatchEvent } from './ndjson.js';
 import { API_PATH, requireProject, resourcePath, resourceRef, type KindLike, type ResourceList, type ResourceRef } from './resources.js';
 
-export type { AuditEntry, IssuedToken, TokenInfo, WhoAmI };
+export type { AuditEntry, CreateJoinTokenRequest, IssuedToken, JoinTokenCreated, JoinTokenInfo, TokenInfo, WhoAmI };
 
 export interface ClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:7443`. */
@@ -369,6 +370,19 @@ export class MarinaClient {
       accept: 'application/yaml',
       text: true,
     });
+  }
+
+  /** A join token for an import pool; the answer (token, command) is the only time the token is shown. */
+  createJoinToken(project: string, cluster: string, opts: CreateJoinTokenRequest): Promise<JoinTokenCreated> {
+    return this.request('POST', this.path('Cluster', { project, name: cluster, subresource: 'jointokens' }), { body: opts });
+  }
+
+  async listJoinTokens(project: string, cluster: string): Promise<JoinTokenInfo[]> {
+    return (await this.request<{ items: JoinTokenInfo[] }>('GET', this.path('Cluster', { project, name: cluster, subresource: 'jointokens' }))).items;
+  }
+
+  revokeJoinToken(project: string, cluster: string, id: string): Promise<JoinTokenInfo> {
+    return this.request('DELETE', `${this.path('Cluster', { project, name: cluster, subresource: 'jointokens' })}/${encodeURIComponent(id)}`);
   }
 
   createToken(opts: { user?: string; description?: string; expiresAt?: string } = {}): Promise<IssuedToken> {

@@ -5,7 +5,7 @@
 import type { Cluster } from '../api/kinds.js';
 import type { EtcdApi } from '../etcd/client.js';
 import type { KubeObject, ObjectMeta, WatchEventType } from '../kube/client.js';
-import type { Node, Pod, PodDisruptionBudget } from '../kube/objects.js';
+import type { CertificateSigningRequest, Node, Pod, PodDisruptionBudget } from '../kube/objects.js';
 
 /** The parts of a coordination.k8s.io Lease a leader-election check reads. */
 export interface LeaseInfo {
@@ -50,6 +50,18 @@ export interface KubeApi {
   listPodDisruptionBudgets(opts?: CallOptions): Promise<PodDisruptionBudget[]>;
   /** GET /version: the apiserver's gitVersion (what `kubectl version` reports as the server version). */
   serverVersion(opts?: CallOptions): Promise<string>;
+
+  // What admitting real kubelets takes besides objects of known kinds (ObjectApi): their
+  // certificate requests, and whether the apiserver can verify them (src/controllers/node-admission.ts).
+
+  listCertificateSigningRequests(opts?: CallOptions): Promise<CertificateSigningRequest[]>;
+  /** Adds an Approved or Denied condition through the `approval` subresource (resourceVersion of `csr`). */
+  decideCertificateSigningRequest(csr: CertificateSigningRequest, condition: { type: 'Approved' | 'Denied'; reason: string; message: string }, opts?: CallOptions): Promise<void>;
+  /**
+   * The kubelet's /healthz through the apiserver's node proxy: ok only when the apiserver reaches
+   * the kubelet and verifies its serving certificate (what `kubectl logs` and `exec` need). Never throws.
+   */
+  kubeletHealthz(node: string, opts?: CallOptions): Promise<Readiness>;
 }
 
 /** One control-plane machine's own kube-apiserver, addressed directly (not through the endpoint). */

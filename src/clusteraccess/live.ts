@@ -7,8 +7,8 @@ import type { Logger } from 'pino';
 import type { Cluster } from '../api/kinds.js';
 import { APISERVER_PORT } from '../bootstrap/machine.js';
 import { EtcdClient, type EtcdApi } from '../etcd/client.js';
-import { isNotFound, KubeClient, KubeError, parseKubeconfig, Resources, type KubeObject, type Watcher } from '../kube/client.js';
-import type { Node, Pod, PodDisruptionBudget } from '../kube/objects.js';
+import { isNotFound, KubeClient, KubeError, parseKubeconfig, resourcePath, Resources, type KubeObject, type ResourceType, type Watcher } from '../kube/client.js';
+import type { CertificateSigningRequest, Node, Pod, PodDisruptionBudget } from '../kube/objects.js';
 import { issueLeaf, trustPem } from '../bootstrap/clusterPki.js';
 import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, ObjectApi, Readiness } from './access.js';
 import { DiscoveredObjects } from './objects.js';
@@ -202,20 +202,22 @@ export class LiveConnections implements ClusterConnections {
 
   /** The KubeApi over `client`; `onReady` runs whenever /readyz answers ok. */
   private adapt(client: KubeClient, onReady: () => void): KubeApi {
+    /** GET that answers undefined for 404. */
+    const find = async <T extends KubeObject>(res: ResourceType, name: string, opts: CallOptions & { namespace?: string }): Promise<T | undefined> => {
+      try {
+        return await client.get<T>(res, name, opts);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    };
     return {
       readyz: async (opts) => {
         const r = await readyz(client, opts);
         if (r.ok) onReady();
         return r;
       },
-      getNode: async (name, opts = {}) => {
-        try {
-          return await client.get<Node>(Resources.nodes, name, opts);
-        } catch (err) {
-          if (isNotFound(err)) return undefined;
-          throw err;
-        }
-      },
+      getNode: (name, opts = {}) => find<Node>(Resources.nodes, name, opts),
       patchNode: async (name, patch, opts = {}) => {
         await client.patch(Resources.nodes, name, patch, { ...opts, type: 'merge', fieldManager: 'marina' });
       },
@@ -237,12 +239,21 @@ export class LiveConnections implements ClusterConnections {
         return v.gitVersion ?? '';
       },
       getLease: async (namespace, name, opts = {}) => {
+        const lease = await find<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { ...opts, namespace });
+        return lease && (lease.spec ?? {});
+      },
+      listCertificateSigningRequests: async (opts = {}) => (await client.listAll<CertificateSigningRequest>(Resources.certificateSigningRequests, opts)).items,
+      decideCertificateSigningRequest: async (csr, condition, opts = {}) => {
+        const decided = { ...csr, status: { ...csr.status, conditions: [...(csr.status?.conditions ?? []), { ...condition, status: 'True' }] } };
+        await client.replace(Resources.certificateSigningRequests, decided, { ...opts, subresource: 'approval' });
+      },
+      kubeletHealthz: async (node, opts = {}) => {
         try {
-          const lease = await client.get<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { ...opts, namespace });
-          return lease.spec ?? {};
+          const body = await client.request<unknown>({ method: 'GET', path: `${resourcePath(Resources.nodes, { name: node })}/proxy/healthz`, signal: opts.signal });
+          const text = typeof body === 'string' ? body.trim() : JSON.stringify(body);
+          return { ok: text === 'ok', message: text.slice(0, 1024) };
         } catch (err) {
-          if (isNotFound(err)) return undefined;
-          throw err;
+          return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${err.message}` : String(err) };
         }
       },
       evictPod: async (namespace, name, opts = {}) => {

@@ -2,7 +2,7 @@
 // kubeconfig, and the cluster's health as conditions. Deletion tears down in order: NodePools
 // (and through them every Machine), then the endpoint, then the Secrets.
 //
-// Phases:  pki → endpoint → pools → adminKubeconfig → health, then Ready sums them up.
+// Phases:  pki → endpoint → pools → adminKubeconfig → nodeBootstrap → health, then Ready sums them up.
 //
 // A new Kubernetes version and new certificates (a rotation's generation) reach the NodePools in
 // upgrade order (./upgrade-order.ts): etcd pools, then control planes once etcd rolled out, then
@@ -14,6 +14,7 @@
 //   ControlPlaneReady kube-apiserver answers /readyz through the endpoint (admin credentials)
 //   PoolsReady        every NodePool has all its replicas ready and no removed machine left
 //   Healthy           the health checker's newest report (informational: Ready does not read it)
+//   NodeBootstrapReady clusters with real kubelets: they may join (informational, see ./node-admission.ts)
 //   Ready             all of the above but Healthy
 import { getCondition, type ConditionInput } from '../api/conditions.js';
 import { jsonEqual } from '../api/json.js';
@@ -47,6 +48,7 @@ import { clusterRef, errorMessage, isConflictOrExists, kubernetesVersionOf, node
 import { clusterCreated, clusterDeleted } from '../events/platform.js';
 import { drainingMachines } from './pool-rollout.js';
 import { orderedFields, type OrderedFields } from './upgrade-order.js';
+import { ensureNodeBootstrap, hasRealKubelets } from './node-admission.js';
 
 /** Rotate the admin certificate when less than this much validity is left. */
 const ADMIN_CERT_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
@@ -79,6 +81,7 @@ export class ClusterReconciler implements Reconciler {
     { name: 'endpoint', run: (sc) => this.endpointPhase(sc) },
     { name: 'pools', run: (sc) => this.poolsPhase(sc) },
     { name: 'adminKubeconfig', run: (sc) => this.adminKubeconfigPhase(sc) },
+    { name: 'nodeBootstrap', run: (sc) => this.nodeBootstrapPhase(sc) },
     { name: 'health', run: (sc) => this.healthPhase(sc) },
   ];
 
@@ -340,6 +343,12 @@ export class ClusterReconciler implements Reconciler {
     return admin;
   }
 
+  /** Clusters with real kubelets: what lets them join (./node-admission.ts), as NodeBootstrapReady. */
+  private async nodeBootstrapPhase(sc: ClusterScope): Promise<PhaseResult<Status>> {
+    if (!sc.endpoint || !hasRealKubelets(sc.obj)) return;
+    sc.set(await ensureNodeBootstrap(this.s, sc));
+  }
+
   /**
    * EtcdReady and ControlPlaneReady (asked now), and Healthy from the health checker's newest
    * report (it runs on its own schedule and wakes this reconciler when the summary changes).
@@ -429,7 +438,7 @@ function desiredPoolSpec(cluster: Cluster, t: NodePoolTemplate, ordered: Ordered
     roles: [...t.roles],
     replicas: t.replicas,
     kubernetesVersion: ordered.kubernetesVersion,
-    provider: providerName(cluster),
+    provider: t.provider ?? providerName(cluster),
   };
   if (ordered.certificates) spec.certificates = ordered.certificates;
   if (t.machine) spec.machine = t.machine;

@@ -1,6 +1,7 @@
 // Whether a machine may start now, and with which etcd membership. Checked before the machine is
 // started (status.phase Pending, condition Bootstrapped=False with the reason it waits for):
-//   every machine   the cluster's PKI Secret and API endpoint exist
+//   every machine   the cluster's PKI Secret and API endpoint exist; a server that joined with a
+//                   token asking for approval is approved by an operator (marina cluster approve)
 //   etcd            the oldest etcd machine of a cluster in which no etcd member ever started
 //                   founds a new etcd cluster alone; every later one joins as a learner (see
 //                   src/etcd/membership.ts) and starts as `existing` with the member list
@@ -10,6 +11,7 @@
 import type { Cluster, Machine } from '../api/kinds.js';
 import { hasKubelet, hasRole, isStarted } from '../api/machines.js';
 import { byAge, isDeleting } from '../api/meta.js';
+import { ANNOTATION_APPROVAL, ANNOTATION_APPROVED } from '../api/wellknown.js';
 import type { ClusterPki } from '../bootstrap/clusterPki.js';
 import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
 import { etcdMembership, startedEtcdMachines } from '../clusteraccess/etcd.js';
@@ -37,6 +39,10 @@ function desiredEtcdMembers(cluster: Cluster): number {
 /** Whether the machine of `sc` (prepared: it has an address) may start now. */
 export async function machineGate(s: Shared, sc: Scope<Machine>, cluster: Cluster, address: string): Promise<Gate> {
   if (isDeleting(cluster)) return closed('ClusterDeleting', 'the cluster is being deleted');
+  const annotations = sc.obj.metadata.annotations ?? {};
+  if (annotations[ANNOTATION_APPROVAL] === 'required' && annotations[ANNOTATION_APPROVED] !== 'true') {
+    return closed('WaitingForApproval', `an operator admits it with \`marina cluster approve ${cluster.metadata.name} ${sc.obj.metadata.name}\``);
+  }
   const pki = await s.secrets.pki(cluster);
   if (!pki) return closed('WaitingForPKI', 'the cluster PKI does not exist yet');
   if (!cluster.status?.endpoint) return closed('WaitingForEndpoint', 'the cluster API endpoint does not exist yet');

@@ -1,8 +1,12 @@
 // The Machine controller boots one machine through its provider once the cluster is ready for
 // it, watches it come up, keeps its Node's labels and taints in sync, and takes it apart again.
 //
-// Phases:    prepare → describe → gate → bootstrap → start → observe, then Healthy
-// Finalize:  drain → leaveEtcd → deleteMachine → deleteNode
+// Phases:    prepare → describe → gate → bootstrap → start → admitNode → observe, then Healthy
+// Finalize:  drain → leaveEtcd → deleteMachine → revokeBootstrapToken → deleteNode
+//
+// admitNode and revokeBootstrapToken are for real kubelets (runtime containerd, imported servers):
+// their kubelet joins by TLS bootstrap with the machine's token, and Marina approves its
+// certificates (./node-admission.ts).
 //
 // Whether a machine was started is Marina's own record (condition Bootstrapped=True): the
 // provider's description cannot tell prepared from started. startMachine is idempotent, so a
@@ -10,7 +14,8 @@
 // peer URL and not added twice). The gates a machine waits at are in ./machine-gate.ts.
 //
 // status.phase: Pending (gated) → Provisioning (started) → Running (provider says Running, the
-// etcd member votes, and for machines with a kubelet the Node was Ready) ; Failed (terminal
+// etcd member votes, and for machines with a kubelet the Node was Ready — a real kubelet's also
+// admitted) ; Failed (terminal
 // provider error, or a Running machine the provider lost) ; Deleting.
 //
 // Deletion: Nodes are cordoned and drained through the eviction API (PodDisruptionBudgets hold;
@@ -20,7 +25,7 @@
 // is being deleted none of that is worth doing: the provider just deletes the machine.
 import { getCondition, isTrue, setCondition, type ConditionInput } from '../api/conditions.js';
 import type { Cluster, Machine, MachineStatus } from '../api/kinds.js';
-import { hasComeUp, hasKubelet, hasRole, isStarted } from '../api/machines.js';
+import { hasComeUp, hasKubelet, hasRole, isStarted, usesRealKubelet } from '../api/machines.js';
 import { isDeleting, type ObjectKey } from '../api/meta.js';
 import { FINALIZER_MACHINE, MachineCondition, MachineHealthyReason, NodeReadyReason } from '../api/wellknown.js';
 import { buildMachineBootstrap, etcdPeerURL } from '../bootstrap/machine.js';
@@ -36,6 +41,7 @@ import { errorMessage, kubernetesVersionOf, machineRef, publishEvent, type Share
 import { etcdMemberAdded } from '../events/platform.js';
 import { machineGate, type Gate } from './machine-gate.js';
 import { drainNode, observeNode, removeNode } from './node.js';
+import { admitNode, revokeBootstrapToken } from './node-admission.js';
 
 type Status = MachineStatus;
 
@@ -99,12 +105,14 @@ export class MachineReconciler implements Reconciler {
     { name: 'gate', run: (sc) => this.gate(sc) },
     { name: 'bootstrap', run: (sc) => this.buildBootstrap(sc) },
     { name: 'start', run: (sc) => this.start(sc) },
+    { name: 'admitNode', run: (sc) => this.admitNode(sc) },
     { name: 'observe', run: (sc) => this.observe(sc) },
   ];
   private readonly finalizePhases: readonly Phase<FinalizeScope, Status>[] = [
     { name: 'drain', run: (sc) => this.drain(sc) },
     { name: 'leaveEtcd', run: (sc) => this.leaveEtcd(sc) },
     { name: 'deleteMachine', run: (sc) => this.deleteMachine(sc) },
+    { name: 'revokeBootstrapToken', run: (sc) => this.revokeBootstrapToken(sc) },
     { name: 'deleteNode', run: (sc) => this.deleteNode(sc) },
   ];
 
@@ -222,6 +230,14 @@ export class MachineReconciler implements Reconciler {
     sc.set({ type: MachineCondition.Bootstrapped, status: 'True', reason: 'Started', message: 'the provider was asked to start the machine' });
   }
 
+  /** A real kubelet's bootstrap token and certificate requests (a virtual kubelet has its certificate already). */
+  private async admitNode(sc: MachineScope): Promise<PhaseResult<Status>> {
+    if (!hasKubelet(sc.obj) || !usesRealKubelet(sc.obj)) return;
+    const address = sc.desc?.address ?? sc.status.address;
+    // The provider's address of a machine it reports Running is final: a serving certificate for another is denied.
+    sc.set(await admitNode(this.s, sc, sc.cluster, { ...(address ? { address } : {}), settled: sc.desc?.state === 'Running' }));
+  }
+
   /** Records what the provider and the cluster's API say about a started machine. */
   private async observe(sc: MachineScope): Promise<PhaseResult<Status>> {
     const { status, obj: machine } = sc;
@@ -245,7 +261,8 @@ export class MachineReconciler implements Reconciler {
         const node = await observeNode(this.s, sc, sc.cluster, status.nodeName);
         if (node.ready !== undefined) status.nodeReady = node.ready;
         sc.set(node.condition);
-        nodeOk = node.ready === true;
+        // A real kubelet counts once the apiserver can verify it too (logs and exec work).
+        nodeOk = node.ready === true && (!usesRealKubelet(machine) || isTrue(status.conditions, MachineCondition.NodeAdmitted));
       } else {
         sc.set({ type: MachineCondition.NodeReady, status: 'False', reason: NodeReadyReason.MachineNotRunning, message: 'waiting for the machine' });
       }
@@ -348,6 +365,10 @@ export class MachineReconciler implements Reconciler {
       sc.set({ type: MachineCondition.InfrastructureReady, status: 'False', reason: err instanceof ProviderError ? err.reason : 'DeleteFailed', message: errorMessage(err) });
       return { end: { status: sc.status, error: err } };
     }
+  }
+
+  private async revokeBootstrapToken(sc: FinalizeScope): Promise<PhaseResult<Status>> {
+    if (sc.live && hasKubelet(sc.obj) && usesRealKubelet(sc.obj)) await revokeBootstrapToken(this.s, sc, sc.cluster!);
   }
 
   /** The Node goes last: with the kubelet stopped nothing registers it again. */

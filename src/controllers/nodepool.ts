@@ -19,13 +19,19 @@
 // other is leaving and the remaining members still hold a healthy quorum (src/etcd/membership.ts
 // decides, through ./pool-etcd.ts). Other pools scale in one step. Scale-in removes out-of-date
 // machines first, then those that are not ready, then the newest.
+//
+// A pool whose provider creates no machines (`import`: users' servers join with a join token)
+// never scales out, never replaces and never rolls a machine: healing raises
+// ImportedMachineUnhealthy for a person instead, a replacement request waits for a person to
+// remove the machine, and upgrades and certificate rotations refuse such clusters in their preflight.
 import { getCondition, type ConditionInput } from '../api/conditions.js';
 import { jsonEqual } from '../api/json.js';
 import type { Cluster, Machine, NodePool, NodePoolSpec } from '../api/kinds.js';
 import { hasRole, isMachineReady } from '../api/machines.js';
 import { API_VERSION, byAge, isDeleting, type ObjectKey } from '../api/meta.js';
-import { ANNOTATION_PAUSED_BY, ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL, LABEL_TEMPLATE_HASH, MachineCondition, NodePoolCondition } from '../api/wellknown.js';
+import { ANNOTATION_HOSTNAME, ANNOTATION_PAUSED_BY, ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL, LABEL_TEMPLATE_HASH, MachineCondition, NodePoolCondition } from '../api/wellknown.js';
 import { RULES } from '../alerts/manager.js';
+import { createsMachines } from '../providers/contract.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
@@ -156,6 +162,7 @@ export class NodePoolReconciler implements Reconciler {
     // A restore holds the cluster's services down on purpose: nothing to heal.
     if (cluster.metadata.annotations?.[ANNOTATION_PAUSED_BY]) return;
     const pool = sc.obj;
+    if (!this.createsMachines(pool)) return this.alertUnhealthyImports(sc, cluster);
     const admitted = await this.admitEtcdVictims(cluster, sc.obj, planHealing(pool, sc.active, Date.now()));
     const replaced = await this.replace(sc, admitted.victims);
     await this.reportHealing(sc, cluster, admitted);
@@ -207,7 +214,39 @@ export class NodePoolReconciler implements Reconciler {
   private async roll(sc: PoolScope): Promise<PhaseResult<Status>> {
     const cluster = liveCluster(sc);
     if (!cluster) return;
+    // Users' servers are never replaced, so never rolled (the operations refuse such clusters).
+    if (!this.createsMachines(sc.obj)) return;
     sc.rollout = await this.roller.roll(sc, cluster);
+  }
+
+  /** Whether the pool's provider creates machines (imported servers join by themselves). */
+  private createsMachines(pool: NodePool): boolean {
+    try {
+      return createsMachines(this.s.providers.get(pool.spec.provider));
+    } catch {
+      return true; // a provider this server does not run: the Machine controller reports it on each machine
+    }
+  }
+
+  /** Healing never replaces a user's server: an unhealthy one becomes an alert for a person. */
+  private async alertUnhealthyImports(sc: PoolScope, cluster: Cluster): Promise<void> {
+    const pool = sc.obj;
+    const template = poolTemplateName(pool);
+    const alerts = sc.active.flatMap((m) => {
+      const h = getCondition(m.status?.conditions, MachineCondition.Healthy);
+      if (h?.status !== 'False') return [];
+      const server = m.metadata.annotations?.[ANNOTATION_HOSTNAME] ?? m.metadata.name;
+      return [
+        {
+          rule: RULES.ImportedMachineUnhealthy,
+          severity: 'warning' as const,
+          labels: { pool: template, machine: m.metadata.name },
+          summary: `imported server ${server} (machine ${m.metadata.name}) is unhealthy; Marina does not replace users' servers`,
+          description: `${h.reason}: ${h.message ?? ''}`.slice(0, 16384),
+        },
+      ];
+    });
+    await this.s.alerts?.sync({ project: pool.metadata.project ?? '', cluster: cluster.metadata.name, source: `healing.${pool.metadata.name}` }, alerts);
   }
 
   /** HealingHeldBack (condition and alert) from the plan as admitted. */
@@ -259,6 +298,15 @@ export class NodePoolReconciler implements Reconciler {
   }
 
   private async scaleOut(sc: PoolScope, cluster: Cluster, desired: number): Promise<ConditionInput> {
+    if (!this.createsMachines(sc.obj)) {
+      const pool = sc.obj;
+      return {
+        type: NodePoolCondition.Scaled,
+        status: 'False',
+        reason: 'WaitingForServers',
+        message: `${sc.active.length}/${desired} servers joined; more join with \`marina cluster join-token create ${pool.spec.cluster} --pool ${poolTemplateName(pool)}\``,
+      };
+    }
     const etcd = hasRole(sc.obj, 'etcd');
     const decision = etcd ? await etcdScaleOut(this.s, cluster) : ({ ok: true } as const);
     if (!decision.ok) return { type: NodePoolCondition.Scaled, status: 'False', reason: decision.reason, message: decision.message };

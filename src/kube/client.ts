@@ -173,6 +173,7 @@ export const Resources = {
   clusterRoleBindings: rt('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', 'clusterrolebindings', false),
   roles: rt('rbac.authorization.k8s.io/v1', 'Role', 'roles', true),
   roleBindings: rt('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', true),
+  certificateSigningRequests: rt('certificates.k8s.io/v1', 'CertificateSigningRequest', 'certificatesigningrequests', false),
 } as const satisfies Record<string, ResourceType>;
 
 /** `/api/v1/namespaces/ns/pods/name/status` and friends. Name/namespace are URL-escaped. */

@@ -108,3 +108,37 @@ export interface PodDisruptionBudget extends KubeObject {
   spec?: { minAvailable?: number | string; maxUnavailable?: number | string; selector?: { matchLabels?: Record<string, string> } };
   status?: { currentHealthy?: number; desiredHealthy?: number; disruptionsAllowed?: number; expectedPods?: number };
 }
+
+/** A certificates.k8s.io/v1 CertificateSigningRequest (kubelet client and serving certificates). */
+export interface CertificateSigningRequest extends KubeObject {
+  metadata: NamedMeta;
+  spec: { request: string; signerName: string; username?: string; groups?: string[]; usages?: string[] };
+  status?: { conditions?: { type: string; status?: string; reason?: string; message?: string }[]; certificate?: string };
+}
+
+/** A v1 Secret (what Marina writes into a cluster: kubelet bootstrap tokens). */
+export interface Secret extends KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: NamedMeta & { namespace: string };
+  type?: string;
+  /** Values in base64. */
+  data?: Record<string, string>;
+}
+
+/** A v1 Endpoints object (the `kubernetes` Service's, which Marina writes). */
+export interface Endpoints extends KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: NamedMeta & { namespace: string };
+  subsets?: { addresses?: { ip: string }[]; ports?: { name?: string; port: number; protocol?: string }[] }[];
+}
+
+/** An rbac.authorization.k8s.io/v1 ClusterRoleBinding. */
+export interface ClusterRoleBinding extends KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: NamedMeta;
+  roleRef: { apiGroup: string; kind: string; name: string };
+  subjects: { apiGroup?: string; kind: string; name: string; namespace?: string }[];
+}

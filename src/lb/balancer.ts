@@ -8,6 +8,8 @@ import { request } from 'node:https';
 export interface BalancerOptions {
   host: string;
   port: number;
+  /** More `host:port` addresses to accept connections on (e.g. a node network's gateway). */
+  extraListen?: string[];
   backends: string[];
   /** Path probed over HTTPS on every backend; apiservers serve /readyz to anonymous clients. */
   healthPath?: string;
@@ -33,6 +35,8 @@ export function parseHostPort(s: string): { host: string; port: number } {
 
 export class TcpBalancer {
   private server?: Server;
+  /** Extra listeners by `host:port`. */
+  private readonly extra = new Map<string, Server>();
   private backends: Backend[] = [];
   private next = 0;
   private timer?: NodeJS.Timeout;
@@ -54,19 +58,43 @@ export class TcpBalancer {
   }
 
   async start(): Promise<void> {
-    this.server = createServer((client) => this.forward(client));
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.opts.port, this.opts.host, () => resolve());
-    });
+    this.server = await this.listen(this.opts.host, this.opts.port);
+    await this.setExtraListeners(this.opts.extraListen ?? []);
     await this.checkAll();
     this.timer = setInterval(() => void this.checkAll(), this.opts.healthIntervalMs ?? 2000);
+  }
+
+  /** Accepts connections on exactly these extra addresses (besides host:port) from now on. */
+  async setExtraListeners(addresses: string[]): Promise<void> {
+    const want = new Set(addresses);
+    for (const [address, server] of this.extra) {
+      if (want.has(address)) continue;
+      this.extra.delete(address);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    for (const address of want) {
+      if (this.extra.has(address)) continue;
+      const { host, port } = parseHostPort(address);
+      this.extra.set(address, await this.listen(host, port));
+    }
+  }
+
+  private listen(host: string, port: number): Promise<Server> {
+    const server = createServer((client) => this.forward(client));
+    return new Promise<Server>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve(server);
+      });
+    });
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
     for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    const servers = [this.server, ...this.extra.values()].filter((s): s is Server => s !== undefined);
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
   }
 
   private pick(exclude: Set<string>): Backend | undefined {

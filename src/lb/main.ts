@@ -6,6 +6,8 @@ import { TcpBalancer } from './balancer.js';
 export interface BalancerConfig {
   host: string;
   port: number;
+  /** More host:port addresses to listen on (changed on SIGHUP like the backends). */
+  extraListen?: string[];
   backends: string[];
 }
 
@@ -14,7 +16,8 @@ export function readBalancerConfig(path: string): BalancerConfig {
   if (typeof raw.host !== 'string' || typeof raw.port !== 'number' || !Array.isArray(raw.backends)) {
     throw new Error(`${path}: needs host (string), port (number) and backends (array of host:port)`);
   }
-  return { host: raw.host, port: raw.port, backends: raw.backends.map(String) };
+  if (raw.extraListen !== undefined && !Array.isArray(raw.extraListen)) throw new Error(`${path}: extraListen must be an array of host:port`);
+  return { host: raw.host, port: raw.port, backends: raw.backends.map(String), extraListen: (raw.extraListen ?? []).map(String) };
 }
 
 async function main(): Promise<void> {
@@ -28,15 +31,18 @@ async function main(): Promise<void> {
   const config = readBalancerConfig(configPath);
   const balancer = new TcpBalancer({ ...config, log });
   await balancer.start();
-  log(`listening on ${config.host}:${config.port}, backends ${config.backends.join(', ') || '(none)'}`);
+  log(`listening on ${[`${config.host}:${config.port}`, ...(config.extraListen ?? [])].join(', ')}, backends ${config.backends.join(', ') || '(none)'}`);
   process.on('SIGHUP', () => {
-    try {
-      const next = readBalancerConfig(configPath);
-      balancer.setBackends(next.backends);
-      log(`reloaded: backends ${next.backends.join(', ') || '(none)'}`);
-    } catch (err) {
-      log(`reload failed, keeping the old backends: ${(err as Error).message}`);
-    }
+    void (async () => {
+      try {
+        const next = readBalancerConfig(configPath);
+        balancer.setBackends(next.backends);
+        await balancer.setExtraListeners(next.extraListen ?? []);
+        log(`reloaded: backends ${next.backends.join(', ') || '(none)'}; extra listeners ${(next.extraListen ?? []).join(', ') || '(none)'}`);
+      } catch (err) {
+        log(`reload failed: ${(err as Error).message}`);
+      }
+    })();
   });
   const shutdown = () => {
     void balancer.stop().then(() => process.exit(0));

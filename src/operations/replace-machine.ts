@@ -11,10 +11,13 @@
 //                 others keep quorum, its Node deleted — the Machine controller's finalizer.
 //   waitGone      the old Machine is gone; meanwhile the step message carries its drain state,
 //                 naming the PodDisruptionBudget blockers.
+// A machine of a provider that creates no machines (an imported server) cannot be replaced: the
+// request fails before anything changes.
 import { getCondition } from '../api/conditions.js';
 import type { Machine } from '../api/kinds.js';
 import { isMachineReady } from '../api/machines.js';
 import { ANNOTATION_REPLACE_REQUESTED, ANNOTATION_REPLACES, MachineCondition } from '../api/wellknown.js';
+import { createsMachines } from '../providers/contract.js';
 import { clusterMachines, typed } from '../store/typed.js';
 import { done, fail, wait, type OperationDefinition, type StepScope } from './framework.js';
 
@@ -31,6 +34,9 @@ async function request(sc: StepScope) {
   if (!m || m.spec.cluster !== sc.cluster.metadata.name) return fail(`Machine ${name} is not a machine of cluster ${sc.cluster.metadata.name}`);
   if (sc.record.uid && sc.record.uid !== m.metadata.uid) return fail(`Machine ${name} was replaced by another object of the same name meanwhile`);
   if (m.metadata.deletionTimestamp) return fail(`Machine ${name} is being deleted already`);
+  if (!createsMachines(sc.deps.providers.get(m.spec.provider))) {
+    return fail(`Machine ${name} is a server that joined by itself (provider ${m.spec.provider}): Marina cannot create its successor; join another server, then delete this Machine`);
+  }
   sc.record.uid = m.metadata.uid;
   sc.record.pool = m.spec.pool;
   if (m.metadata.annotations?.[ANNOTATION_REPLACE_REQUESTED] !== sc.op.metadata.name) {

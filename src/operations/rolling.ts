@@ -12,6 +12,7 @@ import { machineHash } from '../controllers/pool-rollout.js';
 import { rolledOut, upgradeStep } from '../controllers/upgrade-order.js';
 import { isHealthy } from '../controllers/healing.js';
 import { quorumSummary } from '../etcd/membership.js';
+import { createsMachines } from '../providers/contract.js';
 import { clusterMachines, clusterNodePools, typed } from '../store/typed.js';
 import { done, fail, skip, wait, type OperationDefinition, type StepDefinition, type StepOutcome, type StepScope } from './framework.js';
 
@@ -92,6 +93,8 @@ async function healthGate(sc: StepScope): Promise<StepOutcome | undefined> {
 
 /** What the preflights of both types check: etcd healthy, every pool Ready. undefined: fine. */
 export async function clusterServes(sc: StepScope): Promise<string | undefined> {
+  const imported = await unrollablePools(sc);
+  if (imported) return imported;
   const machines = await clusterMachines(sc.deps.store, project(sc), sc.cluster.metadata.name);
   const membership = await etcdMembership(sc.deps.connections, sc.cluster, machines, { signal: sc.signal });
   if (!membership) return 'the cluster has no PKI';
@@ -101,6 +104,25 @@ export async function clusterServes(sc: StepScope): Promise<string | undefined> 
   const notReady = pools.filter((p) => getCondition(p.status?.conditions, NodePoolCondition.Ready)?.status !== 'True');
   if (notReady.length > 0) return `pools not Ready: ${notReady.map((p) => `${p.metadata.name} (${getCondition(p.status?.conditions, NodePoolCondition.Ready)?.message ?? 'no status yet'})`).join('; ')}`;
   return undefined;
+}
+
+/**
+ * Pools of a provider that creates no machines (`import`: servers users joined) cannot be rolled —
+ * a roll replaces every machine and Marina never replaces a user's server — so an upgrade or a
+ * certificate rotation of their cluster is refused up front instead of waiting on them forever.
+ */
+async function unrollablePools(sc: StepScope): Promise<string | undefined> {
+  const pools = await clusterNodePools(sc.deps.store, project(sc), sc.cluster.metadata.name);
+  const imported = pools.filter((p) => {
+    try {
+      return !createsMachines(sc.deps.providers.get(p.spec.provider));
+    } catch {
+      return false; // a provider this server does not run: the Machine controller reports it
+    }
+  });
+  if (imported.length === 0) return undefined;
+  const names = imported.map((p) => `${p.metadata.labels?.['marina.dev/pool'] ?? p.metadata.name} (provider ${p.spec.provider})`).join(', ');
+  return `pools of servers users joined cannot be rolled: ${names}; Marina never replaces a user's server, and this operation replaces every machine of the cluster`;
 }
 
 /** The PodDisruptionBudgets that allow no disruption now: the drains they cover will wait for them. */

@@ -5,7 +5,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { ClusterRef, InfrastructureProvider, MachineBootstrap, MachineDescription, MachineRef, ProviderMachine } from './contract.js';
+import { createsMachines, ProviderError, type ClusterRef, type InfrastructureProvider, type MachineBootstrap, type MachineDescription, type MachineRef, type ProviderMachine } from './contract.js';
 
 export interface ConformanceHarness {
   /** A provider instance; called again to simulate a restart of Marina on the same state. */
@@ -15,6 +15,11 @@ export interface ConformanceHarness {
   /** Provider-specific proof that nothing of the machine is left (processes, ports, files, VMs). */
   assertMachineGone(machine: MachineRef, last: MachineDescription): Promise<void>;
   assertEndpointGone?(cluster: ClusterRef, url: string): Promise<void>;
+  /**
+   * Providers that cannot create machines (capabilities.createsMachines false: imported servers)
+   * need a machine to exist before prepareMachine: this makes one join, the way it would in use.
+   */
+  join?(machine: MachineRef): Promise<void>;
   /** Generous: a real provider boots real things. */
   runningTimeoutMs?: number;
   cleanup?(): Promise<void>;
@@ -26,9 +31,29 @@ export function describeProviderConformance(name: string, harness: ConformanceHa
     const cluster: ClusterRef = { project: 'conformance', name: 'c1', uid: randomUUID() };
     const machine = (n: string): MachineRef => ({ project: cluster.project, cluster: cluster.name, name: n, uid: randomUUID() });
     const created: MachineRef[] = [];
+    const joins = !createsMachines(provider);
+    const hasEndpoints = provider.capabilities?.endpoints !== false;
+    if (joins && !harness.join) throw new Error(`provider ${name} cannot create machines: its harness must implement join()`);
+    /** prepareMachine, after the machine joined when the provider cannot create it. */
+    const prepare = async (m: MachineRef) => {
+      if (joins) await harness.join!(m);
+      return provider.prepareMachine(m);
+    };
+    /** deleteMachine until it succeeds: a retryable ProviderError means "not yet" (the controller retries). */
+    const deleteEventually = async (m: MachineRef, p = provider) => {
+      const deadline = Date.now() + (harness.runningTimeoutMs ?? 60_000);
+      for (;;) {
+        try {
+          return await p.deleteMachine(m);
+        } catch (err) {
+          if (!(err instanceof ProviderError) || err.terminal || Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    };
 
     after(async () => {
-      for (const m of created) await provider.deleteMachine(m).catch(() => undefined);
+      for (const m of created) await deleteEventually(m).catch(() => undefined);
       await provider.deleteEndpoint(cluster).catch(() => undefined);
       await provider.close();
       await harness.cleanup?.();
@@ -65,16 +90,16 @@ export function describeProviderConformance(name: string, harness: ConformanceHa
       const a = machine('m-a');
       const b = machine('m-b');
       created.push(a, b);
-      const first = await provider.prepareMachine(a);
+      const first = await prepare(a);
       const again = await provider.prepareMachine(a);
-      const other = await provider.prepareMachine(b);
+      const other = await prepare(b);
       assert.deepEqual(again, first);
       assert.notEqual(other.address, first.address);
       assert.ok(first.providerID.length > 0);
       const inventory = await listed(a);
       assert.deepEqual(inventory && { ...inventory.ref, providerID: inventory.providerID }, { ...a, providerID: first.providerID }, 'a prepared machine is listed');
       assert.ok(await listed(b), 'every prepared machine is listed');
-      await provider.deleteMachine(b);
+      await deleteEventually(b);
       created.splice(created.indexOf(b), 1);
       assert.equal(await listed(b), undefined, 'a deleted machine is no longer listed');
     });
@@ -82,7 +107,7 @@ export function describeProviderConformance(name: string, harness: ConformanceHa
     it('starts a machine, keeps one copy on a repeated start, and a restarted provider re-adopts it', async () => {
       const m = machine('m-run');
       created.push(m);
-      const prepared = await provider.prepareMachine(m);
+      const prepared = await prepare(m);
       await provider.startMachine(m, harness.minimalBootstrap(m, prepared.address));
       const running = await waitFor(m, 'Running');
       assert.equal(running.address, prepared.address);
@@ -116,7 +141,7 @@ export function describeProviderConformance(name: string, harness: ConformanceHa
     it('deletes a machine completely, and deleting again succeeds', async () => {
       const m = created.find((x) => x.name === 'm-run')!;
       const last = await provider.describeMachine(m);
-      await provider.deleteMachine(m);
+      await deleteEventually(m);
       assert.equal((await provider.describeMachine(m)).state, 'Missing');
       await harness.assertMachineGone(m, last);
       assert.equal(await listed(m), undefined, 'a deleted machine is no longer listed');
@@ -124,7 +149,12 @@ export function describeProviderConformance(name: string, harness: ConformanceHa
       created.splice(created.indexOf(m), 1);
     });
 
-    it('keeps the endpoint address stable while its backends change, and removes it', async () => {
+    it('refuses endpoints when it has none (capabilities.endpoints false)', { skip: hasEndpoints }, async () => {
+      await assert.rejects(provider.ensureEndpoint(cluster, ['127.0.0.1:1']), (err: unknown) => err instanceof ProviderError && err.terminal);
+      await provider.deleteEndpoint(cluster);
+    });
+
+    it('keeps the endpoint address stable while its backends change, and removes it', { skip: !hasEndpoints }, async () => {
       const first = await provider.ensureEndpoint(cluster, ['127.0.0.1:1']);
       const second = await provider.ensureEndpoint(cluster, ['127.0.0.1:1', '127.0.0.1:2']);
       const restarted = harness.newProvider();

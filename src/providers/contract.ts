@@ -74,6 +74,51 @@ export interface BootstrapKubelet {
   clusterDomain?: string;
 }
 
+/**
+ * A real kubelet with containerd (runtime `containerd`, and every imported server). The machine
+ * gets its client certificate through kubelet TLS bootstrap (the bootstrap token below, a CSR
+ * Marina approves) and its serving certificate likewise; kubeconfigs are written on the machine,
+ * because only the provider knows how the machine reaches the API endpoint.
+ */
+export interface BootstrapNode {
+  nodeName: string;
+  /** The cluster's API endpoint as Marina knows it; its host is in the apiserver certificate. */
+  apiServerURL: string;
+  /** Relative path of the cluster CA among the bootstrap files. */
+  caFile: string;
+  /** `<id>.<secret>`, valid once Marina created `bootstrap-token-<id>` in kube-system. Secret: never log. */
+  bootstrapToken: string;
+  /** Relative paths of kube-proxy's client certificate (CN system:kube-proxy) and key. */
+  kubeProxyCertFile: string;
+  kubeProxyKeyFile: string;
+  /** The cluster's pod CIDR (kube-proxy's clusterCIDR; each Node gets a part of it). */
+  clusterCIDR: string;
+  /** kubelet clusterDNS: the 10th address of the service CIDR. */
+  clusterDNS: string;
+  clusterDomain: string;
+  /** Labels the kubelet may set on itself at registration (Marina sets the rest). */
+  labels: Record<string, string>;
+  taints: { key: string; value?: string; effect: string }[];
+  maxPods: number;
+}
+
+/** What a provider can do; absent fields mean yes. */
+export interface ProviderCapabilities {
+  /**
+   * false: the provider cannot create machines on its own (imported servers join by themselves),
+   * so a pool never scales out through it and healing never replaces one of its machines (it
+   * alerts instead).
+   */
+  createsMachines?: boolean;
+  /** false: no API endpoints (ensureEndpoint/deleteEndpoint refuse). */
+  endpoints?: boolean;
+}
+
+/** Whether the provider creates machines itself (false: imported servers, which join by themselves). */
+export function createsMachines(provider: Pick<InfrastructureProvider, 'capabilities'>): boolean {
+  return provider.capabilities?.createsMachines !== false;
+}
+
 /** Everything a machine needs to join its cluster: the provider-neutral "user-data". */
 export interface MachineBootstrap {
   kubernetesVersion: string;
@@ -81,6 +126,8 @@ export interface MachineBootstrap {
   files: BootstrapFile[];
   services: BootstrapService[];
   kubelet?: BootstrapKubelet;
+  /** Instead of `kubelet`: a real kubelet and container runtime. */
+  node?: BootstrapNode;
   /** HTTPS client credentials (relative file paths) to check services' readyUrl. */
   probeTls?: { ca: string; cert: string; key: string };
   /**
@@ -132,6 +179,7 @@ export interface ProviderCallOptions {
 
 export interface InfrastructureProvider {
   readonly name: string;
+  readonly capabilities?: ProviderCapabilities;
 
   /** Allocates identity and address; returns the same answer when called again. */
   prepareMachine(machine: MachineRef, opts?: ProviderCallOptions): Promise<PreparedMachine>;
@@ -147,8 +195,8 @@ export interface InfrastructureProvider {
   /**
    * Every machine this provider made and still holds — prepared, running or failed — with the
    * uid it was made for, including machines no record of Marina knows any more (a start in flight
-   * when Marina died). Only machines the provider owns, i.e. created and would delete, are listed:
-   * never something it merely observes or adopted from elsewhere.
+   * when Marina died). Only machines the provider holds for Marina are listed — made by it, or
+   * (imported servers) joined through it — never something it merely observes.
    */
   listMachines(): Promise<ProviderMachine[]>;
   /**
@@ -164,6 +212,13 @@ export interface InfrastructureProvider {
    */
   ensureEndpoint(cluster: ClusterRef, backends: string[], opts?: ProviderCallOptions): Promise<EndpointDescription>;
   deleteEndpoint(cluster: ClusterRef, opts?: ProviderCallOptions): Promise<void>;
+
+  /**
+   * Optional: `ip:port` where this provider's real nodes of the cluster reach its API endpoint
+   * (e.g. a node network's gateway), usable in Endpoints (the endpoint's own address may be
+   * loopback). Marina points the cluster's `kubernetes` Service at it, so pods reach the API.
+   */
+  nodeAPIEndpoint?(cluster: ClusterRef): Promise<string | undefined>;
 
   /** Releases all provider state; running machines keep running (they survive a Marina restart). */
   close(): Promise<void>;

@@ -21,6 +21,11 @@ import { operationRoutes } from './routes/operations.js';
 import { probeRoutes } from './routes/probes.js';
 import { resourceRoutes } from './routes/resources.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { joinTokenRoutes } from './routes/join-tokens.js';
+import { joinRoutes } from './routes/joins.js';
+import type { JoinService } from '../joins/service.js';
+import type { ArtifactCatalog } from '../joins/artifacts.js';
+import type { ImportProvider } from '../providers/import/index.js';
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
@@ -36,6 +41,16 @@ export interface AppOptions {
   health?: HealthSource;
   /** Directory of the built web console (default dist/console); false serves no console. */
   consoleDir?: string | false;
+  /** Serve HTTPS with this key and certificate chain (PEM). */
+  https?: { key: string; cert: string };
+  /** Join tokens and the join protocol of imported servers. */
+  joins?: {
+    service: JoinService;
+    imports: ImportProvider;
+    artifacts: ArtifactCatalog;
+    /** Marina's URL and CA pin (undefined: plain HTTP, no joins). */
+    target: () => { url: string; caPin: string; caPem: string } | undefined;
+  };
   /** The function service (its routes: invoke, activations, dead letters, pipeline runs, events, /fn/...). */
   functions?: FunctionService;
 }
@@ -44,6 +59,7 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
   const { store, tokens, audit, validation } = opts;
   const membership = await MembershipIndex.start(store);
   const app = Fastify({
+    ...(opts.https ? { https: opts.https } : {}),
     ...(opts.logger ? { loggerInstance: opts.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     return503OnClosing: true,
@@ -59,6 +75,11 @@ export async function buildApp(opts: AppOptions): Promise<{ app: FastifyInstance
   await app.register(clusterRoutes, { prefix: API_PREFIX, store, audit, health: opts.health });
   await app.register(operationRoutes, { prefix: API_PREFIX, store, audit });
   await app.register(resourceRoutes, { prefix: API_PREFIX, store, audit, validation });
+  if (opts.joins) {
+    const j = opts.joins;
+    await app.register(joinTokenRoutes, { prefix: API_PREFIX, joins: j.service, audit, joinTarget: j.target });
+    await app.register(joinRoutes, { joins: j.service, imports: j.imports, artifacts: j.artifacts, caPem: () => j.target()?.caPem, metrics: opts.metrics });
+  }
   if (opts.functions) {
     await app.register(functionRoutes, { prefix: API_PREFIX, service: opts.functions });
     await app.register(functionTriggerRoutes, { service: opts.functions, store });

@@ -70,6 +70,11 @@ test('every access is decided in one table', () => {
     [viewer, { verb: 'get', kind: 'EventSource', project: 'alpha', name: 'e' }, 'forbidden'],
     [member, { verb: 'update', kind: 'EventSource', project: 'alpha', name: 'e' }, 'forbidden'],
     [admin, { verb: 'update', kind: 'EventSource', project: 'alpha', name: 'e' }, 'allow'],
+    // join tokens: viewers list them, members create and revoke them
+    [viewer, { verb: 'list', kind: 'JoinToken', project: 'alpha', name: 'c' }, 'allow'],
+    [viewer, { verb: 'create', kind: 'JoinToken', project: 'alpha', name: 'c' }, 'forbidden'],
+    [member, { verb: 'create', kind: 'JoinToken', project: 'alpha', name: 'c' }, 'allow'],
+    [member, { verb: 'delete', kind: 'JoinToken', project: 'beta', name: 'c' }, 'invisible'],
     [platform, { verb: 'create', kind: 'Project', name: 'x' }, 'allow'],
     [platform, { verb: 'delete', kind: 'Token', name: 'gone' }, 'allow'],
   ];

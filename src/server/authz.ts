@@ -14,6 +14,8 @@
 // (verb `invoke`: a call, a pipeline run, a dead letter's replay, an ingested CloudEvent), viewers
 // read them and their records (activations, pipeline runs, dead letters). Event sources name the
 // Secret that signs a third party's events: members read them, admins change them.
+// Join tokens let users' own servers into a cluster's import pool, as changing the cluster would:
+// members create and revoke them, viewers list them (never their secrets).
 // Alerts are written by Marina (controllers); users read them (viewer+), only platform admins
 // write them through the API. Notification channels hold webhook URLs, which often carry a secret:
 // members read them, admins change them.
@@ -41,8 +43,8 @@ export interface Principal {
 
 /**
  * What a request needs. `kind` is a kind of the API or one of the non-object resources `Token`,
- * `AuditLog` and the function service's records (`Activation`, `PipelineRun`, `DeadLetter`,
- * `CloudEvent`). For objects in a project, `project` is the project; for a Project it is the
+ * `AuditLog`, `JoinToken` and the function service's records (`Activation`, `PipelineRun`,
+ * `DeadLetter`, `CloudEvent`). For objects in a project, `project` is the project; for a Project it is the
  * project itself (its name); `owner` is the user a Token belongs to.
  */
 export interface Access {
@@ -98,6 +100,8 @@ export function requiredRole(verb: Verb, kind: string): Role | undefined {
       return read ? 'viewer' : verb === 'invoke' ? 'member' : undefined;
     case 'EventSource':
       return read ? 'member' : 'admin';
+    case 'JoinToken':
+      return read ? 'viewer' : 'member';
     case 'AuditLog':
       return 'admin';
     default:

@@ -47,6 +47,17 @@ export const compileParameters: FastifySchemaCompiler<TSchema> = ({ schema, http
   };
 };
 
+/**
+ * A JSON object body checked against its schema: 400 when it is no object (`example` shows one),
+ * 422 naming every offending field.
+ */
+export function objectBody<T>(schema: TSchema, value: unknown, example = '{}'): T {
+  if (value === undefined || value === null || typeof value !== 'object' || Array.isArray(value)) throw ApiError.badRequest(`request body must be a JSON object like ${example}`);
+  const causes = schemaErrors(schema, value);
+  if (causes.length > 0) throw ApiError.invalid(causes);
+  return value as T;
+}
+
 function fromString(schema: TSchema, v: unknown): unknown {
   if (typeof v !== 'string') return v;
   switch (schema.type) {

@@ -19,7 +19,11 @@ import { openAddons } from '../addons/index.js';
 import { buildApp } from './app.js';
 import { startControlLoops } from './control-loops.js';
 import { FunctionService } from '../functions/service.js';
-import { buildProviderRegistry } from './providers.js';
+import { buildProviderRegistry, nodeArtifacts } from './providers.js';
+import { isLoopbackHost, loadOrCreateServerTls, serverNames, type TlsMode } from './tls.js';
+import { JoinService } from '../joins/service.js';
+import { ArtifactCatalog } from '../joins/artifacts.js';
+import { networkInterfaces } from 'node:os';
 import { createLogger, type LogFormat } from './log.js';
 
 export interface ServerOptions {
@@ -33,10 +37,17 @@ export interface ServerOptions {
   controllers?: boolean;
   /** Where the state lives (default: SQLite in dataDir). */
   store?: StoreConfig;
+  /**
+   * `auto`: serve HTTPS with Marina's own CA (made in `<dataDir>/tls`); `off`: plain HTTP.
+   * Default: auto when listening beyond loopback, off on loopback.
+   */
+  tls?: TlsMode;
 }
 
 export interface RunningServer {
   url: string;
+  /** With TLS: Marina's CA file and its pin (what join commands carry). */
+  tls?: { caFile: string; caPin: string };
   /** Set only on the very first start of a data directory. */
   adminToken?: string;
   adminTokenFile: string;
@@ -71,6 +82,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const adminToken = await bootstrapAdmin(store, adminTokenFile, backend.saveAdminToken);
 
   const matrix = loadMatrix();
+  const tlsMode = opts.tls ?? (isLoopbackHost(host) ? 'off' : 'auto');
+  const externalHost = process.env.MARINA_EXTERNAL_URL ? new URL(process.env.MARINA_EXTERNAL_URL).hostname : undefined;
+  const tls = tlsMode === 'auto' ? await loadOrCreateServerTls(opts.dataDir, serverNames(host, externalHost ? [externalHost] : [])) : undefined;
+  // Beyond loopback, cluster endpoints are published on this host too, for imported servers.
+  const advertise = externalHost ?? (host === '0.0.0.0' || host === '::' ? firstExternalIPv4() : host);
+  const providers = buildProviderRegistry(opts.dataDir, isLoopbackHost(host) || !advertise ? {} : { publicAddress: { bind: host, advertise } });
+  let serverURL = '';
+  const joinTarget = () => (tls ? { url: process.env.MARINA_EXTERNAL_URL ?? serverURL, caPin: tls.caPin, caPem: tls.caPem } : undefined);
   const validation = { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default };
   // The catalog in memory and the add-on checks the API edge needs; the shipped catalog is loaded.
   const addons = await openAddons({ store, logger: logger.child({ module: 'addons' }), validation });
@@ -80,6 +99,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const health = new HealthRegistry();
   const functions = await FunctionService.start({ store, dbPath: join(opts.dataDir, 'marina.db'), metrics, logger: logger.child({ module: 'functions' }) });
   const { app, close: closeApp } = await buildApp({
+    ...(tls ? { https: { key: tls.keyPem, cert: `${tls.certPem}${tls.caPem}` } } : {}),
+    joins: { service: new JoinService(store, providers.imports), imports: providers.imports, artifacts: new ArtifactCatalog(nodeArtifacts), target: joinTarget },
     functions,
     store,
     tokens: store.tokens,
@@ -89,7 +110,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     logger: logger.child({ module: 'api' }),
     health: { latest: (project, cluster) => newestReport(health, store.series, project, cluster), series: store.series },
   });
-  const providers = buildProviderRegistry(opts.dataDir);
   let externalURL: string | undefined;
   // The leader's work: alerting first (the controllers' health checks and healing raise alerts
   // through its manager; backlinks in notifications point at this server), then the control loops,
@@ -136,10 +156,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const address = await app.listen({ host, port });
   const url = address.replace('[::1]', '127.0.0.1');
   externalURL = url;
+  // Listening on every address: joining servers get the advertised one.
+  serverURL = (host === '0.0.0.0' || host === '::') && advertise ? `${new URL(url).protocol}//${advertise}:${new URL(url).port}` : url;
 
   let closed = false;
   return {
     url,
+    ...(tls ? { tls: { caFile: tls.caFile, caPin: tls.caPin } } : {}),
     adminToken,
     adminTokenFile,
     async close() {
@@ -155,6 +178,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await backend.close();
     },
   };
+}
+
+/** An IPv4 address of this host other hosts may reach (the first non-internal one). */
+function firstExternalIPv4(): string | undefined {
+  for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return undefined;
 }
 
 /** `MARINA_OPERATION_STEP_TIMEOUT_SECONDS`: how long an operation step may wait (tests shorten it). */

@@ -24,6 +24,8 @@ import {
   kindSchemas,
   OperationActionRequest,
 } from './schemas.js';
+import { JOIN_COMPONENTS } from './join-schemas.js';
+import { CREDENTIAL_SCHEMES } from './auth.js';
 
 export const OPENAPI_PATH = '/openapi/v3';
 /**
@@ -51,6 +53,7 @@ const COMPONENTS: TSchema[] = [
   AuditEntry,
   AuditList,
   ClusterHealth,
+  ...JOIN_COMPONENTS,
   OperationActionRequest,
   ...FUNCTION_COMPONENTS,
   ...KINDS.flatMap((info) => [info.schema, ...kindSchemas(info)]),
@@ -63,7 +66,12 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Marina API', version: VERSION, description: 'Managed Kubernetes clusters for private clouds' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'an API token (`marina login`)' },
+          ...Object.fromEntries(Object.entries(CREDENTIAL_SCHEMES).map(([name, description]) => [name, { type: 'http', scheme: 'bearer', description }])),
+        },
+      },
       security: [{ bearer: [] }],
     },
     // Components keep the names of their $id (Cluster, ClusterList, Status, ...).

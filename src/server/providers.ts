@@ -5,8 +5,30 @@ import { ApiError } from '../api/errors.js';
 import { parseIPv4 } from '../api/cidr.js';
 import type { InfrastructureProvider, ProviderRegistry } from '../providers/contract.js';
 import { LocalProvider } from '../providers/local/index.js';
+import { ImportProvider } from '../providers/import/index.js';
 import { DEFAULT_ADDRESS_BASE } from '../providers/local/addresses.js';
-import { resolveToolchain } from '../toolchain/resolve.js';
+import { resolveExtraBinary, resolveToolchain } from '../toolchain/resolve.js';
+import { resolveImages, resolveNodeRuntime } from '../toolchain/components.js';
+import type { NodeArtifacts } from '../agent/node-runtime/config.js';
+
+/** What a real node runs for `version`, from the toolchain caches (throws naming the install step). */
+export function nodeArtifacts(version: string): NodeArtifacts {
+  const runtime = resolveNodeRuntime();
+  const images = resolveImages();
+  return {
+    binaries: {
+      kubelet: resolveExtraBinary('kubelet', version),
+      kubeProxy: resolveExtraBinary('kube-proxy', version),
+      containerd: runtime.containerd,
+      ctr: runtime.ctr,
+      runc: runtime.runc,
+      cniBinDir: runtime.cniBinDir,
+      pathDirs: runtime.pathDirs,
+    },
+    images: Object.values(images).map((i) => ({ ref: i.ref, archive: i.archive })),
+    sandboxImage: images.pause.ref,
+  };
+}
 
 /**
  * First address of the /16 the local provider allocates machine and endpoint addresses from:
@@ -22,17 +44,32 @@ export function localAddressBase(env: NodeJS.ProcessEnv = process.env): string {
   return base;
 }
 
-export function buildProviderRegistry(dataDir: string): ProviderRegistry & { close(): Promise<void> } {
+export interface ProviderRegistryOptions {
+  /** Set when Marina listens beyond loopback: cluster endpoints are published there for imported servers. */
+  publicAddress?: { bind: string; advertise: string };
+}
+
+export function buildProviderRegistry(
+  dataDir: string,
+  opts: ProviderRegistryOptions = {},
+): ProviderRegistry & { imports: ImportProvider; close(): Promise<void> } {
+  const local = new LocalProvider({
+    root: join(dataDir, 'local'),
+    addressBase: localAddressBase(),
+    binaries: (version) => {
+      const t = resolveToolchain(version);
+      return { ...t.paths, ...t.extras };
+    },
+    nodeArtifacts,
+    ...(opts.publicAddress ? { publicAddress: opts.publicAddress } : {}),
+  });
+  const imports = new ImportProvider({ root: join(dataDir, 'import'), reachableEndpoint: (url) => local.reachableEndpoint(url) });
   const providers = new Map<string, InfrastructureProvider>([
-    [
-      'local',
-      new LocalProvider({ root: join(dataDir, 'local'), addressBase: localAddressBase(), binaries: (version) => {
-        const t = resolveToolchain(version);
-        return { ...t.paths, ...t.extras };
-      } }),
-    ],
+    ['local', local],
+    ['import', imports],
   ]);
   return {
+    imports,
     get(name: string): InfrastructureProvider {
       const provider = providers.get(name);
       if (!provider) {

@@ -2,13 +2,14 @@
 // API with Nodes and Pods) for the controller integration tests. The provider records every call;
 // the etcd fake enforces what real etcd enforces (a joining member must have been added first;
 // one unstarted member at a time; membership changes need a quorum) and the API fake enforces
-// NodeRestriction's label rule on kubelet registration.
+// NodeRestriction's label rule on kubelet registration, and lets a real kubelet (a bootstrap with a
+// `node` section) register only while its bootstrap token Secret exists and bootstrappers are bound.
 import type { Cluster, Machine } from '../../src/api/kinds.js';
 import type { Store } from '../../src/store/types.js';
 import { kubeletMaySetLabel } from '../../src/kube/node-labels.js';
 import { EtcdError, type EtcdMember, type MemberHealth } from '../../src/etcd/client.js';
 import { quorumHealthy, quorumSize } from '../../src/etcd/membership.js';
-import type { ClusterConnections, EvictionResult, KubeApi } from '../../src/clusteraccess/access.js';
+import { UnknownKindError, type ClusterConnections, type ClusterObject, type EvictionResult, type KubeApi, type ObjectApi } from '../../src/clusteraccess/access.js';
 import type { EtcdApi } from '../../src/etcd/client.js';
 import type { Node as KubeNode, Pod as KubePod, Taint as KubeTaint } from '../../src/kube/objects.js';
 import {
@@ -59,6 +60,8 @@ interface ClusterSim {
   nextRv: number;
   /** Node names kubelets registered with forbidden labels (NodeRestriction violations). */
   violations: string[];
+  /** What node admission wrote (Secrets, Endpoints, ClusterRoleBindings), by `kind/namespace/name`. */
+  objects: Map<string, ClusterObject>;
 }
 
 const argOf = (args: string[], name: string): string | undefined =>
@@ -88,7 +91,7 @@ export class FakeWorld {
   sim(cluster: string): ClusterSim {
     let s = this.clusters.get(cluster);
     if (!s) {
-      s = { members: [], nodes: new Map(), pods: [], backends: [], nextRv: 1, violations: [] };
+      s = { members: [], nodes: new Map(), pods: [], backends: [], nextRv: 1, violations: [], objects: new Map() };
       this.clusters.set(cluster, s);
     }
     return s;
@@ -320,8 +323,12 @@ export class FakeWorld {
     const sim = this.sim(cluster);
     if (!this.apiUp(cluster)) return;
     for (const m of this.machines.values()) {
-      const k = m.bootstrap?.kubelet;
+      // A virtual kubelet's registration, or a real kubelet's (runtime containerd, imported servers).
+      const n = m.bootstrap?.node;
+      const k = m.bootstrap?.kubelet ?? (n ? { nodeName: n.nodeName, labels: n.labels, taints: n.taints } : undefined);
       if (m.ref.cluster !== cluster || !m.running || !k || sim.nodes.has(k.nodeName)) continue;
+      // A real kubelet's TLS bootstrap needs its token's Secret and the bootstrappers' binding.
+      if (n && (!sim.objects.has(`Secret/kube-system/bootstrap-token-${n.bootstrapToken.split('.')[0]}`) || !sim.objects.has('ClusterRoleBinding//marina:kubelet-bootstrap'))) continue;
       if (Object.keys(k.labels).some((l) => !kubeletMaySetLabel(l))) sim.violations.push(k.nodeName);
       sim.nodes.set(k.nodeName, {
         apiVersion: 'v1',
@@ -399,6 +406,51 @@ export class FakeWorld {
         this.timeline.push(`evict ${namespace}/${name}`);
         return 'evicted';
       },
+      listCertificateSigningRequests: async () => {
+        up();
+        return [];
+      },
+      decideCertificateSigningRequest: async () => {
+        throw new Error('the fake API has no certificate signing requests');
+      },
+      kubeletHealthz: async (name) => (this.apiUp(cluster) && sim.nodes.has(name) ? { ok: true, message: 'ok' } : { ok: false, message: `nodes "${name}" not found` }),
+    };
+  }
+
+  /** Secrets, Endpoints and ClusterRoleBindings of a simulated cluster, by `kind/namespace/name`. */
+  objectApi(cluster: string): ObjectApi {
+    const sim = this.sim(cluster);
+    const KINDS: Record<string, boolean> = { Secret: true, Endpoints: true, ClusterRoleBinding: false };
+    const key = (ref: { kind: string; namespace?: string; metadata?: { namespace?: string; name: string }; name?: string }) =>
+      `${ref.kind}/${ref.namespace ?? ref.metadata?.namespace ?? ''}/${ref.name ?? ref.metadata?.name}`;
+    const served = (kind: string, apiVersion: string) => {
+      if (!this.apiUp(cluster)) throw new Error(`connect ECONNREFUSED ${sim.endpoint?.url ?? 'no endpoint'}`);
+      if (!(kind in KINDS)) throw new UnknownKindError(apiVersion, kind);
+    };
+    return {
+      namespaced: async (apiVersion, kind) => {
+        served(kind, apiVersion);
+        return KINDS[kind]!;
+      },
+      get: async (ref) => {
+        served(ref.kind, ref.apiVersion);
+        const obj = sim.objects.get(key(ref));
+        return obj && structuredClone(obj);
+      },
+      apply: async (obj) => {
+        served(obj.kind, obj.apiVersion);
+        const k = key(obj);
+        if (!sim.objects.has(k)) this.timeline.push(`apply ${k}`);
+        sim.objects.set(k, structuredClone(obj));
+        return structuredClone(obj);
+      },
+      delete: async (ref) => {
+        served(ref.kind, ref.apiVersion);
+        if (sim.objects.delete(key(ref))) this.timeline.push(`delete ${key(ref)}`);
+      },
+      watch: async () => {
+        throw new Error('the simulated clusters do not watch objects');
+      },
     };
   }
 
@@ -411,8 +463,12 @@ export class FakeWorld {
       const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
       return secret ? this.kubeApi(cluster.metadata.name) : undefined;
     },
-    // The simulated clusters serve Nodes, Pods and Leases only (add-ons are tested with their own fake).
-    objects: async () => undefined,
+    // Beyond Nodes, Pods and Leases the simulated clusters serve what node admission writes (add-ons
+    // are tested with their own fake).
+    objects: async (cluster: Cluster) => {
+      const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
+      return secret ? this.objectApi(cluster.metadata.name) : undefined;
+    },
     apiserverAt: async (cluster: Cluster, _address: string) => {
       const secret = await this.store.get({ kind: 'Secret', project: cluster.metadata.project ?? '', name: `${cluster.metadata.name}-admin-kubeconfig` });
       if (!secret) return undefined;

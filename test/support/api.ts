@@ -21,7 +21,15 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: number; health?: AppOptions['health']; functions?: boolean } = {}): Promise<TestApi> {
+export async function startTestApi(
+  opts: {
+    bodyLimit?: number;
+    historyLimit?: number;
+    health?: AppOptions['health'];
+    functions?: boolean;
+    joins?: (store: ReturnType<typeof openSqliteStore>) => AppOptions['joins'];
+  } = {},
+): Promise<TestApi> {
   const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32), historyLimit: opts.historyLimit });
   const tokens: Record<string, string> = {};
   const users = ['platform', ...ROLES, 'outsider'];
@@ -40,6 +48,7 @@ export async function startTestApi(opts: { bodyLimit?: number; historyLimit?: nu
     validation: { kubernetesVersions: ['v1.36.3', 'v1.35.4'] },
     bodyLimit: opts.bodyLimit,
     ...(opts.health ? { health: opts.health } : {}),
+    ...(opts.joins ? { joins: opts.joins(store) } : {}),
     ...(functions ? { functions } : {}),
   });
   await app.ready();

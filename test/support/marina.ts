@@ -122,7 +122,7 @@ export async function startServerProcess(o: StartServerOptions): Promise<ServerP
   const end = Date.now() + (o.timeoutMs ?? 30_000);
   for (;;) {
     const text = log();
-    const m = /Marina listening on (http:\/\/\S+)/.exec(text);
+    const m = /Marina listening on (https?:\/\/\S+)/.exec(text);
     if (m) {
       const token = /bootstrap admin token: (\S+)/.exec(text)?.[1];
       return { pid, url: m[1]!, logFile: o.logFile, child, ...(token ? { bootstrapToken: token } : {}), stop, running, log };

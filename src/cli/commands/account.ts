@@ -11,11 +11,13 @@ import {
   findContext,
   loadConfig,
   normalizeServer,
+  readCaFile,
   saveConfig,
   upsertContext,
   type Context,
 } from '../config.js';
 import { about, CliError, EXIT } from '../errors.js';
+import { fetchTrusting } from '../https-fetch.js';
 import { objectRef } from '../kinds.js';
 import { formatTable, parseOutputFormat } from '../output.js';
 import { collect, connectionFlags, err, intArg, out, parseDuration, Session, USER_AGENT } from '../session.js';
@@ -37,19 +39,21 @@ export function loginCommand(): Command {
     .option('--token-file <path>', 'read the token from a file (e.g. <data-dir>/admin-token)')
     .option('--name <context>', 'context name (default: derived from the URL)')
     .option('--project <project>', 'default project for this context')
+    .option('--certificate-authority <file>', "trust this CA for the server (Marina's own: <data-dir>/tls/ca.crt); saved in the context")
     .addHelpText('after', '\nThe token comes from --token, --token-file or MARINA_TOKEN. `--context NAME` also names the context.')
-    .action(async (url: string | undefined, opts: { tokenFile?: string; name?: string; project?: string }, cmd: Command) => {
+    .action(async (url: string | undefined, opts: { tokenFile?: string; name?: string; project?: string; certificateAuthority?: string }, cmd: Command) => {
       const g = connectionFlags(cmd);
       const server = normalizeServer(url ?? g.server ?? process.env.MARINA_URL ?? 'http://127.0.0.1:7443');
       let token = g.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, 'utf8').trim() : undefined) ?? process.env.MARINA_TOKEN;
       if (!token) throw new CliError('login needs a token: --token T, --token-file PATH or MARINA_TOKEN', EXIT.usage);
       token = token.trim();
-      const client = new MarinaClient({ server, token, userAgent: USER_AGENT });
+      const ca = opts.certificateAuthority ? readCaFile(opts.certificateAuthority) : process.env.MARINA_CA_FILE ? readCaFile(process.env.MARINA_CA_FILE) : undefined;
+      const client = new MarinaClient({ server, token, userAgent: USER_AGENT, ...(ca ? { fetch: fetchTrusting(ca) } : {}) });
       const me = await client.whoami();
       const path = configPath();
       let cfg = loadConfig(path);
       const name = opts.name ?? g.context ?? contextNameFor(server);
-      const ctx: Context = { name, server, token, user: me.user };
+      const ctx: Context = { name, server, token, user: me.user, ...(ca ? { certificateAuthority: ca } : {}) };
       const project = opts.project ?? (me.projects.length === 1 ? me.projects[0]!.name : findContext(cfg, name)?.project);
       if (project) ctx.project = project;
       cfg = upsertContext(cfg, ctx);

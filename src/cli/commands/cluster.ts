@@ -11,6 +11,7 @@ import { formatTable, humanDuration } from '../output.js';
 import { collect, err, intArg, out, parseDuration, Session } from '../session.js';
 import { addClusterOperationCommands } from './operations.js';
 import { deleteOne, eachName, getObjects, outputOption, projectOption } from './resources.js';
+import { approveCommand, joinTokenCommand } from './join.js';
 
 const CLUSTER = resourceRef('Cluster');
 
@@ -253,6 +254,8 @@ export function clusterCommand(): Command {
       );
     });
 
+  cmd.addCommand(joinTokenCommand());
+  cmd.addCommand(approveCommand());
   addClusterOperationCommands(cmd);
   return cmd;
 }

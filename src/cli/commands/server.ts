@@ -14,6 +14,7 @@ interface ServerFlags {
   leaseDuration: string;
   renewDeadline: string;
   retryPeriod: string;
+  tls?: 'auto' | 'off';
 }
 
 function seconds(flag: string, value: string): number {
@@ -50,6 +51,12 @@ export function serverCommand(): Command {
     .option('--listen <host:port>', 'address to serve on (default: $MARINA_LISTEN or 127.0.0.1:7443)')
     .option('--no-controllers', 'serve the API only; nothing acts on the stored objects')
     .addOption(
+      new Option('--tls <mode>', "auto: HTTPS with Marina's own CA, made in <data-dir>/tls (default when listening beyond loopback); off: plain HTTP (default on loopback)").choices([
+        'auto',
+        'off',
+      ]),
+    )
+    .addOption(
       new Option('--log-format <format>', 'log lines as json or readable text (default: $MARINA_LOG_FORMAT, else text on a terminal, json otherwise)').choices([
         'json',
         'text',
@@ -69,11 +76,13 @@ export function serverCommand(): Command {
       const { startServer, defaultDataDir, DEFAULT_LISTEN } = await import('../../server/main.js');
       const dataDir = opts.dataDir ?? defaultDataDir();
       const listen = opts.listen ?? process.env.MARINA_LISTEN ?? DEFAULT_LISTEN;
-      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat, store: storeConfig(opts) });
+      const server = await startServer({ dataDir, listen, controllers: opts.controllers, logFormat, store: storeConfig(opts), ...(opts.tls ? { tls: opts.tls } : {}) });
       out(`Marina listening on ${server.url}\n`);
+      if (server.tls) out(`Marina CA: ${server.tls.caFile} (pin ${server.tls.caPin}); clients trust it with --certificate-authority\n`);
       if (server.adminToken) {
         out(`bootstrap admin token: ${server.adminToken}\n`);
-        out(`(also written to ${server.adminTokenFile}; log in with: marina login ${server.url} --token-file ${server.adminTokenFile})\n`);
+        const ca = server.tls ? ` --certificate-authority ${server.tls.caFile}` : '';
+        out(`(also written to ${server.adminTokenFile}; log in with: marina login ${server.url} --token-file ${server.adminTokenFile}${ca})\n`);
       }
       await new Promise<void>((resolve) => {
         let stopping = false;

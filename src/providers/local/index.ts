@@ -1,6 +1,8 @@
 // The `local` provider: every machine is a process group on this host, led by a machine agent
 // (src/agent) that supervises the machine's real etcd / Kubernetes binaries and runs its virtual
-// kubelet. Each machine and each cluster endpoint has its own loopback address. All state lives
+// kubelet — or, for a real worker (runtime containerd), a real node in a network namespace of its
+// own on the cluster's node network (./node-network.ts, ./real-node.ts). Each machine and each
+// cluster endpoint has its own loopback address. All state lives
 // in files under the provider's root, so a restarted Marina re-adopts what still runs; processes
 // carry their machine's directory and uid on their command line (./processes.ts), so one started
 // just before a crash, before its pid was recorded, is adopted too instead of started twice.
@@ -9,7 +11,7 @@ import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, ren
 import http from 'node:http';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commandLine, isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
+import { commandLine, findFreePort, isProcessAlive, isProcessGroupAlive, spawnLogged, stopProcessGroup } from '../../proc/index.js';
 import type {
   ClusterRef,
   EndpointDescription,
@@ -23,8 +25,12 @@ import type {
   ProviderMachine,
 } from '../contract.js';
 import { ProviderError } from '../contract.js';
+import type { NodeArtifacts } from '../../agent/node-runtime/config.js';
+import { sweepNodeDir } from '../../agent/node-runtime/sweep.js';
 import { nextFreeAddress } from './addresses.js';
+import { NodeNetworks } from './node-network.js';
 import { MACHINE_UID_FLAG, processesWithConfig, type ConfiguredProcess } from './processes.js';
+import { API_TLS_SERVER_NAME, localNodeConfig } from './real-node.js';
 
 export const AGENT_PORT = 10250;
 export const ENDPOINT_PORT = 6443;
@@ -38,6 +44,14 @@ export interface LocalProviderOptions {
   addressBase?: string;
   /** How long a machine may take from start to a healthy agent before it counts as failed. */
   startTimeoutMs?: number;
+  /** What real workers (runtime containerd) run, for a Kubernetes version; throws when not installed. */
+  nodeArtifacts?: (version: string) => NodeArtifacts;
+  /**
+   * An address other hosts reach this one on (Marina listens beyond loopback): every cluster's
+   * balancer also listens there, on a port of its own, so that imported servers reach the API.
+   * `bind` is what the balancer binds (may be 0.0.0.0), `advertise` what servers connect to.
+   */
+  publicAddress?: { bind: string; advertise: string };
 }
 
 interface MachineRecord {
@@ -47,6 +61,8 @@ interface MachineRecord {
   startedAt?: string;
   /** When this agent first answered /healthz: from then on, an unhealthy agent is not a failed start. */
   healthyAt?: string;
+  /** Real workers: the node's address on the cluster's node network (the agent keeps `address`). */
+  nodeAddress?: string;
 }
 
 interface EndpointRecord {
@@ -55,7 +71,13 @@ interface EndpointRecord {
   port: number;
   pid?: number;
   backends: string[];
+  /** The balancer's port on the public address (see LocalProviderOptions.publicAddress). */
+  publicPort?: number;
 }
+
+/** A real worker's agent takes its node apart before it exits (pods, containerd, namespaces). */
+const REAL_NODE_STOP_GRACE_MS = 60_000;
+const AGENT_STOP_GRACE_MS = 10_000;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const AGENT_MAIN = resolve(here, '../../agent/main.js');
@@ -70,9 +92,11 @@ export class LocalProvider implements InfrastructureProvider {
   readonly sweepOrphans = true;
   /** Serializes allocation so two machines never get one address. */
   private allocation: Promise<unknown> = Promise.resolve();
+  private readonly nodeNetworks: NodeNetworks;
 
   constructor(private readonly opts: LocalProviderOptions) {
     mkdirSync(opts.root, { recursive: true, mode: 0o700 });
+    this.nodeNetworks = new NodeNetworks(join(opts.root, 'endpoints'));
   }
 
   machineDir(m: MachineRef): string {
@@ -88,7 +112,7 @@ export class LocalProvider implements InfrastructureProvider {
       const existing = readJson<MachineRecord>(join(this.machineDir(m), 'machine.json'));
       if (existing && existing.uid === m.uid) return { address: existing.address, providerID: providerId(m) };
       // A directory of an earlier object with the same name: never adopt it, clear it out first.
-      if (existing) await this.removeMachine(this.machineDir(m), existing, () => true);
+      if (existing) await this.removeMachine(m, existing, () => true);
       const address = this.allocate();
       mkdirSync(this.machineDir(m), { recursive: true, mode: 0o700 });
       writeJson(join(this.machineDir(m), 'machine.json'), { uid: m.uid, address } satisfies MachineRecord);
@@ -116,6 +140,13 @@ export class LocalProvider implements InfrastructureProvider {
       writeFileSync(path, file.content, { mode: file.mode });
     }
     const sub = (s: string) => s.replaceAll('{root}', dir);
+    const node = bootstrap.node ? await this.realNode(m, dir, bootstrap) : undefined;
+    // Recorded before the agent starts, so an agent adopted after a crash keeps its node address.
+    const nodeAddress = node?.network.address;
+    if (nodeAddress && record.nodeAddress !== nodeAddress) {
+      record.nodeAddress = nodeAddress;
+      writeJson(join(dir, 'machine.json'), record);
+    }
     const etcdDataDir = bootstrap.services.find((svc) => svc.binary === 'etcd')?.args.find((a) => a.startsWith('--data-dir='))?.slice('--data-dir='.length);
     const config = {
       machine: m.name,
@@ -149,6 +180,7 @@ export class LocalProvider implements InfrastructureProvider {
             clusterDomain: bootstrap.kubelet.clusterDomain,
           }
         : undefined,
+      node,
       // Day-2 actions (hold/release services, restore etcd) for whoever holds this token: Marina.
       control: {
         token: randomBytes(32).toString('hex'),
@@ -164,15 +196,15 @@ export class LocalProvider implements InfrastructureProvider {
       logFile: join(dir, 'logs', 'agent.out'),
       unref: true,
     });
-    writeJson(join(dir, 'machine.json'), { uid: record.uid, address: record.address, pid: proc.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
-    return { state: 'Provisioning', address: record.address, providerID: providerId(m), agentUrl: agentUrl(record.address), providerStatus: { pid: proc.pid } };
+    writeJson(join(dir, 'machine.json'), { ...record, pid: proc.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
+    return { state: 'Provisioning', address: nodeAddress ?? record.address, providerID: providerId(m), agentUrl: agentUrl(record.address), providerStatus: { pid: proc.pid } };
   }
 
   async describeMachine(m: MachineRef): Promise<MachineDescription> {
     const dir = this.machineDir(m);
     const record = readJson<MachineRecord>(join(dir, 'machine.json'));
     if (!record || record.uid !== m.uid) return { state: 'Missing' };
-    const base = { address: record.address, providerID: providerId(m), agentUrl: agentUrl(record.address) };
+    const base = { address: record.nodeAddress ?? record.address, providerID: providerId(m), agentUrl: agentUrl(record.address) };
     if (!record.pid) return { ...base, state: 'Provisioning', providerStatus: {} };
     const providerStatus = { pid: record.pid, startedAt: record.startedAt };
     if (!this.agentAlive(record.pid, dir)) {
@@ -201,10 +233,10 @@ export class LocalProvider implements InfrastructureProvider {
     const ofThisUid = (p: ConfiguredProcess) => (p.uid ?? record?.uid ?? '') === m.uid;
     if (record && record.uid !== m.uid) {
       // The directory belongs to a newer object of the same name: only a stray agent of this uid goes.
-      for (const p of this.agentProcesses(dir).filter(ofThisUid)) await stopProcessGroup(p.pid, { graceMs: 10_000 });
+      for (const p of this.agentProcesses(dir).filter(ofThisUid)) await stopProcessGroup(p.pid, { graceMs: REAL_NODE_STOP_GRACE_MS });
       return;
     }
-    await this.removeMachine(dir, record, ofThisUid);
+    await this.removeMachine(m, record, ofThisUid);
   }
 
   async listMachines(): Promise<ProviderMachine[]> {
@@ -245,10 +277,15 @@ export class LocalProvider implements InfrastructureProvider {
         record = { uid: c.uid, address, port: ENDPOINT_PORT, backends: [] };
         mkdirSync(dir, { recursive: true, mode: 0o700 });
       }
+      if (this.opts.publicAddress && record.publicPort === undefined) record.publicPort = await findFreePort(this.opts.publicAddress.bind);
       const sorted = [...backends].sort();
       const configPath = join(dir, 'lb.json');
-      const changed = JSON.stringify(sorted) !== JSON.stringify(record.backends) || !existsSync(configPath);
-      if (changed) writeJson(configPath, { host: record.address, port: record.port, backends: sorted });
+      const extraListen = this.extraListen(dir, record);
+      const changed =
+        JSON.stringify(sorted) !== JSON.stringify(record.backends) ||
+        !existsSync(configPath) ||
+        JSON.stringify(extraListen) !== JSON.stringify(readJson<{ extraListen?: string[] }>(configPath)?.extraListen ?? []);
+      if (changed) writeJson(configPath, { host: record.address, port: record.port, extraListen, backends: sorted });
       record.backends = sorted;
       // A balancer started just before a crash is running without its pid recorded: adopt it.
       if (!(record.pid && this.processAlive(record.pid, configPath))) {
@@ -278,12 +315,79 @@ export class LocalProvider implements InfrastructureProvider {
       await stopProcessGroup(record.pid, { graceMs: 5_000 });
     }
     for (const p of processesWithConfig(LB_SCRIPT, join(dir, 'lb.json'))) await stopProcessGroup(p.pid, { graceMs: 5_000 });
+    await this.nodeNetworks.remove(dir);
     rmSync(dir, { recursive: true, force: true });
     pruneEmptyParents(dir, join(this.opts.root, 'endpoints'));
   }
 
   async close(): Promise<void> {
     await this.allocation;
+  }
+
+  /** The endpoint directory of a machine's cluster. */
+  private endpointDirOf(m: MachineRef): string {
+    return join(this.opts.root, 'endpoints', m.project, m.cluster);
+  }
+
+  /** Addresses the cluster's balancer listens on besides its own: the node network's gateway, the public address. */
+  private extraListen(endpointDir: string, endpoint: EndpointRecord): string[] {
+    const net = this.nodeNetworks.get(endpointDir);
+    const pub = this.opts.publicAddress;
+    return [...(net ? [`${net.gateway}:${endpoint.port}`] : []), ...(pub && endpoint.publicPort ? [`${pub.bind}:${endpoint.publicPort}`] : [])];
+  }
+
+  /** Real workers reach the API at the node network's gateway (the balancer listens there). */
+  async nodeAPIEndpoint(c: ClusterRef): Promise<string | undefined> {
+    const dir = this.endpointDir(c);
+    const endpoint = readJson<EndpointRecord>(join(dir, 'endpoint.json'));
+    const net = this.nodeNetworks.get(dir);
+    return endpoint && endpoint.uid === c.uid && net ? `${net.gateway}:${endpoint.port}` : undefined;
+  }
+
+  /**
+   * A cluster endpoint as other hosts reach it (imported servers), or undefined when they cannot
+   * (Marina listens on loopback only). The apiserver certificate does not name the public address:
+   * the caller verifies the name `kubernetes`, which it does name.
+   */
+  reachableEndpoint(url: string): { url: string; tlsServerName: string } | undefined {
+    const pub = this.opts.publicAddress;
+    if (!pub) return undefined;
+    for (const file of findFiles(join(this.opts.root, 'endpoints'), 'endpoint.json', 2)) {
+      const r = readJson<EndpointRecord>(file);
+      if (r?.publicPort && `https://${r.address}:${r.port}` === url) return { url: `https://${pub.advertise}:${r.publicPort}`, tlsServerName: API_TLS_SERVER_NAME };
+    }
+    return undefined;
+  }
+
+  /**
+   * A real worker: the cluster's node network (bridge, gateway listener of the balancer), the
+   * node's address on it, and the agent's `node` configuration.
+   */
+  private async realNode(m: MachineRef, dir: string, bootstrap: MachineBootstrap) {
+    const node = bootstrap.node!;
+    let artifacts: NodeArtifacts;
+    try {
+      if (!this.opts.nodeArtifacts) throw new Error('this server has no node runtime configured');
+      artifacts = this.opts.nodeArtifacts(bootstrap.kubernetesVersion);
+    } catch (err) {
+      throw new ProviderError('NodeRuntimeMissing', `real worker ${m.name}: ${(err as Error).message}`, true);
+    }
+    return this.serialized(async () => {
+      const endpointDir = this.endpointDirOf(m);
+      const endpoint = readJson<EndpointRecord>(join(endpointDir, 'endpoint.json'));
+      if (!endpoint) throw new ProviderError('NoEndpoint', `cluster ${m.cluster} has no endpoint yet`);
+      const network = await this.nodeNetworks.ensure(endpointDir, endpoint.uid);
+      const address = this.nodeNetworks.assign(endpointDir, m.uid);
+      // The balancer listens on the gateway from now on (it re-reads lb.json on SIGHUP).
+      const configPath = join(endpointDir, 'lb.json');
+      const lb = readJson<Record<string, unknown>>(configPath);
+      const extraListen = this.extraListen(endpointDir, endpoint);
+      if (lb && JSON.stringify(lb.extraListen ?? []) !== JSON.stringify(extraListen)) {
+        writeJson(configPath, { ...lb, extraListen });
+        if (endpoint.pid && this.processAlive(endpoint.pid, configPath)) process.kill(endpoint.pid, 'SIGHUP');
+      }
+      return localNodeConfig({ machineDir: dir, machine: m, node, network, address, apiPort: endpoint.port, artifacts });
+    });
   }
 
   /** Day-2 actions, carried to the machine's agent with the control token from its agent.json. */
@@ -372,16 +476,28 @@ export class LocalProvider implements InfrastructureProvider {
   private async adoptUnrecordedAgent(m: MachineRef, dir: string, record: MachineRecord): Promise<boolean> {
     const [agent, ...extra] = this.agentProcesses(dir).filter((p) => (p.uid ?? record.uid) === m.uid);
     if (!agent) return false;
-    for (const p of extra) await stopProcessGroup(p.pid, { graceMs: 10_000 });
-    writeJson(join(dir, 'machine.json'), { uid: record.uid, address: record.address, pid: agent.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
+    for (const p of extra) await stopProcessGroup(p.pid, { graceMs: record.nodeAddress ? REAL_NODE_STOP_GRACE_MS : AGENT_STOP_GRACE_MS });
+    writeJson(join(dir, 'machine.json'), { ...record, pid: agent.pid, startedAt: new Date().toISOString() } satisfies MachineRecord);
     return true;
   }
 
-  /** Stops the recorded agent and every agent process `which` selects, then removes the directory. */
-  private async removeMachine(dir: string, record: MachineRecord | undefined, which: (p: ConfiguredProcess) => boolean): Promise<void> {
-    if (record?.pid && this.agentAlive(record.pid, dir)) await stopProcessGroup(record.pid, { graceMs: 10_000 });
+  /**
+   * Stops the recorded agent and every agent process `which` selects, takes a real worker's node
+   * apart (again, from its state file: the agent may have died before it finished), releases its
+   * node address, then removes the directory.
+   */
+  private async removeMachine(m: MachineRef, record: MachineRecord | undefined, which: (p: ConfiguredProcess) => boolean): Promise<void> {
+    const dir = this.machineDir(m);
+    const graceMs = record?.nodeAddress ? REAL_NODE_STOP_GRACE_MS : AGENT_STOP_GRACE_MS;
+    if (record?.pid && this.agentAlive(record.pid, dir)) await stopProcessGroup(record.pid, { graceMs });
     else if (record?.pid && isProcessGroupAlive(record.pid)) await stopProcessGroup(record.pid, { graceMs: 2_000 });
-    for (const p of this.agentProcesses(dir).filter(which)) await stopProcessGroup(p.pid, { graceMs: 10_000 });
+    for (const p of this.agentProcesses(dir).filter(which)) await stopProcessGroup(p.pid, { graceMs });
+    const left = await sweepNodeDir(join(dir, 'node'));
+    if (left && (left.pids.length > 0 || left.cgroups.length > 0 || left.interfaces.length > 0)) {
+      throw new ProviderError('NodeNotSwept', `machine ${m.name}: the real node left ${JSON.stringify(left)}; retrying`);
+    }
+    // Synchronous read-modify-write: nothing interleaves with it (removeMachine also runs inside serialized()).
+    if (record?.nodeAddress) this.nodeNetworks.release(this.endpointDirOf(m), record.uid);
     rmSync(dir, { recursive: true, force: true });
     pruneEmptyParents(dir, join(this.opts.root, 'machines'));
   }
