@@ -189,6 +189,7 @@ export class PoolRoller {
     const node = m.status?.nodeName ?? m.metadata.name;
     const timeoutMs = m.spec.drainTimeoutSeconds !== undefined ? m.spec.drainTimeoutSeconds * 1000 : this.drainTimeoutMs(sc.obj);
     let remaining = 0;
+    let pods = '';
     let problem: string;
     try {
       const kube = await this.s.connections.kube(cluster);
@@ -196,6 +197,8 @@ export class PoolRoller {
       if (pass === 'apiGone') problem = 'the API does not answer';
       else {
         remaining = pass.remaining.length;
+        // Which pods, and whether they are already on their way out (evicted, their kubelet yet to confirm).
+        pods = pass.remaining.slice(0, 5).map((p) => `${p.metadata.namespace}/${p.metadata.name}${p.metadata.deletionTimestamp ? ' terminating' : ''}`).join(', ');
         problem = pass.problem;
       }
     } catch (err) {
@@ -209,7 +212,7 @@ export class PoolRoller {
       problem = 'waiting for the API endpoint to stop sending connections to its apiserver';
     }
     const elapsed = Date.now() - Date.parse(d.since);
-    const left = `${remaining} pods left on ${node}${problem ? `; ${problem}` : ''}`;
+    const left = `${remaining} pods left on ${node}${pods ? ` (${pods}${remaining > 5 ? ', …' : ''})` : ''}${problem ? `; ${problem}` : ''}`;
     if (elapsed >= timeoutMs) return { state: 'timedOut', message: `drain of ${node} timed out after ${Math.round(timeoutMs / 1000)} s: ${left}` };
     return { state: 'draining', message: left };
   }
