@@ -108,6 +108,8 @@ describe('e2e: upgrade v1.35.4 → v1.36.3 and certificate rotations on one HA c
   const probes: ApiProbe[] = [];
   const watches: AvailabilityWatch[] = [];
   const counts: Record<string, ProbeReport> = {};
+  /** Cleared by the after hook too, so a failed test leaves no polling loop behind. */
+  let watching = false;
 
   const api = (method: string, path: string, body?: unknown) => apiRequest(server!.url, token, method, path, body);
   const k = (...args: string[]) => kubectl(toolchain!, kc, ['--request-timeout=15s', ...args], 30_000);
@@ -165,6 +167,7 @@ describe('e2e: upgrade v1.35.4 → v1.36.3 and certificate rotations on one HA c
   });
 
   after(async () => {
+    watching = false;
     for (const w of watches) w.stop();
     await Promise.all(probes.map((p) => p.stop()));
     await teardown({ tmp, dataDir, cli, server, cluster: C });
@@ -294,7 +297,7 @@ describe('e2e: upgrade v1.35.4 → v1.36.3 and certificate rotations on one HA c
     // Machines are watched (polled) until the end: how many workers at once, who replaces whom.
     let mostWorkers = 0;
     const twoSuccessors: string[] = [];
-    let watching = true;
+    watching = true;
     const poll = (async () => {
       while (watching) {
         const live = (await machines().catch(() => [])).filter((m) => !m.metadata.deletionTimestamp);
