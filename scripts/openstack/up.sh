@@ -359,7 +359,7 @@ start() { # NAME COMMAND... — own process group (setsid), pid recorded
 alive_or_die() { # NAME — the group, not the leader: a wrapper script may have exec'd or exited
   local pid; pid=$(cat "$S/run/$1.pid")
   kill -0 -- "-$pid" 2>/dev/null && return 0
-  tail -n 30 "$S/log/$1.out" "$S/log/$1.log" 2>/dev/null >&2 || true
+  tail -n 30 "$S/log/$1.out" "$S/log/$1.log" "$S/log/$1"/*.log 2>/dev/null >&2 || true
   die "$1 exited during start"
 }
 wait_for() { # NAME TIMEOUT_S CHECK_COMMAND...

@@ -33,12 +33,15 @@ function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: tmp, MARINA_CONFIG: join(tmp, 'config.yaml'), ...extra };
 }
 
-function marina(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<Result> {
+function marina(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number; onStdout?: (stdout: string) => void } = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      opts.onStdout?.(stdout);
+    });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -348,13 +351,35 @@ describe('marina CLI against a real server', { timeout: 240_000 }, () => {
     };
     const now = () => new Date().toISOString();
 
-    // Play the controller while the CLI waits.
-    const create = marina(['cluster', 'create', 'prog', '--etcd', '1', '--controlplanes', '1', '--workers', '0', '--timeout', '60s']);
+    // Play the controller while the CLI waits; each step once the CLI printed the previous one (its
+    // watches of clusters and machines are separate streams: a Ready cluster ends the wait at once).
+    let printed = '';
+    const waiters: { re: RegExp; resolve: () => void }[] = [];
+    const onStdout = (stdout: string) => {
+      printed = stdout;
+      for (const w of waiters.filter((x) => x.re.test(printed))) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    };
+    const create = marina(['cluster', 'create', 'prog', '--etcd', '1', '--controlplanes', '1', '--workers', '0', '--timeout', '60s'], { onStdout });
+    const printedLine = (re: RegExp) =>
+      re.test(printed)
+        ? Promise.resolve()
+        : Promise.race([
+            new Promise<void>((resolve) => waiters.push({ re, resolve })),
+            create.then((r) => {
+              throw new Error(`the CLI ended (${r.code}) before printing ${re}:\n${r.stdout}${r.stderr}`);
+            }),
+          ]);
     await waitExists('/clusters/prog');
     await setStatus('/clusters/prog', { phase: 'Provisioning', observedGeneration: 1, conditions: [{ type: 'EtcdReady', status: 'False', reason: 'Creating', lastTransitionTime: now() }] });
+    await printedLine(/EtcdReady=False \(Creating\)/);
     const machine = { apiVersion: 'marina.dev/v1alpha1', kind: 'Machine', metadata: { name: 'prog-etcd-x2k1' }, spec: { cluster: 'prog', pool: 'etcd', roles: ['etcd'], provider: 'sim', kubernetesVersion: 'v1.36.3' } };
     assert.equal((await api('POST', `${base}/machines`, machine)).status, 201);
+    await printedLine(/machine prog-etcd-x2k1 created/);
     await setStatus('/machines/prog-etcd-x2k1', { phase: 'Running', address: '127.0.10.1', nodeName: 'prog-etcd-x2k1', nodeReady: true });
+    await printedLine(/machine prog-etcd-x2k1 Running/);
     await setStatus('/clusters/prog', {
       phase: 'Ready',
       observedGeneration: 1,
