@@ -6,6 +6,7 @@ import type { ValidationContext } from './registry.js';
 import { cidrsOverlap, parseCidr, type Cidr } from './cidr.js';
 import { isCriticalRole, resolveHealth } from './healing-policy.js';
 import { scheduleProblem } from './backup-policy.js';
+import { rolloutProblem } from './rollout-policy.js';
 
 export const DEFAULT_POD_CIDR = '10.244.0.0/16';
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/16';
@@ -21,6 +22,8 @@ export function validateCluster(obj: Resource, old: Resource | undefined, ctx: V
   spec.nodePools.forEach((pool, i) => {
     if (names.has(pool.name)) add(`spec.nodePools[${i}].name`, `duplicate pool name ${JSON.stringify(pool.name)}`);
     names.add(pool.name);
+    const rollout = rolloutProblem(pool.roles, pool.rollout);
+    if (rollout) add(`spec.nodePools[${i}].${rollout.field}`, rollout.message);
     if (pool.roles.includes('etcd')) etcd += pool.replicas;
     if (pool.roles.includes('controlplane')) controlplane += pool.replicas;
     causes.push(...validatePoolRuntime(spec, i));

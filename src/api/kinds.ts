@@ -185,6 +185,24 @@ export const BackupPolicy = Type.Object(
 );
 export type BackupPolicy = Static<typeof BackupPolicy>;
 
+/**
+ * How a worker pool rolls its machines when what they are made of changes (machine spec, runtime,
+ * Kubernetes version, certificates): like a Deployment's RollingUpdate. etcd and control-plane
+ * pools always roll one machine at a time, surge first (maxSurge 1, maxUnavailable 0).
+ */
+export const RolloutPolicy = Type.Object(
+  {
+    maxSurge: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 500, description: 'machines created above spec.replicas while rolling (default 1)' }),
+    ),
+    maxUnavailable: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 500, description: 'machines that may be unavailable (draining or not yet replaced) while rolling (default 0)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type RolloutPolicy = Static<typeof RolloutPolicy>;
+
 export const NodePoolTemplate = Type.Object(
   {
     name: Name,
@@ -195,6 +213,7 @@ export const NodePoolTemplate = Type.Object(
     taints: Type.Optional(Type.Array(Taint, { maxItems: 64 })),
     runtime: Type.Optional(RuntimeOptions),
     healing: Type.Optional(HealingPolicy),
+    rollout: Type.Optional(RolloutPolicy),
     /** Another provider than the cluster's for this pool, e.g. `import` for users' own servers. */
     provider: Type.Optional(CloneType(Provider, { description: "this pool's provider (default: the cluster's); import: users' own servers join with a join token" })),
   },
@@ -223,13 +242,21 @@ export const ClusterSpec = Type.Object(
     health: Type.Optional(HealthPolicy),
     backup: Type.Optional(BackupPolicy),
     operations: Type.Optional(OperationPolicy),
+    certificateRenewalDays: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 180,
+        description: "re-issue the machines' and the admin kubeconfig's certificates (a RotateCertificates operation) when one ends within this many days (default 30); leaf certificates live 365 days",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 export type ClusterSpec = Static<typeof ClusterSpec>;
 
+/** A certificate authority (ca, etcd-ca, front-proxy-ca), the admin kubeconfig's certificate, or the earliest-ending leaf of a pool (`pool/<name>`). */
 export const CertificateStatus = Type.Object(
-  { name: Type.String(), notAfter: Type.String() },
+  { name: Type.String(), notAfter: Type.String(), notBefore: Type.Optional(Type.String()) },
   { additionalProperties: false },
 );
 export const PoolSummary = Type.Object(
@@ -237,6 +264,11 @@ export const PoolSummary = Type.Object(
     name: Type.String(),
     replicas: Type.Integer(),
     readyReplicas: Type.Integer(),
+    /** Machines made of the pool's current template (version, machine spec, certificates). */
+    updatedReplicas: Type.Optional(Type.Integer()),
+    availableReplicas: Type.Optional(Type.Integer()),
+    /** The Kubernetes version the pool rolls its machines to (it follows the cluster's in upgrade order). */
+    kubernetesVersion: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
@@ -256,6 +288,8 @@ export const ClusterStatus = statusSchema({
     Type.Union([Type.Literal('Provisioning'), Type.Literal('Ready'), Type.Literal('Degraded'), Type.Literal('Deleting'), Type.Literal('Failed')]),
   ),
   endpoint: Type.Optional(Type.String()),
+  /** The control-plane machines the endpoint sends new connections to (a roll takes one out before it stops it). */
+  endpointBackends: Type.Optional(Type.Array(Type.String())),
   kubernetesVersion: Type.Optional(Type.String()),
   pools: Type.Optional(Type.Array(PoolSummary)),
   certificates: Type.Optional(Type.Array(CertificateStatus)),
@@ -278,6 +312,9 @@ export const NodePoolSpec = Type.Object(
     taints: Type.Optional(Type.Array(Taint, { maxItems: 64 })),
     runtime: Type.Optional(RuntimeOptions),
     healing: Type.Optional(HealingPolicy),
+    rollout: Type.Optional(RolloutPolicy),
+    /** The cluster's certificate generation (set by certificate rotations): a change rolls the pool's machines. */
+    certificates: Type.Optional(Type.String({ maxLength: 128 })),
   },
   { additionalProperties: false },
 );
@@ -293,13 +330,36 @@ export const Remediation = Type.Object(
   { additionalProperties: false },
 );
 export type Remediation = Static<typeof Remediation>;
+/** A machine the pool cordoned and drains before removing it in a roll. */
+export const DrainRecord = Type.Object(
+  { machine: Type.String(), since: Type.String(), message: Type.Optional(Type.String({ maxLength: 4096 })) },
+  { additionalProperties: false },
+);
+export type DrainRecord = Static<typeof DrainRecord>;
+/** Where a pool's roll stands (Deployment-like: what the machines should be made of, who is being drained). */
+export const RolloutStatus = Type.Object(
+  {
+    /** Hash of what a machine of the pool is made of now (the `marina.dev/template-hash` label of up-to-date machines). */
+    templateHash: Type.String(),
+    draining: Type.Optional(Type.Array(DrainRecord, { maxItems: 500 })),
+    /** The last drain that hit the pool's drain timeout: the roll left that machine in place. */
+    lastDrainTimeout: Type.Optional(Type.Object({ machine: Type.String(), at: Type.String(), message: Type.String({ maxLength: 4096 }) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+export type RolloutStatus = Static<typeof RolloutStatus>;
 export const NodePoolStatus = statusSchema({
   replicas: Type.Optional(Type.Integer()),
   readyReplicas: Type.Optional(Type.Integer()),
   /** Machines whose health checks pass (Healthy=True). */
   healthyReplicas: Type.Optional(Type.Integer()),
+  /** Machines made of the current template (see rollout.templateHash). */
+  updatedReplicas: Type.Optional(Type.Integer()),
+  /** Ready, healthy and not being drained. */
+  availableReplicas: Type.Optional(Type.Integer()),
   machines: Type.Optional(Type.Array(Type.String())),
   remediations: Type.Optional(Type.Array(Remediation, { maxItems: 50 })),
+  rollout: Type.Optional(RolloutStatus),
 });
 export const NodePool = envelope('NodePool', NodePoolSpec, NodePoolStatus, 'A set of machines with the same roles, managed by its Cluster');
 export type NodePool = Static<typeof NodePool>;
@@ -315,6 +375,8 @@ export const MachineSpec = Type.Object(
     labels: Type.Optional(StringMap),
     taints: Type.Optional(Type.Array(Taint, { maxItems: 64 })),
     runtime: Type.Optional(RuntimeOptions),
+    /** The cluster's certificate generation the machine's certificates were issued under (from its pool). */
+    certificates: Type.Optional(Type.String({ maxLength: 128 })),
     /** Upper bound for draining this machine's Node before it is deleted anyway (from its pool's healing policy). */
     drainTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400 })),
   },
@@ -331,6 +393,8 @@ export const MachineStatus = statusSchema({
   nodeReady: Type.Optional(Type.Boolean()),
   /** Control-plane machines: the etcd client URLs their kube-apiserver was started with. */
   etcdServers: Type.Optional(Type.Array(Type.String(), { maxItems: 64 })),
+  /** When the earliest of the machine's leaf certificates ends (recorded when they are issued). */
+  certificatesNotAfter: Type.Optional(Type.String()),
   /** The machine agent's base URL (health, facts, metrics), as the provider reports it. */
   agentURL: Type.Optional(Type.String()),
   failureReason: Type.Optional(Type.String()),

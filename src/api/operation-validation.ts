@@ -1,6 +1,7 @@
 // Semantic checks of Operations, Snapshots and BackupTargets that their schemas cannot express.
 import type { FieldCause } from './errors.js';
 import type { Resource } from './meta.js';
+import type { ValidationContext } from './registry.js';
 import type { BackupTargetSpec, OperationSpec, OperationType } from './operations.js';
 import { jsonEqual } from './json.js';
 
@@ -9,9 +10,11 @@ export const PARAMETERS_FIELD: Readonly<Record<OperationType, keyof OperationSpe
   Snapshot: 'snapshot',
   Restore: 'restore',
   ReplaceMachine: 'replaceMachine',
+  Upgrade: 'upgrade',
+  RotateCertificates: 'rotateCertificates',
 };
 
-export function validateOperation(obj: Resource, old: Resource | undefined): FieldCause[] {
+export function validateOperation(obj: Resource, old: Resource | undefined, ctx: ValidationContext): FieldCause[] {
   const spec = obj.spec as OperationSpec;
   const causes: FieldCause[] = [];
   const own = PARAMETERS_FIELD[spec.type];
@@ -20,6 +23,12 @@ export function validateOperation(obj: Resource, old: Resource | undefined): Fie
   }
   if (spec.type === 'Restore' && !spec.restore) causes.push({ field: 'spec.restore.snapshot', message: 'a Restore names the snapshot to restore from' });
   if (spec.type === 'ReplaceMachine' && !spec.replaceMachine) causes.push({ field: 'spec.replaceMachine.machine', message: 'a ReplaceMachine names the machine to replace' });
+  if (spec.type === 'Upgrade') {
+    if (!spec.upgrade) causes.push({ field: 'spec.upgrade.version', message: 'an Upgrade names the Kubernetes version to upgrade to' });
+    else if (!old && !ctx.kubernetesVersions.includes(spec.upgrade.version)) {
+      causes.push({ field: 'spec.upgrade.version', message: `unsupported version ${spec.upgrade.version}; supported: ${ctx.kubernetesVersions.join(', ')}` });
+    }
+  }
   // An operation is a record of what was asked: it is never changed, only cancelled.
   if (old && !jsonEqual(old.spec, obj.spec)) causes.push({ field: 'spec', message: 'is immutable: create a new Operation instead' });
   return causes;

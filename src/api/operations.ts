@@ -25,15 +25,18 @@ function envelope<S extends TSchema, T extends TSchema>(kind: string, spec: S, s
 // ---------- Operation ----------
 
 /** Every operation type Marina runs. */
-export const OPERATION_TYPES = ['Snapshot', 'Restore', 'ReplaceMachine'] as const;
+export const OPERATION_TYPES = ['Snapshot', 'Restore', 'ReplaceMachine', 'Upgrade', 'RotateCertificates'] as const;
 export type OperationType = (typeof OPERATION_TYPES)[number];
 
 /** Types that take the cluster (or part of it) out of service: at most one runs per cluster. */
-export const DISRUPTIVE_TYPES: ReadonlySet<OperationType> = new Set(['Restore', 'ReplaceMachine']);
+export const DISRUPTIVE_TYPES: ReadonlySet<OperationType> = new Set(['Restore', 'ReplaceMachine', 'Upgrade', 'RotateCertificates']);
 
 export const OperationTypeSchema = Type.Union(
   OPERATION_TYPES.map((t) => Type.Literal(t)),
-  { description: 'Snapshot: an etcd snapshot into a backup target; Restore: the whole cluster from a snapshot; ReplaceMachine: a new machine for an old one' },
+  {
+    description:
+      'Snapshot: an etcd snapshot into a backup target; Restore: the whole cluster from a snapshot; ReplaceMachine: a new machine for an old one; Upgrade: every machine to another Kubernetes version; RotateCertificates: every certificate re-issued (and with ca: true the CAs replaced)',
+  },
 );
 
 export const SnapshotParameters = Type.Object(
@@ -54,6 +57,26 @@ export const ReplaceMachineParameters = Type.Object(
   { additionalProperties: false },
 );
 
+export const UpgradeParameters = Type.Object(
+  {
+    version: Type.String({
+      pattern: '^v[0-9]+\\.[0-9]+\\.[0-9]+$',
+      description: 'the Kubernetes version to upgrade to (one of GET /api/v1alpha1/kubernetesversions; one minor at a time, no minor downgrade)',
+    }),
+  },
+  { additionalProperties: false },
+);
+export const RotateCertificatesParameters = Type.Object(
+  {
+    ca: Type.Optional(
+      Type.Boolean({
+        description: 'also replace the certificate authorities, in two phases (trust old + new, then drop the old); kubeconfigs downloaded before keep working until the second phase (default false: leaf certificates only, from the existing CAs)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const OperationSpec = Type.Object(
   {
     cluster: Name,
@@ -61,6 +84,8 @@ export const OperationSpec = Type.Object(
     snapshot: Type.Optional(SnapshotParameters),
     restore: Type.Optional(RestoreParameters),
     replaceMachine: Type.Optional(ReplaceMachineParameters),
+    upgrade: Type.Optional(UpgradeParameters),
+    rotateCertificates: Type.Optional(RotateCertificatesParameters),
   },
   { additionalProperties: false },
 );
@@ -121,7 +146,7 @@ export const OperationStatus = statusSchema({
 });
 export type OperationStatus = Static<typeof OperationStatus>;
 
-export const Operation = envelope('Operation', OperationSpec, OperationStatus, 'A day-2 operation on a cluster (snapshot, restore, machine replacement), with its steps and approvals');
+export const Operation = envelope('Operation', OperationSpec, OperationStatus, 'A day-2 operation on a cluster (snapshot, restore, machine replacement, upgrade, certificate rotation), with its steps and approvals');
 export type Operation = Static<typeof Operation>;
 
 // ---------- Snapshot ----------

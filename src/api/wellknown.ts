@@ -13,6 +13,12 @@ export const LABEL_POOL = 'marina.dev/pool';
 export const LABEL_NODEPOOL = 'marina.dev/nodepool';
 /** On Nodes: the Machine that runs them; on a real kubelet's bootstrap-token Secret: the Machine it is for. */
 export const LABEL_MACHINE = 'marina.dev/machine';
+/**
+ * On Machines: the hash of what the machine is made of (roles, provider, machine spec, runtime,
+ * Kubernetes — or for etcd-only machines etcd — version, certificate generation), like a
+ * Deployment's pod-template-hash. A machine whose hash differs from its pool's is rolled.
+ */
+export const LABEL_TEMPLATE_HASH = 'marina.dev/template-hash';
 /** On Addons the add-on starter created from the AddonPolicy's default set (value `true`). */
 export const LABEL_DEFAULT_ADDON = 'addons.marina.dev/default';
 
@@ -51,6 +57,14 @@ export const ANNOTATION_REPLACES = 'marina.dev/replaces';
  * set, the health checker raises no health alerts and the NodePools replace no machine.
  */
 export const ANNOTATION_PAUSED_BY = 'marina.dev/paused-by';
+/**
+ * On a Cluster: the Operation (an Upgrade or RotateCertificates that failed) that stopped its
+ * pools' rolls. While it is set, no pool starts replacing another machine and drains in progress
+ * are undone; the machines that run keep serving. Running the operation again removes it.
+ */
+export const ANNOTATION_ROLLOUT_PAUSED_BY = 'marina.dev/rollout-paused-by';
+/** On the admin kubeconfig Secret: the certificate generation its certificate was issued under. */
+export const ANNOTATION_CERTIFICATES_GENERATION = 'marina.dev/certificates-generation';
 /** On a Machine: the ReplaceMachine Operation that asked its pool to surge a replacement for it. */
 export const ANNOTATION_REPLACE_REQUESTED = 'marina.dev/replace-requested';
 /** The kubelet's mark on a static pod's mirror (a drain leaves those alone). */
@@ -87,6 +101,8 @@ export const LABEL_OPERATION_TYPE = 'marina.dev/operation-type';
 
 /** The requester of operations Marina starts itself (the backup schedule). */
 export const SYSTEM_SCHEDULER = 'system:backup-schedule';
+/** The requester of the certificate rotations Marina starts when certificates near their end. */
+export const SYSTEM_CERTIFICATE_RENEWAL = 'system:certificate-renewal';
 
 /** On Addons: the objects the add-on put into its cluster are removed before the Addon goes. */
 export const FINALIZER_ADDON = 'addons.marina.dev/cleanup';
@@ -134,6 +150,18 @@ export const NodePoolCondition = {
   Scaled: 'Scaled',
   Healthy: 'Healthy',
   HealingHeldBack: 'HealingHeldBack',
+  /** True when every machine is made of the pool's current template; False while rolling, with what it waits for. */
+  UpToDate: 'UpToDate',
+} as const;
+
+/** Reasons of a NodePool's UpToDate condition that other modules (the operations) read. */
+export const UpToDateReason = {
+  UpToDate: 'UpToDate',
+  RollingUpdate: 'RollingUpdate',
+  /** A drain hit the pool's drain timeout; the message names the PodDisruptionBudget that blocked it. */
+  DrainTimeout: 'DrainTimeout',
+  /** The cluster's rollouts are paused (ANNOTATION_ROLLOUT_PAUSED_BY) or a restore holds it. */
+  Paused: 'Paused',
 } as const;
 
 /** Condition types of an Operation. */

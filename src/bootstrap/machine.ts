@@ -22,14 +22,7 @@ import {
   kubeControllerManagerArgs,
   kubeSchedulerArgs,
 } from '../kube/components.js';
-import {
-  buildKubeconfig,
-  type CertificateAuthority,
-  issueCertificate,
-  type IssuedCertificate,
-  KUBERNETES_SERVICE_NAMES,
-  sanList,
-} from '../pki/index.js';
+import { buildKubeconfig, type IssuedCertificate, type IssueOptions, KUBERNETES_SERVICE_NAMES, sanList } from '../pki/index.js';
 import { bootstrapTokenFor } from './bootstrap-token.js';
 import type {
   BootstrapFile,
@@ -40,7 +33,7 @@ import type {
   MachineBootstrap,
 } from '../providers/contract.js';
 import { MAX_JOINING, type JoinPlan } from '../etcd/membership.js';
-import type { ClusterPki } from './clusterPki.js';
+import { issueLeaf, trustPem, type CaName, type ClusterPki } from './clusterPki.js';
 import { kubeletMaySetLabel } from '../kube/node-labels.js';
 import { CLUSTER_DOMAIN, clusterDnsIP } from '../api/cluster-dns.js';
 
@@ -57,7 +50,10 @@ export const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.lo
 
 /** Machine-relative paths of every bootstrap file. */
 export const PATHS = {
+  /** The cluster CA bundle every component trusts (old + new during a CA rotation). */
   caCert: 'pki/ca.crt',
+  /** The one CA kube-controller-manager signs with (its key is caKey). */
+  caSignerCert: 'pki/ca-signer.crt',
   caKey: 'pki/ca.key',
   etcdCaCert: 'pki/etcd/ca.crt',
   etcdServerCert: 'pki/etcd/server.crt',
@@ -174,6 +170,9 @@ interface FileSink {
   pair(cert: IssuedCertificate, certPath: string, keyPath: string): void;
 }
 
+/** A machine's bootstrap, and when the earliest of the leaf certificates issued for it ends. */
+export type BuiltBootstrap = MachineBootstrap & { certificatesNotAfter: Date };
+
 function sink(): FileSink {
   const files: BootstrapFile[] = [];
   const put = (path: string, content: string, secret = false) => {
@@ -193,7 +192,7 @@ function sink(): FileSink {
 }
 
 /** Builds the bootstrap of one machine; issues fresh leaf certificates on every call. */
-export async function buildMachineBootstrap(input: MachineBootstrapInput): Promise<MachineBootstrap> {
+export async function buildMachineBootstrap(input: MachineBootstrapInput): Promise<BuiltBootstrap> {
   const { cluster, machine, address, endpoint, pki } = input;
   const roles = machine.spec.roles;
   const isEtcd = roles.includes('etcd');
@@ -203,10 +202,15 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
   const clusterName = cluster.metadata.name;
   const out = sink();
   const services: BootstrapService[] = [];
-  const issue = (ca: CertificateAuthority, opts: Parameters<typeof issueCertificate>[1]) =>
-    issueCertificate(ca, { validityDays, ...opts });
+  let earliest: Date | undefined;
+  const issue = async (ca: CaName, opts: IssueOptions): Promise<IssuedCertificate> => {
+    const cert = await issueLeaf(pki, ca, { validityDays, ...opts });
+    if (!earliest || cert.notAfter < earliest) earliest = cert.notAfter;
+    return cert;
+  };
+  const caBundle = trustPem(pki, 'ca');
 
-  out.put(PATHS.caCert, pki.ca.certPem);
+  out.put(PATHS.caCert, caBundle);
 
   if ((isEtcd || isControlPlane) && !input.etcd) {
     throw new Error(`machine ${machine.metadata.name}: etcd bootstrap data is required for the etcd and controlplane roles`);
@@ -217,10 +221,10 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     const etcd = input.etcd!;
     const sans = sanList(['localhost', machine.metadata.name, address, '127.0.0.1']);
     const [server, peer] = await Promise.all([
-      issue(pki.etcdCa, { commonName: `${machine.metadata.name}-etcd-server`, usage: 'both', ...sans }),
-      issue(pki.etcdCa, { commonName: `${machine.metadata.name}-etcd-peer`, usage: 'both', ...sans }),
+      issue('etcdCa', { commonName: `${machine.metadata.name}-etcd-server`, usage: 'both', ...sans }),
+      issue('etcdCa', { commonName: `${machine.metadata.name}-etcd-peer`, usage: 'both', ...sans }),
     ]);
-    out.put(PATHS.etcdCaCert, pki.etcdCa.certPem);
+    out.put(PATHS.etcdCaCert, trustPem(pki, 'etcdCa'));
     out.pair(server, PATHS.etcdServerCert, PATHS.etcdServerKey);
     out.pair(peer, PATHS.etcdPeerCert, PATHS.etcdPeerKey);
     services.push({
@@ -263,16 +267,17 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     const apiSANs = sanList([endpoint.host, address, kubernetesServiceIP(cluster), ...KUBERNETES_SERVICE_NAMES, 'localhost', '127.0.0.1']);
     const ownServer = apiServerURL(address);
     const [apiServer, etcdClient, kubeletClient, frontProxyClient, kcm, scheduler] = await Promise.all([
-      issue(pki.ca, { commonName: 'kube-apiserver', usage: 'server', ...apiSANs }),
-      issue(pki.etcdCa, { commonName: 'kube-apiserver-etcd-client', usage: 'client' }),
-      issue(pki.ca, { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'], usage: 'client' }),
-      issue(pki.frontProxyCa, { commonName: 'front-proxy-client', usage: 'client' }),
-      issue(pki.ca, { commonName: 'system:kube-controller-manager', usage: 'client' }),
-      issue(pki.ca, { commonName: 'system:kube-scheduler', usage: 'client' }),
+      issue('ca', { commonName: 'kube-apiserver', usage: 'server', ...apiSANs }),
+      issue('etcdCa', { commonName: 'kube-apiserver-etcd-client', usage: 'client' }),
+      issue('ca', { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'], usage: 'client' }),
+      issue('frontProxyCa', { commonName: 'front-proxy-client', usage: 'client' }),
+      issue('ca', { commonName: 'system:kube-controller-manager', usage: 'client' }),
+      issue('ca', { commonName: 'system:kube-scheduler', usage: 'client' }),
     ]);
     out.put(PATHS.caKey, pki.ca.keyPem, true);
-    out.put(PATHS.etcdCaCert, pki.etcdCa.certPem);
-    out.put(PATHS.frontProxyCaCert, pki.frontProxyCa.certPem);
+    out.put(PATHS.caSignerCert, pki.ca.certPem);
+    out.put(PATHS.etcdCaCert, trustPem(pki, 'etcdCa'));
+    out.put(PATHS.frontProxyCaCert, trustPem(pki, 'frontProxyCa'));
     out.put(PATHS.serviceAccountKey, pki.serviceAccount.privateKeyPem, true);
     out.put(PATHS.serviceAccountPub, pki.serviceAccount.publicKeyPem);
     out.pair(apiServer, PATHS.apiServerCert, PATHS.apiServerKey);
@@ -280,7 +285,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     out.pair(kubeletClient, PATHS.apiServerKubeletClientCert, PATHS.apiServerKubeletClientKey);
     out.pair(frontProxyClient, PATHS.frontProxyClientCert, PATHS.frontProxyClientKey);
     const kubeconfig = (userName: string, c: IssuedCertificate) =>
-      buildKubeconfig({ server: ownServer, caPem: pki.ca.certPem, userName, clientCertPem: c.certPem, clientKeyPem: c.keyPem, clusterName });
+      buildKubeconfig({ server: ownServer, caPem: caBundle, userName, clientCertPem: c.certPem, clientKeyPem: c.keyPem, clusterName });
     out.put(PATHS.controllerManagerKubeconfig, kubeconfig('system:kube-controller-manager', kcm), true);
     out.put(PATHS.schedulerKubeconfig, kubeconfig('system:kube-scheduler', scheduler), true);
 
@@ -334,7 +339,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
         securePort: KCM_PORT,
         rootCaFile: root(PATHS.caCert),
         serviceAccountPrivateKeyFile: root(PATHS.serviceAccountKey),
-        clusterSigningCertFile: root(PATHS.caCert),
+        clusterSigningCertFile: root(PATHS.caSignerCert),
         clusterSigningKeyFile: root(PATHS.caKey),
         clusterName,
         serviceClusterIpRange: svcCIDR,
@@ -360,7 +365,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
   let nodeSpec: BootstrapNode | undefined;
   if (kubelet && usesRealKubelet(machine)) {
     if (!machine.metadata.uid) throw new Error(`machine ${machine.metadata.name}: a real kubelet needs the Machine's uid (bootstrap token)`);
-    const kubeProxy = await issue(pki.ca, { commonName: 'system:kube-proxy', usage: 'client' });
+    const kubeProxy = await issue('ca', { commonName: 'system:kube-proxy', usage: 'client' });
     out.pair(kubeProxy, PATHS.kubeProxyCert, PATHS.kubeProxyKey);
     nodeSpec = {
       nodeName: machine.metadata.name,
@@ -378,12 +383,12 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     };
   } else if (kubelet) {
     const nodeName = machine.metadata.name;
-    const nodeCert = await issue(pki.ca, { commonName: `system:node:${nodeName}`, organizations: ['system:nodes'], usage: 'client' });
+    const nodeCert = await issue('ca', { commonName: `system:node:${nodeName}`, organizations: ['system:nodes'], usage: 'client' });
     out.put(
       PATHS.kubeletKubeconfig,
       buildKubeconfig({
         server: endpoint.url,
-        caPem: pki.ca.certPem,
+        caPem: caBundle,
         userName: `system:node:${nodeName}`,
         clientCertPem: nodeCert.certPem,
         clientKeyPem: nodeCert.keyPem,
@@ -410,17 +415,18 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
     // etcd-only machines are probed by etcd (client certs from the etcd CA); everything else by
     // kube-apiserver (client certs from the cluster CA; /readyz is open to authenticated users).
     const etcdOnly = isEtcd && !isControlPlane;
-    const probe = await issue(etcdOnly ? pki.etcdCa : pki.ca, { commonName: 'marina-probe', usage: 'client' });
-    out.put(PATHS.probeCa, etcdOnly ? pki.etcdCa.certPem : pki.ca.certPem);
+    const probe = await issue(etcdOnly ? 'etcdCa' : 'ca', { commonName: 'marina-probe', usage: 'client' });
+    out.put(PATHS.probeCa, etcdOnly ? trustPem(pki, 'etcdCa') : caBundle);
     out.pair(probe, PATHS.probeCert, PATHS.probeKey);
     probeTls = { ca: PATHS.probeCa, cert: PATHS.probeCert, key: PATHS.probeKey };
   }
 
-  const bootstrap: MachineBootstrap = {
+  const bootstrap: BuiltBootstrap = {
     kubernetesVersion: input.kubernetesVersion,
     roles: [...roles],
     files: out.files,
     services,
+    certificatesNotAfter: earliest ?? new Date(Date.now() + validityDays * 86_400_000),
   };
   if (kubeletSpec) bootstrap.kubelet = kubeletSpec;
   if (nodeSpec) bootstrap.node = nodeSpec;
@@ -432,6 +438,7 @@ export async function buildMachineBootstrap(input: MachineBootstrapInput): Promi
 
 export interface AdminKubeconfig {
   kubeconfig: string;
+  notBefore: Date;
   notAfter: Date;
 }
 
@@ -442,7 +449,7 @@ export async function buildAdminKubeconfig(opts: {
   pki: ClusterPki;
   validityDays?: number;
 }): Promise<AdminKubeconfig> {
-  const cert = await issueCertificate(opts.pki.ca, {
+  const cert = await issueLeaf(opts.pki, 'ca', {
     commonName: 'marina:admin',
     organizations: ['system:masters'],
     usage: 'client',
@@ -450,14 +457,14 @@ export async function buildAdminKubeconfig(opts: {
   });
   const kubeconfig = buildKubeconfig({
     server: opts.endpointUrl,
-    caPem: opts.pki.ca.certPem,
+    caPem: trustPem(opts.pki, 'ca'),
     userName: `${opts.clusterName}-admin`,
     clientCertPem: cert.certPem,
     clientKeyPem: cert.keyPem,
     clusterName: opts.clusterName,
     contextName: opts.clusterName,
   });
-  return { kubeconfig, notAfter: cert.notAfter };
+  return { kubeconfig, notBefore: cert.notBefore, notAfter: cert.notAfter };
 }
 
 function uniq(xs: string[]): string[] {

@@ -51,6 +51,8 @@ function parameters(op: Operation): string {
   if (op.spec.restore) return `, from snapshot ${op.spec.restore.snapshot}${op.spec.restore.allowOtherCluster ? ' (another cluster allowed)' : ''}`;
   if (op.spec.replaceMachine) return `, machine ${op.spec.replaceMachine.machine}`;
   if (op.spec.snapshot?.target) return `, to target ${op.spec.snapshot.target}`;
+  if (op.spec.upgrade) return `, to ${op.spec.upgrade.version}`;
+  if (op.spec.rotateCertificates?.ca) return ', certificate authorities included';
   return '';
 }
 

@@ -8,7 +8,7 @@
 import type { Cluster } from '../api/kinds.js';
 import type { EtcdApi } from '../etcd/client.js';
 import type { KubeObject, ObjectMeta, WatchEventType } from '../kube/client.js';
-import type { CertificateSigningRequest, Node, Pod } from '../kube/objects.js';
+import type { CertificateSigningRequest, Node, Pod, PodDisruptionBudget } from '../kube/objects.js';
 import type { AgentApi } from './agents.js';
 
 /** The parts of a coordination.k8s.io Lease a leader-election check reads. */
@@ -50,6 +50,10 @@ export interface KubeApi {
   listNodes(opts?: CallOptions): Promise<Node[]>;
   /** undefined when the Lease does not exist. */
   getLease(namespace: string, name: string, opts?: CallOptions): Promise<LeaseInfo | undefined>;
+  /** Every PodDisruptionBudget of the cluster (all namespaces). */
+  listPodDisruptionBudgets(opts?: CallOptions): Promise<PodDisruptionBudget[]>;
+  /** GET /version: the apiserver's gitVersion (what `kubectl version` reports as the server version). */
+  serverVersion(opts?: CallOptions): Promise<string>;
 
   // What admitting real kubelets takes besides objects of known kinds (ObjectApi): their
   // certificate requests, and whether the apiserver can verify them (src/controllers/node-admission.ts).

@@ -8,8 +8,8 @@ import type { Cluster } from '../api/kinds.js';
 import { APISERVER_PORT } from '../bootstrap/machine.js';
 import { EtcdClient, type EtcdApi } from '../etcd/client.js';
 import { isNotFound, KubeClient, KubeError, parseKubeconfig, resourcePath, Resources, type KubeObject, type ResourceType, type Watcher } from '../kube/client.js';
-import type { CertificateSigningRequest, Node, Pod } from '../kube/objects.js';
-import { issueCertificate } from '../pki/index.js';
+import type { CertificateSigningRequest, Node, Pod, PodDisruptionBudget } from '../kube/objects.js';
+import { issueLeaf, trustPem } from '../bootstrap/clusterPki.js';
 import type { ApiServerProbe, CallOptions, ClusterConnections, KubeApi, LeaseInfo, ObjectApi, Readiness } from './access.js';
 import { DiscoveredObjects } from './objects.js';
 import { httpAgent, type AgentApi } from './agents.js';
@@ -43,7 +43,8 @@ const RENEW_BEFORE_MS = 24 * 3600 * 1000;
 
 interface Entry {
   clusterUid: string;
-  etcd?: { caPem: string; notAfter: number; client: EtcdClient };
+  /** `issuer`: the signing CA and trust bundle the client was made for (a CA rotation changes them). */
+  etcd?: { issuer: string; notAfter: number; client: EtcdClient };
   kube?: { kubeconfig: string; client: KubeClient; api: KubeApi; objects: ObjectApi; nodes?: Watcher<Node> };
   /** Direct clients of each control-plane machine's apiserver, by address. */
   apiservers?: { kubeconfig: string; byAddress: Map<string, { client: KubeClient; probe: ApiServerProbe }> };
@@ -75,13 +76,17 @@ export class LiveConnections implements ClusterConnections {
     const pki = await this.opts.secrets.pki(cluster);
     if (!pki) return undefined;
     const e = this.entry(cluster);
-    if (!e.etcd || e.etcd.caPem !== pki.etcdCa.certPem || e.etcd.notAfter - Date.now() < RENEW_BEFORE_MS) {
+    const trust = trustPem(pki, 'etcdCa');
+    const issuer = `${pki.etcdCa.certPem}${trust}`;
+    if (!e.etcd || e.etcd.issuer !== issuer || e.etcd.notAfter - Date.now() < RENEW_BEFORE_MS) {
       e.etcd?.client.close();
-      const cert = await issueCertificate(pki.etcdCa, { commonName: 'marina-controller', usage: 'client', validityDays: ETCD_CLIENT_CERT_DAYS });
+      // During a CA rotation the certificate carries the new CA cross-signed by the old one, so
+      // members that still trust only the old CA accept it; the bundle verifies old and new members.
+      const cert = await issueLeaf(pki, 'etcdCa', { commonName: 'marina-controller', usage: 'client', validityDays: ETCD_CLIENT_CERT_DAYS });
       e.etcd = {
-        caPem: pki.etcdCa.certPem,
+        issuer,
         notAfter: cert.notAfter.getTime(),
-        client: new EtcdClient({ endpoints, ca: pki.etcdCa.certPem, cert: cert.certPem, key: cert.keyPem, timeoutMs: this.timeoutMs }),
+        client: new EtcdClient({ endpoints, ca: trust, cert: cert.certPem, key: cert.keyPem, timeoutMs: this.timeoutMs }),
       };
     }
     e.etcd.client.setEndpoints(endpoints);
@@ -233,6 +238,11 @@ export class LiveConnections implements ClusterConnections {
         return list.items;
       },
       listNodes: async (opts = {}) => (await client.listAll<Node>(Resources.nodes, opts)).items,
+      listPodDisruptionBudgets: async (opts = {}) => (await client.listAll<PodDisruptionBudget>(Resources.podDisruptionBudgets, opts)).items,
+      serverVersion: async (opts = {}) => {
+        const v = await client.request<{ gitVersion?: string }>({ method: 'GET', path: '/version', signal: opts.signal });
+        return v.gitVersion ?? '';
+      },
       getLease: async (namespace, name, opts = {}) => {
         const lease = await find<KubeObject & { spec?: LeaseInfo }>(Resources.leases, name, { ...opts, namespace });
         return lease && (lease.spec ?? {});

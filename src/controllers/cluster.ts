@@ -3,6 +3,10 @@
 // (and through them every Machine), then the endpoint, then the Secrets.
 //
 // Phases:  pki → endpoint → pools → adminKubeconfig → nodeBootstrap → health, then Ready sums them up.
+//
+// A new Kubernetes version and new certificates (a rotation's generation) reach the NodePools in
+// upgrade order (./upgrade-order.ts): etcd pools, then control planes once etcd rolled out, then
+// the workers once the control planes did; each pool then rolls its machines.
 // Conditions (each with reason and observedGeneration):
 //   PKIReady          the CA Secret exists and loads
 //   EndpointReady     the provider's load balancer exists (status.endpoint)
@@ -15,6 +19,7 @@
 import { getCondition, type ConditionInput } from '../api/conditions.js';
 import { jsonEqual } from '../api/json.js';
 import type { Cluster, ClusterStatus, Machine, NodePool, NodePoolSpec, NodePoolTemplate, Secret } from '../api/kinds.js';
+import { ANNOTATION_CERTIFICATES_GENERATION } from '../api/wellknown.js';
 import { hasRole, isStarted } from '../api/machines.js';
 import { API_VERSION, isDeleting, type ObjectKey } from '../api/meta.js';
 import {
@@ -27,13 +32,13 @@ import {
   SECRET_TYPE_KUBECONFIG,
   SECRET_TYPE_PKI,
 } from '../api/wellknown.js';
-import { caExpiries, generateClusterPki, pkiToSecretData, type ClusterPki } from '../bootstrap/clusterPki.js';
+import { caExpiries, generateClusterPki, pkiToSecretData, trustPem, type ClusterPki } from '../bootstrap/clusterPki.js';
 import { APISERVER_PORT, buildAdminKubeconfig } from '../bootstrap/machine.js';
 import { etcdMembership, startedEtcdMachines } from '../clusteraccess/etcd.js';
 import { quorumSummary } from '../etcd/membership.js';
 import { healthSummary } from '../health/evaluate.js';
 import { parseKubeconfig } from '../kube/client.js';
-import { certificateNotAfter } from '../pki/index.js';
+import { certificateInfo } from '../pki/index.js';
 import type { EndpointDescription, InfrastructureProvider } from '../providers/contract.js';
 import { TerminalError, type ReconcileContext, type Reconciler, type Result } from '../runtime/controller.js';
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
@@ -41,6 +46,8 @@ import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
 import { clusterMachines, clusterNodePools, typed } from '../store/typed.js';
 import { backoffPoll, clusterRef, errorMessage, isConflictOrExists, kubernetesVersionOf, nodePoolName, providerName, publishEvent, type Shared } from './common.js';
 import { clusterCreated, clusterDeleted } from '../events/platform.js';
+import { drainingMachines } from './pool-rollout.js';
+import { orderedFields, type OrderedFields } from './upgrade-order.js';
 import { ensureNodeBootstrap, hasRealKubelets } from './node-admission.js';
 
 /** Rotate the admin certificate when less than this much validity is left. */
@@ -81,7 +88,7 @@ export class ClusterReconciler implements Reconciler {
   /** What each admin kubeconfig Secret holds, parsed once per revision (reconciles run every 30 s per cluster). */
   private readonly adminCertificates = new ParsedPerRevision((kubeconfig: string) => {
     const conn = parseKubeconfig(kubeconfig);
-    return { server: conn.server, caPem: conn.ca?.toString('utf8'), at: conn.cert ? certificateNotAfter(conn.cert.toString('utf8')) : new Date(0) };
+    return { server: conn.server, caPem: conn.ca?.toString('utf8'), info: conn.cert ? certificateInfo(conn.cert.toString('utf8')) : undefined };
   });
 
   constructor(private readonly s: Shared) {
@@ -184,14 +191,16 @@ export class ClusterReconciler implements Reconciler {
    * kubelet registers through this very endpoint before the machine counts as Running.
    */
   private async endpointPhase(sc: ClusterScope): Promise<PhaseResult<Status>> {
-    const backends = sc.machines
-      .filter((m) => hasRole(m, 'controlplane') && !isDeleting(m) && isStarted(m) && m.status?.address)
-      .map((m) => `${m.status!.address}:${APISERVER_PORT}`)
-      .sort();
+    // A control plane a roll drains is on its way out: no new connections reach its apiserver.
+    const leaving = new Set(sc.pools.flatMap(drainingMachines));
+    const serving = sc.machines.filter((m) => hasRole(m, 'controlplane') && !isDeleting(m) && !leaving.has(m.metadata.name) && isStarted(m) && m.status?.address);
+    const backends = serving.map((m) => `${m.status!.address}:${APISERVER_PORT}`).sort();
     try {
       const endpoint = await sc.provider.ensureEndpoint(clusterRef(sc.obj), backends, { signal: sc.signal });
       sc.endpoint = endpoint;
       sc.status.endpoint = endpoint.url;
+      // Recorded once the endpoint has them: a roll stops an old apiserver only after it left this list.
+      sc.status.endpointBackends = serving.map((m) => m.metadata.name).sort();
       sc.set({
         type: ClusterCondition.EndpointReady,
         status: 'True',
@@ -217,15 +226,25 @@ export class ClusterReconciler implements Reconciler {
     }
     const summary: NonNullable<Status['pools']> = [];
     const waiting: string[] = [];
+    const order = orderedFields(
+      cluster.spec.nodePools.map((t) => ({ name: t.name, roles: t.roles, desired: { kubernetesVersion: sc.version, ...(sc.pki?.generation ? { certificates: sc.pki.generation } : {}) }, existing: byTemplate.get(t.name) })),
+    );
     for (const t of cluster.spec.nodePools) {
-      const pool = await this.applyPool(sc, t, byTemplate.get(t.name));
+      const pool = await this.applyPool(sc, t, byTemplate.get(t.name), order.fields.get(t.name)!);
       if (!pool) {
         waiting.push(`${t.name} (previous pool still terminating)`);
         summary.push({ name: t.name, replicas: t.replicas, readyReplicas: 0 });
         continue;
       }
       const ready = pool.status?.readyReplicas ?? 0;
-      summary.push({ name: t.name, replicas: t.replicas, readyReplicas: ready });
+      summary.push({
+        name: t.name,
+        replicas: t.replicas,
+        readyReplicas: ready,
+        updatedReplicas: pool.status?.updatedReplicas ?? 0,
+        availableReplicas: pool.status?.availableReplicas ?? 0,
+        kubernetesVersion: pool.spec.kubernetesVersion,
+      });
       // A scale-in is done when the removed machines are gone (drained, Node deleted), not when
       // they are merely marked for deletion: the pool's replica counts leave them out at once.
       const leaving = sc.machines.filter((m) => m.spec.pool === t.name && isDeleting(m)).length;
@@ -241,9 +260,9 @@ export class ClusterReconciler implements Reconciler {
   }
 
   /** Creates or updates the NodePool of template `t`; undefined while one of the same name still terminates. */
-  private async applyPool(sc: ClusterScope, t: NodePoolTemplate, existing: NodePool | undefined): Promise<NodePool | undefined> {
+  private async applyPool(sc: ClusterScope, t: NodePoolTemplate, existing: NodePool | undefined, ordered: OrderedFields): Promise<NodePool | undefined> {
     const cluster = sc.obj;
-    const spec = desiredPoolSpec(cluster, t, sc.version);
+    const spec = desiredPoolSpec(cluster, t, ordered);
     if (existing) return jsonEqual(existing.spec, spec) ? existing : this.clusterPools.update({ ...existing, spec });
     try {
       return await this.clusterPools.create({
@@ -263,38 +282,69 @@ export class ClusterReconciler implements Reconciler {
     }
   }
 
-  /** The admin kubeconfig (it names the endpoint) and the expiry of every certificate. */
+  /**
+   * The admin kubeconfig (it names the endpoint) and the expiry of every certificate: the CAs, the
+   * admin kubeconfig's, and the earliest-ending leaf of each pool's machines.
+   */
   private async adminKubeconfigPhase(sc: ClusterScope): Promise<PhaseResult<Status>> {
     const pki = sc.pki!;
     const previous = (sc.status.certificates ?? []).find((c) => c.name === 'admin');
-    const admin = sc.endpoint ? { name: 'admin', notAfter: (await this.ensureAdminKubeconfig(sc.obj, sc.endpoint, pki)).toISOString() } : previous;
-    sc.status.certificates = [...caExpiries(pki), ...(admin ? [admin] : [])];
+    const admin = sc.endpoint ? await this.ensureAdminKubeconfig(sc.obj, sc.endpoint, pki) : undefined;
+    const adminStatus = admin ? { name: 'admin', notAfter: admin.notAfter.toISOString(), notBefore: admin.notBefore.toISOString() } : previous;
+    const leaves = new Map<string, string>();
+    for (const m of sc.machines) {
+      const at = m.status?.certificatesNotAfter;
+      if (!at || isDeleting(m)) continue;
+      const key = `pool/${m.spec.pool}`;
+      if (!leaves.has(key) || at < leaves.get(key)!) leaves.set(key, at);
+    }
+    sc.status.certificates = [...caExpiries(pki), ...(adminStatus ? [adminStatus] : []), ...[...leaves].sort().map(([name, notAfter]) => ({ name, notAfter }))];
   }
 
-  /** Ensures the admin kubeconfig Secret is current; returns its certificate's notAfter. */
-  private async ensureAdminKubeconfig(cluster: Cluster, endpoint: EndpointDescription, pki: ClusterPki): Promise<Date> {
+  /**
+   * Ensures the admin kubeconfig Secret is current: it names the endpoint, trusts the CA bundle,
+   * was issued under the current certificate generation and is not near its end (a rotation
+   * re-issues it, so Marina's own client and `marina cluster kubeconfig` follow). Returns its
+   * certificate's validity.
+   */
+  private async ensureAdminKubeconfig(cluster: Cluster, endpoint: EndpointDescription, pki: ClusterPki): Promise<{ notBefore: Date; notAfter: Date }> {
     const project = cluster.metadata.project ?? '';
     const name = adminKubeconfigSecretName(cluster.metadata.name);
     const existing = await this.secretObjects.get(project, name);
     const current = existing?.spec.data.kubeconfig;
+    const generation = pki.generation ?? '';
     if (current) {
       const held = this.adminCertificates.of(existing, current);
-      if (held && held.server === endpoint.url && held.caPem === pki.ca.certPem && held.at.getTime() - Date.now() > ADMIN_CERT_RENEW_BEFORE_MS) return held.at;
+      const info = held?.info;
+      const fresh =
+        info !== undefined &&
+        held!.server === endpoint.url &&
+        held!.caPem === trustPem(pki, 'ca') &&
+        (existing.metadata.annotations?.[ANNOTATION_CERTIFICATES_GENERATION] ?? '') === generation &&
+        info.notAfter.getTime() - Date.now() > ADMIN_CERT_RENEW_BEFORE_MS;
+      if (fresh) return info;
     }
     const admin = await buildAdminKubeconfig({ clusterName: cluster.metadata.name, endpointUrl: endpoint.url, pki });
     const spec = { type: SECRET_TYPE_KUBECONFIG, data: { kubeconfig: admin.kubeconfig } };
+    const annotations = generation ? { [ANNOTATION_CERTIFICATES_GENERATION]: generation } : undefined;
     if (existing) {
-      await this.secretObjects.update({ ...existing, spec });
-      return admin.notAfter;
+      const { [ANNOTATION_CERTIFICATES_GENERATION]: _old, ...others } = existing.metadata.annotations ?? {};
+      await this.secretObjects.update({ ...existing, metadata: { ...existing.metadata, annotations: { ...others, ...annotations } }, spec });
+      return admin;
     }
     try {
-      const secret: Secret = { apiVersion: API_VERSION, kind: 'Secret', metadata: { name, project: cluster.metadata.project, labels: { [LABEL_CLUSTER]: cluster.metadata.name } }, spec };
+      const secret: Secret = {
+        apiVersion: API_VERSION,
+        kind: 'Secret',
+        metadata: { name, project: cluster.metadata.project, labels: { [LABEL_CLUSTER]: cluster.metadata.name }, ...(annotations ? { annotations } : {}) },
+        spec,
+      };
       await this.secretObjects.create(secret);
     } catch (err) {
       if (!isConflictOrExists(err)) throw err;
       throw new Error(`admin kubeconfig Secret ${name} appeared concurrently; retrying`);
     }
-    return admin.notAfter;
+    return admin;
   }
 
   /** Clusters with real kubelets: what lets them join (./node-admission.ts), as NodeBootstrapReady. */
@@ -413,18 +463,20 @@ class ParsedPerRevision<T> {
   }
 }
 
-function desiredPoolSpec(cluster: Cluster, t: NodePoolTemplate, version: string): NodePoolSpec {
+function desiredPoolSpec(cluster: Cluster, t: NodePoolTemplate, ordered: OrderedFields): NodePoolSpec {
   const spec: NodePoolSpec = {
     cluster: cluster.metadata.name,
     roles: [...t.roles],
     replicas: t.replicas,
-    kubernetesVersion: version,
+    kubernetesVersion: ordered.kubernetesVersion,
     provider: t.provider ?? providerName(cluster),
   };
+  if (ordered.certificates) spec.certificates = ordered.certificates;
   if (t.machine) spec.machine = t.machine;
   if (t.labels) spec.labels = t.labels;
   if (t.taints) spec.taints = t.taints;
   if (t.runtime) spec.runtime = t.runtime;
   if (t.healing) spec.healing = t.healing;
+  if (t.rollout) spec.rollout = t.rollout;
   return spec;
 }

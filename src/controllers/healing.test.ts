@@ -149,17 +149,6 @@ describe('planHealing', () => {
     assert.equal(plan.heldReason, 'HealingDisabled');
   });
 
-  it('replaces stale control planes after broken ones, one at a time', () => {
-    const ms = [machine('healthy'), machine('healthy'), machine('failed')];
-    const stale = new Map([[ms[0]!.metadata.name, 'knows 1 of 3 etcd members'], [ms[1]!.metadata.name, 'knows 1 of 3 etcd members']]);
-    const plan = planHealing(pool(3, ['controlplane']), ms, NOW, { stale });
-    assert.deepEqual(plan.victims.map((v) => v.reason), ['MachineFailed']);
-    assert.deepEqual(plan.heldBack.map((v) => v.reason), ['EtcdEndpointsStale', 'EtcdEndpointsStale']);
-    const next = planHealing(pool(3, ['controlplane']), [ms[0]!, ms[1]!, machine('healthy')], NOW, { stale });
-    assert.equal(next.victims.length, 1);
-    assert.equal(next.victims[0]!.reason, 'EtcdEndpointsStale');
-  });
-
   it('holds healing back while a scale-out is still booting machines', () => {
     const ms = [machine('healthy'), machine('failed'), machine({ bootingFor: 5 }), machine({ bootingFor: 5 }), machine({ bootingFor: 5 })];
     const plan = planHealing(pool(5, ['worker'], { maxInFlight: 2 }), ms, NOW);

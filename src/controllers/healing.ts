@@ -22,7 +22,7 @@ import type { HealthReport } from '../health/types.js';
 
 export interface Candidate {
   machine: Machine;
-  reason: 'MachineFailed' | 'Unhealthy' | 'StartupTimeout' | 'EtcdEndpointsStale';
+  reason: 'MachineFailed' | 'Unhealthy' | 'StartupTimeout';
   message: string;
   /** Since when it is bad (ms); failed machines sort first, then the longest bad. */
   sinceMs: number;
@@ -57,11 +57,6 @@ export function isHealthy(m: Machine): boolean {
 /** What the pool's reconcile knows besides its machines' conditions. */
 export interface HealingContext {
   /**
-   * Machines that work but must be replaced anyway (a control plane whose kube-apiserver knows too
-   * few live etcd members), with why; they go after the broken ones, under the same guard.
-   */
-  stale?: ReadonlyMap<string, string>;
-  /**
    * Machines the newest health pass found fine (agent answered, Node Ready). The pass sees the
    * whole cluster at one moment, while each machine's Healthy condition catches up at its own
    * reconcile: one still False for such a machine is out of date, and it is not replaced.
@@ -84,9 +79,11 @@ export function observed(report: HealthReport | undefined): Pick<HealingContext,
   return { fineNow, clusterUnreachable: agents.length >= 2 && agents.every((c) => c.reachable === false) };
 }
 
-/** `active`: the pool's machines that are not being deleted. */
+/**
+ * `active`: the pool's machines that are not being deleted. Machines that work but must be
+ * replaced anyway (out of date, a stale control plane) are the roll's business (./rollout.ts).
+ */
 export function planHealing(pool: NodePool, active: Machine[], nowMs: number, ctx: HealingContext = {}): HealingPlan {
-  const stale = ctx.stale ?? new Map<string, string>();
   const policy = resolveHealing(pool.spec.healing);
   const desired = pool.spec.replicas;
   const candidates: Candidate[] = [];
@@ -131,15 +128,10 @@ export function planHealing(pool: NodePool, active: Machine[], nowMs: number, ct
       } else later(due);
     }
   }
-  const rank = (c: Candidate) => (c.reason === 'MachineFailed' ? 0 : c.reason === 'EtcdEndpointsStale' ? 2 : 1);
-  for (const m of active) {
-    const why = stale.get(m.metadata.name);
-    if (why && !candidates.some((c) => c.machine === m)) candidates.push({ machine: m, reason: 'EtcdEndpointsStale', message: why, sinceMs: nowMs });
-  }
+  const rank = (c: Candidate) => (c.reason === 'MachineFailed' ? 0 : 1);
   candidates.sort((a, b) => rank(a) - rank(b) || a.sinceMs - b.sinceMs);
 
-  // A stale machine is healthy and a candidate: count it once, as a candidate.
-  const healthy = active.filter((m) => (isHealthy(m) || caughtUp.has(m)) && !stale.has(m.metadata.name)).length;
+  const healthy = active.filter((m) => isHealthy(m) || caughtUp.has(m)).length;
   const budget = maxInFlight(policy, desired, pool.spec.roles);
   const inFlight = Math.max(0, desired - healthy - candidates.length);
   const plan: HealingPlan = { policy, victims: [], heldBack: [], healthy, inFlight, budget };

@@ -209,7 +209,7 @@ export class MachineReconciler implements Reconciler {
   private async buildBootstrap(sc: MachineScope): Promise<PhaseResult<Status>> {
     if (sc.started) return;
     const { cluster, gate, obj: machine } = sc;
-    sc.bootstrap = await buildMachineBootstrap({
+    const { certificatesNotAfter, ...bootstrap } = await buildMachineBootstrap({
       cluster,
       machine,
       address: sc.status.address!,
@@ -218,6 +218,9 @@ export class MachineReconciler implements Reconciler {
       ...(gate!.etcd ? { etcd: gate!.etcd } : {}),
       kubernetesVersion: machine.spec.kubernetesVersion || kubernetesVersionOf(cluster, this.s.defaultKubernetesVersion),
     });
+    sc.bootstrap = bootstrap;
+    // The cluster's status shows each pool's earliest-ending leaf; the renewal rotates before it ends.
+    sc.status.certificatesNotAfter = certificatesNotAfter.toISOString();
     // kube-apiserver's etcd client never learns about members added later: remember whom it was
     // told about, so the control-plane pool can refresh it before they are all replaced.
     const etcdServers = etcdServersOf(sc.bootstrap);

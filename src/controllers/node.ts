@@ -6,6 +6,7 @@ import { jsonEqual } from '../api/json.js';
 import type { Cluster, Machine, Taint } from '../api/kinds.js';
 import { ANNOTATION_MANAGED_LABELS, ANNOTATION_MANAGED_TAINTS, ANNOTATION_MIRROR_POD, MachineCondition, NodeReadyReason } from '../api/wellknown.js';
 import { nodeLabels, nodeTaints } from '../bootstrap/machine.js';
+import type { KubeApi } from '../clusteraccess/access.js';
 import type { Node, Pod, Taint as NodeTaint } from '../kube/objects.js';
 import type { Scope } from '../runtime/phases.js';
 import { errorMessage, type Shared } from './common.js';
@@ -159,33 +160,55 @@ export async function drainNode(s: Shared, sc: Scope<Machine>, cluster: Cluster)
  * control-plane machine died) there is nothing to drain through (`apiGone`): waiting would only
  * delay the replacement that brings the API back.
  */
-async function evictAll(s: Shared, sc: Scope<Machine>, cluster: Cluster, nodeName: string): Promise<'apiGone' | { remaining: Pod[]; problem: string }> {
+async function evictAll(s: Shared, sc: Scope<Machine>, cluster: Cluster, nodeName: string): Promise<'apiGone' | EvictionPass> {
   const machine = sc.obj;
-  const opts = { signal: sc.signal };
   const dead = machine.status?.phase === 'Failed' || getCondition(machine.status?.conditions, MachineCondition.Healthy)?.status === 'False';
   try {
     const kube = await s.connections.kube(cluster);
     if (!kube) return { remaining: [], problem: 'the cluster has no admin kubeconfig' };
-    if (dead && !(await kube.readyz(opts)).ok) return 'apiGone';
-    const node = await kube.getNode(nodeName, opts);
-    if (!node) return { remaining: [], problem: '' };
-    if (!node.spec?.unschedulable) await kube.patchNode(nodeName, { spec: { unschedulable: true } }, opts);
-    let remaining = podsToEvict(await kube.podsOnNode(nodeName, opts));
-    if (dead) remaining = remaining.filter((p) => !p.metadata.deletionTimestamp);
-    const blocked: string[] = [];
-    const budgets = new Set<string>();
-    for (const p of remaining) {
-      if (p.metadata.deletionTimestamp) continue;
-      const r = await kube.evictPod(p.metadata.namespace, p.metadata.name, opts);
-      if (r === 'blocked' || typeof r === 'object') blocked.push(`${p.metadata.namespace}/${p.metadata.name}`);
-      if (typeof r === 'object') budgets.add(r.blockedBy);
-    }
-    // Evicted pods are gone once their kubelet confirms the deletion: the next pass tells.
-    const by = budgets.size > 0 ? ` (PodDisruptionBudget ${[...budgets].sort().join(', ')})` : '';
-    return { remaining, problem: blocked.length > 0 ? `PodDisruptionBudget blocks eviction of ${blocked.join(', ')}${by}` : '' };
+    return await cordonAndEvict(kube, nodeName, { dead, signal: sc.signal });
   } catch (err) {
     return { remaining: [], problem: errorMessage(err) };
   }
+}
+
+export interface EvictionPass {
+  /** Pods still on the Node (evicted ones stay until their kubelet confirms the deletion). */
+  remaining: Pod[];
+  /** What holds the drain up, e.g. the PodDisruptionBudget that refused an eviction (namespace/name). */
+  problem: string;
+}
+
+/**
+ * Cordons `nodeName` and asks the eviction API to evict each of its pods once (PodDisruptionBudgets
+ * decide). `dead`: the machine is known gone (see evictAll). Shared by a Machine's deletion and a
+ * pool's roll, which drains an old machine before it removes it.
+ */
+export async function cordonAndEvict(kube: KubeApi, nodeName: string, o: { dead: boolean; signal: AbortSignal }): Promise<'apiGone' | EvictionPass> {
+  const opts = { signal: o.signal };
+  if (o.dead && !(await kube.readyz(opts)).ok) return 'apiGone';
+  const node = await kube.getNode(nodeName, opts);
+  if (!node) return { remaining: [], problem: '' };
+  if (!node.spec?.unschedulable) await kube.patchNode(nodeName, { spec: { unschedulable: true } }, opts);
+  let remaining = podsToEvict(await kube.podsOnNode(nodeName, opts));
+  if (o.dead) remaining = remaining.filter((p) => !p.metadata.deletionTimestamp);
+  const blocked: string[] = [];
+  const budgets = new Set<string>();
+  for (const p of remaining) {
+    if (p.metadata.deletionTimestamp) continue;
+    const r = await kube.evictPod(p.metadata.namespace, p.metadata.name, opts);
+    if (r === 'blocked' || typeof r === 'object') blocked.push(`${p.metadata.namespace}/${p.metadata.name}`);
+    if (typeof r === 'object') budgets.add(r.blockedBy);
+  }
+  // Evicted pods are gone once their kubelet confirms the deletion: the next pass tells.
+  const by = budgets.size > 0 ? ` (PodDisruptionBudget ${[...budgets].sort().join(', ')})` : '';
+  return { remaining, problem: blocked.length > 0 ? `PodDisruptionBudget blocks eviction of ${blocked.join(', ')}${by}` : '' };
+}
+
+/** Makes `nodeName` schedulable again (a roll that stopped draining it); a Node that is gone is fine. */
+export async function uncordon(kube: KubeApi, nodeName: string, signal: AbortSignal): Promise<void> {
+  const node = await kube.getNode(nodeName, { signal });
+  if (node?.spec?.unschedulable) await kube.patchNode(nodeName, { spec: { unschedulable: false } }, { signal });
 }
 
 /** Deletes the machine's Node; gives up (recorded) after the drain timeout when the API is unreachable. True when done. */

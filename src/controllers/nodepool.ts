@@ -1,12 +1,17 @@
-// The NodePool controller keeps exactly `spec.replicas` Machines for a pool, replaces broken ones
-// and passes label / taint changes on to them.
+// The NodePool controller keeps exactly `spec.replicas` Machines for a pool, made of the pool's
+// current template, replaces broken ones and passes label / taint changes on to them.
 //
-// Phases: propagate → heal → surgeRequested → scale → summarise.
+// Phases: propagate → heal → roll → scale → summarise.
 //
-// A Machine annotated `marina.dev/replace-requested` (a ReplaceMachine operation) gets a successor
-// the same way healing surges one: a new machine annotated `marina.dev/replaces: <old>`, counted on
-// top of spec.replicas until the old one is gone (the operation deletes it once the successor is
-// healthy). While the cluster is out of service (`marina.dev/paused-by`, a restore) healing waits.
+// heal deletes broken machines (the scale phase creates their replacements); roll replaces the
+// machines that work but are out of date — their template changed (machine spec, runtime,
+// Kubernetes version, certificates), their kube-apiserver knows too few live etcd members, or a
+// ReplaceMachine operation asked for it — surge first, one successor per machine, annotated
+// `marina.dev/replaces: <old>` and counted on top of spec.replicas until the old one is gone
+// (./pool-rollout.ts, planned by ./rollout.ts). Both see the same machines in one reconcile, so
+// they agree on who replaces what: a machine healing removed has no successor made for it, a
+// successor is never made twice, the pool never goes above replicas + maxSurge. While the
+// cluster is out of service (`marina.dev/paused-by`, a restore) neither heals nor rolls.
 //
 // etcd pools change membership one member at a time: a new etcd Machine is created only when
 // every etcd Machine of the cluster (all pools) is Running (its member promoted to voter), no
@@ -15,33 +20,34 @@
 // other, but their addresses, certificates and starts are ready meanwhile, and the control
 // plane can be told about every one of them); a member is removed only when no
 // other is leaving and the remaining members still hold a healthy quorum (src/etcd/membership.ts
-// decides). Other pools scale in one step. Scale-in removes machines that are not ready first,
-// then the newest.
+// decides, through ./pool-etcd.ts). Other pools scale in one step. Scale-in removes out-of-date
+// machines first, then those that are not ready, then the newest.
 //
 // A pool whose provider creates no machines (`import`: users' servers join with a join token)
-// never scales out and never replaces a machine: healing raises ImportedMachineUnhealthy for a
-// person instead, and a replacement request waits for a person to remove the machine.
+// never scales out, never replaces and never rolls a machine: healing raises
+// ImportedMachineUnhealthy for a person instead, a replacement request waits for a person to
+// remove the machine, and upgrades and certificate rotations refuse such clusters in their preflight.
 import { getCondition, type ConditionInput } from '../api/conditions.js';
 import { jsonEqual } from '../api/json.js';
 import type { Cluster, Machine, NodePool, NodePoolSpec } from '../api/kinds.js';
-import { hasRole, isMachineReady, isStarted } from '../api/machines.js';
+import { hasRole, isMachineReady } from '../api/machines.js';
 import { API_VERSION, byAge, isDeleting, type ObjectKey } from '../api/meta.js';
-import { ANNOTATION_HOSTNAME, ANNOTATION_PAUSED_BY, ANNOTATION_REPLACE_REQUESTED, ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL, MachineCondition, NodePoolCondition } from '../api/wellknown.js';
+import { ANNOTATION_HOSTNAME, ANNOTATION_PAUSED_BY, ANNOTATION_REPLACES, FINALIZER_NODEPOOL, LABEL_CLUSTER, LABEL_NODEPOOL, LABEL_POOL, LABEL_TEMPLATE_HASH, MachineCondition, NodePoolCondition } from '../api/wellknown.js';
 import { RULES } from '../alerts/manager.js';
-import { etcdClientURL, etcdPeerURL } from '../bootstrap/machine.js';
-import { etcdMembership } from '../clusteraccess/etcd.js';
-import { failureReason, type EtcdMembership } from '../etcd/membership.js';
 import { createsMachines } from '../providers/contract.js';
 import type { ReconcileContext, Reconciler, Result } from '../runtime/controller.js';
 import { runPhases, scopeFor, type Phase, type PhaseResult, type Scope } from '../runtime/phases.js';
 import { reconcileObject, type Outcome } from '../runtime/reconcile.js';
-import { clusterMachines, typed } from '../store/typed.js';
-import { backoffPoll, errorMessage, machineName, publishEvent, type Shared } from './common.js';
+import { typed } from '../store/typed.js';
+import { backoffPoll, machineName, publishEvent, type Shared } from './common.js';
 import { machineReplaced } from '../events/platform.js';
 import { isHealthy, observed, planHealing, type Candidate, type HealingPlan } from './healing.js';
+import { etcdScaleIn, etcdScaleOut, type Decision } from './pool-etcd.js';
+import { machineHash, PoolRoller } from './pool-rollout.js';
+import type { RolloutPlan } from './rollout.js';
+import { templateHash } from './template.js';
 
 type Status = NonNullable<NodePool['status']>;
-type Decision = { ok: true } | { ok: false; reason: string; message: string };
 
 interface PoolScope extends Scope<NodePool> {
   /** undefined: the cluster is gone. */
@@ -52,6 +58,8 @@ interface PoolScope extends Scope<NodePool> {
   active: Machine[];
   /** What healing did (set by the heal phase while the cluster lives). */
   healing?: HealingPlan;
+  /** What the roll did (set by the roll phase while the cluster lives). */
+  rollout?: RolloutPlan;
   /** Surge machines standing in for one still running: counted on top of spec.replicas (set by scale). */
   surging: number;
   /** Set by the scale phase. */
@@ -68,9 +76,11 @@ function poolRole(pool: NodePool): string {
   return hasRole(pool, 'etcd') ? 'etcd' : hasRole(pool, 'controlplane') ? 'controlplane' : 'worker';
 }
 
-/** Scale-in order: machines that are not ready go first, then the newest. */
-export function scaleInOrder(machines: Machine[]): Machine[] {
+/** Scale-in order: machines of an old template go first (`hash`, when given), then those that are not ready, then the newest. */
+export function scaleInOrder(machines: Machine[], hash?: string): Machine[] {
+  const outdated = (m: Machine) => (hash !== undefined && machineHash(m) !== hash ? 0 : 1);
   return [...machines].sort((a, b) => {
+    if (outdated(a) !== outdated(b)) return outdated(a) - outdated(b);
     const ra = isMachineReady(a) ? 1 : 0;
     const rb = isMachineReady(b) ? 1 : 0;
     if (ra !== rb) return ra - rb;
@@ -92,10 +102,11 @@ const named = (ms: readonly { metadata: { name: string } }[]) => new Set(ms.map(
 export class NodePoolReconciler implements Reconciler {
   private readonly clusters;
   private readonly machineObjects;
+  private readonly roller: PoolRoller;
   private readonly phases: readonly Phase<PoolScope, Status>[] = [
     { name: 'propagate', run: (sc) => this.propagate(sc) },
     { name: 'heal', run: (sc) => this.heal(sc) },
-    { name: 'surgeRequested', run: (sc) => this.surgeRequested(sc) },
+    { name: 'roll', run: (sc) => this.roll(sc) },
     { name: 'scale', run: (sc) => this.scale(sc) },
     { name: 'summarise', run: (sc) => this.summarise(sc) },
   ];
@@ -103,6 +114,7 @@ export class NodePoolReconciler implements Reconciler {
   constructor(private readonly s: Shared) {
     this.clusters = typed(s.store, 'Cluster');
     this.machineObjects = typed(s.store, 'Machine');
+    this.roller = new PoolRoller(s, (sc, annotations) => this.createMachine(sc as PoolScope, annotations));
   }
 
   reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
@@ -126,14 +138,21 @@ export class NodePoolReconciler implements Reconciler {
     return run.ended ?? { status: sc.status };
   }
 
-  /** Passes the pool's labels and taints on to its machines (their controller syncs the Nodes). */
+  /**
+   * Passes the pool's labels and taints on to its machines (their controller syncs the Nodes), and
+   * labels each machine with the hash of what it is made of (machines made before the label existed).
+   */
   private async propagate(sc: PoolScope): Promise<PhaseResult<Status>> {
     const want = propagated(sc.obj.spec);
-    for (const m of sc.active) {
-      if (jsonEqual({ labels: m.spec.labels, taints: m.spec.taints }, { labels: want.labels, taints: want.taints })) continue;
-      const { labels: _l, taints: _t, ...rest } = m.spec;
-      await this.machineObjects.update({ ...m, spec: { ...rest, ...want } });
-    }
+    sc.active = await Promise.all(
+      sc.active.map(async (m) => {
+        const hash = machineHash(m);
+        const specInSync = jsonEqual({ labels: m.spec.labels, taints: m.spec.taints }, { labels: want.labels, taints: want.taints });
+        if (specInSync && m.metadata.labels?.[LABEL_TEMPLATE_HASH] === hash) return m;
+        const { labels: _l, taints: _t, ...rest } = m.spec;
+        return this.machineObjects.update({ ...m, metadata: { ...m.metadata, labels: { ...m.metadata.labels, [LABEL_TEMPLATE_HASH]: hash } }, spec: { ...rest, ...want } });
+      }),
+    );
   }
 
   // ------------------------------------------------------------------------------------------
@@ -152,10 +171,9 @@ export class NodePoolReconciler implements Reconciler {
     if (cluster.metadata.annotations?.[ANNOTATION_PAUSED_BY]) return;
     const pool = sc.obj;
     if (!this.createsMachines(pool)) return this.alertUnhealthyImports(sc, cluster);
-    const stale = hasRole(pool, 'controlplane') && !hasRole(pool, 'etcd') ? await this.staleControlPlanes(cluster, sc.active) : undefined;
+    // Stale control planes are the roll's business (pool-rollout.ts); healing replaces what is broken.
     const report = this.s.health?.get(cluster.metadata.project ?? '', cluster.metadata.name);
-    const plan = planHealing(pool, sc.active, Date.now(), { ...(stale ? { stale } : {}), ...observed(report) });
-    const admitted = await this.admitEtcdVictims(cluster, sc.obj, plan);
+    const admitted = await this.admitEtcdVictims(cluster, sc.obj, planHealing(pool, sc.active, Date.now(), observed(report)));
     const replaced = await this.replace(sc, admitted.victims);
     await this.reportHealing(sc, cluster, admitted);
     sc.healing = { ...admitted, victims: replaced };
@@ -169,7 +187,7 @@ export class NodePoolReconciler implements Reconciler {
     const victims: Candidate[] = [];
     const refused: { candidate: Candidate; decision: Extract<Decision, { ok: false }> }[] = [];
     for (const v of plan.victims) {
-      const decision = await this.etcdScaleIn(cluster, v.machine);
+      const decision = await etcdScaleIn(this.s, cluster, v.machine);
       if (decision.ok) victims.push(v);
       else refused.push({ candidate: v, decision });
     }
@@ -184,54 +202,32 @@ export class NodePoolReconciler implements Reconciler {
     };
   }
 
-  /**
-   * Deletes the victims and records them in status.remediations; returns the ones deleted. A
-   * machine that works (its apiserver only knows too few etcd members) is surged instead: its
-   * replacement comes up first, then it goes, so a cluster with a single control plane keeps its API.
-   */
+  /** Deletes the victims and records them in status.remediations; returns the ones deleted. */
   private async replace(sc: PoolScope, victims: readonly Candidate[]): Promise<Candidate[]> {
     const pool = sc.obj;
     const project = pool.metadata.project ?? '';
     const now = new Date().toISOString();
-    const deleted: Candidate[] = [];
     for (const v of victims) {
       const name = v.machine.metadata.name;
-      if (v.reason === 'EtcdEndpointsStale') {
-        const surge = sc.active.find((m) => m.metadata.annotations?.[ANNOTATION_REPLACES] === name);
-        if (!surge) {
-          sc.log.warn({ machine: name, message: v.message }, 'auto-healing: surging a replacement');
-          await this.createMachine(sc, { [ANNOTATION_REPLACES]: name });
-          continue;
-        }
-        if (!isHealthy(surge)) continue;
-      }
       sc.log.warn({ machine: name, reason: v.reason, message: v.message }, 'auto-healing: replacing machine');
       await this.machineObjects.deleteIfExists(project, name);
       const remediation = { machine: name, reason: v.reason, message: v.message.slice(0, 1024), at: now };
       sc.status.remediations = [...(sc.status.remediations ?? []), remediation].slice(-50);
       this.s.metrics?.remediations.inc({ reason: v.reason, role: poolRole(pool) });
       publishEvent(this.s, sc.log, machineReplaced(pool, v.machine, remediation));
-      deleted.push(v);
     }
-    return deleted;
+    return [...victims];
   }
 
-  /**
-   * Successors for machines an operator asked to replace (ReplaceMachine): one at a time per pool,
-   * surged like healing's, so the pool never runs with fewer machines than it should.
-   */
-  private async surgeRequested(sc: PoolScope): Promise<PhaseResult<Status>> {
-    if (!liveCluster(sc) || !this.createsMachines(sc.obj)) return;
-    const names = named(sc.active);
-    const inFlight = sc.active.some((m) => names.has(m.metadata.annotations?.[ANNOTATION_REPLACES] ?? ''));
-    const requested = sc.active.filter((m) => m.metadata.annotations?.[ANNOTATION_REPLACE_REQUESTED]);
-    for (const old of requested) {
-      if (sc.active.some((m) => m.metadata.annotations?.[ANNOTATION_REPLACES] === old.metadata.name)) continue;
-      if (inFlight) return;
-      sc.log.info({ machine: old.metadata.name, operation: old.metadata.annotations?.[ANNOTATION_REPLACE_REQUESTED] }, 'replacement requested: surging a successor');
-      sc.active.push(await this.createMachine(sc, { [ANNOTATION_REPLACES]: old.metadata.name }));
-      return;
-    }
+  // ------------------------------------------------------------------------------------------
+  // roll
+
+  private async roll(sc: PoolScope): Promise<PhaseResult<Status>> {
+    const cluster = liveCluster(sc);
+    if (!cluster) return;
+    // Users' servers are never replaced, so never rolled (the operations refuse such clusters).
+    if (!this.createsMachines(sc.obj)) return;
+    sc.rollout = await this.roller.roll(sc, cluster);
   }
 
   /** Whether the pool's provider creates machines (imported servers join by themselves). */
@@ -292,32 +288,6 @@ export class NodePoolReconciler implements Reconciler {
     await this.s.alerts?.sync({ project: pool.metadata.project ?? '', cluster: cluster.metadata.name, source: `healing.${pool.metadata.name}` }, held.length > 0 ? [alert] : []);
   }
 
-  /**
-   * Control-plane machines whose kube-apiserver knows fewer than two live etcd members (it was
-   * started before the others joined, and its etcd client never learns about new members): after
-   * one more etcd replacement it would know none. Replacing such a machine (one at a time, under
-   * the guard) starts an apiserver with the current member list. Only while every etcd member is
-   * up and voting: a membership change in progress settles first.
-   */
-  private async staleControlPlanes(cluster: Cluster, active: Machine[]): Promise<Map<string, string>> {
-    const stale = new Map<string, string>();
-    const known = active.filter((m) => m.status?.phase === 'Running' && m.status.etcdServers);
-    if (known.length === 0) return stale;
-    const etcdMachines = await this.etcdMachines(cluster);
-    const addresses = etcdMachines.map((m) => (!isDeleting(m) && m.status?.phase === 'Running' ? m.status.address : undefined));
-    if (addresses.some((a) => a === undefined)) return stale;
-    // A Running etcd machine is a voting member (its Machine turns Running only once promoted), so
-    // the store tells the current members without asking etcd on every reconcile of the pool.
-    const live = new Set(addresses.map((a) => etcdClientURL(a!)));
-    const want = Math.min(2, live.size);
-    for (const m of known) {
-      const servers = m.status?.etcdServers ?? [];
-      const reachable = servers.filter((u) => live.has(u));
-      if (reachable.length < want) stale.set(m.metadata.name, `kube-apiserver knows ${reachable.length} of the ${live.size} current etcd members (${servers.join(', ')})`);
-    }
-    return stale;
-  }
-
   // ------------------------------------------------------------------------------------------
   // scale
 
@@ -349,7 +319,7 @@ export class NodePoolReconciler implements Reconciler {
       };
     }
     const etcd = hasRole(sc.obj, 'etcd');
-    const decision = etcd ? await this.etcdScaleOut(cluster) : ({ ok: true, all: true } as const);
+    const decision = etcd ? await etcdScaleOut(this.s, cluster) : ({ ok: true, all: true } as const);
     if (!decision.ok) return { type: NodePoolCondition.Scaled, status: 'False', reason: decision.reason, message: decision.message };
     const count = decision.all ? desired - sc.active.length : 1;
     for (let i = 0; i < count; i++) sc.active.push(await this.createMachine(sc));
@@ -357,11 +327,11 @@ export class NodePoolReconciler implements Reconciler {
   }
 
   private async scaleIn(sc: PoolScope, cluster: Cluster, desired: number): Promise<ConditionInput> {
-    const order = scaleInOrder(sc.active);
+    const order = scaleInOrder(sc.active, templateHash(sc.obj.spec));
     let victims = order.slice(0, sc.active.length - desired);
     let decision: Decision = { ok: true };
     if (hasRole(sc.obj, 'etcd')) {
-      decision = await this.etcdScaleIn(cluster, order[0]!);
+      decision = await etcdScaleIn(this.s, cluster, order[0]!);
       victims = decision.ok ? [order[0]!] : [];
     }
     for (const v of victims) await this.machineObjects.deleteIfExists(sc.obj.metadata.project ?? '', v.metadata.name);
@@ -383,6 +353,7 @@ export class NodePoolReconciler implements Reconciler {
       kubernetesVersion: pool.spec.kubernetesVersion,
       ...(pool.spec.machine ? { machine: pool.spec.machine } : {}),
       ...(pool.spec.runtime ? { runtime: pool.spec.runtime } : {}),
+      ...(pool.spec.certificates ? { certificates: pool.spec.certificates } : {}),
       ...(pool.spec.healing?.drainTimeoutSeconds !== undefined ? { drainTimeoutSeconds: pool.spec.healing.drainTimeoutSeconds } : {}),
       ...propagated(pool.spec),
     };
@@ -394,55 +365,12 @@ export class NodePoolReconciler implements Reconciler {
       metadata: {
         name,
         project: pool.metadata.project,
-        labels: { [LABEL_CLUSTER]: pool.spec.cluster, [LABEL_POOL]: template, [LABEL_NODEPOOL]: pool.metadata.name },
+        labels: { [LABEL_CLUSTER]: pool.spec.cluster, [LABEL_POOL]: template, [LABEL_NODEPOOL]: pool.metadata.name, [LABEL_TEMPLATE_HASH]: templateHash(spec) },
         ...(annotations ? { annotations } : {}),
       },
       spec,
       status: { phase: 'Pending' },
     });
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // etcd pools
-
-  private async etcdMachines(cluster: Cluster): Promise<Machine[]> {
-    return (await clusterMachines(this.s.store, cluster.metadata.project ?? '', cluster.metadata.name)).filter((m) => hasRole(m, 'etcd'));
-  }
-
-  /** May one more etcd member be created now (`all`: every missing one, for a cluster whose etcd never started)? */
-  private async etcdScaleOut(cluster: Cluster): Promise<Decision & { all?: boolean }> {
-    const etcdMachines = await this.etcdMachines(cluster);
-    // A new cluster: nothing started, so nothing to keep safe yet; the gates order the joins.
-    if (etcdMachines.every((m) => !isStarted(m) && !isDeleting(m))) return { ok: true, all: true };
-    const leaving = etcdMachines.find(isDeleting);
-    if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
-    const pending = etcdMachines.find((m) => m.status?.phase !== 'Running');
-    if (pending) {
-      return { ok: false, reason: 'WaitingForEtcdMember', message: `waiting for etcd machine ${pending.metadata.name} to be Running (${pending.status?.phase ?? 'Pending'})` };
-    }
-    return this.etcdDecision(cluster, etcdMachines, (m) => m.mayGrow());
-  }
-
-  /** May `victim` (an etcd machine) be removed now? */
-  private async etcdScaleIn(cluster: Cluster, victim: Machine): Promise<Decision> {
-    const etcdMachines = await this.etcdMachines(cluster);
-    const leaving = etcdMachines.find((m) => isDeleting(m) && m.metadata.name !== victim.metadata.name);
-    if (leaving) return { ok: false, reason: 'EtcdMemberLeaving', message: `waiting for etcd machine ${leaving.metadata.name} to leave` };
-    // A member that never started holds no data: removing it cannot hurt.
-    const address = victim.status?.address;
-    if (!isStarted(victim) || !address) return { ok: true };
-    return this.etcdDecision(cluster, etcdMachines, (m) => m.mayRemove(etcdPeerURL(address)));
-  }
-
-  /** Asks the cluster's etcd (through its started members) for a membership decision. */
-  private async etcdDecision(cluster: Cluster, etcdMachines: Machine[], decide: (m: EtcdMembership) => Promise<Decision>): Promise<Decision> {
-    try {
-      const membership = await etcdMembership(this.s.connections, cluster, etcdMachines);
-      if (!membership) return { ok: false, reason: 'WaitingForPKI', message: 'the cluster has no PKI yet' };
-      return await decide(membership);
-    } catch (err) {
-      return { ok: false, reason: failureReason(err), message: errorMessage(err) };
-    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -466,6 +394,10 @@ export class NodePoolReconciler implements Reconciler {
         : { type: NodePoolCondition.Ready, status: 'False', reason: 'MachinesNotReady', message: `${ready.length}/${desired} machines ready${waiting ? `; waiting for ${waiting}` : ''}`.slice(0, 32768) },
     );
     status.healthyReplicas = active.filter(isHealthy).length;
+    if (sc.rollout) {
+      status.updatedReplicas = Math.min(sc.rollout.updated, pool.spec.replicas);
+      status.availableReplicas = Math.min(sc.rollout.available, pool.spec.replicas);
+    }
     const unhealthy = active.flatMap((m) => {
       const h = getCondition(m.status?.conditions, MachineCondition.Healthy);
       return h?.status === 'False' ? [`${m.metadata.name}: ${h.reason}`] : [];
@@ -480,16 +412,17 @@ export class NodePoolReconciler implements Reconciler {
   }
 
   /**
-   * Soon while converging (less often the longer it takes: its machines' changes wake it anyway)
-   * or holding back healing; when the next machine crosses a healing timeout; else never.
+   * Soon while converging (less often the longer it takes: its machines' changes wake it anyway),
+   * rolling or holding back healing; when the next machine crosses a healing timeout; else never.
    */
   private nextLook(sc: PoolScope, settled: boolean): number | undefined {
     const poll = this.s.timing.poolPollMs;
     const since = getCondition(sc.status.conditions, NodePoolCondition.Ready)?.lastTransitionTime;
+    const rolling = (sc.rollout?.candidates.length ?? 0) > 0 || (sc.status.rollout?.draining?.length ?? 0) > 0;
     // Waiting for etcd to allow a membership change is waiting for the world: poll (backing off).
     // Waiting for its machines to come up is not: their changes wake the pool; a slow safety poll.
     const waitsForEtcd = sc.scaled?.status === 'False' && sc.scaled.reason !== 'ScalingOut' && sc.scaled.reason !== 'ScalingIn';
-    let after = settled ? undefined : waitsForEtcd ? backoffPoll(since, poll, 5 * poll) : 15 * poll;
+    let after = settled && !rolling ? undefined : rolling ? poll : waitsForEtcd ? backoffPoll(since, poll, 5 * poll) : 15 * poll;
     const healing = sc.healing;
     if (healing?.nextCheckAtMs !== undefined) after = Math.min(after ?? Infinity, Math.max(50, healing.nextCheckAtMs - Date.now()));
     if (healing && healing.heldBack.length > 0) after = Math.min(after ?? poll, poll);
@@ -512,7 +445,7 @@ export class NodePoolReconciler implements Reconciler {
     if (hasRole(pool, 'etcd') && cluster && !isDeleting(cluster)) {
       // Removing an etcd pool from a live cluster: one member at a time.
       const victim = scaleInOrder(active)[0];
-      if (victim && active.length === machines.length && (await this.etcdScaleIn(cluster, victim)).ok) await this.machineObjects.deleteIfExists(project, victim.metadata.name);
+      if (victim && active.length === machines.length && (await etcdScaleIn(this.s, cluster, victim)).ok) await this.machineObjects.deleteIfExists(project, victim.metadata.name);
     } else {
       for (const m of active) await this.machineObjects.deleteIfExists(project, m.metadata.name);
     }

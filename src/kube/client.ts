@@ -428,6 +428,8 @@ interface RawResponse {
 
 /** Waits `ms`, or less when `signal` aborts (then it resolves: the caller checks whether it stopped). */
 const pause = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, undefined, { signal }).catch(() => undefined);
+/** A watch stream open at least this long was a healthy one, events or not. */
+const HEALTHY_STREAM_MS = 5_000;
 
 function errorFromResponse(status: number, headers: http.IncomingHttpHeaders, body: Buffer): KubeError {
   const retryAfterHeader = Number(headers['retry-after']);
@@ -826,10 +828,13 @@ class ListWatch<T extends KubeObject> implements Watcher<T> {
       try {
         if (this.resourceVersion === undefined) await this.relist();
         if (this.stopped) break;
+        const opened = Date.now();
         const progressed = await this.streamOnce();
-        // A stream that ended cleanly after delivering something resumes at once; one that ended
-        // without anything (a flapping server) backs off like an error.
-        if (progressed) {
+        // A stream that ended cleanly after delivering something, or after staying open a while (a
+        // quiet watch whose apiserver went away), resumes at once; one that ended at once without
+        // anything (a flapping server) backs off like an error. Backing off after quiet streams
+        // too let a node's pod watch fall 30 s behind after a few control-plane restarts.
+        if (progressed || Date.now() - opened >= HEALTHY_STREAM_MS) {
           delay = initial;
           continue;
         }

@@ -102,6 +102,13 @@ export interface Pod extends KubeObject {
   status?: PodStatus;
 }
 
+/** policy/v1 PodDisruptionBudget: what an upgrade's preflight reads to list the budgets that will block drains. */
+export interface PodDisruptionBudget extends KubeObject {
+  metadata: NamedMeta & { namespace: string };
+  spec?: { minAvailable?: number | string; maxUnavailable?: number | string; selector?: { matchLabels?: Record<string, string> } };
+  status?: { currentHealthy?: number; desiredHealthy?: number; disruptionsAllowed?: number; expectedPods?: number };
+}
+
 /** A certificates.k8s.io/v1 CertificateSigningRequest (kubelet client and serving certificates). */
 export interface CertificateSigningRequest extends KubeObject {
   metadata: NamedMeta;

@@ -133,9 +133,13 @@ export class TcpBalancer {
         upstream.destroy();
         attempt();
       });
-      upstream.on('close', () => {
+      upstream.on('close', (hadError) => {
         this.sockets.delete(upstream);
-        client.destroy();
+        // A backend that closed cleanly (after its response: clients without keep-alive ask it to)
+        // may still have bytes in the client's write buffer: end() sends them first, destroy()
+        // would drop them — and the client would see a reset instead of its response.
+        if (hadError) client.destroy();
+        else client.end();
       });
       client.on('close', () => upstream.destroy());
     };

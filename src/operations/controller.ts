@@ -153,8 +153,9 @@ export class OperationReconciler implements Reconciler {
         await this.write(op, next, ctx);
         return { requeueAfterMs: outcome.afterMs ?? pollMs };
       }
-      const finished: OperationStep = { ...step, record, state: 'Succeeded', finishedAt: now(), ...(outcome.message ? { message: outcome.message.slice(0, 4096) } : {}) };
-      const next = withStep(op.status!, i, finished, outcome.message ?? `${step.name} done`);
+      const message = 'skip' in outcome ? outcome.skip : outcome.message;
+      const finished: OperationStep = { ...step, record, state: 'skip' in outcome ? 'Skipped' : 'Succeeded', finishedAt: now(), ...(message ? { message: message.slice(0, 4096) } : {}) };
+      const next = withStep(op.status!, i, finished, message ?? `${step.name} done`);
       if (Object.keys(result).length > 0) next.result = result;
       op = await this.write(op, next, ctx);
     }

@@ -3,7 +3,7 @@
 // `record`, so that running it again after a crash of Marina at any point finds its own work and
 // carries on instead of doing it twice. The reconciler (./controller.ts) persists every step's
 // state before and after it runs; a new type (Upgrade, RotateCertificates, a rolling update) is a
-// new OperationDefinition registered in ./types.ts.
+// new OperationDefinition registered in ./index.ts.
 import type { Logger } from 'pino';
 import type { Cluster } from '../api/kinds.js';
 import type { Operation, OperationType } from '../api/operations.js';
@@ -50,11 +50,12 @@ export interface StepScope {
 }
 
 /**
- * A step's outcome: done (go on with the next step), wait (look again; `message` says for what),
- * or fail (terminal: the operation ends Failed with this message). A step that throws is retried
- * on the next look, until its timeout.
+ * A step's outcome: done (go on with the next step), skip (nothing to do for this operation, e.g.
+ * the second phase of a rotation that has none; recorded Skipped), wait (look again; `message`
+ * says for what), or fail (terminal: the operation ends Failed with this message). A step that
+ * throws is retried on the next look, until its timeout.
  */
-export type StepOutcome = { done: true; message?: string } | { wait: true; message: string; afterMs?: number } | { fail: string };
+export type StepOutcome = { done: true; message?: string } | { skip: string } | { wait: true; message: string; afterMs?: number } | { fail: string };
 
 export interface StepDefinition {
   readonly name: string;
@@ -77,5 +78,6 @@ export interface OperationDefinition {
 }
 
 export const done = (message?: string): StepOutcome => ({ done: true, ...(message ? { message } : {}) });
+export const skip = (message: string): StepOutcome => ({ skip: message });
 export const wait = (message: string, afterMs?: number): StepOutcome => ({ wait: true, message, ...(afterMs !== undefined ? { afterMs } : {}) });
 export const fail = (message: string): StepOutcome => ({ fail: message });

@@ -1,6 +1,7 @@
 // Day-2 operations: the Operation controller with every operation type, the backup schedule (one
-// per cluster, with retention and the backup alerts) and the Snapshot finalizer, as one
-// ControllerManager the server's control loops start beside the cluster controllers.
+// per cluster, with retention and the backup alerts), the automatic certificate renewal and the
+// Snapshot finalizer, as one ControllerManager the server's control loops start beside the
+// cluster controllers.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { clusterKey } from '../controllers/common.js';
@@ -11,13 +12,16 @@ import { OperationReconciler } from './controller.js';
 import type { OperationDefinition, OperationDeps } from './framework.js';
 import { replaceMachineOperation } from './replace-machine.js';
 import { restoreOperation } from './restore.js';
+import { rotateCertificatesOperation } from './rotate-certificates.js';
+import { upgradeOperation } from './upgrade.js';
+import { CertificateRenewal } from './renewal.js';
 import { BackupScheduler } from './schedule.js';
 import { snapshotOperation } from './snapshot.js';
 import { SnapshotReconciler } from './snapshots.js';
 
-/** Every operation type Marina runs; issue 12's Upgrade and RotateCertificates register here. */
+/** Every operation type Marina runs. */
 export const OPERATION_DEFINITIONS: ReadonlyMap<string, OperationDefinition> = new Map(
-  [snapshotOperation, restoreOperation, replaceMachineOperation].map((d) => [d.type, d]),
+  [snapshotOperation, restoreOperation, replaceMachineOperation, upgradeOperation, rotateCertificatesOperation].map((d) => [d.type, d]),
 );
 
 export interface OperationControllerOptions {
@@ -55,7 +59,16 @@ export async function startOperationControllers(o: OperationControllerOptions): 
     ],
   });
   const snapshots = new Controller({ ...common, name: 'snapshot', kind: 'Snapshot', reconciler: new SnapshotReconciler(o.deps), workers: 2 });
-  const manager = new ControllerManager([operations, schedule, snapshots]);
+  const renewal = new Controller({
+    ...common,
+    name: 'certificate-renewal',
+    kind: 'Cluster',
+    reconciler: new CertificateRenewal(o.deps.store),
+    workers: 1,
+    // A finished operation frees the cluster for a renewal that waited.
+    watches: [{ kind: 'Operation', mapTo: (op) => [clusterKey(op.metadata.project ?? '', op.spec.cluster)] }],
+  });
+  const manager = new ControllerManager([operations, schedule, snapshots, renewal]);
   await manager.start();
   return manager;
 }

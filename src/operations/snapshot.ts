@@ -1,4 +1,5 @@
-// The Snapshot operation: take → store → verify.
+// The Snapshot operation: take → store → verify. Other types take a snapshot with the same steps
+// under their own names (an Upgrade's automatic snapshot): snapshotSteps().
 //   take    a snapshot of one healthy, voting etcd member, streamed through Marina's etcd client
 //           (the v3 gateway's /v3/maintenance/snapshot) into a work file and checked against
 //           etcd's own checksum; `etcdutl snapshot status` must read it. The Snapshot object is
@@ -17,7 +18,16 @@ import { etcdClientURL } from '../bootstrap/machine.js';
 import { startedEtcdMachines } from '../clusteraccess/etcd.js';
 import { clusterMachines } from '../store/typed.js';
 import { clusterVersion, etcdutlStatus, removeWorkDir, snapshotAad, snapshotKey, snapshotObjects, withTarget, workDir } from './backup.js';
-import { done, fail, wait, type OperationDefinition, type StepScope } from './framework.js';
+import { done, fail, wait, type OperationDefinition, type StepDefinition, type StepScope } from './framework.js';
+
+/** The names the three snapshot steps have in an operation type (their records are found by them). */
+export interface SnapshotStepNames {
+  take: string;
+  store: string;
+  verify: string;
+}
+
+const SNAPSHOT_STEPS: SnapshotStepNames = { take: 'take', store: 'store', verify: 'verify' };
 
 /** `<cluster>-<yyyymmdd-hhmmss>-<4 of the operation's uid>`: sortable, unique, a DNS label. */
 export function snapshotName(cluster: string, at: Date, uid: string): string {
@@ -88,8 +98,8 @@ async function ensureSnapshotObject(sc: StepScope, cluster: Cluster, name: strin
   });
 }
 
-async function store(sc: StepScope) {
-  const taken = sc.records.take!;
+async function store(sc: StepScope, names: SnapshotStepNames) {
+  const taken = sc.records[names.take]!;
   const file = String(taken.file);
   if (!existsSync(file)) return fail('the snapshot file of the take step is gone (Marina restarted and lost its work directory); run the operation again');
   const project = sc.op.metadata.project ?? '';
@@ -106,9 +116,9 @@ async function store(sc: StepScope) {
   return done(`encrypted (${stored.size} bytes) to ${where}${key}`);
 }
 
-async function verify(sc: StepScope) {
-  const taken = sc.records.take!;
-  const stored = sc.records.store!;
+async function verify(sc: StepScope, names: SnapshotStepNames) {
+  const taken = sc.records[names.take]!;
+  const stored = sc.records[names.store]!;
   const project = sc.op.metadata.project ?? '';
   const name = String(taken.snapshot);
   const dir = await workDir(sc.deps, sc.op.metadata.uid ?? sc.op.metadata.name);
@@ -147,24 +157,33 @@ async function verify(sc: StepScope) {
   return done(`Snapshot ${name} verified (revision ${status.revision}, ${status.totalKey} keys)`);
 }
 
+/** take → store → verify under `names`. */
+export function snapshotSteps(names: SnapshotStepNames = SNAPSHOT_STEPS): StepDefinition[] {
+  return [
+    { name: names.take, run: take },
+    { name: names.store, run: (sc) => store(sc, names) },
+    { name: names.verify, run: (sc) => verify(sc, names) },
+  ];
+}
+
+/** After a failure or a cancel of the snapshot steps: the work files go, an unfinished Snapshot is marked Failed. */
+export async function cleanupSnapshot(sc: Parameters<NonNullable<OperationDefinition['cleanup']>>[0], why: 'failed' | 'cancelled', names: SnapshotStepNames = SNAPSHOT_STEPS): Promise<string> {
+  await removeWorkDir(sc.deps, sc.op.metadata.uid ?? sc.op.metadata.name);
+  const name = sc.records[names.take]?.snapshot as string | undefined;
+  if (!name) return 'no snapshot was taken; the cluster was not touched';
+  const snaps = snapshotObjects(sc.deps);
+  const obj = await snaps.get(sc.op.metadata.project ?? '', name);
+  if (obj && obj.status?.phase !== 'Completed') {
+    const failed = (sc.op.status?.steps ?? []).find((st) => st.state === 'Failed');
+    const message = failed ? `${failed.name}: ${failed.message ?? 'failed'}` : `the operation was ${why}`;
+    await snaps.updateStatus({ ...obj, status: { ...obj.status, phase: 'Failed', completionTime: new Date().toISOString(), message } });
+    return `Snapshot ${name} is marked Failed; the cluster was not touched`;
+  }
+  return `Snapshot ${name} stays; the cluster was not touched`;
+}
+
 export const snapshotOperation: OperationDefinition = {
   type: 'Snapshot',
-  steps: [
-    { name: 'take', run: take },
-    { name: 'store', run: store },
-    { name: 'verify', run: verify },
-  ],
-  async cleanup(sc, why) {
-    await removeWorkDir(sc.deps, sc.op.metadata.uid ?? sc.op.metadata.name);
-    const name = sc.records.take?.snapshot as string | undefined;
-    if (!name) return 'no snapshot was taken; the cluster was not touched';
-    const snaps = snapshotObjects(sc.deps);
-    const obj = await snaps.get(sc.op.metadata.project ?? '', name);
-    if (obj && obj.status?.phase !== 'Completed') {
-      const failed = (sc.op.status?.steps ?? []).find((st) => st.state === 'Failed');
-      const message = failed ? `${failed.name}: ${failed.message ?? 'failed'}` : `the operation was ${why}`;
-      await snaps.updateStatus({ ...obj, status: { ...obj.status, phase: 'Failed', completionTime: new Date().toISOString(), message } });
-    }
-    return `Snapshot ${name} is marked Failed; the cluster was not touched`;
-  },
+  steps: snapshotSteps(),
+  cleanup: (sc, why) => cleanupSnapshot(sc, why),
 };

@@ -192,6 +192,36 @@ export async function issueCertificate(ca: CertificateAuthority, options: IssueO
   };
 }
 
+/**
+ * The certificate of `successor` (same subject, same key) signed by `predecessor`: a cross-signed
+ * intermediate. Sent after a leaf of `successor`, it lets anyone who trusts only `predecessor`
+ * verify that leaf (leaf → cross → predecessor), while those who trust `successor` itself stop at
+ * it. A CA rotation hands it out while both are in use.
+ */
+export async function crossSignCA(successor: CertificateAuthority, predecessor: CertificateAuthority): Promise<string> {
+  const notAfter = successor.notAfter < predecessor.notAfter ? successor.notAfter : predecessor.notAfter;
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: randomSerialNumber(),
+      subject: successor.cert.subjectName,
+      issuer: predecessor.cert.subjectName,
+      notBefore: successor.notBefore,
+      notAfter,
+      publicKey: successor.keys.publicKey,
+      signingKey: predecessor.keys.privateKey,
+      signingAlgorithm: signingParams(keyAlgorithmOf(predecessor.keys.privateKey)),
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+        await x509.SubjectKeyIdentifierExtension.create(successor.keys.publicKey, false, crypto),
+        await x509.AuthorityKeyIdentifierExtension.create(predecessor.keys.publicKey, false, crypto),
+      ],
+    },
+    crypto,
+  );
+  return encodeCertificatePem(cert);
+}
+
 /** PEM ("CERTIFICATE") of a certificate. */
 export function encodeCertificatePem(cert: x509.X509Certificate): string {
   return toPem(cert.rawData, 'CERTIFICATE');

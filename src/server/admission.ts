@@ -7,6 +7,7 @@ import { needsApproval } from '../api/backup-policy.js';
 import { ApiError } from '../api/errors.js';
 import type { Resource } from '../api/meta.js';
 import type { Operation } from '../api/operations.js';
+import { upgradeProblem } from '../api/versions.js';
 import { LABEL_CLUSTER, LABEL_OPERATION_TYPE } from '../api/wellknown.js';
 import { holderOf, isDisruptive } from '../operations/rules.js';
 import { typed } from '../store/typed.js';
@@ -34,6 +35,12 @@ async function admitOperation(store: Store, op: Operation, p: Principal): Promis
     const m = await typed(store, 'Machine').get(project, name);
     if (!m || m.spec.cluster !== op.spec.cluster) throw ApiError.invalidField('spec.replaceMachine.machine', `Machine ${name} is not a machine of cluster ${op.spec.cluster}`);
     if (m.metadata.deletionTimestamp) throw ApiError.invalidField('spec.replaceMachine.machine', `Machine ${name} is being deleted already`);
+  }
+  if (op.spec.type === 'Upgrade') {
+    // The skew rules against what the cluster asks for now; the preflight checks the machines too.
+    const from = cluster.spec.kubernetesVersion ?? cluster.status?.kubernetesVersion;
+    const problem = from ? upgradeProblem([from], op.spec.upgrade!.version) : undefined;
+    if (problem) throw ApiError.invalidField('spec.upgrade.version', problem);
   }
   if (isDisruptive(op)) {
     const siblings = await typed(store, 'Operation').list({ project, labelSelector: `${LABEL_CLUSTER}=${op.spec.cluster}` });

@@ -2,7 +2,7 @@
 // Leases, Pods, /readyz) and on each control-plane machine directly (/readyz, /metrics). Shaped
 // like the KubeApi and ApiServerProbe of src/clusteraccess/access.ts, which src/clusteraccess/sim.ts
 // hands out. There are no Pods: simulated Nodes run nothing, so a drain has nothing to evict.
-import type { CertificateSigningRequest, Node, Pod, Taint } from '../kube/objects.js';
+import type { CertificateSigningRequest, Node, Pod, PodDisruptionBudget, Taint } from '../kube/objects.js';
 import { noAnswer, refused, roundTrip } from './errors.js';
 import { alive, apiserverStarted } from './model.js';
 import type { SimCluster, SimWorld } from './world.js';
@@ -90,6 +90,23 @@ export function simKubeApi(world: SimWorld, c: SimCluster, opts: SimCallOptions)
       if (!c.nodes.has(name)) return;
       world.deleteNode(c, name);
       world.nodeChanged(c, name);
+    },
+
+    /** A simulated cluster runs no workloads, so it has no budgets. */
+    async listPodDisruptionBudgets(o: Call = {}): Promise<PodDisruptionBudget[]> {
+      await reach(o.signal);
+      return [];
+    },
+
+    /** The version of an apiserver behind the endpoint: its machine's kubelet version (one binary set per machine). */
+    async serverVersion(o: Call = {}): Promise<string> {
+      await reach(o.signal);
+      const now = world.now();
+      for (const b of c.state.backends) {
+        const m = world.machineOfURL(c, `https://${b}`);
+        if (m && m.spec?.apiserver && world.apiserverReady(c, m, now)) return m.spec.kubelet?.kubeletVersion ?? '';
+      }
+      return '';
     },
 
     async podsOnNode(_name: string, o: Call = {}): Promise<Pod[]> {

@@ -3,10 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { CloudEvent } from '../../src/api/functions.js';
 import type { Cluster, Machine, NodePool, Secret } from '../../src/api/kinds.js';
+import type { Operation } from '../../src/api/operations.js';
 import { API_VERSION, type Resource } from '../../src/api/meta.js';
 import { startControlLoops, type ControlLoopOptions, type RunningControlLoops } from '../../src/server/control-loops.js';
 import { parseKubeconfig } from '../../src/kube/client.js';
@@ -20,6 +24,7 @@ import { LiveConnections } from '../../src/clusteraccess/live.js';
 import { ClusterSecrets } from '../../src/clusteraccess/secrets.js';
 import { EtcdClient } from '../../src/etcd/client.js';
 import { createCA } from '../../src/pki/index.js';
+import { loadClusterPkiFromSecretData, pkiToSecretData, withGeneration } from '../../src/bootstrap/clusterPki.js';
 
 const P = 'p1';
 const FAST = {
@@ -192,11 +197,11 @@ test('a cluster provisions in order, scales 2→4→1 with drains, follows label
     }
     assert.equal(cluster.status?.kubernetesVersion, 'v1.36.3');
     assert.match(cluster.status?.endpoint ?? '', /^https:\/\/127\.2\.0\.\d+:6443$/);
-    assert.deepEqual(cluster.status?.certificates?.map((c) => c.name), ['ca', 'etcd-ca', 'front-proxy-ca', 'admin']);
+    assert.deepEqual(cluster.status?.certificates?.map((c) => c.name), ['ca', 'etcd-ca', 'front-proxy-ca', 'admin', 'pool/cp', 'pool/etcd', 'pool/workers']);
     assert.deepEqual(cluster.status?.pools, [
-      { name: 'etcd', replicas: 3, readyReplicas: 3 },
-      { name: 'cp', replicas: 1, readyReplicas: 1 },
-      { name: 'workers', replicas: 2, readyReplicas: 2 },
+      { name: 'etcd', replicas: 3, readyReplicas: 3, updatedReplicas: 3, availableReplicas: 3, kubernetesVersion: 'v1.36.3' },
+      { name: 'cp', replicas: 1, readyReplicas: 1, updatedReplicas: 1, availableReplicas: 1, kubernetesVersion: 'v1.36.3' },
+      { name: 'workers', replicas: 2, readyReplicas: 2, updatedReplicas: 2, availableReplicas: 2, kubernetesVersion: 'v1.36.3' },
     ]);
     const pki = await get<Secret>(e.store, 'Secret', 'demo-pki');
     assert.equal(pki?.spec.type, 'marina.dev/pki');
@@ -557,3 +562,267 @@ for (const hanging of ['kube', 'etcd'] as const) {
     }
   });
 }
+
+// ---------- rolling updates ----------
+
+/** Replays Machine events: the most machines of `pool` not being deleted at once, from event `from` on. */
+function maxAtOnce(events: Env['machineEvents'], pool: string, from: number): number {
+  const alive = new Set<string>();
+  let max = 0;
+  events.forEach((ev, i) => {
+    if (ev.machine.spec.pool !== pool) return;
+    if (ev.type === 'DELETED' || ev.machine.metadata.deletionTimestamp) alive.delete(ev.machine.metadata.name);
+    else alive.add(ev.machine.metadata.name);
+    if (i >= from) max = Math.max(max, alive.size);
+  });
+  return max;
+}
+
+async function updateCluster(store: Store, name: string, change: (c: Cluster) => Cluster): Promise<void> {
+  for (;;) {
+    const c = (await get<Cluster>(store, 'Cluster', name))!;
+    try {
+      await store.update(change(c));
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409) throw err;
+    }
+  }
+}
+
+/** Every machine of `cluster` satisfies `ok`, every pool is up to date and the cluster Ready. */
+async function waitRolled(e: Env, cluster: string, ok: (m: Machine) => boolean, what: string, timeoutMs = 30_000): Promise<Machine[]> {
+  let machines: Machine[] = [];
+  await waitFor(
+    async () => {
+      machines = await list<Machine>(e.store, 'Machine', cluster);
+      const pools = await list<NodePool>(e.store, 'NodePool', cluster);
+      const c = await get<Cluster>(e.store, 'Cluster', cluster);
+      return (
+        machines.every((m) => ok(m) && !m.metadata.deletionTimestamp) &&
+        pools.every((p) => getCondition(p.status?.conditions, 'UpToDate')?.status === 'True' && p.status?.observedGeneration === p.metadata.generation) &&
+        machines.length === c!.spec.nodePools.reduce((n, p) => n + p.replicas, 0) &&
+        c?.status?.phase === 'Ready'
+      );
+    },
+    what,
+    timeoutMs,
+  ).catch(async (err: Error) => {
+    const pools = await list<NodePool>(e.store, 'NodePool', cluster);
+    throw new Error(`${err.message}; pools: ${pools.map((p) => `${p.metadata.name}: ${JSON.stringify(getCondition(p.status?.conditions, 'UpToDate'))}`).join(' | ')}`);
+  });
+  return machines;
+}
+
+test('an upgrade leaves etcd alone (same etcd version), rolls the control planes one at a time surge first, then the workers', async () => {
+  const e = await env();
+  try {
+    await e.start();
+    const obj = clusterObj('up', 3);
+    obj.spec.kubernetesVersion = 'v1.35.4';
+    obj.spec.nodePools[1]!.replicas = 2;
+    await e.store.create(obj);
+    await waitReady(e.store, 'up');
+    const before = await list<Machine>(e.store, 'Machine', 'up');
+    const from = e.machineEvents.length;
+    await updateCluster(e.store, 'up', (c) => ({ ...c, spec: { ...c.spec, kubernetesVersion: 'v1.36.3' } }));
+    const after = await waitRolled(e, 'up', (m) => m.spec.pool === 'etcd' || m.spec.kubernetesVersion === 'v1.36.3', 'every control plane and worker at v1.36.3');
+    const events = e.machineEvents.slice(from);
+
+    const names = (ms: Machine[], pool: string) => ms.filter((m) => m.spec.pool === pool).map((m) => m.metadata.name).sort();
+    assert.deepEqual(names(after, 'etcd'), names(before, 'etcd'), 'etcd keeps its version, so its members stay');
+    assert.equal(maxAtOnce(e.machineEvents, 'cp', from), 3, 'control planes: one surge machine at a time');
+    assert.equal(maxAtOnce(e.machineEvents, 'workers', from), 4, 'workers: maxSurge 1');
+    const added = events.filter((ev) => ev.type === 'ADDED');
+    const successors = added.map((ev) => ev.machine.metadata.annotations?.['marina.dev/replaces']);
+    assert.ok(successors.every(Boolean), 'every new machine replaces one');
+    assert.equal(new Set(successors).size, successors.length, 'no machine was replaced twice');
+    // Kubelets are never newer than the apiservers: the first new worker comes after the last new control plane ran.
+    const lastCp = Math.max(...events.flatMap((ev, i) => (ev.machine.spec.pool === 'cp' && ev.machine.status?.phase === 'Running' && ev.machine.spec.kubernetesVersion === 'v1.36.3' ? [i] : [])));
+    const firstWorker = added.findIndex((ev) => ev.machine.spec.pool === 'workers');
+    assert.ok(events.indexOf(added[firstWorker]!) > lastCp, 'the workers roll after the control planes');
+    // Surge first: each old control plane was removed only after its successor ran.
+    for (const old of names(before, 'cp')) {
+      const successor = added.find((ev) => ev.machine.metadata.annotations?.['marina.dev/replaces'] === old)!.machine.metadata.name;
+      assert.ok(idx(e.world.timeline, `running ${successor}`) < idx(e.world.timeline, `removed ${old}`), `${successor} ran before ${old} was removed`);
+    }
+    const pool = (await get<NodePool>(e.store, 'NodePool', 'up-workers'))!;
+    assert.equal(pool.status?.updatedReplicas, 3);
+    assert.equal(pool.status?.availableReplicas, 3);
+    assert.match(pool.status?.rollout?.templateHash ?? '', /^[0-9a-f]{10}$/);
+    assert.ok(after.every((m) => m.metadata.labels?.['marina.dev/template-hash']), 'every machine is labelled with its template hash');
+    assert.deepEqual(e.world.errors, []);
+  } finally {
+    await e.close();
+  }
+});
+
+test('new certificates roll every machine: etcd one member at a time, stale control planes refreshed on the way, the admin kubeconfig re-issued', async () => {
+  const e = await env();
+  try {
+    await e.start();
+    await e.store.create(clusterObj('certs', 1));
+    await waitReady(e.store, 'certs');
+    const opsBefore = e.world.etcdOps.length;
+    const secret = (await get<Secret>(e.store, 'Secret', 'certs-pki'))!;
+    const rotated = withGeneration(await loadClusterPkiFromSecretData(secret.spec.data), 'rotate-1');
+    await e.store.update({ ...secret, spec: { ...secret.spec, data: pkiToSecretData(rotated) } });
+    await waitRolled(e, 'certs', (m) => m.spec.certificates === 'rotate-1', 'every machine on certificate generation rotate-1', 45_000);
+    // learner added, promoted, old member removed: three times, one member at a time.
+    const ops = e.world.etcdOps.slice(opsBefore).map((o) => o.split(' ')[0]);
+    assert.deepEqual(ops, ['add', 'promote', 'remove', 'add', 'promote', 'remove', 'add', 'promote', 'remove']);
+    assert.ok(e.world.etcdQuorum('certs'));
+    const cp = (await get<NodePool>(e.store, 'NodePool', 'certs-cp'))!;
+    assert.ok((cp.status?.remediations ?? []).some((r) => r.reason === 'EtcdEndpointsStale'), 'the control plane was refreshed when its apiserver knew too few live members');
+    const admin = (await get<Secret>(e.store, 'Secret', 'certs-admin-kubeconfig'))!;
+    assert.equal(admin.metadata.annotations?.['marina.dev/certificates-generation'], 'rotate-1');
+    assert.deepEqual(e.world.errors, []);
+  } finally {
+    await e.close();
+  }
+});
+
+test('a drain a PodDisruptionBudget blocks ends at the drain timeout: the machine stays, the budget named, its Node schedulable again', async () => {
+  const e = await env();
+  try {
+    await e.start();
+    const obj = clusterObj('pdb', 1);
+    obj.spec.nodePools[2]!.healing = { drainTimeoutSeconds: 1 };
+    await e.store.create(obj);
+    await waitReady(e.store, 'pdb');
+    const [old] = (await list<Machine>(e.store, 'Machine', 'pdb')).filter((m) => m.spec.pool === 'workers');
+    e.world.sim('pdb').pods.push({ apiVersion: 'v1', kind: 'Pod', metadata: { namespace: 'default', name: 'web-0', annotations: { 'test/pdb': 'default/never' } }, spec: { nodeName: old!.metadata.name }, status: { phase: 'Running' } });
+    await updateCluster(e.store, 'pdb', (c) => ({ ...c, spec: { ...c.spec, nodePools: c.spec.nodePools.map((p) => (p.name === 'workers' ? { ...p, machine: { cpu: 16 } } : p)) } }));
+    let pool: NodePool | undefined;
+    await waitFor(async () => {
+      pool = await get<NodePool>(e.store, 'NodePool', 'pdb-workers');
+      return getCondition(pool?.status?.conditions, 'UpToDate')?.reason === 'DrainTimeout';
+    }, 'the drain timed out', 15_000);
+    assert.equal(pool!.status?.rollout?.lastDrainTimeout?.machine, old!.metadata.name);
+    assert.match(pool!.status?.rollout?.lastDrainTimeout?.message ?? '', /timed out after 1 s: 1 pods left .*PodDisruptionBudget default\/never/);
+    assert.match(getCondition(pool!.status?.conditions, 'UpToDate')?.message ?? '', /default\/never/);
+    assert.ok(await get<Machine>(e.store, 'Machine', old!.metadata.name), 'the old machine stays');
+    assert.ok(!e.world.sim('pdb').nodes.get(old!.metadata.name)?.spec?.unschedulable, 'its Node is schedulable again');
+    assert.ok(!(pool!.status?.rollout?.draining ?? []).length, 'nothing is being drained');
+  } finally {
+    await e.close();
+  }
+});
+
+test('a worker killed mid-roll: healing replaces it, the roll goes on, no machine is replaced twice, the pool stays within its surge', async () => {
+  const e = await env();
+  try {
+    await e.start();
+    await e.store.create(clusterObj('kill', 3));
+    await waitReady(e.store, 'kill');
+    const from = e.machineEvents.length;
+    e.world.bootDescribes = 20; // successors take a while: time to kill one mid-roll
+    await updateCluster(e.store, 'kill', (c) => ({ ...c, spec: { ...c.spec, nodePools: c.spec.nodePools.map((p) => (p.name === 'workers' ? { ...p, machine: { cpu: 16 } } : p)) } }));
+    let victim: string | undefined;
+    await waitFor(async () => {
+      const ms = (await list<Machine>(e.store, 'Machine', 'kill')).filter((m) => m.spec.pool === 'workers');
+      const successor = ms.find((m) => m.metadata.annotations?.['marina.dev/replaces']);
+      // An old worker that is not the one being replaced.
+      victim = successor && ms.find((m) => m.spec.machine?.cpu === 8 && m.metadata.name !== successor.metadata.annotations?.['marina.dev/replaces'])?.metadata.name;
+      return victim !== undefined;
+    }, 'a successor in flight');
+    e.world.kill(victim!);
+    e.world.bootDescribes = 1;
+    await waitRolled(e, 'kill', (m) => m.spec.pool !== 'workers' || m.spec.machine?.cpu === 16, 'every worker on the new template', 45_000);
+    const events = e.machineEvents.slice(from);
+    const most = maxAtOnce(e.machineEvents, 'workers', from);
+    assert.ok(most <= 4, `at most replicas + maxSurge workers at once (saw ${most})`);
+    const replaces = events.filter((ev) => ev.type === 'ADDED').flatMap((ev) => ev.machine.metadata.annotations?.['marina.dev/replaces'] ?? []);
+    assert.equal(new Set(replaces).size, replaces.length, 'no machine got two successors');
+    const pool = (await get<NodePool>(e.store, 'NodePool', 'kill-workers'))!;
+    assert.deepEqual(pool.status?.remediations?.map((r) => [r.machine, r.reason]), [[victim, 'MachineFailed']], 'healing replaced the killed machine, once');
+    assert.deepEqual(e.world.errors, []);
+  } finally {
+    await e.close();
+  }
+});
+
+// ---------- certificate rotation as an operation ----------
+
+async function runOperation(e: Env, cluster: string, name: string, spec: Partial<Operation['spec']>, timeoutMs = 60_000): Promise<Operation> {
+  await e.store.create({
+    apiVersion: API_VERSION,
+    kind: 'Operation',
+    metadata: { name, project: P, labels: { 'marina.dev/cluster': cluster, 'marina.dev/operation-type': spec.type ?? '' } },
+    spec: { cluster, ...spec },
+    status: { phase: 'Pending', requestedBy: 'tester' },
+  } as Operation);
+  let op: Operation | undefined;
+  await waitFor(async () => {
+    op = await get<Operation>(e.store, 'Operation', name);
+    return ['Succeeded', 'Failed', 'Cancelled'].includes(op?.status?.phase ?? '');
+  }, `operation ${name} ends`, timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}; ${JSON.stringify(op?.status?.steps?.map((s) => [s.name, s.state, s.message]))}`);
+  });
+  return op!;
+}
+
+test('RotateCertificates --ca: phase 1 rolls every machine onto the new CAs trusting both, phase 2 drops the old ones and rolls again', async () => {
+  const e = await env();
+  const dataDir = mkdtempSync(join(tmpdir(), 'marina-rotate-'));
+  try {
+    await e.start({ operations: { encryptionKey: randomBytes(32), dataDir } });
+    await e.store.create(clusterObj('rot', 1, 1));
+    await waitReady(e.store, 'rot');
+    const before = await loadClusterPkiFromSecretData((await get<Secret>(e.store, 'Secret', 'rot-pki'))!.spec.data);
+    const generations: string[] = [];
+    const watch = e.store.watch({ kind: 'Secret' }, (ev) => {
+      const g = (ev.object as Secret).spec.data.generation;
+      if (ev.object.metadata.name === 'rot-pki' && g && generations.at(-1) !== g) generations.push(g);
+    });
+    const op = await runOperation(e, 'rot', 'rot-ca', { type: 'RotateCertificates', rotateCertificates: { ca: true } }, 90_000);
+    watch.stop();
+    assert.equal(op.status?.phase, 'Succeeded', op.status?.message);
+    assert.deepEqual(generations, ['rot-ca.1', 'rot-ca.2'], 'phase 1, then phase 2');
+    assert.match(op.status?.result?.note ?? '', /keep working until phase 2/);
+    const after = await loadClusterPkiFromSecretData((await get<Secret>(e.store, 'Secret', 'rot-pki'))!.spec.data);
+    assert.notEqual(after.ca.certPem, before.ca.certPem, 'new CAs');
+    assert.equal(after.rotation, undefined, 'the old CAs are no longer trusted');
+    assert.equal(after.serviceAccount.privateKeyPem, before.serviceAccount.privateKeyPem, 'service-account tokens stay valid');
+    const machines = await list<Machine>(e.store, 'Machine', 'rot');
+    assert.ok(machines.every((m) => m.spec.certificates === 'rot-ca.2'), 'every machine rolled twice');
+    const admin = parseKubeconfig((await get<Secret>(e.store, 'Secret', 'rot-admin-kubeconfig'))!.spec.data.kubeconfig!);
+    assert.equal(admin.ca?.toString('utf8'), after.ca.certPem, 'the admin kubeconfig trusts only the new CA');
+    assert.deepEqual(op.status?.steps?.map((s) => s.state), Array(10).fill('Succeeded'));
+    assert.deepEqual(e.world.errors, []);
+  } finally {
+    await e.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('RotateCertificates (leaves): one roll, the phase-2 steps skipped, the new expiries in the cluster status', async () => {
+  const e = await env();
+  const dataDir = mkdtempSync(join(tmpdir(), 'marina-rotate-'));
+  try {
+    await e.start({ operations: { encryptionKey: randomBytes(32), dataDir } });
+    await e.store.create(clusterObj('leaf', 1, 1));
+    const before = await waitReady(e.store, 'leaf');
+    const adminBefore = (await get<Secret>(e.store, 'Secret', 'leaf-admin-kubeconfig'))!.spec.data.kubeconfig!;
+    const machinesBefore = (await list<Machine>(e.store, 'Machine', 'leaf')).map((m) => m.metadata.name);
+    const op = await runOperation(e, 'leaf', 'leaf-rotate', { type: 'RotateCertificates' });
+    assert.equal(op.status?.phase, 'Succeeded', op.status?.message);
+    assert.deepEqual(op.status?.steps?.filter((s) => s.state === 'Skipped').map((s) => s.name), ['dropOldCAs', 'finalEtcd', 'finalControlPlanes', 'finalWorkers']);
+    const after = (await get<Cluster>(e.store, 'Cluster', 'leaf'))!;
+    const machines = await list<Machine>(e.store, 'Machine', 'leaf');
+    assert.ok(machines.every((m) => m.spec.certificates === 'leaf-rotate' && !machinesBefore.includes(m.metadata.name)), 'every machine replaced by one with new certificates');
+    assert.notEqual((await get<Secret>(e.store, 'Secret', 'leaf-admin-kubeconfig'))!.spec.data.kubeconfig, adminBefore, 'the admin kubeconfig re-issued');
+    // X.509 times have one-second precision: a rotation within the second of the cluster's creation
+    // re-issues with the same notAfter, so "not earlier" plus "what the new machines report".
+    for (const name of ['admin', 'pool/etcd', 'pool/cp', 'pool/workers']) {
+      const was = before.status?.certificates?.find((c) => c.name === name)?.notAfter ?? '';
+      const now = after.status?.certificates?.find((c) => c.name === name)?.notAfter ?? '';
+      assert.ok(now !== '' && now >= was, `${name}: ${was} → ${now}`);
+    }
+    for (const m of machines) assert.equal(after.status?.certificates?.find((c) => c.name === `pool/${m.spec.pool}`)?.notAfter, m.status?.certificatesNotAfter, `pool/${m.spec.pool} recorded`);
+    assert.equal(after.status?.certificates?.find((c) => c.name === 'ca')?.notAfter, before.status?.certificates?.find((c) => c.name === 'ca')?.notAfter, 'the CAs stay');
+  } finally {
+    await e.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

@@ -35,6 +35,8 @@ interface FakeMachine {
   address: string;
   started: boolean;
   running: boolean;
+  /** kill(): its processes are gone; the provider reports it Failed. */
+  killed?: boolean;
   describesUntilRunning: number;
   bootstrap?: MachineBootstrap;
 }
@@ -157,7 +159,7 @@ export class FakeWorld {
       if (!m) return { state: 'Missing' };
       // Like the local provider: prepared but not started is Provisioning, not Missing.
       if (!m.started) return { state: 'Provisioning', address: m.address };
-      if (!m.running && m.describesUntilRunning-- <= 0) m.running = true;
+      if (!m.running && !m.killed && m.describesUntilRunning-- <= 0) m.running = true;
       return this.describe(m);
     },
     deleteMachine: async (ref: MachineRef): Promise<void> => {
@@ -197,7 +199,18 @@ export class FakeWorld {
   }
 
   private describe(m: FakeMachine): MachineDescription {
-    return { state: m.running ? 'Running' : 'Provisioning', address: m.address, providerID: `test:///${m.ref.project}/${m.ref.cluster}/${m.ref.name}` };
+    const providerID = `test:///${m.ref.project}/${m.ref.cluster}/${m.ref.name}`;
+    if (m.killed) return { state: 'Failed', address: m.address, providerID, failureReason: 'MachineStopped', failureMessage: 'killed by the test' };
+    return { state: m.running ? 'Running' : 'Provisioning', address: m.address, providerID };
+  }
+
+  /** Like kill -9 of a machine's processes: it stops serving and its provider reports it Failed. */
+  kill(name: string): void {
+    const m = this.machines.get(name);
+    if (!m) throw new Error(`no machine ${name}`);
+    m.killed = true;
+    m.running = false;
+    this.timeline.push(`kill ${name}`);
   }
 
   readonly registry: ProviderRegistry = {
@@ -340,6 +353,14 @@ export class FakeWorld {
         up();
         return [...sim.nodes.values()].map((n) => structuredClone(n) as KubeNode);
       },
+      listPodDisruptionBudgets: async () => {
+        up();
+        return [];
+      },
+      serverVersion: async () => {
+        up();
+        return 'v1.36.3';
+      },
       getLease: async (_namespace, name) => {
         up();
         return { holderIdentity: `${name}-leader`, renewTime: new Date().toISOString(), leaseDurationSeconds: 15 };
@@ -378,7 +399,10 @@ export class FakeWorld {
         up();
         const i = sim.pods.findIndex((p) => p.metadata.namespace === namespace && p.metadata.name === name);
         if (i < 0) return 'gone';
-        if (sim.pods[i]!.metadata.annotations?.['test/pdb'] === 'block') return 'blocked';
+        const pdb = sim.pods[i]!.metadata.annotations?.['test/pdb'];
+        // A PodDisruptionBudget that refuses: 'block' unnamed, 'namespace/name' named as the API names it.
+        if (pdb === 'block') return 'blocked';
+        if (pdb) return { blockedBy: pdb };
         sim.pods.splice(i, 1);
         this.timeline.push(`evict ${namespace}/${name}`);
         return 'evicted';

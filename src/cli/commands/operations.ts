@@ -103,7 +103,7 @@ export function operationCommand(): Command {
   return cmd;
 }
 
-/** `marina cluster snapshot|snapshots|restore`, added to the cluster command. */
+/** `marina cluster snapshot|snapshots|restore|upgrade|rotate-certificates`, added to the cluster command. */
 export function addClusterOperationCommands(cluster: Command): void {
   waitOptions(
     cluster
@@ -143,6 +143,41 @@ export function addClusterOperationCommands(cluster: Command): void {
     const project = await s.project(opts.project);
     if (opts.allowOtherCluster) err('warning: --allow-other-cluster: the snapshot may come from another cluster');
     await run(s, project, { cluster: name, type: 'Restore', restore: { snapshot: opts.snapshot, ...(opts.allowOtherCluster ? { allowOtherCluster: true } : {}) } }, opts);
+  });
+
+  addRollingCommands(cluster);
+}
+
+/** `marina cluster upgrade|rotate-certificates`: rolling every machine of a cluster, followed step by step. */
+function addRollingCommands(cluster: Command): void {
+  waitOptions(
+    cluster
+      .command('upgrade')
+      .description('upgrade a cluster to another Kubernetes version: preflight, a snapshot, then etcd, control planes and workers machine by machine')
+      .argument('<name>')
+      .requiredOption('--version <version>', 'the Kubernetes version, e.g. v1.36.3 (marina toolchain list shows what is installed)')
+      .addOption(projectOption()),
+    '2h',
+  ).action(async (name: string, opts: { project?: string; version: string; wait: boolean; timeout: number }, sub: Command) => {
+    const s = Session.of(sub);
+    const project = await s.project(opts.project);
+    const version = opts.version.startsWith('v') ? opts.version : `v${opts.version}`;
+    await run(s, project, { cluster: name, type: 'Upgrade', upgrade: { version } }, opts);
+  });
+
+  waitOptions(
+    cluster
+      .command('rotate-certificates')
+      .description("re-issue every certificate of a cluster, machine by machine; --ca replaces the CAs too, in two phases")
+      .argument('<name>')
+      .option('--ca', 'also replace the certificate authorities: phase 1 trusts old and new, phase 2 drops the old (kubeconfigs from before stop working then)')
+      .addOption(projectOption()),
+    '2h',
+  ).action(async (name: string, opts: { project?: string; ca?: boolean; wait: boolean; timeout: number }, sub: Command) => {
+    const s = Session.of(sub);
+    const project = await s.project(opts.project);
+    if (opts.ca) err('note: kubeconfigs downloaded before this rotation keep working until its phase 2 (dropOldCAs); download the kubeconfig again once phase 1 is done');
+    await run(s, project, { cluster: name, type: 'RotateCertificates', ...(opts.ca ? { rotateCertificates: { ca: true } } : {}) }, opts);
   });
 }
 

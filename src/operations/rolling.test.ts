@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import type { Cluster, NodePool } from '../api/kinds.js';
+import { API_VERSION } from '../api/meta.js';
+import type { Operation } from '../api/operations.js';
+import type { InfrastructureProvider, ProviderRegistry } from '../providers/contract.js';
+import { openSqliteStore } from '../store/sqlite.js';
+import type { OperationDeps, StepScope } from './framework.js';
+import { rotateCertificatesOperation } from './rotate-certificates.js';
+
+function pool(name: string, provider: NodePool['spec']['provider']): NodePool {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'NodePool',
+    metadata: { name: `c-${name}`, project: 'p', labels: { 'marina.dev/cluster': 'c', 'marina.dev/pool': name } },
+    spec: { cluster: 'c', roles: ['worker'], replicas: 1, provider, kubernetesVersion: 'v1.36.3' },
+  };
+}
+
+test('a certificate rotation (or an upgrade: same preflight) is refused for a cluster with a pool of servers users joined, naming the pool', async () => {
+  const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32) });
+  try {
+    const provider = (name: string) => ({ name, capabilities: { createsMachines: name !== 'import' } }) as unknown as InfrastructureProvider;
+    const providers: ProviderRegistry = { get: provider, list: () => [] };
+    await store.create(pool('workers', 'local'));
+    await store.create(pool('byo', 'import'));
+    const scope: StepScope = {
+      op: { apiVersion: API_VERSION, kind: 'Operation', metadata: { name: 'rot', project: 'p' }, spec: { cluster: 'c', type: 'RotateCertificates' } } as unknown as Operation,
+      cluster: { apiVersion: API_VERSION, kind: 'Cluster', metadata: { name: 'c', project: 'p' }, spec: { nodePools: [] } } as unknown as Cluster,
+      // No cluster access: the refusal comes before anything asks the cluster.
+      deps: { store, providers } as unknown as OperationDeps,
+      signal: new AbortController().signal,
+      log: pino({ level: 'silent' }),
+      record: {},
+      records: {},
+      result: () => undefined,
+    };
+    const preflight = rotateCertificatesOperation.steps.find((s) => s.name === 'preflight')!;
+    const outcome = await preflight.run(scope);
+    assert.ok('fail' in outcome, 'refused');
+    assert.match(outcome.fail, /pools of servers users joined cannot be rolled: byo \(provider import\)/);
+    assert.doesNotMatch(outcome.fail, /workers/);
+  } finally {
+    await store.close();
+  }
+});
