@@ -101,7 +101,8 @@ function conditionKey(c: Condition): string {
 }
 
 function describeCondition(c: Condition): string {
-  const tail = [c.reason, c.message].filter(Boolean).join(': ');
+  // One progress line per change: a message of several lines is joined.
+  const tail = [c.reason, c.message?.replace(/\s*\n\s*/g, '; ')].filter(Boolean).join(': ');
   return `${c.type}=${c.status}${tail ? ` (${tail})` : ''}`;
 }
 

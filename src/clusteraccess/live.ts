@@ -24,8 +24,19 @@ async function readyz(client: KubeClient, opts: CallOptions = {}): Promise<Readi
     const body = await client.request<unknown>({ method: 'GET', path: '/readyz', signal: opts.signal });
     return { ok: true, message: typeof body === 'string' ? body.trim() : 'ok' };
   } catch (err) {
-    return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${err.message}` : String(err) };
+    return { ok: false, message: err instanceof KubeError ? `${err.code ? `HTTP ${err.code}: ` : ''}${failedChecks(err.message)}` : String(err) };
   }
+}
+
+/**
+ * A failed /readyz answers every check, one per line ("[+]ping ok", "[-]etcd failed: …"): only
+ * the failing ones, on one line, so that a condition or a CLI progress line says what is wrong.
+ */
+export function failedChecks(body: string): string {
+  const lines = body.split('\n').map((l) => l.trim()).filter(Boolean);
+  const failed = lines.filter((l) => l.startsWith('[-]'));
+  if (failed.length === 0) return lines.join('; ');
+  return failed.map((l) => l.slice(3)).join('; ');
 }
 
 export interface LiveConnectionsOptions {

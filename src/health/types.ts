@@ -17,7 +17,7 @@ export interface ComponentCheck {
   /** The machine the check ran against; absent for cluster-wide checks (endpoint, leases). */
   machine?: string;
   ok: boolean;
-  /** What was seen, for people: "ok", "HTTP 500: [-]etcd failed", "timeout after 2000 ms". */
+  /** What was seen, for people: "ok", "HTTP 500: etcd failed: …", "timeout after 2000 ms". */
   message: string;
   /** Round trip of the check. */
   latencyMs?: number;

@@ -168,8 +168,8 @@ export function simApiServer(world: SimWorld, c: SimCluster, address: string, op
     async readyz(o: Call = {}): Promise<Readiness> {
       try {
         const m = await reach(o.signal);
-        if (!apiserverStarted(m, world.timing, world.now())) return { ok: false, message: 'HTTP 500: [-]poststarthook/start-apiextensions-controllers failed: not finished' };
-        return world.apiserverReady(c, m) ? { ok: true, message: 'ok' } : { ok: false, message: 'HTTP 500: [-]etcd failed: etcd cluster is unavailable or misconfigured' };
+        if (!apiserverStarted(m, world.timing, world.now())) return { ok: false, message: 'HTTP 500: poststarthook/start-apiextensions-controllers failed: not finished' };
+        return world.apiserverReady(c, m) ? { ok: true, message: 'ok' } : { ok: false, message: 'HTTP 500: etcd failed: etcd cluster is unavailable or misconfigured' };
       } catch (err) {
         o.signal?.throwIfAborted();
         return { ok: false, message: (err as Error).message };
