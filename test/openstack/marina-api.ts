@@ -15,7 +15,7 @@ import type { OpenStackEnv } from './controlplane.js';
 export const NOVA = { 'OpenStack-API-Version': 'compute 2.88' };
 export const PROJECT = 'os';
 
-export type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; json: any }>;
+export type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; json: any; text: string }>;
 
 export interface Marina {
   server: ServerProcess;
@@ -45,7 +45,7 @@ export async function startMarina(o: { tmp: string; listen: string; toolchain: R
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.text();
-    return { status: res.status, json: text ? JSON.parse(text) : undefined };
+    return { status: res.status, json: res.headers.get('content-type')?.includes('json') && text ? JSON.parse(text) : undefined, text };
   };
   return { server, caPem, api };
 }
