@@ -1,6 +1,7 @@
-// `marina agent join` on a user's server: join with a token (after checking Marina's CA pin), then
-// keep syncing with Marina — wait (approval, the control plane), run (download the binaries and
-// images with their checksums, start containerd + kubelet + kube-proxy as a machine agent), or
+// `marina agent join` on a user's server or a VM a provider booted: join with a token (after
+// checking Marina's CA pin), then keep syncing with Marina — wait (approval, the control plane),
+// run (download the binaries and images with their checksums, start what the bootstrap says —
+// services such as etcd and kube-apiserver, containerd + kubelet + kube-proxy — as a machine agent), or
 // leave (stop and remove everything Marina started here, tell Marina, exit). The server's own files
 // are never touched: everything lives in the agent's data directory, the node's cgroups, its socket
 // directory and the objects its network setup made (swept on leave).
@@ -15,11 +16,12 @@ import { hostname as osHostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MachineAgent } from '../agent/agent.js';
-import type { AgentConfig } from '../agent/config.js';
-import { nodeConfigProblems, type AgentNodeConfig } from '../agent/node-runtime/config.js';
+import { validateAgentConfig } from '../agent/config.js';
+import type { AgentNodeConfig } from '../agent/node-runtime/config.js';
 import { run } from '../agent/node-runtime/exec.js';
 import { sweepNodeDir } from '../agent/node-runtime/sweep.js';
 import type { KubeletLog } from '../agent/virtual-kubelet.js';
+import type { MachineBootstrap } from '../providers/contract.js';
 import type { JoinAnswer, SyncAnswer } from '../server/join-schemas.js';
 import { JoinClient, pinnedCa } from './client.js';
 
@@ -138,11 +140,14 @@ class JoinedServer {
     return join(this.o.dataDir, ...p);
   }
 
-  /** Downloads what the node runs, writes its files and starts it as a machine agent. */
+  /**
+   * Downloads what the machine runs, writes its files and starts it as a machine agent: the
+   * bootstrap's services in order (etcd, kube-apiserver, ... on a VM a provider booted), its node
+   * (containerd + kubelet + kube-proxy) or virtual kubelet — as the local provider's agent runs a
+   * machine, with the downloaded binaries.
+   */
   private async start(answer: Extract<SyncAnswer, { action: 'run' }>): Promise<void> {
     const { bootstrap, apiServer, artifacts } = answer;
-    const node = bootstrap.node;
-    if (!node) throw new Error('Marina sent a bootstrap without a node section');
     this.tell(`downloading ${artifacts.length} artifacts (${(artifacts.reduce((n, a) => n + a.size, 0) / 2 ** 20).toFixed(0)} MiB) with checksums`);
     const paths = new Map<string, string>();
     for (const a of artifacts) {
@@ -153,9 +158,10 @@ class JoinedServer {
       await this.client.download(this.state.credential, a, dest, a.kind === 'image' ? 0o644 : 0o755);
       paths.set(a.name, dest);
     }
+    const files = this.dir('files');
     for (const f of bootstrap.files) {
-      const path = this.dir('files', f.path);
-      if (!path.startsWith(this.dir('files') + '/')) throw new Error(`bootstrap file ${f.path} leaves the data directory`);
+      const path = join(files, f.path);
+      if (!path.startsWith(files + '/')) throw new Error(`bootstrap file ${f.path} leaves the data directory`);
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       writeFileSync(path, f.content, { mode: f.mode });
     }
@@ -164,17 +170,73 @@ class JoinedServer {
       if (!p) throw new Error(`Marina sent no ${name}`);
       return p;
     };
+    const node = bootstrap.node ? this.nodeConfig(bootstrap.node, artifacts, need, apiServer) : undefined;
+    const probe = bootstrap.probeTls;
+    // Checked as the agent checks its config file (taint effects, label keys, ...): Marina's
+    // bootstrap is data from the wire.
+    const config = validateAgentConfig({
+      machine: this.state.machine,
+      nodeName: bootstrap.node?.nodeName ?? bootstrap.kubelet?.nodeName ?? this.state.machine,
+      address: this.state.address,
+      dataDir: this.dir('agent'),
+      agentPort: this.state.agentPort,
+      roles: bootstrap.roles,
+      ...(bootstrap.loopbackPorts?.length ? { loopbackRelayPorts: bootstrap.loopbackPorts } : {}),
+      processes: bootstrap.services.map((s) => ({
+        name: s.name,
+        command: need(s.binary),
+        args: s.args.map((a) => a.replaceAll('{root}', files)),
+        ...(s.readyUrl ? { readyUrl: s.readyUrl } : {}),
+        ...(probe ? { tls: { ca: join(files, probe.ca), cert: join(files, probe.cert), key: join(files, probe.key) } } : {}),
+      })),
+      ...(bootstrap.kubelet
+        ? {
+            kubelet: {
+              kubeconfigPath: join(files, bootstrap.kubelet.kubeconfig),
+              labels: bootstrap.kubelet.labels,
+              taints: bootstrap.kubelet.taints,
+              capacity: bootstrap.kubelet.capacity,
+              kubeletVersion: bootstrap.kubelet.kubeletVersion,
+              ...(bootstrap.kubelet.clusterDNS ? { clusterDNS: bootstrap.kubelet.clusterDNS } : {}),
+              ...(bootstrap.kubelet.clusterDomain ? { clusterDomain: bootstrap.kubelet.clusterDomain } : {}),
+            },
+          }
+        : {}),
+      ...(node ? { node } : {}),
+    }, 'from Marina\'s bootstrap');
+    writeFileSync(this.dir('agent.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+    this.agent = new MachineAgent(config, { log: this.o.log });
+    const what = [...bootstrap.services.map((s) => s.name), ...(node ? ['containerd', 'kubelet', 'kube-proxy'] : bootstrap.kubelet ? ['a virtual kubelet'] : [])];
+    this.tell(`starting ${what.join(', ')} as machine ${this.state.machine} (${this.state.address})`);
+    try {
+      await this.agent.start();
+    } catch (err) {
+      await this.agent.stop().catch(() => undefined);
+      this.agent = undefined;
+      throw err;
+    }
+    this.tell(node ? `node ${node.nodeName} is running; it joins once Marina approved its certificates` : `machine ${this.state.machine} is running`);
+  }
+
+  /** The real node's configuration (containerd + kubelet + kube-proxy) from the downloaded files. */
+  private nodeConfig(
+    node: NonNullable<MachineBootstrap['node']>,
+    artifacts: Extract<SyncAnswer, { action: 'run' }>['artifacts'],
+    need: (name: string) => string,
+    apiServer: { url: string; tlsServerName?: string } | undefined,
+  ): AgentNodeConfig {
+    if (!apiServer) throw new Error('Marina sent a node without the address of its API endpoint');
     const images = artifacts.filter((a) => a.kind === 'image' && a.ref).map((a) => ({ ref: a.ref!, archive: need(a.name) }));
     const sandbox = artifacts.find((a) => a.sandbox)?.ref;
     if (!sandbox) throw new Error('Marina sent no sandbox (pause) image');
-    const nodeConfig: AgentNodeConfig = {
+    return {
       nodeName: node.nodeName,
       dir: this.dir('node'),
       runDir: `/run/marina/${this.nodeId}`,
       cgroupRoot: `/marina-${this.nodeId}`,
       binaries: {
         kubelet: need('kubelet'),
-        ...(paths.has('kube-proxy') ? { kubeProxy: need('kube-proxy') } : {}),
+        ...(artifacts.some((a) => a.name === 'kube-proxy') ? { kubeProxy: need('kube-proxy') } : {}),
         containerd: need('containerd'),
         ctr: need('ctr'),
         runc: need('runc'),
@@ -195,29 +257,6 @@ class JoinedServer {
       maxPods: node.maxPods,
       network: { mode: 'host', address: this.state.address },
     };
-    const problems = nodeConfigProblems(nodeConfig);
-    if (problems.length > 0) throw new Error(`Marina sent a node configuration this agent cannot run:\n  - ${problems.join('\n  - ')}`);
-    const config: AgentConfig = {
-      machine: this.state.machine,
-      nodeName: node.nodeName,
-      address: this.state.address,
-      dataDir: this.dir('agent'),
-      agentPort: this.state.agentPort,
-      roles: ['worker'],
-      processes: [],
-      node: nodeConfig,
-    };
-    writeFileSync(this.dir('agent.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
-    this.agent = new MachineAgent(config, { log: this.o.log });
-    this.tell(`starting containerd, kubelet and kube-proxy as node ${node.nodeName} (${this.state.address})`);
-    try {
-      await this.agent.start();
-    } catch (err) {
-      await this.agent.stop().catch(() => undefined);
-      this.agent = undefined;
-      throw err;
-    }
-    this.tell(`node ${node.nodeName} is running; it joins once Marina approved its certificates`);
   }
 
   /** Stops and removes what Marina started here, tells Marina, forgets the join. */

@@ -1,11 +1,17 @@
-// What Marina hands a joining server to run: kubelet and kube-proxy of the cluster's version,
-// containerd (with ctr and its runc shim), runc, the CNI plugins and the locally built images, all
-// from Marina's own toolchain cache. Each comes with its SHA-256 and size; the agent checks both
+// What Marina hands a joining server to run: for a node, kubelet and kube-proxy of the cluster's
+// version, containerd (with ctr and its runc shim), runc, the CNI plugins and the locally built
+// images; for a machine's services (etcd, kube-apiserver, ... on a VM a provider booted), their
+// binaries of the Kubernetes toolchain — all from Marina's own toolchain cache. Each comes with its SHA-256 and size; the agent checks both
 // before it uses a file.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { NodeArtifacts } from '../agent/node-runtime/config.js';
+import type { MachineBootstrap } from '../providers/contract.js';
+
+/** What of a bootstrap needs files: a real node, and the binaries of its services. */
+export type ArtifactNeeds = Pick<MachineBootstrap, 'kubernetesVersion' | 'services' | 'node'>;
+type ArtifactFile = { path: string; kind: ArtifactKind; ref?: string; sandbox?: boolean };
 
 export type ArtifactKind = 'binary' | 'cni' | 'image';
 
@@ -37,12 +43,29 @@ export class ArtifactCatalog {
   /** path → digest, keyed by size and mtime so a rebuilt binary is hashed again. */
   private readonly digests = new Map<string, { key: string; sha256: Promise<string> }>();
 
-  constructor(private readonly resolve: (version: string) => NodeArtifacts) {}
+  constructor(
+    private readonly resolve: (version: string) => NodeArtifacts,
+    /** The toolchain's binaries by name (etcd, kube-apiserver, ...) for a version; services need them. */
+    private readonly toolchain: (version: string) => Record<string, string> = () => ({}),
+  ) {}
 
-  /** name → file path for a Kubernetes version (throws when the toolchain lacks it). */
-  files(version: string): Map<string, { path: string; kind: ArtifactKind; ref?: string; sandbox?: boolean }> {
+  /** name → file path of what the bootstrap runs (throws when the toolchain lacks it). */
+  files(b: ArtifactNeeds): Map<string, ArtifactFile> {
+    const out = b.node ? this.nodeFiles(b.kubernetesVersion) : new Map<string, ArtifactFile>();
+    if (b.services.length > 0) {
+      const binaries = this.toolchain(b.kubernetesVersion);
+      for (const s of b.services) {
+        const path = binaries[s.binary];
+        if (!path) throw new Error(`service ${s.name} needs binary ${s.binary}, not in the ${b.kubernetesVersion} toolchain`);
+        out.set(s.binary, { path, kind: 'binary' });
+      }
+    }
+    return out;
+  }
+
+  private nodeFiles(version: string): Map<string, ArtifactFile> {
     const a = this.resolve(version);
-    const out = new Map<string, { path: string; kind: ArtifactKind; ref?: string; sandbox?: boolean }>();
+    const out = new Map<string, ArtifactFile>();
     out.set('kubelet', { path: a.binaries.kubelet, kind: 'binary' });
     if (a.binaries.kubeProxy) out.set('kube-proxy', { path: a.binaries.kubeProxy, kind: 'binary' });
     out.set('containerd', { path: a.binaries.containerd, kind: 'binary' });
@@ -57,9 +80,9 @@ export class ArtifactCatalog {
     return out;
   }
 
-  async manifest(version: string): Promise<Artifact[]> {
+  async manifest(b: ArtifactNeeds): Promise<Artifact[]> {
     const out: Artifact[] = [];
-    for (const [name, f] of this.files(version)) {
+    for (const [name, f] of this.files(b)) {
       if (!existsSync(f.path)) throw new Error(`artifact ${name} is missing at ${f.path}`);
       const st = statSync(f.path);
       const key = `${st.size}:${st.mtimeMs}`;

@@ -11,6 +11,7 @@ import {
   ANNOTATION_JOIN_TOKEN,
   LABEL_CLUSTER,
   LABEL_JOIN_TOKEN,
+  LABEL_MACHINE,
   LABEL_NODEPOOL,
   LABEL_POOL,
   MachineCondition,
@@ -19,6 +20,7 @@ import { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, TOKEN_PATTERN } from '../api/join
 import { machineName } from '../controllers/common.js';
 import { typed } from '../store/typed.js';
 import type { Store } from '../store/types.js';
+import type { MachineBootstrap, MachineRef } from '../providers/contract.js';
 import type { ImportProvider, ImportRecord } from '../providers/import/index.js';
 import {
   generateToken,
@@ -41,6 +43,9 @@ export interface CreateTokenRequest {
   approval?: boolean;
   description?: string;
 }
+
+/** A machine-bound token lives this long: a server may wait for a hypervisor, an image download, a slow first boot. */
+export const MACHINE_TOKEN_TTL_SECONDS = 24 * 3600;
 
 export interface JoinTokenInfo extends JoinTokenRecord {
   state: JoinTokenState;
@@ -134,6 +139,43 @@ export class JoinService {
     }
   }
 
+  // ---------------------------------------------------------------- machine-bound tokens (providers)
+
+  /**
+   * A single-use token that lets a server join as Machine `ref` (a VM a provider boots for it) and
+   * hands it `bootstrap`; an earlier unused token of the machine is deleted.
+   */
+  async issueMachineToken(ref: MachineRef, bootstrap: MachineBootstrap, issuer: string): Promise<string> {
+    const machine = await this.machines.get(ref.project, ref.name);
+    if (!machine || machine.metadata.uid !== ref.uid || isDeleting(machine)) throw ApiError.notFound('Machine', ref.name);
+    await this.revokeMachineTokens(ref);
+    const { id, token } = generateToken();
+    const now = Date.now();
+    const record: JoinTokenRecord = {
+      id,
+      cluster: ref.cluster,
+      pool: machine.spec.pool,
+      createdAt: new Date(now).toISOString(),
+      createdBy: issuer,
+      expiresAt: new Date(now + MACHINE_TOKEN_TTL_SECONDS * 1000).toISOString(),
+      singleUse: true,
+      approval: false,
+      description: `first boot of machine ${ref.name}`,
+      usedBy: [],
+      machine: { name: ref.name, uid: ref.uid },
+    };
+    await this.secrets.create(tokenSecret(ref.project, record, hashToken(token), JSON.stringify(bootstrap)));
+    return token;
+  }
+
+  /** Deletes the machine's tokens (used or not): its server is gone or gets a new one. */
+  async revokeMachineTokens(ref: MachineRef): Promise<void> {
+    const secrets = await this.secrets.list({ project: ref.project, labelSelector: `${LABEL_JOIN_TOKEN},${LABEL_MACHINE}=${ref.name}` });
+    for (const s of secrets) {
+      if (recordOf(s)?.machine?.uid === ref.uid) await this.secrets.deleteIfExists(ref.project, s.metadata.name);
+    }
+  }
+
   // ---------------------------------------------------------------- the join (agents)
 
   /**
@@ -144,6 +186,11 @@ export class JoinService {
     for (;;) {
       const { secret, record } = await this.checkToken(token);
       const project = secret.metadata.project ?? '';
+      if (record.machine) {
+        const joined = await this.joinAsMachine(project, secret, record, record.machine, facts);
+        if (joined) return joined;
+        continue;
+      }
       const cluster = await this.cluster(project, record.cluster);
       const pool = await this.nodePool(project, record.cluster, record.pool);
       const joined = await this.poolMachines(project, pool);
@@ -167,6 +214,33 @@ export class JoinService {
       );
       return { project, cluster: record.cluster, pool: record.pool, machine: name, credential, approvalRequired: record.approval };
     }
+  }
+
+  /**
+   * A server joins as the Machine its token is bound to: no Machine is created; the token is
+   * claimed (and its bootstrap moves from the Secret to the agent's record), the agent is told to
+   * run the bootstrap at once. Undefined when another claim won the race (try again).
+   */
+  private async joinAsMachine(project: string, secret: Secret, record: JoinTokenRecord, bound: { name: string; uid: string }, facts: ServerFacts): Promise<JoinResult | undefined> {
+    const machine = await this.machines.get(project, bound.name);
+    if (!machine || machine.metadata.uid !== bound.uid || isDeleting(machine)) {
+      throw new ApiError(409, 'Conflict', `machine ${bound.name}, which join token ${record.id} was issued for, no longer exists`);
+    }
+    const raw = secret.spec.data.bootstrap;
+    if (!raw) throw new ApiError(409, 'Conflict', `join token ${record.id} carries no bootstrap for machine ${bound.name}`);
+    const { bootstrap: _handedOver, ...data } = secret.spec.data;
+    try {
+      await this.secrets.update({ ...secret, spec: { ...secret.spec, data: { ...data, record: JSON.stringify({ ...record, usedBy: [bound.name] }) } } });
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 409) return undefined;
+      throw err;
+    }
+    const credential = this.imports.register(
+      { project, cluster: record.cluster, name: bound.name, uid: bound.uid },
+      { address: facts.address, hostname: facts.hostname },
+      { provider: machine.spec.provider, bootstrap: JSON.parse(raw) as MachineBootstrap },
+    );
+    return { project, cluster: record.cluster, pool: record.pool, machine: bound.name, credential, approvalRequired: false };
   }
 
   /**

@@ -6,7 +6,7 @@
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Secret } from '../api/kinds.js';
 import { API_VERSION } from '../api/meta.js';
-import { LABEL_CLUSTER, LABEL_JOIN_TOKEN, LABEL_POOL, SECRET_TYPE_JOIN_TOKEN } from '../api/wellknown.js';
+import { LABEL_CLUSTER, LABEL_JOIN_TOKEN, LABEL_MACHINE, LABEL_POOL, SECRET_TYPE_JOIN_TOKEN } from '../api/wellknown.js';
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -24,6 +24,11 @@ export interface JoinTokenRecord {
   /** Machines that joined with it, oldest first. */
   usedBy: string[];
   revokedAt?: string;
+  /**
+   * Set on a token Marina issued for one Machine another provider made (an OpenStack VM's first
+   * boot): the server joins *as* that Machine and is handed the bootstrap kept beside the hash.
+   */
+  machine?: { name: string; uid: string };
 }
 
 export type JoinTokenState = 'active' | 'expired' | 'revoked' | 'used';
@@ -54,17 +59,17 @@ export function tokenState(r: JoinTokenRecord, now = Date.now()): JoinTokenState
   return 'active';
 }
 
-/** The Secret that stores a token (its hash and what it may do). */
-export function tokenSecret(project: string, r: JoinTokenRecord, hash: string): Secret {
+/** The Secret that stores a token (its hash and what it may do; a machine-bound one also its bootstrap). */
+export function tokenSecret(project: string, r: JoinTokenRecord, hash: string, bootstrap?: string): Secret {
   return {
     apiVersion: API_VERSION,
     kind: 'Secret',
     metadata: {
       name: secretName(r.id),
       project,
-      labels: { [LABEL_CLUSTER]: r.cluster, [LABEL_POOL]: r.pool, [LABEL_JOIN_TOKEN]: r.id },
+      labels: { [LABEL_CLUSTER]: r.cluster, [LABEL_POOL]: r.pool, [LABEL_JOIN_TOKEN]: r.id, ...(r.machine ? { [LABEL_MACHINE]: r.machine.name } : {}) },
     },
-    spec: { type: SECRET_TYPE_JOIN_TOKEN, data: { sha256: hash, record: JSON.stringify(r) } },
+    spec: { type: SECRET_TYPE_JOIN_TOKEN, data: { sha256: hash, record: JSON.stringify(r), ...(bootstrap ? { bootstrap } : {}) } },
   };
 }
 

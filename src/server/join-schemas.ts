@@ -4,7 +4,7 @@
 // with them).
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { MAX_TTL_SECONDS } from '../api/join-tokens.js';
-import type { BootstrapNode, MachineBootstrap } from '../providers/contract.js';
+import type { MachineBootstrap } from '../providers/contract.js';
 
 export const CreateJoinTokenRequest = Type.Object(
   {
@@ -96,38 +96,70 @@ export type SyncRequest = Static<typeof SyncRequest>;
 
 const Taint = Type.Object({ key: Type.String(), value: Type.Optional(Type.String()), effect: Type.String() });
 
-/** What an imported server is handed to run: the provider contract's MachineBootstrap, as a worker gets it. */
-const ImportBootstrap = Type.Object(
+/**
+ * What a joined server is handed to run: the provider contract's MachineBootstrap — a worker's
+ * node (an imported server), or a VM's services and node (a machine another provider booted).
+ */
+const JoinBootstrap = Type.Object(
   {
     kubernetesVersion: Type.String(),
     roles: Type.Array(Type.String()),
     files: Type.Array(Type.Object({ path: Type.String(), content: Type.String(), mode: Type.Integer() }), { description: "certificates and the CA, relative to the agent's data directory" }),
-    services: Type.Array(Type.Object({ name: Type.String(), binary: Type.String(), args: Type.Array(Type.String()), readyUrl: Type.Optional(Type.String()) })),
-    node: Type.Object({
-      nodeName: Type.String(),
-      apiServerURL: Type.String(),
-      caFile: Type.String(),
-      bootstrapToken: Type.String({ description: "the kubelet's TLS bootstrap token" }),
-      kubeProxyCertFile: Type.String(),
-      kubeProxyKeyFile: Type.String(),
-      clusterCIDR: Type.String(),
-      clusterDNS: Type.String(),
-      clusterDomain: Type.String(),
-      labels: Type.Record(Type.String(), Type.String()),
-      taints: Type.Array(Taint),
-      maxPods: Type.Integer(),
-    }),
+    services: Type.Array(
+      Type.Object({
+        name: Type.String(),
+        binary: Type.String({ description: 'an artifact of the manifest' }),
+        args: Type.Array(Type.String(), { description: '{root} stands for the directory the files are written to' }),
+        readyUrl: Type.Optional(Type.String()),
+      }),
+      { description: 'started in order, each after the previous answered its readyUrl' },
+    ),
+    kubelet: Type.Optional(
+      Type.Object(
+        {
+          nodeName: Type.String(),
+          kubeconfig: Type.String(),
+          labels: Type.Record(Type.String(), Type.String()),
+          taints: Type.Array(Taint),
+          capacity: Type.Object({ cpu: Type.String(), memory: Type.String(), pods: Type.String() }),
+          kubeletVersion: Type.String(),
+          clusterDNS: Type.Optional(Type.Array(Type.String())),
+          clusterDomain: Type.Optional(Type.String()),
+        },
+        { description: 'a virtual kubelet (runtime virtual)' },
+      ),
+    ),
+    node: Type.Optional(
+      Type.Object(
+        {
+          nodeName: Type.String(),
+          apiServerURL: Type.String(),
+          caFile: Type.String(),
+          bootstrapToken: Type.String({ description: "the kubelet's TLS bootstrap token" }),
+          kubeProxyCertFile: Type.String(),
+          kubeProxyKeyFile: Type.String(),
+          clusterCIDR: Type.String(),
+          clusterDNS: Type.String(),
+          clusterDomain: Type.String(),
+          labels: Type.Record(Type.String(), Type.String()),
+          taints: Type.Array(Taint),
+          maxPods: Type.Integer(),
+        },
+        { description: 'a real kubelet with containerd' },
+      ),
+    ),
+    probeTls: Type.Optional(Type.Object({ ca: Type.String(), cert: Type.String(), key: Type.String() }, { description: "client credentials (file paths) to check services' readyUrl" })),
+    loopbackPorts: Type.Optional(Type.Array(Type.Integer(), { description: 'service ports also relayed on 127.0.0.1' })),
   },
-  { $id: 'ImportBootstrap' },
+  { $id: 'JoinBootstrap' },
 );
 // The schema and the provider contract describe the same object: this fails to compile when they drift.
-type Handed = MachineBootstrap & { node: BootstrapNode };
-const bootstrapAgrees: [Static<typeof ImportBootstrap>, Handed] extends [Handed, Static<typeof ImportBootstrap>] ? true : never = true;
+const bootstrapAgrees: [Static<typeof JoinBootstrap>, MachineBootstrap] extends [MachineBootstrap, Static<typeof JoinBootstrap>] ? true : never = true;
 void bootstrapAgrees;
 
 export const Artifact = Type.Object(
   {
-    name: Type.String({ description: 'kubelet, kube-proxy, containerd, ctr, containerd-shim-runc-v2, runc, cni-<plugin>, image-<name>' }),
+    name: Type.String({ description: 'kubelet, kube-proxy, containerd, ctr, containerd-shim-runc-v2, runc, cni-<plugin>, image-<name>, or a service binary (etcd, kube-apiserver, ...)' }),
     kind: Type.Union([Type.Literal('binary'), Type.Literal('cni'), Type.Literal('image')]),
     sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
     size: Type.Integer({ minimum: 0 }),
@@ -142,8 +174,13 @@ export const SyncAnswer = Type.Union(
     Type.Object({ action: Type.Literal('wait'), message: Type.String({ description: 'what the machine waits for' }) }),
     Type.Object({
       action: Type.Literal('run'),
-      bootstrap: Type.Ref(ImportBootstrap.$id!),
-      apiServer: Type.Object({ url: Type.String(), tlsServerName: Type.Optional(Type.String({ description: 'a name in the apiserver certificate when the URL host is not' })) }),
+      bootstrap: Type.Ref(JoinBootstrap.$id!),
+      apiServer: Type.Optional(
+        Type.Object(
+          { url: Type.String(), tlsServerName: Type.Optional(Type.String({ description: 'a name in the apiserver certificate when the URL host is not' })) },
+          { description: "how the node reaches the cluster's API (set when the bootstrap has a node)" },
+        ),
+      ),
       artifacts: Type.Array(Type.Ref(Artifact.$id!), { description: 'download each from /join/v1/artifacts/{name} and check its size and SHA-256' }),
     }),
     Type.Object({ action: Type.Literal('leave'), message: Type.String() }),
@@ -153,9 +190,9 @@ export const SyncAnswer = Type.Union(
 /** The schema's type, with the bootstrap as the provider contract types it. */
 export type SyncAnswer =
   | { action: 'wait'; message: string }
-  | { action: 'run'; bootstrap: MachineBootstrap; apiServer: { url: string; tlsServerName?: string }; artifacts: Static<typeof Artifact>[] }
+  | { action: 'run'; bootstrap: MachineBootstrap; apiServer?: { url: string; tlsServerName?: string }; artifacts: Static<typeof Artifact>[] }
   | { action: 'leave'; message: string };
 
 export const ArtifactParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{0,62}$', description: 'an artifact of the manifest' }) });
 
-export const JOIN_COMPONENTS: TSchema[] = [CreateJoinTokenRequest, JoinTokenInfo, JoinTokenList, JoinTokenCreated, JoinRequest, JoinAnswer, SyncRequest, ImportBootstrap, Artifact, SyncAnswer];
+export const JOIN_COMPONENTS: TSchema[] = [CreateJoinTokenRequest, JoinTokenInfo, JoinTokenList, JoinTokenCreated, JoinRequest, JoinAnswer, SyncRequest, JoinBootstrap, Artifact, SyncAnswer];

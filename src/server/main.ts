@@ -20,7 +20,9 @@ import { buildApp } from './app.js';
 import { Inventory } from './inventory.js';
 import { startControlLoops } from './control-loops.js';
 import { FunctionService } from '../functions/service.js';
-import { buildProviderRegistry, nodeArtifacts } from './providers.js';
+import { buildProviderRegistry, nodeArtifacts, toolchainBinaries } from './providers.js';
+import { StoreCloudDirectory } from './openstack-directory.js';
+import { BoundMachineJoins } from '../joins/machine-joins.js';
 import { isLoopbackHost, loadOrCreateServerTls, serverNames, type TlsMode } from './tls.js';
 import { JoinService } from '../joins/service.js';
 import { ArtifactCatalog } from '../joins/artifacts.js';
@@ -100,12 +102,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // Simulated machines outlive the server like real ones: their world is kept in the data directory
   // (so the sim is for one replica: its world is not shared through the store).
   const sim = opts.sim ? new SimWorld({ timing: opts.sim.timing, persistence: sqlitePersistence(join(opts.dataDir, 'sim', 'world.db')) }) : undefined;
+  let serverURL = '';
+  const joinTarget = () => (tls ? { url: process.env.MARINA_EXTERNAL_URL ?? serverURL, caPin: tls.caPin, caPem: tls.caPem } : undefined);
   const providers = buildProviderRegistry(opts.dataDir, {
     ...(isLoopbackHost(host) || !advertise ? {} : { publicAddress: { bind: host, advertise } }),
     ...(sim ? { sim } : {}),
+    // A VM joins with a token bound to its Machine, through the same join routes as an imported server.
+    openstack: {
+      directory: new StoreCloudDirectory(store),
+      joins: (imports) => new BoundMachineJoins({ service: new JoinService(store, imports), imports, target: joinTarget, issuer: 'openstack' }),
+    },
   });
-  let serverURL = '';
-  const joinTarget = () => (tls ? { url: process.env.MARINA_EXTERNAL_URL ?? serverURL, caPin: tls.caPin, caPem: tls.caPem } : undefined);
   const validation = { kubernetesVersions: matrix.versions.map((v) => v.kubernetes), defaultKubernetesVersion: matrix.default };
   // The catalog in memory and the add-on checks the API edge needs; the shipped catalog is loaded.
   const addons = await openAddons({ store, logger: logger.child({ module: 'addons' }), validation });
@@ -116,7 +123,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const functions = await FunctionService.start({ store, dbPath: join(opts.dataDir, 'marina.db'), metrics, logger: logger.child({ module: 'functions' }) });
   const { app, close: closeApp } = await buildApp({
     ...(tls ? { https: { key: tls.keyPem, cert: `${tls.certPem}${tls.caPem}` } } : {}),
-    joins: { service: new JoinService(store, providers.imports), imports: providers.imports, artifacts: new ArtifactCatalog(nodeArtifacts), target: joinTarget },
+    joins: { service: new JoinService(store, providers.imports), imports: providers.imports, artifacts: new ArtifactCatalog(nodeArtifacts, toolchainBinaries), target: joinTarget },
     functions,
     store,
     tokens: store.tokens,

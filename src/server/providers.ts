@@ -7,6 +7,7 @@ import type { InfrastructureProvider, ProviderRegistry } from '../providers/cont
 import { LocalProvider } from '../providers/local/index.js';
 import { ImportProvider } from '../providers/import/index.js';
 import { DEFAULT_ADDRESS_BASE } from '../providers/local/addresses.js';
+import { OpenStackProvider, type CloudDirectory, type MachineJoins } from '../providers/openstack/index.js';
 import { SimProvider } from '../providers/sim/index.js';
 import type { SimWorld } from '../sim/world.js';
 import { resolveExtraBinary, resolveToolchain } from '../toolchain/resolve.js';
@@ -32,6 +33,12 @@ export function nodeArtifacts(version: string): NodeArtifacts {
   };
 }
 
+/** The Kubernetes toolchain's binaries for `version` by name (etcd, kube-apiserver, ..., etcdutl). */
+export function toolchainBinaries(version: string): Record<string, string> {
+  const t = resolveToolchain(version);
+  return { ...t.paths, ...t.extras };
+}
+
 /**
  * First address of the /16 the local provider allocates machine and endpoint addresses from:
  * `$MARINA_LOCAL_ADDRESS_BASE`, default 127.77.0.0. Two Marinas on one host need different blocks.
@@ -51,6 +58,12 @@ export interface ProviderRegistryOptions {
   publicAddress?: { bind: string; advertise: string };
   /** The simulated world whose machines the `sim` provider runs (only servers started with --sim have one). */
   sim?: SimWorld;
+  /**
+   * The OpenStack provider's view of the store and the join (src/server/openstack-directory.ts,
+   * src/joins/machine-joins.ts); the joins need the import provider, whose agent records a VM's
+   * agent shares.
+   */
+  openstack?: { directory: CloudDirectory; joins: (imports: ImportProvider) => MachineJoins };
 }
 
 export function buildProviderRegistry(
@@ -60,10 +73,7 @@ export function buildProviderRegistry(
   const local = new LocalProvider({
     root: join(dataDir, 'local'),
     addressBase: localAddressBase(),
-    binaries: (version) => {
-      const t = resolveToolchain(version);
-      return { ...t.paths, ...t.extras };
-    },
+    binaries: toolchainBinaries,
     nodeArtifacts,
     ...(opts.publicAddress ? { publicAddress: opts.publicAddress } : {}),
   });
@@ -72,6 +82,7 @@ export function buildProviderRegistry(
     ['local', local],
     ['import', imports],
   ]);
+  if (opts.openstack) providers.set('openstack', new OpenStackProvider({ directory: opts.openstack.directory, joins: opts.openstack.joins(imports) }));
   if (opts.sim) providers.set('sim', new SimProvider(opts.sim));
   return {
     imports,

@@ -59,6 +59,12 @@ export interface ImportRecord {
   bootstrap?: MachineBootstrap;
   leaveRequestedAt?: string;
   leftAt?: string;
+  /**
+   * Set when the server joined as a Machine another provider made (an OpenStack VM with a
+   * machine-bound token): the record only carries the agent's credential, bootstrap and reports;
+   * the Machine is that provider's, so this provider does not list it.
+   */
+  boundTo?: string;
 }
 
 /** How the agent on the server reaches a cluster's API endpoint. */
@@ -80,7 +86,7 @@ export interface ImportProviderOptions {
 
 export type AgentAction =
   | { action: 'wait'; message: string }
-  | { action: 'run'; bootstrap: MachineBootstrap; apiServer: ReachableEndpoint }
+  | { action: 'run'; bootstrap: MachineBootstrap; apiServer?: ReachableEndpoint }
   | { action: 'leave'; message: string };
 
 const hash = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -97,8 +103,12 @@ export class ImportProvider implements InfrastructureProvider {
 
   // ---------------------------------------------------------------- the join side (src/joins)
 
-  /** Records a server that joined as Machine `ref`; returns the agent's credential (shown once). */
-  register(ref: MachineRef, server: { address: string; hostname: string }): string {
+  /**
+   * Records a server that joined as Machine `ref`; returns the agent's credential (shown once).
+   * With `bound`, the server is a machine `bound.provider` made and started with `bound.bootstrap`:
+   * its agent is told to run that at once.
+   */
+  register(ref: MachineRef, server: { address: string; hostname: string }, bound?: { provider: string; bootstrap: MachineBootstrap }): string {
     const credential = `mic_${randomBytes(24).toString('base64url')}`;
     this.write({
       uid: ref.uid,
@@ -108,10 +118,27 @@ export class ImportProvider implements InfrastructureProvider {
       address: server.address,
       hostname: server.hostname,
       credentialHash: hash(credential),
-      state: 'joined',
+      state: bound ? 'started' : 'joined',
       joinedAt: new Date().toISOString(),
+      ...(bound ? { boundTo: bound.provider, bootstrap: bound.bootstrap } : {}),
     });
     return credential;
+  }
+
+  /** The live record of a server that joined as Machine `ref` of another provider. */
+  boundRecord(ref: MachineRef): ImportRecord | undefined {
+    const r = this.current(ref);
+    return r?.boundTo ? r : undefined;
+  }
+
+  /** The bound machine's server is gone: its credential is void (a tombstone tells a returning agent to leave). */
+  forgetBound(ref: MachineRef): void {
+    const r = this.read(ref);
+    if (!r?.boundTo || r.uid !== ref.uid || r.state === 'left') return;
+    r.state = 'left';
+    r.leftAt = new Date().toISOString();
+    delete r.bootstrap;
+    this.write(r);
   }
 
   /** The record a credential belongs to (tombstones included), or undefined. */
@@ -131,6 +158,11 @@ export class ImportProvider implements InfrastructureProvider {
     if (health) r.health = health;
     this.write(r);
     if (r.state === 'leaving' || r.state === 'left') return { action: 'leave', message: `machine ${r.name} was removed from cluster ${r.cluster}` };
+    // A machine of another provider reaches its cluster's endpoint directly (a cloud load balancer)
+    // and may run no node at all (etcd, control plane).
+    if (r.state === 'started' && r.boundTo && r.bootstrap) {
+      return { action: 'run', bootstrap: r.bootstrap, ...(r.bootstrap.node ? { apiServer: { url: r.bootstrap.node.apiServerURL } } : {}) };
+    }
     if (r.state === 'started' && r.bootstrap?.node) {
       const apiServer = this.opts.reachableEndpoint(r.bootstrap.node.apiServerURL);
       if (!apiServer) return { action: 'wait', message: `the API endpoint ${r.bootstrap.node.apiServerURL} of cluster ${r.cluster} is not reachable from other hosts (Marina listens on loopback only)` };
@@ -203,10 +235,10 @@ export class ImportProvider implements InfrastructureProvider {
     throw new ProviderError('LeavePending', `waiting for the agent on ${r.hostname} to stop and remove what Marina started there`);
   }
 
-  /** Every server that joined and has not left (tombstones are not listed). */
+  /** Every server that joined and has not left (tombstones and other providers' machines are not listed). */
   async listMachines(): Promise<ProviderMachine[]> {
     return this.records()
-      .filter((r) => r.state !== 'left')
+      .filter((r) => r.state !== 'left' && !r.boundTo)
       .map((r) => ({ ref: { project: r.project, cluster: r.cluster, name: r.name, uid: r.uid }, providerID: providerId(r), state: this.describe(r).state }));
   }
 
@@ -221,7 +253,7 @@ export class ImportProvider implements InfrastructureProvider {
   /** Imported servers reach the API where Marina publishes the endpoint (an IP address only). */
   async nodeAPIEndpoint(c: ClusterRef): Promise<string | undefined> {
     for (const r of this.records()) {
-      if (r.project !== c.project || r.cluster !== c.name || r.state !== 'started' || !r.bootstrap?.node) continue;
+      if (r.boundTo || r.project !== c.project || r.cluster !== c.name || r.state !== 'started' || !r.bootstrap?.node) continue;
       const reachable = this.opts.reachableEndpoint(r.bootstrap.node.apiServerURL);
       if (!reachable) continue;
       const u = new URL(reachable.url);

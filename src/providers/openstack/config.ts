@@ -1,5 +1,6 @@
 // What the OpenStack provider needs from the rest of Marina, as interfaces the server implements
-// (src/server/openstack.ts) — the provider reads no store and serves no route itself:
+// (src/server/openstack-directory.ts, src/joins/machine-joins.ts) — the provider reads no store and
+// serves no route itself:
 //   - the directory: which cloud a cluster runs in (an OpenStackCloud object and its credentials
 //     Secret) and what a machine should be (its pool's image, flavor, network and roles);
 //   - the join: a single-use token for the server's first boot, and what the machine's agent last

@@ -125,7 +125,7 @@ export const joinRoutes: FastifyPluginAsync<JoinRouteOptions> = async (app, { jo
       const sync = objectBody<SyncRequest>(SyncRequest, req.body);
       const action = imports.sync(record, sync.health, record.state === 'joined' ? await joins.waitingMessage(record) : 'starting');
       if (action.action !== 'run') return action;
-      return { ...action, artifacts: await artifacts.manifest(action.bootstrap.kubernetesVersion) };
+      return { ...action, artifacts: await artifacts.manifest(action.bootstrap) };
     },
   });
 
@@ -161,9 +161,9 @@ export const joinRoutes: FastifyPluginAsync<JoinRouteOptions> = async (app, { jo
     config: { access: machineCredential },
     handler: async (req, reply) => {
       const record = machineOf(req);
-      const version = record.bootstrap?.kubernetesVersion;
-      if (!version || record.state !== 'started') throw new ApiError(409, 'Conflict', `machine ${record.name} has nothing to download yet`);
-      const file = artifacts.files(version).get(req.params.name);
+      const bootstrap = record.bootstrap;
+      if (!bootstrap || record.state !== 'started') throw new ApiError(409, 'Conflict', `machine ${record.name} has nothing to download yet`);
+      const file = artifacts.files(bootstrap).get(req.params.name);
       if (!file) throw new ApiError(404, 'NotFound', `no artifact ${JSON.stringify(req.params.name)}`);
       return reply.type('application/octet-stream').send(createReadStream(file.path));
     },

@@ -1,0 +1,220 @@
+// Issue 18's "the test plays the hypervisor": a cluster of provider openstack (1 etcd+control-plane
+// machine, 1 real worker) created through Marina's API against the real OpenStack control plane
+// (Nova's fake driver boots nothing, Octavia's no-op driver forwards nothing), and this test does
+// what the missing hypervisor and load balancer would:
+//   - each ACTIVE server "boots": a network namespace holding its Neutron port's address (joined to
+//     the host by a veth pair; the host routes that address to it) runs the user data's
+//     `marina agent join` with the token from the user data's token file;
+//   - the load balancer's VIP is an address on the host where a TCP relay forwards to the pool
+//     members Octavia records;
+//   - a server Nova no longer lists is "powered off": its agent stopped, its namespace removed.
+// The cluster becomes Ready; deleting it leaves nothing tagged in OpenStack.
+//
+// Needs root on Linux (namespaces, cgroups); MARINA_OPENSTACK_STATE=DIR reuses a control plane.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { stopProcessGroup } from '../../src/proc/index.js';
+import type { ResolvedToolchain } from '../../src/toolchain/resolve.js';
+import { BIN, kubectl, waitUntil } from '../support/marina.js';
+import { ensureRealNodeArtifacts, freeSubnet30, linkExists, nodeCacheEnv, realNodeSkip, sweepLeftoverNodes } from '../workers/support.js';
+import { authenticate, type Session } from './client.js';
+import { sharedOpenStack, stopSharedOpenStack, unavailableReason, type OpenStackEnv } from './controlplane.js';
+import { assertNothingTagged, clusterServers, createCluster, deleteCluster, PROJECT, startMarina, userDataJoin, type Marina } from './marina-api.js';
+
+const run = promisify(execFile);
+const skipReason = realNodeSkip() || (await unavailableReason());
+if (skipReason) console.log(`SKIP OpenStack hypervisor e2e: ${skipReason}`);
+
+after(() => stopSharedOpenStack());
+
+interface Vm {
+  name: string;
+  netns: string;
+  hostVeth: string;
+  dir: string;
+  agent?: ChildProcess;
+}
+
+describe('e2e: Marina on OpenStack with the test as hypervisor and load balancer', { skip: skipReason || false, timeout: 1_800_000 }, () => {
+  const id = randomBytes(3).toString('hex');
+  const cluster = `osh-${id}`;
+  const dummy = `mrnd${id}`;
+  let env: OpenStackEnv;
+  let toolchain: ResolvedToolchain;
+  let admin: Session;
+  let tmp = '';
+  let marina: Marina | undefined;
+  let clusterUid = '';
+  const vms = new Map<string, Vm>(); // Nova server id → the "VM" this test runs for it
+  let relay: { vip: string; server: Server; sockets: Set<Socket> } | undefined;
+  let members: { address: string; port: number }[] = [];
+  let hypervisor: Promise<void> | undefined;
+  let stopping = false;
+  const notes: string[] = [];
+
+  before(async () => {
+    toolchain = await ensureRealNodeArtifacts();
+    env = (await sharedOpenStack((line) => console.log(line))).env;
+    admin = await authenticate(env.endpoints.keystone, {
+      password: { username: env.admin.username, password: env.admin.password, projectName: env.admin.projectName },
+    });
+    tmp = mkdtempSync(join(tmpdir(), 'mrn-osh-'));
+    // Marina listens on an address of its own on the host (beyond loopback: HTTPS with its CA),
+    // which the "VMs" reach through their default route.
+    const marinaAddress = (await freeSubnet30()).host;
+    // (on a veth pair left in the host: these kernels have no dummy links)
+    await run('ip', ['link', 'add', dummy, 'type', 'veth', 'peer', 'name', `${dummy}p`]);
+    await run('ip', ['addr', 'add', `${marinaAddress}/32`, 'dev', dummy]);
+    for (const l of [dummy, `${dummy}p`]) await run('ip', ['link', 'set', l, 'up']);
+    marina = await startMarina({ tmp, listen: `${marinaAddress}:0`, toolchain, env: nodeCacheEnv() });
+  });
+
+  after(async () => {
+    stopping = true;
+    await hypervisor?.catch(() => undefined);
+    if (marina?.server.running() && clusterUid) await deleteCluster(marina.api, cluster, 300_000).catch(() => undefined);
+    for (const vm of vms.values()) await powerOff(vm);
+    if (relay) {
+      for (const s of relay.sockets) s.destroy();
+      await new Promise((r) => relay!.server.close(r));
+    }
+    await marina?.server.stop();
+    if (await linkExists(dummy)) await run('ip', ['link', 'del', dummy]).catch(() => undefined);
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** Runs the server's user data in a namespace of its own holding its port address. */
+  async function boot(server: any): Promise<void> {
+    const n = vms.size;
+    const vm: Vm = { name: server.name, netns: `mrnvm-${id}-${n}`, hostVeth: `mrnv${id}${n}`, dir: join(tmp, 'vms', server.name) };
+    vms.set(server.id, vm);
+    const j = await userDataJoin(admin, server);
+    const link = await freeSubnet30();
+    const ns = (args: string[]) => run('ip', ['-n', vm.netns, ...args]);
+    await run('ip', ['netns', 'add', vm.netns]);
+    await run('ip', ['link', 'add', vm.hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', vm.netns]);
+    await run('ip', ['addr', 'add', `${link.host}/30`, 'dev', vm.hostVeth]);
+    await run('ip', ['link', 'set', vm.hostVeth, 'up']);
+    await ns(['link', 'set', 'lo', 'up']);
+    await ns(['addr', 'add', `${link.peer}/30`, 'dev', 'eth0']);
+    await ns(['addr', 'add', `${j.nodeIp}/32`, 'dev', 'eth0']);
+    await ns(['link', 'set', 'eth0', 'up']);
+    await ns(['route', 'add', 'default', 'via', link.host, 'src', j.nodeIp]);
+    await run('ip', ['route', 'add', `${j.nodeIp}/32`, 'dev', vm.hostVeth]);
+    // cloud-init's write_files and the unit's ExecStart, with this VM's directories.
+    mkdirSync(vm.dir, { recursive: true, mode: 0o700 });
+    const tokenFile = join(vm.dir, 'join-token');
+    writeFileSync(tokenFile, `${j.token}\n`, { mode: 0o600 });
+    const args = j.exec.slice(3);
+    args[args.indexOf('--token-file') + 1] = tokenFile;
+    args[args.indexOf('--data-dir') + 1] = join(vm.dir, 'agent');
+    const out = openSync(join(vm.dir, 'agent.log'), 'a');
+    vm.agent = spawn('nsenter', [`--net=/run/netns/${vm.netns}`, process.execPath, BIN, 'agent', 'join', ...args], { stdio: ['ignore', out, out], detached: true });
+    closeSync(out);
+    notes.push(`booted ${server.name} at ${j.nodeIp} in ${vm.netns}`);
+  }
+
+  /** The server is gone from Nova: the "VM" stops (its agent and node), its namespace goes. */
+  async function powerOff(vm: Vm): Promise<void> {
+    if (vm.agent?.pid && vm.agent.exitCode === null) await stopProcessGroup(vm.agent.pid, { graceMs: 30_000 }).catch(() => undefined);
+    const config = join(vm.dir, 'agent', 'agent.json');
+    const node = existsSync(config) ? (JSON.parse(readFileSync(config, 'utf8')).node as { dir: string; cgroupRoot: string; runDir: string } | undefined) : undefined;
+    if (node) await sweepLeftoverNodes([{ machine: vm.name, dir: node.dir, cgroupRoot: node.cgroupRoot, runDir: node.runDir }]);
+    await run('ip', ['netns', 'del', vm.netns]).catch(() => undefined);
+    if (await linkExists(vm.hostVeth)) await run('ip', ['link', 'del', vm.hostVeth]).catch(() => undefined);
+  }
+
+  /** The load balancer's VIP on the host, relaying to the members Octavia records (refreshed every round). */
+  async function playLoadBalancer(): Promise<void> {
+    const lbs = (await admin.request('load-balancer', 'GET', `/v2/lbaas/loadbalancers?tags=marina-cluster-${clusterUid}`)).body.loadbalancers as any[];
+    const lb = lbs.find((l) => l.provisioning_status !== 'DELETED');
+    if (!lb) return;
+    const pools = (await admin.request('load-balancer', 'GET', `/v2/lbaas/pools?loadbalancer_id=${lb.id}`)).body.pools as any[];
+    const found: { address: string; port: number }[] = [];
+    for (const p of pools) {
+      for (const m of (await admin.request('load-balancer', 'GET', `/v2/lbaas/pools/${p.id}/members`)).body.members as any[]) found.push({ address: m.address, port: m.protocol_port });
+    }
+    members = found;
+    if (relay) return;
+    await run('ip', ['addr', 'add', `${lb.vip_address}/32`, 'dev', dummy]);
+    const sockets = new Set<Socket>();
+    let next = 0;
+    const server = createServer((client) => {
+      const target = members[next++ % Math.max(members.length, 1)];
+      if (!target) return void client.destroy();
+      const upstream = createConnection({ host: target.address, port: target.port });
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(6443, lb.vip_address, resolve));
+    relay = { vip: lb.vip_address, server, sockets };
+    notes.push(`load balancer ${lb.vip_address}:6443 relayed to its members`);
+  }
+
+  async function hypervisorLoop(): Promise<void> {
+    while (!stopping) {
+      try {
+        await playLoadBalancer();
+        const servers = await clusterServers(admin, clusterUid);
+        for (const s of servers) if (s.status === 'ACTIVE' && !vms.has(s.id)) await boot(s);
+        for (const [serverId, vm] of vms) {
+          if (!servers.some((s) => s.id === serverId) && vm.agent) {
+            await powerOff(vm);
+            delete vm.agent;
+            notes.push(`powered off ${vm.name}`);
+          }
+        }
+      } catch (err) {
+        notes.push(`hypervisor: ${(err as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+
+  it('creates the cluster through the API; with its servers run by the test it becomes Ready', async () => {
+    const machine = { image: env.image.name, flavor: 'm1.small' };
+    clusterUid = await createCluster(marina!.api, env, cluster, [
+      { name: 'cp', roles: ['etcd', 'controlplane'], replicas: 1, machine },
+      { name: 'workers', roles: ['worker'], replicas: 1, machine, runtime: { type: 'containerd' } },
+    ]);
+    hypervisor = hypervisorLoop();
+    try {
+      await waitUntil('the cluster Ready', 1_200_000, async () => {
+        const c = (await marina!.api('GET', `/projects/${PROJECT}/clusters/${cluster}`)).json;
+        return c?.status?.phase === 'Ready' ? c : undefined;
+      }, 3000);
+    } catch (err) {
+      const c = (await marina!.api('GET', `/projects/${PROJECT}/clusters/${cluster}`)).json;
+      const ms = (await marina!.api('GET', `/projects/${PROJECT}/machines`)).json.items.map((m: any) => ({ name: m.metadata.name, phase: m.status?.phase, conditions: m.status?.conditions?.filter((x: any) => x.status !== 'True') }));
+      const logs = [...vms.values()].map((vm) => `--- ${vm.name}\n${existsSync(join(vm.dir, 'agent.log')) ? readFileSync(join(vm.dir, 'agent.log'), 'utf8').slice(-3000) : ''}`);
+      throw new Error(`${(err as Error).message}\n${notes.join('\n')}\ncluster: ${JSON.stringify(c?.status?.conditions)}\nmachines: ${JSON.stringify(ms)}\n${logs.join('\n')}`);
+    }
+    assert.equal(vms.size, 2, 'two servers booted');
+    // kubectl through the relayed VIP: the worker's real kubelet registered a Ready Node.
+    const kc = join(tmp, 'kubeconfig');
+    writeFileSync(kc, (await marina!.api('GET', `/projects/${PROJECT}/clusters/${cluster}/kubeconfig`)).text, { mode: 0o600 });
+    const nodes = JSON.parse(await kubectl(toolchain, kc, ['get', 'nodes', '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> }; status: { conditions: { type: string; status: string }[] } }[] };
+    const worker = nodes.items.find((n) => n.metadata.name.startsWith(`${cluster}-workers-`));
+    assert.ok(worker, `a worker Node among ${nodes.items.map((n) => n.metadata.name)}`);
+    assert.equal(worker.status.conditions.find((c) => c.type === 'Ready')?.status, 'True');
+  });
+
+  it('deletes the cluster: the servers go (the test powers them off) and nothing tagged is left', async () => {
+    await deleteCluster(marina!.api, cluster, 600_000);
+    await assertNothingTagged(admin, clusterUid);
+    await waitUntil('every VM powered off', 60_000, async () => ([...vms.values()].every((vm) => !vm.agent) ? true : undefined), 1000);
+  });
+});
