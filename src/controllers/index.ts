@@ -103,7 +103,7 @@ const condition = (obj: { status?: { conditions?: Condition[] } }, type: string)
 
 /** What the Cluster reads of its machines and pools: who started where, who leaves, the pools' counts. */
 const machineForCluster = (m: Machine) => [m.status?.phase, m.status?.address, isDeleting(m), condition(m, MachineCondition.Bootstrapped)];
-const poolForCluster = (p: NodePool) => [p.status?.replicas, p.status?.readyReplicas, p.metadata.generation, isDeleting(p)];
+const poolForCluster = (p: NodePool) => [p.status?.replicas, p.status?.readyReplicas, p.status?.updatedReplicas, p.status?.availableReplicas, p.metadata.generation, isDeleting(p)];
 
 /** A Cluster looks again when its pools, machines or Secrets change. */
 function clusterWatches(): WatchSpec[] {

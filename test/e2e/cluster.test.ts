@@ -234,7 +234,7 @@ describe('e2e: a local cluster from create to delete', { skip, timeout: 600_000 
     await waitUntil('cluster status: 1/1 workers', 60_000, async () => {
       const c = (await api('GET', `/projects/${PROJECT}/clusters/demo`)).json;
       const workers = c.status?.pools?.find((p: { name: string }) => p.name === 'workers');
-      return isDeepStrictEqual(workers, { name: 'workers', replicas: 1, readyReplicas: 1 }) ? true : undefined;
+      return workers && isDeepStrictEqual({ replicas: workers.replicas, readyReplicas: workers.readyReplicas, updatedReplicas: workers.updatedReplicas }, { replicas: 1, readyReplicas: 1, updatedReplicas: 1 }) ? true : undefined;
     });
   });
 
