@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -231,7 +231,7 @@ async function setup(nodeRestriction: boolean) {
     await api.stop();
     await rm(dir, { recursive: true, force: true });
   };
-  return { api, make, teardown };
+  return { api, make, teardown, dir };
 }
 
 test('NodeRestriction: registers with the labels a kubelet may set, the labeler adds node-role labels', async () => {
@@ -328,25 +328,51 @@ test('pods bound to the node run with IPs from its podCIDR; terminating pods are
   }
 });
 
-test('a Node deleted while the kubelet runs, or while the agent was down, is never re-created', async () => {
-  const { api, make, teardown } = await setup(false);
+test('a Node deleted or replaced while the kubelet runs, or gone while the agent was down, is registered again', async () => {
+  const { api, make, teardown, dir } = await setup(false);
+  const marker = () => readFile(join(dir, 'kubelet', 'node-uid'), 'utf8');
+  const node = () => api.nodes.get('n1') as Node | undefined;
+  const ready = (n: Node | undefined) => n?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
   try {
     const k1 = make();
     await until('running', () => k1.state().phase === 'running');
-    api.remove('nodes', 'n1');
-    await until('node-deleted', () => k1.state().phase === 'node-deleted');
-    assert.equal(k1.heartbeating(), false);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(api.nodes.has('n1'), false);
-    await k1.stop();
-    assert.equal(k1.state().phase, 'node-deleted');
+    const uid1 = k1.state().nodeUID!;
+    assert.equal(k1.state().reregistrations, 0);
 
-    // A restarted agent (same state dir) finds its marker and does not register again.
-    const posts = api.log.filter((l) => l === 'kubelet POST /api/v1/nodes').length;
+    // Deleted (the garbage collector takes its Lease along): a new Node, a new Lease owned by it.
+    api.remove('nodes', 'n1');
+    api.leases.delete('n1');
+    const uid2 = await until('registered again', () => (k1.state().reregistrations === 1 && k1.state().phase === 'running' ? k1.state().nodeUID : undefined));
+    assert.notEqual(uid2, uid1);
+    assert.equal(node()?.metadata.uid, uid2);
+    assert.equal(node()?.metadata.labels?.['marina.dev/pool'], 'p', 'labels as at registration');
+    // Seen as the watch's DELETED event, or by its first list when the deletion came before it.
+    assert.match(k1.state().lastReregistration!.reason, /was deleted|no longer exists/);
+    assert.equal(await marker(), `n1 ${uid2}\n`);
+    await until('Ready again', () => ready(node()));
+    await until('lease owned by the new Node', () => (api.leases.get('n1') as Lease | undefined)?.metadata.ownerReferences?.[0]?.uid === uid2);
+    await until('heartbeating', () => k1.heartbeating());
+
+    // Replaced by a Node of the same name with another uid: adopted.
+    const other = structuredClone(node()!) as Obj;
+    other.metadata.uid = 'someone-elses';
+    api.put('nodes', other, 'MODIFIED');
+    await until('adopted', () => k1.state().nodeUID === 'someone-elses' && k1.state().phase === 'running');
+    assert.equal(k1.state().reregistrations, 2);
+    assert.match(k1.state().lastReregistration!.reason, /replaced/);
+    assert.equal(await marker(), 'n1 someone-elses\n');
+    await until('lease owned by the adopted Node', () => (api.leases.get('n1') as Lease | undefined)?.metadata.ownerReferences?.[0]?.uid === 'someone-elses');
+    await k1.stop();
+    assert.equal(k1.state().phase, 'stopped');
+
+    // Gone while the agent was down: the restarted agent (same state dir) registers it again.
+    api.remove('nodes', 'n1');
     const k2 = make();
-    await until('node-deleted again', () => k2.state().phase === 'node-deleted');
-    assert.equal(api.log.filter((l) => l === 'kubelet POST /api/v1/nodes').length, posts);
-    assert.equal(api.nodes.has('n1'), false);
+    await until('registered at start', () => k2.state().phase === 'running' && k2.state().reregistrations === 1);
+    assert.match(k2.state().lastReregistration!.reason, /gone at start/);
+    assert.equal(node()?.metadata.uid, k2.state().nodeUID);
+    assert.notEqual(k2.state().nodeUID, 'someone-elses');
+    await until('Ready at start', () => ready(node()));
   } finally {
     await teardown();
   }

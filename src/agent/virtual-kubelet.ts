@@ -1,8 +1,14 @@
 // A virtual kubelet with kwok semantics: it registers the Node, keeps its Lease and status fresh,
 // and moves the pods bound to it to Running (and deletes them for good when they are being
 // deleted) without running any container. Every API failure is retried with backoff; nothing here
-// throws out of the loops. A Node deleted by someone else is never recreated: a deleted Node means
-// the machine is being removed, so the kubelet stops and reports `node-deleted`.
+// throws out of the loops.
+//
+// A Node that disappears while the kubelet runs (or is missing at start although an earlier run
+// registered it) is registered again, like Marina's real workers do: Marina deletes a machine's
+// Node only after its agent was stopped, so a running kubelet losing its Node means someone else
+// removed it — a restore of etcd data from before this machine joined, or `kubectl delete node`.
+// A Node replaced by one with another uid is adopted. The kubelet carries on either way, with
+// the pods still bound to its name.
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -56,7 +62,8 @@ export interface VirtualKubeletOptions {
   resyncIntervalMs?: number;
 }
 
-export type KubeletPhase = 'registering' | 'running' | 'node-deleted' | 'stopped';
+/** `registering` covers the first registration and every registration again. */
+export type KubeletPhase = 'registering' | 'running' | 'stopped';
 
 export interface KubeletState {
   phase: KubeletPhase;
@@ -69,6 +76,10 @@ export interface KubeletState {
   consecutiveHeartbeatFailures: number;
   podCIDR?: string;
   pods: number;
+  /** Times the Node was registered again after it disappeared or was replaced. */
+  reregistrations: number;
+  /** Why and when the Node was last registered again. */
+  lastReregistration?: { reason: string; at: string };
   /** Labels that could not be applied (NodeRestriction and no labeler credentials). */
   pendingLabels?: string[];
   lastError?: string;
@@ -119,6 +130,7 @@ export class VirtualKubelet {
   private readonly abort = new AbortController();
   private readonly tasks = new Set<Promise<unknown>>();
   private readonly statusWaker = new Waker();
+  private readonly heartbeatWaker = new Waker();
 
   private node: Node | undefined;
   private nodeUID: string | undefined;
@@ -127,6 +139,10 @@ export class VirtualKubelet {
   private lastStatusMs: number | undefined;
   private heartbeatFailures = 0;
   private lastError: string | undefined;
+  /** Why the running registration again was started. */
+  private pendingReason: string | undefined;
+  private reregistrations = 0;
+  private lastReregistration: { reason: string; at: string } | undefined;
   /** Labels NodeRestriction keeps the kubelet from setting itself (applied via the labeler, if any). */
   private restrictedLabels: Record<string, string> = {};
 
@@ -171,7 +187,7 @@ export class VirtualKubelet {
     this.nodeWatch?.stop();
     this.podWatch?.stop();
     while (this.tasks.size) await Promise.allSettled([...this.tasks]);
-    if (this.phase !== 'node-deleted') this.phase = 'stopped';
+    this.phase = 'stopped';
   }
 
   /** Lease renewed within its duration (what the node-lifecycle controller looks at). */
@@ -191,7 +207,9 @@ export class VirtualKubelet {
       heartbeating: this.heartbeating(),
       consecutiveHeartbeatFailures: this.heartbeatFailures,
       pods: this.podWatch?.store.size ?? 0,
+      reregistrations: this.reregistrations,
     };
+    if (this.lastReregistration) s.lastReregistration = this.lastReregistration;
     if (this.nodeUID) s.nodeUID = this.nodeUID;
     if (this.lastHeartbeatMs !== undefined) s.lastHeartbeat = new Date(this.lastHeartbeatMs).toISOString();
     if (this.lastStatusMs !== undefined) s.lastStatusUpdate = new Date(this.lastStatusMs).toISOString();
@@ -225,8 +243,8 @@ export class VirtualKubelet {
   }
 
   private async run(): Promise<void> {
-    await this.register();
-    if (this.stopped || this.phase !== 'running') return;
+    await this.register(await this.readMarker());
+    if (this.stopped) return;
     this.startWatches();
     this.track(this.heartbeatLoop());
     this.track(this.statusLoop());
@@ -257,11 +275,12 @@ export class VirtualKubelet {
     await rename(tmp, this.markerPath);
   }
 
-  private async register(): Promise<void> {
+  /** Registers until it succeeds or the kubelet stops. `known`: the uid registered before, if any. */
+  private async register(known: string | undefined): Promise<void> {
     let delay = 500;
     while (!this.stopped) {
       try {
-        await this.registerOnce();
+        await this.registerOnce(known);
         return;
       } catch (err) {
         if (this.stopped) return;
@@ -272,30 +291,39 @@ export class VirtualKubelet {
     }
   }
 
-  private async registerOnce(): Promise<void> {
+  /**
+   * Adopts the Node of our name if there is one, else creates it (with the labels and taints of
+   * the configured identity). `known` is the uid registered before (the marker at start, the
+   * current Node while running): a Node with another uid, or none, makes this a registration again.
+   */
+  private async registerOnce(known: string | undefined): Promise<void> {
     const name = this.id.nodeName;
     const labels = nodeLabels(this.id);
     const { own, restricted } = splitLabels(labels);
-    const known = await this.readMarker();
-    let node: Node;
+    let node: Node | undefined;
     if (known) {
-      // Registered by an earlier run of this agent: adopt, but never re-create a deleted Node.
       try {
         node = await this.client.get<Node>(Resources.nodes, name);
       } catch (err) {
-        if (isNotFound(err)) return this.nodeGone(`Node ${name} (uid ${known}) was deleted while the agent was down`);
-        throw err;
+        if (!isNotFound(err)) throw err;
       }
-    } else {
-      node = await this.createNode(labels, own);
     }
+    node ??= await this.createNode(labels, own);
+    const uid = node.metadata.uid;
+    if (!uid) throw new Error(`Node ${name} has no uid`);
     this.node = node;
-    this.nodeUID = node.metadata.uid;
-    if (!this.nodeUID) throw new Error(`Node ${name} has no uid`);
-    await this.writeMarker(this.nodeUID);
+    this.nodeUID = uid;
+    await this.writeMarker(uid);
     await this.ensureLabels(own, restricted);
     this.phase = 'running';
-    this.log.info({ node: name, uid: this.nodeUID, adopted: Boolean(known) }, 'node registered');
+    if (known && uid !== known) {
+      this.reregistrations++;
+      this.lastReregistration = { reason: this.pendingReason ?? `Node ${name} (uid ${known}) was gone at start`, at: new Date().toISOString() };
+      this.log.warn({ node: name, uid, previousUID: known, reason: this.lastReregistration.reason }, 'node registered again');
+    } else {
+      this.log.info({ node: name, uid, adopted: known === uid }, 'node registered');
+    }
+    this.pendingReason = undefined;
   }
 
   private async createNode(labels: Record<string, string>, own: Record<string, string>): Promise<Node> {
@@ -363,14 +391,27 @@ export class VirtualKubelet {
     }
   }
 
+  /**
+   * Our Node is gone or replaced while running: register again (see the top of this file). The
+   * loops keep going but skip their calls until the registration is done; it wakes them then.
+   * A stale signal (e.g. an old Node's event arriving after the registration again) finds the
+   * current Node in place and changes nothing.
+   */
   private nodeGone(why: string): void {
-    if (this.phase === 'node-deleted') return;
-    this.phase = 'node-deleted';
-    this.lastError = `${why}; the kubelet stopped (a deleted Node means the machine is being removed)`;
-    this.log.error({ node: this.id.nodeName }, this.lastError);
-    this.abort.abort();
-    this.nodeWatch?.stop();
-    this.podWatch?.stop();
+    if (this.phase !== 'running' || this.stopped) return;
+    this.phase = 'registering';
+    this.pendingReason = why;
+    this.log.warn({ node: this.id.nodeName, uid: this.nodeUID }, `${why}; registering the Node again`);
+    const known = this.nodeUID;
+    this.lease = undefined;
+    this.track(
+      this.register(known).then(() => {
+        this.heartbeatWaker.wake();
+        this.statusWaker.wake();
+        // Pods skipped meanwhile: look at them now rather than at the next resync.
+        for (const key of this.podWatch?.store.keys() ?? []) this.enqueue(key);
+      }),
+    );
   }
 
   // ------------------------------------------------------------------ node status and lease
@@ -378,9 +419,13 @@ export class VirtualKubelet {
   private async heartbeatLoop(): Promise<void> {
     let retry = 200;
     while (!this.stopped) {
+      if (this.phase !== 'running') {
+        await this.heartbeatWaker.wait(this.renewMs, this.abort.signal);
+        continue;
+      }
       const ok = await this.renewLease();
       if (ok) retry = 200;
-      await this.sleep(ok ? this.renewMs : retry);
+      await this.heartbeatWaker.wait(ok ? this.renewMs : retry, this.abort.signal);
       if (!ok) retry = Math.min(retry * 2, this.renewMs);
     }
   }
@@ -424,6 +469,10 @@ export class VirtualKubelet {
   private async statusLoop(): Promise<void> {
     let retry = 500;
     while (!this.stopped) {
+      if (this.phase !== 'running') {
+        await this.statusWaker.wait(this.statusMs, this.abort.signal);
+        continue;
+      }
       const ok = await this.updateNodeStatus();
       if (ok) await this.applyRestrictedLabels();
       if (ok) retry = 500;
@@ -482,8 +531,15 @@ export class VirtualKubelet {
 
   private onNodeEvent(ev: WatchEvent<Node>): void {
     const node = ev.object;
-    if (ev.type === 'DELETED' || node.metadata.uid !== this.nodeUID) {
-      this.nodeGone(ev.type === 'DELETED' ? `Node ${this.id.nodeName} was deleted` : `Node ${this.id.nodeName} was replaced (new uid ${node.metadata.uid})`);
+    // While registering, the registration itself reads the Node.
+    if (this.phase !== 'running') return;
+    if (ev.type === 'DELETED') {
+      // An older Node's deletion can arrive after a status update found it gone and we registered again.
+      if (node.metadata.uid === this.nodeUID) this.nodeGone(`Node ${this.id.nodeName} was deleted`);
+      return;
+    }
+    if (node.metadata.uid !== this.nodeUID) {
+      this.nodeGone(`Node ${this.id.nodeName} was replaced (uid ${node.metadata.uid})`);
       return;
     }
     this.node = node;

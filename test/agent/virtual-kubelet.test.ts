@@ -30,7 +30,15 @@ interface RunningAgent {
 interface Health {
   ok: boolean;
   processes: { name: string; pid?: number; state: string }[];
-  kubelet: { phase: string; heartbeating: boolean; nodeUID?: string; podCIDR?: string; pendingLabels?: string[] } | null;
+  kubelet: {
+    phase: string;
+    heartbeating: boolean;
+    nodeUID?: string;
+    podCIDR?: string;
+    pendingLabels?: string[];
+    reregistrations: number;
+    lastReregistration?: { reason: string; at: string };
+  } | null;
 }
 
 async function health(a: RunningAgent): Promise<Health> {
@@ -319,17 +327,25 @@ describe('virtual kubelet on a real control plane', { skip, timeout: 600_000 }, 
     assert.equal(ready(await node('vk-0'))?.status, 'True', 'the other node stays Ready');
   });
 
-  it('a Node deleted by someone else is not re-created; the agent reports node-deleted', async () => {
+  it('a Node deleted by someone else is registered again; the agent reports it', async () => {
     const a0 = agents.find((a) => a.name === 'vk-0')!;
+    const old = await node('vk-0');
     await cp!.kubectl(['delete', 'node', 'vk-0']);
-    const h = await eventually('agent reports node-deleted', 15_000, async () => {
+    const h = await eventually('agent reports the Node registered again', 30_000, async () => {
       const h = await health(a0);
-      return h.kubelet?.phase === 'node-deleted' ? h : undefined;
-    });
-    assert.equal(h.ok, false);
-    const res = await fetch(`${a0.url}/healthz`);
-    assert.equal(res.status, 503);
-    await sleep(3000);
-    await assert.rejects(cp!.kubectl(['get', 'node', 'vk-0']), /NotFound|not found/);
+      return h.ok && h.kubelet?.phase === 'running' && h.kubelet.reregistrations === 1 ? h : undefined;
+    }, logs);
+    assert.match(h.kubelet!.lastReregistration!.reason, /deleted|no longer exists/);
+    const n = await eventually('vk-0 Ready again, with its labels', 30_000, async () => {
+      const n = await node('vk-0');
+      return ready(n)?.status === 'True' && n.metadata.labels?.['node-role.kubernetes.io/worker'] === '' ? n : undefined;
+    }, logs);
+    assert.notEqual(n.metadata.uid, old.metadata.uid, 'a new Node');
+    assert.equal(n.metadata.uid, h.kubelet!.nodeUID);
+    assert.equal(n.metadata.labels?.['marina.dev/pool'], 'workers');
+    await eventually('the Lease owned by the new Node and renewed', 30_000, async () => {
+      const lease = await kubectlJSON<Lease>(['get', 'lease', '-n', 'kube-node-lease', 'vk-0']);
+      return lease.metadata.ownerReferences?.some((o) => o.uid === n.metadata.uid) && Date.parse(lease.spec?.renewTime ?? '') > Date.parse(n.metadata.creationTimestamp ?? '') - 1000;
+    }, logs);
   });
 });

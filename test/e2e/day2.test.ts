@@ -9,7 +9,8 @@
 //   Marina SIGKILLed in the middle of a restore and started again: the restore ends Succeeded, or
 //   Failed with a message that states the cluster's state — never silently half-restored;
 //   a cancel accepted while an operation waits, refused with the reason after a disruptive step;
-//   a machine replaced in one call: its successor first, then the old one drained and gone.
+//   a machine replaced in one call: its successor first, then the old one drained and gone;
+//   a worker added after a snapshot: restoring it Succeeds, the worker's Node registers again.
 //
 // Skips when the Kubernetes toolchain is not installed.
 import { after, before, describe, it } from 'node:test';
@@ -344,6 +345,27 @@ describe('e2e: day-2 operations — snapshots, restores, checkpoints, machine re
     assert.deepEqual(after.map((m) => m.metadata.name), [successor]);
     const nodes = (await k('get', 'nodes', '-o', 'jsonpath={.items[*].metadata.name}')).split(/\s+/);
     assert.ok(nodes.includes(successor) && !nodes.includes(old), `nodes: ${nodes.join(' ')}`);
+    await allNodesReady();
+  });
+
+  it('a worker added after the snapshot: the restore Succeeds and its Node, absent from the restored data, registers again', async () => {
+    const snap = (await runOp(['cluster', 'snapshot', C])).status!.result!.snapshot!;
+    const workers = async () => ((await api('GET', `/projects/${P}/machines`)).json.items as MachineJson[]).filter((m) => m.spec.pool === 'workers');
+    const before = new Set((await workers()).map((m) => m.metadata.name));
+    await cli.ok(['cluster', 'scale', C, '--pool', 'workers', '--replicas', String(before.size + 1)]);
+    const nodeReady = async (name: string) =>
+      (await k('get', 'node', name, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}').catch(() => '')).trim() === 'True';
+    const added = await waitUntil('the added worker Running with a Ready Node', 300_000, async () => {
+      const m = (await workers()).find((w) => !before.has(w.metadata.name) && w.status?.phase === 'Running');
+      return m && (await nodeReady(m.metadata.name)) ? m.metadata.name : undefined;
+    }, 1000);
+    const uid = (await k('get', 'node', added, '-o', 'jsonpath={.metadata.uid}')).trim();
+
+    const op = await runOp(['cluster', 'restore', C, '--snapshot', snap]);
+    assert.equal(op.status?.phase, 'Succeeded', op.status?.message);
+    const nodes = (await k('get', 'nodes', '-o', 'jsonpath={.items[*].metadata.name}')).split(/\s+/);
+    assert.ok(nodes.includes(added), `nodes: ${nodes.join(' ')}`);
+    assert.notEqual((await k('get', 'node', added, '-o', 'jsonpath={.metadata.uid}')).trim(), uid, 'a new Node: the restored data never held it');
     await allNodesReady();
   });
 });
