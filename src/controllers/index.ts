@@ -26,6 +26,7 @@ import { ClusterReconciler } from './cluster.js';
 import { clusterKey, ClusterIndex, DEFAULT_TIMING, nodePoolName, type Shared, type Timing } from './common.js';
 import { MachineReconciler } from './machine.js';
 import { NodePoolReconciler } from './nodepool.js';
+import { drainingMachines } from './pool-rollout.js';
 import { OrphanSweep, orphanSweepSettingsFromEnv } from './orphans.js';
 
 export interface ControllerDeps {
@@ -103,7 +104,8 @@ const condition = (obj: { status?: { conditions?: Condition[] } }, type: string)
 
 /** What the Cluster reads of its machines and pools: who started where, who leaves, the pools' counts. */
 const machineForCluster = (m: Machine) => [m.status?.phase, m.status?.address, isDeleting(m), condition(m, MachineCondition.Bootstrapped)];
-const poolForCluster = (p: NodePool) => [p.status?.replicas, p.status?.readyReplicas, p.status?.updatedReplicas, p.status?.availableReplicas, p.metadata.generation, isDeleting(p)];
+// The draining machines too: the Cluster takes them out of the endpoint's backends, and a drain waits for that.
+const poolForCluster = (p: NodePool) => [p.status?.replicas, p.status?.readyReplicas, p.status?.updatedReplicas, p.status?.availableReplicas, drainingMachines(p), p.metadata.generation, isDeleting(p)];
 
 /** A Cluster looks again when its pools, machines or Secrets change. */
 function clusterWatches(): WatchSpec[] {
