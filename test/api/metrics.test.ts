@@ -54,9 +54,13 @@ test('/metrics: requests, clusters and machines by phase, health passes and reme
   await client.injectSimFaults([{ type: 'KillMachine', project: 'default', cluster: 'm', machine: victim!.metadata.name }]);
 
   const scrape = async () => (await fetch(`${server!.url}/metrics`)).text();
-  const text = await waitUntil('a remediation counted', 60_000, async () => {
+  // The remediation is counted while the replacement is still being made, so the cluster is
+  // not Ready at that moment: wait for both, as observable state, before reading the figures.
+  const text = await waitUntil('a remediation counted and the cluster Ready again', 60_000, async () => {
     const t = await scrape();
-    return /^marina_remediations_total\{reason="MachineFailed",role="worker"\} 1$/m.test(t) && /marina_health_pass_duration_seconds_count\{scrape="false"\} [1-9]/.test(t) ? t : undefined;
+    return /^marina_remediations_total\{reason="MachineFailed",role="worker"\} 1$/m.test(t) &&
+      /marina_health_pass_duration_seconds_count\{scrape="false"\} [1-9]/.test(t) &&
+      /^marina_clusters\{phase="Ready"\} 1$/m.test(t) ? t : undefined;
   }, 250);
 
   const fams = parsePrometheusText(text);
