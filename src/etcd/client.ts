@@ -46,6 +46,8 @@ export interface EtcdStatus {
   raftTerm: string;
   isLearner: boolean;
   errors: string[];
+  /** The member's current revision (the resourceVersion Kubernetes hands out). */
+  revision: number;
 }
 
 export interface EtcdHealth {
@@ -247,6 +249,7 @@ export class EtcdClient implements EtcdApi {
       raftTerm: idString(res.raftTerm),
       isLearner: res.isLearner === true,
       errors: strings(res.errors),
+      revision: toNumber(header.revision),
     };
   }
 

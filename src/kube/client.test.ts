@@ -10,6 +10,7 @@ import {
   isAlreadyExists,
   isConflict,
   isNotFound,
+  isResourceVersionTooLarge,
   KubeClient,
   KubeError,
   type KubeObject,
@@ -367,6 +368,53 @@ test('watch relists on 410 Gone and delivers the difference', async () => {
     await until(() => syncs >= 3, 5000, 'three lists');
     assert.deepEqual(events, ['ADDED a', 'ADDED b', 'ADDED c', 'MODIFIED b', 'ADDED d', 'DELETED c']);
     assert.deepEqual([...w.store.keys()].sort(), ['a', 'b', 'd']);
+  } finally {
+    w.stop();
+    await w.done;
+    c.close();
+    await srv.close();
+  }
+});
+
+test('watch relists when its resourceVersion is ahead of the server (an etcd restore moved the revisions back)', async () => {
+  // The apiserver's answer to a watch from a revision it has not reached: 504, cause
+  // ResourceVersionTooLarge. Resuming from it would skip whatever is written until the server gets
+  // there; the watch must list again, whether the error comes as a response or as an ERROR event.
+  let lists = 0;
+  const watchRVs: string[] = [];
+  const tooLarge = {
+    ...status(504, 'Timeout', 'Timeout: Too large resource version: 2000000500, current: 1000000300'),
+    details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }], retryAfterSeconds: 1 },
+  };
+  const srv = await fakeServer((req, res) => {
+    const u = new URL(req.url!, 'http://x');
+    if (u.searchParams.get('watch') !== '1') {
+      lists++;
+      if (lists === 1) return json(res, 200, { metadata: { resourceVersion: '2000000500' }, items: [obj('a', 2000000400)] });
+      return json(res, 200, { metadata: { resourceVersion: '1000000300' }, items: [obj('a', 1000000100), obj('new', 1000000290)] });
+    }
+    watchRVs.push(u.searchParams.get('resourceVersion') ?? '');
+    if (watchRVs.length === 1) return json(res, 504, tooLarge);
+    if (watchRVs.length === 2) {
+      res.writeHead(200);
+      return res.end(`${JSON.stringify({ type: 'ERROR', object: tooLarge })}\n`);
+    }
+    res.writeHead(200);
+  });
+  const c = new KubeClient({ server: srv.url });
+  const events: string[] = [];
+  let syncs = 0;
+  const w = c.watch<Obj>(Resources.nodes, {
+    backoff: { initialMs: 10, maxMs: 20 },
+    onEvent: (e) => void events.push(`${e.type} ${e.object.metadata.name}`),
+    onSynced: () => void syncs++,
+  });
+  try {
+    await until(() => syncs >= 3, 5000, 'a list after each refusal');
+    assert.deepEqual(watchRVs.slice(0, 3), ['2000000500', '1000000300', '1000000300']);
+    assert.ok(events.includes('ADDED new'), `the object written after the restore is delivered: ${events.join(', ')}`);
+    assert.ok(isResourceVersionTooLarge(new KubeError(504, 'Timeout', 'Timeout: Too large resource version: 5, current: 3')));
+    assert.ok(!isResourceVersionTooLarge(new KubeError(504, 'Timeout', 'the server was unable to return a response in the time allotted')));
   } finally {
     w.stop();
     await w.done;

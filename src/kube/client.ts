@@ -128,6 +128,15 @@ export const isConflict = (err: unknown): boolean => hasCode(err, 409) && (err a
 export const isAlreadyExists = (err: unknown): boolean => hasCode(err, 409) && (err as KubeError).reason === 'AlreadyExists';
 export const isForbidden = (err: unknown): boolean => hasCode(err, 403);
 export const isGone = (err: unknown): boolean => hasCode(err, 410);
+/**
+ * The apiserver has not reached the resourceVersion asked for (504, cause ResourceVersionTooLarge):
+ * a revision from another timeline, e.g. one seen before an etcd restore moved the revisions
+ * back. Waiting for the server to catch up would skip everything written until it does, so a
+ * watcher must list again, as on 410.
+ */
+export const isResourceVersionTooLarge = (err: unknown): boolean =>
+  hasCode(err, 504) &&
+  ((err as KubeError).details?.causes?.some((c) => c.reason === 'ResourceVersionTooLarge') === true || /too large resource version/i.test((err as KubeError).message));
 
 // ---------------------------------------------------------------------------------------------
 // Resource types and paths
@@ -842,8 +851,9 @@ class ListWatch<T extends KubeObject> implements Watcher<T> {
         delay = Math.min(delay * 2, max);
       } catch (err) {
         if (this.stopped) break;
-        if (isGone(err)) {
-          // Our resourceVersion is too old for the server: list again and deliver the difference.
+        if (isGone(err) || isResourceVersionTooLarge(err)) {
+          // Our resourceVersion is too old (or, after an etcd restore, too new) for the server:
+          // list again and deliver the difference.
           this.resourceVersion = undefined;
           continue;
         }
@@ -959,7 +969,7 @@ class ListWatch<T extends KubeObject> implements Watcher<T> {
     const obj = ev.object as T | undefined;
     if (ev.type === 'ERROR') {
       const s = (ev.object ?? {}) as Partial<KubeStatus>;
-      throw new KubeError(s.code ?? 500, s.reason ?? 'InternalError', s.message ?? 'watch error');
+      throw new KubeError(s.code ?? 500, s.reason ?? 'InternalError', s.message ?? 'watch error', s.details ? { details: s.details } : {});
     }
     if (!obj || typeof obj !== 'object') return false;
     const rv = obj.metadata?.resourceVersion;

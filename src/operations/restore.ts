@@ -32,7 +32,18 @@ import { clusterMachines, typed } from '../store/typed.js';
 import { clusterVersion, etcdutlStatus, removeWorkDir, snapshotAad, snapshotObjects, withTarget, workDir } from './backup.js';
 import { done, fail, wait, type OperationDefinition, type StepScope } from './framework.js';
 
+/** Revisions added on top of the highest the cluster reached, for writes after that was read. */
 export const BUMP_REVISION = 1_000_000_000;
+
+/**
+ * How far to move the restored etcd's revision: past every revision the cluster's clients may have
+ * seen, so resourceVersions only ever grow. Without it, restoring a snapshot older than an earlier
+ * restore moves them back; a watch resuming from a newer one then waits for the server to reach it
+ * and misses everything written meanwhile (virtual kubelets left new pods Pending for minutes).
+ */
+export function revisionBump(snapshotRevision: number, highestSeen: number): number {
+  return Math.max(0, highestSeen - snapshotRevision) + BUMP_REVISION;
+}
 const CONTROL_PLANE_SERVICES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'];
 /** While the cluster is out of service every second counts: look again soon. */
 const OUT_OF_SERVICE_POLL_MS = 500;
@@ -120,8 +131,32 @@ async function preflight(sc: StepScope) {
   } catch (err) {
     return fail(`Snapshot ${params.snapshot}: ${(err as Error).message}`);
   }
-  Object.assign(sc.record, { file, sha256: plain.sha256, revision: status.revision, etcd: etcd.map(describe), controlplane: cp.map(describe) });
+  const highest = await highestRevision(sc, etcd);
+  const bumpRevision = revisionBump(status.revision, highest);
+  Object.assign(sc.record, { file, sha256: plain.sha256, revision: status.revision, highestRevision: highest, bumpRevision, etcd: etcd.map(describe), controlplane: cp.map(describe) });
   return done(`Snapshot ${params.snapshot} verified (revision ${status.revision}, ${status.totalKey} keys); ${etcd.length} etcd members and ${cp.length} control planes to restore`);
+}
+
+/**
+ * The highest revision the cluster is known to have reached: the live etcd's when it answers, and
+ * never below any snapshot taken of it (a restore into a cluster whose etcd is down still knows those).
+ */
+async function highestRevision(sc: StepScope, etcd: Machine[]): Promise<number> {
+  const { op, cluster, deps } = sc;
+  const snapshots = (await snapshotObjects(deps).list({ project: op.metadata.project ?? '' })).filter((s) => s.status?.clusterUID === cluster.metadata.uid);
+  let highest = Math.max(0, ...snapshots.map((s) => s.status?.etcdRevision ?? 0));
+  const urls = etcd.filter((m) => m.status?.address).map((m) => etcdClientURL(m.status!.address!));
+  try {
+    const api = await deps.connections.etcd(cluster, urls);
+    const signal = AbortSignal.any([sc.signal, AbortSignal.timeout(10_000)]);
+    for (const url of urls) {
+      const st = await api?.status?.(url, { signal }).catch(() => undefined);
+      if (st) highest = Math.max(highest, st.revision);
+    }
+  } catch {
+    // Unreachable: the snapshots' revisions (and the margin in BUMP_REVISION) have to do.
+  }
+  return highest;
 }
 
 async function pause(sc: StepScope) {
@@ -152,18 +187,20 @@ async function restoreEtcd(sc: StepScope) {
   const etcd = members(sc, 'etcd');
   const initialCluster = etcd.map((m) => `${m.name}=${etcdPeerURL(m.address)}`).join(',');
   const id = restoreId(sc);
+  // Recorded by preflight, so a step re-run after a crash bumps by the same amount.
+  const bumpRevision = Number(sc.records.preflight!.bumpRevision ?? BUMP_REVISION);
   const clusterToken = `marina-${sc.cluster.metadata.uid ?? sc.cluster.metadata.name}-restore-${id.slice(0, 8)}`;
   await Promise.all(
     etcd.map((m) =>
       actionsOf(sc, m.provider).restoreEtcd(
         refOf(sc, m),
-        { id, snapshotPath: file, sha256, memberName: m.name, peerURL: etcdPeerURL(m.address), initialCluster, clusterToken, bumpRevision: BUMP_REVISION },
+        { id, snapshotPath: file, sha256, memberName: m.name, peerURL: etcdPeerURL(m.address), initialCluster, clusterToken, bumpRevision },
         { signal: sc.signal },
       ),
     ),
   );
   sc.record.restored = etcd.map((m) => m.name);
-  return done(`${etcd.length} members restored from the same snapshot (revisions bumped by ${BUMP_REVISION}, older ones compacted)`);
+  return done(`${etcd.length} members restored from the same snapshot (revisions bumped by ${bumpRevision}, past the highest the cluster reached; older ones compacted)`);
 }
 
 async function startEtcd(sc: StepScope) {

@@ -13,7 +13,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { ObjectKey, Resource } from '../../api/meta.js';
 import type { KindInfo } from '../../api/registry.js';
-import { isGone, KubeError, resourcePath, type KubeClient, type KubeStatus } from '../../kube/client.js';
+import { isGone, isResourceVersionTooLarge, KubeError, resourcePath, type KubeClient, type KubeStatus } from '../../kube/client.js';
 import { jsonEqual } from '../../api/json.js';
 import { matchesSelector, type Labels } from '../admission.js';
 import type { LabelSelector } from '../selector.js';
@@ -251,8 +251,8 @@ export class KindCache {
         delay = 250;
       } catch (err) {
         if (this.stopped) break;
-        if (isGone(err)) {
-          this.o.logger.warn({ kind: this.kind, resourceVersion: this.rv }, 'watch history compacted while disconnected; relisting');
+        if (isGone(err) || isResourceVersionTooLarge(err)) {
+          this.o.logger.warn({ kind: this.kind, resourceVersion: this.rv }, 'watch history compacted while disconnected (or the revisions moved back); relisting');
           listed = false;
           continue;
         }
