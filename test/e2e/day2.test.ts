@@ -250,7 +250,8 @@ describe('e2e: day-2 operations — snapshots, restores, checkpoints, machine re
 
       // The snapshot was restored before, so its revision plus a fixed bump would lie below the
       // revisions clients have seen since: the restore must move them past those instead.
-      const listRevision = async () => Number(JSON.parse(await k('get', 'configmaps', '-o', 'json')).metadata.resourceVersion);
+      // kubectl's own lists carry no resourceVersion: ask the API directly.
+      const listRevision = async () => Number(JSON.parse(await k('get', '--raw', '/api/v1/namespaces/default/configmaps')).metadata.resourceVersion);
       const revisionBefore = await listRevision();
       const approved = await cli.ok(['operation', 'approve', 'bobs-restore', '--comment', 'checked', '--token', tokens.alice!]);
       assert.match(approved.stdout, /operation\/bobs-restore approved/);
