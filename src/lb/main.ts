@@ -30,20 +30,29 @@ async function main(): Promise<void> {
   const log = (msg: string) => console.log(`${new Date().toISOString()} ${msg}`);
   const config = readBalancerConfig(configPath);
   const balancer = new TcpBalancer({ ...config, log });
-  await balancer.start();
-  log(`listening on ${[`${config.host}:${config.port}`, ...(config.extraListen ?? [])].join(', ')}, backends ${config.backends.join(', ') || '(none)'}`);
+  const reload = async () => {
+    try {
+      const next = readBalancerConfig(configPath);
+      balancer.setBackends(next.backends);
+      await balancer.setExtraListeners(next.extraListen ?? []);
+      log(`reloaded: backends ${next.backends.join(', ') || '(none)'}; extra listeners ${(next.extraListen ?? []).join(', ') || '(none)'}`);
+    } catch (err) {
+      log(`reload failed: ${(err as Error).message}`);
+    }
+  };
+  // Installed before the port opens: a provider that sees the port listening may signal at once,
+  // and SIGHUP's default action would end the balancer. A reload asked for during the start
+  // runs once it is done.
+  let started = false;
+  let reloadPending = false;
   process.on('SIGHUP', () => {
-    void (async () => {
-      try {
-        const next = readBalancerConfig(configPath);
-        balancer.setBackends(next.backends);
-        await balancer.setExtraListeners(next.extraListen ?? []);
-        log(`reloaded: backends ${next.backends.join(', ') || '(none)'}; extra listeners ${(next.extraListen ?? []).join(', ') || '(none)'}`);
-      } catch (err) {
-        log(`reload failed: ${(err as Error).message}`);
-      }
-    })();
+    if (started) void reload();
+    else reloadPending = true;
   });
+  await balancer.start();
+  started = true;
+  log(`listening on ${[`${config.host}:${config.port}`, ...(config.extraListen ?? [])].join(', ')}, backends ${config.backends.join(', ') || '(none)'}`);
+  if (reloadPending) await reload();
   const shutdown = () => {
     void balancer.stop().then(() => process.exit(0));
   };

@@ -138,7 +138,7 @@ describe('local provider: a start cut off by a crash leaves no second copy and n
     const cluster = { project: 'p', name: 'c', uid: randomUUID() };
     try {
       const { host, port } = await provider.ensureEndpoint(cluster, ['127.0.0.1:1']);
-      // Up and serving (its SIGHUP handler installed), as a balancer of a crashed Marina would be.
+      // Up and serving, as a balancer of a crashed Marina would be.
       for (let i = 0; i < 100 && !(await isPortListening(host, port)); i++) await new Promise((r) => setTimeout(r, 100));
       const recordPath = join(provider.endpointDir(cluster), 'endpoint.json');
       const { pid, ...rest } = JSON.parse(readFileSync(recordPath, 'utf8')) as { pid: number };
