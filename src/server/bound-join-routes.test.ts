@@ -94,6 +94,9 @@ describe('machine-bound join', () => {
     const secrets = (await api.store.list('Secret', { project: 'alpha', labelSelector: 'marina.dev/machine=os1-cp-a' })).items;
     assert.equal(secrets.length, 1);
     assert.equal(JSON.stringify(secrets[0]).includes(issued.token.split('.')[1]!), false, 'only the hash is stored');
+    // Listed among the cluster's join tokens with the machine it is for, so nobody revokes it by mistake.
+    const listed = (await api.client('admin').listJoinTokens('alpha', 'os1')).find((t) => t.id === issued.token.split('.')[0]);
+    assert.deepEqual(listed && { machine: listed.machine, singleUse: listed.singleUse }, { machine: { name: 'os1-cp-a', uid: ref.uid }, singleUse: true });
 
     const before = await machineCount();
     const res = await joinWith(issued.token);

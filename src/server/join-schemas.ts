@@ -30,6 +30,12 @@ const tokenFields = {
   description: Type.Optional(Type.String()),
   usedBy: Type.Array(Type.String(), { description: 'machines that joined with it' }),
   revokedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  machine: Type.Optional(
+    Type.Object(
+      { name: Type.String(), uid: Type.String() },
+      { description: "set on the tokens Marina makes itself for one machine's first boot (a VM's user data): single use, that machine only" },
+    ),
+  ),
 };
 
 export const JoinTokenInfo = Type.Object(

@@ -56,10 +56,11 @@ export function joinTokenCommand(): Command {
       const now = Date.now();
       out(
         formatTable(
-          ['ID', 'POOL', 'STATE', 'EXPIRES', 'SINGLE-USE', 'APPROVAL', 'USED-BY', 'CREATED-BY'],
+          ['ID', 'POOL', 'FOR-MACHINE', 'STATE', 'EXPIRES', 'SINGLE-USE', 'APPROVAL', 'USED-BY', 'CREATED-BY'],
           items.map((t) => [
             t.id,
             t.pool,
+            t.machine?.name ?? '-',
             t.state,
             Date.parse(t.expiresAt) > now ? `in ${humanDuration(Date.parse(t.expiresAt) - now)}` : `${humanDuration(now - Date.parse(t.expiresAt))} ago`,
             t.singleUse ? 'yes' : 'no',
