@@ -40,8 +40,17 @@ const generationOf = (sc: Pick<StepScope, 'op'>, phase: 1 | 2) => (isCa(sc) ? `$
 export const OLD_KUBECONFIG_NOTE =
   'kubeconfigs downloaded before this rotation keep working until phase 2 (dropOldCAs) starts; download the kubeconfig again now (marina cluster kubeconfig)';
 
+/**
+ * Why a rotation refuses clusters with imported servers. A CA rotation would need each server to
+ * trust the new CAs in place (its kubelet's CA file, kube-proxy's kubeconfig), which Marina does
+ * not do yet; a leaf rotation could skip their kubelets (they renew their own certificates through
+ * certificate requests) but not the kube-proxy certificate Marina issued them.
+ */
+const IMPORTED_REFUSAL =
+  'certificate rotation of clusters with imported servers is not offered yet: Marina cannot re-issue their kube-proxy certificate or, for a CA rotation, make them trust new CAs in place, and it never replaces a user\'s server; remove the imported servers first, or rotate later';
+
 async function preflight(sc: StepScope) {
-  const serving = await clusterServes(sc);
+  const serving = await clusterServes(sc, { inPlace: false, refusal: IMPORTED_REFUSAL });
   if (serving) return fail(serving);
   const pki = await sc.deps.secrets.pki(sc.cluster);
   if (!pki) return fail('the cluster has no PKI');

@@ -13,7 +13,11 @@
 //   etcd, controlPlanes, workers
 //                      follow the pools of each step until every machine runs the target (etcd's
 //                      machines only roll when the target pins another etcd version), with the
-//                      health gate between machines.
+//                      health gate between machines. Pools of servers users joined (provider
+//                      import) are not rolled: Marina never replaces a user's server.
+//   importedServers    each imported server upgraded in place, one at a time: drained (the roll's
+//                      rules), its agent takes the new kubelet and kube-proxy, its Node comes back
+//                      Ready on the target, uncordoned (./in-place.ts).
 //   verify             the apiserver reports the target (`kubectl version`), and so does every Node's kubelet.
 //
 // A failure after setVersion pauses the rollouts (the cluster serves on its Ready machines, mixed
@@ -28,6 +32,7 @@ import { clusterVersion } from './backup.js';
 import { done, fail, type OperationDefinition, type StepScope } from './framework.js';
 import { blockingBudgets, clusterServes, kubernetesMachines, resumeRollouts, rollStep, stopRollouts } from './rolling.js';
 import { cleanupSnapshot, snapshotSteps, type SnapshotStepNames } from './snapshot.js';
+import { inPlaceStep } from './in-place.js';
 
 const SNAPSHOT: SnapshotStepNames = { take: 'snapshot', store: 'storeSnapshot', verify: 'verifySnapshot' };
 const target = (sc: Pick<StepScope, 'op'>) => sc.op.spec.upgrade!.version;
@@ -49,7 +54,7 @@ async function preflight(sc: StepScope) {
   if (oldestApiserver && newestKubelet && compareVersions(newestKubelet, oldestApiserver) > 0) {
     return fail(`version skew: a kubelet runs ${newestKubelet}, newer than the apiserver on ${oldestApiserver}; fix that first`);
   }
-  const serving = await clusterServes(sc);
+  const serving = await clusterServes(sc, { inPlace: true, refusal: '' });
   if (serving) return fail(serving);
   const budgets = await blockingBudgets(sc);
   const etcdFrom = etcdVersionOf(from);
@@ -100,6 +105,7 @@ export const upgradeOperation: OperationDefinition = {
     rollStep('etcd', 0, wantsTarget),
     rollStep('controlPlanes', 1, wantsTarget),
     rollStep('workers', 2, wantsTarget),
+    inPlaceStep('importedServers', target),
     { name: 'verify', run: verify },
   ],
   async cleanup(sc, why) {
