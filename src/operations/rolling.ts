@@ -95,12 +95,12 @@ export async function healthGate(sc: StepScope): Promise<StepOutcome | undefined
 }
 
 /**
- * What the preflights of both types check: etcd healthy, every pool Ready — and, for pools of
- * servers users joined, that the operation can deal with them: `inPlace` (the Upgrade) when their
- * provider upgrades its machines in place, otherwise never. undefined: fine.
+ * What the preflights of both types check: etcd healthy, every pool Ready — and that the
+ * operation can deal with pools of servers users joined: `importedRefusal` says why it cannot;
+ * without it (the Upgrade) their provider must upgrade its machines in place. undefined: fine.
  */
-export async function clusterServes(sc: StepScope, imported: { inPlace: boolean; refusal: string }): Promise<string | undefined> {
-  const unrollable = await unrollablePools(sc, imported);
+export async function clusterServes(sc: StepScope, importedRefusal?: string): Promise<string | undefined> {
+  const unrollable = await unrollablePools(sc, importedRefusal);
   if (unrollable) return unrollable;
   const machines = await clusterMachines(sc.deps.store, project(sc), sc.cluster.metadata.name);
   const membership = await etcdMembership(sc.deps.connections, sc.cluster, machines, { signal: sc.signal });
@@ -131,14 +131,14 @@ export async function importedPools(sc: Pick<StepScope, 'deps' | 'op' | 'cluster
 /**
  * Pools of a provider that creates no machines (`import`: servers users joined) cannot be rolled —
  * a roll replaces every machine and Marina never replaces a user's server. The operation deals
- * with them in place (`inPlace`, when their provider offers it) or is refused up front, with
+ * with them in place (no `refusal`, when their provider offers it) or is refused up front, with
  * `refusal` saying why, instead of waiting on them forever.
  */
-async function unrollablePools(sc: StepScope, o: { inPlace: boolean; refusal: string }): Promise<string | undefined> {
-  const imported = (await importedPools(sc)).filter((p) => !o.inPlace || !sc.deps.providers.get(p.spec.provider).actions?.upgradeNode);
+async function unrollablePools(sc: StepScope, refusal: string | undefined): Promise<string | undefined> {
+  const imported = (await importedPools(sc)).filter((p) => refusal !== undefined || !sc.deps.providers.get(p.spec.provider).actions?.upgradeNode);
   if (imported.length === 0) return undefined;
   const names = imported.map((p) => `${p.metadata.labels?.['marina.dev/pool'] ?? p.metadata.name} (provider ${p.spec.provider})`).join(', ');
-  return `pools of servers users joined: ${names}: ${o.inPlace ? 'their provider cannot upgrade a server in place, and Marina never replaces a user\'s server' : o.refusal}`;
+  return `pools of servers users joined: ${names}: ${refusal ?? 'their provider cannot upgrade a server in place, and Marina never replaces a user\'s server'}`;
 }
 
 /** The PodDisruptionBudgets that allow no disruption now: the drains they cover will wait for them. */

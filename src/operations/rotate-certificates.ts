@@ -50,7 +50,7 @@ const IMPORTED_REFUSAL =
   'certificate rotation of clusters with imported servers is not offered yet: Marina cannot re-issue their kube-proxy certificate or, for a CA rotation, make them trust new CAs in place, and it never replaces a user\'s server; remove the imported servers first, or rotate later';
 
 async function preflight(sc: StepScope) {
-  const serving = await clusterServes(sc, { inPlace: false, refusal: IMPORTED_REFUSAL });
+  const serving = await clusterServes(sc, IMPORTED_REFUSAL);
   if (serving) return fail(serving);
   const pki = await sc.deps.secrets.pki(sc.cluster);
   if (!pki) return fail('the cluster has no PKI');

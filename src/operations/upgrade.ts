@@ -54,7 +54,7 @@ async function preflight(sc: StepScope) {
   if (oldestApiserver && newestKubelet && compareVersions(newestKubelet, oldestApiserver) > 0) {
     return fail(`version skew: a kubelet runs ${newestKubelet}, newer than the apiserver on ${oldestApiserver}; fix that first`);
   }
-  const serving = await clusterServes(sc, { inPlace: true, refusal: '' });
+  const serving = await clusterServes(sc);
   if (serving) return fail(serving);
   const budgets = await blockingBudgets(sc);
   const etcdFrom = etcdVersionOf(from);
