@@ -34,7 +34,6 @@ export interface InPlaceRecord {
   machine?: string;
   phase?: 'draining' | 'upgrading';
   since?: string;
-  upgraded?: string[];
 }
 
 const nodeNameOf = (m: Machine) => m.status?.nodeName ?? m.metadata.name;
@@ -97,7 +96,6 @@ async function upgradeServers(sc: StepScope, to: string): Promise<StepOutcome> {
 
   if (next.state === 'uncordon') {
     await finish(sc, kube, m, to);
-    record.upgraded = [...new Set([...(record.upgraded ?? []), m.metadata.name])];
     delete record.machine;
     return wait(progress(`Node ${nodeNameOf(m)} Ready on ${to}, schedulable again`), 0);
   }
