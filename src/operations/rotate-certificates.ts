@@ -12,7 +12,8 @@
 // one leaves (in place, a member restarts and the apiservers using it see errors), and a machine
 // that fails to come up with its new certificates never takes a working one down.
 //
-//   preflight          touches nothing: etcd healthy, every pool Ready.
+//   preflight          touches nothing: etcd healthy, every pool Ready; no pool of servers users
+//                      joined (nothing is re-certified in place; the message says so).
 //   reissue            (disruptive) a new certificate generation — with ca: phase 1 of the CA
 //                      rotation: new CAs sign, every trust bundle holds old + new, and each new CA
 //                      is cross-signed by the old one so nothing that still trusts only the old

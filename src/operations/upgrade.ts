@@ -3,7 +3,8 @@
 //   preflight          touches nothing: the version is installed by the toolchain; the skew rules
 //                      hold (one minor at a time from every running version, no minor downgrade,
 //                      no kubelet newer than an apiserver now); etcd is healthy; every pool is
-//                      Ready. The PodDisruptionBudgets that allow no disruption now are listed:
+//                      Ready; pools of servers users joined have a provider that upgrades in
+//                      place. The PodDisruptionBudgets that allow no disruption now are listed:
 //                      the drains they cover will wait for them, up to the drain timeout.
 //   snapshot, storeSnapshot, verifySnapshot
 //                      an etcd snapshot first (the Snapshot type's steps), to go back to.
