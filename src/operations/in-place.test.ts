@@ -164,9 +164,10 @@ test('where a server stands comes from its Node and Machine; the server in hand 
   const m = machine('c-byo-a');
   assert.equal(serverState(m, node('c-byo-a', FROM), TO), 'pending');
   assert.equal(serverState(m, node('c-byo-a', TO, false), TO), 'pending', 'NotReady on the new version: still coming back');
-  assert.equal(serverState(m, node('c-byo-a', TO), TO), 'uncordon', 'the Machine does not record it yet');
+  assert.equal(serverState(m, node('c-byo-a', TO), TO), 'uncordon', 'back on the target: to be uncordoned, then recorded');
   assert.equal(serverState({ ...m, spec: { ...m.spec, kubernetesVersion: TO } }, node('c-byo-a', TO), TO), 'upgraded');
   assert.equal(serverState(m, undefined, TO), 'pending');
+  assert.equal(serverState({ ...m, spec: { ...m.spec, kubernetesVersion: TO } }, undefined, TO), 'upgraded', 'joined after its pool took the target: nothing to do');
   const servers = ['c-byo-a', 'c-byo-b', 'c-byo-c'].map((n) => ({ machine: machine(n), state: 'pending' as const }));
   assert.equal(nextServer(servers, undefined)?.machine.metadata.name, 'c-byo-a');
   assert.equal(nextServer(servers, 'c-byo-b')?.machine.metadata.name, 'c-byo-b', 'a restart resumes the server in hand');

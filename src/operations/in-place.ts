@@ -43,11 +43,15 @@ export function isNodeReady(node: Node | undefined): boolean {
   return node?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 }
 
-/** A server is upgraded once its Machine records the version and its Node is Ready on it and schedulable. */
+/**
+ * Where a server stands. Its Machine records the target only once its Node was back on it and
+ * schedulable again (finish), or when the server joined its pool after the pool took the target:
+ * either way nothing is left to do. A Node Ready on the target whose Machine does not say so yet
+ * waits for finish; anything else is still to be upgraded.
+ */
 export function serverState(m: Machine, node: Node | undefined, to: string): ServerState {
-  const onTarget = isNodeReady(node) && node?.status?.nodeInfo?.kubeletVersion === to;
-  if (!onTarget) return 'pending';
-  return m.spec.kubernetesVersion === to && !node?.spec?.unschedulable ? 'upgraded' : 'uncordon';
+  if (m.spec.kubernetesVersion === to) return 'upgraded';
+  return isNodeReady(node) && node?.status?.nodeInfo?.kubeletVersion === to ? 'uncordon' : 'pending';
 }
 
 /** The server to work on: the one in hand if it is not done yet, else the first pending one by name. */
@@ -136,13 +140,10 @@ async function drainPass(sc: StepScope, kube: KubeApi, m: Machine): Promise<true
   return `${pass.remaining.length} pods left on ${node}${pods ? ` (${pods}${pass.remaining.length > 5 ? ', …' : ''})` : ''}${pass.problem ? `; ${pass.problem}` : ''}`;
 }
 
-/** The Machine records the version it runs now (its pool counts it up to date), the Node takes pods again. */
+/** The Node takes pods again, then the Machine records the version it runs now (in this order: the record means done). */
 async function finish(sc: StepScope, kube: KubeApi, m: Machine, to: string): Promise<void> {
-  if (m.spec.kubernetesVersion !== to) {
-    const machines = typed(sc.deps.store, 'Machine');
-    await machines.update({ ...m, spec: { ...m.spec, kubernetesVersion: to } });
-  }
   await uncordon(kube, nodeNameOf(m), sc.signal);
+  await typed(sc.deps.store, 'Machine').update({ ...m, spec: { ...m.spec, kubernetesVersion: to } });
 }
 
 function nodeSummary(node: Node | undefined): string {
