@@ -3,9 +3,10 @@
 // run (download the binaries and images with their checksums, start what the bootstrap says —
 // services such as etcd and kube-apiserver, containerd + kubelet + kube-proxy — as a machine agent;
 // a run answer of another Kubernetes version for a running node is an in-place upgrade: new
-// kubelet and kube-proxy binaries, both restarted), or leave (stop and remove everything Marina started here, tell Marina, exit). The server's own files
-// are never touched: everything lives in the agent's data directory, the node's cgroups, its socket
-// directory and the objects its network setup made (swept on leave).
+// kubelet and kube-proxy binaries, both restarted), or leave (stop and remove everything Marina
+// started here, tell Marina, exit). The server's own files are never touched: everything lives
+// in the agent's data directory, the node's cgroups, its socket directory and the objects its
+// network setup made (swept on leave).
 //
 // The join state (Marina's URL and CA, the machine, its credential) is kept in
 // `<data-dir>/join.json` (0600): a restarted agent resumes without a token.

@@ -117,9 +117,10 @@ async function upgradeServers(sc: StepScope, to: string): Promise<StepOutcome> {
     }
     const actions = sc.deps.providers.get(m.spec.provider).actions;
     if (!actions?.upgradeNode) return fail(`${serverOf(m)}: provider ${m.spec.provider} cannot upgrade a machine in place`);
-    await actions.upgradeNode({ project: sc.op.metadata.project ?? '', cluster: sc.cluster.metadata.name, name: m.metadata.name, uid: m.metadata.uid ?? '' }, to, { signal: sc.signal });
+    const asked = await actions.upgradeNode({ project: sc.op.metadata.project ?? '', cluster: sc.cluster.metadata.name, name: m.metadata.name, uid: m.metadata.uid ?? '' }, to, { signal: sc.signal });
     Object.assign(record, { phase: 'upgrading', since: new Date().toISOString() } satisfies InPlaceRecord);
-    return wait(progress(`drained; its agent is told to take ${to}`), POLL_MS);
+    const seen = asked.agentSeenAt ? ` (its agent was last heard from at ${asked.agentSeenAt})` : '';
+    return wait(progress(`drained; its agent is told to take ${to}${seen}`), POLL_MS);
   }
   if (elapsed >= NODE_UPGRADE_TIMEOUT_MS) {
     return fail(`${serverOf(m)}: its Node ${nodeNameOf(m)} did not come back Ready on ${to} within ${Math.round(NODE_UPGRADE_TIMEOUT_MS / 1000)} s (now ${nodeSummary(next.node)}); it stays cordoned: see its agent's output`);

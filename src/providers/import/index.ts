@@ -29,14 +29,14 @@ import type {
   ClusterRef,
   EndpointDescription,
   InfrastructureProvider,
+  MachineActions,
   MachineBootstrap,
   MachineDescription,
   MachineRef,
+  NodeUpgradeState,
   PreparedMachine,
   ProviderCallOptions,
   ProviderCapabilities,
-  MachineActions,
-  NodeUpgradeState,
   ProviderMachine,
 } from '../contract.js';
 import { ProviderError } from '../contract.js';
