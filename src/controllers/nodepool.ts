@@ -26,7 +26,8 @@
 // A pool whose provider creates no machines (`import`: users' servers join with a join token)
 // never scales out, never replaces and never rolls a machine: healing raises
 // ImportedMachineUnhealthy for a person instead, a replacement request waits for a person to
-// remove the machine, and upgrades and certificate rotations refuse such clusters in their preflight.
+// remove the machine, an Upgrade moves its servers in place (src/operations/in-place.ts) and
+// certificate rotations refuse such clusters in their preflight.
 import { getCondition, type ConditionInput } from '../api/conditions.js';
 import { jsonEqual } from '../api/json.js';
 import type { Cluster, Machine, NodePool, NodePoolSpec } from '../api/kinds.js';
@@ -225,7 +226,7 @@ export class NodePoolReconciler implements Reconciler {
   private async roll(sc: PoolScope): Promise<PhaseResult<Status>> {
     const cluster = liveCluster(sc);
     if (!cluster) return;
-    // Users' servers are never replaced, so never rolled (the operations refuse such clusters).
+    // Users' servers are never replaced, so never rolled (an Upgrade moves them in place).
     if (!this.createsMachines(sc.obj)) return;
     sc.rollout = await this.roller.roll(sc, cluster);
   }

@@ -1,10 +1,12 @@
 // `marina agent join` on a user's server or a VM a provider booted: join with a token (after
 // checking Marina's CA pin), then keep syncing with Marina — wait (approval, the control plane),
 // run (download the binaries and images with their checksums, start what the bootstrap says —
-// services such as etcd and kube-apiserver, containerd + kubelet + kube-proxy — as a machine agent), or
-// leave (stop and remove everything Marina started here, tell Marina, exit). The server's own files
-// are never touched: everything lives in the agent's data directory, the node's cgroups, its socket
-// directory and the objects its network setup made (swept on leave).
+// services such as etcd and kube-apiserver, containerd + kubelet + kube-proxy — as a machine agent;
+// a run answer of another Kubernetes version for a running node is an in-place upgrade: new
+// kubelet and kube-proxy binaries, both restarted), or leave (stop and remove everything Marina
+// started here, tell Marina, exit). The server's own files are never touched: everything lives
+// in the agent's data directory, the node's cgroups, its socket directory and the objects its
+// network setup made (swept on leave).
 //
 // The join state (Marina's URL and CA, the machine, its credential) is kept in
 // `<data-dir>/join.json` (0600): a restarted agent resumes without a token.
@@ -89,6 +91,8 @@ export async function runJoinAgent(o: JoinOptions): Promise<'left' | 'stopped'> 
 class JoinedServer {
   private readonly client: JoinClient;
   private agent: MachineAgent | undefined;
+  /** The Kubernetes version of the binaries the running node was started or last upgraded on. */
+  private version: string | undefined;
   private lastMessage = '';
 
   constructor(
@@ -115,6 +119,8 @@ class JoinedServer {
         if (answer?.action === 'wait') this.tell(`waiting: ${answer.message}`);
         if (answer?.action === 'run' && !this.agent) {
           await this.start(answer).catch((err: unknown) => this.tell(`could not start the node: ${(err as Error).message}; retrying`));
+        } else if (answer?.action === 'run' && this.agent?.node && answer.bootstrap.kubernetesVersion !== this.version) {
+          await this.upgrade(answer).catch((err: unknown) => this.tell(`could not upgrade the node to ${answer!.bootstrap.kubernetesVersion}: ${(err as Error).message}; retrying`));
         }
         if (answer?.action === 'leave') {
           await this.leave(answer.message);
@@ -148,16 +154,7 @@ class JoinedServer {
    */
   private async start(answer: Extract<SyncAnswer, { action: 'run' }>): Promise<void> {
     const { bootstrap, apiServer, artifacts } = answer;
-    this.tell(`downloading ${artifacts.length} artifacts (${(artifacts.reduce((n, a) => n + a.size, 0) / 2 ** 20).toFixed(0)} MiB) with checksums`);
-    const paths = new Map<string, string>();
-    for (const a of artifacts) {
-      const sub = a.kind === 'cni' ? 'cni' : a.kind === 'image' ? 'images' : 'bin';
-      const file = a.kind === 'cni' ? a.name.slice('cni-'.length) : a.kind === 'image' ? `${a.name}.oci.tar` : a.name;
-      mkdirSync(this.dir(sub), { recursive: true, mode: 0o755 });
-      const dest = this.dir(sub, file);
-      await this.client.download(this.state.credential, a, dest, a.kind === 'image' ? 0o644 : 0o755);
-      paths.set(a.name, dest);
-    }
+    const paths = await this.download(artifacts);
     const files = this.dir('files');
     for (const f of bootstrap.files) {
       const path = join(files, f.path);
@@ -215,7 +212,41 @@ class JoinedServer {
       this.agent = undefined;
       throw err;
     }
+    this.version = bootstrap.kubernetesVersion;
     this.tell(node ? `node ${node.nodeName} is running; it joins once Marina approved its certificates` : `machine ${this.state.machine} is running`);
+  }
+
+  /**
+   * Downloads the artifacts (a file whose checksum matches is kept) into the agent's directory;
+   * each lands under a temporary name and is renamed over the old one, so a running binary is
+   * replaced, not overwritten. Returns name → path.
+   */
+  private async download(artifacts: Extract<SyncAnswer, { action: 'run' }>['artifacts']): Promise<Map<string, string>> {
+    this.tell(`downloading ${artifacts.length} artifacts (${(artifacts.reduce((n, a) => n + a.size, 0) / 2 ** 20).toFixed(0)} MiB) with checksums`);
+    const paths = new Map<string, string>();
+    for (const a of artifacts) {
+      const sub = a.kind === 'cni' ? 'cni' : a.kind === 'image' ? 'images' : 'bin';
+      const file = a.kind === 'cni' ? a.name.slice('cni-'.length) : a.kind === 'image' ? `${a.name}.oci.tar` : a.name;
+      mkdirSync(this.dir(sub), { recursive: true, mode: 0o755 });
+      const dest = this.dir(sub, file);
+      await this.client.download(this.state.credential, a, dest, a.kind === 'image' ? 0o644 : 0o755);
+      paths.set(a.name, dest);
+    }
+    return paths;
+  }
+
+  /**
+   * An in-place upgrade (Marina's Upgrade operation drained the Node first): the new version's
+   * binaries replace the old ones at the same paths, then kubelet and kube-proxy restart on them.
+   * containerd, the node's certificates and state, and everything outside the agent's directory stay.
+   */
+  private async upgrade(answer: Extract<SyncAnswer, { action: 'run' }>): Promise<void> {
+    const to = answer.bootstrap.kubernetesVersion;
+    this.tell(`upgrading the node from ${this.version} to ${to}`);
+    await this.download(answer.artifacts);
+    await this.agent!.node!.restartKubelet();
+    this.version = to;
+    this.tell(`node ${this.agent!.node!.config.nodeName} restarted kubelet and kube-proxy on ${to}`);
   }
 
   /** The real node's configuration (containerd + kubelet + kube-proxy) from the downloaded files. */

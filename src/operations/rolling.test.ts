@@ -19,7 +19,7 @@ function pool(name: string, provider: NodePool['spec']['provider']): NodePool {
   };
 }
 
-test('a certificate rotation (or an upgrade: same preflight) is refused for a cluster with a pool of servers users joined, naming the pool', async () => {
+test('a certificate rotation is refused for a cluster with a pool of servers users joined, naming the pool and saying why', async () => {
   const store = openSqliteStore({ path: ':memory:', encryptionKey: randomBytes(32) });
   try {
     const provider = (name: string) => ({ name, capabilities: { createsMachines: name !== 'import' } }) as unknown as InfrastructureProvider;
@@ -40,7 +40,7 @@ test('a certificate rotation (or an upgrade: same preflight) is refused for a cl
     const preflight = rotateCertificatesOperation.steps.find((s) => s.name === 'preflight')!;
     const outcome = await preflight.run(scope);
     assert.ok('fail' in outcome, 'refused');
-    assert.match(outcome.fail, /pools of servers users joined cannot be rolled: byo \(provider import\)/);
+    assert.match(outcome.fail, /pools of servers users joined: byo \(provider import\): certificate rotation of clusters with imported servers is not offered yet: .*make them trust new CAs in place/);
     assert.doesNotMatch(outcome.fail, /workers/);
   } finally {
     await store.close();

@@ -37,9 +37,12 @@ export function rollStep(name: string, step: 0 | 1 | 2, wanted: (sc: StepScope, 
 async function followRoll(sc: StepScope, step: 0 | 1 | 2, wanted: (sc: StepScope, pool: NodePool) => string | undefined): Promise<StepOutcome> {
   const since = (sc.record.since as string | undefined) ?? new Date().toISOString();
   sc.record.since = since;
-  const pools = (await clusterNodePools(sc.deps.store, project(sc), sc.cluster.metadata.name)).filter((p) => upgradeStep(p.spec.roles) === step && !p.metadata.deletionTimestamp);
+  // Pools of servers users joined are never rolled: the Upgrade moves them in place (./in-place.ts).
+  const pools = (await clusterNodePools(sc.deps.store, project(sc), sc.cluster.metadata.name)).filter(
+    (p) => upgradeStep(p.spec.roles) === step && !p.metadata.deletionTimestamp && !isImported(sc, p),
+  );
   const what = STEP_NAMES[step];
-  if (pools.length === 0) return skip(`the cluster has no ${what} pool of their own`);
+  if (pools.length === 0) return skip(`the cluster has no ${what} pool Marina creates the machines of`);
   const machines = await clusterMachines(sc.deps.store, project(sc), sc.cluster.metadata.name);
   const progress: string[] = [];
   let pending = false;
@@ -71,7 +74,7 @@ async function followRoll(sc: StepScope, step: 0 | 1 | 2, wanted: (sc: StepScope
 }
 
 /** /readyz through the endpoint; failing for longer than GATE_TIMEOUT_MS fails the step. */
-async function healthGate(sc: StepScope): Promise<StepOutcome | undefined> {
+export async function healthGate(sc: StepScope): Promise<StepOutcome | undefined> {
   let problem: string | undefined;
   try {
     const kube = await sc.deps.connections.kube(sc.cluster);
@@ -91,10 +94,14 @@ async function healthGate(sc: StepScope): Promise<StepOutcome | undefined> {
   return wait(`health gate: /readyz through the endpoint fails (${Math.round(forMs / 1000)} s): ${problem}`, POLL_MS);
 }
 
-/** What the preflights of both types check: etcd healthy, every pool Ready. undefined: fine. */
-export async function clusterServes(sc: StepScope): Promise<string | undefined> {
-  const imported = await unrollablePools(sc);
-  if (imported) return imported;
+/**
+ * What the preflights of both types check: etcd healthy, every pool Ready — and that the
+ * operation can deal with pools of servers users joined: `importedRefusal` says why it cannot;
+ * without it (the Upgrade) their provider must upgrade its machines in place. undefined: fine.
+ */
+export async function clusterServes(sc: StepScope, importedRefusal?: string): Promise<string | undefined> {
+  const unrollable = await unrollablePools(sc, importedRefusal);
+  if (unrollable) return unrollable;
   const machines = await clusterMachines(sc.deps.store, project(sc), sc.cluster.metadata.name);
   const membership = await etcdMembership(sc.deps.connections, sc.cluster, machines, { signal: sc.signal });
   if (!membership) return 'the cluster has no PKI';
@@ -106,23 +113,32 @@ export async function clusterServes(sc: StepScope): Promise<string | undefined> 
   return undefined;
 }
 
+/** Whether the pool's machines are servers users joined (its provider creates no machines). */
+export function isImported(sc: Pick<StepScope, 'deps'>, pool: NodePool): boolean {
+  try {
+    return !createsMachines(sc.deps.providers.get(pool.spec.provider));
+  } catch {
+    return false; // a provider this server does not run: the Machine controller reports it
+  }
+}
+
+/** The cluster's pools of servers users joined. */
+export async function importedPools(sc: Pick<StepScope, 'deps' | 'op' | 'cluster'>): Promise<NodePool[]> {
+  const pools = await clusterNodePools(sc.deps.store, project(sc), sc.cluster.metadata.name);
+  return pools.filter((p) => !p.metadata.deletionTimestamp && isImported(sc, p));
+}
+
 /**
  * Pools of a provider that creates no machines (`import`: servers users joined) cannot be rolled —
- * a roll replaces every machine and Marina never replaces a user's server — so an upgrade or a
- * certificate rotation of their cluster is refused up front instead of waiting on them forever.
+ * a roll replaces every machine and Marina never replaces a user's server. The operation deals
+ * with them in place (no `refusal`, when their provider offers it) or is refused up front, with
+ * `refusal` saying why, instead of waiting on them forever.
  */
-async function unrollablePools(sc: StepScope): Promise<string | undefined> {
-  const pools = await clusterNodePools(sc.deps.store, project(sc), sc.cluster.metadata.name);
-  const imported = pools.filter((p) => {
-    try {
-      return !createsMachines(sc.deps.providers.get(p.spec.provider));
-    } catch {
-      return false; // a provider this server does not run: the Machine controller reports it
-    }
-  });
+async function unrollablePools(sc: StepScope, refusal: string | undefined): Promise<string | undefined> {
+  const imported = (await importedPools(sc)).filter((p) => refusal !== undefined || !sc.deps.providers.get(p.spec.provider).actions?.upgradeNode);
   if (imported.length === 0) return undefined;
   const names = imported.map((p) => `${p.metadata.labels?.['marina.dev/pool'] ?? p.metadata.name} (provider ${p.spec.provider})`).join(', ');
-  return `pools of servers users joined cannot be rolled: ${names}; Marina never replaces a user's server, and this operation replaces every machine of the cluster`;
+  return `pools of servers users joined: ${names}: ${refusal ?? 'their provider cannot upgrade a server in place, and Marina never replaces a user\'s server'}`;
 }
 
 /** The PodDisruptionBudgets that allow no disruption now: the drains they cover will wait for them. */

@@ -12,7 +12,8 @@
 // one leaves (in place, a member restarts and the apiservers using it see errors), and a machine
 // that fails to come up with its new certificates never takes a working one down.
 //
-//   preflight          touches nothing: etcd healthy, every pool Ready.
+//   preflight          touches nothing: etcd healthy, every pool Ready; no pool of servers users
+//                      joined (nothing is re-certified in place; the message says so).
 //   reissue            (disruptive) a new certificate generation — with ca: phase 1 of the CA
 //                      rotation: new CAs sign, every trust bundle holds old + new, and each new CA
 //                      is cross-signed by the old one so nothing that still trusts only the old
@@ -40,8 +41,17 @@ const generationOf = (sc: Pick<StepScope, 'op'>, phase: 1 | 2) => (isCa(sc) ? `$
 export const OLD_KUBECONFIG_NOTE =
   'kubeconfigs downloaded before this rotation keep working until phase 2 (dropOldCAs) starts; download the kubeconfig again now (marina cluster kubeconfig)';
 
+/**
+ * Why a rotation refuses clusters with imported servers. A CA rotation would need each server to
+ * trust the new CAs in place (its kubelet's CA file, kube-proxy's kubeconfig), which Marina does
+ * not do yet; a leaf rotation could skip their kubelets (they renew their own certificates through
+ * certificate requests) but not the kube-proxy certificate Marina issued them.
+ */
+const IMPORTED_REFUSAL =
+  'certificate rotation of clusters with imported servers is not offered yet: Marina cannot re-issue their kube-proxy certificate or, for a CA rotation, make them trust new CAs in place, and it never replaces a user\'s server; remove the imported servers first, or rotate later';
+
 async function preflight(sc: StepScope) {
-  const serving = await clusterServes(sc);
+  const serving = await clusterServes(sc, IMPORTED_REFUSAL);
   if (serving) return fail(serving);
   const pki = await sc.deps.secrets.pki(sc.cluster);
   if (!pki) return fail('the cluster has no PKI');

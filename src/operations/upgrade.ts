@@ -3,7 +3,8 @@
 //   preflight          touches nothing: the version is installed by the toolchain; the skew rules
 //                      hold (one minor at a time from every running version, no minor downgrade,
 //                      no kubelet newer than an apiserver now); etcd is healthy; every pool is
-//                      Ready. The PodDisruptionBudgets that allow no disruption now are listed:
+//                      Ready; pools of servers users joined have a provider that upgrades in
+//                      place. The PodDisruptionBudgets that allow no disruption now are listed:
 //                      the drains they cover will wait for them, up to the drain timeout.
 //   snapshot, storeSnapshot, verifySnapshot
 //                      an etcd snapshot first (the Snapshot type's steps), to go back to.
@@ -13,7 +14,11 @@
 //   etcd, controlPlanes, workers
 //                      follow the pools of each step until every machine runs the target (etcd's
 //                      machines only roll when the target pins another etcd version), with the
-//                      health gate between machines.
+//                      health gate between machines. Pools of servers users joined (provider
+//                      import) are not rolled: Marina never replaces a user's server.
+//   importedServers    each imported server upgraded in place, one at a time: drained (the roll's
+//                      rules), its agent takes the new kubelet and kube-proxy, its Node comes back
+//                      Ready on the target, uncordoned (./in-place.ts).
 //   verify             the apiserver reports the target (`kubectl version`), and so does every Node's kubelet.
 //
 // A failure after setVersion pauses the rollouts (the cluster serves on its Ready machines, mixed
@@ -28,6 +33,7 @@ import { clusterVersion } from './backup.js';
 import { done, fail, type OperationDefinition, type StepScope } from './framework.js';
 import { blockingBudgets, clusterServes, kubernetesMachines, resumeRollouts, rollStep, stopRollouts } from './rolling.js';
 import { cleanupSnapshot, snapshotSteps, type SnapshotStepNames } from './snapshot.js';
+import { inPlaceStep } from './in-place.js';
 
 const SNAPSHOT: SnapshotStepNames = { take: 'snapshot', store: 'storeSnapshot', verify: 'verifySnapshot' };
 const target = (sc: Pick<StepScope, 'op'>) => sc.op.spec.upgrade!.version;
@@ -100,6 +106,7 @@ export const upgradeOperation: OperationDefinition = {
     rollStep('etcd', 0, wantsTarget),
     rollStep('controlPlanes', 1, wantsTarget),
     rollStep('workers', 2, wantsTarget),
+    inPlaceStep('importedServers', target),
     { name: 'verify', run: verify },
   ],
   async cleanup(sc, why) {

@@ -259,6 +259,24 @@ export interface MachineActions {
   releaseServices(machine: MachineRef, names: string[], opts?: ProviderCallOptions): Promise<void>;
   /** Replaces the machine's etcd data directory with the snapshot (etcd must be held). Idempotent by id. */
   restoreEtcd(machine: MachineRef, restore: EtcdRestoreRequest, opts?: ProviderCallOptions): Promise<void>;
+  /**
+   * Optional: moves a worker machine that cannot be replaced (an imported server) to another
+   * Kubernetes version in place — its agent fetches that version's kubelet and kube-proxy (with
+   * checksums, as at its start), stops them, swaps the binaries and starts them again; containerd,
+   * the node's certificates and everything outside the agent's directory stay. The caller drains
+   * the Node first and watches it come back Ready with the new kubeletVersion. Idempotent: asking
+   * again for the version already asked for changes nothing. Absent: the provider's machines are
+   * replaced by a roll instead.
+   */
+  upgradeNode?(machine: MachineRef, kubernetesVersion: string, opts?: ProviderCallOptions): Promise<NodeUpgradeState>;
+}
+
+/** What a provider knows about an in-place upgrade it was asked for (upgradeNode). */
+export interface NodeUpgradeState {
+  /** The version the machine was asked to run. */
+  requested: string;
+  /** When the machine's agent was last heard of (it may only learn of the request then). */
+  agentSeenAt?: string;
 }
 
 export interface ProviderRegistry {

@@ -226,7 +226,7 @@ describe('e2e: upgrade v1.35.4 → v1.36.3 and certificate rotations on one HA c
     counts.upgrade = await p.stop();
     console.log(`# upgrade: ${((Date.now() - began) / 1000).toFixed(1)} s; probe ${describeProbe(counts.upgrade)}; web available seen during the worker roll: ${watch.seen.join(',')} (watch restarts ${watch.restarts})`);
     assert.equal(op.status?.phase, 'Succeeded', `${op.status?.message}\n${steps(op)}\n${logs()}`);
-    assert.deepEqual(op.status?.steps?.map((s) => s.name), ['preflight', 'snapshot', 'storeSnapshot', 'verifySnapshot', 'setVersion', 'etcd', 'controlPlanes', 'workers', 'verify']);
+    assert.deepEqual(op.status?.steps?.map((s) => s.name), ['preflight', 'snapshot', 'storeSnapshot', 'verifySnapshot', 'setVersion', 'etcd', 'controlPlanes', 'workers', 'importedServers', 'verify']);
 
     const version = JSON.parse(await k('version', '-o', 'json')) as { serverVersion: { gitVersion: string } };
     assert.equal(version.serverVersion.gitVersion, TO, 'kubectl version reports the new server');

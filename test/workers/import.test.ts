@@ -8,6 +8,10 @@
 //   - expired, revoked and already-used single-use tokens are refused with a clear message;
 //   - the server joins, becomes a Machine of provider import and a Ready Node, and runs a pod
 //     (kubectl logs and exec work);
+//   - the cluster, created on v1.35.4, is upgraded to v1.36.3 in one call: the control plane is
+//     rolled, the imported server upgraded in place — drained (its Deployment's pod evicted, back
+//     on it after the uncordon), its agent takes the new kubelet and kube-proxy — and its Node
+//     reports v1.36.3; the server's own files stay;
 //   - removing the Machine drains and deletes the Node and stops and removes what Marina started
 //     on the server (processes, cgroups, pod bridge, nftables tables, forwarding restored); the
 //     server's own files stay.
@@ -19,17 +23,21 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { fetchTrusting } from '../../src/cli/https-fetch.js';
 import { cgroupDirs } from '../../src/agent/node-runtime/cgroups.js';
 import { stopProcessGroup } from '../../src/proc/index.js';
 import type { ResolvedToolchain } from '../../src/toolchain/resolve.js';
 import { BIN, Cli, kubectl, pickAddressBase, serverEnv, serverLogTail, startServerProcess, teardown, waitUntil, type ServerProcess } from '../support/marina.js';
+import { ensureToolchain } from '../toolchain/ensure.js';
 import { ensureRealNodeArtifacts, freeSubnet30, linkExists, nodeCacheEnv, realNodeSkip, sweepLeftoverNodes } from './support.js';
 
 const execFileAsync = promisify(execFile);
 const skip = realNodeSkip();
+/** The cluster is created on FROM and upgraded to TO (both kept by the toolchain cache). */
+const FROM = 'v1.35.4';
+const TO = 'v1.36.3';
 if (skip) console.log(`SKIP import e2e: ${skip}`);
 
 interface Run {
@@ -37,7 +45,7 @@ interface Run {
   out: string;
 }
 
-describe("e2e: a user's server joins with the one-line command (import provider)", { skip, timeout: 1_500_000 }, () => {
+describe("e2e: a user's server joins with the one-line command (import provider)", { skip, timeout: 2_100_000 }, () => {
   const id = randomBytes(3).toString('hex');
   const netns = `mrnsrv-${id}`;
   const hostVeth = `mrnh${id}`;
@@ -92,7 +100,8 @@ describe("e2e: a user's server joins with the one-line command (import provider)
   };
 
   before(async () => {
-    toolchain = await ensureRealNodeArtifacts();
+    toolchain = await ensureRealNodeArtifacts(TO);
+    await ensureToolchain(FROM);
     tmp = mkdtempSync(join(tmpdir(), 'mrn-im-'));
     dataDir = join(tmp, 'data');
     serverRoot = join(tmp, 'server-root');
@@ -113,7 +122,8 @@ describe("e2e: a user's server joins with the one-line command (import provider)
       dataDir,
       listen: `${net.host}:0`,
       logFile: join(tmp, 'server.log'),
-      env: { ...serverEnv({ home: join(tmp, 'home'), toolchain, addressBase: await pickAddressBase() }), ...nodeCacheEnv() },
+      // Both versions from the toolchain cache (MARINA_BIN_DIR would pin every cluster to one).
+      env: { ...withoutPinnedBinDir(serverEnv({ home: join(tmp, 'home'), toolchain, addressBase: await pickAddressBase() })), ...nodeCacheEnv(), MARINA_TOOLCHAIN_DIR: dirname(dirname(toolchain.paths.etcd)) },
     });
     assert.match(server.url, /^https:\/\//);
     caFile = join(dataDir, 'tls', 'ca.crt');
@@ -137,12 +147,18 @@ describe("e2e: a user's server joins with the one-line command (import provider)
       file,
       `apiVersion: marina.dev/v1alpha1
 kind: Cluster
-metadata: {name: im}
+metadata:
+  name: im
+  # The default add-ons' images come from registries this host cannot reach: their pods would sit
+  # in ErrImagePull on the server, and a kubelet busy pulling takes minutes to let them go, so the
+  # upgrade's drain would wait on pods that never ran.
+  annotations: {addons.marina.dev/defaults: none}
 spec:
+  kubernetesVersion: ${FROM}
   nodePools:
     - {name: etcd, roles: [etcd], replicas: 1}
     - {name: cp, roles: [controlplane], replicas: 1}
-    - {name: byo, roles: [worker], replicas: 1, provider: import}
+    - {name: byo, roles: [worker], replicas: 1, provider: import, healing: {drainTimeoutSeconds: 120}}
 `,
     );
     await cli.ok(['cluster', 'create', 'im', '-f', file, '--no-wait']);
@@ -233,6 +249,52 @@ spec:
     assert.match(out, /400 Bad Request/);
   });
 
+  it(`upgrades the cluster to ${TO}: the imported server in place, drained first, its own files untouched`, async () => {
+    // A Deployment's pod on the server (the only worker): the drain evicts it, it waits Pending
+    // while the server is cordoned and runs on it again after the uncordon.
+    await k(['create', 'deployment', 'web', '--image=marina.local/testapp:1']);
+    await k(['patch', 'deployment', 'web', '-p', '{"spec":{"template":{"spec":{"terminationGracePeriodSeconds":2,"containers":[{"name":"testapp","imagePullPolicy":"Never","env":[{"name":"TICK_SECONDS","value":"1"}]}]}}}}']);
+    await k(['rollout', 'status', 'deployment/web', '--timeout=120s'], 130_000);
+    const podBefore = (await k(['get', 'pods', '-l', 'app=web', '-o', 'jsonpath={.items[0].metadata.name}'])).trim();
+    const before = JSON.parse(await k(['get', 'node', machine, '-o', 'json'])) as { status: { nodeInfo: { kubeletVersion: string } } };
+    assert.equal(before.status.nodeInfo.kubeletVersion, FROM);
+
+    const started = await cli.ok(['cluster', 'upgrade', 'im', '--version', TO, '--no-wait']);
+    const name = /operation\/(\S+) created/.exec(started.stdout)?.[1];
+    assert.ok(name, started.stdout);
+    const r = await cli.run(['operation', 'describe', name, '-w', '--timeout', '25m'], 1_560_000);
+    const described = (await cli.ok(['operation', 'describe', name])).stdout;
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}\n${described}\nagent:\n${agentOut}\nserver:\n${serverLogTail(server!.logFile, 6000)}`);
+    assert.match(described, /Succeeded/);
+    assert.match(described, /importedServers\s+Succeeded\s+.*imported servers: 1\/1 upgraded in place to v1\.36\.3/);
+    // The server's agent fetched the new binaries with their checksums and restarted its node's kubelet and kube-proxy on them.
+    assert.match(agentOut, /upgrading the node from v1\.35\.4 to v1\.36\.3/);
+    assert.match(agentOut, new RegExp(`node ${machine} restarted kubelet and kube-proxy on v1\\.36\\.3`));
+
+    const node = JSON.parse(await k(['get', 'node', machine, '-o', 'json'])) as { spec: { unschedulable?: boolean }; status: { nodeInfo: { kubeletVersion: string }; conditions: { type: string; status: string }[] } };
+    assert.equal(node.status.nodeInfo.kubeletVersion, TO, 'the imported Node reports the new kubelet');
+    assert.equal(node.status.conditions.find((c) => c.type === 'Ready')?.status, 'True');
+    assert.notEqual(node.spec.unschedulable, true, 'uncordoned');
+    const m = await cli.json<{ spec: { kubernetesVersion: string } }>(['get', 'machine', machine]);
+    assert.equal(m.spec.kubernetesVersion, TO, 'the Machine records the version it runs');
+    // The drain evicted the pods: the bare pod is gone, the Deployment's runs again on the upgraded server.
+    assert.equal((await k(['get', 'pods', '-o', 'name'])).includes('pod/on-byo'), false, 'the bare pod was evicted');
+    // Its replacement: made once a kube-controller-manager leads again (the control plane was
+    // just replaced, so the Deployment's status may still count the evicted pod), scheduled once
+    // the server is schedulable again.
+    type PodList = { items: { metadata: { name: string }; spec: { nodeName?: string }; status: { phase: string } }[] };
+    const replacement = await waitUntil('a new web pod Running on the upgraded server', 180_000, async () => {
+      const pods = (JSON.parse(await k(['get', 'pods', '-l', 'app=web', '-o', 'json'])) as PodList).items;
+      return pods.find((p) => p.metadata.name !== podBefore && p.status.phase === 'Running');
+    }, 1000);
+    assert.equal(replacement.spec.nodeName, machine);
+    assert.equal((JSON.parse(await k(['get', 'pods', '-l', 'app=web', '-o', 'json'])) as PodList).items.some((p) => p.metadata.name === podBefore), false, 'the old pod was evicted');
+    await waitUntil('logs of the new pod', 60_000, async () => ((await k(['logs', 'deployment/web'])).includes('testapp: tick') ? true : undefined));
+    assert.equal(readFileSync(join(serverRoot, 'srv', 'data', 'important.txt'), 'utf8'), "the user's own data\n", "the server's own files are untouched");
+    const version = JSON.parse(await k(['version', '-o', 'json'])) as { serverVersion: { gitVersion: string } };
+    assert.equal(version.serverVersion.gitVersion, TO);
+  });
+
   it("removing the Machine deletes its Node and stops what Marina started there; the server's own files stay", async () => {
     const agentConfig = JSON.parse(readFileSync(join(serverRoot, 'var/lib/marina-agent/agent.json'), 'utf8')) as { node: { cgroupRoot: string; runDir: string; dir: string } };
     assert.ok(cgroupDirs(agentConfig.node.cgroupRoot).length > 0, 'the node runs in its cgroups');
@@ -255,3 +317,9 @@ spec:
     assert.deepEqual(readdirSync(join(serverRoot, 'var/lib/marina-agent')), ['agent.log'], 'only the agent log of what it did remains');
   });
 });
+
+/** The server's environment without MARINA_BIN_DIR, which pins every cluster to one version. */
+function withoutPinnedBinDir(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { MARINA_BIN_DIR: _pinned, ...rest } = env;
+  return rest;
+}

@@ -190,6 +190,19 @@ export class NodeRuntime {
     return this.stopping;
   }
 
+  /**
+   * Restarts kube-proxy and kubelet on the binaries now at their paths — an in-place upgrade
+   * swapped them (src/joinagent). containerd and the pods it runs stay; kubelet keeps its client
+   * certificate and registers its Node again with the new version.
+   */
+  async restartKubelet(): Promise<void> {
+    const names = ['kube-proxy', 'kubelet'].filter((n) => this.supervisors.has(n));
+    for (const n of names) await this.supervisors.get(n)!.hold([n]);
+    this.kubeletHealthy = false;
+    this.lastProblem = 'restarting on new binaries';
+    for (const n of [...names].reverse()) this.supervisors.get(n)!.release([n]);
+  }
+
   processes(): ProcessInfo[] {
     return [...this.supervisors.values()].flatMap((s) => s.processes());
   }

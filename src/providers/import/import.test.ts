@@ -122,7 +122,6 @@ describe('import provider: what the contract does not cover', () => {
     assert.deepEqual(listed, { ref: m, providerID: 'import:///p/c/listed', state: 'Provisioning' });
     assert.equal((await p.listMachines()).some((x) => x.ref.name === 'gone'), false, 'a tombstone is not listed');
     assert.equal(p.sweepOrphans, false);
-    assert.equal((p as InfrastructureProvider).actions, undefined, 'no day-2 actions on users\' servers');
   });
 
   it('writes nothing for a call whose reconcile was aborted', async () => {
@@ -132,6 +131,27 @@ describe('import provider: what the contract does not cover', () => {
     await assert.rejects(p.startMachine(m, bootstrap(), { signal }), { name: 'AbortError' });
     await assert.rejects(p.deleteMachine(m, { signal }), { name: 'AbortError' });
     assert.equal(p.authenticate(credential)?.state, 'joined', 'neither started nor leaving');
+  });
+
+  it('upgrades a started node in place: the next sync hands the agent the bootstrap of the new version', async () => {
+    const m = ref('upgrade');
+    const reachable = new ImportProvider({ root: dir, reachableEndpoint: (url) => ({ url }) });
+    const credential = reachable.register(m, { address: '10.99.1.7', hostname: 'h' });
+    await assert.rejects(reachable.actions.upgradeNode!(m, 'v1.37.0'), (err: unknown) => err instanceof ProviderError && err.reason === 'NotStarted');
+    await reachable.startMachine(m, bootstrap());
+    reachable.sync(reachable.authenticate(credential)!, { ok: true, message: 'ok' }, '');
+    const state = await reachable.actions.upgradeNode!(m, 'v1.37.0');
+    assert.equal(state.requested, 'v1.37.0');
+    assert.ok(state.agentSeenAt, 'says when the agent was last heard of');
+    const asked = reachable.authenticate(credential)!.upgradeRequestedAt;
+    await reachable.actions.upgradeNode!(m, 'v1.37.0');
+    assert.equal(reachable.authenticate(credential)!.upgradeRequestedAt, asked, 'asking again changes nothing');
+    const a = reachable.sync(reachable.authenticate(credential)!, { ok: true, message: 'ok' }, '');
+    assert.equal(a.action, 'run');
+    assert.equal((a as { bootstrap: MachineBootstrap }).bootstrap.kubernetesVersion, 'v1.37.0');
+    assert.equal((a as { bootstrap: MachineBootstrap }).bootstrap.node?.bootstrapToken, bootstrap().node?.bootstrapToken, 'only the version changes');
+    // An imported server runs only a worker node: a restore's actions are refused, terminally.
+    await assert.rejects(reachable.actions.holdServices(m, ['etcd']), (err: unknown) => err instanceof ProviderError && err.terminal);
   });
 
   it('has no endpoints', async () => {

@@ -13,10 +13,14 @@
 //
 // The servers are their owners': listMachines names every server that joined and has not left,
 // and the orphan sweep never deletes one (`sweepOrphans: false`). Every call is a quick file
-// operation; one whose reconcile was aborted writes nothing. No day-2 `actions`: a restore holds
-// and restores only etcd and control-plane machines, which are never imported servers, and Marina
-// cannot call a server's agent (it may sit behind NAT; it polls), so an action would have to wait
-// for the next sync — worth building once an operation acts on workers.
+// operation; one whose reconcile was aborted writes nothing.
+//
+// Day-2 `actions`: only upgradeNode. Marina cannot call a server's agent (it may sit behind NAT;
+// it polls), so an action is a change of the record the agent learns of at its next sync: an
+// in-place upgrade changes the version of the bootstrap it is handed, and the agent, finding its
+// node on another version, fetches that version's binaries and restarts kubelet and kube-proxy on
+// them. Holding services and restoring etcd are refused: a restore acts only on etcd and
+// control-plane machines, which are never imported servers.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -25,9 +29,11 @@ import type {
   ClusterRef,
   EndpointDescription,
   InfrastructureProvider,
+  MachineActions,
   MachineBootstrap,
   MachineDescription,
   MachineRef,
+  NodeUpgradeState,
   PreparedMachine,
   ProviderCallOptions,
   ProviderCapabilities,
@@ -55,8 +61,10 @@ export interface ImportRecord {
   lastSeenAt?: string;
   /** What the agent last reported about its node. */
   health?: { ok: boolean; message: string };
-  /** Handed to the agent once the Machine controller started the machine. */
+  /** Handed to the agent once the Machine controller started the machine (an in-place upgrade changes its version). */
   bootstrap?: MachineBootstrap;
+  /** When an in-place upgrade last changed the bootstrap's version (upgradeNode). */
+  upgradeRequestedAt?: string;
   leaveRequestedAt?: string;
   leftAt?: string;
   /**
@@ -264,6 +272,33 @@ export class ImportProvider implements InfrastructureProvider {
 
   async close(): Promise<void> {
     this.pruneTombstones();
+  }
+
+  // ---------------------------------------------------------------- day-2 actions
+
+  readonly actions: MachineActions = {
+    holdServices: async (m) => this.unsupported(m, 'holding services'),
+    releaseServices: async (m) => this.unsupported(m, 'releasing services'),
+    restoreEtcd: async (m) => this.unsupported(m, 'an etcd restore'),
+    upgradeNode: async (m, version, opts) => this.upgradeNode(m, version, opts),
+  };
+
+  private unsupported(m: MachineRef, what: string): never {
+    throw new ProviderError('ActionsUnsupported', `machine ${m.name} is an imported server: ${what} is not offered (it runs only a worker node)`, true);
+  }
+
+  /** The agent learns at its next sync that its node runs `version` from now on (see the top of this file). */
+  private async upgradeNode(m: MachineRef, version: string, opts?: ProviderCallOptions): Promise<NodeUpgradeState> {
+    opts?.signal?.throwIfAborted();
+    const r = this.current(m);
+    if (!r || r.boundTo) throw new ProviderError('NotJoined', `machine ${m.name}: no server joined as this machine`);
+    if (r.state !== 'started' || !r.bootstrap?.node) throw new ProviderError('NotStarted', `machine ${m.name}: the server on ${r.hostname} runs no node yet`);
+    if (r.bootstrap.kubernetesVersion !== version) {
+      r.bootstrap = { ...r.bootstrap, kubernetesVersion: version };
+      r.upgradeRequestedAt = new Date().toISOString();
+      this.write(r);
+    }
+    return { requested: version, ...(r.lastSeenAt ? { agentSeenAt: r.lastSeenAt } : {}) };
   }
 
   // ---------------------------------------------------------------- records
