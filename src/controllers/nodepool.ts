@@ -387,11 +387,14 @@ export class NodePoolReconciler implements Reconciler {
     status.readyReplicas = Math.min(ready.length, pool.spec.replicas);
     status.machines = active.map((m) => m.metadata.name).sort();
     const allReady = active.length === desired && notReady.length === 0;
-    const waiting = notReady.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'}${whyNotReady(m)})`).join(', ');
+    const problems = notReady.map(machineProblem);
+    const waiting = notReady.map((m, i) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'}${problems[i] ? `: ${problems[i]!.reason}: ${problems[i]!.message}` : ''})`).join(', ');
+    // The first provider problem names the pool's reason too (QuotaExceeded, ImageNotFound, …): what to fix.
+    const reason = problems.find((p) => p !== undefined)?.reason ?? 'MachinesNotReady';
     sc.set(
       allReady
         ? { type: NodePoolCondition.Ready, status: 'True', reason: 'Ready', message: `${ready.length}/${desired} machines ready` }
-        : { type: NodePoolCondition.Ready, status: 'False', reason: 'MachinesNotReady', message: `${ready.length}/${desired} machines ready${waiting ? `; waiting for ${waiting}` : ''}`.slice(0, 32768) },
+        : { type: NodePoolCondition.Ready, status: 'False', reason, message: `${ready.length}/${desired} machines ready${waiting ? `; waiting for ${waiting}` : ''}`.slice(0, 32768) },
     );
     status.healthyReplicas = active.filter(isHealthy).length;
     if (sc.rollout) {
@@ -456,12 +459,12 @@ export class NodePoolReconciler implements Reconciler {
 
 /**
  * What the provider said about a machine that is not ready (a quota, a missing image, the cloud
- * unreachable), so the pool's condition names it too: `: reason: message`, or nothing.
+ * unreachable), so the pool's condition names it too; undefined for a plain state.
  */
-function whyNotReady(m: Machine): string {
-  if (m.status?.phase === 'Failed' && m.status.failureReason) return `: ${m.status.failureReason}: ${m.status.failureMessage ?? ''}`;
+function machineProblem(m: Machine): { reason: string; message: string } | undefined {
+  if (m.status?.phase === 'Failed' && m.status.failureReason) return { reason: m.status.failureReason, message: m.status.failureMessage ?? '' };
   const infra = getCondition(m.status?.conditions, MachineCondition.InfrastructureReady);
   // A plain state ("the provider reports Provisioning") is already in the phase.
   const plain = ['Provisioning', 'Missing', 'Failed', 'Running'].includes(infra?.reason ?? '');
-  return infra?.status === 'False' && infra.reason && !plain ? `: ${infra.reason}: ${infra.message ?? ''}` : '';
+  return infra?.status === 'False' && infra.reason && !plain ? { reason: infra.reason, message: infra.message ?? '' } : undefined;
 }
