@@ -389,12 +389,18 @@ export class NodePoolReconciler implements Reconciler {
     const allReady = active.length === desired && notReady.length === 0;
     const problems = notReady.map(machineProblem);
     const waiting = notReady.map((m, i) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'}${problems[i] ? `: ${problems[i]!.reason}: ${problems[i]!.message}` : ''})`).join(', ');
+    // Healing replaces a failed machine in the same pass that would report it: while the pool is
+    // not ready, the newest failure it replaced since then still says why (a missing image fails
+    // every replacement the same way).
+    const justReplaced = new Set((sc.healing?.victims ?? []).map((v) => v.machine.metadata.name));
+    const replaced = allReady ? undefined : failureReplacedWhileNotReady(sc.status, new Set(active.map((m) => m.metadata.name)), justReplaced);
     // The first provider problem names the pool's reason too (QuotaExceeded, ImageNotFound, …): what to fix.
-    const reason = problems.find((p) => p !== undefined)?.reason ?? 'MachinesNotReady';
+    const reason = problems.find((p) => p !== undefined)?.reason ?? replaced?.reason ?? 'MachinesNotReady';
+    const message = `${ready.length}/${desired} machines ready${waiting ? `; waiting for ${waiting}` : ''}${replaced ? `; replaced failed ${replaced.machine} (${replaced.message})` : ''}`;
     sc.set(
       allReady
         ? { type: NodePoolCondition.Ready, status: 'True', reason: 'Ready', message: `${ready.length}/${desired} machines ready` }
-        : { type: NodePoolCondition.Ready, status: 'False', reason, message: `${ready.length}/${desired} machines ready${waiting ? `; waiting for ${waiting}` : ''}`.slice(0, 32768) },
+        : { type: NodePoolCondition.Ready, status: 'False', reason, message: message.slice(0, 32768) },
     );
     status.healthyReplicas = active.filter(isHealthy).length;
     if (sc.rollout) {
@@ -455,6 +461,20 @@ export class NodePoolReconciler implements Reconciler {
     sc.set({ type: NodePoolCondition.Ready, status: 'False', reason: 'Deleting', message: `waiting for ${machines.length} machines to be deleted` });
     return { status: sc.status, requeueAfterMs: this.s.timing.deletePollMs };
   }
+}
+
+/**
+ * The newest machine healing replaced for a provider failure since the pool's Ready condition
+ * turned False (in this pass, if it is True still), with the failure's reason: the machine's
+ * Healthy message, which `remediation.message` holds, starts with it (`ImageNotFound: …`).
+ */
+function failureReplacedWhileNotReady(status: Status, active: ReadonlySet<string>, justReplaced: ReadonlySet<string>): { machine: string; reason: string; message: string } | undefined {
+  const ready = getCondition(status.conditions, NodePoolCondition.Ready);
+  const since = ready?.status === 'False' ? Date.parse(ready.lastTransitionTime ?? '') || 0 : undefined;
+  const inEpisode = (x: { machine: string; at: string }) => (since === undefined ? justReplaced.has(x.machine) : Date.parse(x.at) >= since);
+  const r = (status.remediations ?? []).filter((x) => x.reason === 'MachineFailed' && !active.has(x.machine) && inEpisode(x)).at(-1);
+  if (!r) return undefined;
+  return { machine: r.machine, reason: /^([A-Za-z]+): /.exec(r.message)?.[1] ?? r.reason, message: r.message };
 }
 
 /**

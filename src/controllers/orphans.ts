@@ -238,13 +238,14 @@ export class OrphanSweep {
     }
     for (const o of this.knownResources.values()) {
       const r = o.resource;
-      const scope = scopeKey(r.cluster.project, r.cluster.name);
+      // In the project only: an alert of a cluster that is gone resolves at once (the notifier's rule).
+      const scope = scopeKey(r.cluster.project, '');
       const inputs = byScope.get(scope) ?? [];
       byScope.set(scope, inputs);
       inputs.push({
         rule: RULES.OrphanedResource,
         severity: 'warning',
-        labels: { provider: o.provider, kind: r.kind, resource: r.id },
+        labels: { provider: o.provider, kind: r.kind, resource: r.id, clusterUid: r.cluster.uid, ...(r.cluster.name ? { clusterName: r.cluster.name } : {}) },
         summary: `${r.kind} ${r.name} (${r.id}, provider ${o.provider}) was made for a cluster that no longer exists`,
         description: `No Cluster object has uid ${r.cluster.uid || '(none recorded)'}. Marina removes the ${r.kind} at ${new Date(o.since + this.graceMs).toISOString()} unless a Cluster accounts for it by then.`,
       });
