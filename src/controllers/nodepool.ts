@@ -467,10 +467,13 @@ export class NodePoolReconciler implements Reconciler {
  * The newest machine healing replaced for a provider failure since the pool's Ready condition
  * turned False (in this pass, if it is True still), with the failure's reason: the machine's
  * Healthy message, which `remediation.message` holds, starts with it (`ImageNotFound: …`).
+ * A replacement that made a ready pool not ready is recorded moments before the condition turns
+ * False in the same pass: it counts when it is at most REPLACED_BEFORE_NOT_READY_MS older.
  */
-function failureReplacedWhileNotReady(status: Status, active: ReadonlySet<string>, justReplaced: ReadonlySet<string>): { machine: string; reason: string; message: string } | undefined {
+const REPLACED_BEFORE_NOT_READY_MS = 60_000;
+export function failureReplacedWhileNotReady(status: Status, active: ReadonlySet<string>, justReplaced: ReadonlySet<string>): { machine: string; reason: string; message: string } | undefined {
   const ready = getCondition(status.conditions, NodePoolCondition.Ready);
-  const since = ready?.status === 'False' ? Date.parse(ready.lastTransitionTime ?? '') || 0 : undefined;
+  const since = ready?.status === 'False' ? (Date.parse(ready.lastTransitionTime ?? '') || 0) - REPLACED_BEFORE_NOT_READY_MS : undefined;
   const inEpisode = (x: { machine: string; at: string }) => (since === undefined ? justReplaced.has(x.machine) : Date.parse(x.at) >= since);
   const r = (status.remediations ?? []).filter((x) => x.reason === 'MachineFailed' && !active.has(x.machine) && inEpisode(x)).at(-1);
   if (!r) return undefined;
