@@ -7,7 +7,8 @@
 //     `marina agent join` with the token from the user data's token file;
 //   - the load balancer's VIP is an address on the host where a TCP relay forwards to the pool
 //     members Octavia records;
-//   - a server Nova no longer lists is "powered off": its agent stopped, its namespace removed.
+//   - a server being deleted (Nova's delete task shows) or gone is "powered off": its agent
+//     stopped, its namespace removed.
 // The cluster becomes Ready; the worker pool scales 1 → 2 through the API (the new server is
 // booted by this test and its Node goes Ready); a worker's server put into ERROR through Nova's
 // os-resetState is replaced (a new server, the ERROR one deleted, the pool back to 2 Ready Nodes);
