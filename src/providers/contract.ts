@@ -115,6 +115,12 @@ export interface ProviderCapabilities {
   createsMachines?: boolean;
   /** false: no API endpoints (ensureEndpoint/deleteEndpoint refuse). */
   endpoints?: boolean;
+  /**
+   * How often a running machine is described again, when that must be sooner than Marina's
+   * default (5 min): a cloud's server can fail without anything Marina watches noticing (Nova's
+   * ERROR while the VM, and so its agent, still runs), and only describeMachine tells.
+   */
+  describeEveryMs?: number;
 }
 
 /** Whether the provider creates machines itself (false: imported servers, which join by themselves). */

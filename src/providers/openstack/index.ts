@@ -71,6 +71,8 @@ const DEFAULT_MANAGEMENT_CIDR = '0.0.0.0/0';
 
 export class OpenStackProvider implements InfrastructureProvider {
   readonly name = 'openstack';
+  /** A server put into ERROR (or stopped) tells Marina nothing by itself: each running machine is described every minute. */
+  readonly capabilities = { describeEveryMs: 60_000 };
   /** Leaked servers cost money: the sweep deletes orphans after its grace period. */
   readonly sweepOrphans = true;
 
