@@ -218,6 +218,8 @@ export class OpenStackProvider implements InfrastructureProvider {
    */
   async listClusterResources(): Promise<ProviderClusterResource[]> {
     const found: ProviderClusterResource[] = [];
+    // Rebuilt by each listing (the sweep deletes only what its latest listing found).
+    this.resourcesIn.clear();
     for (const cloud of await this.o.directory.clouds()) {
       const api = this.api(cloud);
       const tag = cloudTag(cloud.uid);
