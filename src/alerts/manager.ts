@@ -45,6 +45,8 @@ export const RULES = {
   RestoreFailed: 'RestoreFailed',
   CertificateNearExpiry: 'CertificateNearExpiry',
   OrphanedMachine: 'OrphanedMachine',
+  /** A provider's resource of a whole cluster (load balancer, security or server group) whose Cluster is gone (warning). */
+  OrphanedResource: 'OrphanedResource',
   /** An add-on unhealthy or not applied for AddonPolicy.spec.unhealthyAlertSeconds (warning). */
   AddonUnhealthy: 'AddonUnhealthy',
   /** Objects of an add-on put back after someone changed or deleted them (info, for 5 minutes). */

@@ -278,7 +278,8 @@ export class MachineReconciler implements Reconciler {
     const settled = infraUp && nodeOk && memberOk;
     // Booting: the provider has to be asked (no event tells); less often the longer it takes.
     const booting = backoffPoll(getCondition(status.conditions, MachineCondition.Bootstrapped)?.lastTransitionTime, this.s.timing.machinePollMs, 5 * this.s.timing.machinePollMs);
-    return { end: { status, requeueAfterMs: settled ? this.s.timing.machineReadyPollMs : booting } };
+    const settledPoll = Math.min(this.s.timing.machineReadyPollMs, sc.provider.capabilities?.describeEveryMs ?? Infinity);
+    return { end: { status, requeueAfterMs: settled ? settledPoll : booting } };
   }
 
   /**

@@ -388,11 +388,20 @@ export class NodePoolReconciler implements Reconciler {
     status.readyReplicas = Math.min(ready.length, pool.spec.replicas);
     status.machines = active.map((m) => m.metadata.name).sort();
     const allReady = active.length === desired && notReady.length === 0;
-    const waiting = notReady.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'}${whyNotReady(m)})`).join(', ');
+    const problems = notReady.map(machineProblem);
+    const waiting = notReady.map((m, i) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'}${problems[i] ? `: ${problems[i]!.reason}: ${problems[i]!.message}` : ''})`).join(', ');
+    // Healing replaces a failed machine in the same pass that would report it: while the pool is
+    // not ready, the newest failure it replaced since then still says why (a missing image fails
+    // every replacement the same way).
+    const justReplaced = new Set((sc.healing?.victims ?? []).map((v) => v.machine.metadata.name));
+    const replaced = allReady ? undefined : failureReplacedWhileNotReady(sc.status, new Set(active.map((m) => m.metadata.name)), justReplaced);
+    // The first provider problem names the pool's reason too (QuotaExceeded, ImageNotFound, …): what to fix.
+    const reason = problems.find((p) => p !== undefined)?.reason ?? replaced?.reason ?? 'MachinesNotReady';
+    const message = `${ready.length}/${desired} machines ready${waiting ? `; waiting for ${waiting}` : ''}${replaced ? `; replaced failed ${replaced.machine} (${replaced.message})` : ''}`;
     sc.set(
       allReady
         ? { type: NodePoolCondition.Ready, status: 'True', reason: 'Ready', message: `${ready.length}/${desired} machines ready` }
-        : { type: NodePoolCondition.Ready, status: 'False', reason: 'MachinesNotReady', message: `${ready.length}/${desired} machines ready${waiting ? `; waiting for ${waiting}` : ''}`.slice(0, 32768) },
+        : { type: NodePoolCondition.Ready, status: 'False', reason, message: message.slice(0, 32768) },
     );
     status.healthyReplicas = active.filter(isHealthy).length;
     if (sc.rollout) {
@@ -456,13 +465,30 @@ export class NodePoolReconciler implements Reconciler {
 }
 
 /**
- * What the provider said about a machine that is not ready (a quota, a missing image, the cloud
- * unreachable), so the pool's condition names it too: `: reason: message`, or nothing.
+ * The newest machine healing replaced for a provider failure since the pool's Ready condition
+ * turned False (in this pass, if it is True still), with the failure's reason: the machine's
+ * Healthy message, which `remediation.message` holds, starts with it (`ImageNotFound: …`).
+ * A replacement that made a ready pool not ready is recorded moments before the condition turns
+ * False in the same pass: it counts when it is at most REPLACED_BEFORE_NOT_READY_MS older.
  */
-function whyNotReady(m: Machine): string {
-  if (m.status?.phase === 'Failed' && m.status.failureReason) return `: ${m.status.failureReason}: ${m.status.failureMessage ?? ''}`;
+const REPLACED_BEFORE_NOT_READY_MS = 60_000;
+export function failureReplacedWhileNotReady(status: Status, active: ReadonlySet<string>, justReplaced: ReadonlySet<string>): { machine: string; reason: string; message: string } | undefined {
+  const ready = getCondition(status.conditions, NodePoolCondition.Ready);
+  const since = ready?.status === 'False' ? (Date.parse(ready.lastTransitionTime ?? '') || 0) - REPLACED_BEFORE_NOT_READY_MS : undefined;
+  const inEpisode = (x: { machine: string; at: string }) => (since === undefined ? justReplaced.has(x.machine) : Date.parse(x.at) >= since);
+  const r = (status.remediations ?? []).filter((x) => x.reason === 'MachineFailed' && !active.has(x.machine) && inEpisode(x)).at(-1);
+  if (!r) return undefined;
+  return { machine: r.machine, reason: /^([A-Za-z]+): /.exec(r.message)?.[1] ?? r.reason, message: r.message };
+}
+
+/**
+ * What the provider said about a machine that is not ready (a quota, a missing image, the cloud
+ * unreachable), so the pool's condition names it too; undefined for a plain state.
+ */
+function machineProblem(m: Machine): { reason: string; message: string } | undefined {
+  if (m.status?.phase === 'Failed' && m.status.failureReason) return { reason: m.status.failureReason, message: m.status.failureMessage ?? '' };
   const infra = getCondition(m.status?.conditions, MachineCondition.InfrastructureReady);
   // A plain state ("the provider reports Provisioning") is already in the phase.
   const plain = ['Provisioning', 'Missing', 'Failed', 'Running'].includes(infra?.reason ?? '');
-  return infra?.status === 'False' && infra.reason && !plain ? `: ${infra.reason}: ${infra.message ?? ''}` : '';
+  return infra?.status === 'False' && infra.reason && !plain ? { reason: infra.reason, message: infra.message ?? '' } : undefined;
 }

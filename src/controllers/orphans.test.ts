@@ -6,8 +6,8 @@ import { pino } from 'pino';
 import type { Alert, Machine } from '../api/kinds.js';
 import { API_VERSION } from '../api/meta.js';
 import { AlertManager } from '../alerts/manager.js';
-import type { InfrastructureProvider, MachineRef, ProviderMachine } from '../providers/contract.js';
-import { openTestStore } from '../store/test-util.js';
+import type { InfrastructureProvider, MachineRef, ProviderClusterResource, ProviderMachine } from '../providers/contract.js';
+import { cluster, openTestStore } from '../store/test-util.js';
 import { OrphanSweep, orphanSweepSettingsFromEnv } from './orphans.js';
 
 const GRACE = 5 * 60_000;
@@ -83,7 +83,7 @@ describe('orphan sweep', () => {
     await s.sweep();
     w.advance(GRACE * 3);
     const r = await s.sweep();
-    assert.deepEqual(r, { orphans: [], removed: [] });
+    assert.deepEqual(r, { orphans: [], removed: [], resourceOrphans: [], resourcesRemoved: [] });
     assert.deepEqual(inv.deleted, []);
     assert.deepEqual(await w.firing(), []);
   });
@@ -127,7 +127,7 @@ describe('orphan sweep', () => {
     assert.deepEqual(await w.firing(), ['demo-workers-late1']);
     w.hideMachines(false);
     w.advance(GRACE);
-    assert.deepEqual(await s.sweep(), { orphans: [], removed: [] });
+    assert.deepEqual(await s.sweep(), { orphans: [], removed: [], resourceOrphans: [], resourcesRemoved: [] });
     assert.deepEqual(inv.deleted, []);
     assert.deepEqual(await w.firing(), [], 'the alert resolves');
   });
@@ -139,7 +139,7 @@ describe('orphan sweep', () => {
     const s = w.sweep();
     await s.sweep();
     w.advance(GRACE * 2);
-    assert.deepEqual(await s.sweep(), { orphans: [], removed: [] });
+    assert.deepEqual(await s.sweep(), { orphans: [], removed: [], resourceOrphans: [], resourcesRemoved: [] });
     assert.deepEqual(imported.deleted, []);
     assert.deepEqual(await w.firing(), []);
   });
@@ -173,6 +173,37 @@ describe('orphan sweep', () => {
     const r = await restarted.sweep();
     assert.deepEqual(r.removed, [], 'the grace period counts from when this process saw it');
     assert.deepEqual(await w.firing(), ['demo-workers-stays']);
+  });
+
+  it("reports a cluster resource whose Cluster is gone, deletes it after the grace period, never a live cluster's", async () => {
+    const inv = inventoryProvider('openstack');
+    const resources = new Map<string, ProviderClusterResource>();
+    const deleted: string[] = [];
+    inv.provider.listClusterResources = async () => [...resources.values()];
+    inv.provider.deleteClusterResource = async (r) => {
+      deleted.push(r.id);
+      resources.delete(r.id);
+    };
+    const w = world([inv.provider]);
+    const live = await w.store.create(cluster('default', 'live'));
+    const add = (id: string, kind: string, c: { name: string; uid: string }) => resources.set(id, { kind, id, name: `marina-${c.name}`, cluster: { project: 'default', ...c } });
+    add('lb-live', 'load balancer', { name: 'live', uid: live.metadata.uid! });
+    add('lb-gone', 'load balancer', { name: 'gone', uid: randomUUID() });
+    add('sg-gone', 'security group', { name: 'gone', uid: randomUUID() });
+    const s = w.sweep();
+    const first = await s.sweep();
+    assert.deepEqual(first.resourceOrphans.map((o) => o.resource.id).sort(), ['lb-gone', 'sg-gone']);
+    const alerts = ((await w.store.list('Alert', { project: 'default' })).items as Alert[]).filter((a) => a.spec.rule === 'OrphanedResource' && a.status?.state === 'firing');
+    assert.deepEqual(alerts.map((a) => a.spec.labels?.resource).sort(), ['lb-gone', 'sg-gone'], 'an OrphanedResource alert each');
+    assert.ok(w.lines.some((l) => l.msg.startsWith('orphaned resource')));
+    w.advance(GRACE - 1);
+    assert.deepEqual((await s.sweep()).resourcesRemoved, []);
+    w.advance(1);
+    const done = await s.sweep();
+    assert.deepEqual(done.resourcesRemoved.map((o) => o.resource.id).sort(), ['lb-gone', 'sg-gone']);
+    assert.deepEqual(deleted.sort(), ['lb-gone', 'sg-gone'], "the live cluster's load balancer stays");
+    const still = ((await w.store.list('Alert', { project: 'default' })).items as Alert[]).filter((a) => a.spec.rule === 'OrphanedResource' && a.status?.state === 'firing');
+    assert.deepEqual(still, [], 'the alerts resolve');
   });
 
   it('reads its timing from the environment', () => {

@@ -7,7 +7,7 @@ import { boundedName, ClusterIndex, machineName, nodePoolName } from './common.j
 import { ANNOTATION_MANAGED_LABELS, ANNOTATION_MANAGED_TAINTS } from '../api/wellknown.js';
 import type { Node as KubeNode, Pod as KubePod, Taint as KubeTaint } from '../kube/objects.js';
 import { nodeSyncPatch, podsToEvict } from './node.js';
-import { scaleInOrder } from './nodepool.js';
+import { failureReplacedWhileNotReady, scaleInOrder } from './nodepool.js';
 
 function machine(name: string, created: string, phase?: 'Running' | 'Pending', nodeReady?: boolean): Machine {
   return {
@@ -121,4 +121,30 @@ test('ClusterIndex groups children by cluster and forgets removed ones', () => {
   idx.note({ ...m1, metadata: { ...m1.metadata, deletionTimestamp: '2030-01-02T00:00:00Z' } });
   assert.deepEqual(idx.keys('p', 'c').map((k) => k.name), ['m2']);
   assert.deepEqual(idx.keys('p', 'other'), []);
+});
+
+test("a pool that is not ready keeps naming the failure healing replaced during this episode, not an older one", () => {
+  const at = (s: number) => new Date(Date.parse('2026-01-01T00:10:00Z') + s * 1000).toISOString();
+  const remediation = (machine: string, s: number, message = 'ImageNotFound: image "x" not found in Glance') => ({ machine, reason: 'MachineFailed', message, at: at(s) });
+  const notReadySince = (s: number) => [{ type: 'Ready', status: 'False' as const, reason: 'ImageNotFound', message: '', lastTransitionTime: at(s) }];
+  const none = new Set<string>();
+  // Replaced in the pass that turned the pool not ready (moments before the transition), and later.
+  assert.deepEqual(failureReplacedWhileNotReady({ conditions: notReadySince(0), remediations: [remediation('w-a', -1)] }, new Set(['w-b']), none), {
+    machine: 'w-a',
+    reason: 'ImageNotFound',
+    message: 'ImageNotFound: image "x" not found in Glance',
+  });
+  assert.equal(
+    failureReplacedWhileNotReady({ conditions: notReadySince(0), remediations: [remediation('w-a', -1), remediation('w-b', 30, 'ServerError: server s is in ERROR')] }, none, none)?.reason,
+    'ServerError',
+    'the newest',
+  );
+  // Long before the pool turned not ready: another episode.
+  assert.equal(failureReplacedWhileNotReady({ conditions: notReadySince(0), remediations: [remediation('w-a', -3600)] }, none, none), undefined);
+  // A pool still Ready: only what this pass replaced.
+  const readyNow = [{ type: 'Ready', status: 'True' as const, reason: 'Ready', message: '', lastTransitionTime: at(-7200) }];
+  assert.equal(failureReplacedWhileNotReady({ conditions: readyNow, remediations: [remediation('w-a', -3600)] }, none, none), undefined);
+  assert.equal(failureReplacedWhileNotReady({ conditions: readyNow, remediations: [remediation('w-a', 0)] }, none, new Set(['w-a']))?.machine, 'w-a');
+  // Unhealthy replacements (no provider failure) and machines still there are not it.
+  assert.equal(failureReplacedWhileNotReady({ conditions: notReadySince(0), remediations: [{ ...remediation('w-a', 5), reason: 'Unhealthy' }, remediation('w-c', 5)] }, new Set(['w-c']), none), undefined);
 });

@@ -18,6 +18,9 @@
 // listMachines is the inventory the orphan sweep (src/controllers/orphans.ts) compares with the
 // Machine objects: what it lists that no Machine accounts for (by uid) is reported and, after a
 // grace period, deleted through deleteMachine — unless the provider sets `sweepOrphans` false.
+// A provider that also makes resources a whole cluster shares (a cloud's load balancer, security
+// and server groups) lists them with listClusterResources: the sweep compares them with the
+// Cluster objects the same way and deletes orphans through deleteClusterResource.
 
 export interface MachineRef {
   project: string;
@@ -112,6 +115,12 @@ export interface ProviderCapabilities {
   createsMachines?: boolean;
   /** false: no API endpoints (ensureEndpoint/deleteEndpoint refuse). */
   endpoints?: boolean;
+  /**
+   * How often a running machine is described again, when that must be sooner than Marina's
+   * default (5 min): a cloud's server can fail without anything Marina watches noticing (Nova's
+   * ERROR while the VM, and so its agent, still runs), and only describeMachine tells.
+   */
+  describeEveryMs?: number;
 }
 
 /** Whether the provider creates machines itself (false: imported servers, which join by themselves). */
@@ -161,6 +170,17 @@ export interface ProviderMachine {
   state: MachineState;
 }
 
+/** A resource of a whole cluster the provider made (not a machine's): listed for the orphan sweep. */
+export interface ProviderClusterResource {
+  /** What it is, in the provider's words: `load balancer`, `security group`, `server group`. */
+  kind: string;
+  /** The provider's id of it. */
+  id: string;
+  name: string;
+  /** The cluster it was made for (`name` may be '' when only the uid is recorded on the resource). */
+  cluster: ClusterRef;
+}
+
 export interface EndpointDescription {
   /** https://host:port of the cluster's API load balancer. */
   url: string;
@@ -205,6 +225,13 @@ export interface InfrastructureProvider {
    * sweep never touches them.
    */
   readonly sweepOrphans: boolean;
+  /**
+   * Every resource of a whole cluster the provider made and still holds, with the uid of the
+   * Cluster it was made for (only with `sweepOrphans`; providers without such resources omit it).
+   */
+  listClusterResources?(): Promise<ProviderClusterResource[]>;
+  /** Deletes one listed resource; succeeds when it is gone already. */
+  deleteClusterResource?(resource: ProviderClusterResource): Promise<void>;
 
   /**
    * The cluster's stable API endpoint (a TCP load balancer). Its address is fixed on first call so

@@ -7,8 +7,12 @@
 //     `marina agent join` with the token from the user data's token file;
 //   - the load balancer's VIP is an address on the host where a TCP relay forwards to the pool
 //     members Octavia records;
-//   - a server Nova no longer lists is "powered off": its agent stopped, its namespace removed.
-// The cluster becomes Ready; deleting it leaves nothing tagged in OpenStack.
+//   - a server being deleted (Nova's delete task shows) or gone is "powered off": its agent
+//     stopped, its namespace removed.
+// The cluster becomes Ready; the worker pool scales 1 → 2 through the API (the new server is
+// booted by this test and its Node goes Ready); a worker's server put into ERROR through Nova's
+// os-resetState is replaced (a new server, the ERROR one deleted, the pool back to 2 Ready Nodes);
+// deleting the cluster leaves nothing tagged in OpenStack.
 //
 // Needs root on Linux (namespaces, cgroups); MARINA_OPENSTACK_STATE=DIR reuses a control plane.
 import { after, before, describe, it } from 'node:test';
@@ -26,7 +30,7 @@ import { BIN, kubectl, waitUntil } from '../support/marina.js';
 import { ensureRealNodeArtifacts, freeSubnet30, linkExists, nodeCacheEnv, realNodeSkip, sweepLeftoverNodes } from '../workers/support.js';
 import { authenticate, type Session } from './client.js';
 import { sharedOpenStack, stopSharedOpenStack, unavailableReason, type OpenStackEnv } from './controlplane.js';
-import { assertNothingTagged, clusterServers, createCluster, deleteCluster, PROJECT, startMarina, userDataJoin, type Marina } from './marina-api.js';
+import { assertNothingTagged, clusterServers, createCluster, deleteCluster, NOVA, poolsOf, PROJECT, scalePool, startMarina, userDataJoin, type Marina } from './marina-api.js';
 
 const run = promisify(execFile);
 const skipReason = realNodeSkip() || (await unavailableReason());
@@ -165,13 +169,17 @@ describe('e2e: Marina on OpenStack with the test as hypervisor and load balancer
   }
 
   async function hypervisorLoop(): Promise<void> {
-    while (!stopping) {
+    for (let round = 0; !stopping; round++) {
       try {
-        await playLoadBalancer();
+        if (round % 4 === 0) await playLoadBalancer();
         const servers = await clusterServers(admin, clusterUid);
         for (const s of servers) if (s.status === 'ACTIVE' && !vms.has(s.id)) await boot(s);
         for (const [serverId, vm] of vms) {
-          if (!servers.some((s) => s.id === serverId) && vm.agent) {
+          // A hypervisor destroys the VM while Nova's delete task runs, before Nova drops the
+          // server: Marina deletes the Node once the server is gone, and a kubelet still running
+          // then would register it again. So the "VM" stops as soon as the delete task shows.
+          const s = servers.find((x) => x.id === serverId);
+          if ((!s || s['OS-EXT-STS:task_state'] === 'deleting' || s.status === 'DELETED') && vm.agent) {
             await powerOff(vm);
             delete vm.agent;
             notes.push(`powered off ${vm.name}`);
@@ -180,7 +188,7 @@ describe('e2e: Marina on OpenStack with the test as hypervisor and load balancer
       } catch (err) {
         notes.push(`hypervisor: ${(err as Error).message}`);
       }
-      await new Promise((r) => setTimeout(r, 2000));
+      await new Promise((r) => setTimeout(r, 500));
     }
   }
 
@@ -210,6 +218,64 @@ describe('e2e: Marina on OpenStack with the test as hypervisor and load balancer
     const worker = nodes.items.find((n) => n.metadata.name.startsWith(`${cluster}-workers-`));
     assert.ok(worker, `a worker Node among ${nodes.items.map((n) => n.metadata.name)}`);
     assert.equal(worker.status.conditions.find((c) => c.type === 'Ready')?.status, 'True');
+  });
+
+  /** The cluster's worker Nodes as kubectl shows them through the relayed VIP: name → Ready. */
+  async function workerNodes(): Promise<Map<string, boolean>> {
+    const kc = join(tmp, 'kubeconfig');
+    const nodes = JSON.parse(await kubectl(toolchain, kc, ['get', 'nodes', '-o', 'json'])) as { items: { metadata: { name: string }; status: { conditions: { type: string; status: string }[] } }[] };
+    return new Map(
+      nodes.items.filter((n) => n.metadata.name.startsWith(`${cluster}-workers-`)).map((n) => [n.metadata.name, n.status.conditions.find((c) => c.type === 'Ready')?.status === 'True']),
+    );
+  }
+
+  const workerServers = async () => (await clusterServers(admin, clusterUid)).filter((s) => s.metadata['marina:pool'] === 'workers');
+
+  /** The worker pool has `n` ready machines and exactly `n` worker Nodes, all Ready. */
+  async function workersReady(n: number, what: string): Promise<Map<string, boolean>> {
+    try {
+      return await waitUntil(what, 900_000, async () => {
+        const pool = (await poolsOf(marina!.api, cluster)).find((p) => p.metadata.name.endsWith('workers'));
+        if (pool?.status?.readyReplicas !== n || pool.status.replicas !== n) return undefined;
+        const nodes = await workerNodes().catch(() => undefined);
+        return nodes && nodes.size === n && [...nodes.values()].every(Boolean) ? nodes : undefined;
+      }, 3000);
+    } catch (err) {
+      const ms = (await marina!.api('GET', `/projects/${PROJECT}/machines`)).json.items.map((m: any) => ({ name: m.metadata.name, phase: m.status?.phase, conditions: m.status?.conditions?.filter((x: any) => x.status !== 'True') }));
+      throw new Error(`${(err as Error).message}\n${notes.join('\n')}\nmachines: ${JSON.stringify(ms)}`);
+    }
+  }
+
+  it('scales the worker pool 1 → 2 through the API: the new server boots and its Node goes Ready', async () => {
+    const before = new Set((await workerServers()).map((s) => s.id));
+    assert.equal(before.size, 1);
+    await scalePool(marina!.api, cluster, 'workers', 2);
+    const nodes = await workersReady(2, 'two Ready worker Nodes');
+    const servers = await workerServers();
+    assert.equal(servers.length, 2, 'one more worker server');
+    const added = servers.find((s) => !before.has(s.id))!;
+    assert.ok(nodes.has(added.name), `the new server's Node ${added.name} among ${[...nodes.keys()]}`);
+    assert.ok(vms.has(added.id), 'the test booted it');
+  });
+
+  it("replaces a worker whose server Nova puts into ERROR: a new server, the ERROR one deleted, two Ready Nodes again", async () => {
+    const [victim, other] = await workerServers();
+    assert.ok(victim && other);
+    const reset = await admin.request('compute', 'POST', `/servers/${victim.id}/action`, { 'os-resetState': { state: 'error' } }, NOVA);
+    assert.equal(reset.status, 202, JSON.stringify(reset.body));
+    // The ERROR server goes (Marina deleted it) and a new one takes its place.
+    await waitUntil('the ERROR server deleted and a new worker server', 600_000, async () => {
+      const ids = (await workerServers()).map((s) => s.id);
+      return !ids.includes(victim.id) && ids.length === 2 && ids.includes(other.id) ? true : undefined;
+    }, 2000);
+    const nodes = await workersReady(2, 'two Ready worker Nodes after the replacement');
+    assert.equal(nodes.has(victim.name), false, "the ERROR server's Node is gone");
+    assert.ok(nodes.has(other.name));
+    const pool = (await poolsOf(marina!.api, cluster)).find((p) => p.metadata.name.endsWith('workers'));
+    const remediation = (pool.status.remediations as any[]).find((r) => r.machine === victim.name);
+    assert.ok(remediation, `a remediation for ${victim.name} in ${JSON.stringify(pool.status.remediations)}`);
+    assert.equal(remediation.reason, 'MachineFailed');
+    assert.match(remediation.message, /ServerError: server .* is in ERROR/);
   });
 
   it('deletes the cluster: the servers go (the test powers them off) and nothing tagged is left', async () => {

@@ -50,9 +50,9 @@ export async function startMarina(o: { tmp: string; listen: string; toolchain: R
   return { server, caPem, api };
 }
 
-/** Project, credentials Secret, OpenStackCloud and the Cluster with `pools`; returns the Cluster's uid. */
+/** Project, credentials Secret, OpenStackCloud (each unless it exists) and the Cluster with `pools`; returns the Cluster's uid. */
 export async function createCluster(api: Api, env: OpenStackEnv, cluster: string, pools: Record<string, unknown>[]): Promise<string> {
-  const created = (what: string, r: { status: number; json: any }) => assert.ok(r.status === 201, `${what}: ${r.status} ${JSON.stringify(r.json)}`);
+  const created = (what: string, r: { status: number; json: any }) => assert.ok(r.status === 201 || (what !== 'cluster' && r.status === 409), `${what}: ${r.status} ${JSON.stringify(r.json)}`);
   const meta = { apiVersion: 'marina.dev/v1alpha1' };
   created('project', await api('POST', '/projects', { ...meta, kind: 'Project', metadata: { name: PROJECT }, spec: { members: [] } }));
   const data = { [OPENSTACK_CREDENTIAL_ID]: env.applicationCredential.id, [OPENSTACK_CREDENTIAL_SECRET]: env.applicationCredential.secret };
@@ -128,3 +128,28 @@ export async function assertNothingTagged(admin: Session, clusterUid: string): P
   const lbs = (await admin.request('load-balancer', 'GET', `/v2/lbaas/loadbalancers?tags=${tag}`)).body.loadbalancers as any[];
   assert.deepEqual(lbs.filter((l) => l.provisioning_status !== 'DELETED'), []);
 }
+
+/** Sets a pool's replicas in the Cluster's spec (GET, then PUT with its resourceVersion; again on a conflict). */
+export async function scalePool(api: Api, cluster: string, pool: string, replicas: number): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const c = (await api('GET', `/projects/${PROJECT}/clusters/${cluster}`)).json;
+    const p = c.spec.nodePools.find((x: any) => x.name === pool);
+    assert.ok(p, `pool ${pool} in ${JSON.stringify(c.spec.nodePools)}`);
+    p.replicas = replicas;
+    const r = await api('PUT', `/projects/${PROJECT}/clusters/${cluster}`, c);
+    if (r.status === 200) return;
+    assert.ok(r.status === 409 && attempt < 5, `scaling ${cluster}/${pool}: ${r.status} ${r.text}`);
+  }
+}
+
+/** The cluster's NodePool objects and Machines as Marina's API shows them. */
+export async function poolsOf(api: Api, cluster: string): Promise<any[]> {
+  return ((await api('GET', `/projects/${PROJECT}/nodepools`)).json.items as any[]).filter((p) => p.spec.cluster === cluster);
+}
+
+export async function machinesOf(api: Api, cluster: string): Promise<any[]> {
+  return ((await api('GET', `/projects/${PROJECT}/machines`)).json.items as any[]).filter((m) => m.spec.cluster === cluster);
+}
+
+export const conditionOf = (obj: any, type: string): { type: string; status: string; reason: string; message: string } | undefined =>
+  (obj?.status?.conditions as any[] | undefined)?.find((c) => c.type === type);

@@ -384,6 +384,12 @@ export function describeProviderTests(skipReason: string | undefined): void {
         });
 
         it('delete leaves nothing tagged with the cluster', async () => {
+          // What the orphan sweep would compare with the Cluster objects: the cluster's shared resources, by its uid.
+          const shared = (await provider.listClusterResources()).filter((r) => r.cluster.uid === cluster.uid);
+          const kinds = (kind: string) => shared.filter((r) => r.kind === kind);
+          assert.deepEqual(kinds('load balancer').map((r) => r.cluster), [cluster]);
+          assert.deepEqual(kinds('security group').map((r) => r.cluster), [cluster]);
+          assert.deepEqual(kinds('server group').map((r) => r.name).sort(), [serverGroupName(cluster.uid, 'cp'), serverGroupName(cluster.uid, 'etcd')]);
           await Promise.all(machines.map((m) => provider.deleteMachine(m.ref)));
           await provider.deleteEndpoint(cluster);
           const tag = clusterTag(cluster.uid);
@@ -394,6 +400,7 @@ export function describeProviderTests(skipReason: string | undefined): void {
           const groups = (await marina.request('compute', 'GET', '/os-server-groups', undefined, NOVA)).body.server_groups as any[];
           assert.deepEqual(groups.filter((g) => g.name.includes(cluster.uid)), []);
           assert.deepEqual((await provider.listMachines()).filter((x) => x.ref.cluster === cluster.name), []);
+          assert.deepEqual((await provider.listClusterResources()).filter((r) => r.cluster.uid === cluster.uid), []);
         });
       });
     });

@@ -99,6 +99,7 @@ type ProvisioningStatus = 'ACTIVE' | 'PENDING_CREATE' | 'PENDING_UPDATE' | 'PEND
 export interface LoadBalancer {
   id: string;
   name: string;
+  description?: string;
   vip_address: string;
   vip_subnet_id: string;
   provisioning_status: ProvisioningStatus;

@@ -51,6 +51,20 @@ export function clusterDescription(c: ClusterRef): string {
   return `Marina cluster ${c.project}/${c.name} uid ${c.uid}`;
 }
 
+const CLUSTER_DESCRIPTION = /^Marina cluster ([a-z0-9-]+)\/([a-z0-9-]+) uid ([0-9a-f-]{36})$/;
+
+/** The cluster a load balancer or security group was made for, from its description. */
+export function clusterOfDescription(description: string): ClusterRef | undefined {
+  const m = CLUSTER_DESCRIPTION.exec(description);
+  return m ? { project: m[1]!, name: m[2]!, uid: m[3]! } : undefined;
+}
+
+/** The cluster uid among a resource's tags. */
+export function clusterUidOfTags(tags: readonly string[]): string | undefined {
+  const prefix = clusterTag('');
+  return tags.find((t) => t.startsWith(prefix))?.slice(prefix.length) || undefined;
+}
+
 /** Name of a cluster's security group and load balancer, as people see it in the dashboard. */
 export function clusterResourceName(c: { project: string; name: string }): string {
   return `marina-${c.project}-${c.name}`;
@@ -62,6 +76,13 @@ export function serverGroupName(clusterUid: string, pool: string): string {
 
 export function isServerGroupOf(name: string, clusterUid: string): boolean {
   return name.startsWith(`marina-${clusterUid}-`);
+}
+
+const SERVER_GROUP_NAME = /^marina-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-[a-z0-9-]+$/;
+
+/** The uid of the cluster a server group was made for, from its name (undefined: not Marina's). */
+export function clusterUidOfServerGroup(name: string): string | undefined {
+  return SERVER_GROUP_NAME.exec(name)?.[1];
 }
 
 /**

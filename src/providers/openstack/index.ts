@@ -19,6 +19,7 @@ import {
   type MachineRef,
   type PreparedMachine,
   type ProviderCallOptions,
+  type ProviderClusterResource,
   type ProviderMachine,
 } from '../contract.js';
 import { OpenStackApi } from './api.js';
@@ -26,7 +27,21 @@ import { ensureServerGroup, isGoing, machineServers, resolveFlavor, resolveImage
 import type { CloudConfig, CloudDirectory, MachineFacts, MachineJoins } from './config.js';
 import { deleteLoadBalancers, ensureLoadBalancer, type Settle } from './endpoint.js';
 import { doing } from './errors.js';
-import { cloudTag, clusterDescription, clusterResourceName, clusterTag, isServerGroupOf, machineOfPort, machineOfServer, machineTag, META, providerIdOf } from './identity.js';
+import {
+  cloudTag,
+  clusterDescription,
+  clusterOfDescription,
+  clusterResourceName,
+  clusterTag,
+  clusterUidOfServerGroup,
+  clusterUidOfTags,
+  isServerGroupOf,
+  machineOfPort,
+  machineOfServer,
+  machineTag,
+  META,
+  providerIdOf,
+} from './identity.js';
 import {
   APISERVER_PORT,
   clusterSecurityGroups,
@@ -56,12 +71,16 @@ const DEFAULT_MANAGEMENT_CIDR = '0.0.0.0/0';
 
 export class OpenStackProvider implements InfrastructureProvider {
   readonly name = 'openstack';
+  /** A server put into ERROR (or stopped) tells Marina nothing by itself: each running machine is described every minute. */
+  readonly capabilities = { describeEveryMs: 60_000 };
   /** Leaked servers cost money: the sweep deletes orphans after its grace period. */
   readonly sweepOrphans = true;
 
   private readonly sessions = new Map<string, OpenStackApi>();
   /** machine uid → the cloud listMachines found it in: an orphan's cluster (and so its cloud name) may be gone. */
   private readonly seenIn = new Map<string, CloudConfig>();
+  /** resource id → the cloud listClusterResources found it in (its cluster, and so its cloud, is gone). */
+  private readonly resourcesIn = new Map<string, CloudConfig>();
   /** Work that must not run twice at once (making a cluster's groups, booting into one group), by key. */
   private readonly queues = new Map<string, Promise<unknown>>();
 
@@ -193,6 +212,68 @@ export class OpenStackProvider implements InfrastructureProvider {
     return [...found.values()];
   }
 
+  /**
+   * The load balancers and security groups tagged with a cloud's uid, and the server groups named
+   * after a cluster uid (Nova's groups take no tags), each with the cluster it was made for.
+   */
+  async listClusterResources(): Promise<ProviderClusterResource[]> {
+    const found: ProviderClusterResource[] = [];
+    // Rebuilt by each listing (the sweep deletes only what its latest listing found).
+    this.resourcesIn.clear();
+    for (const cloud of await this.o.directory.clouds()) {
+      const api = this.api(cloud);
+      const tag = cloudTag(cloud.uid);
+      const [lbs, groups, serverGroups] = await doing(`listing the cluster resources of cloud ${cloud.project}/${cloud.name}`, () =>
+        Promise.all([api.loadBalancers([tag]), api.securityGroups({ tags: tag }), api.serverGroups()]),
+      );
+      const clusterOf = (tags: string[], description: string | undefined): ClusterRef | undefined => {
+        const uid = clusterUidOfTags(tags);
+        if (!uid) return undefined;
+        const described = clusterOfDescription(description ?? '');
+        return described?.uid === uid ? described : { project: cloud.project, name: '', uid };
+      };
+      const add = (kind: string, r: { id: string; name: string }, cluster: ClusterRef | undefined) => {
+        if (!cluster) return;
+        found.push({ kind, id: r.id, name: r.name, cluster });
+        this.resourcesIn.set(r.id, cloud);
+      };
+      for (const lb of lbs) if (lb.provisioning_status !== 'DELETED' && lb.provisioning_status !== 'PENDING_DELETE') add('load balancer', lb, clusterOf(lb.tags, lb.description));
+      for (const g of groups) add('security group', g, clusterOf(g.tags, g.description));
+      for (const g of serverGroups) {
+        const uid = clusterUidOfServerGroup(g.name);
+        add('server group', g, uid ? { project: cloud.project, name: '', uid } : undefined);
+      }
+    }
+    return found;
+  }
+
+  /** A load balancer with its listener, pool and members; a group once no port or server uses it. */
+  async deleteClusterResource(r: ProviderClusterResource): Promise<void> {
+    const cloud = this.resourcesIn.get(r.id);
+    if (!cloud) throw new ProviderError('ResourceUnknown', `${r.kind} ${r.id} was not listed by this provider`);
+    const api = this.api(cloud);
+    await doing(`deleting the ${r.kind} ${r.name} (${r.id}) of cluster uid ${r.cluster.uid}`, async () => {
+      switch (r.kind) {
+        case 'load balancer':
+          await deleteLoadBalancers(api, [cloudTag(cloud.uid), clusterTag(r.cluster.uid)], this.settle());
+          break;
+        case 'security group':
+          if (!(await api.deleteSecurityGroup(r.id))) throw new ProviderError('SecurityGroupInUse', `security group ${r.name} (${r.id}) is still used by a port`);
+          break;
+        case 'server group': {
+          const members = (await api.serverGroups()).find((g) => g.id === r.id)?.members ?? [];
+          // Its servers are machines: the machine sweep removes them first.
+          if (members.length > 0) throw new ProviderError('ServerGroupInUse', `server group ${r.name} (${r.id}) still has servers ${members.join(', ')}`);
+          await api.deleteServerGroup(r.id);
+          break;
+        }
+        default:
+          throw new ProviderError('ResourceUnknown', `the OpenStack provider makes no ${r.kind}`, true);
+      }
+    });
+    this.resourcesIn.delete(r.id);
+  }
+
   async ensureEndpoint(cluster: ClusterRef, backends: string[], opts: ProviderCallOptions = {}): Promise<EndpointDescription> {
     const cloud = await this.o.directory.cloudOf(cluster.project, cluster.name);
     const api = this.api(cloud);
@@ -231,6 +312,7 @@ export class OpenStackProvider implements InfrastructureProvider {
   async close(): Promise<void> {
     this.sessions.clear();
     this.seenIn.clear();
+    this.resourcesIn.clear();
   }
 
   // ---------------------------------------------------------------- helpers
