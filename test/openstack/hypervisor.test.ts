@@ -1,5 +1,5 @@
-// Issue 18's "the test plays the hypervisor": a cluster of provider openstack (1 etcd+control-plane
-// machine, 1 real worker) created through Marina's API against the real OpenStack control plane
+// Issue 18's "the test plays the hypervisor": a cluster of provider openstack (3 etcd, 2 control
+// planes, 3 real workers) created through Marina's API against the real OpenStack control plane
 // (Nova's fake driver boots nothing, Octavia's no-op driver forwards nothing), and this test does
 // what the missing hypervisor and load balancer would:
 //   - each ACTIVE server "boots": a network namespace holding its Neutron port's address (joined to
@@ -9,9 +9,10 @@
 //     members Octavia records;
 //   - a server being deleted (Nova's delete task shows) or gone is "powered off": its agent
 //     stopped, its namespace removed.
-// The cluster becomes Ready; the worker pool scales 1 → 2 through the API (the new server is
-// booted by this test and its Node goes Ready); a worker's server put into ERROR through Nova's
-// os-resetState is replaced (a new server, the ERROR one deleted, the pool back to 2 Ready Nodes);
+// The cluster becomes Ready (each etcd member and control plane on its own host: anti-affinity);
+// the worker pool scales 3 → 4 through the API (the new server is booted by this test and its
+// Node goes Ready); a worker's server put into ERROR through Nova's os-resetState is replaced (a
+// new server, the ERROR one deleted, the pool back to 4 Ready Nodes);
 // deleting the cluster leaves nothing tagged in OpenStack.
 //
 // Needs root on Linux (namespaces, cgroups); MARINA_OPENSTACK_STATE=DIR reuses a control plane.
@@ -34,6 +35,8 @@ import { sharedOpenStack, stopSharedOpenStack, unavailableReason, type OpenStack
 import { assertNothingTagged, clusterServers, createCluster, deleteCluster, NOVA, poolsOf, PROJECT, scalePool, startMarina, userDataJoin, type Marina } from './marina-api.js';
 
 const run = promisify(execFile);
+/** The issue's shape: 3 etcd, 2 control planes and this many real workers. */
+const WORKERS = 3;
 const skipReason = realNodeSkip() || (await unavailableReason());
 if (skipReason) console.log(`SKIP OpenStack hypervisor e2e: ${skipReason}`);
 
@@ -202,8 +205,9 @@ describe('e2e: Marina on OpenStack with the test as hypervisor and load balancer
   it('creates the cluster through the API; with its servers run by the test it becomes Ready', async () => {
     const machine = { image: env.image.name, flavor: 'm1.small' };
     clusterUid = await createCluster(marina!.api, env, cluster, [
-      { name: 'cp', roles: ['etcd', 'controlplane'], replicas: 1, machine },
-      { name: 'workers', roles: ['worker'], replicas: 1, machine, runtime: { type: 'containerd' } },
+      { name: 'etcd', roles: ['etcd'], replicas: 3, machine },
+      { name: 'cp', roles: ['controlplane'], replicas: 2, machine },
+      { name: 'workers', roles: ['worker'], replicas: WORKERS, machine, runtime: { type: 'containerd' } },
     ]);
     hypervisor = hypervisorLoop();
     try {
@@ -217,14 +221,18 @@ describe('e2e: Marina on OpenStack with the test as hypervisor and load balancer
       const logs = [...vms.values()].map((vm) => `--- ${vm.name}\n${existsSync(join(vm.dir, 'agent.log')) ? readFileSync(join(vm.dir, 'agent.log'), 'utf8').slice(-3000) : ''}`);
       throw new Error(`${(err as Error).message}\n${notes.join('\n')}\ncluster: ${JSON.stringify(c?.status?.conditions)}\nmachines: ${JSON.stringify(ms)}\n${logs.join('\n')}`);
     }
-    assert.equal(vms.size, 2, 'two servers booted');
-    // kubectl through the relayed VIP: the worker's real kubelet registered a Ready Node.
+    assert.equal(vms.size, 3 + 2 + WORKERS, 'every server booted');
+    // kubectl through the relayed VIP: the workers' real kubelets registered Ready Nodes.
     const kc = join(tmp, 'kubeconfig');
     writeFileSync(kc, (await marina!.api('GET', `/projects/${PROJECT}/clusters/${cluster}/kubeconfig`)).text, { mode: 0o600 });
     const nodes = JSON.parse(await kubectl(toolchain, kc, ['get', 'nodes', '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> }; status: { conditions: { type: string; status: string }[] } }[] };
-    const worker = nodes.items.find((n) => n.metadata.name.startsWith(`${cluster}-workers-`));
-    assert.ok(worker, `a worker Node among ${nodes.items.map((n) => n.metadata.name)}`);
-    assert.equal(worker.status.conditions.find((c) => c.type === 'Ready')?.status, 'True');
+    const ready = (prefix: string) => nodes.items.filter((n) => n.metadata.name.startsWith(`${cluster}-${prefix}-`) && n.status.conditions.find((c) => c.type === 'Ready')?.status === 'True');
+    assert.equal(ready('workers').length, WORKERS, `Ready worker Nodes among ${nodes.items.map((n) => n.metadata.name)}`);
+    // The anti-affinity groups put each etcd member and each control plane on its own host.
+    const hosts = (pool: string) => new Set(serversNow.filter((x) => x.metadata['marina:pool'] === pool).map((x) => x['OS-EXT-SRV-ATTR:host']));
+    const serversNow = await clusterServers(admin, clusterUid);
+    assert.equal(hosts('etcd').size, 3, 'three etcd servers on three hosts');
+    assert.equal(hosts('cp').size, 2, 'two control-plane servers on two hosts');
   });
 
   /** The cluster's worker Nodes as kubectl shows them through the relayed VIP: name → Ready. */
@@ -253,19 +261,20 @@ describe('e2e: Marina on OpenStack with the test as hypervisor and load balancer
     }
   }
 
-  it('scales the worker pool 1 → 2 through the API: the new server boots and its Node goes Ready', async () => {
+  it(`scales the worker pool ${WORKERS} → ${WORKERS + 1} through the API: the new server boots and its Node goes Ready`, async () => {
     const before = new Set((await workerServers()).map((s) => s.id));
-    assert.equal(before.size, 1);
-    await scalePool(marina!.api, cluster, 'workers', 2);
-    const nodes = await workersReady(2, 'two Ready worker Nodes');
+    assert.equal(before.size, WORKERS);
+    await scalePool(marina!.api, cluster, 'workers', WORKERS + 1);
+    const nodes = await workersReady(WORKERS + 1, `${WORKERS + 1} Ready worker Nodes`);
     const servers = await workerServers();
-    assert.equal(servers.length, 2, 'one more worker server');
+    assert.equal(servers.length, WORKERS + 1, 'one more worker server');
     const added = servers.find((s) => !before.has(s.id))!;
     assert.ok(nodes.has(added.name), `the new server's Node ${added.name} among ${[...nodes.keys()]}`);
     assert.ok(vms.has(added.id), 'the test booted it');
   });
 
-  it("replaces a worker whose server Nova puts into ERROR: a new server, the ERROR one deleted, two Ready Nodes again", async () => {
+  it('replaces a worker whose server Nova puts into ERROR: a new server, the ERROR one deleted, every worker Node Ready again', async () => {
+    const n = WORKERS + 1;
     const [victim, other] = await workerServers();
     assert.ok(victim && other);
     const reset = await admin.request('compute', 'POST', `/servers/${victim.id}/action`, { 'os-resetState': { state: 'error' } }, NOVA);
@@ -273,9 +282,9 @@ describe('e2e: Marina on OpenStack with the test as hypervisor and load balancer
     // The ERROR server goes (Marina deleted it) and a new one takes its place.
     await waitUntil('the ERROR server deleted and a new worker server', 600_000, async () => {
       const ids = (await workerServers()).map((s) => s.id);
-      return !ids.includes(victim.id) && ids.length === 2 && ids.includes(other.id) ? true : undefined;
+      return !ids.includes(victim.id) && ids.length === n && ids.includes(other.id) ? true : undefined;
     }, 2000);
-    const nodes = await workersReady(2, 'two Ready worker Nodes after the replacement');
+    const nodes = await workersReady(n, `${n} Ready worker Nodes after the replacement`);
     assert.equal(nodes.has(victim.name), false, "the ERROR server's Node is gone");
     assert.ok(nodes.has(other.name));
     const pool = (await poolsOf(marina!.api, cluster)).find((p) => p.metadata.name.endsWith('workers'));
