@@ -51,7 +51,12 @@ async function followRoll(sc: StepScope, step: 0 | 1 | 2, wanted: (sc: StepScope
     const timeout = pool.status?.rollout?.lastDrainTimeout;
     if (timeout && timeout.at >= since) return fail(`pool ${name}: ${timeout.message}; ${timeout.machine} stays in service`);
     const mine = machines.filter((m) => m.metadata.labels?.['marina.dev/nodepool'] === pool.metadata.name && !m.metadata.deletionTimestamp);
-    const broken = mine.find((m) => m.status?.phase === 'Failed' && m.metadata.annotations?.[ANNOTATION_REPLACES]);
+    // A successor of this roll: one made since the step began. A machine that replaced another in
+    // an earlier roll keeps its annotation, and its failure now (a killed server) is healing's
+    // business, not a sign that the new template is bad.
+    const broken = mine.find(
+      (m) => m.status?.phase === 'Failed' && m.metadata.annotations?.[ANNOTATION_REPLACES] && Date.parse(m.metadata.creationTimestamp ?? '') >= Date.parse(since),
+    );
     if (broken) return fail(`health gate: the new machine ${broken.metadata.name} of pool ${name} failed: ${broken.status?.failureReason}: ${broken.status?.failureMessage}`);
     const missing = wanted(sc, pool);
     if (missing) {
