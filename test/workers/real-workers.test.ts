@@ -235,6 +235,34 @@ spec:
     }
   });
 
+  it('pods whose image cannot be pulled are gone after a deletion and an eviction, while other pulls are pending', async () => {
+    // No registry is reachable: every pull fails only after the DNS timeout, and the default
+    // add-ons' pods on the workers keep pulling. kubelet never cancels a deleted pod's pull; with
+    // serialized pulls these pods stayed Terminating until the pulls queued before theirs had failed.
+    const manifest = join(tmp, 'unpullable.yaml');
+    const pod = (name: string) => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}}
+spec:
+  nodeSelector: {marina.dev/pool: workers}
+  containers: [{name: app, image: marina.local/absent:1, imagePullPolicy: IfNotPresent}]
+`;
+    writeFileSync(manifest, `${pod('unpullable-deleted')}---\n${pod('unpullable-evicted')}`);
+    await k(['apply', '-f', manifest]);
+    const names = ['unpullable-deleted', 'unpullable-evicted'];
+    await waitUntil('both pods failed to pull their image', 300_000, async () => {
+      const reasons = await k(['get', 'pods', ...names, '-o', 'jsonpath={.items[*].status.containerStatuses[0].state.waiting.reason}']);
+      return reasons.split(' ').filter((r) => /^(ErrImagePull|ImagePullBackOff)$/.test(r)).length === 2 ? true : undefined;
+    }, 1000);
+    await k(['delete', 'pod', 'unpullable-deleted', '--wait=false']);
+    const eviction = join(tmp, 'eviction.json');
+    writeFileSync(eviction, JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'unpullable-evicted', namespace: 'default' } }));
+    await k(['create', '--raw', '/api/v1/namespaces/default/pods/unpullable-evicted/eviction', '-f', eviction]);
+    // Generous: a pull in flight is waited for (one DNS timeout), then the sandbox is stopped.
+    await waitUntil('both pods gone from the API', 180_000, async () => ((await k(['get', 'pods', '-o', 'name'])).includes('pod/unpullable-') ? undefined : true), 1000);
+    assert.equal((await k(['get', 'pods', '-o', 'name'])).includes('pod/unpullable-'), false);
+  });
+
   /** The processes of a pod on any of the nodes: in its cgroup `pod<uid>` below the node's kubepods, and the containers' below it. */
   const podProcesses = (uid: string): number[] => pidsIn(nodes.flatMap((n) => cgroupDirs(n.cgroupRoot)).filter((d) => d.includes(`/pod${uid}`)));
   /** Runs an operation command to its end (exit 0); the operation's result. */
