@@ -147,12 +147,7 @@ describe("e2e: a user's server joins with the one-line command (import provider)
       file,
       `apiVersion: marina.dev/v1alpha1
 kind: Cluster
-metadata:
-  name: im
-  # The default add-ons' images come from registries this host cannot reach: their pods would sit
-  # in ErrImagePull on the server, and a kubelet busy pulling takes minutes to let them go, so the
-  # upgrade's drain would wait on pods that never ran.
-  annotations: {addons.marina.dev/defaults: none}
+metadata: {name: im}
 spec:
   kubernetesVersion: ${FROM}
   nodePools:

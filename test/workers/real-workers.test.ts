@@ -3,7 +3,8 @@
 // each worker is a network namespace of its own with containerd, kubelet and kube-proxy, joined by
 // kubelet TLS bootstrap that Marina approves. A Deployment of the locally built test image runs on
 // both workers; `kubectl logs`, `exec` and `port-forward` work; pods reach each other by pod IP and
-// through a Service's ClusterIP; a snapshot and a restore leave the real kubelets serving the
+// through a Service's ClusterIP; pods waiting for an image that cannot be pulled are gone after a
+// deletion and an eviction while other pods' pulls are pending; a snapshot and a restore leave the real kubelets serving the
 // restored state (a pod started after the snapshot is stopped, the others run on); a worker whose
 // Node is deleted registers again; deleting the cluster leaves no process, cgroup, network
 // interface, mount or directory behind, and the host's kernel settings untouched.
@@ -233,6 +234,37 @@ spec:
     } finally {
       if (pf.pid) await stopProcessGroup(pf.pid, { graceMs: 2_000 });
     }
+  });
+
+  it('pods waiting for an image that cannot be pulled are gone after a deletion and an eviction, whatever else is being pulled', async () => {
+    // No registry is reachable: a pull fails only after the node's DNS lookup times out (~50 s
+    // here). kubelet never cancels a deleted pod's pull; with serialized pulls a deleted pod also
+    // waited for every pull queued before its own (docs/real-workers.md, finding 14). Three pods
+    // pulling first on the same worker would hold the two pods deleted here for minutes.
+    const node = pods[0]!.spec.nodeName;
+    const pod = (name: string) => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, labels: {test: unpullable}}
+spec:
+  nodeName: ${node}
+  containers: [{name: app, image: marina.local/absent:1, imagePullPolicy: IfNotPresent}]
+`;
+    const file = (name: string, text: string) => (writeFileSync(join(tmp, name), text), join(tmp, name));
+    await k(['apply', '-f', file('pulling.yaml', ['pulling-1', 'pulling-2', 'pulling-3'].map(pod).join('---\n'))]);
+    const deleted = ['unpullable-deleted', 'unpullable-evicted'];
+    await k(['apply', '-f', file('unpullable.yaml', deleted.map(pod).join('---\n'))]);
+    await waitUntil('kubelet started the pods (sandbox up, waiting for the image)', 120_000, async () => {
+      const reasons = await k(['get', 'pods', ...deleted, '-o', 'jsonpath={.items[*].status.containerStatuses[0].state.waiting.reason}']);
+      return reasons.split(' ').filter((r) => r !== '').length === 2 ? true : undefined;
+    });
+    await k(['delete', 'pod', 'unpullable-deleted', '--wait=false']);
+    const eviction = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'unpullable-evicted', namespace: 'default' } };
+    await k(['create', '--raw', '/api/v1/namespaces/default/pods/unpullable-evicted/eviction', '-f', file('eviction.json', JSON.stringify(eviction))]);
+    // Generous for one pull attempt of their own (not cancelled by kubelet), short of four.
+    await waitUntil('the deleted and the evicted pod gone from the API', 120_000, async () => ((await k(['get', 'pods', '-o', 'name'])).includes('pod/unpullable-') ? undefined : true), 1000);
+    assert.equal((await k(['get', 'pods', '-o', 'name'])).includes('pod/unpullable-'), false);
+    await k(['delete', 'pods', '-l', 'test=unpullable', '--wait=false']);
+    await waitUntil('the other pulling pods gone too', 180_000, async () => ((await k(['get', 'pods', '-l', 'test=unpullable', '-o', 'name'])).trim() === '' ? true : undefined), 1000);
   });
 
   /** The processes of a pod on any of the nodes: in its cgroup `pod<uid>` below the node's kubepods, and the containers' below it. */

@@ -87,6 +87,12 @@ export function kubeletConfig(c: AgentNodeConfig, p: NodePaths, opts: { cgroupV1
     resolvConf: '/etc/resolv.conf',
     maxPods: c.maxPods,
     registerWithTaints: c.taints,
+    // Parallel image pulls: kubelet does not cancel the image pull of a pod being deleted (it runs
+    // the pod's sync with context.WithoutCancel, kubernetes#113606) and waits for its turn in the
+    // serial pull queue without a deadline, so with serialized pulls a deleted pod stays
+    // Terminating until every pull queued before its own has failed or finished (minutes behind
+    // images of an unreachable registry). No maxParallelImagePulls: any limit brings the queue back.
+    serializeImagePulls: false,
     // keep the locally imported images: nothing can be pulled again
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,

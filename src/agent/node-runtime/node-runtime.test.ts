@@ -49,7 +49,7 @@ describe('agent config: the node section', () => {
 describe('node configuration files', () => {
   const paths = { containerdSocket: '/run/marina/0123abcd/containerd.sock', kubeProxyKubeconfig: '/data/m/node/kube-proxy.kubeconfig' } as NodePaths;
 
-  it('kubelet: TLS bootstrap of client and serving certificates, cluster DNS, cgroup root, failCgroupV1 only on v1 hosts', () => {
+  it('kubelet: TLS bootstrap of client and serving certificates, cluster DNS, cgroup root, failCgroupV1 only on v1 hosts, parallel image pulls', () => {
     const v1 = kubeletConfig(node(), paths, { cgroupV1: true });
     assert.equal(v1.serverTLSBootstrap, true);
     assert.equal(v1.rotateCertificates, true);
@@ -58,6 +58,9 @@ describe('node configuration files', () => {
     assert.equal(v1.cgroupRoot, '/marina-0123abcd');
     assert.equal(v1.failCgroupV1, false);
     assert.equal(v1.containerRuntimeEndpoint, 'unix:///run/marina/0123abcd/containerd.sock');
+    // a deleted pod must not wait for other pods' image pulls (docs/real-workers.md, finding 14)
+    assert.equal(v1.serializeImagePulls, false);
+    assert.equal('maxParallelImagePulls' in v1, false);
     assert.equal('failCgroupV1' in kubeletConfig(node(), paths, { cgroupV1: false }), false);
   });
 
