@@ -104,7 +104,12 @@ async function preflight(sc: StepScope) {
   // Provisioning in Marina's view and can be restored all the same.
   const down = [...etcd, ...cp].filter((m) => !isStarted(m) || m.status?.phase === 'Failed' || m.status?.phase === 'Pending' || !m.status?.address);
   if (down.length > 0) return fail(`machines not up: ${down.map((m) => `${m.metadata.name} (${m.status?.phase ?? 'Pending'})`).join(', ')}; a restore needs every etcd and control-plane machine started`);
-  for (const p of new Set([...etcd, ...cp].map((m) => m.spec.provider))) actionsOf(sc, p);
+  // A provider whose machines cannot hold services and restore etcd's data (an OpenStack VM: Marina
+  // has no channel to its agent for that) makes the restore impossible: say so now, not by retrying.
+  const unable = [...new Set([...etcd, ...cp].map((m) => m.spec.provider))].filter((p) => !deps.providers.get(p).actions);
+  if (unable.length > 0) {
+    return fail(`the machines of provider ${unable.join(', ')} offer no actions (holding services, restoring etcd's data): a restore of this cluster is not possible`);
+  }
 
   // The stored object: present, the bytes written, decrypting to the bytes taken, readable by etcdutl.
   const dir = await workDir(deps, op.metadata.uid ?? op.metadata.name);
